@@ -1,0 +1,39 @@
+"""roamledger's pricing engine: exact OCPI 2.1.1 / 2.2.1 / 2.3.0 tariff pricing.
+
+Public API (imported lazily so that ``pricing.kernel`` stays free of pydantic and I/O):
+
+* :func:`price_cdrs` — CDRs (paths or dicts) → polars DataFrame, one row per priced CDR
+* :func:`price_batch` — the same, with rejects, warnings and the per-period trace
+* :func:`price_session` — one canonical :class:`~pricing.model.Session` → exact result
+* :class:`PricingPolicy` — the explicit choices where the OCPI spec is silent
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = ["PricingPolicy", "RoamledgerError", "price_batch", "price_cdrs", "price_session", "__version__"]
+
+if TYPE_CHECKING:
+    from pricing.batch import price_batch, price_cdrs
+    from pricing.errors import RoamledgerError
+    from pricing.policy import PricingPolicy
+    from pricing.reference import price_session
+
+_LAZY = {
+    "price_cdrs": "pricing.batch",
+    "price_batch": "pricing.batch",
+    "price_session": "pricing.reference",
+    "PricingPolicy": "pricing.policy",
+    "RoamledgerError": "pricing.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pricing' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["PricingPolicy", "RoamledgerError", "price_batch", "price_cdrs", "price_session", "__version__"]
+__all__ = ["PricingPolicy", "RoamledgerError", "__version__", "price_batch", "price_cdrs", "price_session"]
 
 if TYPE_CHECKING:
     from pricing.batch import price_batch, price_cdrs

@@ -23,6 +23,16 @@ PRICE_EXAMPLE = """example:
 """
 
 
+RECONCILE_EXAMPLE = """example:
+  roamledger reconcile --tariffs fixtures/sample/tariffs --out out/recon.csv fixtures/sample/cdrs
+"""
+
+SETTLE_EXAMPLE = """example:
+  roamledger settle --cdrs fixtures/sample/cdrs --tariffs fixtures/sample/tariffs --month 2026-10 \\
+      --contracts fixtures/sample/contracts.json --out out
+"""
+
+
 def _add_pricing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tariffs", action="append", metavar="PATH", help="tariff file or directory (repeatable)")
     p.add_argument("--tz", metavar="ZONE", help="IANA time zone for every CDR (overrides location/country)")
@@ -47,10 +57,49 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_pricing_options(price)
-    price.add_argument("--explain", action="store_true", help="also write OUT.trace.ndjson (per-period trace)")
+    price.add_argument(
+        "--explain", action="store_true", help="also write OUT.trace.ndjson (per-period trace)"
+    )
     price.add_argument("--engine", choices=["reference"], default="reference", help="pricer to use")
     price.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
     price.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
+
+    rec = sub.add_parser(
+        "reconcile",
+        help="recompute CDRs and explain every difference from the CPO's reported totals",
+        epilog=RECONCILE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_pricing_options(rec)
+    rec.add_argument("--tolerance", default="0.01", help="per-CDR tolerance for ROUNDING (default 0.01)")
+    rec.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
+    rec.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
+
+    st = sub.add_parser(
+        "settle",
+        help="monthly CPO-eMSP settlement statements from a month of CDRs",
+        epilog=SETTLE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    st.add_argument("--cdrs", nargs="+", required=True, metavar="PATH", help="CDR files or directories")
+    st.add_argument("--tariffs", nargs="+", metavar="PATH", help="tariff files or directories")
+    st.add_argument("--month", required=True, help="YYYY-MM; a CDR belongs to the month its session ended in")
+    st.add_argument("--tz", metavar="ZONE", help="statement time zone (default: contracts file, else UTC)")
+    st.add_argument("--basis", choices=["reported", "recomputed"], help="pay reported or recomputed amounts")
+    st.add_argument("--contracts", metavar="FILE", help="contract terms (JSON, see settlement/contracts.py)")
+    st.add_argument("--locale", default="en_GB", help="locale for the HTML statement (babel), e.g. fr_FR")
+    st.add_argument("--engine", choices=["local"], default="local", help="where to run")
+    st.add_argument(
+        "--history", nargs="*", default=[], metavar="DIR", help="earlier settle outputs (for credits)"
+    )
+    st.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="pricing policy (default period_boundaries=flag for reconciliation)",
+    )
+    st.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
     return parser
 
 
@@ -116,12 +165,98 @@ def cmd_price(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from pricing.io import iter_sources, write_ndjson, write_table
+    from pricing.policy import PricingPolicy
+    from settlement.jobs import DEFAULT_POLICY, RunResult, parse_all, reconcile_all
+    from settlement.reconcile import RECON_COLUMNS, check_duplicates_and_credits, summarize
+
+    policy = PricingPolicy.from_pairs(args.policy) if args.policy else DEFAULT_POLICY
+    try:
+        tolerance = Decimal(args.tolerance)
+    except InvalidOperation as exc:
+        raise RoamledgerError(f"--tolerance {args.tolerance!r} is not a number") from exc
+    out = Path(args.out)
+    missing = [p for p in [*args.cdrs, *(args.tariffs or [])] if not Path(p).exists()]
+    if missing:
+        raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from pricing.batch import load_tariffs
+
+    tariffs, _ = load_tariffs(args.tariffs)
+    result = RunResult()
+    parsed = parse_all(iter_sources(args.cdrs), args.ocpi_version, result)
+    lines = reconcile_all(parsed, tariffs, policy, args.tz, tolerance)
+    check_duplicates_and_credits(lines)
+    lines.sort(key=lambda ln: (ln.cdr.id, ln.source, ln.line or 0))
+    write_table(out, [ln.as_row() for ln in lines], RECON_COLUMNS, [])
+    write_ndjson(f"{out}.findings.ndjson", (f.as_row() for ln in lines for f in ln.findings))
+    write_ndjson(f"{out}.rejects.ndjson", (f.as_row() for f in result.rejects))
+    summary = summarize(lines) | {
+        "read": result.read,
+        "rejected": len(result.rejects),
+        "policy": policy.as_dict(),
+    }
+    Path(f"{out}.summary.json").write_text(
+        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    by = summary["by_status"]
+    print(
+        f"read {result.read}, reconciled {len(lines)}, rejected {len(result.rejects)}; "
+        + ", ".join(f"{k} {v}" for k, v in by.items())
+    )
+    return 0
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    from pricing.policy import PricingPolicy
+    from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
+
+    policy = PricingPolicy.from_pairs(args.policy) if args.policy else DEFAULT_POLICY
+    missing = [
+        p
+        for p in [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
+        if not Path(p).exists()
+    ]
+    if missing:
+        raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
+    say = progress_printer()
+    result, contracts = settle(
+        args.cdrs, args.tariffs, args.month, args.tz, args.basis, args.contracts, policy, args.history, say
+    )
+    settings = {
+        "engine": args.engine,
+        "policy": policy.as_dict(),
+        "basis": args.basis,
+        "tz": args.tz,
+        "locale": args.locale,
+        "month": args.month,
+    }
+    say("writing")
+    inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
+    out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    c = result.counts
+    print(
+        f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
+        f"out of month {c['out_of_month']}; {len(result.statements)} statements in {out}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "price":
             return cmd_price(args)
+        if args.command == "reconcile":
+            return cmd_reconcile(args)
+        if args.command == "settle":
+            return cmd_settle(args)
     except RoamledgerError as exc:
         print(f"roamledger: error: {exc}", file=sys.stderr)
         return 2

@@ -190,7 +190,9 @@ def write_table(
     elif suffix == ".parquet":
         write_parquet(path, ordered, columns, decimal_columns)
     else:
-        raise InputError(f"cannot write {suffix or 'a file without suffix'}. Hint: use .ndjson, .csv or .parquet")
+        raise InputError(
+            f"cannot write {suffix or 'a file without suffix'}. Hint: use .ndjson, .csv or .parquet"
+        )
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

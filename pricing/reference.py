@@ -28,6 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from pricing.model import (
@@ -109,7 +110,7 @@ def pro_rata(period: Period, cuts: list[int], cum: int, elapsed0: int) -> Iterat
     """
     d, e = period.duration_ms, period.energy_mwh
     bounds = [0, *cuts, d] if d > 0 else [0, 0]
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in pairwise(bounds):
         ea = e * a // d if d else 0
         eb = e * b // d if d else e
         yield Piece(period.start_ms + a, b - a, eb - ea, cum + ea, elapsed0 + a, period)
@@ -368,7 +369,9 @@ def round_up(quantity: int, step: int, exact_multiple_is_rounded: bool) -> int:
     return (quantity // step + 1) * step
 
 
-def step_rounding(priced: list[tuple[Piece, dict[Dimension, Choice]]], policy: PricingPolicy) -> list[Rounding]:
+def step_rounding(
+    priced: list[tuple[Piece, dict[Dimension, Choice]]], policy: PricingPolicy
+) -> list[Rounding]:
     """Digest §2.7: ENERGY once per session; of the time kinds, only the one priced last.
 
     Only pieces priced by the same tariff as the last relevant piece count (no carry-over
@@ -432,7 +435,9 @@ def amount(component: PriceComponent, quantity: int) -> Fraction:
     return price * quantity / MS_PER_HOUR
 
 
-def with_taxes(tariff: Tariff, component: PriceComponent, base: Fraction) -> tuple[Fraction | None, Fraction | None]:
+def with_taxes(
+    tariff: Tariff, component: PriceComponent, base: Fraction
+) -> tuple[Fraction | None, Fraction | None]:
     """(excl, incl) of an amount computed from a component price (§2.9)."""
     vat = None if component.vat is None else 1 + Fraction(component.vat) / 100
     if tariff.tax_included is TaxIncluded.YES:  # the price already contains taxes
@@ -512,7 +517,9 @@ def add_known(values: list[Fraction | None]) -> Fraction | None:
     return total
 
 
-def clamp(total: Fraction | None, low: Decimal | None, high: Decimal | None) -> tuple[Fraction | None, str | None]:
+def clamp(
+    total: Fraction | None, low: Decimal | None, high: Decimal | None
+) -> tuple[Fraction | None, str | None]:
     if total is None:
         return None, None
     if low is not None and total < low:

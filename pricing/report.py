@@ -61,7 +61,9 @@ def result_row(priced: PricedSession) -> dict[str, Any]:
     }
     for cat in CATEGORIES:
         has_lines = any(ln.category == cat for ln in priced.lines)
-        excl, incl = priced.category(cat) if has_lines else (Fraction(0), Fraction(0) if taxes_known else None)
+        excl, incl = (
+            priced.category(cat) if has_lines else (Fraction(0), Fraction(0) if taxes_known else None)
+        )
         row[f"{cat}_cost_excl_vat"] = fmt(excl)
         row[f"{cat}_cost_incl_vat"] = fmt(incl)
     charging = priced.measured(Phase.CHARGING)
@@ -145,7 +147,9 @@ def trace_rows(priced: PricedSession) -> list[dict[str, Any]]:
                     "unit": unit,
                     "price": f"{choice.component.price}",
                     "vat": None if choice.component.vat is None else f"{choice.component.vat}",
-                    "cost_excl_vat": fmt(amount(choice.component, qty)) if dim is not Dimension.FLAT else None,
+                    "cost_excl_vat": fmt(amount(choice.component, qty))
+                    if dim is not Dimension.FLAT
+                    else None,
                 }
             )
     for r in priced.roundings:

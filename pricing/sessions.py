@@ -179,7 +179,9 @@ def split_period(
         parts.append(Period(t, res, Phase.RESERVATION, 0, tariff_idx=tariff_idx, source_index=source_index))
         t += res
     if chg > 0 or energy > 0:
-        parts.append(Period(t, chg, Phase.CHARGING, energy, **power, tariff_idx=tariff_idx, source_index=source_index))
+        parts.append(
+            Period(t, chg, Phase.CHARGING, energy, **power, tariff_idx=tariff_idx, source_index=source_index)
+        )
         t += chg
     if park > 0:
         parts.append(Period(t, park, Phase.PARKING, 0, tariff_idx=tariff_idx, source_index=source_index))

@@ -7,8 +7,19 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pricing.model import Dimension, Element, Period, Phase, PriceComponent, PriceLimit, ReservationKind, Restrictions, Session
-from pricing.model import Tariff, TaxIncluded
+from pricing.model import (
+    Dimension,
+    Element,
+    Period,
+    Phase,
+    PriceComponent,
+    PriceLimit,
+    ReservationKind,
+    Restrictions,
+    Session,
+    Tariff,
+    TaxIncluded,
+)
 
 MIN = 60_000
 
@@ -44,8 +55,13 @@ def tariff(
         return PriceLimit(*(None if x is None else Decimal(x) for x in v))
 
     return Tariff(
-        id, "EUR", tuple(elements), version=version, tax_included=tax,
-        min_price=limit(min_price), max_price=limit(max_price),
+        id,
+        "EUR",
+        tuple(elements),
+        version=version,
+        tax_included=tax,
+        min_price=limit(min_price),
+        max_price=limit(max_price),
     )
 
 
@@ -61,7 +77,9 @@ def session(
         extra = part[3] if len(part) > 3 else {}
         dur = round(Decimal(str(minutes)) * MIN)
         periods.append(
-            Period(cursor, int(dur), Phase(phase), int(Decimal(str(kwh)) * 1_000_000), source_index=i, **extra)
+            Period(
+                cursor, int(dur), Phase(phase), int(Decimal(str(kwh)) * 1_000_000), source_index=i, **extra
+            )
         )
         cursor += int(dur)
     return Session("S", "EUR", tz, (t,), tuple(periods), t0, reservation_expired=expired)

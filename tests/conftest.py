@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 settings.register_profile(
     "ci", max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.register_profile("dev", max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "dev", max_examples=1_000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.register_profile(
     "thorough", max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck)
 )

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-
 from builders import comp, element, local_ms, session, tariff
+
 from pricing.model import TaxIncluded
 from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
 from pricing.reference import price_session
@@ -28,8 +28,13 @@ def test_wrap_around_window_splits_at_both_ends():
     r = row(session(t, "2024-06-03T21:00", ("CHARGING", 120, 10)))
     assert r["total_cost_excl_vat"] == "3.0000"
     # policy "start": the whole period at the 21:00 state
-    assert row(session(t, "2024-06-03T21:00", ("CHARGING", 120, 10)), PricingPolicy(
-        period_boundaries=PeriodBoundaries.START))["total_cost_excl_vat"] == "4.0000"
+    assert (
+        row(
+            session(t, "2024-06-03T21:00", ("CHARGING", 120, 10)),
+            PricingPolicy(period_boundaries=PeriodBoundaries.START),
+        )["total_cost_excl_vat"]
+        == "4.0000"
+    )
 
 
 def test_end_time_midnight_means_end_of_day_and_start_is_inclusive():
@@ -54,7 +59,9 @@ def test_dst_spring_forward_gap_window():
     """Europe/Berlin 2024-03-31: 02:00 jumps to 03:00. A 02:30-04:00 window is entered at the jump.
     Session 01:30-03:30 local = 1 h real time: 30 min before the jump at 1.00/h, 30 min after
     (03:00-03:30, inside the window) at 2.00/h = 1.50."""
-    t = tariff(element(comp("TIME", "2.00"), start_time_min=150, end_time_min=240), element(comp("TIME", "1.00")))
+    t = tariff(
+        element(comp("TIME", "2.00"), start_time_min=150, end_time_min=240), element(comp("TIME", "1.00"))
+    )
     r = row(session(t, "2024-03-31T01:30", ("CHARGING", 60, 1)))
     assert r["charging_time_h"] == "1.0000"
     assert r["total_cost_excl_vat"] == "1.5000"
@@ -221,17 +228,24 @@ def test_min_and_max_clamp_pre_and_post_tax_separately():
     )
     r = row(session(t, "2024-06-03T10:00", ("CHARGING", 300, 50)))
     assert (r["total_cost_excl_vat"], r["total_cost_incl_vat"], r["min_max_applied"]) == (
-        "10.0000", "11.0000", "max",
+        "10.0000",
+        "11.0000",
+        "max",
     )
     assert r["energy_cost_excl_vat"] == "12.5000"  # subtotals stay unclamped (digest §5.15)
     r = row(session(t, "2024-06-03T10:00", ("CHARGING", 300, 30)))
-    assert (r["total_cost_excl_vat"], r["total_cost_incl_vat"], r["min_max_applied"]) == ("8.0000", "8.8500", None)
+    assert (r["total_cost_excl_vat"], r["total_cost_incl_vat"], r["min_max_applied"]) == (
+        "8.0000",
+        "8.8500",
+        None,
+    )
 
 
 def test_clamped_2_3_0_tax_lines_add_up_to_the_clamped_difference():
     t = tariff(
         element(comp("FLAT", "0.50", "20"), comp("ENERGY", "0.25", "10")),
-        max_price=("10.00", "11.00"), version="2.3.0",
+        max_price=("10.00", "11.00"),
+        version="2.3.0",
     )
     p = price_session(session(t, "2024-06-03T10:00", ("CHARGING", 300, 50)))
     assert sum(a for _, _, a in p.taxes) == Fraction(1)
@@ -239,7 +253,11 @@ def test_clamped_2_3_0_tax_lines_add_up_to_the_clamped_difference():
 
 @pytest.mark.parametrize(
     ("policy", "expected"),
-    [(MissingMeasurement.DERIVE, "2.0000"), (MissingMeasurement.MATCH, "1.0000"), (MissingMeasurement.NO_MATCH, "2.0000")],
+    [
+        (MissingMeasurement.DERIVE, "2.0000"),
+        (MissingMeasurement.MATCH, "1.0000"),
+        (MissingMeasurement.NO_MATCH, "2.0000"),
+    ],
 )
 def test_missing_power_measurement_policy(policy, expected):
     """max_power 16 kW at 0.10/kWh, else 0.20. 10 kWh in 30 min = 20 kW average (derive: no match)."""
@@ -255,7 +273,9 @@ def test_measured_power_beats_the_policy():
 
 
 def test_start_equal_end_time_never_matches():
-    t = tariff(element(comp("TIME", "9.00"), start_time_min=600, end_time_min=600), element(comp("TIME", "1.00")))
+    t = tariff(
+        element(comp("TIME", "9.00"), start_time_min=600, end_time_min=600), element(comp("TIME", "1.00"))
+    )
     assert row(session(t, "2024-06-03T09:00", ("CHARGING", 120, 1)))["total_cost_excl_vat"] == "2.0000"
 
 

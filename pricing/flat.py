@@ -1,0 +1,86 @@
+"""The flattened CDR layout: one row per CDR charging period, all quantities as exact integers.
+
+This is the fastest input of ``roamledger price`` (Parquet, ~0.1 s per 10^6 CDRs to read) and the
+columnar form the vectorized kernel works on. Rows are grouped by CDR (all periods of one CDR are
+consecutive, in ``period_idx`` order); CDR-level columns repeat on each of its rows (Parquet
+dictionary/RLE encoding makes that nearly free).
+
+Units follow :mod:`pricing.units`: instants are UTC epoch milliseconds, durations milliseconds,
+energy milli-watt-hours, power watts, current milli-amperes. A null volume means the CDR did not
+report that dimension in that period (which is not the same as 0). Money reported by the CPO is
+kept as decimal strings-free ``decimal128(38, 6)`` so reconciliation stays exact.
+
+Column                     type              meaning
+-------------------------  ----------------  ---------------------------------------------------
+cdr_id                     string            CDR.id
+ocpi_version               string            "2.1.1" | "2.2.1" | "2.3.0"
+country_code               string?           CPO country (null for 2.1.1)
+party_id                   string?           CPO party
+emsp_country_code          string?           cdr_token.country_code
+emsp_party_id              string?           cdr_token.party_id
+cdr_start_ms               int64             CDR.start_date_time
+cdr_end_ms                 int64             CDR.end_date_time (2.1.1: stop_date_time)
+currency                   string            CDR.currency
+time_zone                  string?           IANA zone if known (else resolved from the country)
+location_country           string?           cdr_location.country (alpha-3 or alpha-2)
+period_idx                 int32             0-based index of the charging period in the CDR
+period_start_ms            int64             ChargingPeriod.start_date_time
+tariff_id                  string?           ChargingPeriod.tariff_id (or the CDR's tariff)
+energy_mwh                 int64?            ENERGY volume
+time_ms                    int64?            TIME volume
+parking_ms                 int64?            PARKING_TIME volume
+reservation_ms             int64?            RESERVATION_TIME volume
+min_power_w, max_power_w   int64?            MIN_POWER / MAX_POWER
+min_current_ma, max_current_ma int64?        MIN_CURRENT / MAX_CURRENT
+reported_total_excl        decimal128(38,6)? CDR.total_cost excl. VAT / before taxes
+reported_total_incl        decimal128(38,6)? CDR.total_cost incl. VAT / after taxes
+
+Tariffs are not in this file: they are passed separately (``--tariffs``) and referenced by
+``tariff_id`` (and the CPO's ``country_code``/``party_id`` where present).
+"""
+
+from __future__ import annotations
+
+FLAT_COLUMNS: dict[str, str] = {
+    "cdr_id": "string",
+    "ocpi_version": "string",
+    "country_code": "string",
+    "party_id": "string",
+    "emsp_country_code": "string",
+    "emsp_party_id": "string",
+    "cdr_start_ms": "int64",
+    "cdr_end_ms": "int64",
+    "currency": "string",
+    "time_zone": "string",
+    "location_country": "string",
+    "period_idx": "int32",
+    "period_start_ms": "int64",
+    "tariff_id": "string",
+    "energy_mwh": "int64",
+    "time_ms": "int64",
+    "parking_ms": "int64",
+    "reservation_ms": "int64",
+    "min_power_w": "int64",
+    "max_power_w": "int64",
+    "min_current_ma": "int64",
+    "max_current_ma": "int64",
+    "reported_total_excl": "decimal128(38,6)",
+    "reported_total_incl": "decimal128(38,6)",
+}
+
+
+def arrow_schema():  # -> pyarrow.Schema (pyarrow imported lazily)
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "decimal128(38,6)": pa.decimal128(38, 6),
+    }
+    return pa.schema([pa.field(name, types[t]) for name, t in FLAT_COLUMNS.items()])
+
+
+def is_flat(column_names: list[str]) -> bool:
+    """A Parquet file is in the flat layout when it has the period columns."""
+    return {"cdr_id", "period_start_ms", "period_idx", "cdr_start_ms"} <= set(column_names)

@@ -1,0 +1,410 @@
+"""The monthly settlement batch: CDR files → reconciled lines → statements → files.
+
+Every input record ends in exactly one bucket, and the manifest proves it:
+
+    read == settled + excluded + rejected + out_of_month
+
+``settled``: a line of some statement. ``excluded``: a finding kept it out (disputed and the
+contract excludes disputes, or an identical duplicate). ``rejected``: unreadable or invalid
+(``rejects.ndjson``). ``out_of_month``: the session ended outside the month (a finding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pricing import __version__
+from pricing.batch import load_tariffs, parse_record
+from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
+from pricing.io import Record, iter_sources
+from pricing.model import Cdr
+from pricing.policy import PeriodBoundaries, PricingPolicy
+from pricing.sessions import TariffSet, build_session
+from pricing.timezones import validate_zone
+from settlement.contracts import Contracts, load_contracts
+from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
+from settlement.statement import Line, Statement, build_line, dispute_reason, finish, month_bounds
+
+# Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
+# start state and reported, not silently split (digest §2.4 (b)).
+DEFAULT_POLICY = PricingPolicy(period_boundaries=PeriodBoundaries.FLAG)
+
+
+@dataclass
+class Parsed:
+    rec: Record
+    cdr: Cdr
+
+
+@dataclass
+class RunResult:
+    read: int = 0
+    rejects: list[Finding] = field(default_factory=list)
+    lines: list[ReconLine] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
+    out_of_month: list[ReconLine] = field(default_factory=list)
+    excluded: list[ReconLine] = field(default_factory=list)
+    settled_ids: list[str] = field(default_factory=list)
+    extra_findings: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {
+            "read": self.read,
+            "settled": len(self.settled_ids),
+            "excluded": len(self.excluded),
+            "rejected": len(self.rejects),
+            "out_of_month": len(self.out_of_month),
+        }
+
+
+def parse_all(records: Iterable[Record], version: str | None, result: RunResult) -> list[Parsed]:
+    parsed: list[Parsed] = []
+    file_version: dict[str, str] = {}
+    for rec in records:
+        result.read += 1
+        if rec.error is not None:
+            result.rejects.append(rec.error)
+            continue
+        rid = rec.obj.get("id") if isinstance(rec.obj, dict) else None
+        try:
+            cdr, _warnings = parse_record(rec, version, file_version)
+        except RecordRejected as exc:
+            result.rejects.append(Finding(exc.code, exc.message, rec.source, rec.line, rid, exc.path))
+            continue
+        parsed.append(Parsed(rec, cdr))
+    return parsed
+
+
+def reconcile_all(
+    parsed: Sequence[Parsed],
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    tolerance: Decimal,
+) -> list[ReconLine]:
+    """Price (reference pricer) and reconcile every parsed CDR."""
+    from pricing.reference import price_session
+    from pricing.report import result_row
+
+    out: list[ReconLine] = []
+    for p in parsed:
+        try:
+            session = build_session(p.cdr, tariffs, policy, tz)
+        except RecordRejected as exc:
+            out.append(reconcile_one(p.cdr, None, p.rec.source, p.rec.line, tolerance, exc.code, exc.message))
+            continue
+        priced = price_session(session, policy)
+        ln = reconcile_one(
+            p.cdr, result_row(priced), p.rec.source, p.rec.line, tolerance, straddling=priced.straddling
+        )
+        ln.tariffs = session.tariffs  # type: ignore[attr-defined]
+        out.append(ln)
+    return out
+
+
+def party_ids(cdr: Cdr, contracts: Contracts) -> tuple[str, str]:
+    """(CPO, eMSP) as ``country*party``. 2.1.1 CDRs carry neither: the contracts file maps them."""
+    if cdr.country_code and cdr.party_id:
+        cpo = f"{cdr.country_code.upper()}*{cdr.party_id.upper()}"
+    else:
+        cpo = contracts.cpo_by_location.get(cdr.location_id or "", "UNKNOWN")
+    if cdr.emsp_country_code and cdr.emsp_party_id:
+        emsp = f"{cdr.emsp_country_code.upper()}*{cdr.emsp_party_id.upper()}"
+    else:
+        emsp = "UNKNOWN"
+        cid = (cdr.contract_id or "").upper().replace("-", "").replace("*", "")
+        for prefix in sorted(contracts.emsp_by_contract_prefix, key=len, reverse=True):
+            if cid.startswith(prefix.upper().replace("-", "").replace("*", "")):
+                emsp = contracts.emsp_by_contract_prefix[prefix]
+                break
+    return cpo, emsp
+
+
+def local_iso(ms: int, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(ms // 1000, zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def settle(
+    cdrs: Sequence[str | os.PathLike[str]],
+    tariffs: Sequence[str | os.PathLike[str]] | None,
+    month: str,
+    tz: str | None = None,
+    basis: str | None = None,
+    contracts_path: str | os.PathLike[str] | None = None,
+    policy: PricingPolicy | None = None,
+    history: Sequence[str | os.PathLike[str]] = (),
+    progress: Callable[[str], None] | None = None,
+) -> tuple[RunResult, Contracts]:
+    """Run the monthly settlement in memory (no files written). See :func:`write_run` for files."""
+    try:
+        start, end = month_bounds(month)
+    except ValueError as exc:
+        raise InputError(f"--month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
+    contracts = load_contracts(contracts_path, basis)
+    zone_name = validate_zone(tz or contracts.statement_time_zone or "UTC")
+    zone = ZoneInfo(zone_name)
+    policy = policy or DEFAULT_POLICY
+    result = RunResult()
+    say = progress or (lambda _msg: None)
+
+    say("reading tariffs")
+    store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
+    result.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
+    say("reading CDRs")
+    parsed = parse_all(iter_sources(cdrs), None, result)
+    say(f"pricing and reconciling {len(parsed)} CDRs")
+    lines = reconcile_all(parsed, store, policy, tz, contracts.default.tolerance)
+    check_duplicates_and_credits(lines, read_history(history))
+    result.lines = lines
+
+    say("building statements")
+    seen_identical: set[int] = set()
+    first_by_id: dict[str, ReconLine] = {}
+    for i, ln in enumerate(lines):
+        prior = first_by_id.setdefault(ln.cdr.id, ln)
+        if prior is not ln and prior.cdr == ln.cdr:
+            seen_identical.add(i)
+    groups: dict[tuple[str, str, str], Statement] = {}
+    pair_currencies: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for i, ln in enumerate(lines):
+        cdr = ln.cdr
+        end_local = datetime.fromtimestamp(cdr.end_ms // 1000, zone)
+        if not (start <= end_local.date() <= end):
+            result.out_of_month.append(ln)
+            continue
+        if i in seen_identical:
+            result.excluded.append(ln)
+            continue
+        cpo, emsp = party_ids(cdr, contracts)
+        terms = contracts.terms(cpo, emsp)
+        cur = cdr.currency.upper()
+        pair_currencies[(cpo, emsp)].add(cur)
+        energy = (
+            cdr.total_energy
+            if cdr.total_energy is not None
+            else Decimal((ln.row or {}).get("total_energy_kwh") or 0)
+        )
+        line = build_line(
+            ln,
+            terms.basis,
+            local_iso(cdr.start_ms, zone),
+            local_iso(cdr.end_ms, zone),
+            end_local.date().isoformat(),
+            Decimal(energy),
+        )
+        st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms))
+        reason = dispute_reason(ln, terms.basis)
+        if line is None:
+            # nothing to pay from on this basis: a disputed line with zero amount, excluded
+            line = Line(
+                cdr.id,
+                local_iso(cdr.start_ms, zone),
+                local_iso(cdr.end_ms, zone),
+                end_local.date().isoformat(),
+                cdr.location_id or "",
+                Decimal(energy),
+                Decimal(0),
+                None,
+                Decimal(0),
+                None,
+                "unknown",
+                [],
+                cdr.credit,
+                cdr.credit_reference_id,
+                ln.status,
+                ",".join(ln.codes),
+            )
+            reason = reason or "no amount on this basis"
+            line.disputed, line.dispute_reason = True, reason
+            st.disputed.append(line)
+            result.excluded.append(ln)
+            continue
+        if reason:
+            line.disputed, line.dispute_reason = True, reason
+            st.disputed.append(line)
+            if terms.disputed == "exclude":
+                result.excluded.append(ln)
+                continue
+        st.lines.append(line)
+        result.settled_ids.append(cdr.id)
+    for (cpo, emsp), curs in sorted(pair_currencies.items()):
+        if len(curs) > 1:
+            result.extra_findings.append(
+                {
+                    "cdr_id": None,
+                    "code": "MIXED_CURRENCIES",
+                    "dimension": None,
+                    "period": None,
+                    "amount": None,
+                    "message": f"{cpo} and {emsp} settle in {len(curs)} currencies "
+                    f"({', '.join(sorted(curs))}): "
+                    "one statement per currency",
+                    "source": "",
+                    "line": None,
+                }
+            )
+    for key in sorted(groups):
+        st = groups[key]
+        st.lines.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
+        st.disputed.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
+        finish(st, contracts)
+        result.statements.append(st)
+    return result, contracts
+
+
+def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
+    """CDR ids settled in earlier runs (their ``lines.csv``), so credits can net them."""
+    import csv
+
+    from pricing.model import Money
+
+    out: dict[str, Any] = {}
+    for root in paths:
+        for f in sorted(Path(root).rglob("lines.csv")):
+            with open(f, encoding="utf-8") as fh:
+                for row in csv.DictReader(fh):
+                    out[row["cdr_id"]] = Money(
+                        Decimal(row["amount_excl_vat"]),
+                        Decimal(row["amount_incl_vat"]) if row["amount_incl_vat"] else None,
+                    )
+    return out
+
+
+# ---- files --------------------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def all_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out.extend(sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else [p])
+    return out
+
+
+def write_run(
+    result: RunResult,
+    contracts: Contracts,
+    out_dir: str | os.PathLike[str],
+    month: str,
+    inputs: Sequence[str | os.PathLike[str]],
+    settings: dict[str, Any],
+    locale: str = "en_GB",
+) -> Path:
+    """Write every output into a fresh temporary folder, then move it into place in one rename.
+
+    A run that dies half-way leaves only a ``.partial`` folder (removed by the next run), never a
+    half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole.
+    """
+    from pricing.io import dumps
+    from settlement.render import render_statement
+
+    out = Path(out_dir).resolve()
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(f".{out.name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    except OSError as exc:
+        raise RoamledgerError(
+            f"cannot write to {out}: {exc}. Hint: choose a writable --out directory"
+        ) from exc
+    try:
+        for st in result.statements:
+            render_statement(st, tmp / st.folder, locale)
+        rec_rows = [ln.as_row() for ln in sorted(result.lines, key=_line_key)]
+        (tmp / "reconciliation.ndjson").write_text(
+            "".join(dumps(r) + "\n" for r in rec_rows), encoding="utf-8"
+        )
+        findings = [f.as_row() for ln in sorted(result.lines, key=_line_key) for f in ln.findings]
+        findings += [
+            {
+                "cdr_id": ln.cdr.id,
+                "code": "OUT_OF_MONTH",
+                "dimension": None,
+                "period": None,
+                "amount": None,
+                "message": f"session ended {datetime.fromtimestamp(ln.cdr.end_ms // 1000, UTC).date()} "
+                "(UTC date), "
+                f"outside {month} in the statement zone; settle it in its own month",
+                "source": ln.source,
+                "line": ln.line,
+            }
+            for ln in sorted(result.out_of_month, key=_line_key)
+        ]
+        findings += result.extra_findings
+        (tmp / "findings.ndjson").write_text("".join(dumps(r) + "\n" for r in findings), encoding="utf-8")
+        rejects = sorted((f.as_row() for f in result.rejects), key=lambda r: (r["source"], r["line"] or 0))
+        (tmp / "rejects.ndjson").write_text("".join(dumps(r) + "\n" for r in rejects), encoding="utf-8")
+        manifest = {
+            "roamledger": __version__,
+            "month": month,
+            "inputs": {str(p): sha256_file(p) for p in all_files(inputs)},
+            "settings": settings,
+            "contracts": contracts.as_dict(),
+            "counts": result.counts,
+            "counts_check": "read == settled + excluded + rejected + out_of_month",
+            "reconciliation": summarize(result.lines),
+            "statements": [
+                {
+                    "id": st.id,
+                    "folder": st.folder,
+                    "cpo": st.cpo,
+                    "emsp": st.emsp,
+                    "currency": st.currency,
+                    "lines": len(st.lines),
+                    "amount_due": st.totals["amount_due"],
+                }
+                for st in result.statements
+            ],
+        }
+        (tmp / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        if out.exists():
+            old = parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _line_key(ln: ReconLine) -> tuple[str, str, int]:
+    return (ln.cdr.id, ln.source, ln.line or 0)
+
+
+def progress_printer(enabled: bool | None = None) -> Callable[[str], None]:
+    """Progress on a terminal (stderr), silent when not a TTY."""
+    on = sys.stderr.isatty() if enabled is None else enabled
+
+    def say(msg: str) -> None:
+        if on:
+            print(f"\r\x1b[2K[roamledger] {msg} …", end="", file=sys.stderr, flush=True)
+
+    return say

@@ -1,0 +1,400 @@
+"""Reconciliation: what the CPO reported in each CDR against what the tariff says.
+
+For every CDR we compare the reported totals (``total_cost`` and the ``total_*_cost``
+breakdown, excl. and incl. VAT) with our recomputation and give one status:
+
+``MATCH``           equal to the cent fraction we can see (exactly equal)
+``ROUNDING``        different by at most the tolerance (default 0.01 per CDR)
+``OVERCHARGED``     reported more than the tariff gives, beyond the tolerance
+``UNDERCHARGED``    reported less, beyond the tolerance
+``NOT_PRICED``      we could not recompute (tariff missing, time zone unknown, …)
+
+plus any number of reason findings, each naming the dimension and, where it can, the period,
+and saying in words what differs. Findings never stop the run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from pricing.model import Cdr, Money
+from pricing.units import MS_PER_HOUR, MWH_PER_KWH
+
+MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED = (
+    "MATCH",
+    "ROUNDING",
+    "OVERCHARGED",
+    "UNDERCHARGED",
+    "NOT_PRICED",
+)
+STATUSES = (MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED)
+
+# reported CDR field → our category column prefix
+DIMENSIONS = {
+    "energy": "total_energy_cost",
+    "time": "total_time_cost",
+    "parking": "total_parking_cost",
+    "fixed": "total_fixed_cost",
+    "reservation": "total_reservation_cost",
+}
+DIM_WORDS = {
+    "energy": "energy",
+    "time": "charging time",
+    "parking": "parking",
+    "fixed": "fixed fees",
+    "reservation": "reservation",
+    "total": "total",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ReconFinding:
+    cdr_id: str
+    code: str
+    message: str
+    dimension: str | None = None
+    period: int | None = None
+    source: str = ""
+    line: int | None = None
+    amount: Decimal | None = None  # the difference in currency, where there is one
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "cdr_id": self.cdr_id,
+            "code": self.code,
+            "dimension": self.dimension,
+            "period": self.period,
+            "amount": None if self.amount is None else f"{self.amount:.4f}",
+            "message": self.message,
+            "source": self.source,
+            "line": self.line,
+        }
+
+
+@dataclass
+class ReconLine:
+    """One reconciled CDR."""
+
+    cdr: Cdr
+    source: str
+    line: int | None
+    row: dict[str, Any] | None  # recomputed result row (None when not priced)
+    status: str = NOT_PRICED
+    findings: list[ReconFinding] = field(default_factory=list)
+    diff_excl: Decimal | None = None
+    diff_incl: Decimal | None = None
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted({f.code for f in self.findings})
+
+    def as_row(self) -> dict[str, Any]:
+        rep = self.cdr.total_cost or Money(None)
+        r = self.row or {}
+        return {
+            "cdr_id": self.cdr.id,
+            "status": self.status,
+            "reasons": ",".join(self.codes),
+            "currency": self.cdr.currency,
+            "credit": self.cdr.credit,
+            "reported_total_excl_vat": _s(rep.excl),
+            "recomputed_total_excl_vat": r.get("total_cost_excl_vat"),
+            "diff_excl_vat": _s(self.diff_excl),
+            "reported_total_incl_vat": _s(rep.incl),
+            "recomputed_total_incl_vat": r.get("total_cost_incl_vat"),
+            "diff_incl_vat": _s(self.diff_incl),
+            "source": self.source,
+            "line": self.line,
+        }
+
+
+RECON_COLUMNS = [
+    "cdr_id",
+    "status",
+    "reasons",
+    "currency",
+    "credit",
+    "reported_total_excl_vat",
+    "recomputed_total_excl_vat",
+    "diff_excl_vat",
+    "reported_total_incl_vat",
+    "recomputed_total_incl_vat",
+    "diff_incl_vat",
+    "source",
+    "line",
+]
+FINDING_COLUMNS = ["cdr_id", "code", "dimension", "period", "amount", "message", "source", "line"]
+
+
+def _s(d: Decimal | None) -> str | None:
+    return None if d is None else f"{d:.4f}"
+
+
+def _dec(v: Any) -> Decimal | None:
+    return None if v is None else Decimal(v)
+
+
+def sign(cdr: Cdr) -> int:
+    """Credit CDRs carry negated money; we compare against the negated recomputation."""
+    return -1 if cdr.credit else 1
+
+
+def status_of(diff: Decimal, tolerance: Decimal) -> str:
+    if diff == 0:
+        return MATCH
+    if abs(diff) <= tolerance:
+        return ROUNDING
+    return OVERCHARGED if diff > 0 else UNDERCHARGED
+
+
+def reconcile_one(
+    cdr: Cdr,
+    row: dict[str, Any] | None,
+    source: str = "",
+    line: int | None = None,
+    tolerance: Decimal = Decimal("0.01"),
+    reject_code: str | None = None,
+    reject_message: str | None = None,
+    straddling: Iterable[int] = (),
+) -> ReconLine:
+    """Reconcile one CDR against its recomputed row (or the reason it could not be priced)."""
+    out = ReconLine(cdr, source, line, row)
+
+    def find(
+        code: str, msg: str, dim: str | None = None, period: int | None = None, amt: Decimal | None = None
+    ):
+        out.findings.append(ReconFinding(cdr.id, code, msg, dim, period, source, line, amt))
+
+    check_reported_consistency(cdr, find)
+    check_quantities(cdr, find)
+    for idx in straddling:
+        find(
+            "PERIOD_STRADDLES_BOUNDARY",
+            f"charging period {idx} straddles a tariff restriction boundary (a price change inside "
+            "the period); it was priced by its state at its start. The CPO must start a new period "
+            "at every price change",
+            period=idx,
+        )
+    if row is None:
+        out.status = NOT_PRICED
+        find(reject_code or "NOT_PRICED", reject_message or "the CDR could not be recomputed")
+        return out
+    k = sign(cdr)
+    reported = cdr.total_cost or Money(None)
+    ours_excl = _dec(row.get("total_cost_excl_vat"))
+    ours_incl = _dec(row.get("total_cost_incl_vat"))
+    if reported.excl is not None and ours_excl is not None:
+        out.diff_excl = reported.excl - k * ours_excl
+    if reported.incl is not None and ours_incl is not None:
+        out.diff_incl = reported.incl - k * ours_incl
+    diffs = [d for d in (out.diff_excl, out.diff_incl) if d is not None]
+    if not diffs:
+        out.status = NOT_PRICED
+        find("NOT_COMPARABLE", "neither the excl. nor the incl. VAT total can be compared")
+        return out
+    worst = max(diffs, key=abs)
+    out.status = status_of(worst, tolerance)
+    if out.status in (OVERCHARGED, UNDERCHARGED):
+        which = "excl. VAT" if worst is out.diff_excl else "incl. VAT"
+        verb = "more" if worst > 0 else "less"
+        find(
+            out.status,
+            f"the CPO billed {abs(worst):.4f} {cdr.currency} {verb} than the tariff gives ({which}: "
+            f"reported {reported.excl if which == 'excl. VAT' else reported.incl}, recomputed "
+            f"{k * (ours_excl if which == 'excl. VAT' else ours_incl):.4f})",
+            "total",
+            amt=worst,
+        )
+        explain_dimensions(cdr, row, k, tolerance, find)
+    elif out.status == ROUNDING:
+        find(
+            "ROUNDING",
+            f"reported and recomputed totals differ by {worst:+.4f} (within tolerance {tolerance})",
+            "total",
+            amt=worst,
+        )
+    return out
+
+
+def check_reported_consistency(cdr: Cdr, find: Any) -> None:
+    """TOTALS_INCONSISTENT: the reported total is not the sum of the reported dimension costs."""
+    parts = [getattr(cdr, f) for f in DIMENSIONS.values()]
+    present = [p for p in parts if p is not None and p.excl is not None]
+    if not present or cdr.total_cost is None or cdr.total_cost.excl is None:
+        return
+    total = sum((p.excl for p in present), Decimal(0))
+    if abs(total - cdr.total_cost.excl) > Decimal("0.00005") * len(present):
+        find(
+            "TOTALS_INCONSISTENT",
+            f"reported total_cost {cdr.total_cost.excl} excl. VAT is not the sum of the reported "
+            f"dimension costs ({total})",
+            "total",
+            amt=cdr.total_cost.excl - total,
+        )
+
+
+def check_quantities(cdr: Cdr, find: Any) -> None:
+    """QUANTITY_MISMATCH: CDR totals that do not add up from its charging periods."""
+    if cdr.total_energy is not None and any(p.energy_mwh is not None for p in cdr.periods):
+        energy = sum(p.energy_mwh or 0 for p in cdr.periods)
+        if abs(cdr.total_energy * MWH_PER_KWH - energy) > 500:  # 0.0005 kWh: the 3rd decimal
+            find(
+                "QUANTITY_MISMATCH",
+                f"total_energy {cdr.total_energy} kWh but the charging periods add up to "
+                f"{Decimal(energy) / MWH_PER_KWH} kWh",
+                "energy",
+            )
+    vols = [(p.time_ms or 0) + (p.parking_ms or 0) for p in cdr.periods]
+    if cdr.total_time is not None and any(
+        p.time_ms is not None or p.parking_ms is not None for p in cdr.periods
+    ):
+        total_ms = sum(vols)
+        if abs(cdr.total_time * MS_PER_HOUR - total_ms) > 1_800:  # 0.0005 h
+            find(
+                "QUANTITY_MISMATCH",
+                f"total_time {cdr.total_time} h but TIME + PARKING_TIME volumes add up to "
+                f"{(Decimal(total_ms) / MS_PER_HOUR).quantize(Decimal('0.0001'))} h",
+                "time",
+            )
+
+
+def explain_dimensions(cdr: Cdr, row: dict[str, Any], k: int, tolerance: Decimal, find: Any) -> None:
+    """Say per dimension where an over/under-charge comes from, in words a finance person reads."""
+    for cat, field_name in DIMENSIONS.items():
+        reported: Money | None = getattr(cdr, field_name)
+        if reported is None or reported.excl is None:
+            continue
+        ours = _dec(row.get(f"{cat}_cost_excl_vat"))
+        if ours is None:
+            continue
+        diff = reported.excl - k * ours
+        if abs(diff) <= tolerance:
+            continue
+        msg = f"{DIM_WORDS[cat]}: reported {reported.excl:.2f}, the tariff gives {k * ours:.2f}"
+        billed = _dec(
+            row.get(
+                {
+                    "time": "billed_charging_time_h",
+                    "parking": "billed_parking_time_h",
+                    "reservation": "billed_reservation_time_h",
+                    "energy": "billed_energy_kwh",
+                }.get(cat)
+            )
+        )
+        if billed is not None and billed != 0 and ours != 0:
+            unit_price = ours / billed
+            implied = abs(reported.excl) / unit_price
+            if cat == "energy":
+                msg = (
+                    f"energy billed {implied:.3f} kWh at {unit_price:.2f}/kWh, the tariff's step_size "
+                    f"gives {billed:.3f} kWh"
+                )
+            else:
+                msg = (
+                    f"{DIM_WORDS[cat]} billed {implied * 60:.0f} min at {unit_price:.2f}/h, the tariff's "
+                    f"step_size gives {billed * 60:.0f} min"
+                )
+        find("OVERCHARGED" if diff > 0 else "UNDERCHARGED", msg, cat, amt=diff)
+
+
+def check_duplicates_and_credits(
+    lines: list[ReconLine], history_ids: dict[str, Money | None] | None = None
+) -> None:
+    """DUPLICATE_CDR, CREDIT_WITHOUT_ORIGINAL and CREDIT_AMOUNT_MISMATCH across a batch.
+
+    ``history_ids`` maps ids of CDRs settled earlier to their reported total (credits may net an
+    original from an earlier month).
+    """
+    history_ids = history_ids or {}
+    counts = Counter(ln.cdr.id for ln in lines)
+    by_id: dict[str, list[ReconLine]] = defaultdict(list)
+    for ln in lines:
+        by_id[ln.cdr.id].append(ln)
+    for cid, group in by_id.items():
+        if counts[cid] < 2:
+            continue
+        first = group[0]
+        for dup in group[1:]:
+            same = dup.cdr == first.cdr
+            word = "an identical copy" if same else "a CONFLICTING copy (different content)"
+            dup.findings.append(
+                ReconFinding(
+                    cid,
+                    "DUPLICATE_CDR",
+                    f"CDR id {cid!r} appears again: {word} of {first.source}:{first.line}",
+                    None,
+                    None,
+                    dup.source,
+                    dup.line,
+                )
+            )
+            if not same:
+                first.findings.append(
+                    ReconFinding(
+                        cid,
+                        "DUPLICATE_CDR",
+                        f"CDR id {cid!r} has a conflicting copy at {dup.source}:{dup.line}",
+                        None,
+                        None,
+                        first.source,
+                        first.line,
+                    )
+                )
+    originals = {ln.cdr.id: ln for ln in lines if not ln.cdr.credit}
+    for ln in lines:
+        if not ln.cdr.credit:
+            continue
+        ref = ln.cdr.credit_reference_id
+        orig_total: Money | None
+        if ref in originals:
+            orig_total = originals[ref].cdr.total_cost
+        elif ref in history_ids:
+            orig_total = history_ids[ref]
+        else:
+            ln.findings.append(
+                ReconFinding(
+                    ln.cdr.id,
+                    "CREDIT_WITHOUT_ORIGINAL",
+                    f"credit CDR refers to {ref!r}, which is "
+                    "neither in this run nor in the settled history. Hint: include the original "
+                    "CDR or the earlier statement's history",
+                    None,
+                    None,
+                    ln.source,
+                    ln.line,
+                )
+            )
+            continue
+        mine = ln.cdr.total_cost
+        if orig_total is None or mine is None or orig_total.excl is None or mine.excl is None:
+            continue
+        if mine.excl != -orig_total.excl:
+            ln.findings.append(
+                ReconFinding(
+                    ln.cdr.id,
+                    "CREDIT_AMOUNT_MISMATCH",
+                    f"credit total {mine.excl} does not net the "
+                    f"original {ref!r} ({orig_total.excl}): it should be {-orig_total.excl}",
+                    "total",
+                    None,
+                    ln.source,
+                    ln.line,
+                    mine.excl + orig_total.excl,
+                )
+            )
+
+
+def summarize(lines: list[ReconLine]) -> dict[str, Any]:
+    by_status = Counter(ln.status for ln in lines)
+    by_code = Counter(f.code for ln in lines for f in ln.findings)
+    diff = sum((ln.diff_excl for ln in lines if ln.diff_excl is not None), Decimal(0))
+    return {
+        "cdrs": len(lines),
+        "by_status": {s: by_status.get(s, 0) for s in STATUSES},
+        "findings_by_code": dict(sorted(by_code.items())),
+        "net_difference_excl_vat": f"{diff:.4f}",
+    }

@@ -1,0 +1,263 @@
+"""`roamledger price`: inputs, outputs, rejects. Every bad record is one reject row; the run goes on."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import ROOT
+
+from pricing.batch import price_batch
+from pricing.cli import main
+from pricing.report import COLUMNS
+
+TARIFF = {
+    "country_code": "NL",
+    "party_id": "CPO",
+    "id": "T1",
+    "currency": "EUR",
+    "elements": [
+        {"price_components": [{"type": "FLAT", "price": 0.50, "vat": 21.0, "step_size": 1}]},
+        {"price_components": [{"type": "ENERGY", "price": 0.30, "vat": 21.0, "step_size": 1}]},
+    ],
+    "last_updated": "2024-01-01T00:00:00Z",
+}
+
+CDR = {
+    "country_code": "NL",
+    "party_id": "CPO",
+    "id": "CDR-1",
+    "start_date_time": "2024-06-03T08:00:00Z",
+    "end_date_time": "2024-06-03T09:00:00Z",
+    "cdr_token": {"country_code": "DE", "party_id": "MSP", "uid": "X", "type": "RFID", "contract_id": "C1"},
+    "auth_method": "WHITELIST",
+    "cdr_location": {
+        "id": "L1",
+        "address": "Street 1",
+        "city": "Utrecht",
+        "country": "NLD",
+        "coordinates": {"latitude": "52.0", "longitude": "5.1"},
+        "evse_uid": "E1",
+        "evse_id": "NL*CPO*E1",
+        "connector_id": "1",
+        "connector_standard": "IEC_62196_T2",
+        "connector_format": "SOCKET",
+        "connector_power_type": "AC_3_PHASE",
+    },
+    "currency": "EUR",
+    "tariffs": [TARIFF],
+    "charging_periods": [
+        {
+            "start_date_time": "2024-06-03T08:00:00Z",
+            "dimensions": [{"type": "ENERGY", "volume": 10}, {"type": "TIME", "volume": 1}],
+            "tariff_id": "T1",
+        }
+    ],
+    "total_cost": {"excl_vat": 3.50, "incl_vat": 4.235},
+    "total_energy": 10,
+    "total_time": 1,
+    "last_updated": "2024-06-03T09:05:00Z",
+}
+
+CDR_211 = json.loads((ROOT / "fixtures/spec/examples/2.1.1/cdr_example.json").read_text())
+
+
+def variant(cdr_id: str, **changes) -> dict:
+    c = copy.deepcopy(CDR)
+    c["id"] = cdr_id
+    for key, value in changes.items():
+        if value is None:
+            c.pop(key, None)
+        else:
+            c[key] = value
+    return c
+
+
+def bad_batch() -> list[str]:
+    """Line 1 is good; every other line is broken in exactly one way."""
+    late = variant("late")
+    late["charging_periods"] = [dict(late["charging_periods"][0], start_date_time="2024-06-03T10:00:00Z")]
+    order = variant("order")
+    p = order["charging_periods"][0]
+    order["charging_periods"] = [dict(p, start_date_time="2024-06-03T08:30:00Z"), p]
+    neg = variant("neg")
+    neg["charging_periods"] = [
+        dict(neg["charging_periods"][0], dimensions=[{"type": "ENERGY", "volume": -1}])
+    ]
+    nf = variant("notfound", tariffs=None)
+    nf["charging_periods"] = [dict(nf["charging_periods"][0], tariff_id="NOPE")]
+    expired_tariff = dict(TARIFF, end_date_time="2024-01-31T00:00:00Z")
+    usa = variant("usa")
+    usa["cdr_location"] = dict(usa["cdr_location"], country="USA")
+    lines = [
+        variant("good"),
+        '{"id": "broken", "currency": ',
+        variant("nocurrency", currency=None),
+        variant("wrongtype", total_energy="lots"),
+        neg,
+        order,
+        late,
+        variant("usd", currency="USD"),
+        nf,
+        variant("oldtariff", tariffs=[expired_tariff]),
+        usa,
+        CDR_211,
+    ]
+    return [x if isinstance(x, str) else json.dumps(x) for x in lines]
+
+
+EXPECTED_CODES = {
+    2: "BAD_JSON",
+    3: "MISSING_FIELD",
+    4: "WRONG_TYPE",
+    5: "NEGATIVE_VOLUME",
+    6: "PERIODS_OUT_OF_ORDER",
+    7: "PERIOD_AFTER_END",
+    8: "CURRENCY_MISMATCH",
+    9: "TARIFF_NOT_FOUND",
+    10: "TARIFF_NOT_VALID_AT_START",
+    11: "TZ_UNRESOLVED",
+    12: "VERSION_MISMATCH",
+}
+
+
+def test_every_bad_record_is_one_reject_and_the_run_goes_on(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "cdrs.ndjson"
+    src.write_text("\n".join(bad_batch()) + "\n")
+    out = tmp_path / "priced.ndjson"
+    assert main(["price", "--out", str(out), str(src)]) == 0
+    assert capsys.readouterr().out.strip() == "read 12, priced 1, rejected 11"
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["cdr_id"] for r in rows] == ["good"]
+    rejects = [json.loads(x) for x in (tmp_path / "priced.ndjson.rejects.ndjson").read_text().splitlines()]
+    assert {r["line"]: r["code"] for r in rejects} == EXPECTED_CODES
+    for r in rejects:
+        assert r["source"] == str(src)
+        assert "Hint" in r["message"] or r["code"] in ("MISSING_FIELD", "WRONG_TYPE"), r
+        assert r["message"]
+    meta = json.loads((tmp_path / "priced.ndjson.meta.json").read_text())
+    assert meta["counts"] == {"read": 12, "priced": 1, "rejected": 11}
+
+
+def test_result_row_has_the_contract_columns_and_amounts(tmp_path: Path) -> None:
+    src = tmp_path / "one.json"
+    src.write_text(json.dumps(CDR))
+    out = tmp_path / "o.ndjson"
+    assert main(["price", "--out", str(out), str(src)]) == 0
+    row = json.loads(out.read_text())
+    assert list(row)[: len(COLUMNS)] == COLUMNS
+    assert row["total_cost_excl_vat"] == "3.5000"  # 0.50 + 10 kWh x 0.30
+    assert row["total_cost_incl_vat"] == "4.2350"
+    assert row["time_zone"] == "Europe/Amsterdam"
+    assert row["billed_energy_kwh"] == "10.0000"
+    assert row["taxes"] is None  # 2.2.1: VAT per component only, no 2.3.0 tax lines
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".ndjson"])
+def test_output_formats_and_byte_identical_reruns(tmp_path: Path, suffix: str) -> None:
+    src = tmp_path / "cdrs.ndjson"
+    src.write_text("\n".join(bad_batch()) + "\n")
+    a, b = tmp_path / f"a{suffix}", tmp_path / f"b{suffix}"
+    assert main(["price", "--out", str(a), str(src)]) == 0
+    assert main(["price", "--out", str(b), str(src)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    if suffix == ".parquet":
+        df = pl.read_parquet(a)
+        assert df.columns[: len(COLUMNS)] == COLUMNS
+        assert df["total_cost_excl_vat"].dtype == pl.Decimal(38, 4)
+        assert str(df["total_cost_excl_vat"][0]) == "3.5000"
+    if suffix == ".csv":
+        assert a.read_text().splitlines()[0].split(",")[: len(COLUMNS)] == COLUMNS
+
+
+def test_json_array_envelope_and_separate_tariffs(tmp_path: Path) -> None:
+    envelope = {
+        "status_code": 1000,
+        "timestamp": "2024-06-04T00:00:00Z",
+        "data": [variant("a"), variant("b")],
+    }
+    src = tmp_path / "env.json"
+    src.write_text(json.dumps(envelope))
+    tariffs = tmp_path / "tariffs"
+    tariffs.mkdir()
+    (tariffs / "t1.json").write_text(json.dumps(dict(TARIFF, elements=TARIFF["elements"][1:])))
+    res = price_batch([src], tariffs=[tariffs])
+    assert (res.read, res.priced, res.rejected) == (2, 2, 0)
+    # --tariffs wins over the embedded tariff: no start fee
+    assert [r["total_cost_excl_vat"] for r in res.rows] == ["3.0000", "3.0000"]
+    assert [r["line"] for r in res.rows] == [1, 2]
+
+
+def test_explain_writes_a_per_period_trace(tmp_path: Path) -> None:
+    src = tmp_path / "one.json"
+    src.write_text(json.dumps(CDR))
+    out = tmp_path / "o.csv"
+    assert main(["price", "--explain", "--out", str(out), str(src)]) == 0
+    trace = [json.loads(x) for x in (tmp_path / "o.csv.trace.ndjson").read_text().splitlines()]
+    dims = sorted((t["dimension"], t["element"]) for t in trace)
+    assert dims == [("ENERGY", 1), ("FLAT", 0)]
+    energy = next(t for t in trace if t["dimension"] == "ENERGY")
+    assert (energy["quantity"], energy["price"], energy["cost_excl_vat"]) == ("10.0000", "0.3", "3.0000")
+
+
+def test_policy_and_tz_flags(tmp_path: Path) -> None:
+    src = tmp_path / "one.json"
+    usa = variant("usa")
+    usa["cdr_location"] = dict(usa["cdr_location"], country="USA")
+    src.write_text(json.dumps(usa))
+    out = tmp_path / "o.ndjson"
+    assert (
+        main(
+            [
+                "price",
+                "--tz",
+                "America/New_York",
+                "--policy",
+                "period_boundaries=flag",
+                "--out",
+                str(out),
+                str(src),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["time_zone"] == "America/New_York"
+    meta = json.loads((tmp_path / "o.ndjson.meta.json").read_text())
+    assert meta["policy"]["period_boundaries"] == "flag"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["price", "--out", "x.ndjson", "does-not-exist.json"],
+        ["price", "--policy", "nonsense=1", "--out", "x.ndjson", "fixtures"],
+        ["price", "--policy", "flat_fee=sometimes", "--out", "x.ndjson", "fixtures"],
+        ["price", "--tz", "Mars/Olympus", "--out", "x.ndjson", "fixtures"],
+        ["price", "--out", "x.xlsx", "fixtures"],
+    ],
+)
+def test_wrong_command_lines_exit_2_with_a_message(argv, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(argv) == 2
+    assert "roamledger: error:" in capsys.readouterr().err
+
+
+def test_python_api_returns_a_polars_frame() -> None:
+    from pricing import price_cdrs
+
+    df = price_cdrs([variant("x")])
+    assert df.height == 1
+    assert df.columns[: len(COLUMNS)] == COLUMNS
+    assert str(df["total_cost_incl_vat"][0]) == "4.2350"
+
+
+def test_console_script_help_has_an_example() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pricing.cli", "price", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "example:" in out and "roamledger price" in out

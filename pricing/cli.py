@@ -88,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--basis", choices=["reported", "recomputed"], help="pay reported or recomputed amounts")
     st.add_argument("--contracts", metavar="FILE", help="contract terms (JSON, see settlement/contracts.py)")
     st.add_argument("--locale", default="en_GB", help="locale for the HTML statement (babel), e.g. fr_FR")
-    st.add_argument("--engine", choices=["local"], default="local", help="where to run")
+    st.add_argument("--engine", choices=["local", "dask"], default="local", help="where to run")
+    st.add_argument(
+        "--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)"
+    )
     st.add_argument(
         "--history", nargs="*", default=[], metavar="DIR", help="earlier settle outputs (for credits)"
     )
@@ -100,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="pricing policy (default period_boundaries=flag for reconciliation)",
     )
     st.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
+
+    from pricing import generate
+
+    generate.add_parser(sub)
     return parser
 
 
@@ -224,7 +231,17 @@ def cmd_settle(args: argparse.Namespace) -> int:
         raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
     say = progress_printer()
     result, contracts = settle(
-        args.cdrs, args.tariffs, args.month, args.tz, args.basis, args.contracts, policy, args.history, say
+        args.cdrs,
+        args.tariffs,
+        args.month,
+        args.tz,
+        args.basis,
+        args.contracts,
+        policy,
+        args.history,
+        say,
+        args.engine,
+        args.scheduler,
     )
     settings = {
         "engine": args.engine,
@@ -257,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_reconcile(args)
         if args.command == "settle":
             return cmd_settle(args)
+        if args.command == "generate":
+            return int(args.func(args))
     except RoamledgerError as exc:
         print(f"roamledger: error: {exc}", file=sys.stderr)
         return 2

@@ -573,7 +573,7 @@ def price_session(session: Session, policy: PricingPolicy | None = None) -> Pric
     excl, how_excl = clamp(raw_excl, lo.excl if lo else None, hi.excl if hi else None)
     incl, how_incl = clamp(raw_incl, lo.incl if lo else None, hi.incl if hi else None)
 
-    taxes = tax_lines(lines)
+    taxes = tax_lines(session, lines)
     if taxes and (how_excl or how_incl) and excl is not None and incl is not None:
         taxes = scale_taxes(taxes, incl - excl)
 
@@ -594,12 +594,17 @@ def price_session(session: Session, policy: PricingPolicy | None = None) -> Pric
     )
 
 
-def tax_lines(lines: list[CostLine]) -> tuple[tuple[str, Decimal, Fraction], ...]:
-    """VAT per rate (2.3.0 TaxAmount lines), from the component amounts."""
+def tax_lines(session: Session, lines: list[CostLine]) -> tuple[tuple[str, Decimal, Fraction], ...]:
+    """VAT per rate (2.3.0 TaxAmount lines), from the component amounts.
+
+    Only components whose VAT actually applies: a rate on a ``tax_included = N/A`` tariff is ignored.
+    """
     per_rate: dict[Decimal, Fraction] = {}
     for ln in lines:
         vat = ln.choice.component.vat
         if vat is None or ln.excl is None or ln.incl is None:
+            continue
+        if session.tariffs[ln.choice.tariff_idx].tax_included is TaxIncluded.NOT_APPLICABLE:
             continue
         per_rate[vat] = per_rate.get(vat, Fraction(0)) + (ln.incl - ln.excl)
     return tuple(("VAT", rate, per_rate[rate]) for rate in sorted(per_rate))

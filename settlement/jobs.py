@@ -71,9 +71,14 @@ class RunResult:
         }
 
 
-def parse_all(records: Iterable[Record], version: str | None, result: RunResult) -> list[Parsed]:
+def parse_all(
+    records: Iterable[Record],
+    version: str | None,
+    result: RunResult,
+    file_version: dict[str, str] | None = None,
+) -> list[Parsed]:
     parsed: list[Parsed] = []
-    file_version: dict[str, str] = {}
+    file_version = {} if file_version is None else dict(file_version)
     for rec in records:
         result.read += 1
         if rec.error is not None:
@@ -87,6 +92,84 @@ def parse_all(records: Iterable[Record], version: str | None, result: RunResult)
             continue
         parsed.append(Parsed(rec, cdr))
     return parsed
+
+
+def file_versions(records: Sequence[Record]) -> dict[str, str]:
+    """The OCPI version of each file = that of its first readable CDR (decided before partitioning,
+    so every partition applies the same rule as one sequential pass)."""
+    from pricing.ocpi import detect_version
+
+    out: dict[str, str] = {}
+    for rec in records:
+        if rec.source not in out and rec.error is None and isinstance(rec.obj, dict):
+            try:
+                out[rec.source] = detect_version(rec.obj, "cdr")
+            except RoamledgerError:
+                continue
+    return out
+
+
+def process_chunk(
+    records: Sequence[Record],
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    tolerance: Decimal,
+    versions: dict[str, str],
+) -> tuple[int, list[Finding], list[ReconLine]]:
+    """Parse, price and reconcile one partition (a pure function: the unit of work on Dask)."""
+    part = RunResult()
+    parsed = parse_all(records, None, part, versions)
+    return part.read, part.rejects, reconcile_all(parsed, tariffs, policy, tz, tolerance)
+
+
+CHUNK = 2_000
+
+
+def compute_lines(
+    records: list[Record],
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    tolerance: Decimal,
+    result: RunResult,
+    engine: str = "local",
+    scheduler: str | None = None,
+) -> list[ReconLine]:
+    versions = file_versions(records)
+    chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)] or [[]]
+    if engine == "dask":
+        parts = _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler)
+    else:
+        parts = [process_chunk(c, tariffs, policy, tz, tolerance, versions) for c in chunks]
+    lines: list[ReconLine] = []
+    for read, rejects, part_lines in parts:  # in input order: results do not depend on the engine
+        result.read += read
+        result.rejects.extend(rejects)
+        lines.extend(part_lines)
+    return lines
+
+
+def _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler):  # type: ignore[no-untyped-def]
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        shared = client.scatter([tariffs, versions], broadcast=True)
+        futures = [
+            client.submit(process_chunk, c, shared[0], policy, tz, tolerance, shared[1], pure=False)
+            for c in chunks
+        ]
+        return client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def reconcile_all(
@@ -148,6 +231,8 @@ def settle(
     policy: PricingPolicy | None = None,
     history: Sequence[str | os.PathLike[str]] = (),
     progress: Callable[[str], None] | None = None,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> tuple[RunResult, Contracts]:
     """Run the monthly settlement in memory (no files written). See :func:`write_run` for files."""
     try:
@@ -165,9 +250,9 @@ def settle(
     store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     result.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     say("reading CDRs")
-    parsed = parse_all(iter_sources(cdrs), None, result)
-    say(f"pricing and reconciling {len(parsed)} CDRs")
-    lines = reconcile_all(parsed, store, policy, tz, contracts.default.tolerance)
+    records = list(iter_sources(cdrs))
+    say(f"pricing and reconciling {len(records)} records ({engine})")
+    lines = compute_lines(records, store, policy, tz, contracts.default.tolerance, result, engine, scheduler)
     check_duplicates_and_credits(lines, read_history(history))
     result.lines = lines
 

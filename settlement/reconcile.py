@@ -199,15 +199,20 @@ def reconcile_one(
     worst = max(diffs, key=abs)
     out.status = status_of(worst, tolerance)
     if out.status in (OVERCHARGED, UNDERCHARGED):
-        which = "excl. VAT" if worst is out.diff_excl else "incl. VAT"
-        verb = "more" if worst > 0 else "less"
+        # say it in excl. VAT terms when that differs beyond the tolerance (it is what the tariff prices)
+        use_excl = out.diff_excl is not None and abs(out.diff_excl) > tolerance
+        diff = out.diff_excl if use_excl else worst
+        assert diff is not None
+        which = "excl. VAT" if use_excl or diff is out.diff_excl else "incl. VAT"
+        rep_v = reported.excl if which == "excl. VAT" else reported.incl
+        ours_v = ours_excl if which == "excl. VAT" else ours_incl
+        verb = "more" if diff > 0 else "less"
         find(
             out.status,
-            f"the CPO billed {abs(worst):.4f} {cdr.currency} {verb} than the tariff gives ({which}: "
-            f"reported {reported.excl if which == 'excl. VAT' else reported.incl}, recomputed "
-            f"{k * (ours_excl if which == 'excl. VAT' else ours_incl):.4f})",
+            f"the CPO billed {abs(diff):.4f} {cdr.currency} {verb} than the tariff gives ({which}: "
+            f"reported {rep_v}, recomputed {k * (ours_v or 0):.4f})",
             "total",
-            amt=worst,
+            amt=diff,
         )
         explain_dimensions(cdr, row, k, tolerance, find)
     elif out.status == ROUNDING:

@@ -1,0 +1,61 @@
+"""Reconciliation and CPO–eMSP settlement on top of :mod:`pricing`.
+
+* :func:`reconcile` — CDRs (paths) → one :class:`~settlement.reconcile.ReconLine` per CDR
+  (status, findings in words) plus the rejects
+* :func:`settle` — a month of CDRs → :class:`~settlement.jobs.RunResult` with typed
+  :class:`~settlement.statement.Statement` objects (write them with :func:`settlement.jobs.write_run`)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pricing.errors import Finding
+    from pricing.policy import PricingPolicy
+    from settlement.jobs import RunResult
+    from settlement.reconcile import ReconLine
+
+__all__ = ["reconcile", "settle"]
+
+# The submodule ``settlement.reconcile`` shares its name with the function below. Import it first so
+# that the package attribute is bound once, here, and the function definition then takes the name.
+from settlement import reconcile as _reconcile_module
+
+reconcile_module = _reconcile_module
+
+
+def reconcile(
+    cdrs: Sequence[str | os.PathLike[str]],
+    tariffs: Sequence[str | os.PathLike[str]] | None = None,
+    tz: str | None = None,
+    tolerance: Decimal = Decimal("0.01"),
+    policy: PricingPolicy | None = None,
+) -> tuple[list[ReconLine], list[Finding]]:
+    """Recompute every CDR and explain each difference; returns (lines, rejects)."""
+    from pricing.batch import load_tariffs
+    from pricing.io import iter_sources
+    from settlement.jobs import DEFAULT_POLICY, RunResult, compute_lines
+    from settlement.reconcile import check_duplicates_and_credits
+
+    store, _ = load_tariffs(tariffs)
+    result = RunResult()
+    lines = compute_lines(list(iter_sources(cdrs)), store, policy or DEFAULT_POLICY, tz, tolerance, result)
+    check_duplicates_and_credits(lines)
+    return lines, result.rejects
+
+
+def settle(
+    cdrs: Sequence[str | os.PathLike[str]],
+    tariffs: Sequence[str | os.PathLike[str]] | None,
+    month: str,
+    **options: object,
+) -> RunResult:
+    """Run a monthly settlement in memory (see :func:`settlement.jobs.settle` for the options)."""
+    from settlement import jobs
+
+    result, _contracts = jobs.settle(cdrs, tariffs, month, **options)  # type: ignore[arg-type]
+    return result

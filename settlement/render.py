@@ -151,6 +151,17 @@ th{text-align:left;background:#f4f6f8} td.n,th.n{text-align:right;font-variant-n
 """
 
 
+def line_note(ln: Any) -> str:
+    notes = []
+    if ln.credit:
+        notes.append(f"credit of {ln.credit_reference_id or '?'}")
+    if ln.status not in ("MATCH", "ROUNDING"):
+        notes.append(ln.status.lower().replace("_", " "))
+    if ln.disputed:
+        notes.append(f"disputed: {ln.dispute_reason}")
+    return "; ".join(notes)
+
+
 def statement_html(st: Statement, locale: str = "en_GB") -> str:
     cur, t = st.currency, st.totals
     first, last = month_bounds(st.month)
@@ -170,8 +181,7 @@ def statement_html(st: Statement, locale: str = "en_GB") -> str:
             f"<tr><td>{esc(ln.cdr_id)}</td><td>{d(ln.session_end)} {esc(ln.session_end[11:16])}</td>"
             f"<td>{esc(ln.location_id)}</td><td class=n>{esc(format_decimal(ln.energy_kwh, '#,##0.000', locale=locale))}</td>"
             f"<td class=n>{m(ln.excl)}</td><td class=n>{m(ln.vat)}</td><td class=n>{m(ln.incl)}</td>"
-            f"<td>{esc(ln.vat_bucket)}</td><td>{'credit of ' + esc(ln.credit_reference_id or '') if ln.credit else ''}"
-            f"{esc(ln.status) if ln.status not in ('MATCH',) else ''}</td></tr>"
+            f"<td>{esc(ln.vat_bucket)}</td><td>{esc(line_note(ln))}</td></tr>"
         )
     disputed = (
         "".join(

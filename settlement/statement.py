@@ -226,7 +226,7 @@ def finish(st: Statement, contracts: Contracts) -> None:
     for ln in st.lines:
         for name, pct, amt in ln.taxes:
             taxes[(name, pct)] += amt
-    vat_total = sum(vat_by_rate.values(), Decimal(0))
+    vat_total = sum(vat_by_rate.values(), Decimal(0))  # VAT of the lines that carry VAT information
     total_incl = None if unknown_vat else total_excl + vat_total
     unrounded_incl = None if unknown_vat else sum((ln.amount_incl or Decimal(0) for ln in known), Decimal(0))
 
@@ -257,7 +257,9 @@ def finish(st: Statement, contracts: Contracts) -> None:
             )
         )
     fees_total = sum((f.amount for f in st.fees), Decimal(0))
-    due = (total_incl if total_incl is not None else total_excl) + fees_total
+    # lines without VAT information (OCPI 2.1.1) are due at their excl. VAT amount; VAT on them is
+    # settled outside OCPI (decision: the statement never invents a rate)
+    due = total_excl + vat_total + fees_total
     _, last = month_bounds(st.month)
     reporting = t.reporting_currency or cur
     rate = contracts.fx(cur, reporting)
@@ -269,7 +271,7 @@ def finish(st: Statement, contracts: Contracts) -> None:
         "total_excl_vat": str(total_excl),
         "unrounded_total_excl_vat": f"{unrounded_excl:.4f}",
         "rounding_difference_excl_vat": f"{total_excl - unrounded_excl:.4f}",
-        "vat_total": None if unknown_vat else str(vat_total),
+        "vat_total": str(vat_total),
         "vat_unknown_lines": unknown_vat,
         "total_incl_vat": None if total_incl is None else str(total_incl),
         "unrounded_total_incl_vat": None if unrounded_incl is None else f"{unrounded_incl:.4f}",

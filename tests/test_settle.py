@@ -278,3 +278,15 @@ def test_dask_engine_gives_byte_identical_statements(tmp_path: Path, monkeypatch
             assert a == b
         else:
             assert (local / rel).read_bytes() == (dask / rel).read_bytes(), rel
+
+
+def test_python_api_reconcile_and_settle(tmp_path: Path) -> None:
+    import settlement
+
+    src, tariffs, _ = write_month(tmp_path, [cdr("OK"), cdr("OVER", reported="3.60")])
+    lines, rejects = settlement.reconcile([src], [tariffs])
+    assert {ln.cdr.id: ln.status for ln in lines} == {"OK": "MATCH", "OVER": "OVERCHARGED"}
+    assert rejects == []
+    result = settlement.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
+    assert [st.folder for st in result.statements] == ["NL-CPO__DE-MSP__EUR"]
+    assert result.counts["read"] == 2

@@ -84,3 +84,36 @@ def arrow_schema():  # -> pyarrow.Schema (pyarrow imported lazily)
 def is_flat(column_names: list[str]) -> bool:
     """A Parquet file is in the flat layout when it has the period columns."""
     return {"cdr_id", "period_start_ms", "period_idx", "cdr_start_ms"} <= set(column_names)
+
+
+def iter_flat_tables(path: str, max_rows: int = 1_000_000):  # -> Iterator[pyarrow.Table]
+    """A flat Parquet file in pieces of about ``max_rows`` rows, never splitting a CDR.
+
+    Rows of one CDR are consecutive (the layout's rule), so a piece ends at the last CDR boundary
+    inside it and the remainder is carried into the next piece. Memory stays bounded by the piece
+    size whatever the file size.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    carry: pa.Table | None = None
+    for batch in pf.iter_batches(batch_size=max_rows):
+        table = pa.Table.from_batches([batch])
+        if carry is not None and carry.num_rows:
+            table = pa.concat_tables([carry, table])
+        ids = table.column("cdr_id")
+        n = table.num_rows
+        last_id = ids[n - 1]
+        # first row of the trailing run of the last cdr_id
+        other = np.flatnonzero(~pc.equal(ids, last_id).combine_chunks().to_numpy(zero_copy_only=False))
+        cut = int(other[-1]) + 1 if len(other) else 0
+        if cut == 0:  # one CDR longer than a piece: keep collecting
+            carry = table
+            continue
+        yield table.slice(0, cut)
+        carry = table.slice(cut)
+    if carry is not None and carry.num_rows:
+        yield carry

@@ -1,0 +1,218 @@
+"""Pricing benchmark: ``python -m benchmarks.pricing [--sizes 10000,100000,1000000,10000000]``.
+
+Measures on this machine, one process per measurement (so peak RSS is that measurement's own):
+
+* kernel throughput from flat Parquet for each N, one thread and two threads — CDRs/s and
+  periods/s of the pricing step alone, and of read + table building + pricing together;
+* end-to-end: an NDJSON file of nested OCPI CDRs → ``roamledger price --engine kernel`` → Parquet;
+* the reference pricer on a small N, for the ratio;
+* peak RSS, and the cost per CDR against N (scaling).
+
+Workloads come from ``roamledger generate`` (cached under ``benchmarks/.data``). Results go to
+``benchmarks/results/pricing.json`` and a table on stdout. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / ".data"
+RESULTS = ROOT / "benchmarks" / "results"
+PIECE_ROWS = 1_000_000
+
+
+def run(cmd: list[str]) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+
+
+def roamledger(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pricing.cli", *args]
+
+
+def workload(n: int, kind: str) -> tuple[Path, Path]:
+    """(CDR file, tariff dir) of n generated sessions; generated once and cached."""
+    DATA.mkdir(parents=True, exist_ok=True)
+    out = DATA / f"cdrs_{n}.{kind}"
+    tariffs = DATA / f"tariffs_{n}_{kind}"
+    if not out.exists():
+        reported = ["--no-reported"] if kind == "parquet" else []  # NDJSON CDRs need total_cost
+        args = ["--cdrs", str(n), "--seed", "7", "--versions", "2.2.1", *reported, "--quiet"]
+        run(roamledger("generate", *args, "--out", str(out), "--tariffs-out", str(tariffs)))
+    return out, tariffs
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_kernel(path: Path, tariffs: Path, workers: int) -> dict[str, float]:
+    """In this process: flat Parquet in pieces → table → kernel. Times per stage."""
+    from pricing.batch import load_tariffs
+    from pricing.compile import compile_tariffs
+    from pricing.flat import iter_flat_tables
+    from pricing.kernel import price_table
+    from pricing.periods import from_flat, split_flat
+    from pricing.policy import PricingPolicy
+
+    store, _ = load_tariffs([tariffs])
+    policy = PricingPolicy()
+    t_read = t_build = t_price = 0.0
+    sessions = periods = 0
+    t0 = time.perf_counter()
+    pieces = iter_flat_tables(str(path), PIECE_ROWS)
+    while True:
+        a = time.perf_counter()
+        table = next(pieces, None)
+        if table is None:
+            break
+        fr = split_flat(table)
+        b = time.perf_counter()
+        pt, _rejects, _ok = from_flat(fr, store, policy, None)
+        ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+        c = time.perf_counter()
+        price_table(pt, policy, ct, workers)
+        d = time.perf_counter()
+        t_read, t_build, t_price = t_read + b - a, t_build + c - b, t_price + d - c
+        sessions += pt.n_sessions
+        periods += pt.n_periods
+    total = time.perf_counter() - t0
+    return {
+        "sessions": sessions,
+        "periods": periods,
+        "read_s": round(t_read, 3),
+        "build_s": round(t_build, 3),
+        "price_s": round(t_price, 3),
+        "total_s": round(total, 3),
+        "price_cdrs_per_s": round(sessions / t_price) if t_price else 0,
+        "price_periods_per_s": round(periods / t_price) if t_price else 0,
+        "total_cdrs_per_s": round(sessions / total) if total else 0,
+        "price_ns_per_cdr": round(t_price / sessions * 1e9) if sessions else 0,
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    path, tariffs = Path(args.path), Path(args.tariffs)
+    print(json.dumps(measure_kernel(path, tariffs, args.workers)))
+
+
+def in_child(n: int, workers: int) -> dict[str, float]:
+    path, tariffs = workload(n, "parquet")
+    out = run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.pricing",
+            "--child",
+            "--path",
+            str(path),
+            "--tariffs",
+            str(tariffs),
+            "--workers",
+            str(workers),
+        ]
+    )
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def end_to_end(n: int, engine: str) -> dict[str, float]:
+    path, tariffs = workload(n, "ndjson")
+    out = DATA / f"priced_{n}_{engine}.parquet"
+    t0 = time.perf_counter()
+    printed = run(
+        [
+            *roamledger("price", "--engine", engine, "--tariffs", str(tariffs), "--out", str(out), str(path)),
+        ]
+    )
+    wall = time.perf_counter() - t0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "n": n,
+        "engine": engine,
+        "wall_s": round(wall, 3),
+        "cdrs_per_s": round(n / wall),
+        "printed": printed.strip(),
+        "peak_rss_mb_children": round(usage.ru_maxrss / 1024),
+    }
+
+
+def table(rows: list[dict[str, object]], cols: list[str]) -> str:
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+    line = " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))
+    sep = "-|-".join("-" * w for w in widths)
+    body = [" | ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths, strict=True)) for r in rows]
+    return "\n".join([line, sep, *body])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000,10000000")
+    ap.add_argument("--e2e", type=int, default=100_000, help="CDRs for the NDJSON end-to-end run")
+    ap.add_argument("--reference-n", type=int, default=2_000, help="CDRs for the reference pricer")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--path", help=argparse.SUPPRESS)
+    ap.add_argument("--tariffs", help=argparse.SUPPRESS)
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    kernel_rows = []
+    for n in sizes:
+        for workers in (1, 2):
+            r = {"n": n, "workers": workers, **in_child(n, workers)}
+            kernel_rows.append(r)
+            print(table([r], list(r)), flush=True)
+    e2e = [
+        end_to_end(args.e2e, "kernel"),
+        end_to_end(args.reference_n, "reference"),
+        end_to_end(args.reference_n, "kernel"),
+    ]
+    result = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "kernel_from_parquet": kernel_rows,
+        "end_to_end_ndjson": e2e,
+        "reference_vs_kernel_ratio": round(e2e[2]["cdrs_per_s"] / max(e2e[1]["cdrs_per_s"], 1), 1),
+        "notes": "price_* = pricing step only; total_* = read + build table + price (pieces of "
+        f"{PIECE_ROWS} rows); one fresh process per row; peak RSS of that process",
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "pricing.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print()
+    print(
+        table(
+            kernel_rows,
+            [
+                "n",
+                "workers",
+                "sessions",
+                "periods",
+                "price_cdrs_per_s",
+                "price_periods_per_s",
+                "total_cdrs_per_s",
+                "price_ns_per_cdr",
+                "peak_rss_mb",
+            ],
+        )
+    )
+    print()
+    print(table(e2e, ["n", "engine", "wall_s", "cdrs_per_s", "peak_rss_mb_children"]))
+    print(f"\nwrote {RESULTS / 'pricing.json'}")
+
+
+if __name__ == "__main__":
+    main()

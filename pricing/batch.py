@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pricing import errors as E
@@ -22,7 +23,7 @@ from pricing.reference import price_session
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, result_row, trace_rows
 from pricing.sessions import TariffSet, build_session
 
-ENGINES = ("reference",)
+ENGINES = ("kernel", "reference")
 
 
 @dataclass
@@ -112,7 +113,11 @@ def price_records(
     version: str | None = None,
     explain: bool = False,
     location_zones: dict[str, str] | None = None,
+    engine: str = "reference",
+    workers: int = 1,
 ) -> BatchResult:
+    if engine == "kernel":
+        return price_records_kernel(records, tariffs, policy, tz, version, explain, location_zones, workers)
     policy = policy or PricingPolicy()
     result = BatchResult(policy=policy)
     file_version: dict[str, str] = {}
@@ -214,3 +219,260 @@ def price_cdrs(
     Rejected records are not in the frame; use :func:`price_batch` to get them too.
     """
     return price_batch(cdrs, tariffs, policy, tz, version).frame()
+
+
+# ---- the vectorized kernel (``--engine kernel``) --------------------------------------------------
+# Same parsing, tariff/zone decisions, rejects and warnings as ``price_records``; only the pricing
+# step runs in ``pricing.kernel``. A block the kernel refuses (int64 overflow, a tariff it cannot
+# compile) is priced by the reference instead, so the output never depends on the engine.
+
+KERNEL_BLOCK = 200_000
+
+
+def straddle_warning(idx: int, source: str, line: int | None, cdr_id: str | None) -> Finding:
+    return Finding(
+        E.PERIOD_STRADDLES_BOUNDARY,
+        f"charging_periods[{idx}] straddles a tariff restriction boundary; it was priced "
+        "by its state at its start. Hint: the CPO must open a new period at every price change",
+        source,
+        line,
+        cdr_id,
+        f"$.charging_periods[{idx}]",
+        "warning",
+    )
+
+
+def kernel_outcomes(sessions: list[Any], policy: PricingPolicy, workers: int = 1) -> list[Any]:
+    """Per session: (row, straddling) from the kernel, or from the reference for a block the
+    kernel refuses; an exception instance where the reference raises too."""
+    from pricing.kernel import price_sessions_detailed
+
+    out: list[Any] = []
+    for lo in range(0, len(sessions), KERNEL_BLOCK):
+        block = sessions[lo : lo + KERNEL_BLOCK]
+        try:
+            rows, straddles = price_sessions_detailed(block, policy, workers)
+            out.extend(zip(rows, straddles, strict=True))
+            continue
+        except Exception:  # overflow, uncompilable tariff, odd input: the reference decides
+            pass
+        for session in block:
+            try:
+                priced = price_session(session, policy)
+                out.append((result_row(priced), priced.straddling))
+            except Exception as exc:  # becomes a reject row, as in price_records
+                out.append(exc)
+    return out
+
+
+def reject_of(exc: Exception, source: str, line: int | None, rid: Any) -> Finding:
+    if isinstance(exc, RecordRejected):
+        return Finding(exc.code, exc.message, source, line, rid, exc.path)
+    if isinstance(exc, RoamledgerError):
+        return Finding(E.INVALID_VALUE, str(exc), source, line, rid)
+    msg = f"internal error {type(exc).__name__}: {exc}. Hint: please report this record"
+    return Finding("INTERNAL_ERROR", msg, source, line, rid)
+
+
+def price_records_kernel(
+    records: Iterable[Record],
+    tariffs: TariffSet | None = None,
+    policy: PricingPolicy | None = None,
+    tz: str | None = None,
+    version: str | None = None,
+    explain: bool = False,
+    location_zones: dict[str, str] | None = None,
+    workers: int = 1,
+) -> BatchResult:
+    """``price_records`` with the pricing step in the kernel (all sessions at once)."""
+    policy = policy or PricingPolicy()
+    result = BatchResult(policy=policy, engine="kernel")
+    file_version: dict[str, str] = {}
+    events: list[Finding | int] = []
+    pending: list[tuple[Record, Cdr, list[Finding], Any, Any]] = []
+    for rec in records:
+        result.read += 1
+        if rec.error is not None:
+            events.append(rec.error)
+            continue
+        rid = rec.obj.get("id") if isinstance(rec.obj, dict) else None
+        try:
+            cdr, warns = parse_record(rec, version, file_version)
+            session = build_session(cdr, tariffs, policy, tz, location_zones)
+        except Exception as exc:  # same reject rows as price_records
+            events.append(reject_of(exc, rec.source, rec.line, rid))
+            continue
+        events.append(len(pending))
+        pending.append((rec, cdr, warns, session, rid))
+    outcomes = kernel_outcomes([p[3] for p in pending], policy, workers)
+    for ev in events:
+        if isinstance(ev, Finding):
+            result.rejects.append(ev)
+            continue
+        rec, cdr, warns, session, rid = pending[ev]
+        outcome = outcomes[ev]
+        if isinstance(outcome, Exception):
+            result.rejects.append(reject_of(outcome, rec.source, rec.line, rid))
+            continue
+        row, straddling = outcome
+        row.update({"ocpi_version": cdr.version, "source": rec.source, "line": rec.line})
+        result.rows.append(row)
+        result.warnings.extend(w.located(rec.source, rec.line) for w in warns)
+        result.warnings.extend(straddle_warning(i, rec.source, rec.line, cdr.id) for i in straddling)
+        if explain:
+            result.traces.extend(trace_rows(price_session(session, policy)))
+    result.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    return result
+
+
+def price_flat_file(
+    path: str | os.PathLike[str],
+    tariffs: TariffSet | None = None,
+    policy: PricingPolicy | None = None,
+    tz: str | None = None,
+    explain: bool = False,
+    engine: str = "kernel",
+    workers: int = 1,
+) -> BatchResult:
+    """A flat-layout Parquet file (:mod:`pricing.flat`): one CDR per run of rows with one
+    ``cdr_id``; ``line`` is the 1-based row of its first period. The kernel reads it as columns;
+    the reference engine (and ``--explain``) builds each CDR and prices it one by one."""
+    from pricing.periods import flat_cdr, read_flat, split_flat
+
+    policy = policy or PricingPolicy()
+    source = str(path)
+    fr = split_flat(read_flat(source))
+    result = BatchResult(policy=policy, engine=engine, read=fr.n_records)
+    ids = fr.cols["cdr_id"]
+    outcomes: dict[int, Any] = {}
+    rejects: dict[int, Any] = {}
+    versions: dict[int, str | None] = {}
+    done = False
+    if engine == "kernel" and not explain:
+        try:
+            outcomes, rejects, versions = _flat_kernel(fr, tariffs, policy, tz, workers)
+            done = True
+        except Exception:  # the reference decides (same output)
+            outcomes, rejects, versions = {}, {}, {}
+    if not done:
+        for k in range(fr.n_records):
+            if k in fr.rejects:
+                rejects[k] = fr.rejects[k]
+                continue
+            cdr = flat_cdr(fr, k)
+            versions[k] = cdr.version or None
+            try:
+                session = build_session(cdr, tariffs, policy, tz)
+                priced = price_session(session, policy)
+            except Exception as exc:  # a reject row, as in price_records
+                rejects[k] = exc
+                continue
+            outcomes[k] = (result_row(priced), priced.straddling)
+            if explain:
+                result.traces.extend(trace_rows(priced))
+    for k in range(fr.n_records):
+        line = int(fr.first_row[k]) + 1
+        code = ids[0][fr.first_row[k]]
+        rid = None if code < 0 else ids[1][code]
+        if k in rejects:
+            rej = rejects[k]
+            if isinstance(rej, Exception):
+                result.rejects.append(reject_of(rej, source, line, rid))
+            else:
+                result.rejects.append(Finding(rej[0], rej[1], source, line, rid, rej[2]))
+            continue
+        row, straddling = outcomes[k]
+        row.update({"ocpi_version": versions.get(k), "source": source, "line": line})
+        result.rows.append(row)
+        result.warnings.extend(straddle_warning(i, source, line, rid) for i in straddling)
+    result.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    return result
+
+
+def _flat_kernel(fr: Any, tariffs: TariffSet | None, policy: PricingPolicy, tz: str | None, workers: int):
+    from pricing.compile import compile_tariffs
+    from pricing.kernel import price_table, result_rows, straddling_lists
+    from pricing.periods import from_flat
+
+    pt, rejects, rec_ok = from_flat(fr, tariffs, policy, tz)
+    ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+    res = price_table(pt, policy, ct, workers)
+    rows = result_rows(res, pt, ct)
+    straddles = straddling_lists(res, pt.n_sessions)
+    keys = rec_ok.tolist()
+    outcomes = dict(zip(keys, zip(rows, straddles, strict=True), strict=True))
+    versions = dict(zip(keys, pt.meta["ocpi_version"], strict=True))
+    return outcomes, rejects, versions
+
+
+def flat_parquet(path: Path) -> bool:
+    if path.suffix.lower() != ".parquet" or not path.is_file():
+        return False
+    import pyarrow.parquet as pq
+
+    from pricing.flat import is_flat
+
+    return is_flat(pq.read_schema(path).names)
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Files in the order ``iter_sources`` reads them."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(expand_inputs(c for c in sorted(p.iterdir()) if c.suffix.lower() in READABLE))
+        else:
+            out.append(p)
+    return out
+
+
+READABLE = (".json", ".ndjson", ".jsonl", ".parquet")
+
+
+def price_inputs(
+    paths: list[str],
+    tariffs: TariffSet | None = None,
+    policy: PricingPolicy | None = None,
+    tz: str | None = None,
+    version: str | None = None,
+    explain: bool = False,
+    engine: str = "kernel",
+    workers: int = 1,
+) -> BatchResult:
+    """``roamledger price``'s inputs: flat Parquet files go to :func:`price_flat_file`, every
+    other file through :func:`price_records`, in input order."""
+    policy = policy or PricingPolicy()
+    files = expand_inputs(paths)
+    flat = [flat_parquet(f) for f in files]
+    if not any(flat):
+        return price_records(
+            iter_sources(paths), tariffs, policy, tz, version, explain, engine=engine, workers=workers
+        )
+    total = BatchResult(policy=policy, engine=engine)
+    i = 0
+    while i < len(files):
+        if flat[i]:
+            part = price_flat_file(files[i], tariffs, policy, tz, explain, engine, workers)
+            i += 1
+        else:
+            j = i
+            while j < len(files) and not flat[j]:
+                j += 1
+            part = price_records(
+                iter_sources(files[i:j]),
+                tariffs,
+                policy,
+                tz,
+                version,
+                explain,
+                engine=engine,
+                workers=workers,
+            )
+            i = j
+        total.read += part.read
+        total.rows.extend(part.rows)
+        total.rejects.extend(part.rejects)
+        total.warnings.extend(part.warnings)
+        total.traces.extend(part.traces)
+    total.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    return total

@@ -60,7 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     price.add_argument(
         "--explain", action="store_true", help="also write OUT.trace.ndjson (per-period trace)"
     )
-    price.add_argument("--engine", choices=["reference"], default="reference", help="pricer to use")
+    price.add_argument(
+        "--engine",
+        choices=["kernel", "reference"],
+        default="kernel",
+        help="pricer: the vectorized kernel (default) or the reference (same output, slower)",
+    )
+    price.add_argument("--workers", type=int, default=1, metavar="N", help="kernel threads (default 1)")
     price.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
     price.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
 
@@ -126,8 +132,8 @@ def input_files(paths: Sequence[str]) -> list[Path]:
 
 
 def cmd_price(args: argparse.Namespace) -> int:
-    from pricing.batch import load_tariffs, price_records
-    from pricing.io import iter_sources, write_ndjson, write_table
+    from pricing.batch import load_tariffs, price_inputs
+    from pricing.io import write_ndjson, write_table
     from pricing.policy import PricingPolicy
     from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
 
@@ -145,8 +151,15 @@ def cmd_price(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
 
     tariffs, tariff_findings = load_tariffs(args.tariffs)
-    result = price_records(
-        iter_sources(args.cdrs), tariffs, policy, args.tz, args.ocpi_version, explain=args.explain
+    result = price_inputs(
+        args.cdrs,
+        tariffs,
+        policy,
+        args.tz,
+        args.ocpi_version,
+        explain=args.explain,
+        engine=args.engine,
+        workers=max(1, args.workers),
     )
     write_table(out, result.rows, COLUMNS + EXTRA_COLUMNS, DECIMAL_COLUMNS)
     write_ndjson(f"{out}.rejects.ndjson", (f.as_row() for f in result.rejects))

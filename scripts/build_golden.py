@@ -199,7 +199,7 @@ REASONS = {
 EXTRA_NOTES = {
     "211-cdr-example": "cdr.json is the spec's 2.1.1 cdr_example.json verbatim (Gent, Belgium): its Location "
     "has no time_zone and country 'BE' (alpha-2), so pass --tz Europe/Brussels; its tariff price is the "
-    "string \"2.00\". The restriction-free tariff makes the time zone irrelevant to the amount.",
+    'string "2.00". The restriction-free tariff makes the time zone irrelevant to the amount.',
     "221-cdr-example": "cdr.json is the spec's 2.2.1 cdr_example.json verbatim (Gent, BEL -> Europe/Brussels).",
     "230-cdr-example": "cdr.json is the spec's 2.3.0 cdr_example.json verbatim (Gent, BEL -> Europe/Brussels); "
     "its embedded tariff lacks the tax_included field that 2.3.0 makes required (prices behave as "
@@ -348,7 +348,7 @@ def hours_volume(seconds: int) -> tuple[Decimal, bool]:
 
 
 def iso_z(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def local_to_utc(day: dt.date, hhmm: str, tz_name: str) -> dt.datetime:
@@ -363,7 +363,7 @@ def local_to_utc(day: dt.date, hhmm: str, tz_name: str) -> dt.datetime:
             raise SystemExit(f"unexpected UTC offset for {tz_name} on {day}")
     except (ImportError, LookupError, OSError):
         aware = naive.replace(tzinfo=fallback)
-    return aware.astimezone(dt.timezone.utc)
+    return aware.astimezone(dt.UTC)
 
 
 def utc_to_local_hhmm(t: dt.datetime, tz_name: str) -> str:
@@ -838,8 +838,11 @@ def stated_columns(case: dict) -> dict:
 def scenario_quantities(periods: list[dict]) -> dict:
     """Raw quantities stated by the scenario (not the ones we chose)."""
     out = {}
-    for phase, col in (("CHARGING", "charging_time_h"), ("PARKING", "parking_time_h"),
-                       ("RESERVATION", "reservation_time_h")):
+    for phase, col in (
+        ("CHARGING", "charging_time_h"),
+        ("PARKING", "parking_time_h"),
+        ("RESERVATION", "reservation_time_h"),
+    ):
         ps = [p for p in periods if p["phase"] == phase]
         if ps and all(p["minutes_given"] for p in ps):
             out[col] = hours_str(sum((p["minutes"] for p in ps), Decimal(0)))
@@ -850,12 +853,27 @@ def scenario_quantities(periods: list[dict]) -> dict:
 
 
 ALLOWED_COLUMNS = {
-    "total_cost_excl_vat", "total_cost_incl_vat", "energy_cost_excl_vat", "energy_cost_incl_vat",
-    "time_cost_excl_vat", "time_cost_incl_vat", "parking_cost_excl_vat", "parking_cost_incl_vat",
-    "fixed_cost_excl_vat", "fixed_cost_incl_vat", "reservation_cost_excl_vat",
-    "reservation_cost_incl_vat", "total_energy_kwh", "billed_energy_kwh", "charging_time_h",
-    "billed_charging_time_h", "parking_time_h", "billed_parking_time_h", "reservation_time_h",
-    "billed_reservation_time_h", "min_max_applied",
+    "total_cost_excl_vat",
+    "total_cost_incl_vat",
+    "energy_cost_excl_vat",
+    "energy_cost_incl_vat",
+    "time_cost_excl_vat",
+    "time_cost_incl_vat",
+    "parking_cost_excl_vat",
+    "parking_cost_incl_vat",
+    "fixed_cost_excl_vat",
+    "fixed_cost_incl_vat",
+    "reservation_cost_excl_vat",
+    "reservation_cost_incl_vat",
+    "total_energy_kwh",
+    "billed_energy_kwh",
+    "charging_time_h",
+    "billed_charging_time_h",
+    "parking_time_h",
+    "billed_parking_time_h",
+    "reservation_time_h",
+    "billed_reservation_time_h",
+    "min_max_applied",
 }
 
 
@@ -954,7 +972,11 @@ def build_case(case: dict, by_id: dict) -> None:
             notes.append(
                 f"Inline tariff completed as {tariff['id']} (currency EUR, country DE/ALL where the version "
                 "has them, last_updated 2024-01-01)"
-                + (f"; the spec gives no price, so null prices were set to {INLINE_NULL_PRICE}/h" if nulls else "")
+                + (
+                    f"; the spec gives no price, so null prices were set to {INLINE_NULL_PRICE}/h"
+                    if nulls
+                    else ""
+                )
                 + "."
             )
         else:

@@ -1,0 +1,1013 @@
+"""The vectorized pricer: a periods table and compiled tariff tables in, result columns out.
+
+Pure: numpy, the canonical model, units and policy, and the tables of :mod:`pricing.periods` /
+:mod:`pricing.compile`. No I/O, no Python loop over sessions or periods (the loops below run over
+thresholds, tax classes, used (category, class) columns and VAT rates). It computes exactly what
+:func:`pricing.reference.price_session` computes; ``tests/property`` holds it to that, column by
+column, on random tariffs × sessions × policies.
+
+Per chunk of ~20k sessions (PERF-NOTES: faster and far leaner than whole arrays; chunks may run on
+a thread pool):
+
+1. pieces — a period is cut at the reference's calendar instants (found through the calendar
+   state of its start: "next cut after this state"), at kWh thresholds (``ceil((T − c)·d / E)``)
+   and at duration thresholds; piece ``[a, b)`` gets ``floor(E·b/d) − floor(E·a/d)`` of the energy;
+2. selection — per piece the mask of elements whose restrictions hold (calendar state at the piece
+   start, kWh / duration bucket, power / current per period); ENERGY, the piece's kind of time
+   (TIME, or PARKING_TIME when parking) and FLAT take its lowest set bit among the elements
+   eligible in that phase (reservation rules, RESERVATION_EXPIRES first for expired TIME) — a
+   256-entry table per (tariff, phase, expired) when tariffs have at most 8 elements;
+3. step rounding on session totals: last relevant piece (running max of the index), same tariff
+   slot, both ``time_step_rounding`` readings, ``step_exact_multiple``;
+4. money — every billed quantity becomes ``n = price_e6 · F · qty``, an exact integer over
+   ``D0 = 1.8e9`` in units of 1e-4 (F = 18 / 5 / 1.8e7 for mWh / ms / FLAT), summed per
+   (category × tax class, session) with ``np.add.at`` (two int64 limbs when one could overflow).
+   Each sum becomes (excl, incl) as an exact pair ``W + R / D`` with ``0 <= R < D`` and
+   ``D = D0 · Λ``: Λ = 10_000, or per session the lcm of 10_000 and every ``10_000 + vat_e2`` of a
+   ``tax_included = YES`` class it uses, so dividing by ``1 + vat/100`` stays exact. Clamps compare
+   pairs; 4-decimal half-up rounding reads ``2R >= D``. Sessions whose Λ would not fit, and the
+   2.3.0 tax lines scaled after a min/max clamp (``amount · target / total``), use the same code
+   on Python ints (numpy object arrays, only those sessions).
+
+Every product and sum is bounded first; :class:`~pricing.errors.PricingOverflowError` is raised
+rather than wrapping or saturating (the batch then prices that block with the reference).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from pricing.compile import (
+    ALL,
+    C_PARKING,
+    C_RESERVATION,
+    C_TIME,
+    CHG,
+    D0,
+    E1,
+    K_SCALED,
+    K_UNKNOWN,
+    N_CATEGORIES,
+    NONE,
+    PARK,
+    RES,
+    VAT_ONE,
+    Compiled,
+    compile_tariffs,
+    lowest_bit,
+)
+from pricing.errors import PricingOverflowError
+from pricing.model import Session
+from pricing.periods import PeriodTable, from_sessions
+from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
+
+I64 = np.int64
+MAX = 2**63 - 1
+SAFE = 2**62  # bound for values that are summed a few times more
+CHUNK = 20_000
+LIMB = 2**24  # second limb of price × quantity sums when one int64 might not hold them
+ONE_LIMB_BELOW = SAFE  # bound on Σ price × quantity for the one-limb path (tests lower it)
+CATEGORY_NAMES = ("energy", "time", "parking", "fixed", "reservation")
+MIN_MAX = (None, "min", "max")
+TIME_KIND_CATEGORY = np.array([C_RESERVATION, C_TIME, C_PARKING], I64)  # by phase code
+
+
+def overflow(what: str) -> PricingOverflowError:
+    return PricingOverflowError(
+        f"{what} does not fit the kernel's int64 fixed point; nothing was wrapped or saturated. "
+        "Hint: price these sessions with --engine reference (exact, unbounded)"
+    )
+
+
+# ---- exact int64 helpers ------------------------------------------------------------------------
+
+
+def amax(x: np.ndarray | int) -> int:
+    """max |x| (as a Python int; 0 for an empty array)."""
+    if isinstance(x, int):
+        return abs(x)
+    if not x.size:
+        return 0
+    return max(int(x.max()), -int(x.min()))
+
+
+def mul(x: np.ndarray, y: np.ndarray | int, what: str) -> np.ndarray:
+    """x · y elementwise; PricingOverflowError if any product leaves int64."""
+    if amax(x) * amax(y) <= MAX:
+        return x * y
+    ax, ay = np.abs(x), np.abs(y)
+    if ((ax > 0) & (ay > MAX // np.maximum(ax, 1))).any():
+        raise overflow(what)
+    return x * y
+
+
+def check_group_sums(x: np.ndarray, group: np.ndarray, n_groups: int, per_group: int, what: str) -> None:
+    """Every group's sum of |x| stays below SAFE (exact: |x| is summed as two 32-bit halves)."""
+    if amax(x) * max(per_group, 1) < SAFE:
+        return
+    ax = np.abs(x)
+    hi = np.zeros(n_groups, I64)
+    lo = np.zeros(n_groups, I64)
+    np.add.at(hi, group, ax >> 32)
+    np.add.at(lo, group, ax & 0xFFFFFFFF)
+    if ((hi >= SAFE >> 32) | ((hi << 32) >= SAFE - lo)).any():
+        raise overflow(what)
+
+
+def floor_muldiv(e: np.ndarray, a: np.ndarray, d: np.ndarray, bound: int | None = None) -> np.ndarray:
+    """floor(e·a/d) exactly for d > 0, 0 <= a <= d (energy pro rata); ``bound`` >= max |e·a|."""
+    if (amax(e) * amax(a) if bound is None else bound) <= MAX:
+        return e * a // d
+    q, r = np.divmod(e, d)
+    return mul(q, a, "energy × offset") + mul(r, a, "energy × offset") // d
+
+
+def seg_sum(x: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Sums of consecutive segments ``x[off[i]:off[i+1]]`` (the caller bounded the total)."""
+    cs = np.zeros(len(x) + 1, I64)
+    np.cumsum(x, out=cs[1:])
+    return cs[off[1:]] - cs[off[:-1]]
+
+
+def first_of(mask: np.ndarray, sess: np.ndarray, n_s: int) -> np.ndarray:
+    """Per session, the index of its first True element of ``mask``; -1 if none (``sess`` sorted)."""
+    idx = np.flatnonzero(mask)
+    out = np.full(n_s, -1, I64)
+    if len(idx):
+        s = sess[idx]
+        keep = np.empty(len(s), bool)
+        keep[0] = True
+        np.not_equal(s[1:], s[:-1], out=keep[1:])
+        out[s[keep]] = idx[keep]
+    return out
+
+
+def last_of(mask: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """Per segment ``[off[i], off[i+1])``, the index of its last True element of ``mask``; -1 if none
+    (a running max of the index)."""
+    n = len(mask)
+    if not n:
+        return np.full(len(off) - 1, -1, I64)
+    run = np.maximum.accumulate(np.where(mask, np.arange(n, dtype=I64), -1))
+    end = off[1:] - 1
+    last = run[np.maximum(end, 0)]
+    return np.where((last >= off[:-1]) & (end >= off[:-1]), last, -1)
+
+
+def round_up(q: np.ndarray, step: np.ndarray, exact_multiple_is_rounded: bool) -> np.ndarray:
+    ok = (step > 0) & (q > 0)
+    st = np.where(ok, step, 1)
+    up = -(-q // st) * st if exact_multiple_is_rounded else (q // st + 1) * st
+    return np.where(ok, up, q)
+
+
+def round_e4(w: np.ndarray, r: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Half-up (away from zero on a tie) of W + R/D, 0 <= R < D: the reference ``round_half_up``."""
+    up = (2 * r >= d).astype(I64)
+    if w.dtype != object and (w >= 0).all():
+        return w + up
+    neg_r = np.where(r > 0, d - r, 0)
+    neg = -((-w - (r > 0).astype(I64)) + (2 * neg_r >= d).astype(I64))
+    return np.where(w >= 0, w + up, neg)
+
+
+def half_up_div(n: np.ndarray, k: int) -> np.ndarray:
+    """round_half_up(n / k) for ints (quantities: mWh → 1e-4 kWh with k = 100, ms → k = 360)."""
+    q, r = np.divmod(np.abs(n), k)
+    q = q + (2 * r >= k)
+    return np.where(n < 0, -q, q)
+
+
+# ---- 1. pieces ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Pieces:
+    period: np.ndarray  # index into the chunk's periods
+    a: np.ndarray  # offset of the piece in its period (ms)
+    b: np.ndarray
+    off: np.ndarray  # per period, n_p + 1 offsets into the pieces
+    later: np.ndarray  # the pieces that start at a cut (not at their period's start)
+    whole: bool  # one piece per period, [0, d)
+
+
+def cut_pieces(
+    pt: PeriodTable,
+    ct: Compiled,
+    k0: np.ndarray,
+    seg: np.ndarray,
+    dpos: np.ndarray,
+    cum: np.ndarray,
+    elapsed0: np.ndarray,
+) -> Pieces:
+    """Reference ``split_pieces`` with the ``split`` policy: cut at calendar instants and kWh /
+    duration thresholds strictly inside each period. ``k0``: calendar key of each period start,
+    ``seg``: its calendar state."""
+    n_p = pt.n_periods
+    t, e = pt.tariff, pt.energy
+    parts_p: list[np.ndarray] = []
+    parts_o: list[np.ndarray] = []
+    if len(ct.cut_key):  # calendar cuts c with start < c < end
+        has = np.flatnonzero(ct.next_cut[seg] < k0 + dpos)
+        if len(has):
+            lo = ct.next_cut_pos[seg[has]]
+            n_h = np.searchsorted(ct.cut_key, k0[has] + dpos[has], "left") - lo
+            total = int(n_h.sum())
+            p = np.repeat(has, n_h)
+            first = np.cumsum(n_h) - n_h
+            pos = np.arange(total, dtype=I64) - np.repeat(first - lo, n_h)
+            parts_p.append(p)
+            parts_o.append(ct.cut_at[pos] - pt.start[p])
+    one = len(ct.tariffs) == 1
+    for k in range(ct.n_kwh):  # kWh: first offset where cum + floor(e·o/d) >= T
+        thr = ct.kwh_thr[k] if one else ct.kwh_thr[t * ct.n_kwh + k]
+        idx = np.flatnonzero((cum < thr) & (thr <= cum + e) & (dpos > 0))  # (implies e > 0)
+        if len(idx):
+            x = (thr if one else thr[idx]) - cum[idx]
+            parts_p.append(idx)
+            parts_o.append(-(-mul(x, dpos[idx], "kWh threshold × duration") // e[idx]))
+    for k in range(ct.n_dur):  # duration: elapsed time reaches L
+        o = (ct.dur_thr[k] if one else ct.dur_thr[t * ct.n_dur + k]) - elapsed0
+        idx = np.flatnonzero((o > 0) & (o < dpos))
+        if len(idx):
+            parts_p.append(idx)
+            parts_o.append(o[idx])
+    if not parts_p:
+        return whole_pieces(n_p, dpos)
+    cp = np.concatenate(parts_p)
+    co = np.concatenate(parts_o)
+    keep = (co > 0) & (co < dpos[cp])
+    cp, co = cp[keep], co[keep]
+    if not len(cp):
+        return whole_pieces(n_p, dpos)
+    width = amax(dpos) + 1
+    if n_p * width < MAX:
+        key = np.sort(cp * width + co)
+        key = key[np.r_[True, key[1:] != key[:-1]]]
+        cp, co = key // width, key % width
+    else:
+        order = np.lexsort((co, cp))
+        cp, co = cp[order], co[order]
+        fresh = np.r_[True, (cp[1:] != cp[:-1]) | (co[1:] != co[:-1])]
+        cp, co = cp[fresh], co[fresh]
+    n_cuts = np.bincount(cp, minlength=n_p)
+    count = n_cuts + 1
+    off = np.zeros(n_p + 1, I64)
+    np.cumsum(count, out=off[1:])
+    period = np.repeat(np.arange(n_p, dtype=I64), count)
+    a = np.zeros(int(off[-1]), I64)
+    first_cut = np.cumsum(n_cuts) - n_cuts
+    later = off[cp] + 1 + np.arange(len(cp), dtype=I64) - first_cut[cp]  # pieces after a cut
+    a[later] = co
+    b = np.empty_like(a)
+    b[:-1] = a[1:]
+    b[off[1:] - 1] = dpos
+    return Pieces(period, a, b, off, later, False)
+
+
+def whole_pieces(n_p: int, dpos: np.ndarray) -> Pieces:
+    idx = np.arange(n_p, dtype=I64)
+    return Pieces(idx, np.zeros(n_p, I64), dpos, np.arange(n_p + 1, dtype=I64), np.zeros(0, I64), True)
+
+
+# ---- 2. selection -------------------------------------------------------------------------------
+
+
+def measurement_mask(
+    pt: PeriodTable, ct: Compiled, policy: PricingPolicy, dpos: np.ndarray
+) -> np.ndarray | None:
+    """Per period: the elements whose power / current limits hold (reference ``measurements_hold``)."""
+    if not ct.meas_slots:
+        return None
+    mm = np.full(pt.n_periods, ALL, np.uint64)
+    e3600 = mul(pt.energy, 3600, "energy × 3600")
+    for j in ct.meas_slots:
+        idx = pt.tariff * ct.n_el + j
+        ok = np.ones(pt.n_periods, bool)
+        for q in range(4):
+            has = ct.meas_has[q, idx]
+            if not has.any():
+                continue
+            limit = ct.meas_limit[q, idx]
+            is_min = q in (0, 2)
+            value = pt.meas[q]
+            measured = value >= limit if is_min else value < limit
+            if policy.missing_measurement is MissingMeasurement.MATCH:
+                missing = np.ones(pt.n_periods, bool)
+            elif policy.missing_measurement is MissingMeasurement.NO_MATCH:
+                missing = np.zeros(pt.n_periods, bool)
+            elif q < 2:  # derive the average power: mWh · 3600 / ms against W
+                ld = mul(limit, dpos, "power limit × duration")
+                derived = e3600 >= ld if is_min else e3600 < ld
+                missing = np.where(dpos > 0, derived, True)
+            else:
+                missing = np.ones(pt.n_periods, bool)
+            ok &= ~has | np.where(pt.meas_has[q], measured, missing)
+        mm &= np.where(ok, ALL, ~np.uint64(1 << j))
+    return mm
+
+
+def select(
+    ct: Compiled,
+    t: np.ndarray,
+    row: np.ndarray,
+    state: np.ndarray,
+    cum: np.ndarray,
+    elapsed: np.ndarray,
+    mm: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The element (NONE if none) pricing ENERGY, the piece's kind of time and FLAT: reference
+    ``select`` — the lowest set bit of the mask of elements whose restrictions hold."""
+    m = state
+    if ct.n_kwh or ct.n_dur:
+        one = len(ct.tariffs) == 1
+        b = np.zeros(len(t), I64) if one else t * (ct.n_kwh + 1)
+        tk = 0 if one else t * ct.n_kwh
+        for k in range(ct.n_kwh):
+            b += cum >= (ct.kwh_thr[k] if one else ct.kwh_thr[tk + k])
+        if ct.n_dur:
+            b *= ct.n_dur + 1
+            td = 0 if one else t * ct.n_dur
+            for k in range(ct.n_dur):
+                b += elapsed >= (ct.dur_thr[k] if one else ct.dur_thr[td + k])
+        m = m & ct.thr_mask[b]
+    if mm is not None:
+        m = m & mm
+    if ct.lut is not None:
+        idx = (row << ct.n_el) | m.astype(I64)
+        return ct.lut[0][idx], ct.lut[1][idx], ct.lut[2][idx]
+    out = []
+    for sd in range(3):
+        c = m & ct.allowed[row * 3 + sd]
+        if sd == 1 and ct.any_expires:  # an expired reservation: EXPIRES elements first
+            pri = c & ct.expires[t]
+            c = np.where(pri != 0, pri, c)
+        out.append(lowest_bit(c))
+    return out[0], out[1], out[2]
+
+
+# ---- 3.–5. one chunk ----------------------------------------------------------------------------
+
+
+@dataclass
+class Priced:
+    """Pieces with their selections."""
+
+    p: np.ndarray  # period
+    s: np.ndarray  # session
+    t: np.ndarray
+    ph: np.ndarray
+    energy: np.ndarray
+    dur: np.ndarray
+    el_e: np.ndarray
+    el_t: np.ndarray
+    el_f: np.ndarray
+
+
+def price_chunk(pt: PeriodTable, ct: Compiled, policy: PricingPolicy) -> dict[str, np.ndarray]:
+    n_s, n_p = pt.n_sessions, pt.n_periods
+    sess, phase, energy = pt.sess, pt.phase, pt.energy
+    dpos = np.maximum(pt.dur, 0)
+    e_max, d_max = amax(energy), amax(dpos)
+    if e_max * max(n_p, 1) >= SAFE or d_max * max(n_p, 1) >= SAFE:
+        raise overflow("the chunk's total energy or duration")
+    ed_bound = e_max * d_max
+
+    # per period: cumulative energy before it and elapsed time at its start
+    excl_cs = np.cumsum(energy) - energy
+    cum = excl_cs - excl_cs[np.minimum(pt.s_off[:-1], max(n_p - 1, 0))][sess] if n_p else excl_cs
+    is_res = phase == RES
+    if is_res.any():
+        first_chg = first_of(~is_res, sess, n_s)
+        chg_start = np.where(first_chg >= 0, pt.start[np.maximum(first_chg, 0)], pt.s_start)
+        elapsed0 = pt.start - np.where(is_res, pt.s_start[sess], chg_start[sess])
+    else:  # charging starts with each session's first period
+        elapsed0 = pt.start - pt.start[pt.s_off[:-1]][sess] if n_p else pt.start
+    n_z = max(len(ct.zones), 1)
+    g = ct.group_of[pt.tariff * n_z + pt.s_zone[sess]]
+    if (g < 0).any():
+        raise ValueError("a (tariff, zone) pair of the table was not compiled")
+    row = (pt.tariff * 3 + phase) * 2 + pt.s_expired[sess]
+    mm = measurement_mask(pt, ct, policy, dpos)
+    k0 = g * ct.cal_span + (pt.start - ct.cal_base)  # calendar key of each period start
+    if ct.single_state:
+        seg = g
+    else:
+        seg = np.searchsorted(ct.state_key, k0, "right") - 1
+
+    def priced(pc: Pieces) -> Priced:
+        if pc.whole:
+            p, en, du, cum_pc, el_pc = pc.period, energy, dpos, cum, elapsed0
+            row_pc, mm_pc, seg_pc = row, mm, seg
+        else:
+            p = pc.period
+            en, du = energy[p], pc.b - pc.a
+            cum_pc, el_pc = cum[p], elapsed0[p]
+            row_pc, mm_pc, seg_pc = row[p], None if mm is None else mm[p], seg[p]
+            cut = np.flatnonzero((np.diff(pc.off) > 1)[p])  # every piece of a cut period
+            if len(cut):  # energy pro rata: [a, b) gets floor(E·b/d) − floor(E·a/d)
+                d, e = dpos[p[cut]], en[cut]
+                ea = floor_muldiv(e, pc.a[cut], d, ed_bound)
+                en[cut] = floor_muldiv(e, pc.b[cut], d, ed_bound) - ea
+                cum_pc[cut] += ea
+                el_pc[cut] += pc.a[cut]
+            lp = pc.later
+            if len(lp) and not ct.single_state:  # a later piece may start in a later state
+                key = k0[p[lp]] + pc.a[lp]
+                moved = np.flatnonzero(ct.state_next[seg_pc[lp]] <= key)
+                if len(moved):
+                    seg_pc[lp[moved]] = np.searchsorted(ct.state_key, key[moved], "right") - 1
+        t = pt.tariff[p]
+        el_e, el_t, el_f = select(ct, t, row_pc, ct.state_mask[seg_pc], cum_pc, el_pc, mm_pc)
+        return Priced(p, sess[p], t, phase[p], en, du, el_e.astype(I64), el_t.astype(I64), el_f.astype(I64))
+
+    split = policy.period_boundaries is PeriodBoundaries.SPLIT
+    out: dict[str, np.ndarray] = {}
+    if policy.period_boundaries is PeriodBoundaries.FLAG:
+        out["straddle_sess"], out["straddle_src"] = straddling(
+            priced(cut_pieces(pt, ct, k0, seg, dpos, cum, elapsed0)), pt
+        )
+    pcs = cut_pieces(pt, ct, k0, seg, dpos, cum, elapsed0) if split else whole_pieces(n_p, dpos)
+    pc = priced(pcs)
+    s_pc, t_pc, ph_pc = pc.s, pc.t, pc.ph
+    slot_pc = pt.slot[pc.p]
+    n_pc = len(s_pc)
+    sess_off = pcs.off[pt.s_off]  # per session, offsets into the pieces
+    i_e = t_pc * E1 + pc.el_e
+    i_t = (t_pc * E1 + pc.el_t) * 3 + ph_pc
+    i_f = t_pc * E1 + pc.el_f
+
+    # ---- step rounding (reference step_rounding): last relevant piece, same tariff slot
+    exact = policy.step_exact_multiple
+    has_e = pc.el_e != NONE
+    last_e = last_of(has_e, sess_off)
+    le = np.maximum(last_e, 0)
+    extra_e = np.zeros(n_s, I64)
+    ie_last = i_e[le] if n_pc else np.zeros(n_s, I64)
+    multi = bool(pt.slot.any())  # some session has several tariffs: step rounding per tariff
+    if n_pc and has_e.any():
+        same = has_e & (slot_pc == slot_pc[le][s_pc]) if multi else has_e
+        q_e = seg_sum(np.where(same, pc.energy, 0), sess_off)
+        extra_e = np.where(last_e >= 0, round_up(q_e, ct.step_e[ie_last], exact) - q_e, 0)
+    has_t = pc.el_t != NONE
+    last_t = last_of(has_t, sess_off)
+    lt = np.maximum(last_t, 0)
+    kind = ph_pc[lt] if n_pc else np.zeros(n_s, I64)
+    extra_t = np.zeros(n_s, I64)
+    it_last = i_t[lt] if n_pc else np.zeros(n_s, I64)
+    if n_pc and has_t.any():
+        if policy.time_step_rounding is TimeStepRounding.COMBINED:
+            in_kind = np.where(kind[s_pc] != RES, ph_pc != RES, ph_pc == RES)
+        else:
+            in_kind = ph_pc == kind[s_pc]
+        same_t = has_t & in_kind & (slot_pc == slot_pc[lt][s_pc]) if multi else has_t & in_kind
+        q_t = seg_sum(np.where(same_t, pc.dur, 0), sess_off)
+        extra_t = np.where(last_t >= 0, round_up(q_t, ct.step_t[it_last], exact) - q_t, 0)
+    cat_t = TIME_KIND_CATEGORY[kind]
+
+    # ---- FLAT: once per distinct component (or only the first of the session)
+    has_f = pc.el_f != NONE
+    if policy.flat_fee is FlatFee.ONCE_PER_SESSION:
+        fi = first_of(has_f, s_pc, n_s)
+        fi = fi[fi >= 0]
+    else:
+        fkey = slot_pc * E1 + pc.el_f
+        new = np.empty(n_pc, bool)
+        if n_pc:
+            new[0] = True
+            np.not_equal(fkey[1:], fkey[:-1], out=new[1:])
+            new[1:] |= s_pc[1:] != s_pc[:-1]
+        fi = np.flatnonzero(has_f & new)
+        sf = s_pc[fi]
+        if len(fi) > 1 and not (sf[1:] != sf[:-1]).all():  # a session with several FLAT runs
+            width = int(slot_pc.max()) * E1 + E1 + 1
+            _, first = np.unique(sf * width + fkey[fi], return_index=True)
+            fi = fi[first]
+
+    # ---- contributions → exact sums per (session, category, tax class)
+    ncc = ct.ncc
+    w = N_CATEGORIES * ncc
+    ext_e = np.flatnonzero(extra_e)
+    ext_t = np.flatnonzero(extra_t)
+    streams = [  # accumulator column-major: key = (category × (classes + 1) + class) · n_s + session
+        (ct.ckey_e[i_e] * n_s + s_pc, ct.pf_e[i_e], pc.energy),
+        (ct.ckey_t[i_t] * n_s + s_pc, ct.pf_t[i_t], pc.dur),
+        (ct.ckey_f[i_f[fi]] * n_s + s_pc[fi], ct.pf_f[i_f[fi]], None),
+        (ct.ckey_e[ie_last[ext_e]] * n_s + ext_e, ct.pf_e[ie_last[ext_e]], extra_e[ext_e]),
+        (ct.ckey_t[it_last[ext_t]] * n_s + ext_t, ct.pf_t[it_last[ext_t]], extra_t[ext_t]),
+    ]
+    size = n_s * w
+    cnt = np.zeros(size, bool)  # which (category, class, session) has a line at all
+    for key, _, _ in streams:
+        cnt[key] = True
+    per_session = (int(np.diff(sess_off).max()) * 3 + 4) if n_s else 1
+    q_t_max = max(amax(pc.dur), amax(extra_t))
+    all_keys = None
+
+    def accumulate(parts: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        nonlocal all_keys
+        acc = np.zeros(size, I64)
+        if max([amax(n) for _, n in parts] + [0]) * per_session >= SAFE:
+            all_keys = np.concatenate([k for k, _ in parts]) if all_keys is None else all_keys
+            check_group_sums(
+                np.concatenate([n for _, n in parts]), all_keys % n_s, n_s, per_session, "a session's cost"
+            )
+        for key, n in parts:
+            np.add.at(acc, key, n)
+        return acc
+
+    bound = max(ct.pf_e_max * max(amax(pc.energy), amax(extra_e)), ct.pf_t_max * q_t_max, ct.pf_f_max)
+    if bound * per_session < ONE_LIMB_BELOW:  # the usual case: one int64 per sum
+        acc = accumulate([(k, pf if q is None else pf * q) for k, pf, q in streams])
+        money = settle_money(ct, pt, acc, cnt)
+    else:  # two limbs: Σ price·qty = Σ price·(qty // LIMB) · LIMB + Σ price·(qty % LIMB)
+        lo_parts, hi_parts = [], []
+        for k, pf, q in streams:
+            q = np.ones(len(k), I64) if q is None else q
+            q_hi, q_lo = np.divmod(q, LIMB)
+            lo_parts.append((k, mul(pf, q_lo, "price × quantity")))
+            hi_parts.append((k, mul(pf, q_hi, "price × quantity")))
+        money = settle_money(ct, pt, accumulate(lo_parts), cnt, accumulate(hi_parts))
+    out.update(money)
+
+    # ---- quantities
+    out["energy_mwh"] = seg_sum(energy, pt.s_off)
+    out["extra_energy_mwh"] = extra_e
+    for name, ph in (("charging_ms", CHG), ("parking_ms", PARK), ("reservation_ms", RES)):
+        out[name] = seg_sum(np.where(phase == ph, dpos, 0), pt.s_off)
+    for name, c in (("time", C_TIME), ("parking", C_PARKING), ("reservation", C_RESERVATION)):
+        out[f"extra_{name}_ms"] = np.where(cat_t == c, extra_t, 0)
+    return out
+
+
+def straddling(pc: Priced, pt: PeriodTable) -> tuple[np.ndarray, np.ndarray]:
+    """Reference ``straddling_periods``: (session, source index) pairs whose split pieces were
+    priced by different (dimension, element) sets."""
+    sig = (pc.el_f * 65 + pc.el_t) * 65 + pc.el_e
+    s, src, ph = pc.s, pt.src[pc.p], pc.ph
+    if not len(s):
+        return np.zeros(0, I64), np.zeros(0, I64)
+    order = np.lexsort((sig, ph, src, s))
+    s, src, ph, sig = s[order], src[order], ph[order], sig[order]
+    new = np.r_[True, (s[1:] != s[:-1]) | (src[1:] != src[:-1]) | (ph[1:] != ph[:-1])]
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:], len(s)] - 1
+    hit = first[sig[first] != sig[last]]
+    if not len(hit):
+        return np.zeros(0, I64), np.zeros(0, I64)
+    pairs = np.unique(np.stack([s[hit], src[hit]], axis=1), axis=0)
+    return pairs[:, 0].astype(I64), pairs[:, 1].astype(I64)
+
+
+# ---- money --------------------------------------------------------------------------------------
+
+
+def settle_money(
+    ct: Compiled, pt: PeriodTable, acc: np.ndarray, cnt: np.ndarray, acc_hi: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Per (session, category, class) sums over D0 → rounded category amounts, totals after the
+    clamps and the 2.3.0 tax lines, exactly (see the module docstring).
+
+    Only the (category, class) columns used in the chunk are computed. Sessions whose common
+    denominator would not fit int64 (``tax_included = YES`` tariffs with several unusual VAT
+    rates) run the same code on Python ints (numpy object arrays)."""
+    n_s = pt.n_sessions
+    nc, ncc = ct.n_classes, ct.ncc
+    acc = acc.reshape(N_CATEGORIES * ncc, n_s)
+    cnt = cnt.reshape(N_CATEGORIES * ncc, n_s)
+    used = np.flatnonzero(cnt.any(axis=1) & (np.arange(N_CATEGORIES * ncc) % ncc < nc))
+    col_cat, col_cls = used // ncc, used % ncc
+    present = cnt[used]  # (columns, sessions)
+    a = acc[used]
+    if acc_hi is None:
+        q0 = a // D0
+        r0 = a - q0 * D0
+    else:  # the sum is a + hi · LIMB
+        hi = acc_hi.reshape(N_CATEGORIES * ncc, n_s)[used]
+        a1q = hi // D0
+        t = (hi - a1q * D0) * LIMB + a  # < D0 · 2^24 + SAFE
+        tq = t // D0
+        r0 = t - tq * D0
+        q0 = mul(a1q, LIMB, "a session's cost") + tq
+    lam, big = denominators(ct, present, col_cls)
+    prim, known = pt.s_primary, pt.s_taxes_known
+    if not big.any():
+        return money(ct, q0, r0, present, col_cat, col_cls, lam, prim, known)
+    small = ~big
+    x = money(
+        ct,
+        q0[:, small],
+        r0[:, small],
+        present[:, small],
+        col_cat,
+        col_cls,
+        lam[small],
+        prim[small],
+        known[small],
+    )
+    y = money(
+        ct,
+        q0[:, big].astype(object),
+        r0[:, big].astype(object),
+        present[:, big],
+        col_cat,
+        col_cls,
+        None,
+        prim[big],
+        known[big],
+    )
+    out: dict[str, np.ndarray] = {}
+    for name in x:
+        if name.startswith("tax_"):
+            continue
+        col = np.empty(n_s, x[name].dtype)
+        col[small] = x[name]
+        col[big] = y[name].astype(x[name].dtype)
+        out[name] = col
+    idx_small, idx_big = np.flatnonzero(small), np.flatnonzero(big)
+    sess = np.concatenate([idx_small[x["tax_sess"]], idx_big[y["tax_sess"]]])
+    order = np.argsort(sess, kind="stable")  # both halves are sorted by (session, rate)
+    out["tax_sess"] = sess[order]
+    out["tax_rate_e2"] = np.concatenate([x["tax_rate_e2"], y["tax_rate_e2"]])[order]
+    out["tax_amount_e4"] = np.concatenate([x["tax_amount_e4"], y["tax_amount_e4"]])[order]
+    return out
+
+
+def denominators(ct: Compiled, present: np.ndarray, col_cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Λ per session (lcm of 10_000 and the present YES classes' 10_000 + vat_e2) and the
+    sessions where D0 · Λ would be too large for int64 arithmetic."""
+    classes = ct.classes
+    growth = 2 + max([c.m for c in classes] + [VAT_ONE]) // VAT_ONE  # convert(): R < D · (1 + m/1e4)
+    lam_cap = MAX // ((N_CATEGORIES * max(len(classes), 1) * 2 + 16) * growth) // D0
+    lam = np.full(present.shape[1], VAT_ONE, I64)
+    big = np.zeros(present.shape[1], bool)
+    for c in sorted({int(c) for c in col_cls if classes[c].excl_kind == K_SCALED}):
+        m = classes[c].m
+        here = present[col_cls == c].any(axis=0)
+        q = lam // np.gcd(lam, m)
+        too = here & (q > lam_cap // m)
+        big |= too
+        lam = np.where(here & ~too, q * m, lam)
+    return lam, big
+
+
+def dm(x: np.ndarray, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    return x // y, x % y
+
+
+def money(
+    ct: Compiled,
+    q0: np.ndarray,
+    r0: np.ndarray,
+    present: np.ndarray,
+    col_cat: np.ndarray,
+    col_cls: np.ndarray,
+    lam: np.ndarray | None,
+    prim: np.ndarray,
+    tk: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The money steps on int64 (``lam`` given) or on Python ints (``q0`` of dtype object), for
+    the sums ``q0 · D0 + r0`` of the used (category, class) columns (rows of ``q0``)."""
+    n_s = q0.shape[1]
+    exact = q0.dtype == object
+    classes = [ct.classes[c] for c in col_cls.tolist()]
+    exk = [c.excl_kind for c in classes]
+    ink = [c.incl_kind for c in classes]
+    ms = [c.m for c in classes]
+    if exact:  # Λ in Python ints, unbounded
+        lam = np.full(n_s, VAT_ONE, object)
+        for k, kind in enumerate(exk):
+            if kind == K_SCALED:
+                lam = np.where(present[k], lam // np.gcd(lam, ms[k]) * ms[k], lam)
+    assert lam is not None
+    if not exact and n_s and (lam == lam[0]).all():  # one denominator: scalar arithmetic
+        lam = int(lam[0])
+    dd: Any = D0 * lam
+
+    def times(x: np.ndarray, y: int) -> np.ndarray:
+        return x * y if exact else mul(x, y, "an amount × (1 + VAT)")
+
+    def convert(k: int, num: int, den: int) -> tuple[np.ndarray, np.ndarray]:
+        """Column k's q0·D0 + r0 scaled by num/den, as (W, R) over D = D0 · Λ."""
+        if num == 1 and den == 1:
+            return q0[k], r0[k] * lam
+        x = times(q0[k], num)
+        a = x // den
+        r = ((x - a * den) * D0 + r0[k] * num) * (lam // den)  # < (den + num) · D0 · Λ / den
+        q = r // dd
+        return a + q, r - q * dd
+
+    ex = [convert(k, VAT_ONE, ms[k]) if exk[k] == K_SCALED else convert(k, 1, 1) for k in range(len(classes))]
+    inc = [
+        convert(k, ms[k], VAT_ONE) if ink[k] == K_SCALED else convert(k, 1, 1) for k in range(len(classes))
+    ]
+    ex_known = np.array([x != K_UNKNOWN for x in exk], bool)
+    in_known = np.array([x != K_UNKNOWN for x in ink], bool)
+
+    def normalize(w: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = r // dd
+        return w + q, r - q * dd
+
+    def rounded(w: np.ndarray, r: np.ndarray) -> np.ndarray:
+        out = round_e4(w, r, dd if np.ndim(dd) == 0 or w.ndim == 1 else dd[:, None])
+        if exact:
+            if len(out) and np.abs(out).max() > MAX:
+                raise overflow("an amount")
+            return out.astype(I64)
+        return out
+
+    zero = np.zeros(n_s, q0.dtype)
+    no = np.zeros(n_s, bool)
+    cat_w: dict[str, list[np.ndarray]] = {"ex": [], "in": []}
+    cat_r: dict[str, list[np.ndarray]] = {"ex": [], "in": []}
+    cat_unknown: dict[str, list[np.ndarray]] = {"ex": [], "in": []}
+    out: dict[str, np.ndarray] = {}
+    for c, name in enumerate(CATEGORY_NAMES):
+        cols = np.flatnonzero(col_cat == c)
+        if not len(cols):
+            out[f"{name}_excl_e4"] = np.zeros(n_s, I64)
+            out[f"{name}_excl_null"] = no
+            out[f"{name}_incl_e4"] = np.zeros(n_s, I64)
+            out[f"{name}_incl_null"] = ~tk
+            for side in ("ex", "in"):
+                cat_w[side].append(zero)
+                cat_r[side].append(zero)
+                cat_unknown[side].append(no)
+            continue
+        hl = present[cols[0]] if len(cols) == 1 else present[cols].any(axis=0)
+        for side, parts, known, label in (("ex", ex, ex_known, "excl"), ("in", inc, in_known, "incl")):
+            k = cols[known[cols]].tolist()
+            if len(k) == 1:  # convert() returns 0 <= R < D
+                w, r = parts[k[0]]
+            elif k:
+                w, r = normalize(sum(parts[i][0] for i in k), sum(parts[i][1] for i in k))
+            else:
+                w, r = zero, zero
+            u = cols[~known[cols]]
+            unknown = present[u].any(axis=0) if len(u) else no
+            cat_w[side].append(w)
+            cat_r[side].append(r)
+            cat_unknown[side].append(unknown)
+            out[f"{name}_{label}_e4"] = np.where(hl, rounded(w, r), 0)
+            out[f"{name}_{label}_null"] = hl & unknown if side == "ex" else np.where(hl, unknown, ~tk)
+
+    # totals and clamps (the primary tariff's limits)
+    tex_w, tex_r = normalize(sum(cat_w["ex"]), sum(cat_r["ex"]))
+    tin_w, tin_r = normalize(sum(cat_w["in"]), sum(cat_r["in"]))
+    tex_unknown = np.logical_or.reduce(cat_unknown["ex"])
+    tin_unknown = np.logical_or.reduce(cat_unknown["in"])
+    how_ex = how_in = np.zeros(n_s, I64)
+    if ct.lim_has.any():
+        lim, lim_has = ct.lim[:, prim], ct.lim_has[:, prim]
+        if exact:
+            lim = lim.astype(object)
+
+        def clamp(w, r, unknown, lo_i, hi_i):
+            lw, lr = dm(lim[lo_i], 100)
+            hw, hr = dm(lim[hi_i], 100)
+            lr, hr = lr * (dd // 100), hr * (dd // 100)
+            below = lim_has[lo_i] & ~unknown & ((w < lw) | ((w == lw) & (r < lr)))
+            above = lim_has[hi_i] & ~unknown & ~below & ((w > hw) | ((w == hw) & (r > hr)))
+            w = np.where(below, lw, np.where(above, hw, w))
+            r = np.where(below, lr, np.where(above, hr, r))
+            return w, r, np.where(below, 1, np.where(above, 2, 0)).astype(I64)
+
+        tex_w, tex_r, how_ex = clamp(tex_w, tex_r, tex_unknown, 0, 2)
+        tin_w, tin_r, how_in = clamp(tin_w, tin_r, tin_unknown, 1, 3)
+    out["total_excl_e4"] = rounded(tex_w, tex_r)
+    out["total_excl_null"] = tex_unknown
+    out["total_incl_e4"] = rounded(tin_w, tin_r)
+    out["total_incl_null"] = tin_unknown
+    how = np.where(how_ex != 0, how_ex, how_in)
+    out["min_max"] = how
+
+    # 2.3.0 tax lines: per VAT rate, Σ (incl − excl) over the lines that know both
+    v23 = ct.v23[prim]
+    tl = [c.tax_line for c in classes]
+    vat = [c.vat_e2 for c in classes]
+    rates = sorted({v for v, ok in zip(vat, tl, strict=True) if ok}) if v23.any() else []
+    out["tax_sess"] = out["tax_rate_e2"] = out["tax_amount_e4"] = np.zeros(0, I64)
+    if rates:
+        per_w, per_r, per_here = [], [], []
+        for rate in rates:
+            k = [i for i in range(len(classes)) if tl[i] and vat[i] == rate]
+            w, r = normalize(sum(inc[i][0] - ex[i][0] for i in k), sum(inc[i][1] - ex[i][1] for i in k))
+            per_w.append(w)
+            per_r.append(r)
+            per_here.append(present[k].any(axis=0))
+        tw, tr, here = np.stack(per_w, 1), np.stack(per_r, 1), np.stack(per_here, 1)
+        amt = rounded(tw, tr)
+        scale = v23 & (how != 0) & ~tex_unknown & ~tin_unknown & here.any(axis=1)
+        if scale.any():
+            d_arr = np.broadcast_to(np.asarray(dd, dtype=object if exact else I64), (n_s,))
+            amt = scaled_taxes(amt, tw, tr, here, scale, d_arr, tex_w, tex_r, tin_w, tin_r)
+        rs, rr = np.nonzero(here & v23[:, None])
+        out["tax_sess"] = rs.astype(I64)
+        out["tax_rate_e2"] = np.array(rates, I64)[rr]
+        out["tax_amount_e4"] = amt[rs, rr]
+    return out
+
+
+def scaled_taxes(amt, tw, tr, here, scale, dd, tex_w, tex_r, tin_w, tin_r) -> np.ndarray:
+    """Reference ``scale_taxes`` for the clamped sessions: amount · target / total, rounded
+    half-up — in Python ints (numpy object arrays; only these sessions)."""
+    rows = np.flatnonzero(scale)
+    d = dd[rows].astype(object)[:, None]
+    a = tw[rows].astype(object) * d + tr[rows].astype(object)  # (k, rates) numerators over D
+    a = np.where(here[rows], a, 0)
+    total = a.sum(axis=1)[:, None]
+    target = (
+        (tin_w[rows].astype(object) - tex_w[rows].astype(object)) * d[:, 0]
+        + (tin_r[rows].astype(object) - tex_r[rows].astype(object))
+    )[:, None]
+    nonzero = total != 0
+    num = a * target
+    den = np.where(nonzero, total * d, 1)
+    sign = np.where((num < 0) != (den < 0), -1, 1)
+    num, den = abs(num), abs(den)
+    q = (2 * num + den) // (2 * den)
+    scaled_amt = np.where(here[rows], np.where(nonzero, sign * q, amt[rows].astype(object)), 0)
+    if np.abs(scaled_amt).max() > MAX:
+        raise overflow("a tax amount")
+    out = amt.copy()
+    out[rows] = scaled_amt.astype(I64)
+    return out
+
+
+# ---- public entries -----------------------------------------------------------------------------
+
+
+def price_table(
+    pt: PeriodTable,
+    policy: PricingPolicy | None = None,
+    compiled: Compiled | None = None,
+    workers: int = 1,
+    chunk: int = CHUNK,
+) -> dict[str, np.ndarray]:
+    """Price a periods table; one entry per session in every ``*_e4`` / quantity column, plus
+    the flattened tax lines (``tax_sess``, ``tax_rate_e2``, ``tax_amount_e4``) and the
+    ``flag`` policy's straddling periods (``straddle_sess``, ``straddle_src``)."""
+    policy = policy or PricingPolicy()
+    ct = compiled or compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+    n_s = pt.n_sessions
+    bounds = [(lo, min(lo + chunk, n_s)) for lo in range(0, n_s, chunk)] or [(0, 0)]
+
+    def run(lohi: tuple[int, int]) -> dict[str, np.ndarray]:
+        return price_chunk(pt.chunk(*lohi), ct, policy)
+
+    if workers > 1 and len(bounds) > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(run, bounds))
+    else:
+        parts = [run(b) for b in bounds]
+    out: dict[str, np.ndarray] = {}
+    for name in parts[0]:
+        if name in ("tax_sess", "straddle_sess"):
+            out[name] = np.concatenate([p[name] + lo for p, (lo, _) in zip(parts, bounds, strict=True)])
+        else:
+            out[name] = np.concatenate([p[name] for p in parts])
+    return out
+
+
+def fmt_expr(name: str, null: str | None = None) -> pl.Expr:
+    """4-decimal string of a 1e-4 integer column (the report's ``fmt``); null where ``null``."""
+    v = pl.col(name)
+    a = v.abs()
+    text = (
+        pl.when(v < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+        + (a // 10_000).cast(pl.String)
+        + "."
+        + (a % 10_000).cast(pl.String).str.zfill(4)
+    )
+    if null is not None:
+        text = pl.when(pl.col(null)).then(pl.lit(None, pl.String)).otherwise(text)
+    return text.alias(name)
+
+
+def fmt_e4(values: np.ndarray) -> list[str]:
+    """4-decimal strings of 1e-4 integers."""
+    return pl.DataFrame({"v": np.asarray(values, I64)}).select(fmt_expr("v")).to_series().to_list()
+
+
+def percentage(vat_e2: int) -> str:
+    return f"{Decimal(vat_e2).scaleb(-2).normalize():f}"
+
+
+def result_frame(res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | None = None) -> pl.DataFrame:
+    """The result columns of :func:`pricing.report.result_row` as strings (no ``taxes``)."""
+    e4: dict[str, np.ndarray] = {
+        "total_cost_excl_vat": res["total_excl_e4"],
+        "total_cost_incl_vat": res["total_incl_e4"],
+    }
+    nulls: dict[str, np.ndarray] = {
+        "total_cost_excl_vat": res["total_excl_null"],
+        "total_cost_incl_vat": res["total_incl_null"],
+    }
+    for name in CATEGORY_NAMES:
+        for side, label in (("excl", "excl_vat"), ("incl", "incl_vat")):
+            e4[f"{name}_cost_{label}"] = res[f"{name}_{side}_e4"]
+            nulls[f"{name}_cost_{label}"] = res[f"{name}_{side}_null"]
+    charging, parking, reservation = res["charging_ms"], res["parking_ms"], res["reservation_ms"]
+    e4["total_energy_kwh"] = half_up_div(res["energy_mwh"], 100)
+    e4["billed_energy_kwh"] = half_up_div(res["energy_mwh"] + res["extra_energy_mwh"], 100)
+    for name, ms in (
+        ("total_time_h", charging + parking),
+        ("charging_time_h", charging),
+        ("billed_charging_time_h", charging + res["extra_time_ms"]),
+        ("parking_time_h", parking),
+        ("billed_parking_time_h", parking + res["extra_parking_ms"]),
+        ("reservation_time_h", reservation),
+        ("billed_reservation_time_h", reservation + res["extra_reservation_ms"]),
+    ):
+        e4[name] = half_up_div(ms, 360)
+    frame = pl.DataFrame({**e4, **{f"{k}__null": v for k, v in nulls.items()}})
+    exprs = [fmt_expr(k, f"{k}__null" if k in nulls else None) for k in e4]
+    return frame.select(exprs)
+
+
+def result_rows(
+    res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | None = None
+) -> list[dict[str, Any]]:
+    """Rows identical to :func:`pricing.report.result_row` from the kernel's columns."""
+    n_s = pt.n_sessions
+    if not n_s:
+        return []
+    meta = pt.meta
+    strings = result_frame(res, pt, ct)
+    cols: dict[str, list[Any]] = {
+        "cdr_id": list(meta["cdr_id"]),
+        "currency": list(meta["currency"]),
+        "tariff_id": list(meta["tariff_id"]),
+        "time_zone": list(meta["time_zone"]),
+    }
+    for name in strings.columns:
+        cols[name] = strings.get_column(name).to_list()
+    cols["min_max_applied"] = [MIN_MAX[i] for i in res["min_max"].tolist()]
+    v23 = (ct.v23 if ct is not None else np.array([t.version.startswith("2.3") for t in pt.tariffs], bool))[
+        pt.s_primary
+    ]
+    taxes: list[list[dict[str, str | None]] | None] = [[] if x else None for x in v23.tolist()]
+    if len(res["tax_sess"]):
+        amounts = fmt_e4(res["tax_amount_e4"])
+        rates = {r: percentage(r) for r in set(res["tax_rate_e2"].tolist())}
+        for s, rate, amount in zip(
+            res["tax_sess"].tolist(), res["tax_rate_e2"].tolist(), amounts, strict=True
+        ):
+            taxes[s].append({"name": "VAT", "percentage": rates[rate], "amount": amount})
+    cols["taxes"] = taxes
+    names = [c for c in REPORT_ORDER if c in cols]
+    return [dict(zip(names, values, strict=True)) for values in zip(*(cols[n] for n in names), strict=True)]
+
+
+REPORT_ORDER = (
+    "cdr_id",
+    "currency",
+    "tariff_id",
+    "time_zone",
+    "total_cost_excl_vat",
+    "total_cost_incl_vat",
+    *(f"{c}_cost_{k}" for c in CATEGORY_NAMES for k in ("excl_vat", "incl_vat")),
+    "total_energy_kwh",
+    "billed_energy_kwh",
+    "total_time_h",
+    "charging_time_h",
+    "billed_charging_time_h",
+    "parking_time_h",
+    "billed_parking_time_h",
+    "reservation_time_h",
+    "billed_reservation_time_h",
+    "min_max_applied",
+    "taxes",
+)
+
+
+def straddling_lists(res: dict[str, np.ndarray], n_s: int) -> list[tuple[int, ...]]:
+    """Per session, the sorted source indices of its straddling periods (``flag`` policy)."""
+    out: list[list[int]] = [[] for _ in range(n_s)]
+    if "straddle_sess" in res:
+        for s, src in zip(res["straddle_sess"].tolist(), res["straddle_src"].tolist(), strict=True):
+            out[s].append(src)
+    return [tuple(x) for x in out]
+
+
+def price_sessions_detailed(
+    sessions: list[Session] | tuple[Session, ...], policy: PricingPolicy | None = None, workers: int = 1
+) -> tuple[list[dict[str, Any]], list[tuple[int, ...]]]:
+    """Rows like :func:`pricing.report.result_row` and, per session, the straddling periods."""
+    pt = from_sessions(sessions)
+    ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+    res = price_table(pt, policy, ct, workers)
+    return result_rows(res, pt, ct), straddling_lists(res, pt.n_sessions)
+
+
+def price_sessions(
+    sessions: list[Session] | tuple[Session, ...], policy: PricingPolicy | None = None, workers: int = 1
+) -> list[dict[str, Any]]:
+    """Canonical sessions → rows like :func:`pricing.report.result_row`, in input order."""
+    return price_sessions_detailed(sessions, policy, workers)[0]

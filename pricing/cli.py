@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)"
     )
     st.add_argument(
+        "--pricer", choices=["kernel", "reference"], default="kernel", help="pricer (they agree exactly)"
+    )
+    st.add_argument(
         "--history", nargs="*", default=[], metavar="DIR", help="earlier settle outputs (for credits)"
     )
     st.add_argument(
@@ -255,9 +258,11 @@ def cmd_settle(args: argparse.Namespace) -> int:
         say,
         args.engine,
         args.scheduler,
+        args.pricer,
     )
     settings = {
         "engine": args.engine,
+        "pricer": args.pricer,
         "policy": policy.as_dict(),
         "basis": args.basis,
         "tz": args.tz,

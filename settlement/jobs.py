@@ -116,11 +116,12 @@ def process_chunk(
     tz: str | None,
     tolerance: Decimal,
     versions: dict[str, str],
+    pricer: str = "kernel",
 ) -> tuple[int, list[Finding], list[ReconLine]]:
     """Parse, price and reconcile one partition (a pure function: the unit of work on Dask)."""
     part = RunResult()
     parsed = parse_all(records, None, part, versions)
-    return part.read, part.rejects, reconcile_all(parsed, tariffs, policy, tz, tolerance)
+    return part.read, part.rejects, reconcile_all(parsed, tariffs, policy, tz, tolerance, pricer)
 
 
 CHUNK = 2_000
@@ -135,13 +136,14 @@ def compute_lines(
     result: RunResult,
     engine: str = "local",
     scheduler: str | None = None,
+    pricer: str = "kernel",
 ) -> list[ReconLine]:
     versions = file_versions(records)
     chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)] or [[]]
     if engine == "dask":
-        parts = _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler)
+        parts = _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler, pricer)
     else:
-        parts = [process_chunk(c, tariffs, policy, tz, tolerance, versions) for c in chunks]
+        parts = [process_chunk(c, tariffs, policy, tz, tolerance, versions, pricer) for c in chunks]
     lines: list[ReconLine] = []
     for read, rejects, part_lines in parts:  # in input order: results do not depend on the engine
         result.read += read
@@ -150,7 +152,7 @@ def compute_lines(
     return lines
 
 
-def _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler):  # type: ignore[no-untyped-def]
+def _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler, pricer):  # type: ignore[no-untyped-def]
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
@@ -162,7 +164,7 @@ def _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler):  # t
     try:
         shared = client.scatter([tariffs, versions], broadcast=True)
         futures = [
-            client.submit(process_chunk, c, shared[0], policy, tz, tolerance, shared[1], pure=False)
+            client.submit(process_chunk, c, shared[0], policy, tz, tolerance, shared[1], pricer, pure=False)
             for c in chunks
         ]
         return client.gather(futures)
@@ -178,22 +180,40 @@ def reconcile_all(
     policy: PricingPolicy,
     tz: str | None,
     tolerance: Decimal,
+    pricer: str = "kernel",
 ) -> list[ReconLine]:
-    """Price (reference pricer) and reconcile every parsed CDR."""
+    """Price every parsed CDR (the kernel by default, the reference on request — they agree to
+    the last digit) and reconcile it against what the CPO reported."""
+    from pricing.batch import kernel_outcomes
     from pricing.reference import price_session
     from pricing.report import result_row
 
-    out: list[ReconLine] = []
+    sessions: list[Any] = []
     for p in parsed:
         try:
-            session = build_session(p.cdr, tariffs, policy, tz)
+            sessions.append(build_session(p.cdr, tariffs, policy, tz))
         except RecordRejected as exc:
-            out.append(reconcile_one(p.cdr, None, p.rec.source, p.rec.line, tolerance, exc.code, exc.message))
+            sessions.append(exc)
+    ok = [s for s in sessions if not isinstance(s, RecordRejected)]
+    if pricer == "kernel":
+        outcomes = iter(kernel_outcomes(ok, policy))
+    else:
+        outcomes = iter([(result_row(pr), pr.straddling) for pr in (price_session(s, policy) for s in ok)])
+    out: list[ReconLine] = []
+    for p, session in zip(parsed, sessions, strict=True):
+        if isinstance(session, RecordRejected):
+            out.append(
+                reconcile_one(p.cdr, None, p.rec.source, p.rec.line, tolerance, session.code, session.message)
+            )
             continue
-        priced = price_session(session, policy)
-        ln = reconcile_one(
-            p.cdr, result_row(priced), p.rec.source, p.rec.line, tolerance, straddling=priced.straddling
-        )
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            out.append(
+                reconcile_one(p.cdr, None, p.rec.source, p.rec.line, tolerance, "NOT_PRICED", str(outcome))
+            )
+            continue
+        row, straddling = outcome
+        ln = reconcile_one(p.cdr, row, p.rec.source, p.rec.line, tolerance, straddling=straddling)
         ln.tariffs = session.tariffs  # type: ignore[attr-defined]
         out.append(ln)
     return out
@@ -233,6 +253,7 @@ def settle(
     progress: Callable[[str], None] | None = None,
     engine: str = "local",
     scheduler: str | None = None,
+    pricer: str = "kernel",
 ) -> tuple[RunResult, Contracts]:
     """Run the monthly settlement in memory (no files written). See :func:`write_run` for files."""
     try:
@@ -252,7 +273,9 @@ def settle(
     say("reading CDRs")
     records = list(iter_sources(cdrs))
     say(f"pricing and reconciling {len(records)} records ({engine})")
-    lines = compute_lines(records, store, policy, tz, contracts.default.tolerance, result, engine, scheduler)
+    lines = compute_lines(
+        records, store, policy, tz, contracts.default.tolerance, result, engine, scheduler, pricer
+    )
     check_duplicates_and_credits(lines, read_history(history))
     result.lines = lines
 

@@ -444,7 +444,13 @@ def price_inputs(
     policy = policy or PricingPolicy()
     files = expand_inputs(paths)
     flat = [flat_parquet(f) for f in files]
-    if not any(flat):
+    # NDJSON goes through the columnar reader (same results as the per-record path, tested), when
+    # nothing asks for per-record work: the kernel engine, no trace, no forced version
+    columnar = [
+        engine == "kernel" and not explain and version is None and f.suffix.lower() in (".ndjson", ".jsonl")
+        for f in files
+    ]
+    if not any(flat) and not any(columnar):
         return price_records(
             iter_sources(paths), tariffs, policy, tz, version, explain, engine=engine, workers=workers
         )
@@ -454,9 +460,14 @@ def price_inputs(
         if flat[i]:
             part = price_flat_file(files[i], tariffs, policy, tz, explain, engine, workers)
             i += 1
+        elif columnar[i]:
+            from pricing.columnar import price_ndjson_columnar
+
+            part = price_ndjson_columnar(files[i], tariffs, policy, tz, workers)
+            i += 1
         else:
             j = i
-            while j < len(files) and not flat[j]:
+            while j < len(files) and not flat[j] and not columnar[j]:
                 j += 1
             part = price_records(
                 iter_sources(files[i:j]),

@@ -261,3 +261,16 @@ def test_console_script_help_has_an_example() -> None:
         [sys.executable, "-m", "pricing.cli", "price", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "example:" in out and "roamledger price" in out
+
+
+def test_sample_month_kernel_with_columnar_reader_equals_reference(tmp_path: Path, capsys) -> None:
+    """The default path for NDJSON (kernel + columnar reader) writes the same bytes as the oracle."""
+    sample = ROOT / "fixtures" / "sample"
+    outs = {}
+    for engine in ("kernel", "reference"):
+        out = tmp_path / f"{engine}.ndjson"
+        args = ["price", "--engine", engine, "--tariffs", str(sample / "tariffs"), "--out", str(out)]
+        assert main([*args, str(sample / "cdrs")]) == 0
+        outs[engine] = (out.read_bytes(), (tmp_path / f"{engine}.ndjson.rejects.ndjson").read_bytes())
+    assert outs["kernel"] == outs["reference"]
+    assert capsys.readouterr().out.count("read 4845, priced 4835, rejected 10") == 2

@@ -7,7 +7,6 @@ file), 2 when the command line is wrong or no input could be read.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -119,24 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def input_files(paths: Sequence[str]) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
-        out.extend(sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else [p])
-    return out
-
-
 def cmd_price(args: argparse.Namespace) -> int:
     from pricing.batch import load_tariffs, price_inputs
-    from pricing.io import write_ndjson, write_table
+    from pricing.io import all_files, sha256_file, write_ndjson, write_table
     from pricing.policy import PricingPolicy
     from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
 
@@ -177,7 +161,7 @@ def cmd_price(args: argparse.Namespace) -> int:
         "policy": policy.as_dict(),
         "tz": args.tz,
         "ocpi_version": args.ocpi_version,
-        "inputs": {str(p): sha256_of(p) for p in input_files([*args.cdrs, *(args.tariffs or [])])},
+        "inputs": {str(p): sha256_file(p) for p in all_files([*args.cdrs, *(args.tariffs or [])])},
         "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
         "rounding": "OCPI 4 decimals, half-up, from exact values",
     }

@@ -201,3 +201,22 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with open(tmp, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (manifests record every input this way)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def all_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every file under the given files/directories, sorted within a directory."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        out.extend(sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else [p])
+    return out

@@ -63,7 +63,7 @@ from pricing.compile import (
     lowest_bit,
 )
 from pricing.errors import PricingOverflowError
-from pricing.model import Session
+from pricing.model import COST_CATEGORIES, RESULT_COLUMNS, Session
 from pricing.periods import PeriodTable, from_sessions
 from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
 
@@ -73,7 +73,7 @@ SAFE = 2**62  # bound for values that are summed a few times more
 CHUNK = 20_000
 LIMB = 2**24  # second limb of price × quantity sums when one int64 might not hold them
 ONE_LIMB_BELOW = SAFE  # bound on Σ price × quantity for the one-limb path (tests lower it)
-CATEGORY_NAMES = ("energy", "time", "parking", "fixed", "reservation")
+CATEGORY_NAMES = COST_CATEGORIES
 MIN_MAX = (None, "min", "max")
 TIME_KIND_CATEGORY = np.array([C_RESERVATION, C_TIME, C_PARKING], I64)  # by phase code
 
@@ -965,26 +965,7 @@ def result_rows(
     return [dict(zip(names, values, strict=True)) for values in zip(*(cols[n] for n in names), strict=True)]
 
 
-REPORT_ORDER = (
-    "cdr_id",
-    "currency",
-    "tariff_id",
-    "time_zone",
-    "total_cost_excl_vat",
-    "total_cost_incl_vat",
-    *(f"{c}_cost_{k}" for c in CATEGORY_NAMES for k in ("excl_vat", "incl_vat")),
-    "total_energy_kwh",
-    "billed_energy_kwh",
-    "total_time_h",
-    "charging_time_h",
-    "billed_charging_time_h",
-    "parking_time_h",
-    "billed_parking_time_h",
-    "reservation_time_h",
-    "billed_reservation_time_h",
-    "min_max_applied",
-    "taxes",
-)
+REPORT_ORDER = RESULT_COLUMNS
 
 
 def straddling_lists(res: dict[str, np.ndarray], n_s: int) -> list[tuple[int, ...]]:

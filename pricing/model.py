@@ -13,6 +13,30 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 
+# Cost categories of a result (the CDR total_*_cost fields) and the result row contract of
+# ``roamledger price`` (DESIGN.md "Contracts"); both pricers produce rows in exactly this order.
+COST_CATEGORIES: tuple[str, ...] = ("energy", "time", "parking", "fixed", "reservation")
+RESULT_COLUMNS: tuple[str, ...] = (
+    "cdr_id",
+    "currency",
+    "tariff_id",
+    "time_zone",
+    "total_cost_excl_vat",
+    "total_cost_incl_vat",
+    *(f"{c}_cost_{k}" for c in COST_CATEGORIES for k in ("excl_vat", "incl_vat")),
+    "total_energy_kwh",
+    "billed_energy_kwh",
+    "total_time_h",
+    "charging_time_h",
+    "billed_charging_time_h",
+    "parking_time_h",
+    "billed_parking_time_h",
+    "reservation_time_h",
+    "billed_reservation_time_h",
+    "min_max_applied",
+    "taxes",
+)
+
 
 class Dimension(StrEnum):
     ENERGY = "ENERGY"

@@ -32,6 +32,7 @@ from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from pricing.model import (
+    COST_CATEGORIES,
     Dimension,
     Element,
     Period,
@@ -61,7 +62,7 @@ PHASE_DIMENSIONS: dict[Phase, tuple[Dimension, ...]] = {
 
 # Cost categories of the output (CDR total_*_cost fields).
 ENERGY, TIME, PARKING, FIXED, RESERVATION = "energy", "time", "parking", "fixed", "reservation"
-CATEGORIES = (ENERGY, TIME, PARKING, FIXED, RESERVATION)
+CATEGORIES = COST_CATEGORIES  # (ENERGY, TIME, PARKING, FIXED, RESERVATION), as in the model
 
 # The kind of time a piece contributes (step rounding works per kind).
 TIME_KIND = {Phase.CHARGING: TIME, Phase.PARKING: PARKING, Phase.RESERVATION: RESERVATION}

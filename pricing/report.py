@@ -9,31 +9,12 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from pricing.model import Dimension, Phase
+from pricing.model import RESULT_COLUMNS, Dimension, Phase
 from pricing.reference import CATEGORIES, ENERGY, PARKING, RESERVATION, TIME, PricedSession
 from pricing.units import MS_PER_HOUR, MWH_PER_KWH, fmt
 
 COST_COLUMNS = [f"{cat}_cost_{kind}" for cat in CATEGORIES for kind in ("excl_vat", "incl_vat")]
-COLUMNS: list[str] = [
-    "cdr_id",
-    "currency",
-    "tariff_id",
-    "time_zone",
-    "total_cost_excl_vat",
-    "total_cost_incl_vat",
-    *COST_COLUMNS,
-    "total_energy_kwh",
-    "billed_energy_kwh",
-    "total_time_h",
-    "charging_time_h",
-    "billed_charging_time_h",
-    "parking_time_h",
-    "billed_parking_time_h",
-    "reservation_time_h",
-    "billed_reservation_time_h",
-    "min_max_applied",
-    "taxes",
-]
+COLUMNS: list[str] = list(RESULT_COLUMNS)
 DECIMAL_COLUMNS = [c for c in COLUMNS if c.endswith(("_vat", "_kwh", "_h"))]
 EXTRA_COLUMNS = ["ocpi_version", "source", "line"]
 

@@ -11,7 +11,6 @@ contract excludes disputes, or an identical duplicate). ``rejected``: unreadable
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ from zoneinfo import ZoneInfo
 from pricing import __version__
 from pricing.batch import load_tariffs, parse_record
 from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
-from pricing.io import Record, iter_sources
+from pricing.io import Record, all_files, iter_sources, sha256_file
 from pricing.model import Cdr
 from pricing.policy import PeriodBoundaries, PricingPolicy
 from pricing.sessions import TariffSet, build_session
@@ -393,21 +392,6 @@ def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
 
 
 # ---- files --------------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def all_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    out: list[Path] = []
-    for p in map(Path, paths):
-        out.extend(sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else [p])
-    return out
 
 
 def write_run(

@@ -274,3 +274,16 @@ def test_sample_month_kernel_with_columnar_reader_equals_reference(tmp_path: Pat
         outs[engine] = (out.read_bytes(), (tmp_path / f"{engine}.ndjson.rejects.ndjson").read_bytes())
     assert outs["kernel"] == outs["reference"]
     assert capsys.readouterr().out.count("read 4845, priced 4835, rejected 10") == 2
+
+
+def test_nested_ocpi_cdrs_in_parquet(tmp_path: Path) -> None:
+    """Parquet with one nested OCPI CDR per row (struct/list columns) is read like JSON."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [json.loads(json.dumps(variant(f"P{i}"))) for i in range(3)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "nested.parquet")
+    res = price_batch([tmp_path / "nested.parquet"])
+    assert (res.read, res.priced, res.rejected) == (3, 3, 0)
+    assert [r["total_cost_excl_vat"] for r in res.rows] == ["3.5000"] * 3
+    assert [r["line"] for r in res.rows] == [1, 2, 3]

@@ -35,6 +35,16 @@ min_current_ma, max_current_ma int64?        MIN_CURRENT / MAX_CURRENT
 reported_total_excl        decimal128(38,6)? CDR.total_cost excl. VAT / before taxes
 reported_total_incl        decimal128(38,6)? CDR.total_cost incl. VAT / after taxes
 
+Optional CDR-level columns (settlement reads them when present; pricing ignores them):
+
+location_id                string?           CDR location id (statement lines)
+contract_id                string?           cdr_token.contract_id / 2.1.1 auth_id (maps 2.1.1 eMSPs)
+credit                     bool?             credit CDR (its money is negative)
+credit_reference_id        string?           the credited CDR's id
+
+Money in this layout has at most 4 decimals (OCPI amounts); settlement rejects a record whose
+reported total needs more (``UNSUPPORTED_PRECISION``).
+
 Tariffs are not in this file: they are passed separately (``--tariffs``) and referenced by
 ``tariff_id`` (and the CPO's ``country_code``/``party_id`` where present).
 """
@@ -67,18 +77,28 @@ FLAT_COLUMNS: dict[str, str] = {
     "reported_total_excl": "decimal128(38,6)",
     "reported_total_incl": "decimal128(38,6)",
 }
+# optional (settlement): absent columns read as null
+FLAT_OPTIONAL: dict[str, str] = {
+    "location_id": "string",
+    "contract_id": "string",
+    "credit": "bool",
+    "credit_reference_id": "string",
+}
 
 
-def arrow_schema():  # -> pyarrow.Schema (pyarrow imported lazily)
+def arrow_schema(optional: bool = False):  # -> pyarrow.Schema (pyarrow imported lazily)
+    """The layout's schema; with ``optional`` also the optional settlement columns."""
     import pyarrow as pa
 
     types = {
         "string": pa.string(),
         "int64": pa.int64(),
         "int32": pa.int32(),
+        "bool": pa.bool_(),
         "decimal128(38,6)": pa.decimal128(38, 6),
     }
-    return pa.schema([pa.field(name, types[t]) for name, t in FLAT_COLUMNS.items()])
+    cols = {**FLAT_COLUMNS, **(FLAT_OPTIONAL if optional else {})}
+    return pa.schema([pa.field(name, types[t]) for name, t in cols.items()])
 
 
 def is_flat(column_names: list[str]) -> bool:

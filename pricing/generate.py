@@ -1658,7 +1658,7 @@ class ParquetSink:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.schema = arrow_schema()
+        self.schema = arrow_schema(optional=True)
         self.writer = pq.ParquetWriter(f"{path}.tmp", self.schema, compression="zstd")
         self.records = 0
 
@@ -1775,14 +1775,49 @@ def flat_table(
         "max_current_ma": pa.nulls(n, pa.int64()),
         "reported_total_excl": rep_excl,
         "reported_total_incl": rep_incl,
+        **settlement_columns(world, blk, plan, ids, row_ent, is211),
     }
     return pa.Table.from_arrays(list(columns.values()), schema=_flat_schema())
+
+
+def settlement_columns(
+    world: World, blk: Block, plan: Plan, ids: Any, row_ent: np.ndarray, is211: np.ndarray
+) -> dict[str, Any]:
+    """The optional settlement columns of the flat layout: location, contract, credit flags."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(plan)
+    sess = plan.i
+    renderer = Renderer(world, 0)
+
+    def strings(keys: np.ndarray, make: Any) -> Any:  # one Python call per distinct key
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        return pa.array([make(*map(int, u)) for u in uniq], pa.string()).take(pa.array(inv.reshape(-1)))
+
+    locations = strings(np.stack([blk.cpo[sess], blk.loc[sess]], 1), world.location_id)
+    contracts = strings(
+        np.stack([blk.emsp[sess], blk.contract[sess]], 1), lambda e, c: renderer.token(e, c)[1]
+    )
+    credit = plan.kind == CREDIT
+    # a credit's id is its original's id + "-C"
+    ref = pc.utf8_slice_codeunits(ids, 0, -2)
+    take = pa.array(row_ent)
+    contract = contracts.take(take)
+    # 2.1.1 records carry the eMAID without separators (auth_id), as in the NDJSON rendering
+    contract = pc.if_else(pa.array(is211), pc.replace_substring(contract, "-", ""), contract)
+    return {
+        "location_id": locations.take(take),
+        "contract_id": contract,
+        "credit": pa.array(credit, pa.bool_()).take(take),
+        "credit_reference_id": pc.if_else(pa.array(credit), ref, pa.nulls(n, pa.string())).take(take),
+    }
 
 
 def _flat_schema() -> Any:
     from pricing.flat import arrow_schema
 
-    return arrow_schema()
+    return arrow_schema(optional=True)
 
 
 def flat_ids(world: World, blk: Block, plan: Plan, width: int) -> Any:

@@ -26,7 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pricing import __version__
-from pricing.batch import load_tariffs, parse_record
+from pricing.batch import expand_inputs, load_tariffs, parse_record
 from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
 from pricing.io import Record, all_files, iter_sources, sha256_file
 from pricing.model import Cdr
@@ -151,6 +151,34 @@ def compute_lines(
     return lines
 
 
+def flat_lines(
+    files: Sequence[Path],
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    tolerance: Decimal,
+    result: RunResult,
+    pricer: str = "kernel",
+) -> list[ReconLine]:
+    """Flat-layout files reconciled one CDR object at a time (the oracle of the columnar engine)."""
+    from settlement.flatcdrs import iter_pieces, piece_cdrs, record_id, split_piece
+
+    lines: list[ReconLine] = []
+    for piece in iter_pieces(files):
+        fr, rejects = split_piece(piece)
+        result.read += fr.n_records
+        for k, (code, message, path) in sorted(rejects.items()):
+            line = piece.row0 + int(fr.first_row[k]) + 1
+            result.rejects.append(Finding(code, message, piece.source, line, record_id(fr, k), path))
+        ks = [k for k in range(fr.n_records) if k not in rejects]
+        parsed = [
+            Parsed(Record(piece.source, piece.row0 + int(fr.first_row[k]) + 1), cdr)
+            for k, cdr in zip(ks, piece_cdrs(piece, fr, ks), strict=True)
+        ]
+        lines += reconcile_all(parsed, tariffs, policy, tz, tolerance, pricer)
+    return lines
+
+
 def _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler, pricer):  # type: ignore[no-untyped-def]
     from dask.distributed import Client, LocalCluster
 
@@ -256,7 +284,7 @@ def settle(
 ) -> tuple[RunResult, Contracts]:
     """Run the monthly settlement in memory (no files written). See :func:`write_run` for files."""
     try:
-        start, end = month_bounds(month)
+        month_bounds(month)
     except ValueError as exc:
         raise InputError(f"--month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
     contracts = load_contracts(contracts_path, basis)
@@ -270,23 +298,52 @@ def settle(
     store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     result.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     say("reading CDRs")
-    records = list(iter_sources(cdrs))
+    from settlement.flatcdrs import is_flat_file
+
+    files = expand_inputs(cdrs)
+    flat_files = [f for f in files if is_flat_file(f)]
+    records = list(iter_sources([f for f in files if f not in flat_files]))
     say(f"pricing and reconciling {len(records)} records ({engine})")
     lines = compute_lines(
         records, store, policy, tz, contracts.default.tolerance, result, engine, scheduler, pricer
     )
+    if flat_files:  # flat Parquet (pricing.flat) after the other inputs, record by record
+        lines += flat_lines(flat_files, store, policy, tz, contracts.default.tolerance, result, pricer)
     check_duplicates_and_credits(lines, read_history(history))
     result.lines = lines
 
     say("building statements")
+    groups: dict[tuple[str, str, str], Statement] = {}
+    pair_currencies: dict[tuple[str, str], set[str]] = defaultdict(set)
+    place_lines(lines, zone, month, contracts, result, groups, pair_currencies)
+    result.extra_findings += mixed_currency_findings(pair_currencies)
+    for key in sorted(groups):
+        st = groups[key]
+        st.lines.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
+        st.disputed.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
+        finish(st, contracts)
+        result.statements.append(st)
+    return result, contracts
+
+
+def place_lines(
+    lines: Sequence[ReconLine],
+    zone: ZoneInfo,
+    month: str,
+    contracts: Contracts,
+    result: RunResult,
+    groups: dict[tuple[str, str, str], Statement],
+    pair_currencies: dict[tuple[str, str], set[str]],
+) -> None:
+    """Put every reconciled CDR in exactly one bucket: a statement line (settled, or disputed and
+    excluded), an identical duplicate (excluded) or out of month. ``lines`` in input order."""
+    start, end = month_bounds(month)
     seen_identical: set[int] = set()
     first_by_id: dict[str, ReconLine] = {}
     for i, ln in enumerate(lines):
         prior = first_by_id.setdefault(ln.cdr.id, ln)
         if prior is not ln and prior.cdr == ln.cdr:
             seen_identical.add(i)
-    groups: dict[tuple[str, str, str], Statement] = {}
-    pair_currencies: dict[tuple[str, str], set[str]] = defaultdict(set)
     for i, ln in enumerate(lines):
         cdr = ln.cdr
         end_local = datetime.fromtimestamp(cdr.end_ms // 1000, zone)
@@ -348,9 +405,13 @@ def settle(
                 continue
         st.lines.append(line)
         result.settled_ids.append(cdr.id)
+
+
+def mixed_currency_findings(pair_currencies: dict[tuple[str, str], set[str]]) -> list[dict[str, Any]]:
+    out = []
     for (cpo, emsp), curs in sorted(pair_currencies.items()):
         if len(curs) > 1:
-            result.extra_findings.append(
+            out.append(
                 {
                     "cdr_id": None,
                     "code": "MIXED_CURRENCIES",
@@ -364,13 +425,7 @@ def settle(
                     "line": None,
                 }
             )
-    for key in sorted(groups):
-        st = groups[key]
-        st.lines.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
-        st.disputed.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
-        finish(st, contracts)
-        result.statements.append(st)
-    return result, contracts
+    return out
 
 
 def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
@@ -411,6 +466,35 @@ def write_run(
     from pricing.io import dumps
     from settlement.render import render_statement
 
+    def fill(tmp: Path) -> None:
+        for st in result.statements:
+            render_statement(st, tmp / st.folder, locale)
+        lines = sorted(result.lines, key=_line_key)
+        (tmp / "reconciliation.ndjson").write_text(
+            "".join(dumps(ln.as_row()) + "\n" for ln in lines), encoding="utf-8"
+        )
+        findings = [f.as_row() for ln in lines for f in ln.findings]
+        findings += [
+            out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line)
+            for ln in sorted(result.out_of_month, key=_line_key)
+        ]
+        findings += result.extra_findings
+        (tmp / "findings.ndjson").write_text("".join(dumps(r) + "\n" for r in findings), encoding="utf-8")
+        write_rejects(tmp, result.rejects)
+        statements = [statement_entry(st, len(st.lines)) for st in result.statements]
+        write_manifest(
+            tmp, month, inputs, settings, contracts, result.counts, summarize(result.lines), statements
+        )
+
+    return atomic_output(out_dir, fill)
+
+
+def atomic_output(out_dir: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
+    """Call ``fill`` on a fresh temporary folder, then move it into place in one rename.
+
+    A run that dies half-way leaves only a ``.partial`` folder (removed by the next run), never a
+    half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole.
+    """
     out = Path(out_dir).resolve()
     parent = out.parent
     try:
@@ -423,57 +507,7 @@ def write_run(
             f"cannot write to {out}: {exc}. Hint: choose a writable --out directory"
         ) from exc
     try:
-        for st in result.statements:
-            render_statement(st, tmp / st.folder, locale)
-        rec_rows = [ln.as_row() for ln in sorted(result.lines, key=_line_key)]
-        (tmp / "reconciliation.ndjson").write_text(
-            "".join(dumps(r) + "\n" for r in rec_rows), encoding="utf-8"
-        )
-        findings = [f.as_row() for ln in sorted(result.lines, key=_line_key) for f in ln.findings]
-        findings += [
-            {
-                "cdr_id": ln.cdr.id,
-                "code": "OUT_OF_MONTH",
-                "dimension": None,
-                "period": None,
-                "amount": None,
-                "message": f"session ended {datetime.fromtimestamp(ln.cdr.end_ms // 1000, UTC).date()} "
-                "(UTC date), "
-                f"outside {month} in the statement zone; settle it in its own month",
-                "source": ln.source,
-                "line": ln.line,
-            }
-            for ln in sorted(result.out_of_month, key=_line_key)
-        ]
-        findings += result.extra_findings
-        (tmp / "findings.ndjson").write_text("".join(dumps(r) + "\n" for r in findings), encoding="utf-8")
-        rejects = sorted((f.as_row() for f in result.rejects), key=lambda r: (r["source"], r["line"] or 0))
-        (tmp / "rejects.ndjson").write_text("".join(dumps(r) + "\n" for r in rejects), encoding="utf-8")
-        manifest = {
-            "roamledger": __version__,
-            "month": month,
-            "inputs": {str(p): sha256_file(p) for p in all_files(inputs)},
-            "settings": settings,
-            "contracts": contracts.as_dict(),
-            "counts": result.counts,
-            "counts_check": "read == settled + excluded + rejected + out_of_month",
-            "reconciliation": summarize(result.lines),
-            "statements": [
-                {
-                    "id": st.id,
-                    "folder": st.folder,
-                    "cpo": st.cpo,
-                    "emsp": st.emsp,
-                    "currency": st.currency,
-                    "lines": len(st.lines),
-                    "amount_due": st.totals["amount_due"],
-                }
-                for st in result.statements
-            ],
-        }
-        (tmp / "manifest.json").write_text(
-            json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
+        fill(tmp)
         if out.exists():
             old = parent / f".{out.name}.old-{os.getpid()}"
             out.rename(old)
@@ -485,6 +519,67 @@ def write_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def out_of_month_finding(
+    cdr_id: str, end_ms: int, month: str, source: str, line: int | None
+) -> dict[str, Any]:
+    return {
+        "cdr_id": cdr_id,
+        "code": "OUT_OF_MONTH",
+        "dimension": None,
+        "period": None,
+        "amount": None,
+        "message": f"session ended {datetime.fromtimestamp(end_ms // 1000, UTC).date()} (UTC date), "
+        f"outside {month} in the statement zone; settle it in its own month",
+        "source": source,
+        "line": line,
+    }
+
+
+def write_rejects(tmp: Path, rejects: Sequence[Finding]) -> None:
+    from pricing.io import dumps
+
+    rows = sorted((f.as_row() for f in rejects), key=lambda r: (r["source"], r["line"] or 0))
+    (tmp / "rejects.ndjson").write_text("".join(dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def statement_entry(st: Statement, n_lines: int) -> dict[str, Any]:
+    return {
+        "id": st.id,
+        "folder": st.folder,
+        "cpo": st.cpo,
+        "emsp": st.emsp,
+        "currency": st.currency,
+        "lines": n_lines,
+        "amount_due": st.totals["amount_due"],
+    }
+
+
+def write_manifest(
+    tmp: Path,
+    month: str,
+    inputs: Sequence[str | os.PathLike[str]],
+    settings: dict[str, Any],
+    contracts: Contracts,
+    counts: dict[str, int],
+    reconciliation: dict[str, Any],
+    statements: list[dict[str, Any]],
+) -> None:
+    manifest = {
+        "roamledger": __version__,
+        "month": month,
+        "inputs": {str(p): sha256_file(p) for p in all_files(inputs)},
+        "settings": settings,
+        "contracts": contracts.as_dict(),
+        "counts": counts,
+        "counts_check": "read == settled + excluded + rejected + out_of_month",
+        "reconciliation": reconciliation,
+        "statements": statements,
+    }
+    (tmp / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
 
 
 def _line_key(ln: ReconLine) -> tuple[str, str, int]:

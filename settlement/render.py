@@ -93,16 +93,23 @@ def _money(v: Any, cur: str, locale: str) -> str:
     return format_currency(Decimal(str(v)), cur, locale=locale, currency_digits=True)
 
 
-def daily_chart(st: Statement, locale: str) -> str:
+def daily_sums(lines: Any) -> dict[int, tuple[Decimal, Decimal]]:
+    """Per day of the month (0-based): energy (kWh) and amount excl. VAT of the lines."""
+    out: dict[int, tuple[Decimal, Decimal]] = {}
+    for ln in lines:
+        d = int(ln.day[8:10]) - 1
+        e, a = out.get(d, (Decimal(0), Decimal(0)))
+        out[d] = (e + ln.energy_kwh, a + ln.excl)
+    return out
+
+
+def daily_chart(st: Statement, locale: str, daily: dict[int, tuple[Decimal, Decimal]] | None = None) -> str:
     """Inline SVG: bars = daily energy (kWh), line = daily amount excl. VAT."""
     first, last = month_bounds(st.month)
     days = (last - first).days + 1
-    energy: dict[int, Decimal] = defaultdict(Decimal)
-    amount: dict[int, Decimal] = defaultdict(Decimal)
-    for ln in st.lines:
-        d = int(ln.day[8:10]) - 1
-        energy[d] += ln.energy_kwh
-        amount[d] += ln.excl
+    sums = daily_sums(st.lines) if daily is None else daily
+    energy: dict[int, Decimal] = defaultdict(Decimal, {d: v[0] for d, v in sums.items()})
+    amount: dict[int, Decimal] = defaultdict(Decimal, {d: v[1] for d, v in sums.items()})
     w, h, pad = 720, 200, 36
     bw = (w - 2 * pad) / days
     emax = max(energy.values(), default=Decimal(0)) or Decimal(1)
@@ -162,8 +169,22 @@ def line_note(ln: Any) -> str:
     return "; ".join(notes)
 
 
-def statement_html(st: Statement, locale: str = "en_GB") -> str:
+HTML_MAX_LINES = 1_000  # the page lists the first lines; lines.csv / statement.json have them all
+
+
+def statement_html(
+    st: Statement,
+    locale: str = "en_GB",
+    daily: dict[int, tuple[Decimal, Decimal]] | None = None,
+    n_lines: int | None = None,
+    members: Any = None,
+) -> str:
+    """The printable statement. ``st.lines`` may hold only the first lines (``n_lines`` = all of
+    them), with ``daily`` sums over all; ``members`` = the included lines a disputed line is
+    looked up in (default ``st.lines``)."""
     cur, t = st.currency, st.totals
+    n_lines = len(st.lines) if n_lines is None else n_lines
+    members = st.lines if members is None else members
     first, last = month_bounds(st.month)
     esc = html.escape
 
@@ -176,17 +197,22 @@ def statement_html(st: Statement, locale: str = "en_GB") -> str:
         return esc(format_date(date.fromisoformat(iso[:10]), "medium", locale=locale))
 
     rows = []
-    for ln in st.lines:
+    for ln in st.lines[:HTML_MAX_LINES]:
         rows.append(
             f"<tr><td>{esc(ln.cdr_id)}</td><td>{d(ln.session_end)} {esc(ln.session_end[11:16])}</td>"
             f"<td>{esc(ln.location_id)}</td><td class=n>{esc(format_decimal(ln.energy_kwh, '#,##0.000', locale=locale))}</td>"
             f"<td class=n>{m(ln.excl)}</td><td class=n>{m(ln.vat)}</td><td class=n>{m(ln.incl)}</td>"
             f"<td>{esc(ln.vat_bucket)}</td><td>{esc(line_note(ln))}</td></tr>"
         )
+    if n_lines > HTML_MAX_LINES:
+        rows.append(
+            f"<tr><td colspan=9>… {n_lines - HTML_MAX_LINES} more lines: all {n_lines} are in lines.csv "
+            "and statement.json</td></tr>"
+        )
     disputed = (
         "".join(
             f"<tr class=disputed><td>{esc(ln.cdr_id)}</td><td>{d(ln.session_end)}</td><td class=n>{m(ln.excl)}</td>"
-            f"<td>{esc(ln.dispute_reason)}</td><td>{'included' if ln in st.lines else 'excluded'}</td></tr>"
+            f"<td>{esc(ln.dispute_reason)}</td><td>{'included' if ln in members else 'excluded'}</td></tr>"
             for ln in st.disputed
         )
         or "<tr><td colspan=5>none</td></tr>"
@@ -242,7 +268,7 @@ def statement_html(st: Statement, locale: str = "en_GB") -> str:
 {m(t["rounding_difference_excl_vat"])} excl. VAT. Lines with unknown VAT (OCPI 2.1.1): {t["vat_unknown_lines"]}.</td></tr>
 </table>
 <h2>Daily energy and amount</h2>
-{daily_chart(st, locale)}
+{daily_chart(st, locale, daily)}
 <h2>VAT by rate</h2>
 <table><tr><th>Rate</th><th class=n>Base excl. VAT</th><th class=n>VAT</th></tr>{vat}</table>
 {"<h2>Tax lines (OCPI 2.3.0)</h2><table><tr><th>Tax</th><th class=n>Amount</th></tr>" + taxes + "</table>" if taxes else ""}

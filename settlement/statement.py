@@ -138,8 +138,13 @@ def month_bounds(month: str) -> tuple[date, date]:
 
 
 def vat_bucket(ln: ReconLine) -> str:
+    return tariffs_vat_bucket(_tariffs_of(ln))
+
+
+def tariffs_vat_bucket(tariffs: Any) -> str:
+    """The VAT bucket of a line priced with these tariffs: one rate, "mixed", "none", "unknown"."""
     rates = set()
-    for t in _tariffs_of(ln):
+    for t in tariffs:
         if not t.taxes_known:
             return "unknown"
         for e in t.elements:
@@ -209,28 +214,55 @@ def dispute_reason(ln: ReconLine, basis: str) -> str:
     return ",".join(bad)
 
 
-def finish(st: Statement, contracts: Contracts) -> None:
-    """Totals, VAT and tax lines, fees, due date, FX — from the lines already assigned."""
-    cur = st.currency
-    t = st.terms
-    unrounded_excl = sum((ln.amount_excl for ln in st.lines), Decimal(0))
-    total_excl = sum((ln.excl for ln in st.lines), Decimal(0))
+@dataclass
+class Aggregates:
+    """The sums a statement's totals are made of (from Line objects or from columns)."""
+
+    lines: int = 0
+    disputed: int = 0
+    disputed_excluded: int = 0
+    energy_kwh: Decimal = Decimal(0)
+    unrounded_excl: Decimal = Decimal(0)
+    total_excl: Decimal = Decimal(0)
+    unknown_vat: int = 0
+    unrounded_incl: Decimal = Decimal(0)  # over the lines with VAT information
+    vat_by_rate: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    base_by_rate: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    taxes: dict[tuple[str, str | None], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    sessions: int = 0  # non-credit lines − credit lines
+
+
+def aggregate(st: Statement) -> Aggregates:
+    a = Aggregates(lines=len(st.lines), disputed=len(st.disputed))
+    a.disputed_excluded = sum(1 for d in st.disputed if d not in st.lines)
+    a.energy_kwh = sum((ln.energy_kwh for ln in st.lines), Decimal(0))
+    a.unrounded_excl = sum((ln.amount_excl for ln in st.lines), Decimal(0))
+    a.total_excl = sum((ln.excl for ln in st.lines), Decimal(0))
     known = [ln for ln in st.lines if ln.incl is not None]
-    unknown_vat = len(st.lines) - len(known)
-    vat_by_rate: dict[str, Decimal] = defaultdict(Decimal)
-    base_by_rate: dict[str, Decimal] = defaultdict(Decimal)
+    a.unknown_vat = len(st.lines) - len(known)
     for ln in known:
-        vat_by_rate[ln.vat_bucket] += ln.vat or Decimal(0)
-        base_by_rate[ln.vat_bucket] += ln.excl
-    taxes: dict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
+        a.vat_by_rate[ln.vat_bucket] += ln.vat or Decimal(0)
+        a.base_by_rate[ln.vat_bucket] += ln.excl
     for ln in st.lines:
         for name, pct, amt in ln.taxes:
-            taxes[(name, pct)] += amt
+            a.taxes[(name, pct)] += amt
+    a.unrounded_incl = sum((ln.amount_incl or Decimal(0) for ln in known), Decimal(0))
+    a.sessions = sum(1 for ln in st.lines if not ln.credit) - sum(1 for ln in st.lines if ln.credit)
+    return a
+
+
+def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -> None:
+    """Totals, VAT and tax lines, fees, due date, FX — from the lines already assigned (or from
+    their sums, ``agg``, computed elsewhere)."""
+    a = agg or aggregate(st)
+    cur = st.currency
+    t = st.terms
+    unrounded_excl, total_excl, unknown_vat = a.unrounded_excl, a.total_excl, a.unknown_vat
+    vat_by_rate, base_by_rate, taxes = a.vat_by_rate, a.base_by_rate, a.taxes
     vat_total = sum(vat_by_rate.values(), Decimal(0))  # VAT of the lines that carry VAT information
     total_incl = None if unknown_vat else total_excl + vat_total
-    unrounded_incl = None if unknown_vat else sum((ln.amount_incl or Decimal(0) for ln in known), Decimal(0))
-
-    sessions = sum(1 for ln in st.lines if not ln.credit) - sum(1 for ln in st.lines if ln.credit)
+    unrounded_incl = None if unknown_vat else a.unrounded_incl
+    sessions = a.sessions
     st.fees = []
     if t.roaming_fee_per_session:
         st.fees.append(
@@ -264,10 +296,10 @@ def finish(st: Statement, contracts: Contracts) -> None:
     reporting = t.reporting_currency or cur
     rate = contracts.fx(cur, reporting)
     st.totals = {
-        "lines": len(st.lines),
-        "disputed_lines": len(st.disputed),
-        "disputed_excluded": sum(1 for d in st.disputed if d not in st.lines),
-        "energy_kwh": f"{sum((ln.energy_kwh for ln in st.lines), Decimal(0)):.4f}",
+        "lines": a.lines,
+        "disputed_lines": a.disputed,
+        "disputed_excluded": a.disputed_excluded,
+        "energy_kwh": f"{a.energy_kwh:.4f}",
         "total_excl_vat": str(total_excl),
         "unrounded_total_excl_vat": f"{unrounded_excl:.4f}",
         "rounding_difference_excl_vat": f"{total_excl - unrounded_excl:.4f}",

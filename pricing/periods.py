@@ -16,6 +16,7 @@ in input order and the periods of one session are consecutive, in time order.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -214,6 +215,31 @@ def read_flat(path: str) -> Any:
     return pq.read_table(path)
 
 
+def valid_mask(arr: Any) -> np.ndarray:
+    """Per element of a pyarrow Array: not null (from the validity bitmap, no compute kernel)."""
+    n = len(arr)
+    buf = arr.buffers()[0]
+    if not arr.null_count or buf is None:
+        return np.ones(n, bool)
+    bits = np.unpackbits(np.frombuffer(buf, np.uint8), count=arr.offset + n, bitorder="little")
+    return bits[arr.offset :].view(bool)
+
+
+def _int64_values(arr: Any, valid: np.ndarray, fill: int) -> np.ndarray:
+    """The values of an integer pyarrow Array as int64, ``fill`` where null (without nulls: a
+    read-only view of the Arrow buffer, no copy)."""
+    import pyarrow as pa
+
+    if arr.type != pa.int64() and arr.type != pa.int32():
+        arr = arr.cast(pa.int64())
+    dtype = np.int64 if arr.type == pa.int64() else np.int32
+    n = len(arr)
+    data = np.frombuffer(arr.buffers()[1], dtype, count=arr.offset + n)[arr.offset :]
+    if valid.all():
+        return data.astype(np.int64, copy=False)
+    return np.where(valid, data, fill).astype(np.int64, copy=False)
+
+
 def codes(column: Any) -> tuple[np.ndarray, list[Any]]:
     """Dictionary codes of a pyarrow string column (-1 for null) and the dictionary."""
     import pyarrow as pa
@@ -222,9 +248,8 @@ def codes(column: Any) -> tuple[np.ndarray, list[Any]]:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_dictionary(arr.type):
         arr = pc.dictionary_encode(arr)
-    idx = arr.indices.to_numpy(zero_copy_only=False)
-    valid = arr.indices.is_valid().to_numpy(zero_copy_only=False)
-    return np.where(valid, np.nan_to_num(idx, nan=0), -1).astype(np.int64), arr.dictionary.to_pylist()
+    idx = arr.indices
+    return _int64_values(idx, valid_mask(idx), -1), arr.dictionary.to_pylist()
 
 
 def ints(column: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -232,9 +257,108 @@ def ints(column: Any) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow as pa
 
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return values, valid
+    valid = valid_mask(arr)
+    return _int64_values(arr, valid, 0), valid
+
+
+class Coded(Sequence):
+    """A column of strings as codes into a list of distinct values (-1 = None); reads like a list
+    without building one Python object per row (``series()`` gives a polars column)."""
+
+    def __init__(self, codes: np.ndarray, values: list[Any]) -> None:
+        self.codes = np.asarray(codes, np.int64)
+        self.values = list(values)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.to_list()[i]
+        c = int(self.codes[i])
+        return None if c < 0 else self.values[c]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.to_list())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_list(self) -> list[Any]:
+        lut = np.empty(len(self.values) + 1, object)
+        lut[: len(self.values)] = self.values
+        lut[-1] = None  # code -1
+        return lut[self.codes].tolist()
+
+    def series(self, name: str) -> Any:
+        import polars as pl
+
+        lut = pl.Series(name, [*self.values, None], dtype=pl.String)
+        return lut.gather(np.where(self.codes < 0, len(self.values), self.codes))
+
+
+class ArrowStrings(Sequence):
+    """A pyarrow string Array that reads like a list (one Python str only when asked)."""
+
+    def __init__(self, arr: Any) -> None:
+        self.arr = arr
+
+    def __len__(self) -> int:
+        return len(self.arr)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.to_list()[i]
+        return self.arr[int(i)].as_py()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.to_list())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_list(self) -> list[Any]:
+        return self.arr.to_pylist()
+
+    def series(self, name: str) -> Any:
+        import polars as pl
+
+        return pl.Series(name, pl.from_arrow(self.arr), dtype=pl.String)
+
+
+class IntColumn(Sequence):
+    """An int64 numpy column that reads like a list of Python ints."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = np.asarray(values, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.to_list()[i]
+        return int(self.values[i])
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.to_list())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_list(self) -> list[int]:
+        return self.values.tolist()
+
+    def series(self, name: str) -> Any:
+        import polars as pl
+
+        return pl.Series(name, self.values, dtype=pl.Int64)
 
 
 class RowStrings:
@@ -247,9 +371,12 @@ class RowStrings:
         return self.arr[int(row)].as_py()
 
     def take(self, rows: np.ndarray) -> list[str | None]:
+        return self.column(rows).to_list()
+
+    def column(self, rows: np.ndarray) -> ArrowStrings:
         import pyarrow as pa
 
-        return self.arr.take(pa.array(rows, pa.int64())).to_pylist()
+        return ArrowStrings(self.arr.take(pa.array(rows, pa.int64())))
 
 
 def row_strings(column: Any) -> tuple[np.ndarray, RowStrings, np.ndarray]:
@@ -261,7 +388,7 @@ def row_strings(column: Any) -> tuple[np.ndarray, RowStrings, np.ndarray]:
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(pa.string())
     n = len(arr)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    valid = valid_mask(arr)
     same = np.zeros(n, bool)
     if n > 1:
         eq = pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, n - 1)), False).to_numpy(zero_copy_only=False)
@@ -321,12 +448,21 @@ def split_flat(table: Any) -> FlatRecords:
     rec = np.cumsum(new) - 1
     first_row = np.flatnonzero(new)
     rejects: dict[int, tuple[str, str, str]] = {}
+    rejected = np.zeros(len(first_row), bool)
 
     def flag(bad_rows: np.ndarray, code: str, message: Any, path: Any) -> None:
-        for r in np.flatnonzero(bad_rows).tolist():
-            k = int(rec[r])
-            if k not in rejects:
-                rejects[k] = (code, message(r), path(r))
+        """The first bad row of each record not rejected yet: only those reach Python."""
+        rows = np.flatnonzero(bad_rows)
+        if not len(rows):
+            return
+        r_rec = rec[rows]
+        first = np.empty(len(rows), bool)
+        first[0] = True
+        np.not_equal(r_rec[1:], r_rec[:-1], out=first[1:])  # rows ascend, so records do
+        rows = rows[first & ~rejected[r_rec]]
+        rejected[rec[rows]] = True
+        for r in rows.tolist():
+            rejects[int(rec[r])] = (code, message(r), path(r))
 
     def pos(r: int) -> int:
         return r - int(first_row[rec[r]])
@@ -434,6 +570,108 @@ def flat_cdr(fr: FlatRecords, k: int) -> Any:
     )
 
 
+def unique_first(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(key, return_index=True, return_inverse=True)`` for keys in ``[-1, space)``;
+    without a sort when the key space is small (a presence table and a lookup)."""
+    n = len(key)
+    if space + 1 > max(8 * n, 1 << 16) or space + 1 > 1 << 26:
+        return np.unique(key, return_index=True, return_inverse=True)
+    k = key + 1
+    seen = np.zeros(space + 1, bool)
+    seen[k] = True
+    present = np.flatnonzero(seen)
+    lut = np.zeros(space + 1, np.int64)
+    lut[present] = np.arange(len(present), dtype=np.int64)
+    inverse = lut[k]
+    first = np.full(len(present), n, np.int64)
+    np.minimum.at(first, inverse, np.arange(n, dtype=np.int64))
+    return present - 1, first, inverse
+
+
+def tariff_signatures(
+    rec: np.ndarray, tcode: np.ndarray, n_rec: int, n_values: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, ...]]]:
+    """Per row, the slot of its tariff id among its record's distinct non-null ids (in order of
+    first appearance; null → 0); per record, the index of its id tuple in the returned list of
+    tuples (``()`` first, then one-id tuples in code order, then longer ones in record order).
+
+    The usual case — no record has two different ids — needs no sort; otherwise
+    :func:`_tariff_signatures_general`."""
+    real = tcode >= 0
+    idx = np.flatnonzero(real)
+    first_id = np.full(n_rec, -1, np.int64)
+    if len(idx):
+        r = rec[idx]
+        head = np.empty(len(idx), bool)
+        head[0] = True
+        np.not_equal(r[1:], r[:-1], out=head[1:])
+        first_id[r[head]] = tcode[idx[head]]
+        if (tcode[idx] != first_id[r]).any():
+            return _tariff_signatures_general(rec, tcode, n_rec, n_values)
+    sigs: list[tuple[int, ...]] = [()]
+    lut = np.zeros(n_values + 1, np.int64)
+    present = np.zeros(n_values + 1, bool)
+    present[first_id + 1] = True
+    for c in (np.flatnonzero(present[1:])).tolist():
+        lut[c] = len(sigs)
+        sigs.append((c,))
+    rec_sig = np.where(first_id >= 0, lut[np.maximum(first_id, 0)], 0)
+    return np.zeros(len(rec), np.int64), rec_sig, sigs
+
+
+def _tariff_signatures_general(
+    rec: np.ndarray, tcode: np.ndarray, n_rec: int, n_values: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, ...]]]:
+    """:func:`tariff_signatures` for any input (a sort over (record, id) pairs)."""
+    n_codes = n_values + 1
+    rk = rec * n_codes + (tcode + 1)
+    uniq, first_pos, inverse = np.unique(rk, return_index=True, return_inverse=True)
+    u_rec, u_code = uniq // n_codes, uniq % n_codes - 1
+    order = np.lexsort((first_pos, u_rec))  # by record, then first appearance
+    rank = np.empty(len(uniq), np.int64)
+    real = u_code[order] >= 0
+    # position among the record's non-null ids (nulls get slot 0, as build_session does)
+    grp_start = np.r_[True, u_rec[order][1:] != u_rec[order][:-1]]
+    run = np.cumsum(real) - real
+    run_start = np.maximum.accumulate(np.where(grp_start, np.arange(len(order)), 0))
+    base = (np.cumsum(real) - real)[run_start]
+    rank[order] = np.where(real, run - base, 0)
+    row_slot = rank[inverse]
+    # a per-record signature: the tuple of its ids
+    seq_codes = u_code[order][real]
+    seq_rec = u_rec[order][real]
+    n_ids = np.bincount(seq_rec, minlength=n_rec)
+    sig_of: dict[tuple[int, ...], int] = {}
+    rec_sig = np.zeros(n_rec, np.int64)
+    if len(seq_rec):
+        single = n_ids == 1
+        multi_recs = np.flatnonzero(n_ids > 1)
+        # records with one id (the usual case): signature = that id
+        first_id = np.full(n_rec, -1, np.int64)
+        first_idx = np.cumsum(n_ids) - n_ids
+        has_any = n_ids > 0
+        first_id[has_any] = seq_codes[first_idx[has_any]]
+        sigs: list[tuple[int, ...]] = [()]
+        sig_of[()] = 0
+        for c in np.unique(first_id[single]).tolist():
+            sig_of[(c,)] = len(sigs)
+            sigs.append((c,))
+        lut = np.zeros(n_values + 1, np.int64)
+        for (c,), i in ((k, v) for k, v in sig_of.items() if len(k) == 1):
+            lut[c] = i
+        rec_sig = np.where(single, lut[np.maximum(first_id, 0)], 0)
+        for k in multi_recs.tolist():  # several tariffs in one CDR: rare, resolved one by one
+            key = tuple(seq_codes[first_idx[k] : first_idx[k] + n_ids[k]].tolist())
+            if key not in sig_of:
+                sig_of[key] = len(sigs)
+                sigs.append(key)
+            rec_sig[k] = sig_of[key]
+    else:
+        sigs = [()]
+
+    return row_slot, rec_sig, sigs
+
+
 def from_flat(
     fr: FlatRecords,
     tariffs: Any,
@@ -467,51 +705,7 @@ def from_flat(
 
     # -- tariff ids per record: distinct non-null ids in order of first appearance
     tcode, tvalues = cols["tariff_id"]
-    n_codes = len(tvalues) + 1
-    rk = rec * n_codes + (tcode + 1)
-    uniq, first_pos, inverse = np.unique(rk, return_index=True, return_inverse=True)
-    u_rec, u_code = uniq // n_codes, uniq % n_codes - 1
-    order = np.lexsort((first_pos, u_rec))  # by record, then first appearance
-    rank = np.empty(len(uniq), np.int64)
-    real = u_code[order] >= 0
-    # position among the record's non-null ids (nulls get slot 0, as build_session does)
-    grp_start = np.r_[True, u_rec[order][1:] != u_rec[order][:-1]]
-    run = np.cumsum(real) - real
-    run_start = np.maximum.accumulate(np.where(grp_start, np.arange(len(order)), 0))
-    base = (np.cumsum(real) - real)[run_start]
-    rank[order] = np.where(real, run - base, 0)
-    row_slot = rank[inverse]
-    # a per-record signature: the tuple of its ids
-    seq_codes = u_code[order][real]
-    seq_rec = u_rec[order][real]
-    n_ids = np.bincount(seq_rec, minlength=n_rec)
-    sig_of: dict[tuple[int, ...], int] = {}
-    rec_sig = np.zeros(n_rec, np.int64)
-    if len(seq_rec):
-        single = n_ids == 1
-        multi_recs = np.flatnonzero(n_ids > 1)
-        # records with one id (the usual case): signature = that id
-        first_id = np.full(n_rec, -1, np.int64)
-        first_idx = np.cumsum(n_ids) - n_ids
-        has_any = n_ids > 0
-        first_id[has_any] = seq_codes[first_idx[has_any]]
-        sigs: list[tuple[int, ...]] = [()]
-        sig_of[()] = 0
-        for c in np.unique(first_id[single]).tolist():
-            sig_of[(c,)] = len(sigs)
-            sigs.append((c,))
-        lut = np.zeros(len(tvalues) + 1, np.int64)
-        for (c,), i in ((k, v) for k, v in sig_of.items() if len(k) == 1):
-            lut[c] = i
-        rec_sig = np.where(single, lut[np.maximum(first_id, 0)], 0)
-        for k in multi_recs.tolist():  # several tariffs in one CDR: rare, resolved one by one
-            key = tuple(seq_codes[first_idx[k] : first_idx[k] + n_ids[k]].tolist())
-            if key not in sig_of:
-                sig_of[key] = len(sigs)
-                sigs.append(key)
-            rec_sig[k] = sig_of[key]
-    else:
-        sigs = [()]
+    row_slot, rec_sig, sigs = tariff_signatures(rec, tcode, n_rec, len(tvalues))
 
     # -- the decision per combination
     fr0 = first_row
@@ -536,7 +730,8 @@ def from_flat(
     combo_key = (
         (((rec_sig * dims[1] + cc_code + 1) * dims[2] + pid_code + 1) * dims[3] + cur_code + 1) * dims[4]
     ) + bucket
-    ckeys, crep, cinv = np.unique(np.where(ok, combo_key, -1), return_index=True, return_inverse=True)
+    space = dims[0] * dims[1] * dims[2] * dims[3] * dims[4]
+    ckeys, crep, cinv = unique_first(np.where(ok, combo_key, -1), space)
     it = Interner()
     max_slots = max([len(s) for s in sigs] + [1])
     slot_global = np.zeros((len(ckeys), max_slots), np.int64)
@@ -586,7 +781,7 @@ def from_flat(
     pc_rec = prim_country[rec_combo]
     zdims = [len(cols["time_zone"][1]) + 1, len(cols["location_country"][1]) + 1, len(country_vals) + 1]
     zkey = ((tz_code + 1) * zdims[1] + lc_code + 1) * zdims[2] + pc_rec + 1
-    zkeys, zrep, zinv = np.unique(np.where(ok, zkey, -1), return_index=True, return_inverse=True)
+    zkeys, zrep, zinv = unique_first(np.where(ok, zkey, -1), zdims[0] * zdims[1] * zdims[2])
     zone_of = np.zeros(len(zkeys), np.int64)
     zone_ok = np.ones(len(zkeys), bool)
     zone_reject: dict[int, tuple[str, str, str]] = {}
@@ -614,22 +809,31 @@ def from_flat(
         ok[k] = False
 
     # -- periods: split_period, vectorized over rows of the priced records
-    keep_rows = ok[rec]
-    rows = np.flatnonzero(keep_rows)
-    r_rec = rec[rows]
-    new_id = np.cumsum(ok) - 1  # record → session index
-    r_sess = new_id[r_rec]
-    ps = cols["period_start_ms"][0][rows]
-    end = cols["cdr_end_ms"][0][rows]
-    nxt = np.empty_like(ps)
-    if len(rows):
+    rec_ok = np.flatnonzero(ok)
+    n_s = len(rec_ok)
+    if n_s == n_rec:  # nothing rejected: every row, no gathers
+        rows: np.ndarray | None = None
+        r_rec = r_sess = rec
+    else:
+        rows = np.flatnonzero(ok[rec])
+        r_rec = rec[rows]
+        r_sess = (np.cumsum(ok) - 1)[r_rec]  # record → session index
+
+    def sel(x: np.ndarray) -> np.ndarray:
+        return x if rows is None else x[rows]
+
+    ps = sel(cols["period_start_ms"][0])
+    end = sel(cols["cdr_end_ms"][0])
+    n_r = len(ps)
+    nxt = np.empty(n_r, np.int64)
+    if n_r:
         nxt[:-1] = np.where(r_rec[1:] == r_rec[:-1], ps[1:], end[:-1])
         nxt[-1] = end[-1]
     span = np.maximum(0, nxt - ps)
-    e_v, e_has = (x[rows] for x in cols["energy_mwh"])
-    t_v, t_has = (x[rows] for x in cols["time_ms"])
-    p_v, p_has = (x[rows] for x in cols["parking_ms"])
-    r_v, r_has = (x[rows] for x in cols["reservation_ms"])
+    e_v, e_has = (sel(x) for x in cols["energy_mwh"])
+    t_v, t_has = (sel(x) for x in cols["time_ms"])
+    p_v, p_has = (sel(x) for x in cols["parking_ms"])
+    r_v, r_has = (sel(x) for x in cols["reservation_ms"])
     energy = np.where(e_has, e_v, 0)
     if policy.time_source is TimeSource.DIMENSION_VOLUMES:
         res = np.where(r_has, r_v, 0)
@@ -647,63 +851,73 @@ def from_flat(
         chg = np.where(p_has, np.minimum(np.where(t_has, t_v, 0), rest), rest)
         chg = np.where(only_park, 0, chg)
         park = np.where(p_has, rest - chg, 0)
-    keep = np.stack([res > 0, (chg > 0) | (energy > 0), park > 0], axis=1)
-    p_start = np.stack([ps, ps + res, ps + res + chg], axis=1)
-    p_dur = np.stack([res, chg, park], axis=1)
-    p_energy = np.stack([np.zeros_like(energy), energy, np.zeros_like(energy)], axis=1)
-    p_phase = np.broadcast_to(np.array([RES, CHG, PARK], np.int64), keep.shape)
-    flat_keep = keep.ravel()
-    take = np.repeat(np.arange(len(rows)), 3)[flat_keep]
-    sess = r_sess[take]
-    n_s = int(ok.sum())
-    # records that produced no period get one zero-length charging period at the CDR start
-    count = np.bincount(sess, minlength=n_s)
-    empty = np.flatnonzero(count == 0)
-    e_rec = np.flatnonzero(ok)[empty]
-    slot = row_slot[rows][take]
-    combo_s = rec_combo[np.flatnonzero(ok)]
-    src = (rows - fr0[rec[rows]])[take]
-    meas_rows = [cols[m][0][rows][take] for m in MEASURES]
-    has_rows = [cols[m][1][rows][take] for m in MEASURES]
-    is_chg = p_phase.ravel()[flat_keep] == CHG
-    columns = {
-        "sess": np.concatenate([sess, empty]),
-        "start": np.concatenate([p_start.ravel()[flat_keep], cols["cdr_start_ms"][0][fr0[e_rec]]]),
-        "dur": np.concatenate([p_dur.ravel()[flat_keep], np.zeros(len(empty), np.int64)]),
-        "phase": np.concatenate([p_phase.ravel()[flat_keep], np.full(len(empty), CHG)]),
-        "energy": np.concatenate([p_energy.ravel()[flat_keep], np.zeros(len(empty), np.int64)]),
-        "slot": np.concatenate([slot, np.zeros(len(empty), np.int64)]),
-        "src": np.concatenate([src, np.zeros(len(empty), np.int64)]),
-    }
-    meas = np.stack(
-        [np.concatenate([np.where(is_chg, m, 0), np.zeros(len(empty), np.int64)]) for m in meas_rows]
-    )
-    meas_has = np.stack([np.concatenate([h & is_chg, np.zeros(len(empty), bool)]) for h in has_rows])
-    order = np.argsort(columns["sess"], kind="stable")
-    for name in columns:
-        columns[name] = columns[name][order]
-    meas, meas_has = meas[:, order], meas_has[:, order]
-    tariff = slot_global[combo_s[columns["sess"]], columns["slot"]]
+    # each row gives its reservation, charging and parking phases that are not empty, in that
+    # order; a record that gives none gets one zero-length charging period at the CDR start
+    k_res, k_chg, k_park = res > 0, (chg > 0) | (energy > 0), park > 0
+    cnt = k_res.astype(np.int64) + k_chg + k_park
+    cs = np.zeros(n_r + 1, np.int64)
+    np.cumsum(cnt, out=cs[1:])
+    r_off = np.zeros(n_s + 1, np.int64)  # rows of each session (consecutive, at least one)
+    np.cumsum(np.bincount(r_sess, minlength=n_s), out=r_off[1:])
+    empty = cs[r_off[1:]] == cs[r_off[:-1]]
     s_off = np.zeros(n_s + 1, np.int64)
-    np.cumsum(np.bincount(columns["sess"], minlength=n_s), out=s_off[1:])
-    phases_any = [np.zeros(n_s, bool) for _ in range(3)]
-    for ph in (RES, CHG, PARK):
-        phases_any[ph][columns["sess"][columns["phase"] == ph]] = True
-    expired = phases_any[RES] & ~phases_any[CHG] & ~phases_any[PARK]
-    rec_ok = np.flatnonzero(ok)
+    np.cumsum(cs[r_off[1:]] - cs[r_off[:-1]] + empty, out=s_off[1:])
+    n_p = int(s_off[-1])
+    base = cs[:-1] + (np.cumsum(empty) - empty)[r_sess]  # output position of a row's first phase
+    src_row = (np.arange(n_r, dtype=np.int64) if rows is None else rows) - fr0[r_rec]
+    slot_row = sel(row_slot)
+    out_start = np.empty(n_p, np.int64)
+    out_dur = np.zeros(n_p, np.int64)
+    out_phase = np.empty(n_p, np.int64)
+    out_energy = np.zeros(n_p, np.int64)
+    out_slot = np.zeros(n_p, np.int64)
+    out_src = np.zeros(n_p, np.int64)
+    meas = np.zeros((4, n_p), np.int64)
+    meas_has = np.zeros((4, n_p), bool)
+    i_res = np.flatnonzero(k_res)
+    i_chg = np.flatnonzero(k_chg)
+    i_park = np.flatnonzero(k_park)
+    for ph, i, pos, p_start, p_dur in (
+        (RES, i_res, base[i_res], ps[i_res], res[i_res]),
+        (CHG, i_chg, base[i_chg] + k_res[i_chg], ps[i_chg] + res[i_chg], chg[i_chg]),
+        (PARK, i_park, base[i_park] + k_res[i_park] + k_chg[i_park], None, park[i_park]),
+    ):
+        out_start[pos] = ps[i] + res[i] + chg[i] if p_start is None else p_start
+        out_dur[pos] = p_dur
+        out_phase[pos] = ph
+        out_slot[pos] = slot_row[i]
+        out_src[pos] = src_row[i]
+        if ph == CHG:
+            out_energy[pos] = energy[i]
+            for q, m in enumerate(MEASURES):
+                v, h = cols[m]
+                meas[q, pos] = sel(v)[i] if rows is None else v[rows[i]]
+                meas_has[q, pos] = sel(h)[i] if rows is None else h[rows[i]]
+    e_s = np.flatnonzero(empty)
+    e_pos = s_off[e_s]
+    out_start[e_pos] = cols["cdr_start_ms"][0][fr0[rec_ok[e_s]]]
+    out_phase[e_pos] = CHG
+    sess = np.repeat(np.arange(n_s, dtype=np.int64), np.diff(s_off))
+    combo_s = rec_combo[rec_ok]
+    tariff = slot_global[combo_s[sess], out_slot]
+
+    def any_in_session(k: np.ndarray) -> np.ndarray:
+        c = np.zeros(n_r + 1, np.int64)
+        np.cumsum(k, out=c[1:])
+        return c[r_off[1:]] > c[r_off[:-1]]
+
+    expired = any_in_session(k_res) & ~any_in_session(k_chg) & ~any_in_session(k_park)
     tariff_objs = it.tariffs
     prim_idx = slot_global[combo_s, 0]
-    cur_upper = [v.upper() for v in cols["currency"][1]]
     ver_code, ver_vals = cols["ocpi_version"]
-    id_vals = cols["cdr_id"][1]
     zone_names = it.zones
     meta = {
-        "cdr_id": id_vals.take(fr0[rec_ok]),
-        "currency": [cur_upper[c] for c in cur_code[rec_ok].tolist()],
-        "tariff_id": [tariff_objs[i].id for i in prim_idx.tolist()],
-        "time_zone": [zone_names[z] for z in zone_of[rec_zone[rec_ok]].tolist()],
-        "ocpi_version": [None if c < 0 else ver_vals[c] for c in ver_code[fr0[rec_ok]].tolist()],
-        "line": (fr0[rec_ok] + 1).tolist(),
+        "cdr_id": cols["cdr_id"][1].column(fr0[rec_ok]),
+        "currency": Coded(cur_code[rec_ok], [v.upper() for v in cols["currency"][1]]),
+        "tariff_id": Coded(prim_idx, [t.id for t in tariff_objs]),
+        "time_zone": Coded(zone_of[rec_zone[rec_ok]], zone_names),
+        "ocpi_version": Coded(ver_code[fr0[rec_ok]], ver_vals),
+        "line": IntColumn(fr0[rec_ok] + 1),
     }
     pt = PeriodTable(
         tariffs=tuple(tariff_objs),
@@ -714,14 +928,14 @@ def from_flat(
         s_zone=zone_of[rec_zone[rec_ok]],
         s_taxes_known=combo_known[combo_s],
         s_off=s_off,
-        sess=columns["sess"],
-        start=columns["start"],
-        dur=columns["dur"],
-        phase=columns["phase"],
-        energy=columns["energy"],
+        sess=sess,
+        start=out_start,
+        dur=out_dur,
+        phase=out_phase,
+        energy=out_energy,
         tariff=tariff,
-        slot=columns["slot"],
-        src=columns["src"],
+        slot=out_slot,
+        src=out_src,
         meas=meas,
         meas_has=meas_has,
         meta=meta,

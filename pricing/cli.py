@@ -93,7 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--basis", choices=["reported", "recomputed"], help="pay reported or recomputed amounts")
     st.add_argument("--contracts", metavar="FILE", help="contract terms (JSON, see settlement/contracts.py)")
     st.add_argument("--locale", default="en_GB", help="locale for the HTML statement (babel), e.g. fr_FR")
-    st.add_argument("--engine", choices=["local", "dask"], default="local", help="where to run")
+    st.add_argument(
+        "--engine",
+        choices=["auto", "local", "columnar", "dask"],
+        default="auto",
+        help="local: record by record; columnar: flat-layout Parquet at scale (same files); dask: "
+        "record by record on a Dask cluster; auto (default): columnar when every CDR input is flat "
+        "Parquet, else local",
+    )
     st.add_argument(
         "--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)"
     )
@@ -230,6 +237,49 @@ def cmd_settle(args: argparse.Namespace) -> int:
     if missing:
         raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
     say = progress_printer()
+    engine = args.engine
+    if engine == "auto":
+        from pricing.batch import expand_inputs
+        from settlement.flatcdrs import is_flat_file
+
+        files = expand_inputs(args.cdrs)
+        engine = "columnar" if files and all(is_flat_file(f) for f in files) else "local"
+    settings = {
+        "engine": engine,
+        "pricer": args.pricer,
+        "policy": policy.as_dict(),
+        "basis": args.basis,
+        "tz": args.tz,
+        "locale": args.locale,
+        "month": args.month,
+    }
+    inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
+    if engine == "columnar":
+        from settlement.scale import settle_columnar
+
+        out, c, statements = settle_columnar(
+            args.cdrs,
+            args.tariffs,
+            args.month,
+            args.out,
+            args.tz,
+            args.basis,
+            args.contracts,
+            policy,
+            args.history,
+            say,
+            args.pricer,
+            settings,
+            args.locale,
+            inputs,
+        )
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+        print(
+            f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
+            f"out of month {c['out_of_month']}; {len(statements)} statements in {out}"
+        )
+        return 0
     result, contracts = settle(
         args.cdrs,
         args.tariffs,
@@ -240,21 +290,11 @@ def cmd_settle(args: argparse.Namespace) -> int:
         policy,
         args.history,
         say,
-        args.engine,
+        engine,
         args.scheduler,
         args.pricer,
     )
-    settings = {
-        "engine": args.engine,
-        "pricer": args.pricer,
-        "policy": policy.as_dict(),
-        "basis": args.basis,
-        "tz": args.tz,
-        "locale": args.locale,
-        "month": args.month,
-    }
     say("writing")
-    inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
     if sys.stderr.isatty():
         print(file=sys.stderr)

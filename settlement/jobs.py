@@ -334,6 +334,7 @@ def place_lines(
     result: RunResult,
     groups: dict[tuple[str, str, str], Statement],
     pair_currencies: dict[tuple[str, str], set[str]],
+    origin: dict[int, ReconLine] | None = None,
 ) -> None:
     """Put every reconciled CDR in exactly one bucket: a statement line (settled, or disputed and
     excluded), an identical duplicate (excluded) or out of month. ``lines`` in input order."""
@@ -372,6 +373,8 @@ def place_lines(
         )
         st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms))
         reason = dispute_reason(ln, terms.basis)
+        if origin is not None and line is not None:
+            origin[id(line)] = ln
         if line is None:
             # nothing to pay from on this basis: a disputed line with zero amount, excluded
             line = Line(

@@ -1,0 +1,922 @@
+"""The columnar settlement engine: flat Parquet months (:mod:`pricing.flat`) at scale.
+
+Per piece of whole CDRs (bounded memory): the vectorized kernel prices the piece, the reconciliation
+status, parties, month membership, line amounts and VAT buckets are computed on columns, and the
+piece leaves only integer columns behind. The CDRs that need judgement — anything but MATCH /
+ROUNDING, credits and their originals, duplicate ids, straddling periods, several tariffs, no
+amount on the contract's basis — go through the record-by-record code of :mod:`settlement.jobs`
+(the same functions, so the same findings and words). Statements, findings and the manifest are
+then written from columns with polars.
+
+The files are byte-identical to the record-by-record engine on the same input (tested); this
+module is the fast path, :func:`settlement.jobs.flat_lines` is its oracle.
+
+Money is exact: reported totals are read as 128-bit decimals into int64 units of 1e-4 (a reported
+total with more than 4 decimals is rejected, ``UNSUPPORTED_PRECISION``), recomputed totals come
+from the kernel in the same units, line roundings are integer arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from pricing.errors import Finding
+from pricing.io import Record, dumps
+from pricing.policy import PricingPolicy
+from pricing.sessions import TariffSet
+from settlement.contracts import Contracts
+from settlement.flatcdrs import (
+    E6_PER_E4,
+    decimal_e6,
+    iter_pieces,
+    optional_column,
+    piece_cdrs,
+    record_id,
+    split_piece,
+)
+from settlement.reconcile import RECON_COLUMNS, STATUSES, ReconLine, check_duplicates_and_credits
+from settlement.statement import (
+    LINE_COLUMNS,
+    Aggregates,
+    Line,
+    Statement,
+    finish,
+    minor_unit,
+    month_bounds,
+    tariffs_vat_bucket,
+)
+
+E4 = 10_000
+SLICE = 200_000  # rows formatted at a time when writing
+
+
+@dataclass
+class ColumnarRun:
+    """What the columnar engine computed: plain CDRs as columns, the others as objects."""
+
+    read: int = 0
+    rejects: list[Finding] = field(default_factory=list)
+    plain: list[pl.DataFrame] = field(default_factory=list)  # one frame per piece
+    taxes: list[pl.DataFrame] = field(default_factory=list)  # recomputed 2.3.0 tax lines of plain CDRs
+    detail: list[ReconLine] = field(default_factory=list)
+    detail_ord: list[int] = field(default_factory=list)
+    extra_findings: list[dict[str, Any]] = field(default_factory=list)
+
+
+def month_window_ms(month: str, zone: ZoneInfo) -> tuple[int, int]:
+    """[first instant, first instant of the next month) of the month in the zone, epoch ms."""
+    first, last = month_bounds(month)
+    lo = datetime(first.year, first.month, first.day, tzinfo=zone)
+    nxt = last + timedelta(days=1)
+    hi = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    return int(lo.timestamp()) * 1000, int(hi.timestamp()) * 1000
+
+
+def special_ids(files: Sequence[Path]) -> set[str]:
+    """CDR ids that need record-level work across the whole run: ids seen on more than one record
+    and ids a credit refers to (the credit's original)."""
+    import pyarrow.parquet as pq
+
+    out: set[str] = set()
+    counts: list[pl.DataFrame] = []
+    for f in files:
+        pf = pq.ParquetFile(f)
+        names = pf.schema_arrow.names
+        cols = ["cdr_id"] + [c for c in ("credit", "credit_reference_id") if c in names]
+        df = pl.from_arrow(pf.read(columns=cols))
+        assert isinstance(df, pl.DataFrame)
+        first = df.filter(
+            pl.col("cdr_id").ne_missing(pl.col("cdr_id").shift(1)) | (pl.int_range(pl.len()) == 0)
+        )
+        counts.append(first.select("cdr_id"))
+        if "credit" in first.columns and "credit_reference_id" in first.columns:
+            refs = first.filter(pl.col("credit").fill_null(False))["credit_reference_id"].drop_nulls()
+            out.update(refs.to_list())
+    if counts:
+        ids = pl.concat(counts).drop_nulls()
+        out.update(ids.filter(ids["cdr_id"].is_duplicated())["cdr_id"].unique().to_list())
+    return out
+
+
+def party_exprs(contracts: Contracts) -> tuple[pl.Expr, pl.Expr]:
+    """(CPO, eMSP) as in :func:`settlement.jobs.party_ids`, on columns."""
+
+    def both(a: str, b: str) -> pl.Expr:
+        return (pl.col(a).fill_null("") != "") & (pl.col(b).fill_null("") != "")
+
+    cpo = (
+        pl.when(both("country_code", "party_id"))
+        .then(pl.col("country_code").str.to_uppercase() + "*" + pl.col("party_id").str.to_uppercase())
+        .otherwise(
+            pl.col("location_id")
+            .fill_null("")
+            .replace_strict(contracts.cpo_by_location, default="UNKNOWN", return_dtype=pl.String)
+        )
+    )
+    cid = pl.col("contract_id").fill_null("").str.to_uppercase().str.replace_all("-", "", literal=True)
+    cid = cid.str.replace_all("*", "", literal=True)
+    by_prefix: pl.Expr = pl.lit("UNKNOWN")
+    prefixes = sorted(contracts.emsp_by_contract_prefix, key=len, reverse=True)
+    for prefix in reversed(prefixes):  # the longest prefix is tested first
+        norm = prefix.upper().replace("-", "").replace("*", "")
+        by_prefix = (
+            pl.when(cid.str.starts_with(norm))
+            .then(pl.lit(contracts.emsp_by_contract_prefix[prefix]))
+            .otherwise(by_prefix)
+        )
+    emsp = (
+        pl.when(both("emsp_country_code", "emsp_party_id"))
+        .then(
+            pl.col("emsp_country_code").str.to_uppercase() + "*" + pl.col("emsp_party_id").str.to_uppercase()
+        )
+        .otherwise(by_prefix)
+    )
+    return cpo.alias("cpo"), emsp.alias("emsp")
+
+
+def process_piece(
+    piece: Any,
+    ord0: int,
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    contracts: Contracts,
+    window: tuple[int, int],
+    special: set[str],
+) -> tuple[int, list[Finding], pl.DataFrame, pl.DataFrame, list[tuple[int, Record, Any]]]:
+    """One piece: (records read, rejects, plain CDR columns, their tax lines, detail records)."""
+    from pricing.compile import compile_tariffs
+    from pricing.kernel import half_up_div, price_table
+    from pricing.periods import from_flat
+
+    fr, rejects = split_piece(piece)
+    fr.rejects = rejects
+    n_rec = fr.n_records
+    t = piece.table
+    first_row = fr.first_row
+    found: list[Finding] = []
+    for k, (code, message, path) in sorted(rejects.items()):
+        line = piece.row0 + int(first_row[k]) + 1
+        found.append(Finding(code, message, piece.source, line, record_id(fr, k), path))
+    pt, _not_priced, rec_ok = from_flat(fr, tariffs, policy, tz)  # the record path words those
+    ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+    res = price_table(pt, policy, ct)
+    n_s = pt.n_sessions
+
+    # -- per priced session: reported vs recomputed (units of 1e-4)
+    rows = first_row[rec_ok]
+    rep_x, rep_x_ok = (a[rows] for a in decimal_e6(t.column("reported_total_excl")))
+    rep_i, rep_i_ok = (a[rows] for a in decimal_e6(t.column("reported_total_incl")))
+    rep_x, rep_i = rep_x // E6_PER_E4, rep_i // E6_PER_E4
+    rec_x, rec_x_ok = res["total_excl_e4"], ~res["total_excl_null"]
+    rec_i, rec_i_ok = res["total_incl_e4"], ~res["total_incl_null"]
+    dx_ok, di_ok = rep_x_ok & rec_x_ok, rep_i_ok & rec_i_ok
+    dx, di = rep_x - rec_x, rep_i - rec_i
+    worst = np.where(dx_ok & (~di_ok | (np.abs(dx) >= np.abs(di))), dx, di)
+    tol = int((contracts.default.tolerance * E4).to_integral_value(rounding="ROUND_FLOOR"))
+    settled_status = (dx_ok | di_ok) & (np.abs(worst) <= tol)
+
+    # -- what needs the record-by-record path
+    sess_of = np.zeros(n_s, bool)
+    if "straddle_sess" in res and len(res["straddle_sess"]):
+        sess_of[res["straddle_sess"]] = True
+    multi = np.zeros(n_s, bool)
+    if len(pt.sess):
+        differs = pt.tariff != pt.tariff[pt.s_off[pt.sess]]
+        multi[pt.sess[differs]] = True
+    credit = optional_column(t, "credit").to_numpy(zero_copy_only=False)[rows]
+    credit = np.asarray([bool(c) for c in credit], bool) if credit.dtype == object else credit.astype(bool)
+    ids = fr.cols["cdr_id"][1].take(rows)
+    is_special = np.fromiter((i in special for i in ids), bool, n_s) if special else np.zeros(n_s, bool)
+
+    cols = {
+        name: optional_column(t, name).take(rows)
+        for name in (
+            "cdr_id",
+            "currency",
+            "country_code",
+            "party_id",
+            "emsp_country_code",
+            "emsp_party_id",
+            "location_id",
+            "contract_id",
+        )
+    }
+    frame = pl.DataFrame(
+        {
+            **{k: pl.from_arrow(v) for k, v in cols.items()},
+            "rec": rec_ok,
+            "sess": np.arange(n_s),
+            "start_ms": fr.cols["cdr_start_ms"][0][rows],
+            "end_ms": fr.cols["cdr_end_ms"][0][rows],
+            "rep_excl": pl.Series(rep_x).set(pl.Series(~rep_x_ok), None),
+            "rep_incl": pl.Series(rep_i).set(pl.Series(~rep_i_ok), None),
+            "rec_excl": pl.Series(rec_x).set(pl.Series(~rec_x_ok), None),
+            "rec_incl": pl.Series(rec_i).set(pl.Series(~rec_i_ok), None),
+            "diff_excl": pl.Series(dx).set(pl.Series(~dx_ok), None),
+            "diff_incl": pl.Series(di).set(pl.Series(~di_ok), None),
+            "worst": worst,
+            "energy": half_up_div(res["energy_mwh"], 100),
+            "primary": pt.s_primary,
+            "candidate": settled_status & ~credit & ~is_special & ~sess_of & ~multi,
+        }
+    )
+    cpo, emsp = party_exprs(contracts)
+    frame = frame.with_columns(cpo, emsp, pl.col("currency").str.to_uppercase().alias("cur"))
+    # the contract's basis per pair
+    pairs = frame.select("cpo", "emsp").unique()
+    basis = pairs.with_columns(
+        pl.struct("cpo", "emsp")
+        .map_elements(lambda r: contracts.terms(r["cpo"], r["emsp"]).basis, return_dtype=pl.String)
+        .alias("basis")
+    )
+    frame = frame.join(basis, on=["cpo", "emsp"], how="left", maintain_order="left")
+    reported = pl.col("basis") == "reported"
+    frame = frame.with_columns(
+        pl.when(reported).then("rep_excl").otherwise("rec_excl").alias("amt_excl"),
+        pl.when(reported).then("rep_incl").otherwise("rec_incl").alias("amt_incl"),
+    )
+    lo, hi = window
+    end_s = (pl.col("end_ms") // 1000) * 1000
+    frame = frame.with_columns(
+        ((end_s >= lo) & (end_s < hi)).alias("in_month"),
+        (
+            pl.col("candidate")
+            & pl.col("amt_excl").is_not_null()
+            & (pl.col("amt_excl") >= 0)
+            & (pl.col("amt_incl").is_null() | (pl.col("amt_incl") >= 0))
+        ).alias("plain"),
+    )
+    plain_mask = frame["plain"].to_numpy()
+    buckets = [
+        tariffs_vat_bucket((tf,)) for tf in pt.tariffs
+    ]  # one tariff per plain CDR (several → record path)
+    plain = frame.filter("plain").with_columns(
+        pl.when(pl.col("amt_incl").is_null())
+        .then(pl.lit("unknown"))
+        .otherwise(pl.col("primary").replace_strict(dict(enumerate(buckets)), return_dtype=pl.String))
+        .alias("vat_rate"),
+        pl.when(pl.col("worst") == 0).then(pl.lit("MATCH")).otherwise(pl.lit("ROUNDING")).alias("status"),
+        (pl.col("rec") + ord0).alias("ord"),
+    )
+    line_of = piece.row0 + first_row.astype(np.int64) + 1
+    plain = plain.with_columns(
+        pl.Series("line", line_of[plain["rec"].to_numpy()]), pl.lit(piece.source).alias("source")
+    )
+    plain = plain.drop(
+        "candidate",
+        "plain",
+        "primary",
+        "contract_id",
+        "country_code",
+        "party_id",
+        "emsp_country_code",
+        "emsp_party_id",
+    )
+    # recomputed 2.3.0 tax lines of plain CDRs on the recomputed basis
+    tax = pl.DataFrame(
+        {"sess": res["tax_sess"], "rate_e2": res["tax_rate_e2"], "amount": res["tax_amount_e4"]},
+        schema={"sess": pl.Int64, "rate_e2": pl.Int64, "amount": pl.Int64},
+    )
+    tax = tax.join(
+        plain.filter(pl.col("basis") == "recomputed").select("sess", "ord"), on="sess", how="inner"
+    ).select("ord", "rate_e2", "amount")
+
+    # -- the records that need the record path (not rejected, not plain)
+    detail_k = sorted(set(range(n_rec)) - set(rejects) - set(rec_ok[plain_mask].tolist()))
+    cdrs = piece_cdrs(piece, fr, detail_k)
+    detail = [
+        (ord0 + k, Record(piece.source, int(line_of[k])), cdr) for k, cdr in zip(detail_k, cdrs, strict=True)
+    ]
+    return n_rec, found, plain, tax, detail
+
+
+# ---- the run ------------------------------------------------------------------------------------
+
+
+def run_columnar(
+    files: Sequence[Path],
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    contracts: Contracts,
+    month: str,
+    zone: ZoneInfo,
+    history: dict[str, Any],
+    say: Callable[[str], None],
+    pricer: str = "kernel",
+    piece_rows: int = 500_000,
+) -> ColumnarRun:
+    from settlement.jobs import Parsed, reconcile_all
+
+    special = special_ids(files)
+    window = month_window_ms(month, zone)
+    run = ColumnarRun()
+    tolerance = contracts.default.tolerance
+    for piece in iter_pieces(files, piece_rows):
+        n, found, plain, tax, detail = process_piece(
+            piece, run.read, tariffs, policy, tz, contracts, window, special
+        )
+        run.read += n
+        run.rejects += found
+        run.plain.append(plain)
+        run.taxes.append(tax)
+        parsed = [Parsed(rec, cdr) for _, rec, cdr in detail]
+        run.detail += reconcile_all(parsed, tariffs, policy, tz, tolerance, pricer)
+        run.detail_ord += [o for o, _, _ in detail]
+        say(f"priced and reconciled {run.read} records ({len(run.detail)} record by record)")
+    check_duplicates_and_credits(run.detail, history)
+    return run
+
+
+def e4_text(expr: pl.Expr) -> pl.Expr:
+    """4-decimal text of a 1e-4 integer (null stays null)."""
+    a = expr.abs()
+    sign = pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return sign + (a // E4).cast(pl.String) + "." + (a % E4).cast(pl.String).str.zfill(4)
+
+
+def minor_text(expr: pl.Expr, m: int) -> pl.Expr:
+    """Text of a 1e-4 integer already rounded to ``m`` decimals (as ``str(Decimal)``)."""
+    a = expr.abs()
+    sign = pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    whole = sign + (a // E4).cast(pl.String)
+    if m == 0:
+        return whole
+    return whole + "." + ((a % E4) // 10 ** (4 - m)).cast(pl.String).str.zfill(m)
+
+
+def round_minor(expr: pl.Expr, m: int) -> pl.Expr:
+    """Half-up (away from zero) to ``m`` decimals, in units of 1e-4."""
+    unit = 10 ** (4 - m)
+    q = (expr.abs() + unit // 2) // unit * unit
+    return pl.when(expr < 0).then(-q).otherwise(q)
+
+
+def local_text(ms: str, zone: str) -> pl.Expr:
+    return (
+        pl.from_epoch(pl.col(ms) // 1000, time_unit="s")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(zone)
+        .dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+
+
+def json_value(name: str) -> pl.Expr:
+    """The JSON text of a column's value, as Python's json.dumps writes it."""
+    return pl.struct(name).struct.json_encode().str.slice(len(json.dumps(name)) + 2).str.head(-1)
+
+
+def d4(v: int) -> Decimal:
+    return Decimal(int(v)).scaleb(-4)
+
+
+def dm(v: int, m: int) -> Decimal:
+    """A 1e-4 integer rounded to m decimals, as a Decimal with exactly m decimals."""
+    return Decimal(int(v)).scaleb(-4).quantize(Decimal(1).scaleb(-m))
+
+
+def line_frame(lines: Sequence[Line], ords: Sequence[int]) -> pl.DataFrame:
+    """Detail lines (objects) as the columns of a statement's line table."""
+    rows = [ln.as_row() for ln in lines]
+    data: dict[str, Any] = {c: [r[c] for r in rows] for c in LINE_COLUMNS}
+    schema: dict[str, Any] = {c: pl.String for c in LINE_COLUMNS}
+    schema["credit"] = schema["disputed"] = pl.Boolean
+    frame = pl.DataFrame(data, schema=schema)
+    return frame.with_columns(pl.Series("ord", list(ords), pl.Int64))
+
+
+def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
+    """Plain CDRs of one statement as the columns of its line table (+ integer columns)."""
+    return p.select(
+        pl.col("cdr_id"),
+        local_text("start_ms", zone).alias("session_start"),
+        local_text("end_ms", zone).alias("session_end"),
+        pl.col("location_id").fill_null(""),
+        e4_text(pl.col("energy")).alias("energy_kwh"),
+        e4_text(pl.col("amt_excl")).alias("amount_excl_vat"),
+        e4_text(pl.col("amt_incl")).alias("amount_incl_vat"),
+        minor_text(pl.col("excl_r"), m).alias("line_excl_vat"),
+        minor_text(pl.col("incl_r") - pl.col("excl_r"), m).alias("line_vat"),
+        minor_text(pl.col("incl_r"), m).alias("line_incl_vat"),
+        pl.col("vat_rate"),
+        pl.lit(False).alias("credit"),
+        pl.lit(None, pl.String).alias("credit_reference_id"),
+        pl.col("status"),
+        pl.when(pl.col("status") == "ROUNDING")
+        .then(pl.lit("ROUNDING"))
+        .otherwise(pl.lit(""))
+        .alias("reasons"),
+        pl.lit(False).alias("disputed"),
+        pl.lit("").alias("dispute_reason"),
+        pl.col("ord"),
+        pl.col("energy"),
+        pl.col("amt_excl"),
+        pl.col("amt_incl"),
+        pl.col("excl_r"),
+        pl.col("incl_r"),
+    )
+
+
+def plain_aggregates(p: pl.DataFrame, tax: pl.DataFrame, m: int) -> Aggregates:
+    from pricing.kernel import percentage
+
+    a = Aggregates()
+    n = p.height
+    if not n:
+        return a
+    a.lines = n
+    a.sessions = n
+    s = p.select(
+        pl.col("energy").sum(),
+        pl.col("amt_excl").sum(),
+        pl.col("excl_r").sum(),
+        pl.col("incl_r").null_count(),
+    ).row(0)
+    a.energy_kwh, a.unrounded_excl, a.total_excl, a.unknown_vat = d4(s[0]), d4(s[1]), dm(s[2], m), int(s[3])
+    known = p.filter(pl.col("incl_r").is_not_null())
+    if known.height:
+        a.unrounded_incl = d4(known["amt_incl"].sum())
+        by = known.group_by("vat_rate").agg(
+            (pl.col("incl_r") - pl.col("excl_r")).sum().alias("vat"), pl.col("excl_r").sum().alias("base")
+        )
+        for rate, vat, base in by.iter_rows():
+            a.vat_by_rate[rate] += dm(vat, m)
+            a.base_by_rate[rate] += dm(base, m)
+    if tax.height:
+        for rate, amount in tax.group_by("rate_e2").agg(pl.col("amount").sum()).iter_rows():
+            a.taxes[("VAT", percentage(int(rate)))] += d4(amount)
+    return a
+
+
+def add_aggregates(x: Aggregates, y: Aggregates) -> Aggregates:
+    out = Aggregates(
+        lines=x.lines + y.lines,
+        disputed=x.disputed + y.disputed,
+        disputed_excluded=x.disputed_excluded + y.disputed_excluded,
+        energy_kwh=x.energy_kwh + y.energy_kwh,
+        unrounded_excl=x.unrounded_excl + y.unrounded_excl,
+        total_excl=x.total_excl + y.total_excl,
+        unknown_vat=x.unknown_vat + y.unknown_vat,
+        unrounded_incl=x.unrounded_incl + y.unrounded_incl,
+        sessions=x.sessions + y.sessions,
+    )
+    for src in (x, y):
+        for k, v in src.vat_by_rate.items():
+            out.vat_by_rate[k] += v
+        for k, v in src.base_by_rate.items():
+            out.base_by_rate[k] += v
+        for k, v in src.taxes.items():
+            out.taxes[k] += v
+    return out
+
+
+# ---- statements and files -----------------------------------------------------------------------
+
+
+@dataclass
+class Built:
+    """One statement: header/totals (``st``, no lines), its sorted line table, detail objects."""
+
+    st: Statement
+    lines: pl.DataFrame
+    disputed: list[Line]
+    members: list[Line]  # detail lines included (for the HTML's disputed table)
+    detail_by_ord: dict[int, Line]
+    daily: dict[int, tuple[Decimal, Decimal]]
+
+
+def build(
+    run: ColumnarRun, contracts: Contracts, month: str, zone: ZoneInfo
+) -> tuple[list[Built], dict[str, Any], pl.DataFrame, Any]:
+    """Statements, counts and the plain rows (for the run files) of a columnar run."""
+    from settlement.jobs import RunResult, mixed_currency_findings, place_lines
+
+    sub = RunResult()
+    groups: dict[tuple[str, str, str], Statement] = {}
+    pair_currencies: dict[tuple[str, str], set[str]] = defaultdict(set)
+    origin: dict[int, ReconLine] = {}
+    place_lines(run.detail, zone, month, contracts, sub, groups, pair_currencies, origin)
+    ord_of = {id(ln): o for ln, o in zip(run.detail, run.detail_ord, strict=True)}
+    plain = pl.concat(run.plain, how="vertical_relaxed") if run.plain else pl.DataFrame()
+    taxes = pl.concat(run.taxes) if run.taxes else pl.DataFrame()
+    inside = plain.filter("in_month") if plain.height else plain
+    for cpo, emsp, cur in inside.select("cpo", "emsp", "cur").unique().iter_rows() if inside.height else []:
+        pair_currencies[(cpo, emsp)].add(cur)
+    keys = set(groups)
+    if inside.height:
+        keys |= set(inside.select("cpo", "emsp", "cur").unique().iter_rows())
+    built: list[Built] = []
+    zone_name = zone.key
+    for key in sorted(keys):
+        cpo, emsp, cur = key
+        det = groups.get(key) or Statement(cpo, emsp, cur, month, contracts.terms(cpo, emsp))
+        det.disputed.sort(key=lambda ln: (ln.session_end, ln.cdr_id))  # as settlement.jobs.settle
+        m = minor_unit(cur)
+        p = (
+            inside.filter((pl.col("cpo") == cpo) & (pl.col("emsp") == emsp) & (pl.col("cur") == cur))
+            if inside.height
+            else inside
+        )
+        p = p.with_columns(
+            round_minor(pl.col("amt_excl"), m).alias("excl_r"),
+            round_minor(pl.col("amt_incl"), m).alias("incl_r"),
+        )
+        tax = (
+            taxes.join(p.select("ord"), on="ord", how="semi") if taxes.height and p.height else pl.DataFrame()
+        )
+        agg = add_aggregates(plain_aggregates(p, tax, m), _detail_aggregates(det))
+        st = Statement(cpo, emsp, cur, month, det.terms)
+        finish(st, contracts, agg)
+        det_ords = [ord_of[id(origin[id(ln)])] for ln in det.lines] if det.lines else []
+        frames = []
+        if p.height:
+            frames.append(plain_lines(p, zone_name, m).select(*LINE_COLUMNS, "ord"))
+        if det.lines:
+            frames.append(line_frame(det.lines, det_ords))
+        lines = (
+            pl.concat(frames).sort(["session_end", "cdr_id", "ord"])
+            if frames
+            else line_frame([], []).select(*LINE_COLUMNS, "ord")
+        )
+        daily = _daily(lines)
+        built.append(
+            Built(st, lines, det.disputed, det.lines, dict(zip(det_ords, det.lines, strict=True)), daily)
+        )
+    counts = {
+        "read": run.read,
+        "settled": inside.height + len(sub.settled_ids),
+        "excluded": len(sub.excluded),
+        "rejected": len(run.rejects),
+        "out_of_month": (plain.height - inside.height) + len(sub.out_of_month),
+    }
+    extra = run.extra_findings + mixed_currency_findings(pair_currencies)
+    return built, {"counts": counts, "extra": extra}, plain, sub
+
+
+def _detail_aggregates(st: Statement) -> Aggregates:
+    from settlement.statement import aggregate
+
+    return aggregate(st)
+
+
+def _daily(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
+    if not lines.height:
+        return {}
+    by = (
+        lines.select(
+            pl.col("session_end").str.slice(8, 2).cast(pl.Int64).alias("d"),
+            pl.col("energy_kwh").str.to_decimal(scale=4).alias("e"),
+            pl.col("line_excl_vat").str.to_decimal(scale=4).alias("a"),
+        )
+        .group_by("d")
+        .agg(pl.col("e").sum(), pl.col("a").sum())
+    )
+    return {int(d) - 1: (Decimal(e), Decimal(a)) for d, e, a in by.iter_rows()}
+
+
+def _json_objects(frame: pl.DataFrame, columns: Sequence[str], indent: int) -> pl.Series:
+    """Each row as a JSON object in ``json.dumps(indent=2, sort_keys=True)`` layout at ``indent``."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    parts = [pl.lit(f'{inner}"{c}": ') + json_value(c) for c in sorted(columns)]
+    body = pl.concat_str(parts, separator=",\n")
+    return frame.select((pl.lit(pad + "{\n") + body + pl.lit("\n" + pad + "}")).alias("j"))["j"]
+
+
+def _with_list(
+    doc: dict[str, Any], key: str, writer: Callable[[Any], None], n: int, fh: Any, ensure_ascii: bool = False
+) -> None:
+    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, its list ``key`` (``n``
+    items, each already indented) streamed by ``writer``."""
+    if not n:
+        fh.write(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=ensure_ascii) + "\n")
+        return
+    mark = "\x00LIST\x00"
+    text = json.dumps({**doc, key: [mark]}, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
+    head, tail = text.split(json.dumps(mark))
+    fh.write(head.rstrip(" "))
+    writer(fh)
+    fh.write(tail + "\n")
+
+
+def write_statement(b: Built, folder: Path, locale: str) -> None:
+    from settlement.render import invoice_reconciliation_record, statement_document, statement_html
+
+    folder.mkdir(parents=True, exist_ok=True)
+    st, lines = b.st, b.lines
+    n = lines.height
+    st.disputed = b.disputed
+    doc = statement_document(st)  # lines are streamed in below
+
+    def line_objects(fh: Any) -> None:
+        for lo in range(0, n, SLICE):
+            part = _json_objects(lines.slice(lo, SLICE), LINE_COLUMNS, 4)
+            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_list()))
+
+    with open(folder / "statement.json", "w", encoding="utf-8") as fh:
+        _with_list(doc, "lines", line_objects, n, fh)
+    with open(folder / "lines.csv", "w", encoding="utf-8") as fh:
+        fh.write(",".join(LINE_COLUMNS) + "\n")
+        for lo in range(0, n, SLICE):
+            fh.write(
+                lines.slice(lo, SLICE)
+                .select(LINE_COLUMNS)
+                .with_columns(pl.col(pl.String).replace("", None))  # csv.writer writes "" as nothing
+                .write_csv(include_header=False, line_terminator="\n", quote_style="necessary", null_value="")
+            )
+    irr = invoice_reconciliation_record(st)
+
+    def ids(fh: Any) -> None:
+        for lo in range(0, n, SLICE):
+            part = lines.slice(lo, SLICE).select(pl.lit("    ") + json_value("cdr_id"))
+            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_series().to_list()))
+
+    with open(folder / "invoice_reconciliation_record.json", "w", encoding="utf-8") as fh:
+        _with_list(irr, "cdrs", ids, n, fh, ensure_ascii=True)
+    from settlement.render import HTML_MAX_LINES
+
+    shown = [
+        b.detail_by_ord.get(int(r["ord"])) or _line_of_row(r)
+        for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)
+    ]
+    st.lines = shown
+    html = statement_html(st, locale, b.daily, n, b.members)
+    (folder / "statement.html").write_text(html, encoding="utf-8")
+
+
+def _line_of_row(r: dict[str, Any]) -> Line:
+    def dec(v: str | None) -> Decimal | None:
+        return None if v is None else Decimal(v)
+
+    return Line(
+        cdr_id=r["cdr_id"],
+        session_start=r["session_start"],
+        session_end=r["session_end"],
+        day=r["session_end"][:10],
+        location_id=r["location_id"],
+        energy_kwh=Decimal(r["energy_kwh"]),
+        amount_excl=Decimal(r["amount_excl_vat"]),
+        amount_incl=dec(r["amount_incl_vat"]),
+        excl=Decimal(r["line_excl_vat"]),
+        incl=dec(r["line_incl_vat"]),
+        vat_bucket=r["vat_rate"],
+        taxes=[],
+        credit=r["credit"],
+        credit_reference_id=r["credit_reference_id"],
+        status=r["status"],
+        reasons=r["reasons"],
+        disputed=r["disputed"],
+        dispute_reason=r["dispute_reason"],
+    )
+
+
+def _recon_json(plain: pl.DataFrame) -> pl.DataFrame:
+    """reconciliation.ndjson rows of plain CDRs: (cdr_id, source, line, text)."""
+    cols = {
+        "cdr_id": pl.col("cdr_id"),
+        "status": pl.col("status"),
+        "reasons": pl.when(pl.col("status") == "ROUNDING").then(pl.lit("ROUNDING")).otherwise(pl.lit("")),
+        "currency": pl.col("currency"),
+        "credit": pl.lit(False),
+        "reported_total_excl_vat": e4_text(pl.col("rep_excl")),
+        "recomputed_total_excl_vat": e4_text(pl.col("rec_excl")),
+        "diff_excl_vat": e4_text(pl.col("diff_excl")),
+        "reported_total_incl_vat": e4_text(pl.col("rep_incl")),
+        "recomputed_total_incl_vat": e4_text(pl.col("rec_incl")),
+        "diff_incl_vat": e4_text(pl.col("diff_incl")),
+        "source": pl.col("source"),
+        "line": pl.col("line"),
+    }
+    assert list(cols) == RECON_COLUMNS
+    text = pl.struct(**cols).struct.json_encode().alias("text")
+    return plain.select("cdr_id", "source", "line", pl.lit(0, pl.Int64).alias("seq"), text)
+
+
+def _rounding_findings(plain: pl.DataFrame, tolerance: Decimal) -> pl.DataFrame:
+    rows = plain.filter(pl.col("status") == "ROUNDING")
+    w = pl.col("worst")
+    signed = pl.when(w < 0).then(pl.lit("-")).otherwise(pl.lit("+")) + e4_text(w.abs())
+    cols = {
+        "cdr_id": pl.col("cdr_id"),
+        "code": pl.lit("ROUNDING"),
+        "dimension": pl.lit("total"),
+        "period": pl.lit(None, pl.Int64),
+        "amount": e4_text(w),
+        "message": pl.lit("reported and recomputed totals differ by ")
+        + signed
+        + pl.lit(f" (within tolerance {tolerance})"),
+        "source": pl.col("source"),
+        "line": pl.col("line"),
+    }
+    return rows.select(
+        "cdr_id",
+        "source",
+        "line",
+        pl.lit(0).alias("seq"),
+        pl.struct(**cols).struct.json_encode().alias("text"),
+    )
+
+
+def _sorted_text(frames: list[pl.DataFrame], keys: list[str]) -> list[str]:
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return []
+    return pl.concat(frames, how="vertical_relaxed").sort(keys)["text"].to_list()
+
+
+def write_columnar(
+    run: ColumnarRun,
+    contracts: Contracts,
+    out_dir: str | Any,
+    month: str,
+    zone: ZoneInfo,
+    inputs: Sequence[Any],
+    settings: dict[str, Any],
+    locale: str,
+    say: Callable[[str], None],
+) -> tuple[Path, dict[str, int], list[Statement]]:
+    from settlement.jobs import (
+        atomic_output,
+        out_of_month_finding,
+        statement_entry,
+        write_manifest,
+        write_rejects,
+    )
+
+    say("building statements")
+    built, meta, plain, sub = build(run, contracts, month, zone)
+    tolerance = contracts.default.tolerance
+
+    def detail_rows(lines: Sequence[ReconLine], make: Callable[[ReconLine], list[str]]) -> pl.DataFrame:
+        data = [(ln.cdr.id, ln.source, ln.line, seq, t) for ln in lines for seq, t in enumerate(make(ln))]
+        return pl.DataFrame(
+            data,
+            schema={
+                "cdr_id": pl.String,
+                "source": pl.String,
+                "line": pl.Int64,
+                "seq": pl.Int64,
+                "text": pl.String,
+            },
+            orient="row",
+        )
+
+    def fill(tmp: Path) -> None:
+        for i, b in enumerate(built):
+            say(f"writing statement {i + 1}/{len(built)}")
+            write_statement(b, tmp / b.st.folder, locale)
+        key = ["cdr_id", "source", "line"]
+        say("writing reconciliation and findings")
+        recon = _sorted_text(
+            [
+                _recon_json(plain),
+                detail_rows(run.detail, lambda ln: [dumps(ln.as_row())]),
+            ],
+            key,
+        )
+        with open(tmp / "reconciliation.ndjson", "w", encoding="utf-8") as fh:
+            fh.writelines(t + "\n" for t in recon)
+        findings = _sorted_text(
+            [
+                _rounding_findings(plain, tolerance),
+                detail_rows(run.detail, lambda ln: [dumps(f.as_row()) for f in ln.findings]),
+            ],
+            [*key, "seq"],
+        )
+        outside = plain.filter(~pl.col("in_month")) if plain.height else plain
+        oom = [
+            (cid, src, line, dumps(out_of_month_finding(cid, end, month, src, line)))
+            for cid, src, line, end in (
+                outside.select("cdr_id", "source", "line", "end_ms").iter_rows() if outside.height else []
+            )
+        ]
+        oom += [
+            (
+                ln.cdr.id,
+                ln.source,
+                ln.line,
+                dumps(out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line)),
+            )
+            for ln in sub.out_of_month
+        ]
+        oom.sort(key=lambda r: (r[0], r[1], r[2] or 0))
+        with open(tmp / "findings.ndjson", "w", encoding="utf-8") as fh:
+            fh.writelines(t + "\n" for t in findings)
+            fh.writelines(r[3] + "\n" for r in oom)
+            fh.writelines(dumps(r) + "\n" for r in meta["extra"])
+        write_rejects(tmp, run.rejects)
+        write_manifest(
+            tmp,
+            month,
+            inputs,
+            settings,
+            contracts,
+            meta["counts"],
+            _summary(plain, run.detail),
+            [statement_entry(b.st, b.lines.height) for b in built],
+        )
+
+    out = atomic_output(out_dir, fill)
+    return out, meta["counts"], [b.st for b in built]
+
+
+def _summary(plain: pl.DataFrame, detail: list[ReconLine]) -> dict[str, Any]:
+    from settlement.reconcile import summarize
+
+    s = summarize(detail)
+    by_status = Counter(s["by_status"])
+    by_code = Counter(s["findings_by_code"])
+    diff = Decimal(s["net_difference_excl_vat"])
+    if plain.height:
+        for status, n in plain.group_by("status").len().iter_rows():
+            by_status[status] += n
+        by_code["ROUNDING"] += plain.filter(pl.col("status") == "ROUNDING").height
+        diff += d4(plain["diff_excl"].sum() or 0)
+    return {
+        "cdrs": len(detail) + plain.height,
+        "by_status": {st: by_status.get(st, 0) for st in STATUSES},
+        "findings_by_code": dict(sorted((k, v) for k, v in by_code.items() if v)),
+        "net_difference_excl_vat": f"{diff:.4f}",
+    }
+
+
+def settle_columnar(
+    cdrs: Sequence[Any],
+    tariffs: Sequence[Any] | None,
+    month: str,
+    out_dir: Any,
+    tz: str | None = None,
+    basis: str | None = None,
+    contracts_path: Any = None,
+    policy: PricingPolicy | None = None,
+    history: Sequence[Any] = (),
+    progress: Callable[[str], None] | None = None,
+    pricer: str = "kernel",
+    settings: dict[str, Any] | None = None,
+    locale: str = "en_GB",
+    inputs: Sequence[Any] | None = None,
+    piece_rows: int = 500_000,
+) -> tuple[Path, dict[str, int], list[Statement]]:
+    """Settle a month of flat-layout Parquet files and write the run into ``out_dir``.
+
+    Same outputs as :func:`settlement.jobs.settle` + :func:`settlement.jobs.write_run` on the
+    same files, in bounded memory per piece. Returns (folder, counts, statements)."""
+    from pricing.batch import expand_inputs, load_tariffs
+    from pricing.errors import InputError
+    from pricing.timezones import validate_zone
+    from settlement.contracts import load_contracts
+    from settlement.flatcdrs import is_flat_file
+    from settlement.jobs import DEFAULT_POLICY, read_history
+
+    try:
+        month_bounds(month)
+    except ValueError as exc:
+        raise InputError(f"--month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
+    files = expand_inputs(cdrs)
+    other = [str(f) for f in files if not is_flat_file(f)]
+    if other:
+        raise InputError(
+            "the columnar engine reads flat-layout Parquet only (pricing.flat); not flat: "
+            f"{', '.join(other)}. Hint: use --engine local for OCPI JSON/NDJSON"
+        )
+    contracts = load_contracts(contracts_path, basis)
+    zone = ZoneInfo(validate_zone(tz or contracts.statement_time_zone or "UTC"))
+    say = progress or (lambda _msg: None)
+    say("reading tariffs")
+    store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
+    run = run_columnar(
+        files,
+        store,
+        policy or DEFAULT_POLICY,
+        tz,
+        contracts,
+        month,
+        zone,
+        read_history(history),
+        say,
+        pricer,
+        piece_rows,
+    )
+    run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
+    return write_columnar(
+        run,
+        contracts,
+        out_dir,
+        month,
+        zone,
+        inputs if inputs is not None else cdrs,
+        settings or {},
+        locale,
+        say,
+    )

@@ -1,0 +1,117 @@
+"""The columnar settlement engine against the record-by-record engine on the same flat months.
+
+The record path (:func:`settlement.jobs.flat_lines`) is the oracle: every file of the run must be
+byte-identical, except the engine's name in ``manifest.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pricing.cli import main
+from settlement.jobs import settle, write_run
+from settlement.scale import settle_columnar
+
+
+def generate(tmp: Path, seed: int, extra: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    cdrs = tmp / "month.parquet"
+    args = ["generate", "--cdrs", "1500", "--seed", str(seed), "--out", str(cdrs), "--quiet"]
+    args += ["--versions", "2.2.1:60,2.1.1:10,2.3.0:30", "--malformed", "6", "--credit-rate", "0.02"]
+    args += ["--duplicate-rate", "0.02", "--overcharge-rate", "0.03", "--out-of-month-rate", "0.01"]
+    args += ["--tariffs-out", str(tmp / "tariffs"), "--contracts-out", str(tmp / "contracts.json"), *extra]
+    assert main(args) == 0
+    return cdrs, tmp / "tariffs", tmp / "contracts.json"
+
+
+def files_of(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    fa, fb = files_of(a), files_of(b)
+    assert sorted(fa) == sorted(fb)
+    for name in fa:
+        if name == "manifest.json":
+            ma, mb = json.loads(fa[name]), json.loads(fb[name])
+            ma["settings"].pop("engine", None)
+            mb["settings"].pop("engine", None)
+            assert ma == mb
+        else:
+            assert fa[name] == fb[name], name
+
+
+def run_both(
+    tmp: Path, cdrs: Path, tariffs: Path, contracts: Path, piece_rows: int, **kw
+) -> tuple[Path, Path]:
+    month = "2026-10"
+    result, c = settle([cdrs], [tariffs], month, contracts_path=contracts, **kw)
+    local = write_run(result, c, tmp / "local", month, [cdrs], {})
+    out, counts, _ = settle_columnar(
+        [cdrs], [tariffs], month, tmp / "columnar", contracts_path=contracts, piece_rows=piece_rows, **kw
+    )
+    assert counts == result.counts
+    assert sum(counts[k] for k in ("settled", "excluded", "rejected", "out_of_month")) == counts["read"]
+    return local, out
+
+
+@pytest.mark.parametrize(("seed", "piece_rows"), [(11, 500_000), (12, 997)])
+def test_columnar_equals_record_path(tmp_path: Path, seed: int, piece_rows: int) -> None:
+    cdrs, tariffs, contracts = generate(tmp_path, seed)
+    local, columnar = run_both(tmp_path, cdrs, tariffs, contracts, piece_rows)
+    assert_same_run(local, columnar)
+    manifest = json.loads((columnar / "manifest.json").read_text())
+    assert manifest["counts"]["rejected"] > 0 and manifest["counts"]["out_of_month"] > 0
+    assert manifest["reconciliation"]["by_status"]["OVERCHARGED"] > 0
+
+
+def test_columnar_recomputed_basis_included_disputes_and_zone(tmp_path: Path) -> None:
+    cdrs, tariffs, contracts = generate(tmp_path, 5)
+    terms = json.loads(contracts.read_text())
+    terms["default"]["basis"] = "recomputed"
+    terms["default"]["disputed"] = "include"
+    contracts.write_text(json.dumps(terms))
+    local, columnar = run_both(tmp_path, cdrs, tariffs, contracts, 2_000, tz="America/New_York")
+    assert_same_run(local, columnar)
+    text = (columnar / "findings.ndjson").read_text()
+    assert "OUT_OF_MONTH" in text and "DUPLICATE_CDR" in text and "ROUNDING" in text
+
+
+def test_more_than_4_decimals_is_a_reject_in_both(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    cdrs, tariffs, contracts = generate(tmp_path, 3)
+    t = pq.read_table(cdrs)
+    ids = t.column("cdr_id").to_pylist()
+    first = ids[0]
+    values = t.column("reported_total_excl").to_pylist()
+    values = [
+        v + Decimal("0.00001") if i == first and v is not None else v
+        for i, v in zip(ids, values, strict=True)
+    ]
+    col = pa.array(values, pa.decimal128(38, 6))
+    t = t.set_column(t.schema.get_field_index("reported_total_excl"), "reported_total_excl", col)
+    pq.write_table(t, cdrs)
+    local, columnar = run_both(tmp_path, cdrs, tariffs, contracts, 500_000)
+    assert_same_run(local, columnar)
+    rejects = [json.loads(x) for x in (columnar / "rejects.ndjson").read_text().splitlines()]
+    assert any(r["code"] == "UNSUPPORTED_PRECISION" and r["record_id"] == first for r in rejects)
+
+
+def test_cli_auto_picks_columnar_for_flat_and_refuses_mixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cdrs, tariffs, contracts = generate(tmp_path, 4)
+    args = ["settle", "--cdrs", str(cdrs), "--tariffs", str(tariffs), "--contracts", str(contracts)]
+    assert main([*args, "--month", "2026-10", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["settings"]["engine"] == "columnar"
+    nd = tmp_path / "x.ndjson"
+    nd.write_text("{}\n")
+    bad = ["settle", "--cdrs", str(cdrs), str(nd), "--tariffs", str(tariffs), "--month", "2026-10"]
+    assert main([*bad, "--engine", "columnar", "--out", str(tmp_path / "p")]) == 2
+    assert "flat-layout Parquet only" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()

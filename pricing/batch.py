@@ -24,6 +24,7 @@ from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, result_row, 
 from pricing.sessions import TariffSet, build_session
 
 ENGINES = ("kernel", "reference")
+ROW_COLUMNS = COLUMNS + EXTRA_COLUMNS
 
 
 @dataclass
@@ -335,41 +336,39 @@ def price_flat_file(
     workers: int = 1,
 ) -> BatchResult:
     """A flat-layout Parquet file (:mod:`pricing.flat`): one CDR per run of rows with one
-    ``cdr_id``; ``line`` is the 1-based row of its first period. The kernel reads it as columns;
-    the reference engine (and ``--explain``) builds each CDR and prices it one by one."""
+    ``cdr_id``; ``line`` is the 1-based row of its first period. The kernel reads it as columns
+    and returns its rows as one :class:`~pricing.io.RowFrame` (Python touches only rejects and
+    warnings); the reference engine (and ``--explain``) builds each CDR and prices it one by one."""
     from pricing.periods import flat_cdr, read_flat, split_flat
 
     policy = policy or PricingPolicy()
     source = str(path)
     fr = split_flat(read_flat(source))
+    if engine == "kernel" and not explain:
+        try:
+            return flat_kernel_result(fr, tariffs, policy, tz, workers, source, fr.first_row + 1)
+        except Exception:  # the reference decides (same output)
+            pass
     result = BatchResult(policy=policy, engine=engine, read=fr.n_records)
     ids = fr.cols["cdr_id"]
     outcomes: dict[int, Any] = {}
     rejects: dict[int, Any] = {}
     versions: dict[int, str | None] = {}
-    done = False
-    if engine == "kernel" and not explain:
+    for k in range(fr.n_records):
+        if k in fr.rejects:
+            rejects[k] = fr.rejects[k]
+            continue
+        cdr = flat_cdr(fr, k)
+        versions[k] = cdr.version or None
         try:
-            outcomes, rejects, versions = _flat_kernel(fr, tariffs, policy, tz, workers)
-            done = True
-        except Exception:  # the reference decides (same output)
-            outcomes, rejects, versions = {}, {}, {}
-    if not done:
-        for k in range(fr.n_records):
-            if k in fr.rejects:
-                rejects[k] = fr.rejects[k]
-                continue
-            cdr = flat_cdr(fr, k)
-            versions[k] = cdr.version or None
-            try:
-                session = build_session(cdr, tariffs, policy, tz)
-                priced = price_session(session, policy)
-            except Exception as exc:  # a reject row, as in price_records
-                rejects[k] = exc
-                continue
-            outcomes[k] = (result_row(priced), priced.straddling)
-            if explain:
-                result.traces.extend(trace_rows(priced))
+            session = build_session(cdr, tariffs, policy, tz)
+            priced = price_session(session, policy)
+        except Exception as exc:  # a reject row, as in price_records
+            rejects[k] = exc
+            continue
+        outcomes[k] = (result_row(priced), priced.straddling)
+        if explain:
+            result.traces.extend(trace_rows(priced))
     for k in range(fr.n_records):
         line = int(fr.first_row[k]) + 1
         code = ids[0][fr.first_row[k]]
@@ -385,8 +384,96 @@ def price_flat_file(
         row.update({"ocpi_version": versions.get(k), "source": source, "line": line})
         result.rows.append(row)
         result.warnings.extend(straddle_warning(i, source, line, rid) for i in straddling)
-    result.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    result.rows.sort(key=row_key)
     return result
+
+
+def row_key(r: dict[str, Any]) -> tuple[Any, ...]:
+    """The order of result rows: by CDR id, then source and line."""
+    return (r["cdr_id"], r["source"], r["line"] or 0)
+
+
+def flat_kernel_result(
+    fr: Any,
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    workers: int,
+    source: str,
+    record_lines: Any,
+) -> BatchResult:
+    """Flat records priced by the kernel as a BatchResult whose rows are one sorted
+    :class:`~pricing.io.RowFrame`; ``record_lines[k]``: the line of record k's first row.
+
+    The same rows, rejects (in record order) and straddle warnings (record, then period order)
+    as the per-record loop: only rejected records and straddling periods reach Python."""
+    import numpy as np
+    import polars as pl
+
+    from pricing.compile import compile_tariffs
+    from pricing.io import RowFrame
+    from pricing.kernel import meta_series, price_table, result_table
+    from pricing.periods import from_flat
+
+    pt, rejects, rec_ok = from_flat(fr, tariffs, policy, tz)
+    ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+    res = price_table(pt, policy, ct, workers)
+    record_lines = np.asarray(record_lines, np.int64)
+    frame = result_table(res, pt, ct).with_columns(
+        meta_series(pt, "ocpi_version").alias("ocpi_version"),
+        pl.lit(source, pl.String).alias("source"),
+        pl.Series("line", record_lines[rec_ok], dtype=pl.Int64),
+    )
+    result = BatchResult(policy=policy, engine="kernel", read=fr.n_records)
+    result.rows = RowFrame(sort_frame(frame))  # type: ignore[assignment]
+    ids = fr.cols["cdr_id"]
+
+    def rid_of(k: int) -> str | None:
+        code = ids[0][fr.first_row[k]]
+        return None if code < 0 else ids[1][code]
+
+    for k in sorted(rejects):
+        rej = rejects[k]
+        result.rejects.append(Finding(rej[0], rej[1], source, int(record_lines[k]), rid_of(k), rej[2]))
+    if "straddle_sess" in res and len(res["straddle_sess"]):
+        for s, i in zip(res["straddle_sess"].tolist(), res["straddle_src"].tolist(), strict=True):
+            k = int(rec_ok[s])
+            result.warnings.append(straddle_warning(i, source, int(record_lines[k]), rid_of(k)))
+    return result
+
+
+def sort_frame(frame: Any) -> Any:
+    """A result frame in :func:`row_key` order (stable; strings compare by code point in both)."""
+    import polars as pl
+
+    if not frame.height:
+        return frame
+    return frame.sort([pl.col("cdr_id"), pl.col("source"), pl.col("line").fill_null(0)], maintain_order=True)
+
+
+def merge_rows(parts: list[Any]) -> Any:
+    """Result rows of several parts in :func:`row_key` order: one RowFrame when some part is one
+    (dict rows that do not fit a frame turn the whole into a list), else a sorted list."""
+    from pricing.io import RowFrame, rows_to_frame
+
+    if any(getattr(p, "frame", None) is not None for p in parts):
+        import polars as pl
+
+        try:
+            frames = [
+                p.frame if getattr(p, "frame", None) is not None else rows_to_frame(list(p), ROW_COLUMNS)
+                for p in parts
+                if len(p)
+            ]
+            if not frames:
+                return RowFrame(rows_to_frame([], ROW_COLUMNS))
+            frames = [f.select(ROW_COLUMNS) for f in frames]
+            return RowFrame(sort_frame(pl.concat(frames) if len(frames) > 1 else frames[0]))
+        except (TypeError, ValueError, pl.exceptions.PolarsError):
+            pass
+    rows = [r for p in parts for r in p]
+    rows.sort(key=row_key)
+    return rows
 
 
 def _flat_kernel(fr: Any, tariffs: TariffSet | None, policy: PricingPolicy, tz: str | None, workers: int):
@@ -455,6 +542,7 @@ def price_inputs(
             iter_sources(paths), tariffs, policy, tz, version, explain, engine=engine, workers=workers
         )
     total = BatchResult(policy=policy, engine=engine)
+    parts: list[Any] = []
     i = 0
     while i < len(files):
         if flat[i]:
@@ -481,9 +569,9 @@ def price_inputs(
             )
             i = j
         total.read += part.read
-        total.rows.extend(part.rows)
+        parts.append(part.rows)
         total.rejects.extend(part.rejects)
         total.warnings.extend(part.warnings)
         total.traces.extend(part.traces)
-    total.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    total.rows = merge_rows(parts)
     return total

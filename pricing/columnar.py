@@ -672,8 +672,7 @@ def price_ndjson_columnar(
     order (rows sorted like ``price_records``). If the columnar kernel fails, the whole file is
     priced per record.
     """
-    from pricing.batch import BatchResult, _flat_kernel, price_records, straddle_warning
-    from pricing.errors import Finding
+    from pricing.batch import BatchResult, flat_kernel_result, merge_rows, price_records
     from pricing.io import iter_sources
     from pricing.periods import split_flat
     from pricing.policy import PricingPolicy
@@ -685,28 +684,13 @@ def price_ndjson_columnar(
     if table.num_rows:
         try:
             fr = split_flat(table)
-            outcomes, rejects, versions = _flat_kernel(fr, tariffs, policy, tz, workers)
+            lines = table.column("line").to_numpy()
+            result = flat_kernel_result(fr, tariffs, policy, tz, workers, source, lines[fr.first_row])
         except Exception:  # the per-record path decides (same output)
             return price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)
-        lines = table.column("line").to_numpy()
-        ids = fr.cols["cdr_id"]
-        rid_all = ids[1].take(fr.first_row)
-        for k in range(fr.n_records):
-            line = int(lines[fr.first_row[k]])
-            rid = rid_all[k]
-            if k in rejects:
-                rej = rejects[k]
-                result.rejects.append(Finding(rej[0], rej[1], source, line, rid, rej[2]))
-                continue
-            row, straddling = outcomes[k]
-            row.update({"ocpi_version": versions.get(k), "source": source, "line": line})
-            result.rows.append(row)
-            result.warnings.extend(straddle_warning(i, source, line, rid) for i in straddling)
-        result.read = fr.n_records
     part = price_records(iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers)
     result.read += part.read
-    result.rows.extend(part.rows)
+    result.rows = merge_rows([result.rows, part.rows])
     result.rejects = sorted(result.rejects + part.rejects, key=lambda f: f.line or 0)
     result.warnings = sorted(result.warnings + part.warnings, key=lambda f: f.line or 0)
-    result.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
     return result

@@ -22,6 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pricing import errors as E
 from pricing.errors import Finding, InputError
 
@@ -182,6 +184,10 @@ def write_table(
     path: str | os.PathLike[str], rows: list[dict[str, Any]], columns: list[str], decimal_columns: list[str]
 ) -> None:
     suffix = Path(path).suffix.lower()
+    frame = getattr(rows, "frame", None)
+    if frame is not None and suffix in (".ndjson", ".jsonl", ".csv", ".parquet"):
+        write_frame(path, frame, columns, decimal_columns)  # the same bytes, column by column
+        return
     ordered = [{c: r.get(c) for c in columns} for r in rows]
     if suffix in (".ndjson", ".jsonl"):
         write_ndjson(path, ordered)
@@ -193,6 +199,327 @@ def write_table(
         raise InputError(
             f"cannot write {suffix or 'a file without suffix'}. Hint: use .ndjson, .csv or .parquet"
         )
+
+
+# ---- result rows as one polars DataFrame ----------------------------------------------------------
+
+TAX_FIELDS = ("name", "percentage", "amount")
+
+
+class RowFrame:
+    """Result rows held as one polars DataFrame that reads like a list of dicts.
+
+    Columns: ``line`` Int64, ``taxes`` List(Struct(name, percentage, amount)) of strings, every
+    other column String (decimals as their 4-decimal text). :func:`write_table` writes the frame
+    column by column, byte for byte what it writes for the equal list of dicts. ``append`` /
+    ``extend`` / ``sort`` turn it into that list first (same rows, slower).
+    """
+
+    def __init__(self, frame: Any) -> None:
+        self._frame = frame
+        self._list: list[dict[str, Any]] | None = None
+
+    @property
+    def frame(self) -> Any:
+        """The DataFrame, or None once the rows became a list."""
+        return self._frame if self._list is None else None
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self._list is None:
+            self._list = self._frame.to_dicts()
+            self._frame = None
+        return self._list
+
+    def __len__(self) -> int:
+        return self._frame.height if self._list is None else len(self._list)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._list is None:
+            return self._frame.iter_rows(named=True)
+        return iter(self._list)
+
+    def __getitem__(self, i: Any) -> Any:
+        if self._list is None and isinstance(i, int):
+            return self._frame.row(i, named=True)
+        return self.rows()[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RowFrame):
+            other = list(other)
+        return isinstance(other, list) and list(self) == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows().append(row)
+
+    def extend(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.rows().extend(rows)
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        self.rows().sort(key=key, reverse=reverse)
+
+
+def frame_schema(columns: list[str]) -> dict[str, Any]:
+    import polars as pl
+
+    schema: dict[str, Any] = {c: pl.String for c in columns}
+    if "line" in schema:
+        schema["line"] = pl.Int64
+    if "taxes" in schema:
+        schema["taxes"] = pl.List(pl.Struct({f: pl.String for f in TAX_FIELDS}))
+    return schema
+
+
+def rows_to_frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
+    """Dict rows (values: str / None, ``line`` int, ``taxes`` list of dicts) as a RowFrame's frame;
+    ValueError / TypeError when a value does not fit that shape."""
+    import polars as pl
+
+    for r in rows:
+        for c in columns:
+            v = r.get(c)
+            if v is None:
+                continue
+            if c == "line":
+                ok = type(v) is int
+            elif c == "taxes":
+                ok = isinstance(v, list) and all(
+                    isinstance(t, dict)
+                    and list(t) == list(TAX_FIELDS)
+                    and all(x is None or type(x) is str for x in t.values())
+                    for t in v
+                )
+            else:
+                ok = type(v) is str
+            if not ok:
+                raise TypeError(f"{c}: {type(v).__name__} does not fit a result frame")
+    return pl.DataFrame(
+        [{c: r.get(c) for c in columns} for r in rows], schema=frame_schema(columns), orient="row"
+    )
+
+
+def _risky_table(chars: str) -> np.ndarray:
+    table = np.zeros(256, bool)
+    table[[ord(c) for c in chars]] = True
+    return table
+
+
+# bytes after which a value needs more than quotes (JSON) or any quotes (CSV)
+JSON_RISKY = _risky_table("".join(map(chr, range(32))) + '"\\')
+CSV_RISKY = _risky_table(',"\r\n')
+
+
+def _risky_rows(series: Any, table: np.ndarray) -> Any:
+    """Row numbers (polars UInt32 series) whose value contains a byte of ``table``; a scan of the
+    Arrow data buffers first (usually it finds none and no row is looked at)."""
+    import polars as pl
+    import pyarrow as pa
+
+    arr = series.to_arrow()
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    suspect = False
+    for ch in chunks:
+        if not (pa.types.is_string(ch.type) or pa.types.is_large_string(ch.type)):
+            suspect = True
+            break
+        buf = ch.buffers()[2]
+        if buf is not None and buf.size and table[np.frombuffer(buf, np.uint8)].any():
+            suspect = True
+            break
+    if not suspect:
+        return pl.Series([], dtype=pl.UInt32)
+    chars = "".join(chr(i) for i in np.flatnonzero(table))
+    pattern = "[" + "".join(f"\\x{ord(c):02x}" for c in chars) + "]"
+    return series.str.contains(pattern).fill_null(False).arg_true()
+
+
+def _patched(series: Any, table: np.ndarray, plain: Any, fn: Any) -> Any:
+    """``plain(series)`` (a Series), with ``fn(value)`` at the rows whose value has a byte of
+    ``table`` (computed in Python: few)."""
+    import polars as pl
+
+    idx = _risky_rows(series, table)
+    out = plain(series)
+    if len(idx):
+        values = series.gather(idx).to_list()
+        out = out.scatter(idx, pl.Series([fn(v) for v in values], dtype=pl.String))
+    return out
+
+
+def _quote(s: Any) -> Any:
+    import polars as pl
+
+    return pl.select(pl.concat_str([pl.lit('"'), pl.lit(s), pl.lit('"')])).to_series().alias(s.name)
+
+
+def json_strings(series: Any) -> Any:
+    """Per value, ``json.dumps(value, ensure_ascii=False)`` (``null`` for None): quotes around
+    values that need no escape, Python's encoder for the others."""
+    import polars as pl
+
+    s = series.cast(pl.String)
+    out = _patched(s, JSON_RISKY, _quote, lambda v: json.dumps(v, ensure_ascii=False))
+    return out.fill_null("null")
+
+
+def _tax_json(series: Any) -> Any:
+    """The ``taxes`` List(Struct) column as JSON text per row (``null`` for None)."""
+    import polars as pl
+    import pyarrow as pa
+
+    n = len(series)
+    lists = series.to_arrow()
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    lists = lists.cast(pa.large_list(lists.type.value_type))
+    values = lists.flatten()
+    out = pl.Series("t", ["[]"] * 0, dtype=pl.String)
+    if len(values):
+        parts = []
+        for k, f in enumerate(TAX_FIELDS):
+            text = json_strings(pl.Series(pl.from_arrow(values.field(f))).cast(pl.String))
+            parts.extend([pl.lit(("," if k else "") + f'"{f}":'), pl.lit(text)])
+        elem = pl.select(pl.concat_str([pl.lit("{"), *parts, pl.lit("}")]).alias("e")).to_series()
+        offsets = np.frombuffer(lists.buffers()[1], np.int64, count=lists.offset + n + 1)[lists.offset :]
+        parent = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+        grouped = (
+            pl.DataFrame({"p": parent, "e": elem})
+            .group_by("p", maintain_order=True)
+            .agg(pl.col("e").str.join(","))
+        )
+        out = pl.Series("t", [""] * n, dtype=pl.String).scatter(grouped["p"], grouped["e"])
+    else:
+        out = pl.Series("t", [""] * n, dtype=pl.String)
+    return pl.select(
+        pl.when(pl.lit(series.is_not_null()))
+        .then("[" + pl.lit(out) + "]")
+        .otherwise(pl.lit("null"))
+        .alias("t")
+    ).to_series()
+
+
+def _json_column(frame: Any, c: str) -> Any:
+    """Column ``c`` as ``json.dumps`` text per row: an expression over the frame, or a Series."""
+    import polars as pl
+
+    if c not in frame.columns:
+        return pl.lit("null")
+    s = frame.get_column(c)
+    if c == "taxes" and isinstance(s.dtype, pl.List):
+        return pl.lit(_tax_json(s))
+    if s.dtype.is_integer():
+        return pl.col(c).cast(pl.String).fill_null("null")
+    if s.dtype == pl.String and not len(_risky_rows(s, JSON_RISKY)):
+        return pl.concat_str([pl.lit('"'), pl.col(c), pl.lit('"')]).fill_null("null")
+    return pl.lit(json_strings(s))
+
+
+def _write_lines(path: str | os.PathLike[str], lines: Any) -> None:
+    """One string per line, each followed by ``\n``, written as is (atomically)."""
+    import polars as pl
+
+    tmp = f"{path}.tmp"
+    if len(lines):
+        pl.DataFrame({"l": lines}).write_csv(
+            tmp, include_header=False, quote_style="never", line_terminator="\n"
+        )
+    else:
+        open(tmp, "w").close()
+    os.replace(tmp, path)
+
+
+def write_frame(
+    path: str | os.PathLike[str], frame: Any, columns: list[str], decimal_columns: list[str]
+) -> None:
+    """:func:`write_table` for a :class:`RowFrame`'s frame: the same bytes as for its dict rows."""
+    import polars as pl
+
+    suffix = Path(path).suffix.lower()
+    if suffix == ".parquet":
+        _write_parquet_frame(path, frame, columns, decimal_columns)
+        return
+    if suffix == ".csv":
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(columns)
+        head = pl.Series("l", [header.getvalue()[:-1]], dtype=pl.String)
+        if frame.height:
+            cells = [_csv_column(frame, c) for c in columns]
+            body = frame.select(pl.concat_str(cells, separator=",").alias("l")).to_series()
+            head = head.append(body)
+        _write_lines(path, head)
+        return
+    lines: Any = []
+    if frame.height:
+        parts: list[Any] = []
+        for k, c in enumerate(columns):
+            parts.extend(
+                [
+                    pl.lit(("{" if k == 0 else ",") + json.dumps(c, ensure_ascii=False) + ":"),
+                    _json_column(frame, c),
+                ]
+            )
+        lines = frame.select(pl.concat_str([*parts, pl.lit("}")]).alias("l")).to_series()
+    _write_lines(path, lines)
+
+
+def _csv_one(v: str) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([v, ""])
+    return buf.getvalue()[:-2]  # the cell, without the empty second cell and the line end
+
+
+def _csv_column(frame: Any, c: str) -> Any:
+    """Column ``c`` as the CSV text :func:`write_csv` writes for ``_csv_cell(row.get(c))``."""
+    import polars as pl
+
+    if c not in frame.columns:
+        return pl.lit("")
+    s = frame.get_column(c)
+    if c == "taxes" and isinstance(s.dtype, pl.List):
+        text = _tax_json(s)
+        text = pl.select(pl.when(pl.lit(s.is_null())).then(pl.lit("")).otherwise(pl.lit(text))).to_series()
+        return pl.lit(_patched(text, CSV_RISKY, lambda x: x, _csv_one))
+    text = s.cast(pl.String)
+    if not len(_risky_rows(text, CSV_RISKY)):
+        return pl.col(c).cast(pl.String).fill_null("")
+    return pl.lit(_patched(text.fill_null(""), CSV_RISKY, lambda x: x, _csv_one))
+
+
+def _write_parquet_frame(
+    path: str | os.PathLike[str], frame: Any, columns: list[str], decimal_columns: list[str]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dec = pa.decimal128(38, 4)
+    tax_type = pa.list_(pa.struct([("name", pa.string()), ("percentage", pa.string()), ("amount", dec)]))
+    arrays, fields = [], []
+    n = frame.height
+    for c in columns:
+        if c in decimal_columns:
+            typ: pa.DataType = dec
+        elif c == "taxes":
+            typ = tax_type
+        elif c == "line":
+            typ = pa.int64()
+        else:
+            typ = pa.string()
+        if c in frame.columns:
+            arr = frame.get_column(c).to_arrow()
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            if c in decimal_columns:
+                arr = arr.cast(pa.string())
+            arr = arr.cast(typ)
+        else:
+            arr = pa.nulls(n, typ)
+        arrays.append(arr)
+        fields.append(pa.field(c, typ))
+    table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+    tmp = f"{path}.tmp"
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -461,12 +461,14 @@ def merge_rows(parts: list[Any]) -> Any:
 
         try:
             frames = [
-                p.frame if getattr(p, "frame", None) is not None else rows_to_frame(list(p), ROW_COLUMNS)
+                p.frame
+                if getattr(p, "frame", None) is not None
+                else rows_to_frame(list(p), ROW_COLUMNS, DECIMAL_COLUMNS)
                 for p in parts
                 if len(p)
             ]
             if not frames:
-                return RowFrame(rows_to_frame([], ROW_COLUMNS))
+                return RowFrame(rows_to_frame([], ROW_COLUMNS, DECIMAL_COLUMNS))
             frames = [f.select(ROW_COLUMNS) for f in frames]
             return RowFrame(sort_frame(pl.concat(frames) if len(frames) > 1 else frames[0]))
         except (TypeError, ValueError, pl.exceptions.PolarsError):

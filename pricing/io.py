@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -209,10 +210,11 @@ TAX_FIELDS = ("name", "percentage", "amount")
 class RowFrame:
     """Result rows held as one polars DataFrame that reads like a list of dicts.
 
-    Columns: ``line`` Int64, ``taxes`` List(Struct(name, percentage, amount)) of strings, every
-    other column String (decimals as their 4-decimal text). :func:`write_table` writes the frame
-    column by column, byte for byte what it writes for the equal list of dicts. ``append`` /
-    ``extend`` / ``sort`` turn it into that list first (same rows, slower).
+    Columns: decimal columns exact ``Decimal(38, 4)`` (read as their 4-decimal text, as in the
+    dict rows), ``line`` Int64, ``taxes`` List(Struct(name, percentage, amount)) of strings, every
+    other column String. :func:`write_table` writes the frame column by column, byte for byte
+    what it writes for the equal list of dicts. ``append`` / ``extend`` / ``sort`` turn it into
+    that list first (same rows, slower).
     """
 
     def __init__(self, frame: Any) -> None:
@@ -226,7 +228,7 @@ class RowFrame:
 
     def rows(self) -> list[dict[str, Any]]:
         if self._list is None:
-            self._list = self._frame.to_dicts()
+            self._list = text_frame(self._frame).to_dicts()
             self._frame = None
         return self._list
 
@@ -235,12 +237,12 @@ class RowFrame:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._list is None:
-            return self._frame.iter_rows(named=True)
+            return text_frame(self._frame).iter_rows(named=True)
         return iter(self._list)
 
     def __getitem__(self, i: Any) -> Any:
         if self._list is None and isinstance(i, int):
-            return self._frame.row(i, named=True)
+            return text_frame(self._frame[i]).row(0, named=True)
         return self.rows()[i]
 
     def __eq__(self, other: object) -> bool:
@@ -260,7 +262,14 @@ class RowFrame:
         self.rows().sort(key=key, reverse=reverse)
 
 
-def frame_schema(columns: list[str]) -> dict[str, Any]:
+def text_frame(frame: Any) -> Any:
+    """Decimal columns as their text (``Decimal(38, 4)`` → ``"1.2300"``, exact)."""
+    import polars as pl
+
+    return frame.with_columns(pl.col(pl.Decimal).cast(pl.String))
+
+
+def frame_schema(columns: list[str], decimal_columns: Iterable[str] = ()) -> dict[str, Any]:
     import polars as pl
 
     schema: dict[str, Any] = {c: pl.String for c in columns}
@@ -268,14 +277,21 @@ def frame_schema(columns: list[str]) -> dict[str, Any]:
         schema["line"] = pl.Int64
     if "taxes" in schema:
         schema["taxes"] = pl.List(pl.Struct({f: pl.String for f in TAX_FIELDS}))
+    for c in decimal_columns:
+        if c in schema:
+            schema[c] = pl.Decimal(38, 4)
     return schema
 
 
-def rows_to_frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
-    """Dict rows (values: str / None, ``line`` int, ``taxes`` list of dicts) as a RowFrame's frame;
-    ValueError / TypeError when a value does not fit that shape."""
+DECIMAL_TEXT = re.compile(r"-?[0-9]{1,30}\.[0-9]{4}")
+
+
+def rows_to_frame(rows: list[dict[str, Any]], columns: list[str], decimal_columns: Iterable[str] = ()) -> Any:
+    """Dict rows (values: str / None, ``line`` int, ``taxes`` list of dicts, decimal columns the
+    4-decimal text) as a RowFrame's frame; TypeError when a value does not fit that shape."""
     import polars as pl
 
+    decimal = set(decimal_columns)
     for r in rows:
         for c in columns:
             v = r.get(c)
@@ -290,13 +306,16 @@ def rows_to_frame(rows: list[dict[str, Any]], columns: list[str]) -> Any:
                     and all(x is None or type(x) is str for x in t.values())
                     for t in v
                 )
+            elif c in decimal:
+                ok = type(v) is str and DECIMAL_TEXT.fullmatch(v) is not None and v != "-0.0000"
             else:
                 ok = type(v) is str
             if not ok:
-                raise TypeError(f"{c}: {type(v).__name__} does not fit a result frame")
-    return pl.DataFrame(
+                raise TypeError(f"{c}: {v!r} does not fit a result frame")
+    text = pl.DataFrame(
         [{c: r.get(c) for c in columns} for r in rows], schema=frame_schema(columns), orient="row"
     )
+    return text.with_columns(pl.col(c).cast(pl.Decimal(38, 4)) for c in columns if c in decimal)
 
 
 def _risky_table(chars: str) -> np.ndarray:
@@ -410,6 +429,8 @@ def _json_column(frame: Any, c: str) -> Any:
         return pl.lit(_tax_json(s))
     if s.dtype.is_integer():
         return pl.col(c).cast(pl.String).fill_null("null")
+    if isinstance(s.dtype, pl.Decimal):  # digits, point, minus: nothing to escape
+        return pl.concat_str([pl.lit('"'), pl.col(c).cast(pl.String), pl.lit('"')]).fill_null("null")
     if s.dtype == pl.String and not len(_risky_rows(s, JSON_RISKY)):
         return pl.concat_str([pl.lit('"'), pl.col(c), pl.lit('"')]).fill_null("null")
     return pl.lit(json_strings(s))
@@ -481,7 +502,7 @@ def _csv_column(frame: Any, c: str) -> Any:
         text = pl.select(pl.when(pl.lit(s.is_null())).then(pl.lit("")).otherwise(pl.lit(text))).to_series()
         return pl.lit(_patched(text, CSV_RISKY, lambda x: x, _csv_one))
     text = s.cast(pl.String)
-    if not len(_risky_rows(text, CSV_RISKY)):
+    if isinstance(s.dtype, pl.Decimal) or not len(_risky_rows(text, CSV_RISKY)):
         return pl.col(c).cast(pl.String).fill_null("")
     return pl.lit(_patched(text.fill_null(""), CSV_RISKY, lambda x: x, _csv_one))
 
@@ -509,9 +530,10 @@ def _write_parquet_frame(
             arr = frame.get_column(c).to_arrow()
             if isinstance(arr, pa.ChunkedArray):
                 arr = arr.combine_chunks()
-            if c in decimal_columns:
-                arr = arr.cast(pa.string())
-            arr = arr.cast(typ)
+            if c in decimal_columns and not pa.types.is_decimal(arr.type):
+                arr = arr.cast(pa.string())  # text (or large_string) → exact decimal
+            if arr.type != typ:
+                arr = arr.cast(typ)
         else:
             arr = pa.nulls(n, typ)
         arrays.append(arr)

@@ -899,8 +899,8 @@ def percentage(vat_e2: int) -> str:
     return f"{Decimal(vat_e2).scaleb(-2).normalize():f}"
 
 
-def result_frame(res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | None = None) -> pl.DataFrame:
-    """The result columns of :func:`pricing.report.result_row` as strings (no ``taxes``)."""
+def result_e4(res: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The decimal result columns as 1e-4 integers, and per money column its null mask."""
     e4: dict[str, np.ndarray] = {
         "total_cost_excl_vat": res["total_excl_e4"],
         "total_cost_incl_vat": res["total_incl_e4"],
@@ -926,9 +926,37 @@ def result_frame(res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | Non
         ("billed_reservation_time_h", reservation + res["extra_reservation_ms"]),
     ):
         e4[name] = half_up_div(ms, 360)
+    return e4, nulls
+
+
+def result_frame(res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | None = None) -> pl.DataFrame:
+    """The result columns of :func:`pricing.report.result_row` as strings (no ``taxes``)."""
+    e4, nulls = result_e4(res)
     frame = pl.DataFrame({**e4, **{f"{k}__null": v for k, v in nulls.items()}})
     exprs = [fmt_expr(k, f"{k}__null" if k in nulls else None) for k in e4]
     return frame.select(exprs)
+
+
+def decimal_e4(name: str, values: np.ndarray, null: np.ndarray | None = None) -> pl.Series:
+    """1e-4 integers as an exact polars ``Decimal(38, 4)`` column (Arrow decimal128 words, no
+    text and no float on the way); null where ``null``."""
+    import pyarrow as pa
+
+    v = np.asarray(values, I64)
+    words = np.empty(2 * len(v), I64)
+    words[0::2] = v
+    words[1::2] = v >> 63  # sign extension into the high word
+    mask = None
+    if null is not None and np.any(null):
+        mask = pa.array(~np.asarray(null, bool), pa.bool_()).buffers()[1]
+    arr = pa.Array.from_buffers(pa.decimal128(38, 4), len(v), [mask, pa.py_buffer(words)])
+    return pl.Series(name, pl.from_arrow(arr))
+
+
+def result_decimals(res: dict[str, np.ndarray]) -> dict[str, pl.Series]:
+    """The decimal result columns as ``Decimal(38, 4)`` series (their text is :func:`fmt_expr`'s)."""
+    e4, nulls = result_e4(res)
+    return {k: decimal_e4(k, v, nulls.get(k)) for k, v in e4.items()}
 
 
 def result_rows(
@@ -1010,14 +1038,13 @@ def tax_lists(res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | None =
 
 def result_table(res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | None = None) -> pl.DataFrame:
     """The rows of :func:`result_rows` as one polars DataFrame, built column by column (no Python
-    object per row): the ``RESULT_COLUMNS`` in order, strings (``taxes``: List(Struct) of
-    strings, as :func:`tax_lists`)."""
-    strings = result_frame(res, pt, ct)
+    object per row): the ``RESULT_COLUMNS`` in order; decimal columns exact ``Decimal(38, 4)``
+    (cast to String they are :func:`result_rows`' text), ``taxes`` List(Struct) of strings (as
+    :func:`tax_lists`), the others String."""
     cols: dict[str, pl.Series] = {}
     for name in ("cdr_id", "currency", "tariff_id", "time_zone"):
         cols[name] = meta_series(pt, name) if pt.n_sessions else pl.Series(name, [], dtype=pl.String)
-    for name in strings.columns:
-        cols[name] = strings.get_column(name)
+    cols.update(result_decimals(res))
     cols["min_max_applied"] = pl.Series("min_max_applied", [None, "min", "max"], dtype=pl.String).gather(
         np.asarray(res["min_max"], I64)
     )

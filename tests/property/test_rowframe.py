@@ -93,14 +93,15 @@ def weird_rows() -> list[dict]:
 def test_row_frame_writes_the_same_bytes_for_odd_strings(tmp_path: Path) -> None:
     rows = weird_rows()
     for part in (rows, rows[:1], []):
-        frame_rows = RowFrame(rows_to_frame(part, ROW_COLUMNS))
-        assert frame_rows == part
-        same_files(part, frame_rows, tmp_path)
+        for decimals in (DECIMAL_COLUMNS, ()):  # exact Decimal(38, 4) columns, or their text
+            frame_rows = RowFrame(rows_to_frame(part, ROW_COLUMNS, decimals))
+            assert frame_rows == part
+            same_files(part, frame_rows, tmp_path)
 
 
 def test_merge_rows_sorts_like_the_list_path() -> None:
     rows = weird_rows()
-    framed = RowFrame(rows_to_frame(rows[::2], ROW_COLUMNS))
+    framed = RowFrame(rows_to_frame(rows[::2], ROW_COLUMNS, DECIMAL_COLUMNS))
     merged = merge_rows([framed, rows[1::2]])
     assert merged.frame is not None
     expected = sorted(rows, key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
@@ -108,3 +109,4 @@ def test_merge_rows_sorts_like_the_list_path() -> None:
     odd = [{**rows[0], "taxes": [{"name": "VAT", "percentage": "21", "amount": Decimal(1)}]}]
     # a value that does not fit a frame: the whole becomes a sorted list
     assert isinstance(merge_rows([framed, odd]), list)
+    assert isinstance(merge_rows([framed, [{**rows[0], "total_cost_excl_vat": "1.5"}]]), list)

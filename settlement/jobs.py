@@ -397,6 +397,8 @@ def place_lines(
             )
             reason = reason or "no amount on this basis"
             line.disputed, line.dispute_reason = True, reason
+            if origin is not None:
+                origin[id(line)] = ln
             st.disputed.append(line)
             result.excluded.append(ln)
             continue

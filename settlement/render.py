@@ -178,13 +178,15 @@ def statement_html(
     daily: dict[int, tuple[Decimal, Decimal]] | None = None,
     n_lines: int | None = None,
     members: Any = None,
+    n_disputed: int | None = None,
 ) -> str:
     """The printable statement. ``st.lines`` may hold only the first lines (``n_lines`` = all of
     them), with ``daily`` sums over all; ``members`` = the included lines a disputed line is
     looked up in (default ``st.lines``)."""
     cur, t = st.currency, st.totals
     n_lines = len(st.lines) if n_lines is None else n_lines
-    members = st.lines if members is None else members
+    members = {id(ln) for ln in (st.lines if members is None else members)}
+    n_disputed = len(st.disputed) if n_disputed is None else n_disputed
     first, last = month_bounds(st.month)
     esc = html.escape
 
@@ -212,11 +214,16 @@ def statement_html(
     disputed = (
         "".join(
             f"<tr class=disputed><td>{esc(ln.cdr_id)}</td><td>{d(ln.session_end)}</td><td class=n>{m(ln.excl)}</td>"
-            f"<td>{esc(ln.dispute_reason)}</td><td>{'included' if ln in members else 'excluded'}</td></tr>"
-            for ln in st.disputed
+            f"<td>{esc(ln.dispute_reason)}</td><td>{'included' if id(ln) in members else 'excluded'}</td></tr>"
+            for ln in st.disputed[:HTML_MAX_LINES]
         )
         or "<tr><td colspan=5>none</td></tr>"
     )
+    if n_disputed > HTML_MAX_LINES:
+        disputed += (
+            f"<tr><td colspan=5>… {n_disputed - HTML_MAX_LINES} more disputed lines: all are in "
+            "statement.json</td></tr>"
+        )
     vat = (
         "".join(
             f"<tr><td>{esc(v['rate'])}{'' if v['rate'] in ('mixed', 'none', 'unknown') else ' %'}</td>"

@@ -69,6 +69,7 @@ class ColumnarRun:
     rejects: list[Finding] = field(default_factory=list)
     plain: list[pl.DataFrame] = field(default_factory=list)  # one frame per piece
     taxes: list[pl.DataFrame] = field(default_factory=list)  # recomputed 2.3.0 tax lines of plain CDRs
+    straddles: list[pl.DataFrame] = field(default_factory=list)  # (ord, src) of plain CDRs
     detail: list[ReconLine] = field(default_factory=list)
     detail_ord: list[int] = field(default_factory=list)
     extra_findings: list[dict[str, Any]] = field(default_factory=list)
@@ -154,8 +155,9 @@ def process_piece(
     contracts: Contracts,
     window: tuple[int, int],
     special: set[str],
-) -> tuple[int, list[Finding], pl.DataFrame, pl.DataFrame, list[tuple[int, Record, Any]]]:
-    """One piece: (records read, rejects, plain CDR columns, their tax lines, detail records)."""
+) -> tuple[int, list[Finding], pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, Record, Any]]]:
+    """One piece: (records read, rejects, plain CDR columns, their tax lines, their straddling
+    periods, the records for the record path)."""
     from pricing.compile import compile_tariffs
     from pricing.kernel import half_up_div, price_table
     from pricing.periods import from_flat
@@ -165,6 +167,7 @@ def process_piece(
     n_rec = fr.n_records
     t = piece.table
     first_row = fr.first_row
+    tol = int((contracts.default.tolerance * E4).to_integral_value(rounding="ROUND_FLOOR"))
     found: list[Finding] = []
     for k, (code, message, path) in sorted(rejects.items()):
         line = piece.row0 + int(first_row[k]) + 1
@@ -183,14 +186,12 @@ def process_piece(
     rec_i, rec_i_ok = res["total_incl_e4"], ~res["total_incl_null"]
     dx_ok, di_ok = rep_x_ok & rec_x_ok, rep_i_ok & rec_i_ok
     dx, di = rep_x - rec_x, rep_i - rec_i
-    worst = np.where(dx_ok & (~di_ok | (np.abs(dx) >= np.abs(di))), dx, di)
-    tol = int((contracts.default.tolerance * E4).to_integral_value(rounding="ROUND_FLOOR"))
-    settled_status = (dx_ok | di_ok) & (np.abs(worst) <= tol)
+    # the larger difference (excl. VAT on a tie: max() keeps the first), as reconcile_one
+    worst_is_x = dx_ok & (~di_ok | (np.abs(dx) >= np.abs(di)))
+    worst = np.where(worst_is_x, dx, di)
+    comparable = dx_ok | di_ok
 
     # -- what needs the record-by-record path
-    sess_of = np.zeros(n_s, bool)
-    if "straddle_sess" in res and len(res["straddle_sess"]):
-        sess_of[res["straddle_sess"]] = True
     multi = np.zeros(n_s, bool)
     if len(pt.sess):
         differs = pt.tariff != pt.tariff[pt.s_off[pt.sess]]
@@ -227,21 +228,27 @@ def process_piece(
             "diff_excl": pl.Series(dx).set(pl.Series(~dx_ok), None),
             "diff_incl": pl.Series(di).set(pl.Series(~di_ok), None),
             "worst": worst,
+            "worst_is_x": worst_is_x,
             "energy": half_up_div(res["energy_mwh"], 100),
             "primary": pt.s_primary,
-            "candidate": settled_status & ~credit & ~is_special & ~sess_of & ~multi,
+            "candidate": comparable & ~credit & ~is_special & ~multi,
         }
     )
     cpo, emsp = party_exprs(contracts)
     frame = frame.with_columns(cpo, emsp, pl.col("currency").str.to_uppercase().alias("cur"))
-    # the contract's basis per pair
-    pairs = frame.select("cpo", "emsp").unique()
-    basis = pairs.with_columns(
-        pl.struct("cpo", "emsp")
-        .map_elements(lambda r: contracts.terms(r["cpo"], r["emsp"]).basis, return_dtype=pl.String)
-        .alias("basis")
+    # the contract's basis and dispute treatment per pair
+    pairs = frame.select("cpo", "emsp").unique().rows()
+    terms = [contracts.terms(cpo, emsp) for cpo, emsp in pairs]
+    by_pair = pl.DataFrame(
+        {
+            "cpo": [c for c, _ in pairs],
+            "emsp": [e for _, e in pairs],
+            "basis": [x.basis for x in terms],
+            "exclude_disputed": [x.disputed == "exclude" for x in terms],
+        },
+        schema={"cpo": pl.String, "emsp": pl.String, "basis": pl.String, "exclude_disputed": pl.Boolean},
     )
-    frame = frame.join(basis, on=["cpo", "emsp"], how="left", maintain_order="left")
+    frame = frame.join(by_pair, on=["cpo", "emsp"], how="left", maintain_order="left")
     reported = pl.col("basis") == "reported"
     frame = frame.with_columns(
         pl.when(reported).then("rep_excl").otherwise("rec_excl").alias("amt_excl"),
@@ -267,8 +274,24 @@ def process_piece(
         .then(pl.lit("unknown"))
         .otherwise(pl.col("primary").replace_strict(dict(enumerate(buckets)), return_dtype=pl.String))
         .alias("vat_rate"),
-        pl.when(pl.col("worst") == 0).then(pl.lit("MATCH")).otherwise(pl.lit("ROUNDING")).alias("status"),
+        status_expr(tol).alias("status"),
         (pl.col("rec") + ord0).alias("ord"),
+    )
+    no = np.zeros(0, np.int64)
+    straddles = pl.DataFrame(
+        {"sess": res.get("straddle_sess", no), "src": res.get("straddle_src", no)},
+        schema={"sess": pl.Int64, "src": pl.Int64},
+    ).join(plain.select("sess", "ord"), on="sess", how="inner")
+    plain = plain.with_columns(pl.col("sess").is_in(straddles["sess"].implode()).alias("straddles"))
+    plain = plain.with_columns(reasons_expr().alias("reasons"))
+    disputed = pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"]) & (pl.col("basis") == "reported")
+    plain = plain.with_columns(
+        disputed.alias("disputed"),
+        pl.when(disputed)
+        .then(pl.col("status").str.to_lowercase() + " beyond tolerance")
+        .otherwise(pl.lit(""))
+        .alias("dispute_reason"),
+        (~disputed | ~pl.col("exclude_disputed")).alias("included"),
     )
     line_of = piece.row0 + first_row.astype(np.int64) + 1
     plain = plain.with_columns(
@@ -299,7 +322,28 @@ def process_piece(
     detail = [
         (ord0 + k, Record(piece.source, int(line_of[k])), cdr) for k, cdr in zip(detail_k, cdrs, strict=True)
     ]
-    return n_rec, found, plain, tax, detail
+    return n_rec, found, plain, tax, straddles.select("ord", "src"), detail
+
+
+def status_expr(tol: int) -> pl.Expr:
+    w = pl.col("worst")
+    return (
+        pl.when(w == 0)
+        .then(pl.lit("MATCH"))
+        .when(w.abs() <= tol)
+        .then(pl.lit("ROUNDING"))
+        .when(w > 0)
+        .then(pl.lit("OVERCHARGED"))
+        .otherwise(pl.lit("UNDERCHARGED"))
+    )
+
+
+def reasons_expr() -> pl.Expr:
+    """The sorted, distinct finding codes of a plain CDR, comma-joined (``ReconLine.codes``)."""
+    status = pl.col("status")
+    own = pl.when(status == "MATCH").then(pl.lit(None, pl.String)).otherwise(status)
+    both = pl.concat_list(own, pl.when(pl.col("straddles")).then(pl.lit("PERIOD_STRADDLES_BOUNDARY")))
+    return both.list.drop_nulls().list.sort().list.join(",")
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -325,13 +369,14 @@ def run_columnar(
     run = ColumnarRun()
     tolerance = contracts.default.tolerance
     for piece in iter_pieces(files, piece_rows):
-        n, found, plain, tax, detail = process_piece(
+        n, found, plain, tax, straddles, detail = process_piece(
             piece, run.read, tariffs, policy, tz, contracts, window, special
         )
         run.read += n
         run.rejects += found
         run.plain.append(plain)
         run.taxes.append(tax)
+        run.straddles.append(straddles)
         parsed = [Parsed(rec, cdr) for _, rec, cdr in detail]
         run.detail += reconcile_all(parsed, tariffs, policy, tz, tolerance, pricer)
         run.detail_ord += [o for o, _, _ in detail]
@@ -414,13 +459,11 @@ def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
         pl.lit(False).alias("credit"),
         pl.lit(None, pl.String).alias("credit_reference_id"),
         pl.col("status"),
-        pl.when(pl.col("status") == "ROUNDING")
-        .then(pl.lit("ROUNDING"))
-        .otherwise(pl.lit(""))
-        .alias("reasons"),
-        pl.lit(False).alias("disputed"),
-        pl.lit("").alias("dispute_reason"),
+        pl.col("reasons"),
+        pl.col("disputed"),
+        pl.col("dispute_reason"),
         pl.col("ord"),
+        pl.col("included"),
         pl.col("energy"),
         pl.col("amt_excl"),
         pl.col("amt_incl"),
@@ -487,14 +530,16 @@ def add_aggregates(x: Aggregates, y: Aggregates) -> Aggregates:
 
 @dataclass
 class Built:
-    """One statement: header/totals (``st``, no lines), its sorted line table, detail objects."""
+    """One statement: header and totals (``st``, no lines) and its sorted line tables."""
 
     st: Statement
-    lines: pl.DataFrame
-    disputed: list[Line]
-    members: list[Line]  # detail lines included (for the HTML's disputed table)
-    detail_by_ord: dict[int, Line]
+    lines: pl.DataFrame  # included lines, LINE_COLUMNS + ord
+    disputed: pl.DataFrame  # disputed lines, LINE_COLUMNS + ord + included
     daily: dict[int, tuple[Decimal, Decimal]]
+
+
+def _in(frame: pl.DataFrame, cond: pl.Expr) -> pl.DataFrame:
+    return frame.filter(cond) if frame.height else frame
 
 
 def build(
@@ -511,58 +556,64 @@ def build(
     ord_of = {id(ln): o for ln, o in zip(run.detail, run.detail_ord, strict=True)}
     plain = pl.concat(run.plain, how="vertical_relaxed") if run.plain else pl.DataFrame()
     taxes = pl.concat(run.taxes) if run.taxes else pl.DataFrame()
-    inside = plain.filter("in_month") if plain.height else plain
-    for cpo, emsp, cur in inside.select("cpo", "emsp", "cur").unique().iter_rows() if inside.height else []:
+    inside = _in(plain, pl.col("in_month"))
+    placed = _in(inside, pl.col("included") | pl.col("disputed"))
+    for cpo, emsp, cur in placed.select("cpo", "emsp", "cur").unique().iter_rows() if placed.height else []:
         pair_currencies[(cpo, emsp)].add(cur)
     keys = set(groups)
-    if inside.height:
-        keys |= set(inside.select("cpo", "emsp", "cur").unique().iter_rows())
+    if placed.height:
+        keys |= set(placed.select("cpo", "emsp", "cur").unique().iter_rows())
     built: list[Built] = []
     zone_name = zone.key
     for key in sorted(keys):
         cpo, emsp, cur = key
         det = groups.get(key) or Statement(cpo, emsp, cur, month, contracts.terms(cpo, emsp))
-        det.disputed.sort(key=lambda ln: (ln.session_end, ln.cdr_id))  # as settlement.jobs.settle
         m = minor_unit(cur)
-        p = (
-            inside.filter((pl.col("cpo") == cpo) & (pl.col("emsp") == emsp) & (pl.col("cur") == cur))
-            if inside.height
-            else inside
-        )
+        p = _in(placed, (pl.col("cpo") == cpo) & (pl.col("emsp") == emsp) & (pl.col("cur") == cur))
         p = p.with_columns(
             round_minor(pl.col("amt_excl"), m).alias("excl_r"),
             round_minor(pl.col("amt_incl"), m).alias("incl_r"),
         )
+        inc = _in(p, pl.col("included"))
         tax = (
-            taxes.join(p.select("ord"), on="ord", how="semi") if taxes.height and p.height else pl.DataFrame()
+            taxes.join(inc.select("ord"), on="ord", how="semi")
+            if taxes.height and inc.height
+            else pl.DataFrame()
         )
-        agg = add_aggregates(plain_aggregates(p, tax, m), _detail_aggregates(det))
+        agg = add_aggregates(plain_aggregates(inc, tax, m), _detail_aggregates(det))
+        agg.disputed += _in(p, pl.col("disputed")).height
+        agg.disputed_excluded += _in(p, pl.col("disputed") & ~pl.col("included")).height
         st = Statement(cpo, emsp, cur, month, det.terms)
         finish(st, contracts, agg)
-        det_ords = [ord_of[id(origin[id(ln)])] for ln in det.lines] if det.lines else []
-        frames = []
-        if p.height:
-            frames.append(plain_lines(p, zone_name, m).select(*LINE_COLUMNS, "ord"))
-        if det.lines:
-            frames.append(line_frame(det.lines, det_ords))
-        lines = (
-            pl.concat(frames).sort(["session_end", "cdr_id", "ord"])
-            if frames
-            else line_frame([], []).select(*LINE_COLUMNS, "ord")
+        member = {id(ln) for ln in det.lines}
+        text = plain_lines(p, zone_name, m).select(*LINE_COLUMNS, "ord", "included") if p.height else None
+        lines = _sorted_lines(
+            [] if text is None else [text.filter("included").drop("included")],
+            line_frame(det.lines, [ord_of[id(origin[id(ln)])] for ln in det.lines]),
         )
-        daily = _daily(lines)
-        built.append(
-            Built(st, lines, det.disputed, det.lines, dict(zip(det_ords, det.lines, strict=True)), daily)
+        disputed = _sorted_lines(
+            [] if text is None else [text.filter("disputed")],
+            line_frame(det.disputed, [ord_of[id(origin[id(ln)])] for ln in det.disputed]).with_columns(
+                pl.Series("included", [id(ln) in member for ln in det.disputed], pl.Boolean)
+            ),
         )
+        built.append(Built(st, lines, disputed, _daily(lines)))
+    excluded_plain = _in(inside, ~pl.col("included")).height
     counts = {
         "read": run.read,
-        "settled": inside.height + len(sub.settled_ids),
-        "excluded": len(sub.excluded),
+        "settled": inside.height - excluded_plain + len(sub.settled_ids),
+        "excluded": excluded_plain + len(sub.excluded),
         "rejected": len(run.rejects),
         "out_of_month": (plain.height - inside.height) + len(sub.out_of_month),
     }
     extra = run.extra_findings + mixed_currency_findings(pair_currencies)
     return built, {"counts": counts, "extra": extra}, plain, sub
+
+
+def _sorted_lines(frames: list[pl.DataFrame], detail: pl.DataFrame) -> pl.DataFrame:
+    """Plain and detail lines of a statement by (session end, CDR id, input order): the stable
+    sort of the record engine."""
+    return pl.concat([*frames, detail], how="vertical_relaxed").sort(["session_end", "cdr_id", "ord"])
 
 
 def _detail_aggregates(st: Statement) -> Aggregates:
@@ -594,38 +645,48 @@ def _json_objects(frame: pl.DataFrame, columns: Sequence[str], indent: int) -> p
     return frame.select((pl.lit(pad + "{\n") + body + pl.lit("\n" + pad + "}")).alias("j"))["j"]
 
 
-def _with_list(
-    doc: dict[str, Any], key: str, writer: Callable[[Any], None], n: int, fh: Any, ensure_ascii: bool = False
+def _with_lists(
+    doc: dict[str, Any],
+    lists: dict[str, tuple[int, Callable[[Any], None]]],
+    fh: Any,
+    ensure_ascii: bool = False,
 ) -> None:
-    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, its list ``key`` (``n``
-    items, each already indented) streamed by ``writer``."""
-    if not n:
-        fh.write(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=ensure_ascii) + "\n")
-        return
-    mark = "\x00LIST\x00"
-    text = json.dumps({**doc, key: [mark]}, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
-    head, tail = text.split(json.dumps(mark))
-    fh.write(head.rstrip(" "))
-    writer(fh)
-    fh.write(tail + "\n")
+    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, where each list ``key`` of
+    ``lists`` (``n`` items, each already indented) is streamed by its writer."""
+    marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
+    text = json.dumps(
+        {**doc, **{k: [m] for k, m in marks.items()}}, indent=2, sort_keys=True, ensure_ascii=ensure_ascii
+    )
+    for key in sorted(marks):  # sort_keys: the lists appear in key order
+        head, text = text.split(json.dumps(marks[key]), 1)
+        fh.write(head.rstrip(" "))
+        lists[key][1](fh)
+    fh.write(text + "\n")
+
+
+def _json_writer(frame: pl.DataFrame) -> tuple[int, Callable[[Any], None]]:
+    def write(fh: Any) -> None:
+        for lo in range(0, frame.height, SLICE):
+            part = _json_objects(frame.slice(lo, SLICE), LINE_COLUMNS, 4)
+            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_list()))
+
+    return frame.height, write
 
 
 def write_statement(b: Built, folder: Path, locale: str) -> None:
-    from settlement.render import invoice_reconciliation_record, statement_document, statement_html
+    from settlement.render import (
+        HTML_MAX_LINES,
+        invoice_reconciliation_record,
+        statement_document,
+        statement_html,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     st, lines = b.st, b.lines
     n = lines.height
-    st.disputed = b.disputed
-    doc = statement_document(st)  # lines are streamed in below
-
-    def line_objects(fh: Any) -> None:
-        for lo in range(0, n, SLICE):
-            part = _json_objects(lines.slice(lo, SLICE), LINE_COLUMNS, 4)
-            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_list()))
-
+    doc = statement_document(st)  # (no lines yet) the lists are streamed in below
     with open(folder / "statement.json", "w", encoding="utf-8") as fh:
-        _with_list(doc, "lines", line_objects, n, fh)
+        _with_lists(doc, {"lines": _json_writer(lines), "disputed": _json_writer(b.disputed)}, fh)
     with open(folder / "lines.csv", "w", encoding="utf-8") as fh:
         fh.write(",".join(LINE_COLUMNS) + "\n")
         for lo in range(0, n, SLICE):
@@ -635,7 +696,6 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
                 .with_columns(pl.col(pl.String).replace("", None))  # csv.writer writes "" as nothing
                 .write_csv(include_header=False, line_terminator="\n", quote_style="necessary", null_value="")
             )
-    irr = invoice_reconciliation_record(st)
 
     def ids(fh: Any) -> None:
         for lo in range(0, n, SLICE):
@@ -643,15 +703,12 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
             fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_series().to_list()))
 
     with open(folder / "invoice_reconciliation_record.json", "w", encoding="utf-8") as fh:
-        _with_list(irr, "cdrs", ids, n, fh, ensure_ascii=True)
-    from settlement.render import HTML_MAX_LINES
-
-    shown = [
-        b.detail_by_ord.get(int(r["ord"])) or _line_of_row(r)
-        for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)
-    ]
-    st.lines = shown
-    html = statement_html(st, locale, b.daily, n, b.members)
+        _with_lists(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh, ensure_ascii=True)
+    st.lines = [_line_of_row(r) for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)]
+    shown = [(_line_of_row(r), r["included"]) for r in b.disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
+    st.disputed = [ln for ln, _ in shown]
+    members = [ln for ln, included in shown if included]
+    html = statement_html(st, locale, b.daily, n, members, b.disputed.height)
     (folder / "statement.html").write_text(html, encoding="utf-8")
 
 
@@ -686,7 +743,7 @@ def _recon_json(plain: pl.DataFrame) -> pl.DataFrame:
     cols = {
         "cdr_id": pl.col("cdr_id"),
         "status": pl.col("status"),
-        "reasons": pl.when(pl.col("status") == "ROUNDING").then(pl.lit("ROUNDING")).otherwise(pl.lit("")),
+        "reasons": pl.col("reasons"),
         "currency": pl.col("currency"),
         "credit": pl.lit(False),
         "reported_total_excl_vat": e4_text(pl.col("rep_excl")),
@@ -703,29 +760,91 @@ def _recon_json(plain: pl.DataFrame) -> pl.DataFrame:
     return plain.select("cdr_id", "source", "line", pl.lit(0, pl.Int64).alias("seq"), text)
 
 
-def _rounding_findings(plain: pl.DataFrame, tolerance: Decimal) -> pl.DataFrame:
-    rows = plain.filter(pl.col("status") == "ROUNDING")
-    w = pl.col("worst")
-    signed = pl.when(w < 0).then(pl.lit("-")).otherwise(pl.lit("+")) + e4_text(w.abs())
-    cols = {
-        "cdr_id": pl.col("cdr_id"),
-        "code": pl.lit("ROUNDING"),
-        "dimension": pl.lit("total"),
+STRADDLE_MESSAGE = (
+    "charging period {} straddles a tariff restriction boundary (a price change inside the period); it "
+    "was priced by its state at its start. The CPO must start a new period at every price change"
+)
+
+
+def _finding_text(**cols: pl.Expr) -> pl.Expr:
+    base = {
+        "dimension": pl.lit(None, pl.String),
         "period": pl.lit(None, pl.Int64),
-        "amount": e4_text(w),
-        "message": pl.lit("reported and recomputed totals differ by ")
-        + signed
-        + pl.lit(f" (within tolerance {tolerance})"),
-        "source": pl.col("source"),
-        "line": pl.col("line"),
+        "amount": pl.lit(None, pl.String),
     }
-    return rows.select(
+    row = {"cdr_id": pl.col("cdr_id"), "code": cols["code"], **base}
+    row.update({k: v for k, v in cols.items() if k != "code"})
+    row.update({"source": pl.col("source"), "line": pl.col("line")})
+    order = ["cdr_id", "code", "dimension", "period", "amount", "message", "source", "line"]
+    return pl.struct(**{k: row[k] for k in order}).struct.json_encode().alias("text")
+
+
+def _plain_findings(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> list[pl.DataFrame]:
+    """The findings of plain CDRs, as reconcile_one words them: straddling periods (in period
+    order), then the status finding (ROUNDING, or OVER/UNDERCHARGED on the total)."""
+    keys = plain.select("ord", "cdr_id", "source", "line")
+    st = straddles.join(keys, on="ord", how="inner").sort(["ord", "src"])
+    straddle = st.select(
         "cdr_id",
         "source",
         "line",
-        pl.lit(0).alias("seq"),
-        pl.struct(**cols).struct.json_encode().alias("text"),
+        pl.col("src").alias("seq"),
+        _finding_text(
+            code=pl.lit("PERIOD_STRADDLES_BOUNDARY"),
+            period=pl.col("src"),
+            message=pl.lit(STRADDLE_MESSAGE.split("{}")[0])
+            + pl.col("src").cast(pl.String)
+            + pl.lit(STRADDLE_MESSAGE.split("{}")[1]),
+        ),
     )
+    w = pl.col("worst")
+    rounding = plain.filter(pl.col("status") == "ROUNDING").select(
+        "cdr_id",
+        "source",
+        "line",
+        pl.lit(1 << 40, pl.Int64).alias("seq"),
+        _finding_text(
+            code=pl.lit("ROUNDING"),
+            dimension=pl.lit("total"),
+            amount=e4_text(w),
+            message=pl.lit("reported and recomputed totals differ by ")
+            + pl.when(w < 0).then(pl.lit("-")).otherwise(pl.lit("+"))
+            + e4_text(w.abs())
+            + pl.lit(f" (within tolerance {tolerance})"),
+        ),
+    )
+    # OVER/UNDER: said in excl. VAT terms when that differs beyond the tolerance
+    tol = int((tolerance * E4).to_integral_value(rounding="ROUND_FLOOR"))
+    dx = pl.col("diff_excl")
+    use_x = dx.is_not_null() & (dx.abs() > tol)
+    which_x = use_x | pl.col("worst_is_x")
+    diff = pl.when(use_x).then(dx).otherwise(w)
+    rep = pl.when(which_x).then(pl.col("rep_excl")).otherwise(pl.col("rep_incl"))
+    ours = pl.when(which_x).then(pl.col("rec_excl")).otherwise(pl.col("rec_incl"))
+    over = plain.filter(pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"])).select(
+        "cdr_id",
+        "source",
+        "line",
+        pl.lit(1 << 40, pl.Int64).alias("seq"),
+        _finding_text(
+            code=pl.col("status"),
+            dimension=pl.lit("total"),
+            amount=e4_text(diff),
+            message=pl.lit("the CPO billed ")
+            + e4_text(diff.abs())
+            + " "
+            + pl.col("currency")
+            + pl.when(diff > 0).then(pl.lit(" more")).otherwise(pl.lit(" less"))
+            + " than the tariff gives ("
+            + pl.when(which_x).then(pl.lit("excl. VAT")).otherwise(pl.lit("incl. VAT"))
+            + ": reported "
+            + e4_text(rep)
+            + ", recomputed "
+            + e4_text(ours)
+            + ")",
+        ),
+    )
+    return [straddle, rounding, over]
 
 
 def _sorted_text(frames: list[pl.DataFrame], keys: list[str]) -> list[str]:
@@ -789,7 +908,7 @@ def write_columnar(
             fh.writelines(t + "\n" for t in recon)
         findings = _sorted_text(
             [
-                _rounding_findings(plain, tolerance),
+                *(_plain_findings(plain, pl.concat(run.straddles), tolerance) if plain.height else []),
                 detail_rows(run.detail, lambda ln: [dumps(f.as_row()) for f in ln.findings]),
             ],
             [*key, "seq"],
@@ -823,7 +942,7 @@ def write_columnar(
             settings,
             contracts,
             meta["counts"],
-            _summary(plain, run.detail),
+            _summary(plain, pl.concat(run.straddles) if run.straddles else pl.DataFrame(), run.detail),
             [statement_entry(b.st, b.lines.height) for b in built],
         )
 
@@ -831,7 +950,7 @@ def write_columnar(
     return out, meta["counts"], [b.st for b in built]
 
 
-def _summary(plain: pl.DataFrame, detail: list[ReconLine]) -> dict[str, Any]:
+def _summary(plain: pl.DataFrame, straddles: pl.DataFrame, detail: list[ReconLine]) -> dict[str, Any]:
     from settlement.reconcile import summarize
 
     s = summarize(detail)
@@ -841,7 +960,10 @@ def _summary(plain: pl.DataFrame, detail: list[ReconLine]) -> dict[str, Any]:
     if plain.height:
         for status, n in plain.group_by("status").len().iter_rows():
             by_status[status] += n
-        by_code["ROUNDING"] += plain.filter(pl.col("status") == "ROUNDING").height
+        for status, n in plain.group_by("status").len().iter_rows():
+            if status != "MATCH":
+                by_code[status] += n
+        by_code["PERIOD_STRADDLES_BOUNDARY"] += straddles.height
         diff += d4(plain["diff_excl"].sum() or 0)
     return {
         "cdrs": len(detail) + plain.height,

@@ -234,7 +234,8 @@ class Aggregates:
 
 def aggregate(st: Statement) -> Aggregates:
     a = Aggregates(lines=len(st.lines), disputed=len(st.disputed))
-    a.disputed_excluded = sum(1 for d in st.disputed if d not in st.lines)
+    included = {id(ln) for ln in st.lines}  # a disputed line that is included is the same object
+    a.disputed_excluded = sum(1 for d in st.disputed if id(d) not in included)
     a.energy_kwh = sum((ln.energy_kwh for ln in st.lines), Decimal(0))
     a.unrounded_excl = sum((ln.amount_excl for ln in st.lines), Decimal(0))
     a.total_excl = sum((ln.excl for ln in st.lines), Decimal(0))

@@ -67,10 +67,11 @@ def test_columnar_equals_record_path(tmp_path: Path, seed: int, piece_rows: int)
     assert manifest["reconciliation"]["by_status"]["OVERCHARGED"] > 0
 
 
-def test_columnar_recomputed_basis_included_disputes_and_zone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("basis", ["recomputed", "reported"])
+def test_columnar_included_disputes_basis_and_zone(tmp_path: Path, basis: str) -> None:
     cdrs, tariffs, contracts = generate(tmp_path, 5)
     terms = json.loads(contracts.read_text())
-    terms["default"]["basis"] = "recomputed"
+    terms["default"]["basis"] = basis
     terms["default"]["disputed"] = "include"
     contracts.write_text(json.dumps(terms))
     local, columnar = run_both(tmp_path, cdrs, tariffs, contracts, 2_000, tz="America/New_York")

@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pricing.batch import ROW_COLUMNS, flat_kernel_result, merge_rows, price_flat_file
+from pricing import batch
+from pricing.batch import ROW_COLUMNS, flat_file_kernel, flat_kernel_result, merge_rows, price_flat_file
 from pricing.io import RowFrame, rows_to_frame, write_table
 from pricing.report import DECIMAL_COLUMNS
 from tests.property.strategies import policies
@@ -45,6 +46,18 @@ def test_flat_kernel_frame_equals_per_record(table, policy, tz):
         assert got.rejects == ref.rejects
         assert got.warnings == ref.warnings
         same_files(ref.rows, got.rows, d)
+        pieces = batch.FLAT_PIECE_ROWS
+        try:  # the whole file in small pieces (never splitting a CDR)
+            batch.FLAT_PIECE_ROWS = 3
+            got = flat_file_kernel(str(path), TARIFFS, policy, tz, 2)
+        finally:
+            batch.FLAT_PIECE_ROWS = pieces
+        assert (got.read, got.rows, got.rejects, got.warnings) == (
+            ref.read,
+            ref.rows,
+            ref.rejects,
+            ref.warnings,
+        )
 
 
 WEIRD = [

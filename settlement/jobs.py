@@ -248,15 +248,37 @@ def reconcile_all(
 
 def party_ids(cdr: Cdr, contracts: Contracts) -> tuple[str, str]:
     """(CPO, eMSP) as ``country*party``. 2.1.1 CDRs carry neither: the contracts file maps them."""
-    if cdr.country_code and cdr.party_id:
-        cpo = f"{cdr.country_code.upper()}*{cdr.party_id.upper()}"
+    return parties(
+        cdr.country_code,
+        cdr.party_id,
+        cdr.emsp_country_code,
+        cdr.emsp_party_id,
+        cdr.location_id,
+        cdr.contract_id,
+        contracts,
+    )
+
+
+def parties(
+    country_code: str | None,
+    party_id: str | None,
+    emsp_country_code: str | None,
+    emsp_party_id: str | None,
+    location_id: str | None,
+    contract_id: str | None,
+    contracts: Contracts,
+) -> tuple[str, str]:
+    """(CPO, eMSP) from the CDR's party fields; the location (CPO) and the contract id prefix
+    (eMSP) through the contracts file where the CDR lacks them."""
+    if country_code and party_id:
+        cpo = f"{country_code.upper()}*{party_id.upper()}"
     else:
-        cpo = contracts.cpo_by_location.get(cdr.location_id or "", "UNKNOWN")
-    if cdr.emsp_country_code and cdr.emsp_party_id:
-        emsp = f"{cdr.emsp_country_code.upper()}*{cdr.emsp_party_id.upper()}"
+        cpo = contracts.cpo_by_location.get(location_id or "", "UNKNOWN")
+    if emsp_country_code and emsp_party_id:
+        emsp = f"{emsp_country_code.upper()}*{emsp_party_id.upper()}"
     else:
         emsp = "UNKNOWN"
-        cid = (cdr.contract_id or "").upper().replace("-", "").replace("*", "")
+        cid = (contract_id or "").upper().replace("-", "").replace("*", "")
         for prefix in sorted(contracts.emsp_by_contract_prefix, key=len, reverse=True):
             if cid.startswith(prefix.upper().replace("-", "").replace("*", "")):
                 emsp = contracts.emsp_by_contract_prefix[prefix]

@@ -12,6 +12,7 @@ import html
 import io
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,12 +72,45 @@ def lines_csv(st: Statement) -> str:
     return buf.getvalue()
 
 
+ListWriter = tuple[int, Callable[[Any], None]]
+
+
+def write_document(
+    doc: dict[str, Any], lists: dict[str, ListWriter], fh: Any, ensure_ascii: bool = False
+) -> None:
+    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, plus the lists of ``lists``
+    (key → (items, writer)) whose items the writers stream (each item on its own line, already
+    indented, separated by ``,\n``). Big statements never exist as one Python object."""
+    marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
+    full = {**doc, **{k: ([marks[k]] if k in marks else []) for k in lists}}
+    text = json.dumps(full, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
+    for key in sorted(marks):  # sort_keys: the lists appear in key order
+        head, text = text.split(json.dumps(marks[key]), 1)
+        fh.write(head.rstrip(" "))
+        lists[key][1](fh)
+    fh.write(text + "\n")
+
+
+def compact_rows(rows: list[dict[str, Any]]) -> ListWriter:
+    """Rows as one compact JSON object per line (sorted keys), indented as list items."""
+
+    def write(fh: Any) -> None:
+        fh.write(
+            ",\n".join(
+                "    " + json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+                for r in rows
+            )
+        )
+
+    return len(rows), write
+
+
 def render_statement(st: Statement, folder: Path, locale: str = "en_GB") -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "statement.json").write_text(
-        json.dumps(statement_document(st), indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-    )
+    doc = statement_document(st)
+    lists = {key: compact_rows(doc.pop(key)) for key in ("lines", "disputed")}
+    with open(folder / "statement.json", "w", encoding="utf-8") as fh:
+        write_document(doc, lists, fh)
     (folder / "lines.csv").write_text(lines_csv(st), encoding="utf-8")
     (folder / "invoice_reconciliation_record.json").write_text(
         json.dumps(invoice_reconciliation_record(st), indent=2, sort_keys=True) + "\n", encoding="utf-8"

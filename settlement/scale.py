@@ -110,40 +110,70 @@ def special_ids(files: Sequence[Path]) -> set[str]:
     return out
 
 
-def party_exprs(contracts: Contracts) -> tuple[pl.Expr, pl.Expr]:
-    """(CPO, eMSP) as in :func:`settlement.jobs.party_ids`, on columns."""
+PARTY_FIELDS = [
+    "country_code",
+    "party_id",
+    "emsp_country_code",
+    "emsp_party_id",
+    "location_id",
+    "contract_id",
+]
 
-    def both(a: str, b: str) -> pl.Expr:
+
+def with_parties(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
+    """Add ``cpo`` and ``emsp`` with :func:`settlement.jobs.parties`, once per distinct party
+    fields (the location only matters without a CPO, the contract id only without an eMSP)."""
+    from settlement.jobs import parties
+
+    null, sep = "\x00", "\x1f"
+
+    def given(a: str, b: str) -> pl.Expr:
         return (pl.col(a).fill_null("") != "") & (pl.col(b).fill_null("") != "")
 
-    cpo = (
-        pl.when(both("country_code", "party_id"))
-        .then(pl.col("country_code").str.to_uppercase() + "*" + pl.col("party_id").str.to_uppercase())
-        .otherwise(
-            pl.col("location_id")
-            .fill_null("")
-            .replace_strict(contracts.cpo_by_location, default="UNKNOWN", return_dtype=pl.String)
-        )
+    def key(cols: list[pl.Expr]) -> pl.Expr:
+        return pl.concat_str([c.fill_null(null) for c in cols], separator=sep)
+
+    def back(text: str) -> list[str | None]:
+        return [None if v == null else v for v in text.split(sep)]
+
+    # only a contract id's normalized head can match a prefix: map the heads, not every id
+    longest = max(
+        (len(p.replace("-", "").replace("*", "")) for p in contracts.emsp_by_contract_prefix), default=0
     )
-    cid = pl.col("contract_id").fill_null("").str.to_uppercase().str.replace_all("-", "", literal=True)
-    cid = cid.str.replace_all("*", "", literal=True)
-    by_prefix: pl.Expr = pl.lit("UNKNOWN")
-    prefixes = sorted(contracts.emsp_by_contract_prefix, key=len, reverse=True)
-    for prefix in reversed(prefixes):  # the longest prefix is tested first
-        norm = prefix.upper().replace("-", "").replace("*", "")
-        by_prefix = (
-            pl.when(cid.str.starts_with(norm))
-            .then(pl.lit(contracts.emsp_by_contract_prefix[prefix]))
-            .otherwise(by_prefix)
-        )
-    emsp = (
-        pl.when(both("emsp_country_code", "emsp_party_id"))
-        .then(
-            pl.col("emsp_country_code").str.to_uppercase() + "*" + pl.col("emsp_party_id").str.to_uppercase()
-        )
-        .otherwise(by_prefix)
+    prefix = (
+        pl.col("contract_id")
+        .str.to_uppercase()
+        .str.replace_all("-", "", literal=True)
+        .str.replace_all("*", "", literal=True)
+        .str.head(longest)
     )
-    return cpo.alias("cpo"), emsp.alias("emsp")
+    cpo_key = key(
+        [
+            pl.col("country_code"),
+            pl.col("party_id"),
+            pl.when(given("country_code", "party_id")).then(None).otherwise(pl.col("location_id")),
+        ]
+    )
+    emsp_key = key(
+        [
+            pl.col("emsp_country_code"),
+            pl.col("emsp_party_id"),
+            pl.when(given("emsp_country_code", "emsp_party_id")).then(None).otherwise(prefix),
+        ]
+    )
+    keys = frame.select(cpo_key.alias("c"), emsp_key.alias("e"))
+    cpo_of = {}
+    for k in keys["c"].unique().to_list():
+        cc, pid, loc = back(k)
+        cpo_of[k] = parties(cc, pid, None, None, loc, None, contracts)[0]
+    emsp_of = {}
+    for k in keys["e"].unique().to_list():
+        ecc, epid, cid = back(k)
+        emsp_of[k] = parties(None, None, ecc, epid, None, cid, contracts)[1]
+    return frame.with_columns(
+        keys["c"].replace_strict(cpo_of, return_dtype=pl.String).alias("cpo"),
+        keys["e"].replace_strict(emsp_of, return_dtype=pl.String).alias("emsp"),
+    )
 
 
 def process_piece(
@@ -198,8 +228,13 @@ def process_piece(
         multi[pt.sess[differs]] = True
     credit = optional_column(t, "credit").to_numpy(zero_copy_only=False)[rows]
     credit = np.asarray([bool(c) for c in credit], bool) if credit.dtype == object else credit.astype(bool)
-    ids = fr.cols["cdr_id"][1].take(rows)
-    is_special = np.fromiter((i in special for i in ids), bool, n_s) if special else np.zeros(n_s, bool)
+    is_special = (
+        pl.from_arrow(t.column("cdr_id").take(rows))
+        .is_in(pl.Series(sorted(special), dtype=pl.String).implode())
+        .to_numpy()
+        if special
+        else np.zeros(n_s, bool)
+    )
 
     cols = {
         name: optional_column(t, name).take(rows)
@@ -234,8 +269,7 @@ def process_piece(
             "candidate": comparable & ~credit & ~is_special & ~multi,
         }
     )
-    cpo, emsp = party_exprs(contracts)
-    frame = frame.with_columns(cpo, emsp, pl.col("currency").str.to_uppercase().alias("cur"))
+    frame = with_parties(frame, contracts).with_columns(pl.col("currency").str.to_uppercase().alias("cur"))
     # the contract's basis and dispute treatment per pair
     pairs = frame.select("cpo", "emsp").unique().rows()
     terms = [contracts.terms(cpo, emsp) for cpo, emsp in pairs]
@@ -297,7 +331,9 @@ def process_piece(
     plain = plain.with_columns(
         pl.Series("line", line_of[plain["rec"].to_numpy()]), pl.lit(piece.source).alias("source")
     )
-    plain = plain.drop(
+    plain = plain.with_columns(  # few distinct values: keep them small in memory
+        pl.col(CATEGORIES).cast(pl.Categorical)
+    ).drop(
         "candidate",
         "plain",
         "primary",
@@ -325,6 +361,21 @@ def process_piece(
     return n_rec, found, plain, tax, straddles.select("ord", "src"), detail
 
 
+CATEGORIES = [
+    "cpo",
+    "emsp",
+    "cur",
+    "currency",
+    "location_id",
+    "basis",
+    "status",
+    "reasons",
+    "source",
+    "vat_rate",
+]
+CATEGORIES += ["dispute_reason"]
+
+
 def status_expr(tol: int) -> pl.Expr:
     w = pl.col("worst")
     return (
@@ -340,10 +391,14 @@ def status_expr(tol: int) -> pl.Expr:
 
 def reasons_expr() -> pl.Expr:
     """The sorted, distinct finding codes of a plain CDR, comma-joined (``ReconLine.codes``)."""
-    status = pl.col("status")
-    own = pl.when(status == "MATCH").then(pl.lit(None, pl.String)).otherwise(status)
-    both = pl.concat_list(own, pl.when(pl.col("straddles")).then(pl.lit("PERIOD_STRADDLES_BOUNDARY")))
-    return both.list.drop_nulls().list.sort().list.join(",")
+    straddle = "PERIOD_STRADDLES_BOUNDARY"
+    expr = pl.when(False).then(pl.lit(""))
+    for status in ("MATCH", "ROUNDING", "OVERCHARGED", "UNDERCHARGED"):
+        own = [] if status == "MATCH" else [status]
+        for has in (True, False):
+            codes = ",".join(sorted([*own, *([straddle] if has else [])]))
+            expr = expr.when((pl.col("status") == status) & (pl.col("straddles") == has)).then(pl.lit(codes))
+    return expr.otherwise(pl.lit(None, pl.String))
 
 
 # ---- the run ------------------------------------------------------------------------------------
@@ -448,7 +503,7 @@ def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
         pl.col("cdr_id"),
         local_text("start_ms", zone).alias("session_start"),
         local_text("end_ms", zone).alias("session_end"),
-        pl.col("location_id").fill_null(""),
+        pl.col("location_id").cast(pl.String).fill_null(""),
         e4_text(pl.col("energy")).alias("energy_kwh"),
         e4_text(pl.col("amt_excl")).alias("amount_excl_vat"),
         e4_text(pl.col("amt_incl")).alias("amount_incl_vat"),
@@ -560,16 +615,16 @@ def build(
     placed = _in(inside, pl.col("included") | pl.col("disputed"))
     for cpo, emsp, cur in placed.select("cpo", "emsp", "cur").unique().iter_rows() if placed.height else []:
         pair_currencies[(cpo, emsp)].add(cur)
-    keys = set(groups)
-    if placed.height:
-        keys |= set(placed.select("cpo", "emsp", "cur").unique().iter_rows())
+    parts = placed.partition_by(["cpo", "emsp", "cur"], as_dict=True) if placed.height else {}
+    keys = set(groups) | {tuple(map(str, k)) for k in parts}
+    parts = {tuple(map(str, k)): v for k, v in parts.items()}
     built: list[Built] = []
     zone_name = zone.key
     for key in sorted(keys):
         cpo, emsp, cur = key
         det = groups.get(key) or Statement(cpo, emsp, cur, month, contracts.terms(cpo, emsp))
         m = minor_unit(cur)
-        p = _in(placed, (pl.col("cpo") == cpo) & (pl.col("emsp") == emsp) & (pl.col("cur") == cur))
+        p = parts[key] if key in parts else placed.clear()
         p = p.with_columns(
             round_minor(pl.col("amt_excl"), m).alias("excl_r"),
             round_minor(pl.col("amt_incl"), m).alias("incl_r"),
@@ -637,38 +692,14 @@ def _daily(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
     return {int(d) - 1: (Decimal(e), Decimal(a)) for d, e, a in by.iter_rows()}
 
 
-def _json_objects(frame: pl.DataFrame, columns: Sequence[str], indent: int) -> pl.Series:
-    """Each row as a JSON object in ``json.dumps(indent=2, sort_keys=True)`` layout at ``indent``."""
-    pad, inner = " " * indent, " " * (indent + 2)
-    parts = [pl.lit(f'{inner}"{c}": ') + json_value(c) for c in sorted(columns)]
-    body = pl.concat_str(parts, separator=",\n")
-    return frame.select((pl.lit(pad + "{\n") + body + pl.lit("\n" + pad + "}")).alias("j"))["j"]
-
-
-def _with_lists(
-    doc: dict[str, Any],
-    lists: dict[str, tuple[int, Callable[[Any], None]]],
-    fh: Any,
-    ensure_ascii: bool = False,
-) -> None:
-    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, where each list ``key`` of
-    ``lists`` (``n`` items, each already indented) is streamed by its writer."""
-    marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
-    text = json.dumps(
-        {**doc, **{k: [m] for k, m in marks.items()}}, indent=2, sort_keys=True, ensure_ascii=ensure_ascii
-    )
-    for key in sorted(marks):  # sort_keys: the lists appear in key order
-        head, text = text.split(json.dumps(marks[key]), 1)
-        fh.write(head.rstrip(" "))
-        lists[key][1](fh)
-    fh.write(text + "\n")
-
-
 def _json_writer(frame: pl.DataFrame) -> tuple[int, Callable[[Any], None]]:
+    """Line rows as :func:`settlement.render.compact_rows` writes them."""
+    cols = sorted(LINE_COLUMNS)
+
     def write(fh: Any) -> None:
         for lo in range(0, frame.height, SLICE):
-            part = _json_objects(frame.slice(lo, SLICE), LINE_COLUMNS, 4)
-            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_list()))
+            part = frame.slice(lo, SLICE).select(pl.lit("    ") + pl.struct(cols).struct.json_encode())
+            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_series().to_list()))
 
     return frame.height, write
 
@@ -679,14 +710,17 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
         invoice_reconciliation_record,
         statement_document,
         statement_html,
+        write_document,
     )
 
     folder.mkdir(parents=True, exist_ok=True)
     st, lines = b.st, b.lines
     n = lines.height
     doc = statement_document(st)  # (no lines yet) the lists are streamed in below
+    doc.pop("lines")
+    doc.pop("disputed")
     with open(folder / "statement.json", "w", encoding="utf-8") as fh:
-        _with_lists(doc, {"lines": _json_writer(lines), "disputed": _json_writer(b.disputed)}, fh)
+        write_document(doc, {"lines": _json_writer(lines), "disputed": _json_writer(b.disputed)}, fh)
     with open(folder / "lines.csv", "w", encoding="utf-8") as fh:
         fh.write(",".join(LINE_COLUMNS) + "\n")
         for lo in range(0, n, SLICE):
@@ -703,7 +737,7 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
             fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_series().to_list()))
 
     with open(folder / "invoice_reconciliation_record.json", "w", encoding="utf-8") as fh:
-        _with_lists(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh, ensure_ascii=True)
+        write_document(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh, ensure_ascii=True)
     st.lines = [_line_of_row(r) for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)]
     shown = [(_line_of_row(r), r["included"]) for r in b.disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
     st.disputed = [ln for ln, _ in shown]
@@ -847,11 +881,18 @@ def _plain_findings(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Dec
     return [straddle, rounding, over]
 
 
-def _sorted_text(frames: list[pl.DataFrame], keys: list[str]) -> list[str]:
+def _write_sorted(fh: Any, frames: list[pl.DataFrame], keys: list[str]) -> None:
+    """The ``text`` column of the frames, sorted by ``keys``, one line each."""
     frames = [f for f in frames if f.height]
     if not frames:
-        return []
-    return pl.concat(frames, how="vertical_relaxed").sort(keys)["text"].to_list()
+        return
+    text = pl.concat(frames, how="vertical_relaxed").sort(keys).select("text")
+    for lo in range(0, text.height, 5 * SLICE):
+        fh.write(
+            text.slice(lo, 5 * SLICE).write_csv(
+                include_header=False, quote_style="never", line_terminator="\n"
+            )
+        )
 
 
 def write_columnar(
@@ -897,16 +938,10 @@ def write_columnar(
             write_statement(b, tmp / b.st.folder, locale)
         key = ["cdr_id", "source", "line"]
         say("writing reconciliation and findings")
-        recon = _sorted_text(
-            [
-                _recon_json(plain),
-                detail_rows(run.detail, lambda ln: [dumps(ln.as_row())]),
-            ],
-            key,
-        )
+        recon = [_recon_json(plain), detail_rows(run.detail, lambda ln: [dumps(ln.as_row())])]
         with open(tmp / "reconciliation.ndjson", "w", encoding="utf-8") as fh:
-            fh.writelines(t + "\n" for t in recon)
-        findings = _sorted_text(
+            _write_sorted(fh, recon, key)
+        findings = (
             [
                 *(_plain_findings(plain, pl.concat(run.straddles), tolerance) if plain.height else []),
                 detail_rows(run.detail, lambda ln: [dumps(f.as_row()) for f in ln.findings]),
@@ -931,7 +966,7 @@ def write_columnar(
         ]
         oom.sort(key=lambda r: (r[0], r[1], r[2] or 0))
         with open(tmp / "findings.ndjson", "w", encoding="utf-8") as fh:
-            fh.writelines(t + "\n" for t in findings)
+            _write_sorted(fh, *findings)
             fh.writelines(r[3] + "\n" for r in oom)
             fh.writelines(dumps(r) + "\n" for r in meta["extra"])
         write_rejects(tmp, run.rejects)

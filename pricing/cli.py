@@ -98,11 +98,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "local", "columnar", "dask"],
         default="auto",
         help="local: record by record; columnar: flat-layout Parquet at scale (same files); dask: "
-        "record by record on a Dask cluster; auto (default): columnar when every CDR input is flat "
-        "Parquet, else local",
+        "the same on a Dask cluster (flat Parquet: columnar pieces; other inputs: record chunks); "
+        "auto (default): columnar when every CDR input is flat Parquet, else local",
     )
     st.add_argument(
         "--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)"
+    )
+    st.add_argument(
+        "--piece-rows",
+        type=int,
+        default=500_000,
+        metavar="N",
+        help="columnar engine: rows (charging periods) per piece; memory grows with it (default 500000)",
     )
     st.add_argument(
         "--pricer", choices=["kernel", "reference"], default="kernel", help="pricer (they agree exactly)"
@@ -237,13 +244,14 @@ def cmd_settle(args: argparse.Namespace) -> int:
     if missing:
         raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
     say = progress_printer()
+    from pricing.batch import expand_inputs
+    from settlement.flatcdrs import is_flat_file
+
+    files = expand_inputs(args.cdrs)
+    all_flat = bool(files) and all(is_flat_file(f) for f in files)
     engine = args.engine
     if engine == "auto":
-        from pricing.batch import expand_inputs
-        from settlement.flatcdrs import is_flat_file
-
-        files = expand_inputs(args.cdrs)
-        engine = "columnar" if files and all(is_flat_file(f) for f in files) else "local"
+        engine = "columnar" if all_flat else "local"
     settings = {
         "engine": engine,
         "pricer": args.pricer,
@@ -254,7 +262,7 @@ def cmd_settle(args: argparse.Namespace) -> int:
         "month": args.month,
     }
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
-    if engine == "columnar":
+    if engine == "columnar" or (engine == "dask" and all_flat):  # flat months: columnar, here or on Dask
         from settlement.scale import settle_columnar
 
         out, c, statements = settle_columnar(
@@ -272,6 +280,9 @@ def cmd_settle(args: argparse.Namespace) -> int:
             settings,
             args.locale,
             inputs,
+            piece_rows=max(1, args.piece_rows),
+            engine="dask" if engine == "dask" else "local",
+            scheduler=args.scheduler,
         )
         if sys.stderr.isatty():
             print(file=sys.stderr)

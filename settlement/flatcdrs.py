@@ -30,6 +30,7 @@ class FlatPiece:
     source: str
     row0: int  # rows of the file before this piece
     table: Any  # pyarrow.Table
+    base: int = 0  # rows of all inputs before this piece (input order across files)
 
 
 def is_flat_file(path: str | Path) -> bool:
@@ -41,11 +42,13 @@ def is_flat_file(path: str | Path) -> bool:
 def iter_pieces(paths: Sequence[str | Path], max_rows: int = 500_000) -> Iterator[FlatPiece]:
     from pricing.flat import iter_flat_tables
 
+    base = 0
     for path in paths:
         row0 = 0
         for table in iter_flat_tables(str(path), max_rows):
-            yield FlatPiece(str(path), row0, table)
+            yield FlatPiece(str(path), row0, table, base)
             row0 += table.num_rows
+            base += table.num_rows
 
 
 def decimal_e6(column: Any) -> tuple[np.ndarray, np.ndarray]:

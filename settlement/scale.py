@@ -178,7 +178,6 @@ def with_parties(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
 
 def process_piece(
     piece: Any,
-    ord0: int,
     tariffs: TariffSet | None,
     policy: PricingPolicy,
     tz: str | None,
@@ -309,7 +308,14 @@ def process_piece(
         .otherwise(pl.col("primary").replace_strict(dict(enumerate(buckets)), return_dtype=pl.String))
         .alias("vat_rate"),
         status_expr(tol).alias("status"),
-        (pl.col("rec") + ord0).alias("ord"),
+    )
+    line_of = piece.row0 + first_row.astype(np.int64) + 1
+    ord_of = piece.base + first_row.astype(np.int64)  # input order across files
+    rec_of_plain = plain["rec"].to_numpy()
+    plain = plain.with_columns(
+        pl.Series("ord", ord_of[rec_of_plain]),
+        pl.Series("line", line_of[rec_of_plain]),
+        pl.lit(piece.source).alias("source"),
     )
     no = np.zeros(0, np.int64)
     straddles = pl.DataFrame(
@@ -326,10 +332,6 @@ def process_piece(
         .otherwise(pl.lit(""))
         .alias("dispute_reason"),
         (~disputed | ~pl.col("exclude_disputed")).alias("included"),
-    )
-    line_of = piece.row0 + first_row.astype(np.int64) + 1
-    plain = plain.with_columns(
-        pl.Series("line", line_of[plain["rec"].to_numpy()]), pl.lit(piece.source).alias("source")
     )
     plain = plain.with_columns(  # few distinct values: keep them small in memory
         pl.col(CATEGORIES).cast(pl.Categorical)
@@ -356,7 +358,8 @@ def process_piece(
     detail_k = sorted(set(range(n_rec)) - set(rejects) - set(rec_ok[plain_mask].tolist()))
     cdrs = piece_cdrs(piece, fr, detail_k)
     detail = [
-        (ord0 + k, Record(piece.source, int(line_of[k])), cdr) for k, cdr in zip(detail_k, cdrs, strict=True)
+        (int(ord_of[k]), Record(piece.source, int(line_of[k])), cdr)
+        for k, cdr in zip(detail_k, cdrs, strict=True)
     ]
     return n_rec, found, plain, tax, straddles.select("ord", "src"), detail
 
@@ -404,6 +407,27 @@ def reasons_expr() -> pl.Expr:
 # ---- the run ------------------------------------------------------------------------------------
 
 
+def work_piece(
+    piece: Any,
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    contracts: Contracts,
+    window: tuple[int, int],
+    special: set[str],
+    pricer: str,
+) -> tuple[int, list[Finding], pl.DataFrame, pl.DataFrame, pl.DataFrame, list[ReconLine], list[int]]:
+    """One piece, all the way to reconciled lines (a pure function: the unit of work on Dask)."""
+    from settlement.jobs import Parsed, reconcile_all
+
+    n, found, plain, tax, straddles, detail = process_piece(
+        piece, tariffs, policy, tz, contracts, window, special
+    )
+    parsed = [Parsed(rec, cdr) for _, rec, cdr in detail]
+    lines = reconcile_all(parsed, tariffs, policy, tz, contracts.default.tolerance, pricer)
+    return n, found, plain, tax, straddles, lines, [o for o, _, _ in detail]
+
+
 def run_columnar(
     files: Sequence[Path],
     tariffs: TariffSet | None,
@@ -416,28 +440,57 @@ def run_columnar(
     say: Callable[[str], None],
     pricer: str = "kernel",
     piece_rows: int = 500_000,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> ColumnarRun:
-    from settlement.jobs import Parsed, reconcile_all
-
+    """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
+    input order), then the duplicate and credit checks over the run."""
     special = special_ids(files)
     window = month_window_ms(month, zone)
     run = ColumnarRun()
-    tolerance = contracts.default.tolerance
-    for piece in iter_pieces(files, piece_rows):
-        n, found, plain, tax, straddles, detail = process_piece(
-            piece, run.read, tariffs, policy, tz, contracts, window, special
-        )
+    args = (tariffs, policy, tz, contracts, window, special, pricer)
+    pieces = iter_pieces(files, piece_rows)
+    if engine == "dask":
+        results: Any = _dask_pieces(pieces, args, scheduler)
+    else:
+        results = (work_piece(piece, *args) for piece in pieces)
+    for n, found, plain, tax, straddles, lines, ords in results:
         run.read += n
         run.rejects += found
         run.plain.append(plain)
         run.taxes.append(tax)
         run.straddles.append(straddles)
-        parsed = [Parsed(rec, cdr) for _, rec, cdr in detail]
-        run.detail += reconcile_all(parsed, tariffs, policy, tz, tolerance, pricer)
-        run.detail_ord += [o for o, _, _ in detail]
+        run.detail += lines
+        run.detail_ord += ords
         say(f"priced and reconciled {run.read} records ({len(run.detail)} record by record)")
     check_duplicates_and_credits(run.detail, history)
     return run
+
+
+def _dask_pieces(pieces: Any, args: tuple[Any, ...], scheduler: str | None) -> Any:
+    """Pieces on dask.distributed (a 2-worker LocalCluster unless ``scheduler`` is given), at most
+    a few in flight, results yielded in input order."""
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        shared = client.scatter(list(args), broadcast=True)
+        pending: list[Any] = []
+        for piece in pieces:
+            pending.append(client.submit(work_piece, piece, *shared, pure=False))
+            if len(pending) > 3:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def e4_text(expr: pl.Expr) -> pl.Expr:
@@ -937,10 +990,11 @@ def write_columnar(
             say(f"writing statement {i + 1}/{len(built)}")
             write_statement(b, tmp / b.st.folder, locale)
         key = ["cdr_id", "source", "line"]
-        say("writing reconciliation and findings")
+        say("writing reconciliation.ndjson")
         recon = [_recon_json(plain), detail_rows(run.detail, lambda ln: [dumps(ln.as_row())])]
         with open(tmp / "reconciliation.ndjson", "w", encoding="utf-8") as fh:
             _write_sorted(fh, recon, key)
+        say("writing findings.ndjson")
         findings = (
             [
                 *(_plain_findings(plain, pl.concat(run.straddles), tolerance) if plain.height else []),
@@ -970,6 +1024,7 @@ def write_columnar(
             fh.writelines(r[3] + "\n" for r in oom)
             fh.writelines(dumps(r) + "\n" for r in meta["extra"])
         write_rejects(tmp, run.rejects)
+        say("writing manifest.json")
         write_manifest(
             tmp,
             month,
@@ -1024,6 +1079,8 @@ def settle_columnar(
     locale: str = "en_GB",
     inputs: Sequence[Any] | None = None,
     piece_rows: int = 500_000,
+    engine: str = "local",
+    scheduler: str | None = None,
 ) -> tuple[Path, dict[str, int], list[Statement]]:
     """Settle a month of flat-layout Parquet files and write the run into ``out_dir``.
 
@@ -1064,6 +1121,8 @@ def settle_columnar(
         say,
         pricer,
         piece_rows,
+        engine,
+        scheduler,
     )
     run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     return write_columnar(

@@ -336,6 +336,7 @@ def process_piece(
     plain = plain.with_columns(  # few distinct values: keep them small in memory
         pl.col(CATEGORIES).cast(pl.Categorical)
     ).drop(
+        "exclude_disputed",
         "candidate",
         "plain",
         "primary",
@@ -353,6 +354,7 @@ def process_piece(
     tax = tax.join(
         plain.filter(pl.col("basis") == "recomputed").select("sess", "ord"), on="sess", how="inner"
     ).select("ord", "rate_e2", "amount")
+    plain = plain.drop("rec", "sess")
 
     # -- the records that need the record path (not rejected, not plain)
     detail_k = sorted(set(range(n_rec)) - set(rejects) - set(rec_ok[plain_mask].tolist()))
@@ -572,6 +574,7 @@ def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
         pl.col("dispute_reason"),
         pl.col("ord"),
         pl.col("included"),
+        pl.col("disputed").alias("disputed_"),
         pl.col("energy"),
         pl.col("amt_excl"),
         pl.col("amt_incl"),
@@ -581,30 +584,38 @@ def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
 
 
 def plain_aggregates(p: pl.DataFrame, tax: pl.DataFrame, m: int) -> Aggregates:
+    """The sums of a statement's included plain lines (``excl_r``/``incl_r``: rounded amounts)."""
     from pricing.kernel import percentage
 
     a = Aggregates()
-    n = p.height
+    inc = pl.col("included")
+    n, energy, excl, excl_r, unknown = p.select(
+        inc.sum().alias("n"),
+        pl.col("energy").filter(inc).sum(),
+        pl.col("amt_excl").filter(inc).sum(),
+        pl.col("excl_r").filter(inc).sum(),
+        (inc & pl.col("incl_r").is_null()).sum().alias("unknown"),
+    ).row(0)
     if not n:
         return a
-    a.lines = n
-    a.sessions = n
-    s = p.select(
-        pl.col("energy").sum(),
-        pl.col("amt_excl").sum(),
-        pl.col("excl_r").sum(),
-        pl.col("incl_r").null_count(),
-    ).row(0)
-    a.energy_kwh, a.unrounded_excl, a.total_excl, a.unknown_vat = d4(s[0]), d4(s[1]), dm(s[2], m), int(s[3])
-    known = p.filter(pl.col("incl_r").is_not_null())
+    a.lines = a.sessions = int(n)  # plain lines are never credits
+    a.energy_kwh, a.unrounded_excl, a.total_excl, a.unknown_vat = (
+        d4(energy),
+        d4(excl),
+        dm(excl_r, m),
+        int(unknown),
+    )
+    known = p.select("vat_rate", "amt_incl", "incl_r", "excl_r", "included").filter(
+        inc & pl.col("incl_r").is_not_null()
+    )
     if known.height:
         a.unrounded_incl = d4(known["amt_incl"].sum())
         by = known.group_by("vat_rate").agg(
             (pl.col("incl_r") - pl.col("excl_r")).sum().alias("vat"), pl.col("excl_r").sum().alias("base")
         )
         for rate, vat, base in by.iter_rows():
-            a.vat_by_rate[rate] += dm(vat, m)
-            a.base_by_rate[rate] += dm(base, m)
+            a.vat_by_rate[str(rate)] += dm(vat, m)
+            a.base_by_rate[str(rate)] += dm(base, m)
     if tax.height:
         for rate, amount in tax.group_by("rate_e2").agg(pl.col("amount").sum()).iter_rows():
             a.taxes[("VAT", percentage(int(rate)))] += d4(amount)
@@ -638,12 +649,25 @@ def add_aggregates(x: Aggregates, y: Aggregates) -> Aggregates:
 
 @dataclass
 class Built:
-    """One statement: header and totals (``st``, no lines) and its sorted line tables."""
+    """One statement: header and totals (``st``, no lines) and what its line tables are made of
+    (their text is made when the statement is written, one statement at a time)."""
 
     st: Statement
-    lines: pl.DataFrame  # included lines, LINE_COLUMNS + ord
-    disputed: pl.DataFrame  # disputed lines, LINE_COLUMNS + ord + included
-    daily: dict[int, tuple[Decimal, Decimal]]
+    n_lines: int
+    plain: pl.DataFrame  # the statement's plain CDRs (columns of process_piece)
+    detail_lines: pl.DataFrame  # included record-path lines, LINE_COLUMNS + ord
+    detail_disputed: pl.DataFrame  # disputed record-path lines, LINE_COLUMNS + ord + included
+    zone: str
+    minor: int
+
+    def tables(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(included lines, disputed lines), sorted as the record engine sorts them."""
+        text = plain_lines(self.plain, self.zone, self.minor).select(
+            *LINE_COLUMNS, "ord", "included", "disputed_"
+        )
+        lines = _sorted_lines([text.filter("included").drop("included", "disputed_")], self.detail_lines)
+        disputed = _sorted_lines([text.filter("disputed_").drop("disputed_")], self.detail_disputed)
+        return lines, disputed
 
 
 def _in(frame: pl.DataFrame, cond: pl.Expr) -> pl.DataFrame:
@@ -663,56 +687,61 @@ def build(
     place_lines(run.detail, zone, month, contracts, sub, groups, pair_currencies, origin)
     ord_of = {id(ln): o for ln, o in zip(run.detail, run.detail_ord, strict=True)}
     plain = pl.concat(run.plain, how="vertical_relaxed") if run.plain else pl.DataFrame()
+    run.plain.clear()
     taxes = pl.concat(run.taxes) if run.taxes else pl.DataFrame()
-    inside = _in(plain, pl.col("in_month"))
-    placed = _in(inside, pl.col("included") | pl.col("disputed"))
-    for cpo, emsp, cur in placed.select("cpo", "emsp", "cur").unique().iter_rows() if placed.height else []:
+    parts: dict[tuple[str, str, str], pl.DataFrame] = {}
+    n_in = 0
+    if plain.height:
+        # statement rows contiguous (in-month first, grouped): a statement is a zero-copy slice
+        plain = plain.sort([pl.col("in_month").not_(), "cpo", "emsp", "cur"], maintain_order=True)
+        n_in = int(plain["in_month"].sum())
+        bounds = (
+            plain.head(n_in)
+            .select("cpo", "emsp", "cur")
+            .with_row_index("_i")
+            .group_by("cpo", "emsp", "cur")
+            .agg(pl.col("_i").min().alias("lo"), pl.len().alias("n"))
+        )
+        for cpo, emsp, cur, lo, n in bounds.iter_rows():
+            parts[(str(cpo), str(emsp), str(cur))] = plain.slice(lo, n)
+    for cpo, emsp, cur in parts:
         pair_currencies[(cpo, emsp)].add(cur)
-    parts = placed.partition_by(["cpo", "emsp", "cur"], as_dict=True) if placed.height else {}
-    keys = set(groups) | {tuple(map(str, k)) for k in parts}
-    parts = {tuple(map(str, k)): v for k, v in parts.items()}
+    keys = set(groups) | set(parts)
     built: list[Built] = []
     zone_name = zone.key
     for key in sorted(keys):
         cpo, emsp, cur = key
         det = groups.get(key) or Statement(cpo, emsp, cur, month, contracts.terms(cpo, emsp))
         m = minor_unit(cur)
-        p = parts[key] if key in parts else placed.clear()
+        p = parts[key] if key in parts else plain.clear()
         p = p.with_columns(
             round_minor(pl.col("amt_excl"), m).alias("excl_r"),
             round_minor(pl.col("amt_incl"), m).alias("incl_r"),
         )
-        inc = _in(p, pl.col("included"))
-        tax = (
-            taxes.join(inc.select("ord"), on="ord", how="semi")
-            if taxes.height and inc.height
-            else pl.DataFrame()
-        )
-        agg = add_aggregates(plain_aggregates(inc, tax, m), _detail_aggregates(det))
-        agg.disputed += _in(p, pl.col("disputed")).height
-        agg.disputed_excluded += _in(p, pl.col("disputed") & ~pl.col("included")).height
+        inc_ord = p.select("ord", "included").filter("included").select("ord")
+        tax = taxes.join(inc_ord, on="ord", how="semi") if taxes.height and inc_ord.height else pl.DataFrame()
+        agg = add_aggregates(plain_aggregates(p, tax, m), _detail_aggregates(det))
+        d, dx = p.select(
+            pl.col("disputed").sum().alias("d"), (pl.col("disputed") & ~pl.col("included")).sum().alias("x")
+        ).row(0)
+        agg.disputed += int(d or 0)
+        agg.disputed_excluded += int(dx or 0)
         st = Statement(cpo, emsp, cur, month, det.terms)
         finish(st, contracts, agg)
         member = {id(ln) for ln in det.lines}
-        text = plain_lines(p, zone_name, m).select(*LINE_COLUMNS, "ord", "included") if p.height else None
-        lines = _sorted_lines(
-            [] if text is None else [text.filter("included").drop("included")],
-            line_frame(det.lines, [ord_of[id(origin[id(ln)])] for ln in det.lines]),
-        )
-        disputed = _sorted_lines(
-            [] if text is None else [text.filter("disputed")],
-            line_frame(det.disputed, [ord_of[id(origin[id(ln)])] for ln in det.disputed]).with_columns(
-                pl.Series("included", [id(ln) in member for ln in det.disputed], pl.Boolean)
-            ),
-        )
-        built.append(Built(st, lines, disputed, _daily(lines)))
-    excluded_plain = _in(inside, ~pl.col("included")).height
+        det_lines = line_frame(det.lines, [ord_of[id(origin[id(ln)])] for ln in det.lines])
+        det_disputed = line_frame(
+            det.disputed, [ord_of[id(origin[id(ln)])] for ln in det.disputed]
+        ).with_columns(pl.Series("included", [id(ln) in member for ln in det.disputed], pl.Boolean))
+        n_lines = inc_ord.height + det_lines.height
+        built.append(Built(st, n_lines, p, det_lines, det_disputed, zone_name, m))
+    excluded_plain = int(plain.head(n_in)["included"].not_().sum()) if n_in else 0
     counts = {
         "read": run.read,
-        "settled": inside.height - excluded_plain + len(sub.settled_ids),
+        "settled": n_in - excluded_plain + len(sub.settled_ids),
         "excluded": excluded_plain + len(sub.excluded),
         "rejected": len(run.rejects),
-        "out_of_month": (plain.height - inside.height) + len(sub.out_of_month),
+        "out_of_month": (plain.height - n_in) + len(sub.out_of_month),
     }
     extra = run.extra_findings + mixed_currency_findings(pair_currencies)
     return built, {"counts": counts, "extra": extra}, plain, sub
@@ -767,13 +796,14 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
     )
 
     folder.mkdir(parents=True, exist_ok=True)
-    st, lines = b.st, b.lines
+    st = b.st
+    lines, disputed = b.tables()
     n = lines.height
     doc = statement_document(st)  # (no lines yet) the lists are streamed in below
     doc.pop("lines")
     doc.pop("disputed")
     with open(folder / "statement.json", "w", encoding="utf-8") as fh:
-        write_document(doc, {"lines": _json_writer(lines), "disputed": _json_writer(b.disputed)}, fh)
+        write_document(doc, {"lines": _json_writer(lines), "disputed": _json_writer(disputed)}, fh)
     with open(folder / "lines.csv", "w", encoding="utf-8") as fh:
         fh.write(",".join(LINE_COLUMNS) + "\n")
         for lo in range(0, n, SLICE):
@@ -792,10 +822,10 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
     with open(folder / "invoice_reconciliation_record.json", "w", encoding="utf-8") as fh:
         write_document(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh, ensure_ascii=True)
     st.lines = [_line_of_row(r) for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)]
-    shown = [(_line_of_row(r), r["included"]) for r in b.disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
+    shown = [(_line_of_row(r), r["included"]) for r in disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
     st.disputed = [ln for ln, _ in shown]
     members = [ln for ln, included in shown if included]
-    html = statement_html(st, locale, b.daily, n, members, b.disputed.height)
+    html = statement_html(st, locale, _daily(lines), n, members, disputed.height)
     (folder / "statement.html").write_text(html, encoding="utf-8")
 
 
@@ -825,8 +855,12 @@ def _line_of_row(r: dict[str, Any]) -> Line:
     )
 
 
-def _recon_json(plain: pl.DataFrame) -> pl.DataFrame:
-    """reconciliation.ndjson rows of plain CDRs: (cdr_id, source, line, text)."""
+Source = tuple[pl.DataFrame, pl.Expr]  # rows with the sort keys, and the expression of their text
+KEYS = ["cdr_id", "source", "line", "seq"]
+
+
+def _recon_source(plain: pl.DataFrame) -> Source:
+    """reconciliation.ndjson rows of plain CDRs."""
     cols = {
         "cdr_id": pl.col("cdr_id"),
         "status": pl.col("status"),
@@ -843,8 +877,7 @@ def _recon_json(plain: pl.DataFrame) -> pl.DataFrame:
         "line": pl.col("line"),
     }
     assert list(cols) == RECON_COLUMNS
-    text = pl.struct(**cols).struct.json_encode().alias("text")
-    return plain.select("cdr_id", "source", "line", pl.lit(0, pl.Int64).alias("seq"), text)
+    return plain.with_columns(pl.lit(0, pl.Int64).alias("seq")), pl.struct(**cols).struct.json_encode()
 
 
 STRADDLE_MESSAGE = (
@@ -863,19 +896,15 @@ def _finding_text(**cols: pl.Expr) -> pl.Expr:
     row.update({k: v for k, v in cols.items() if k != "code"})
     row.update({"source": pl.col("source"), "line": pl.col("line")})
     order = ["cdr_id", "code", "dimension", "period", "amount", "message", "source", "line"]
-    return pl.struct(**{k: row[k] for k in order}).struct.json_encode().alias("text")
+    return pl.struct(**{k: row[k] for k in order}).struct.json_encode()
 
 
-def _plain_findings(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> list[pl.DataFrame]:
+def _finding_sources(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> list[Source]:
     """The findings of plain CDRs, as reconcile_one words them: straddling periods (in period
     order), then the status finding (ROUNDING, or OVER/UNDERCHARGED on the total)."""
     keys = plain.select("ord", "cdr_id", "source", "line")
-    st = straddles.join(keys, on="ord", how="inner").sort(["ord", "src"])
-    straddle = st.select(
-        "cdr_id",
-        "source",
-        "line",
-        pl.col("src").alias("seq"),
+    straddle = (
+        straddles.join(keys, on="ord", how="inner").with_columns(pl.col("src").alias("seq")),
         _finding_text(
             code=pl.lit("PERIOD_STRADDLES_BOUNDARY"),
             period=pl.col("src"),
@@ -884,12 +913,10 @@ def _plain_findings(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Dec
             + pl.lit(STRADDLE_MESSAGE.split("{}")[1]),
         ),
     )
+    last = pl.lit(1 << 40, pl.Int64).alias("seq")  # after the straddles of the same CDR
     w = pl.col("worst")
-    rounding = plain.filter(pl.col("status") == "ROUNDING").select(
-        "cdr_id",
-        "source",
-        "line",
-        pl.lit(1 << 40, pl.Int64).alias("seq"),
+    rounding = (
+        plain.filter(pl.col("status") == "ROUNDING").with_columns(last),
         _finding_text(
             code=pl.lit("ROUNDING"),
             dimension=pl.lit("total"),
@@ -908,11 +935,8 @@ def _plain_findings(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Dec
     diff = pl.when(use_x).then(dx).otherwise(w)
     rep = pl.when(which_x).then(pl.col("rep_excl")).otherwise(pl.col("rep_incl"))
     ours = pl.when(which_x).then(pl.col("rec_excl")).otherwise(pl.col("rec_incl"))
-    over = plain.filter(pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"])).select(
-        "cdr_id",
-        "source",
-        "line",
-        pl.lit(1 << 40, pl.Int64).alias("seq"),
+    over = (
+        plain.filter(pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"])).with_columns(last),
         _finding_text(
             code=pl.col("status"),
             dimension=pl.lit("total"),
@@ -934,18 +958,29 @@ def _plain_findings(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Dec
     return [straddle, rounding, over]
 
 
-def _write_sorted(fh: Any, frames: list[pl.DataFrame], keys: list[str]) -> None:
-    """The ``text`` column of the frames, sorted by ``keys``, one line each."""
-    frames = [f for f in frames if f.height]
-    if not frames:
-        return
-    text = pl.concat(frames, how="vertical_relaxed").sort(keys).select("text")
-    for lo in range(0, text.height, 5 * SLICE):
-        fh.write(
-            text.slice(lo, 5 * SLICE).write_csv(
-                include_header=False, quote_style="never", line_terminator="\n"
-            )
+def _write_sorted(fh: Any, sources: list[Source]) -> None:
+    """The texts of all sources, one per line, in the order of ``KEYS``. Only the keys are sorted
+    as a whole; the text is made slice by slice in that order (memory bounded by the slice)."""
+    parts = [
+        f.select(pl.col(k).cast(pl.String) if k == "source" else pl.col(k) for k in KEYS).with_columns(
+            pl.lit(i, pl.Int32).alias("_src"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_idx")
         )
+        for i, (f, _) in enumerate(sources)
+        if f.height
+    ]
+    if not parts:
+        return
+    order = pl.concat(parts).sort(KEYS).select("_src", "_idx")
+    step = 5 * SLICE
+    for lo in range(0, order.height, step):
+        sl = order.slice(lo, step)
+        src, idx = sl["_src"].to_numpy(), sl["_idx"].to_numpy()
+        out = np.empty(len(src), dtype=object)
+        for i in np.unique(src).tolist():
+            at = np.flatnonzero(src == i)
+            frame, text = sources[i]
+            out[at] = frame[idx[at]].select(text.alias("t"))["t"].to_list()
+        fh.write("\n".join(out.tolist()) + "\n")
 
 
 def write_columnar(
@@ -971,9 +1006,15 @@ def write_columnar(
     built, meta, plain, sub = build(run, contracts, month, zone)
     tolerance = contracts.default.tolerance
 
-    def detail_rows(lines: Sequence[ReconLine], make: Callable[[ReconLine], list[str]]) -> pl.DataFrame:
+    def recon_row(ln: ReconLine) -> list[str]:
+        return [dumps(ln.as_row())]
+
+    def finding_rows(ln: ReconLine) -> list[str]:
+        return [dumps(f.as_row()) for f in ln.findings]
+
+    def detail_source(lines: Sequence[ReconLine], make: Callable[[ReconLine], list[str]]) -> Source:
         data = [(ln.cdr.id, ln.source, ln.line, seq, t) for ln in lines for seq, t in enumerate(make(ln))]
-        return pl.DataFrame(
+        frame = pl.DataFrame(
             data,
             schema={
                 "cdr_id": pl.String,
@@ -984,24 +1025,23 @@ def write_columnar(
             },
             orient="row",
         )
+        return frame, pl.col("text")
 
     def fill(tmp: Path) -> None:
         for i, b in enumerate(built):
             say(f"writing statement {i + 1}/{len(built)}")
             write_statement(b, tmp / b.st.folder, locale)
-        key = ["cdr_id", "source", "line"]
         say("writing reconciliation.ndjson")
-        recon = [_recon_json(plain), detail_rows(run.detail, lambda ln: [dumps(ln.as_row())])]
         with open(tmp / "reconciliation.ndjson", "w", encoding="utf-8") as fh:
-            _write_sorted(fh, recon, key)
+            _write_sorted(
+                fh, [*([_recon_source(plain)] if plain.height else []), detail_source(run.detail, recon_row)]
+            )
         say("writing findings.ndjson")
-        findings = (
-            [
-                *(_plain_findings(plain, pl.concat(run.straddles), tolerance) if plain.height else []),
-                detail_rows(run.detail, lambda ln: [dumps(f.as_row()) for f in ln.findings]),
-            ],
-            [*key, "seq"],
-        )
+        straddles = pl.concat(run.straddles) if run.straddles else pl.DataFrame()
+        findings = [
+            *(_finding_sources(plain, straddles, tolerance) if plain.height else []),
+            detail_source(run.detail, finding_rows),
+        ]
         outside = plain.filter(~pl.col("in_month")) if plain.height else plain
         oom = [
             (cid, src, line, dumps(out_of_month_finding(cid, end, month, src, line)))
@@ -1020,7 +1060,7 @@ def write_columnar(
         ]
         oom.sort(key=lambda r: (r[0], r[1], r[2] or 0))
         with open(tmp / "findings.ndjson", "w", encoding="utf-8") as fh:
-            _write_sorted(fh, *findings)
+            _write_sorted(fh, findings)
             fh.writelines(r[3] + "\n" for r in oom)
             fh.writelines(dumps(r) + "\n" for r in meta["extra"])
         write_rejects(tmp, run.rejects)
@@ -1033,7 +1073,7 @@ def write_columnar(
             contracts,
             meta["counts"],
             _summary(plain, pl.concat(run.straddles) if run.straddles else pl.DataFrame(), run.detail),
-            [statement_entry(b.st, b.lines.height) for b in built],
+            [statement_entry(b.st, b.n_lines) for b in built],
         )
 
     out = atomic_output(out_dir, fill)

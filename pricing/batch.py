@@ -388,7 +388,7 @@ def price_flat_file(
     return result
 
 
-FLAT_PIECE_ROWS = 1_000_000  # rows (periods) per piece of a flat file: bounded memory
+FLAT_PIECE_ROWS = 500_000  # rows (periods) per piece of a flat file: bounded memory
 
 
 def flat_file_kernel(

@@ -496,14 +496,14 @@ def write_run(
     def fill(tmp: Path) -> None:
         for st in result.statements:
             render_statement(st, tmp / st.folder, locale)
-        lines = sorted(result.lines, key=_line_key)
+        lines = result.lines  # input order (files as given, then line)
         (tmp / "reconciliation.ndjson").write_text(
             "".join(dumps(ln.as_row()) + "\n" for ln in lines), encoding="utf-8"
         )
         findings = [f.as_row() for ln in lines for f in ln.findings]
         findings += [
             out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line)
-            for ln in sorted(result.out_of_month, key=_line_key)
+            for ln in result.out_of_month
         ]
         findings += result.extra_findings
         (tmp / "findings.ndjson").write_text("".join(dumps(r) + "\n" for r in findings), encoding="utf-8")
@@ -607,10 +607,6 @@ def write_manifest(
     (tmp / "manifest.json").write_text(
         json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-
-
-def _line_key(ln: ReconLine) -> tuple[str, str, int]:
-    return (ln.cdr.id, ln.source, ln.line or 0)
 
 
 def progress_printer(enabled: bool | None = None) -> Callable[[str], None]:

@@ -583,45 +583,6 @@ def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
     )
 
 
-def plain_aggregates(p: pl.DataFrame, tax: pl.DataFrame, m: int) -> Aggregates:
-    """The sums of a statement's included plain lines (``excl_r``/``incl_r``: rounded amounts)."""
-    from pricing.kernel import percentage
-
-    a = Aggregates()
-    inc = pl.col("included")
-    n, energy, excl, excl_r, unknown = p.select(
-        inc.sum().alias("n"),
-        pl.col("energy").filter(inc).sum(),
-        pl.col("amt_excl").filter(inc).sum(),
-        pl.col("excl_r").filter(inc).sum(),
-        (inc & pl.col("incl_r").is_null()).sum().alias("unknown"),
-    ).row(0)
-    if not n:
-        return a
-    a.lines = a.sessions = int(n)  # plain lines are never credits
-    a.energy_kwh, a.unrounded_excl, a.total_excl, a.unknown_vat = (
-        d4(energy),
-        d4(excl),
-        dm(excl_r, m),
-        int(unknown),
-    )
-    known = p.select("vat_rate", "amt_incl", "incl_r", "excl_r", "included").filter(
-        inc & pl.col("incl_r").is_not_null()
-    )
-    if known.height:
-        a.unrounded_incl = d4(known["amt_incl"].sum())
-        by = known.group_by("vat_rate").agg(
-            (pl.col("incl_r") - pl.col("excl_r")).sum().alias("vat"), pl.col("excl_r").sum().alias("base")
-        )
-        for rate, vat, base in by.iter_rows():
-            a.vat_by_rate[str(rate)] += dm(vat, m)
-            a.base_by_rate[str(rate)] += dm(base, m)
-    if tax.height:
-        for rate, amount in tax.group_by("rate_e2").agg(pl.col("amount").sum()).iter_rows():
-            a.taxes[("VAT", percentage(int(rate)))] += d4(amount)
-    return a
-
-
 def add_aggregates(x: Aggregates, y: Aggregates) -> Aggregates:
     out = Aggregates(
         lines=x.lines + y.lines,
@@ -654,7 +615,8 @@ class Built:
 
     st: Statement
     n_lines: int
-    plain: pl.DataFrame  # the statement's plain CDRs (columns of process_piece)
+    plain: pl.DataFrame  # all plain CDRs of the run; this statement's are those of ``key``
+    key: tuple[str, str, str]
     detail_lines: pl.DataFrame  # included record-path lines, LINE_COLUMNS + ord
     detail_disputed: pl.DataFrame  # disputed record-path lines, LINE_COLUMNS + ord + included
     zone: str
@@ -662,9 +624,11 @@ class Built:
 
     def tables(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(included lines, disputed lines), sorted as the record engine sorts them."""
-        text = plain_lines(self.plain, self.zone, self.minor).select(
-            *LINE_COLUMNS, "ord", "included", "disputed_"
+        cpo, emsp, cur = self.key
+        mine = self.plain.filter(
+            pl.col("in_month") & (pl.col("cpo") == cpo) & (pl.col("emsp") == emsp) & (pl.col("cur") == cur)
         )
+        text = plain_lines(mine, self.zone, self.minor).select(*LINE_COLUMNS, "ord", "included", "disputed_")
         lines = _sorted_lines([text.filter("included").drop("included", "disputed_")], self.detail_lines)
         disputed = _sorted_lines([text.filter("disputed_").drop("disputed_")], self.detail_disputed)
         return lines, disputed
@@ -689,43 +653,26 @@ def build(
     plain = pl.concat(run.plain, how="vertical_relaxed") if run.plain else pl.DataFrame()
     run.plain.clear()
     taxes = pl.concat(run.taxes) if run.taxes else pl.DataFrame()
-    parts: dict[tuple[str, str, str], pl.DataFrame] = {}
-    n_in = 0
+    sums: dict[tuple[str, str, str], Aggregates] = {}
+    n_in = excluded_plain = 0
     if plain.height:
-        # statement rows contiguous (in-month first, grouped): a statement is a zero-copy slice
-        plain = plain.sort([pl.col("in_month").not_(), "cpo", "emsp", "cur"], maintain_order=True)
-        n_in = int(plain["in_month"].sum())
-        bounds = (
-            plain.head(n_in)
-            .select("cpo", "emsp", "cur")
-            .with_row_index("_i")
-            .group_by("cpo", "emsp", "cur")
-            .agg(pl.col("_i").min().alias("lo"), pl.len().alias("n"))
-        )
-        for cpo, emsp, cur, lo, n in bounds.iter_rows():
-            parts[(str(cpo), str(emsp), str(cur))] = plain.slice(lo, n)
-    for cpo, emsp, cur in parts:
+        units = {c: 10 ** (4 - minor_unit(c)) for c in plain["cur"].cast(pl.String).unique().to_list()}
+        unit = pl.col("cur").cast(pl.String).replace_strict(units, return_dtype=pl.Int64)
+        plain = plain.with_columns(round_to(pl.col("amt_excl"), unit).alias("excl_r"))
+        plain = plain.with_columns(round_to(pl.col("amt_incl"), unit).alias("incl_r"))
+        sums = group_aggregates(plain, taxes)
+        n_in, excluded_plain = plain.select(
+            pl.col("in_month").sum().alias("n"), (pl.col("in_month") & ~pl.col("included")).sum().alias("x")
+        ).row(0)
+    for cpo, emsp, cur in sums:
         pair_currencies[(cpo, emsp)].add(cur)
-    keys = set(groups) | set(parts)
+    keys = set(groups) | set(sums)
     built: list[Built] = []
     zone_name = zone.key
     for key in sorted(keys):
         cpo, emsp, cur = key
         det = groups.get(key) or Statement(cpo, emsp, cur, month, contracts.terms(cpo, emsp))
-        m = minor_unit(cur)
-        p = parts[key] if key in parts else plain.clear()
-        p = p.with_columns(
-            round_minor(pl.col("amt_excl"), m).alias("excl_r"),
-            round_minor(pl.col("amt_incl"), m).alias("incl_r"),
-        )
-        inc_ord = p.select("ord", "included").filter("included").select("ord")
-        tax = taxes.join(inc_ord, on="ord", how="semi") if taxes.height and inc_ord.height else pl.DataFrame()
-        agg = add_aggregates(plain_aggregates(p, tax, m), _detail_aggregates(det))
-        d, dx = p.select(
-            pl.col("disputed").sum().alias("d"), (pl.col("disputed") & ~pl.col("included")).sum().alias("x")
-        ).row(0)
-        agg.disputed += int(d or 0)
-        agg.disputed_excluded += int(dx or 0)
+        agg = add_aggregates(sums.get(key, Aggregates()), _detail_aggregates(det))
         st = Statement(cpo, emsp, cur, month, det.terms)
         finish(st, contracts, agg)
         member = {id(ln) for ln in det.lines}
@@ -733,9 +680,7 @@ def build(
         det_disputed = line_frame(
             det.disputed, [ord_of[id(origin[id(ln)])] for ln in det.disputed]
         ).with_columns(pl.Series("included", [id(ln) in member for ln in det.disputed], pl.Boolean))
-        n_lines = inc_ord.height + det_lines.height
-        built.append(Built(st, n_lines, p, det_lines, det_disputed, zone_name, m))
-    excluded_plain = int(plain.head(n_in)["included"].not_().sum()) if n_in else 0
+        built.append(Built(st, agg.lines, plain, key, det_lines, det_disputed, zone_name, minor_unit(cur)))
     counts = {
         "read": run.read,
         "settled": n_in - excluded_plain + len(sub.settled_ids),
@@ -745,6 +690,73 @@ def build(
     }
     extra = run.extra_findings + mixed_currency_findings(pair_currencies)
     return built, {"counts": counts, "extra": extra}, plain, sub
+
+
+def round_to(expr: pl.Expr, unit: pl.Expr) -> pl.Expr:
+    """Half-up (away from zero) to a multiple of ``unit`` (1e-4 integers)."""
+    q = (expr.abs() + unit // 2) // unit * unit
+    return pl.when(expr < 0).then(-q).otherwise(q)
+
+
+def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str, str, str], Aggregates]:
+    """Per statement (CPO, eMSP, currency): the sums of its plain lines, in one pass."""
+    from pricing.kernel import percentage
+
+    keys = ["cpo", "emsp", "cur"]
+    rows = plain.filter("in_month").select(
+        pl.col(keys).cast(pl.String),
+        "included",
+        "disputed",
+        "energy",
+        "amt_excl",
+        "amt_incl",
+        "excl_r",
+        "incl_r",
+        pl.col("vat_rate").cast(pl.String),
+        "ord",
+    )
+    inc = pl.col("included")
+    known = inc & pl.col("incl_r").is_not_null()
+    main = rows.group_by(keys).agg(
+        inc.sum().alias("n"),
+        pl.col("energy").filter(inc).sum().alias("energy"),
+        pl.col("amt_excl").filter(inc).sum().alias("amt_excl"),
+        pl.col("excl_r").filter(inc).sum().alias("excl_r"),
+        (inc & pl.col("incl_r").is_null()).sum().alias("unknown"),
+        pl.col("amt_incl").filter(known).sum().alias("amt_incl"),
+        pl.col("disputed").sum().alias("disputed"),
+        (pl.col("disputed") & ~inc).sum().alias("disputed_excluded"),
+    )
+    out: dict[tuple[str, str, str], Aggregates] = {}
+    for r in main.iter_rows(named=True):
+        key = (r["cpo"], r["emsp"], r["cur"])
+        m = minor_unit(r["cur"])
+        a = Aggregates(disputed=int(r["disputed"]), disputed_excluded=int(r["disputed_excluded"]))
+        if r["n"]:
+            a.lines = a.sessions = int(r["n"])  # plain lines are never credits
+            a.energy_kwh, a.unrounded_excl = d4(r["energy"]), d4(r["amt_excl"])
+            a.total_excl, a.unknown_vat = dm(r["excl_r"], m), int(r["unknown"])
+            if int(r["n"]) > int(r["unknown"]):
+                a.unrounded_incl = d4(r["amt_incl"])
+        out[key] = a
+    by_rate = (
+        rows.filter(known)
+        .group_by([*keys, "vat_rate"])
+        .agg((pl.col("incl_r") - pl.col("excl_r")).sum().alias("vat"), pl.col("excl_r").sum().alias("base"))
+    )
+    for cpo, emsp, cur, rate, vat, base in by_rate.iter_rows():
+        m = minor_unit(cur)
+        out[(cpo, emsp, cur)].vat_by_rate[rate] += dm(vat, m)
+        out[(cpo, emsp, cur)].base_by_rate[rate] += dm(base, m)
+    if taxes.height:
+        tax = (
+            taxes.join(rows.filter(inc).select(*keys, "ord"), on="ord", how="inner")
+            .group_by([*keys, "rate_e2"])
+            .agg(pl.col("amount").sum())
+        )
+        for cpo, emsp, cur, rate, amount in tax.iter_rows():
+            out[(cpo, emsp, cur)].taxes[("VAT", percentage(int(rate)))] += d4(amount)
+    return out
 
 
 def _sorted_lines(frames: list[pl.DataFrame], detail: pl.DataFrame) -> pl.DataFrame:
@@ -855,12 +867,8 @@ def _line_of_row(r: dict[str, Any]) -> Line:
     )
 
 
-Source = tuple[pl.DataFrame, pl.Expr]  # rows with the sort keys, and the expression of their text
-KEYS = ["cdr_id", "source", "line", "seq"]
-
-
-def _recon_source(plain: pl.DataFrame) -> Source:
-    """reconciliation.ndjson rows of plain CDRs."""
+def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
+    """reconciliation.ndjson rows of plain CDRs: (ord, seq, text)."""
     cols = {
         "cdr_id": pl.col("cdr_id"),
         "status": pl.col("status"),
@@ -877,7 +885,9 @@ def _recon_source(plain: pl.DataFrame) -> Source:
         "line": pl.col("line"),
     }
     assert list(cols) == RECON_COLUMNS
-    return plain.with_columns(pl.lit(0, pl.Int64).alias("seq")), pl.struct(**cols).struct.json_encode()
+    return part.select(
+        "ord", pl.lit(0, pl.Int64).alias("seq"), pl.struct(**cols).struct.json_encode().alias("text")
+    )
 
 
 STRADDLE_MESSAGE = (
@@ -899,24 +909,30 @@ def _finding_text(**cols: pl.Expr) -> pl.Expr:
     return pl.struct(**{k: row[k] for k in order}).struct.json_encode()
 
 
-def _finding_sources(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> list[Source]:
-    """The findings of plain CDRs, as reconcile_one words them: straddling periods (in period
-    order), then the status finding (ROUNDING, or OVER/UNDERCHARGED on the total)."""
-    keys = plain.select("ord", "cdr_id", "source", "line")
+def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> pl.DataFrame:
+    """The findings of plain CDRs as reconcile_one words them, (ord, seq, text): straddling
+    periods (in period order), then the status finding (ROUNDING, or OVER/UNDERCHARGED)."""
+    keys = part.select("ord", "cdr_id", "source", "line")
     straddle = (
-        straddles.join(keys, on="ord", how="inner").with_columns(pl.col("src").alias("seq")),
-        _finding_text(
-            code=pl.lit("PERIOD_STRADDLES_BOUNDARY"),
-            period=pl.col("src"),
-            message=pl.lit(STRADDLE_MESSAGE.split("{}")[0])
-            + pl.col("src").cast(pl.String)
-            + pl.lit(STRADDLE_MESSAGE.split("{}")[1]),
-        ),
+        straddles.join(keys, on="ord", how="inner")
+        .sort(["ord", "src"])
+        .select(
+            "ord",
+            pl.col("src").alias("seq"),
+            _finding_text(
+                code=pl.lit("PERIOD_STRADDLES_BOUNDARY"),
+                period=pl.col("src"),
+                message=pl.lit(STRADDLE_MESSAGE.split("{}")[0])
+                + pl.col("src").cast(pl.String)
+                + pl.lit(STRADDLE_MESSAGE.split("{}")[1]),
+            ).alias("text"),
+        )
     )
     last = pl.lit(1 << 40, pl.Int64).alias("seq")  # after the straddles of the same CDR
     w = pl.col("worst")
-    rounding = (
-        plain.filter(pl.col("status") == "ROUNDING").with_columns(last),
+    rounding = part.filter(pl.col("status") == "ROUNDING").select(
+        "ord",
+        last,
         _finding_text(
             code=pl.lit("ROUNDING"),
             dimension=pl.lit("total"),
@@ -925,7 +941,7 @@ def _finding_sources(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: De
             + pl.when(w < 0).then(pl.lit("-")).otherwise(pl.lit("+"))
             + e4_text(w.abs())
             + pl.lit(f" (within tolerance {tolerance})"),
-        ),
+        ).alias("text"),
     )
     # OVER/UNDER: said in excl. VAT terms when that differs beyond the tolerance
     tol = int((tolerance * E4).to_integral_value(rounding="ROUND_FLOOR"))
@@ -935,8 +951,9 @@ def _finding_sources(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: De
     diff = pl.when(use_x).then(dx).otherwise(w)
     rep = pl.when(which_x).then(pl.col("rep_excl")).otherwise(pl.col("rep_incl"))
     ours = pl.when(which_x).then(pl.col("rec_excl")).otherwise(pl.col("rec_incl"))
-    over = (
-        plain.filter(pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"])).with_columns(last),
+    over = part.filter(pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"])).select(
+        "ord",
+        last,
         _finding_text(
             code=pl.col("status"),
             dimension=pl.lit("total"),
@@ -953,34 +970,33 @@ def _finding_sources(plain: pl.DataFrame, straddles: pl.DataFrame, tolerance: De
             + ", recomputed "
             + e4_text(ours)
             + ")",
-        ),
+        ).alias("text"),
     )
-    return [straddle, rounding, over]
+    return pl.concat([straddle, rounding, over]).sort(["ord", "seq"])
 
 
-def _write_sorted(fh: Any, sources: list[Source]) -> None:
-    """The texts of all sources, one per line, in the order of ``KEYS``. Only the keys are sorted
-    as a whole; the text is made slice by slice in that order (memory bounded by the slice)."""
-    parts = [
-        f.select(pl.col(k).cast(pl.String) if k == "source" else pl.col(k) for k in KEYS).with_columns(
-            pl.lit(i, pl.Int32).alias("_src"), pl.int_range(pl.len(), dtype=pl.Int64).alias("_idx")
-        )
-        for i, (f, _) in enumerate(sources)
-        if f.height
-    ]
-    if not parts:
-        return
-    order = pl.concat(parts).sort(KEYS).select("_src", "_idx")
+def _write_in_order(
+    fh: Any, plain: pl.DataFrame, make: Callable[[pl.DataFrame], pl.DataFrame], detail: pl.DataFrame
+) -> None:
+    """Texts in input order: ``make`` turns contiguous slices of the plain rows (already in input
+    order) into (ord, seq, text); the record-path rows (``detail``: ord, seq, text) are merged in
+    by ``ord``. Nothing is sorted as a whole; memory is bounded by the slice."""
+    detail = detail.sort(["ord", "seq"])
+    det_ord = detail["ord"].to_numpy()
+    done = 0
     step = 5 * SLICE
-    for lo in range(0, order.height, step):
-        sl = order.slice(lo, step)
-        src, idx = sl["_src"].to_numpy(), sl["_idx"].to_numpy()
-        out = np.empty(len(src), dtype=object)
-        for i in np.unique(src).tolist():
-            at = np.flatnonzero(src == i)
-            frame, text = sources[i]
-            out[at] = frame[idx[at]].select(text.alias("t"))["t"].to_list()
-        fh.write("\n".join(out.tolist()) + "\n")
+    for lo in range(0, plain.height, step):
+        part = plain.slice(lo, step)
+        last = lo + step >= plain.height
+        upto = len(det_ord) if last else int(np.searchsorted(det_ord, part["ord"][-1], "right"))
+        texts = make(part)
+        if upto > done:
+            texts = pl.concat([texts, detail.slice(done, upto - done)]).sort(["ord", "seq"])
+            done = upto
+        if texts.height:
+            fh.write("\n".join(texts["text"].to_list()) + "\n")
+    if done < len(det_ord):
+        fh.write("\n".join(detail.slice(done)["text"].to_list()) + "\n")
 
 
 def write_columnar(
@@ -1012,56 +1028,49 @@ def write_columnar(
     def finding_rows(ln: ReconLine) -> list[str]:
         return [dumps(f.as_row()) for f in ln.findings]
 
-    def detail_source(lines: Sequence[ReconLine], make: Callable[[ReconLine], list[str]]) -> Source:
-        data = [(ln.cdr.id, ln.source, ln.line, seq, t) for ln in lines for seq, t in enumerate(make(ln))]
-        frame = pl.DataFrame(
-            data,
-            schema={
-                "cdr_id": pl.String,
-                "source": pl.String,
-                "line": pl.Int64,
-                "seq": pl.Int64,
-                "text": pl.String,
-            },
-            orient="row",
-        )
-        return frame, pl.col("text")
+    def detail_texts(
+        lines: Sequence[ReconLine], ord_of: dict[int, int], make: Callable[[ReconLine], list[str]]
+    ) -> pl.DataFrame:
+        data = [(ord_of[id(ln)], seq, t) for ln in lines for seq, t in enumerate(make(ln))]
+        return pl.DataFrame(data, schema={"ord": pl.Int64, "seq": pl.Int64, "text": pl.String}, orient="row")
 
     def fill(tmp: Path) -> None:
         for i, b in enumerate(built):
             say(f"writing statement {i + 1}/{len(built)}")
             write_statement(b, tmp / b.st.folder, locale)
         say("writing reconciliation.ndjson")
+        ord_of = dict(zip(map(id, run.detail), run.detail_ord, strict=True))
         with open(tmp / "reconciliation.ndjson", "w", encoding="utf-8") as fh:
-            _write_sorted(
-                fh, [*([_recon_source(plain)] if plain.height else []), detail_source(run.detail, recon_row)]
-            )
+            _write_in_order(fh, plain, _recon_text, detail_texts(run.detail, ord_of, recon_row))
         say("writing findings.ndjson")
-        straddles = pl.concat(run.straddles) if run.straddles else pl.DataFrame()
-        findings = [
-            *(_finding_sources(plain, straddles, tolerance) if plain.height else []),
-            detail_source(run.detail, finding_rows),
-        ]
-        outside = plain.filter(~pl.col("in_month")) if plain.height else plain
-        oom = [
-            (cid, src, line, dumps(out_of_month_finding(cid, end, month, src, line)))
-            for cid, src, line, end in (
-                outside.select("cdr_id", "source", "line", "end_ms").iter_rows() if outside.height else []
-            )
-        ]
-        oom += [
-            (
-                ln.cdr.id,
-                ln.source,
-                ln.line,
-                dumps(out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line)),
-            )
-            for ln in sub.out_of_month
-        ]
-        oom.sort(key=lambda r: (r[0], r[1], r[2] or 0))
+        straddles = pl.concat(run.straddles).sort("ord") if run.straddles else pl.DataFrame()
         with open(tmp / "findings.ndjson", "w", encoding="utf-8") as fh:
-            _write_sorted(fh, findings)
-            fh.writelines(r[3] + "\n" for r in oom)
+            _write_in_order(
+                fh,
+                plain,
+                lambda part: _finding_texts(part, straddles, tolerance),
+                detail_texts(run.detail, ord_of, finding_rows),
+            )
+            outside = plain.filter(~pl.col("in_month")) if plain.height else plain
+            oom = [
+                (o, dumps(out_of_month_finding(cid, end, month, src, line)))
+                for o, cid, src, line, end in (
+                    outside.select(
+                        "ord", "cdr_id", pl.col("source").cast(pl.String), "line", "end_ms"
+                    ).iter_rows()
+                    if outside.height
+                    else []
+                )
+            ]
+            oom += [
+                (
+                    ord_of[id(ln)],
+                    dumps(out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line)),
+                )
+                for ln in sub.out_of_month
+            ]
+            oom.sort(key=lambda r: r[0])
+            fh.writelines(t + "\n" for _, t in oom)
             fh.writelines(dumps(r) + "\n" for r in meta["extra"])
         write_rejects(tmp, run.rejects)
         say("writing manifest.json")

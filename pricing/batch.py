@@ -403,17 +403,33 @@ def flat_file_kernel(
     total = BatchResult(policy=policy, engine="kernel")
     parts: list[Any] = []
     row0 = 0
-    for table in iter_flat_tables(source, FLAT_PIECE_ROWS):
-        fr = split_flat(table)
+    pieces = ((t.num_rows, split_flat(t)) for t in iter_flat_tables(source, FLAT_PIECE_ROWS))
+    for n_rows, fr in prefetched(pieces) if workers > 1 else pieces:
         part = flat_kernel_result(fr, tariffs, policy, tz, workers, source, row0 + fr.first_row + 1)
-        row0 += table.num_rows
-        del fr, table
+        row0 += n_rows
+        del fr
         total.read += part.read
         parts.append(part.rows)
         total.rejects.extend(part.rejects)
         total.warnings.extend(part.warnings)
     total.rows = merge_rows(parts)
     return total
+
+
+def prefetched(items: Iterator[Any]) -> Iterator[Any]:
+    """``items`` in order, the next one produced on a helper thread while the caller works on
+    the current one (reading and decoding a piece overlaps pricing the previous one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(next, items, done)
+        while True:
+            item = future.result()
+            if item is done:
+                return
+            future = pool.submit(next, items, done)
+            yield item
 
 
 def row_key(r: dict[str, Any]) -> tuple[Any, ...]:

@@ -7,7 +7,6 @@ rejects and the same line numbers (``line`` = 1-based row of the record's first 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -106,44 +105,80 @@ def e4_decimal(v: int) -> Decimal:
     return Decimal(v).scaleb(-4)
 
 
+PERIOD_FIELDS = {  # CdrPeriod field → flat column
+    "start_ms": "period_start_ms",
+    "energy_mwh": "energy_mwh",
+    "time_ms": "time_ms",
+    "parking_ms": "parking_ms",
+    "reservation_ms": "reservation_ms",
+    "min_power_w": "min_power_w",
+    "max_power_w": "max_power_w",
+    "min_current_ma": "min_current_ma",
+    "max_current_ma": "max_current_ma",
+    "tariff_id": "tariff_id",
+}
+CDR_FIELDS = {  # Cdr field → flat column (first row of the record)
+    "id": "cdr_id",
+    "version": "ocpi_version",
+    "start_ms": "cdr_start_ms",
+    "end_ms": "cdr_end_ms",
+    "currency": "currency",
+    "country_code": "country_code",
+    "party_id": "party_id",
+    "location_country": "location_country",
+    "location_time_zone": "time_zone",
+    "emsp_country_code": "emsp_country_code",
+    "emsp_party_id": "emsp_party_id",
+    "location_id": "location_id",
+    "contract_id": "contract_id",
+    "credit": "credit",
+    "credit_reference_id": "credit_reference_id",
+}
+
+
 def piece_cdrs(piece: FlatPiece, fr: Any, ks: Sequence[int]) -> list[Cdr]:
-    """Records ``ks`` of a split piece as complete canonical CDRs (money, parties, credit)."""
+    """Records ``ks`` of a split piece as complete canonical CDRs (periods, money, parties,
+    credit), read column-wise (one Arrow ``take`` per column, no per-value lookups). Values are
+    those of :func:`pricing.periods.flat_cdr`: an empty ``tariff_id`` names no tariff."""
     import pyarrow as pa
 
-    from pricing.periods import flat_cdr
+    from pricing.model import CdrPeriod
 
     if not ks:
         return []
     t = piece.table
-    rows = pa.array(fr.first_row[list(ks)], pa.int64())
-
-    def take(name: str) -> list[Any]:
-        return optional_column(t, name).take(rows).to_pylist()
-
+    k = np.asarray(ks, np.int64)
+    first = np.asarray(fr.first_row, np.int64)
+    ends = np.append(first[1:], t.num_rows)
+    lo, hi = first[k], ends[k]
+    counts = hi - lo
+    starts = np.cumsum(counts) - counts
+    rows = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts - lo, counts)
+    per_row = {f: optional_column(t, c).take(pa.array(rows)).to_pylist() for f, c in PERIOD_FIELDS.items()}
+    per_row["tariff_id"] = [x or None for x in per_row["tariff_id"]]
+    per_cdr = {f: optional_column(t, c).take(pa.array(lo)).to_pylist() for f, c in CDR_FIELDS.items()}
     excl, excl_ok = decimal_e6(t.column("reported_total_excl"))
     incl, incl_ok = decimal_e6(t.column("reported_total_incl"))
-    extra = {name: take(name) for name in (*SETTLEMENT_COLUMNS, "emsp_country_code", "emsp_party_id")}
+    names = list(PERIOD_FIELDS)
+    columns = [per_row[f] for f in names]
     out = []
-    for j, k in enumerate(ks):
-        r = int(fr.first_row[k])
+    for j in range(len(k)):
+        r = int(lo[j])
+        a, b = int(starts[j]), int(starts[j] + counts[j])
+        periods = tuple(
+            CdrPeriod(**dict(zip(names, vals, strict=True)))
+            for vals in zip(*(c[a:b] for c in columns), strict=True)
+        )
         money = None
         if excl_ok[r] or incl_ok[r]:
             money = Money(
                 e4_decimal(int(excl[r]) // E6_PER_E4) if excl_ok[r] else None,
                 e4_decimal(int(incl[r]) // E6_PER_E4) if incl_ok[r] else None,
             )
-        out.append(
-            dataclasses.replace(
-                flat_cdr(fr, k),
-                total_cost=money,
-                emsp_country_code=extra["emsp_country_code"][j],
-                emsp_party_id=extra["emsp_party_id"][j],
-                location_id=extra["location_id"][j],
-                contract_id=extra["contract_id"][j],
-                credit=bool(extra["credit"][j]),
-                credit_reference_id=extra["credit_reference_id"][j],
-            )
-        )
+        fields = {f: per_cdr[f][j] for f in CDR_FIELDS}
+        fields["version"] = fields["version"] or ""
+        fields["credit"] = bool(fields["credit"])
+        out.append(Cdr(periods=periods, total_cost=money, **fields))
     return out
 
 

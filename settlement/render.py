@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
@@ -80,15 +81,16 @@ def write_document(
 ) -> None:
     """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, plus the lists of ``lists``
     (key → (items, writer)) whose items the writers stream (each item on its own line, already
-    indented, separated by ``,\n``). Big statements never exist as one Python object."""
+    indented, separated by ``,\n``). Big statements never exist as one Python object. ``fh`` is a
+    binary file."""
     marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
     full = {**doc, **{k: ([marks[k]] if k in marks else []) for k in lists}}
     text = json.dumps(full, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
     for key in sorted(marks):  # sort_keys: the lists appear in key order
         head, text = text.split(json.dumps(marks[key]), 1)
-        fh.write(head.rstrip(" "))
+        fh.write(head.rstrip(" ").encode("utf-8"))
         lists[key][1](fh)
-    fh.write(text + "\n")
+    fh.write((text + "\n").encode("utf-8"))
 
 
 def compact_rows(rows: list[dict[str, Any]]) -> ListWriter:
@@ -99,7 +101,7 @@ def compact_rows(rows: list[dict[str, Any]]) -> ListWriter:
             ",\n".join(
                 "    " + json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
                 for r in rows
-            )
+            ).encode("utf-8")
         )
 
     return len(rows), write
@@ -109,7 +111,7 @@ def render_statement(st: Statement, folder: Path, locale: str = "en_GB") -> None
     folder.mkdir(parents=True, exist_ok=True)
     doc = statement_document(st)
     lists = {key: compact_rows(doc.pop(key)) for key in ("lines", "disputed")}
-    with open(folder / "statement.json", "w", encoding="utf-8") as fh:
+    with open(folder / "statement.json", "wb") as fh:
         write_document(doc, lists, fh)
     (folder / "lines.csv").write_text(lines_csv(st), encoding="utf-8")
     (folder / "invoice_reconciliation_record.json").write_text(
@@ -121,7 +123,7 @@ def render_statement(st: Statement, folder: Path, locale: str = "en_GB") -> None
 # ---- HTML ---------------------------------------------------------------------------------------
 
 
-def _money(v: Any, cur: str, locale: str) -> str:
+def _money(v: Any, cur: str, locale: Any) -> str:
     if v is None or v == "":
         return "—"
     return format_currency(Decimal(str(v)), cur, locale=locale, currency_digits=True)
@@ -139,6 +141,7 @@ def daily_sums(lines: Any) -> dict[int, tuple[Decimal, Decimal]]:
 
 def daily_chart(st: Statement, locale: str, daily: dict[int, tuple[Decimal, Decimal]] | None = None) -> str:
     """Inline SVG: bars = daily energy (kWh), line = daily amount excl. VAT."""
+    loc = Locale.parse(locale) if isinstance(locale, str) else locale
     first, last = month_bounds(st.month)
     days = (last - first).days + 1
     sums = daily_sums(st.lines) if daily is None else daily
@@ -160,7 +163,7 @@ def daily_chart(st: Statement, locale: str, daily: dict[int, tuple[Decimal, Deci
         parts.append(
             f'<rect x="{x + 1:.1f}" y="{h - pad - eh:.1f}" width="{max(bw - 2, 1):.1f}" height="{eh:.1f}" '
             f'fill="#8fb8de"><title>{first.replace(day=d + 1).isoformat()}: '
-            f"{format_decimal(energy[d], '#,##0.0', locale=locale)} kWh</title></rect>"
+            f"{format_decimal(energy[d], '#,##0.0', locale=loc)} kWh</title></rect>"
         )
         ay = h - pad - float(amount[d] / amax) * (h - 2 * pad)
         points.append(f"{x + bw / 2:.1f},{ay:.1f}")
@@ -171,11 +174,11 @@ def daily_chart(st: Statement, locale: str, daily: dict[int, tuple[Decimal, Deci
     parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="#c0392b" stroke-width="2"/>')
     parts.append(
         f'<text x="{pad}" y="14" font-size="11" fill="#2c6fad">■ energy (kWh, max '
-        f"{format_decimal(emax, '#,##0.0', locale=locale)})</text>"
+        f"{format_decimal(emax, '#,##0.0', locale=loc)})</text>"
     )
     parts.append(
         f'<text x="{w - pad}" y="14" font-size="11" fill="#c0392b" text-anchor="end">— amount excl. VAT '
-        f"(max {html.escape(_money(amax, st.currency, locale))})</text>"
+        f"(max {html.escape(_money(amax, st.currency, loc))})</text>"
     )
     parts.append("</svg>")
     return "".join(parts)
@@ -218,6 +221,8 @@ def statement_html(
     them), with ``daily`` sums over all; ``members`` = the included lines a disputed line is
     looked up in (default ``st.lines``)."""
     cur, t = st.currency, st.totals
+    loc = Locale.parse(locale)  # parsed once: babel would parse the name on every call
+    dates: dict[str, str] = {}
     n_lines = len(st.lines) if n_lines is None else n_lines
     members = {id(ln) for ln in (st.lines if members is None else members)}
     n_disputed = len(st.disputed) if n_disputed is None else n_disputed
@@ -225,18 +230,20 @@ def statement_html(
     esc = html.escape
 
     def m(v: Any) -> str:
-        return esc(_money(v, cur, locale))
+        return esc(_money(v, cur, loc))
 
     def d(iso: str) -> str:
         from datetime import date
 
-        return esc(format_date(date.fromisoformat(iso[:10]), "medium", locale=locale))
+        if iso[:10] not in dates:
+            dates[iso[:10]] = esc(format_date(date.fromisoformat(iso[:10]), "medium", locale=loc))
+        return dates[iso[:10]]
 
     rows = []
     for ln in st.lines[:HTML_MAX_LINES]:
         rows.append(
             f"<tr><td>{esc(ln.cdr_id)}</td><td>{d(ln.session_end)} {esc(ln.session_end[11:16])}</td>"
-            f"<td>{esc(ln.location_id)}</td><td class=n>{esc(format_decimal(ln.energy_kwh, '#,##0.000', locale=locale))}</td>"
+            f"<td>{esc(ln.location_id)}</td><td class=n>{esc(format_decimal(ln.energy_kwh, '#,##0.000', locale=loc))}</td>"
             f"<td class=n>{m(ln.excl)}</td><td class=n>{m(ln.vat)}</td><td class=n>{m(ln.incl)}</td>"
             f"<td>{esc(ln.vat_bucket)}</td><td>{esc(line_note(ln))}</td></tr>"
         )
@@ -281,7 +288,7 @@ def statement_html(
     if t["reporting_currency"] != cur and t["amount_due_reporting"] is not None:
         fx = (
             f"<tr><td>Amount due in {esc(t['reporting_currency'])} (rate {esc(t['fx_rate'])})</td>"
-            f"<td class=n>{esc(_money(t['amount_due_reporting'], t['reporting_currency'], locale))}</td></tr>"
+            f"<td class=n>{esc(_money(t['amount_due_reporting'], t['reporting_currency'], loc))}</td></tr>"
         )
     return f"""<!DOCTYPE html>
 <html lang="{esc(locale.replace("_", "-"))}"><head><meta charset="utf-8">
@@ -298,7 +305,7 @@ def statement_html(
 <h2>Summary</h2>
 <table>
 <tr><td>Sessions (lines)</td><td class=n>{t["lines"]}</td></tr>
-<tr><td>Energy</td><td class=n>{esc(format_decimal(Decimal(t["energy_kwh"]), "#,##0.000", locale=locale))} kWh</td></tr>
+<tr><td>Energy</td><td class=n>{esc(format_decimal(Decimal(t["energy_kwh"]), "#,##0.000", locale=loc))} kWh</td></tr>
 <tr><td>Total excl. VAT</td><td class=n>{m(t["total_excl_vat"])}</td></tr>
 <tr><td>VAT</td><td class=n>{m(t["vat_total"])}</td></tr>
 <tr><td>Total incl. VAT</td><td class=n>{m(t["total_incl_vat"])}</td></tr>
@@ -309,7 +316,7 @@ def statement_html(
 {m(t["rounding_difference_excl_vat"])} excl. VAT. Lines with unknown VAT (OCPI 2.1.1): {t["vat_unknown_lines"]}.</td></tr>
 </table>
 <h2>Daily energy and amount</h2>
-{daily_chart(st, locale, daily)}
+{daily_chart(st, loc, daily)}
 <h2>VAT by rate</h2>
 <table><tr><th>Rate</th><th class=n>Base excl. VAT</th><th class=n>VAT</th></tr>{vat}</table>
 {"<h2>Tax lines (OCPI 2.3.0)</h2><table><tr><th>Tax</th><th class=n>Amount</th></tr>" + taxes + "</table>" if taxes else ""}

@@ -791,11 +791,26 @@ def _json_writer(frame: pl.DataFrame) -> tuple[int, Callable[[Any], None]]:
     cols = sorted(LINE_COLUMNS)
 
     def write(fh: Any) -> None:
-        for lo in range(0, frame.height, SLICE):
-            part = frame.slice(lo, SLICE).select(pl.lit("    ") + pl.struct(cols).struct.json_encode())
-            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_series().to_list()))
+        write_items(fh, frame, pl.struct(cols).struct.json_encode())
 
     return frame.height, write
+
+
+def write_text(fh: Any, text: pl.Series) -> None:
+    """Each value on its own line, written by polars into the binary file ``fh``."""
+    if len(text):
+        text.to_frame("t").write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
+
+
+def write_items(fh: Any, frame: pl.DataFrame, item: pl.Expr) -> None:
+    """JSON list items (``item`` of each row), indented by 4, separated by ``,\n``, no newline after
+    the last (:func:`settlement.render.write_document` writes the rest)."""
+    text = frame.select((pl.lit("    ") + item).alias("t"))["t"]
+    n = len(text)
+    for lo in range(0, n - 1, SLICE):
+        write_text(fh, text.slice(lo, min(SLICE, n - 1 - lo)) + ",")
+    if n:
+        fh.write(text[n - 1].encode("utf-8"))
 
 
 def write_statement(b: Built, folder: Path, locale: str) -> None:
@@ -814,24 +829,21 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
     doc = statement_document(st)  # (no lines yet) the lists are streamed in below
     doc.pop("lines")
     doc.pop("disputed")
-    with open(folder / "statement.json", "w", encoding="utf-8") as fh:
+    with open(folder / "statement.json", "wb") as fh:
         write_document(doc, {"lines": _json_writer(lines), "disputed": _json_writer(disputed)}, fh)
-    with open(folder / "lines.csv", "w", encoding="utf-8") as fh:
-        fh.write(",".join(LINE_COLUMNS) + "\n")
-        for lo in range(0, n, SLICE):
-            fh.write(
-                lines.slice(lo, SLICE)
-                .select(LINE_COLUMNS)
-                .with_columns(pl.col(pl.String).replace("", None))  # csv.writer writes "" as nothing
-                .write_csv(include_header=False, line_terminator="\n", quote_style="necessary", null_value="")
+    with open(folder / "lines.csv", "wb") as fh:
+        fh.write((",".join(LINE_COLUMNS) + "\n").encode("utf-8"))
+        if n:
+            lines.select(LINE_COLUMNS).with_columns(
+                pl.col(pl.String).replace("", None)  # csv.writer writes "" as nothing
+            ).write_csv(
+                fh, include_header=False, line_terminator="\n", quote_style="necessary", null_value=""
             )
 
     def ids(fh: Any) -> None:
-        for lo in range(0, n, SLICE):
-            part = lines.slice(lo, SLICE).select(pl.lit("    ") + json_value("cdr_id"))
-            fh.write(("" if lo == 0 else ",\n") + ",\n".join(part.to_series().to_list()))
+        write_items(fh, lines, json_value("cdr_id"))
 
-    with open(folder / "invoice_reconciliation_record.json", "w", encoding="utf-8") as fh:
+    with open(folder / "invoice_reconciliation_record.json", "wb") as fh:
         write_document(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh, ensure_ascii=True)
     st.lines = [_line_of_row(r) for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)]
     shown = [(_line_of_row(r), r["included"]) for r in disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
@@ -993,10 +1005,9 @@ def _write_in_order(
         if upto > done:
             texts = pl.concat([texts, detail.slice(done, upto - done)]).sort(["ord", "seq"])
             done = upto
-        if texts.height:
-            fh.write("\n".join(texts["text"].to_list()) + "\n")
+        write_text(fh, texts["text"])
     if done < len(det_ord):
-        fh.write("\n".join(detail.slice(done)["text"].to_list()) + "\n")
+        write_text(fh, detail.slice(done)["text"])
 
 
 def write_columnar(
@@ -1040,11 +1051,11 @@ def write_columnar(
             write_statement(b, tmp / b.st.folder, locale)
         say("writing reconciliation.ndjson")
         ord_of = dict(zip(map(id, run.detail), run.detail_ord, strict=True))
-        with open(tmp / "reconciliation.ndjson", "w", encoding="utf-8") as fh:
+        with open(tmp / "reconciliation.ndjson", "wb") as fh:
             _write_in_order(fh, plain, _recon_text, detail_texts(run.detail, ord_of, recon_row))
         say("writing findings.ndjson")
         straddles = pl.concat(run.straddles).sort("ord") if run.straddles else pl.DataFrame()
-        with open(tmp / "findings.ndjson", "w", encoding="utf-8") as fh:
+        with open(tmp / "findings.ndjson", "wb") as fh:
             _write_in_order(
                 fh,
                 plain,
@@ -1070,8 +1081,8 @@ def write_columnar(
                 for ln in sub.out_of_month
             ]
             oom.sort(key=lambda r: r[0])
-            fh.writelines(t + "\n" for _, t in oom)
-            fh.writelines(dumps(r) + "\n" for r in meta["extra"])
+            fh.writelines((t + "\n").encode("utf-8") for _, t in oom)
+            fh.writelines((dumps(r) + "\n").encode("utf-8") for r in meta["extra"])
         write_rejects(tmp, run.rejects)
         say("writing manifest.json")
         write_manifest(

@@ -128,3 +128,32 @@ def test_columnar_on_dask_is_byte_identical(tmp_path: Path) -> None:
     assert main([*base, "--engine", "dask", "--out", str(tmp_path / "dask")]) == 0
     assert json.loads((tmp_path / "dask" / "manifest.json").read_text())["settings"]["engine"] == "dask"
     assert_same_run(tmp_path / "local", tmp_path / "dask")
+
+
+def test_piece_cdrs_match_the_pricing_flat_reader(tmp_path: Path) -> None:
+    """Settlement's column-wise CDR builder gives pricing.periods.flat_cdr's CDRs (plus money,
+    parties and credit fields)."""
+    import dataclasses
+
+    from pricing.periods import flat_cdr
+    from settlement.flatcdrs import iter_pieces, piece_cdrs, split_piece
+
+    cdrs, _, _ = generate(tmp_path, 8)
+    for piece in iter_pieces([cdrs], 1200):
+        fr, rejects = split_piece(piece)
+        ks = [k for k in range(fr.n_records) if k not in rejects]
+        for k, got in zip(ks, piece_cdrs(piece, fr, ks), strict=True):
+            want = flat_cdr(fr, k)
+            assert (
+                dataclasses.replace(
+                    got,
+                    total_cost=None,
+                    emsp_country_code=None,
+                    emsp_party_id=None,
+                    location_id=None,
+                    contract_id=None,
+                    credit=False,
+                    credit_reference_id=None,
+                )
+                == want
+            )

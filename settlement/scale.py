@@ -33,6 +33,7 @@ import polars as pl
 
 from pricing.errors import Finding
 from pricing.io import Record, dumps
+from pricing.model import Money
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
 from settlement.contracts import Contracts
@@ -85,39 +86,37 @@ def month_window_ms(month: str, zone: ZoneInfo) -> tuple[int, int]:
 
 
 def special_ids(files: Sequence[Path]) -> set[str]:
-    """CDR ids that need record-level work across the whole run: ids seen on more than one record
-    and ids a credit refers to (the credit's original)."""
+    """CDR ids seen on more than one record across the run: duplicates are judged record by
+    record (identical or conflicting copies)."""
     import pyarrow.parquet as pq
 
-    out: set[str] = set()
     counts: list[pl.DataFrame] = []
     for f in files:
-        pf = pq.ParquetFile(f)
-        names = pf.schema_arrow.names
-        cols = ["cdr_id"] + [c for c in ("credit", "credit_reference_id") if c in names]
-        df = pl.from_arrow(pf.read(columns=cols))
+        df = pl.from_arrow(pq.ParquetFile(f).read(columns=["cdr_id"]))
         assert isinstance(df, pl.DataFrame)
         first = df.filter(
             pl.col("cdr_id").ne_missing(pl.col("cdr_id").shift(1)) | (pl.int_range(pl.len()) == 0)
         )
-        counts.append(first.select("cdr_id"))
-        if "credit" in first.columns and "credit_reference_id" in first.columns:
-            refs = first.filter(pl.col("credit").fill_null(False))["credit_reference_id"].drop_nulls()
-            out.update(refs.to_list())
-    if counts:
-        ids = pl.concat(counts).drop_nulls()
-        out.update(ids.filter(ids["cdr_id"].is_duplicated())["cdr_id"].unique().to_list())
+        counts.append(first)
+    if not counts:
+        return set()
+    ids = pl.concat(counts).drop_nulls()
+    return set(ids.filter(ids["cdr_id"].is_duplicated())["cdr_id"].unique().to_list())
+
+
+def originals_of_credits(run: ColumnarRun) -> dict[str, Money]:
+    """The reported totals of plain CDRs that a record-path credit refers to (the credit check
+    of :func:`settlement.reconcile.check_duplicates_and_credits` nets against them)."""
+    refs = {ln.cdr.credit_reference_id for ln in run.detail if ln.cdr.credit and ln.cdr.credit_reference_id}
+    out: dict[str, Money] = {}
+    if not refs:
+        return out
+    wanted = pl.Series(sorted(refs), dtype=pl.String).implode()
+    for part in run.plain:
+        hit = part.filter(pl.col("cdr_id").is_in(wanted)).select("cdr_id", "rep_excl", "rep_incl")
+        for cid, x, i in hit.iter_rows():
+            out.setdefault(cid, Money(None if x is None else d4(x), None if i is None else d4(i)))
     return out
-
-
-PARTY_FIELDS = [
-    "country_code",
-    "party_id",
-    "emsp_country_code",
-    "emsp_party_id",
-    "location_id",
-    "contract_id",
-]
 
 
 def with_parties(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
@@ -465,7 +464,9 @@ def run_columnar(
         run.detail += lines
         run.detail_ord += ords
         say(f"priced and reconciled {run.read} records ({len(run.detail)} record by record)")
-    check_duplicates_and_credits(run.detail, history)
+    # a credit's original may be a plain CDR of this run (it precedes the history, as in-run
+    # originals do in the record engine)
+    check_duplicates_and_credits(run.detail, {**history, **originals_of_credits(run)})
     return run
 
 
@@ -650,7 +651,7 @@ def build(
     origin: dict[int, ReconLine] = {}
     place_lines(run.detail, zone, month, contracts, sub, groups, pair_currencies, origin)
     ord_of = {id(ln): o for ln, o in zip(run.detail, run.detail_ord, strict=True)}
-    plain = pl.concat(run.plain, how="vertical_relaxed") if run.plain else pl.DataFrame()
+    plain = pl.concat(run.plain, how="vertical_relaxed", rechunk=False) if run.plain else pl.DataFrame()
     run.plain.clear()
     taxes = pl.concat(run.taxes) if run.taxes else pl.DataFrame()
     sums: dict[tuple[str, str, str], Aggregates] = {}

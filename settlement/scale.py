@@ -789,12 +789,32 @@ def _daily(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
 
 def _json_writer(frame: pl.DataFrame) -> tuple[int, Callable[[Any], None]]:
     """Line rows as :func:`settlement.render.compact_rows` writes them."""
-    cols = sorted(LINE_COLUMNS)
 
     def write(fh: Any) -> None:
-        write_items(fh, frame, pl.struct(cols).struct.json_encode())
+        write_items(fh, frame, json_object(frame, sorted(LINE_COLUMNS)))
 
     return frame.height, write
+
+
+NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
+def json_object(frame: pl.DataFrame, cols: Sequence[str]) -> pl.Expr:
+    """``json.dumps(row, separators=(",", ":"), ensure_ascii=False)`` of the ``cols`` of each row
+    (string / boolean columns), by concatenation; a string column holding a character JSON must
+    escape is encoded by polars' JSON writer instead."""
+    parts: list[pl.Expr] = []
+    for i, c in enumerate(cols):
+        key = ("{" if i == 0 else ",") + json.dumps(c) + ":"
+        dtype = frame.schema[c]
+        if dtype == pl.Boolean:
+            value = pl.when(pl.col(c)).then(pl.lit("true")).otherwise(pl.lit("false"))
+        elif frame.height and frame.select(pl.col(c).str.contains(NEEDS_ESCAPE).any()).item():
+            value = json_value(c)
+        else:
+            value = pl.lit('"') + pl.col(c) + pl.lit('"')
+        parts.append(pl.lit(key) + value.fill_null(pl.lit("null")))
+    return pl.concat_str(parts) + pl.lit("}")
 
 
 def write_text(fh: Any, text: pl.Series) -> None:

@@ -157,3 +157,19 @@ def test_piece_cdrs_match_the_pricing_flat_reader(tmp_path: Path) -> None:
                 )
                 == want
             )
+
+
+def test_json_object_is_json_dumps() -> None:
+    import polars as pl
+
+    from settlement.scale import json_object
+
+    df = pl.DataFrame(
+        {
+            "a": ["x", None, 'q"\\\x01é', "\u2028"],
+            "b": [True, False, True, False],
+            "c": ["1.00", "2", None, ""],
+        }
+    )
+    got = df.select(json_object(df, ["a", "b", "c"]).alias("j"))["j"].to_list()
+    assert got == [json.dumps(r, separators=(",", ":"), ensure_ascii=False) for r in df.to_dicts()]

@@ -5,8 +5,9 @@ malformed records included); ``--kind ndjson``: N nested OCPI CDRs (NDJSON, one 
 the generator computes their reported totals, ~1.4 k CDRs/s). All of them are priced with
 ``roamledger price --engine kernel``, every K-th record with ``--engine reference`` (the
 reference is ~1,000× slower), and the rows of the sampled CDRs are compared column by column.
-Writes ``benchmarks/results/kernel_vs_reference_<kind>.json``; exits 1 on any difference. This is the issue's "identical output on 10^6 generated CDRs (a sample for the
-reference)" check, run before resolving; the differential tests cover random tariffs in CI.
+Writes ``benchmarks/results/kernel_vs_reference_<kind>.json``; exits 1 on any difference.
+This is the issue's "identical output on 10^6 generated CDRs (a sample for the reference)"
+check, run before resolving; the differential tests cover random tariffs in CI.
 """
 
 from __future__ import annotations

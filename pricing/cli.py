@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pricing import __version__
 from pricing.errors import RoamledgerError
@@ -262,6 +263,15 @@ def cmd_settle(args: argparse.Namespace) -> int:
         "month": args.month,
     }
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
+    common: dict[str, Any] = {
+        "tz": args.tz,
+        "basis": args.basis,
+        "contracts_path": args.contracts,
+        "policy": policy,
+        "history": args.history,
+        "progress": say,
+        "pricer": args.pricer,
+    }
     if engine == "columnar" or (engine == "dask" and all_flat):  # flat months: columnar, here or on Dask
         from settlement.scale import settle_columnar
 
@@ -270,49 +280,29 @@ def cmd_settle(args: argparse.Namespace) -> int:
             args.tariffs,
             args.month,
             args.out,
-            args.tz,
-            args.basis,
-            args.contracts,
-            policy,
-            args.history,
-            say,
-            args.pricer,
-            settings,
-            args.locale,
-            inputs,
+            settings=settings,
+            locale=args.locale,
+            inputs=inputs,
             piece_rows=max(1, args.piece_rows),
             engine="dask" if engine == "dask" else "local",
             scheduler=args.scheduler,
+            **common,
         )
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
-        print(
-            f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
-            f"out of month {c['out_of_month']}; {len(statements)} statements in {out}"
-        )
-        return 0
+        return settle_summary(c, len(statements), out)
     result, contracts = settle(
-        args.cdrs,
-        args.tariffs,
-        args.month,
-        args.tz,
-        args.basis,
-        args.contracts,
-        policy,
-        args.history,
-        say,
-        engine,
-        args.scheduler,
-        args.pricer,
+        args.cdrs, args.tariffs, args.month, engine=engine, scheduler=args.scheduler, **common
     )
     say("writing")
     out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
+    return settle_summary(result.counts, len(result.statements), out)
+
+
+def settle_summary(c: dict[str, int], n_statements: int, out: Path) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    c = result.counts
     print(
         f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
-        f"out of month {c['out_of_month']}; {len(result.statements)} statements in {out}"
+        f"out of month {c['out_of_month']}; {n_statements} statements in {out}"
     )
     return 0
 

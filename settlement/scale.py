@@ -175,17 +175,26 @@ def with_parties(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
     )
 
 
+@dataclass(frozen=True)
+class PieceJob:
+    """What every piece of a run is settled with (shipped once to each Dask worker)."""
+
+    tariffs: TariffSet | None
+    policy: PricingPolicy
+    tz: str | None
+    contracts: Contracts
+    window: tuple[int, int]  # the month in the statement zone, epoch ms [from, to)
+    special: set[str]  # duplicate ids: judged record by record
+    pricer: str = "kernel"
+
+
 def process_piece(
-    piece: Any,
-    tariffs: TariffSet | None,
-    policy: PricingPolicy,
-    tz: str | None,
-    contracts: Contracts,
-    window: tuple[int, int],
-    special: set[str],
+    piece: Any, job: PieceJob
 ) -> tuple[int, list[Finding], pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, Record, Any]]]:
     """One piece: (records read, rejects, plain CDR columns, their tax lines, their straddling
     periods, the records for the record path)."""
+    tariffs, policy, tz, contracts = job.tariffs, job.policy, job.tz, job.contracts
+    window, special = job.window, job.special
     from pricing.compile import compile_tariffs
     from pricing.kernel import half_up_div, price_table
     from pricing.periods import from_flat
@@ -356,7 +365,10 @@ def process_piece(
     plain = plain.drop("rec", "sess")
 
     # -- the records that need the record path (not rejected, not plain)
-    detail_k = sorted(set(range(n_rec)) - set(rejects) - set(rec_ok[plain_mask].tolist()))
+    todo = np.ones(n_rec, bool)
+    todo[list(rejects)] = False
+    todo[rec_ok[plain_mask]] = False
+    detail_k = np.flatnonzero(todo).tolist()
     cdrs = piece_cdrs(piece, fr, detail_k)
     detail = [
         (int(ord_of[k]), Record(piece.source, int(line_of[k])), cdr)
@@ -409,23 +421,15 @@ def reasons_expr() -> pl.Expr:
 
 
 def work_piece(
-    piece: Any,
-    tariffs: TariffSet | None,
-    policy: PricingPolicy,
-    tz: str | None,
-    contracts: Contracts,
-    window: tuple[int, int],
-    special: set[str],
-    pricer: str,
+    piece: Any, job: PieceJob
 ) -> tuple[int, list[Finding], pl.DataFrame, pl.DataFrame, pl.DataFrame, list[ReconLine], list[int]]:
     """One piece, all the way to reconciled lines (a pure function: the unit of work on Dask)."""
     from settlement.jobs import Parsed, reconcile_all
 
-    n, found, plain, tax, straddles, detail = process_piece(
-        piece, tariffs, policy, tz, contracts, window, special
-    )
+    n, found, plain, tax, straddles, detail = process_piece(piece, job)
     parsed = [Parsed(rec, cdr) for _, rec, cdr in detail]
-    lines = reconcile_all(parsed, tariffs, policy, tz, contracts.default.tolerance, pricer)
+    tolerance = job.contracts.default.tolerance
+    lines = reconcile_all(parsed, job.tariffs, job.policy, job.tz, tolerance, job.pricer)
     return n, found, plain, tax, straddles, lines, [o for o, _, _ in detail]
 
 
@@ -449,12 +453,12 @@ def run_columnar(
     special = special_ids(files)
     window = month_window_ms(month, zone)
     run = ColumnarRun()
-    args = (tariffs, policy, tz, contracts, window, special, pricer)
+    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer)
     pieces = iter_pieces(files, piece_rows)
     if engine == "dask":
-        results: Any = _dask_pieces(pieces, args, scheduler)
+        results: Any = _dask_pieces(pieces, job, scheduler)
     else:
-        results = (work_piece(piece, *args) for piece in pieces)
+        results = (work_piece(piece, job) for piece in pieces)
     for n, found, plain, tax, straddles, lines, ords in results:
         run.read += n
         run.rejects += found
@@ -470,7 +474,7 @@ def run_columnar(
     return run
 
 
-def _dask_pieces(pieces: Any, args: tuple[Any, ...], scheduler: str | None) -> Any:
+def _dask_pieces(pieces: Any, job: PieceJob, scheduler: str | None) -> Any:
     """Pieces on dask.distributed (a 2-worker LocalCluster unless ``scheduler`` is given), at most
     a few in flight, results yielded in input order."""
     from dask.distributed import Client, LocalCluster
@@ -482,10 +486,10 @@ def _dask_pieces(pieces: Any, args: tuple[Any, ...], scheduler: str | None) -> A
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        shared = client.scatter(list(args), broadcast=True)
+        shared = client.scatter(job, broadcast=True)
         pending: list[Any] = []
         for piece in pieces:
-            pending.append(client.submit(work_piece, piece, *shared, pure=False))
+            pending.append(client.submit(work_piece, piece, shared, pure=False))
             if len(pending) > 3:
                 yield pending.pop(0).result()
         for fut in pending:

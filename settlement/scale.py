@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -458,7 +459,7 @@ def run_columnar(
     if engine == "dask":
         results: Any = _dask_pieces(pieces, job, scheduler)
     else:
-        results = (work_piece(piece, job) for piece in pieces)
+        results = ordered_map(lambda piece: work_piece(piece, job), pieces, WORKERS)
     for n, found, plain, tax, straddles, lines, ords in results:
         run.read += n
         run.rejects += found
@@ -472,6 +473,26 @@ def run_columnar(
     # originals do in the record engine)
     check_duplicates_and_credits(run.detail, {**history, **originals_of_credits(run)})
     return run
+
+
+WORKERS = 2  # pieces in flight on the local engine (threads: the heavy parts release the GIL)
+WRITERS = 2  # files written at a time
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Any, workers: int) -> Any:
+    """``map(fn, items)`` on a thread pool, results in input order, at most ``workers + 1``
+    items in flight (memory stays bounded by a few pieces)."""
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        pending: list[Any] = []
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
 
 
 def _dask_pieces(pieces: Any, job: PieceJob, scheduler: str | None) -> Any:
@@ -1070,15 +1091,13 @@ def write_columnar(
         data = [(ord_of[id(ln)], seq, t) for ln in lines for seq, t in enumerate(make(ln))]
         return pl.DataFrame(data, schema={"ord": pl.Int64, "seq": pl.Int64, "text": pl.String}, orient="row")
 
-    def fill(tmp: Path) -> None:
-        for i, b in enumerate(built):
-            say(f"writing statement {i + 1}/{len(built)}")
-            write_statement(b, tmp / b.st.folder, locale)
-        say("writing reconciliation.ndjson")
-        ord_of = dict(zip(map(id, run.detail), run.detail_ord, strict=True))
+    ord_of = dict(zip(map(id, run.detail), run.detail_ord, strict=True))
+
+    def reconciliation(tmp: Path) -> None:
         with open(tmp / "reconciliation.ndjson", "wb") as fh:
             _write_in_order(fh, plain, _recon_text, detail_texts(run.detail, ord_of, recon_row))
-        say("writing findings.ndjson")
+
+    def findings(tmp: Path) -> None:
         straddles = pl.concat(run.straddles).sort("ord") if run.straddles else pl.DataFrame()
         with open(tmp / "findings.ndjson", "wb") as fh:
             _write_in_order(
@@ -1108,8 +1127,9 @@ def write_columnar(
             oom.sort(key=lambda r: r[0])
             fh.writelines((t + "\n").encode("utf-8") for _, t in oom)
             fh.writelines((dumps(r) + "\n").encode("utf-8") for r in meta["extra"])
+
+    def manifest(tmp: Path) -> None:
         write_rejects(tmp, run.rejects)
-        say("writing manifest.json")
         write_manifest(
             tmp,
             month,
@@ -1120,6 +1140,30 @@ def write_columnar(
             _summary(plain, pl.concat(run.straddles) if run.straddles else pl.DataFrame(), run.detail),
             [statement_entry(b.st, b.n_lines) for b in built],
         )
+
+    def fill(tmp: Path) -> None:
+        """Every file is its own task; two at a time (most of the work is in polars and numpy,
+        outside the GIL). The biggest first, so the two threads finish together."""
+        tasks: list[tuple[int, str, Callable[[Path], None]]] = [
+            (plain.height, "reconciliation.ndjson", reconciliation),
+            (plain.height, "findings.ndjson", findings),
+            (0, "manifest.json", manifest),
+        ]
+        for b in built:
+            tasks.append(
+                (b.n_lines, b.st.folder, lambda tmp, b=b: write_statement(b, tmp / b.st.folder, locale))
+            )
+        tasks.sort(key=lambda t: -t[0])
+        done = 0
+
+        def run_task(task: tuple[int, str, Callable[[Path], None]]) -> None:
+            nonlocal done
+            task[2](tmp)
+            done += 1
+            say(f"written {done}/{len(tasks)} ({task[1]})")
+
+        with ThreadPoolExecutor(WRITERS) as pool:
+            list(pool.map(run_task, tasks))
 
     out = atomic_output(out_dir, fill)
     return out, meta["counts"], [b.st for b in built]

@@ -524,7 +524,7 @@ def merge_rows(parts: list[Any]) -> Any:
             if not frames:
                 return RowFrame(rows_to_frame([], ROW_COLUMNS, DECIMAL_COLUMNS))
             frames = [f.select(ROW_COLUMNS) for f in frames]
-            return RowFrame(sort_frame(pl.concat(frames) if len(frames) > 1 else frames[0]))
+            return RowFrame(sort_frame(pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]))
         except (TypeError, ValueError, pl.exceptions.PolarsError):
             pass
     rows = [r for p in parts for r in p]

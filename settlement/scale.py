@@ -476,7 +476,6 @@ def run_columnar(
 
 
 WORKERS = 2  # pieces in flight on the local engine (threads: the heavy parts release the GIL)
-WRITERS = 2  # files written at a time
 
 
 def ordered_map(fn: Callable[[Any], Any], items: Any, workers: int) -> Any:
@@ -1042,7 +1041,7 @@ def _write_in_order(
     detail = detail.sort(["ord", "seq"])
     det_ord = detail["ord"].to_numpy()
     done = 0
-    step = 5 * SLICE
+    step = 2 * SLICE
     for lo in range(0, plain.height, step):
         part = plain.slice(lo, step)
         last = lo + step >= plain.height
@@ -1142,28 +1141,27 @@ def write_columnar(
         )
 
     def fill(tmp: Path) -> None:
-        """Every file is its own task; two at a time (most of the work is in polars and numpy,
-        outside the GIL). The biggest first, so the two threads finish together."""
-        tasks: list[tuple[int, str, Callable[[Path], None]]] = [
-            (plain.height, "reconciliation.ndjson", reconciliation),
-            (plain.height, "findings.ndjson", findings),
-            (0, "manifest.json", manifest),
-        ]
-        for b in built:
-            tasks.append(
-                (b.n_lines, b.st.folder, lambda tmp, b=b: write_statement(b, tmp / b.st.folder, locale))
-            )
-        tasks.sort(key=lambda t: -t[0])
-        done = 0
+        """Two writers at once (most of the work is in polars, outside the GIL): the statements one
+        after the other — a statement's line text is the largest thing in memory — beside the run
+        files, which are written in bounded slices."""
 
-        def run_task(task: tuple[int, str, Callable[[Path], None]]) -> None:
-            nonlocal done
-            task[2](tmp)
-            done += 1
-            say(f"written {done}/{len(tasks)} ({task[1]})")
+        def statements() -> None:
+            for i, b in enumerate(built):
+                write_statement(b, tmp / b.st.folder, locale)
+                say(f"statement {i + 1}/{len(built)} written ({b.st.folder})")
 
-        with ThreadPoolExecutor(WRITERS) as pool:
-            list(pool.map(run_task, tasks))
+        def run_files() -> None:
+            for name, write in (
+                ("reconciliation.ndjson", reconciliation),
+                ("findings.ndjson", findings),
+                ("manifest.json", manifest),
+            ):
+                write(tmp)
+                say(f"{name} written")
+
+        with ThreadPoolExecutor(2) as pool:
+            for fut in [pool.submit(statements), pool.submit(run_files)]:
+                fut.result()
 
     out = atomic_output(out_dir, fill)
     return out, meta["counts"], [b.st for b in built]

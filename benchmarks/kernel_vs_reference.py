@@ -39,7 +39,7 @@ def main() -> int:
     folder = DATA / f"kvr_{args.kind}_{args.n}"
     folder.mkdir(parents=True, exist_ok=True)
     tariffs = folder / "tariffs"
-    sample = folder / ("sample.parquet" if args.kind == "flat" else "sample.ndjson")
+    sample = folder / "sample.parquet"
     gen = [
         "--cdrs",
         str(args.n),
@@ -61,15 +61,17 @@ def main() -> int:
             pl.col("cdr_id").ne_missing(pl.col("cdr_id").shift(1)) | (pl.int_range(pl.len()) == 0)
         ).cum_sum()
         flat.filter(record % args.every == 1).write_parquet(sample)
+        samples = [str(sample)]
     else:
         cdrs = folder / "cdrs.ndjson"
         if not cdrs.exists():
             subprocess.run(cli("generate", *gen, "--out", str(cdrs)), check=True)
         files = sorted(str(p) for p in folder.glob("cdrs*.ndjson"))
-        with open(sample, "w", encoding="utf-8") as out:
-            for f in files:
-                with open(f, encoding="utf-8") as fh:
-                    out.writelines(line for i, line in enumerate(fh) if i % args.every == 0)
+        samples = []
+        for f in files:  # one sample file per input file: one OCPI version per file
+            samples.append(str(folder / f"sample_{Path(f).name}"))
+            with open(f, encoding="utf-8") as fh, open(samples[-1], "w", encoding="utf-8") as out:
+                out.writelines(line for i, line in enumerate(fh) if i % args.every == 0)
     t0 = time.perf_counter()
     kernel_out = folder / "kernel.parquet"
     subprocess.run(
@@ -80,7 +82,7 @@ def main() -> int:
     t0 = time.perf_counter()
     ref_out = folder / "reference.parquet"
     subprocess.run(
-        cli("price", "--engine", "reference", "--tariffs", str(tariffs), "--out", str(ref_out), str(sample)),
+        cli("price", "--engine", "reference", "--tariffs", str(tariffs), "--out", str(ref_out), *samples),
         check=True,
     )
     t_ref = time.perf_counter() - t0

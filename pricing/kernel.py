@@ -962,35 +962,11 @@ def result_decimals(res: dict[str, np.ndarray]) -> dict[str, pl.Series]:
 def result_rows(
     res: dict[str, np.ndarray], pt: PeriodTable, ct: Compiled | None = None
 ) -> list[dict[str, Any]]:
-    """Rows identical to :func:`pricing.report.result_row` from the kernel's columns."""
-    n_s = pt.n_sessions
-    if not n_s:
+    """Rows identical to :func:`pricing.report.result_row` from the kernel's columns (the dicts
+    of :func:`result_table`, decimals as their text)."""
+    if not pt.n_sessions:
         return []
-    meta = pt.meta
-    strings = result_frame(res, pt, ct)
-    cols: dict[str, list[Any]] = {
-        "cdr_id": list(meta["cdr_id"]),
-        "currency": list(meta["currency"]),
-        "tariff_id": list(meta["tariff_id"]),
-        "time_zone": list(meta["time_zone"]),
-    }
-    for name in strings.columns:
-        cols[name] = strings.get_column(name).to_list()
-    cols["min_max_applied"] = [MIN_MAX[i] for i in res["min_max"].tolist()]
-    v23 = (ct.v23 if ct is not None else np.array([t.version.startswith("2.3") for t in pt.tariffs], bool))[
-        pt.s_primary
-    ]
-    taxes: list[list[dict[str, str | None]] | None] = [[] if x else None for x in v23.tolist()]
-    if len(res["tax_sess"]):
-        amounts = fmt_e4(res["tax_amount_e4"])
-        rates = {r: percentage(r) for r in set(res["tax_rate_e2"].tolist())}
-        for s, rate, amount in zip(
-            res["tax_sess"].tolist(), res["tax_rate_e2"].tolist(), amounts, strict=True
-        ):
-            taxes[s].append({"name": "VAT", "percentage": rates[rate], "amount": amount})
-    cols["taxes"] = taxes
-    names = [c for c in REPORT_ORDER if c in cols]
-    return [dict(zip(names, values, strict=True)) for values in zip(*(cols[n] for n in names), strict=True)]
+    return result_table(res, pt, ct).with_columns(pl.col(pl.Decimal).cast(pl.String)).to_dicts()
 
 
 REPORT_ORDER = RESULT_COLUMNS

@@ -532,22 +532,6 @@ def merge_rows(parts: list[Any]) -> Any:
     return rows
 
 
-def _flat_kernel(fr: Any, tariffs: TariffSet | None, policy: PricingPolicy, tz: str | None, workers: int):
-    from pricing.compile import compile_tariffs
-    from pricing.kernel import price_table, result_rows, straddling_lists
-    from pricing.periods import from_flat
-
-    pt, rejects, rec_ok = from_flat(fr, tariffs, policy, tz)
-    ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
-    res = price_table(pt, policy, ct, workers)
-    rows = result_rows(res, pt, ct)
-    straddles = straddling_lists(res, pt.n_sessions)
-    keys = rec_ok.tolist()
-    outcomes = dict(zip(keys, zip(rows, straddles, strict=True), strict=True))
-    versions = dict(zip(keys, pt.meta["ocpi_version"], strict=True))
-    return outcomes, rejects, versions
-
-
 def flat_parquet(path: Path) -> bool:
     if path.suffix.lower() != ".parquet" or not path.is_file():
         return False

@@ -729,7 +729,7 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
 
     keys = ["cpo", "emsp", "cur"]
     rows = plain.filter("in_month").select(
-        pl.col(keys).cast(pl.String),
+        *keys,
         "included",
         "disputed",
         "energy",
@@ -737,7 +737,7 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
         "amt_incl",
         "excl_r",
         "incl_r",
-        pl.col("vat_rate").cast(pl.String),
+        "vat_rate",
         "ord",
     )
     inc = pl.col("included")
@@ -754,7 +754,7 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
     )
     out: dict[tuple[str, str, str], Aggregates] = {}
     for r in main.iter_rows(named=True):
-        key = (r["cpo"], r["emsp"], r["cur"])
+        key = (str(r["cpo"]), str(r["emsp"]), str(r["cur"]))
         m = minor_unit(r["cur"])
         a = Aggregates(disputed=int(r["disputed"]), disputed_excluded=int(r["disputed_excluded"]))
         if r["n"]:
@@ -770,9 +770,9 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
         .agg((pl.col("incl_r") - pl.col("excl_r")).sum().alias("vat"), pl.col("excl_r").sum().alias("base"))
     )
     for cpo, emsp, cur, rate, vat, base in by_rate.iter_rows():
-        m = minor_unit(cur)
-        out[(cpo, emsp, cur)].vat_by_rate[rate] += dm(vat, m)
-        out[(cpo, emsp, cur)].base_by_rate[rate] += dm(base, m)
+        m = minor_unit(str(cur))
+        out[(str(cpo), str(emsp), str(cur))].vat_by_rate[str(rate)] += dm(vat, m)
+        out[(str(cpo), str(emsp), str(cur))].base_by_rate[str(rate)] += dm(base, m)
     if taxes.height:
         tax = (
             taxes.join(rows.filter(inc).select(*keys, "ord"), on="ord", how="inner")
@@ -780,7 +780,7 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
             .agg(pl.col("amount").sum())
         )
         for cpo, emsp, cur, rate, amount in tax.iter_rows():
-            out[(cpo, emsp, cur)].taxes[("VAT", percentage(int(rate)))] += d4(amount)
+            out[(str(cpo), str(emsp), str(cur))].taxes[("VAT", percentage(int(rate)))] += d4(amount)
     return out
 
 
@@ -1141,14 +1141,11 @@ def write_columnar(
         )
 
     def fill(tmp: Path) -> None:
-        """Two writers at once (most of the work is in polars, outside the GIL): the statements one
-        after the other — a statement's line text is the largest thing in memory — beside the run
-        files, which are written in bounded slices."""
-
-        def statements() -> None:
-            for i, b in enumerate(built):
-                write_statement(b, tmp / b.st.folder, locale)
-                say(f"statement {i + 1}/{len(built)} written ({b.st.folder})")
+        """Two writers at once (most of the work is in polars, outside the GIL): one starts on the
+        run files (written in bounded slices), the other on the statements, biggest first (a
+        statement's line text is the largest thing in memory); whoever is free takes the next
+        statement."""
+        done: list[str] = []
 
         def run_files() -> None:
             for name, write in (
@@ -1159,8 +1156,15 @@ def write_columnar(
                 write(tmp)
                 say(f"{name} written")
 
+        def statement(b: Built) -> None:
+            write_statement(b, tmp / b.st.folder, locale)
+            done.append(b.st.folder)
+            say(f"statement {len(done)}/{len(built)} written ({b.st.folder})")
+
+        tasks: list[Callable[[], None]] = [run_files]
+        tasks += [lambda b=b: statement(b) for b in sorted(built, key=lambda b: -b.n_lines)]
         with ThreadPoolExecutor(2) as pool:
-            for fut in [pool.submit(statements), pool.submit(run_files)]:
+            for fut in [pool.submit(t) for t in tasks]:
                 fut.result()
 
     out = atomic_output(out_dir, fill)

@@ -412,6 +412,7 @@ def flat_file_kernel(
         parts.append(part.rows)
         total.rejects.extend(part.rejects)
         total.warnings.extend(part.warnings)
+        del part
     total.rows = merge_rows(parts)
     return total
 
@@ -469,7 +470,9 @@ def flat_kernel_result(
         pl.Series("line", record_lines[rec_ok], dtype=pl.Int64),
     )
     result = BatchResult(policy=policy, engine="kernel", read=fr.n_records)
-    result.rows = RowFrame(sort_frame(frame))  # type: ignore[assignment]
+    holder = [frame]
+    del frame
+    result.rows = RowFrame(_sort_owned(holder))  # type: ignore[assignment]
     ids = fr.cols["cdr_id"]
 
     def rid_of(k: int) -> str | None:
@@ -488,28 +491,51 @@ def flat_kernel_result(
 
 def sort_frame(frame: Any) -> Any:
     """A result frame in :func:`row_key` order (stable; strings compare by code point in both)."""
+    return _sort_owned([frame])
+
+
+def _in_order(frame: Any) -> bool:
     import polars as pl
 
     if frame.height < 2:
-        return frame
-    if not frame["cdr_id"].null_count() + frame["source"].null_count():  # already in order?
-        c, src, line = frame["cdr_id"], frame["source"], frame["line"].fill_null(0)
-        n = frame.height
+        return True
+    if frame["cdr_id"].null_count() + frame["source"].null_count():
+        return False
+    n = frame.height
+    c, src, line = frame["cdr_id"], frame["source"], frame["line"].fill_null(0)
 
-        def nxt_prv(x: Any) -> tuple[Any, Any]:
-            return x.slice(1), x.slice(0, n - 1)
+    def nxt_prv(x: pl.Series) -> tuple[pl.Series, pl.Series]:
+        return x.slice(1), x.slice(0, n - 1)
 
-        (c1, c0), (s1, s0), (l1, l0) = nxt_prv(c), nxt_prv(src), nxt_prv(line)
-        if ((c1 > c0) | ((c1 == c0) & ((s1 > s0) | ((s1 == s0) & (l1 >= l0))))).all():
-            return frame  # a stable sort would not move a row
-    return frame.sort([pl.col("cdr_id"), pl.col("source"), pl.col("line").fill_null(0)], maintain_order=True)
+    (c1, c0), (s1, s0), (l1, l0) = nxt_prv(c), nxt_prv(src), nxt_prv(line)
+    return bool(((c1 > c0) | ((c1 == c0) & ((s1 > s0) | ((s1 == s0) & (l1 >= l0))))).all())
+
+
+def _sort_owned(holder: list[Any]) -> Any:
+    """:func:`sort_frame` of the one frame in ``holder`` (taken out of it): a stable argsort of the
+    keys, then one column at a time, each unsorted column let go once its sorted copy exists (when
+    nothing else holds the frame, memory grows by one column, not by a whole copy)."""
+    import polars as pl
+
+    frame = holder.pop()
+    if _in_order(frame):
+        return frame  # a stable sort would not move a row
+    keys = [pl.col("cdr_id"), pl.col("source"), pl.col("line").fill_null(0)]
+    order = frame.select(pl.arg_sort_by(keys, maintain_order=True)).to_series()
+    columns = []
+    for name in frame.columns:
+        columns.append(frame.get_column(name).gather(order))
+        frame = frame.drop(name)
+    return pl.DataFrame(columns)
 
 
 def merge_rows(parts: list[Any]) -> Any:
     """Result rows of several parts in :func:`row_key` order: one RowFrame when some part is one
-    (dict rows that do not fit a frame turn the whole into a list), else a sorted list."""
+    (dict rows that do not fit a frame turn the whole into a list), else a sorted list. Empties
+    ``parts`` when it merges frames (their memory goes as the merged frame is sorted)."""
     from pricing.io import RowFrame, rows_to_frame
 
+    merged = None
     if any(getattr(p, "frame", None) is not None for p in parts):
         import polars as pl
 
@@ -524,9 +550,15 @@ def merge_rows(parts: list[Any]) -> Any:
             if not frames:
                 return RowFrame(rows_to_frame([], ROW_COLUMNS, DECIMAL_COLUMNS))
             frames = [f.select(ROW_COLUMNS) for f in frames]
-            return RowFrame(sort_frame(pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]))
+            merged = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+            del frames
         except (TypeError, ValueError, pl.exceptions.PolarsError):
-            pass
+            merged = None
+    if merged is not None:
+        parts.clear()
+        holder = [merged]
+        del merged
+        return RowFrame(_sort_owned(holder))
     rows = [r for p in parts for r in p]
     rows.sort(key=row_key)
     return rows

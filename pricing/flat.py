@@ -118,7 +118,7 @@ def iter_flat_tables(path: str, max_rows: int = 1_000_000):  # -> Iterator[pyarr
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # read-ahead would grow with the file
     carry: pa.Table | None = None
     for batch in pf.iter_batches(batch_size=max_rows):
         table = pa.Table.from_batches([batch])

@@ -456,19 +456,41 @@ def mixed_currency_findings(pair_currencies: dict[tuple[str, str], set[str]]) ->
 
 
 def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
-    """CDR ids settled in earlier runs (their ``lines.csv``), so credits can net them."""
+    """CDR ids settled in earlier runs (their statements' ``lines.csv``) with the totals their CPO
+    reported (the run's ``reconciliation.ndjson``), so credits can net them.
+
+    A credit nets what the CPO reported for the original, whatever the statement paid (a
+    ``recomputed`` contract pays our amount): the line amount is the fallback only for a run
+    folder without its reconciliation file."""
     import csv
 
     from pricing.model import Money
 
+    def dec(v: Any) -> Decimal | None:
+        return None if v in (None, "") else Decimal(v)
+
     out: dict[str, Any] = {}
+    reported: dict[Path, dict[str, Money]] = {}
     for root in paths:
         for f in sorted(Path(root).rglob("lines.csv")):
+            run = f.parent.parent
+            if run not in reported:
+                rec = run / "reconciliation.ndjson"
+                rows = (
+                    [json.loads(x) for x in rec.read_text(encoding="utf-8").splitlines()]
+                    if rec.is_file()
+                    else []
+                )
+                reported[run] = {
+                    r["cdr_id"]: Money(dec(r["reported_total_excl_vat"]), dec(r["reported_total_incl_vat"]))
+                    for r in rows
+                    if r.get("reported_total_excl_vat") is not None
+                }
             with open(f, encoding="utf-8") as fh:
                 for row in csv.DictReader(fh):
-                    out[row["cdr_id"]] = Money(
-                        Decimal(row["amount_excl_vat"]),
-                        Decimal(row["amount_incl_vat"]) if row["amount_incl_vat"] else None,
+                    cid = row["cdr_id"]
+                    out[cid] = reported[run].get(cid) or Money(
+                        dec(row["amount_excl_vat"]), dec(row["amount_incl_vat"])
                     )
     return out
 

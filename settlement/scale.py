@@ -649,6 +649,8 @@ class Built:
 
     def tables(self) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(included lines, disputed lines), sorted as the record engine sorts them."""
+        if not self.plain.height:  # every CDR of the run went the record way
+            return _sorted_lines([], self.detail_lines), _sorted_lines([], self.detail_disputed)
         cpo, emsp, cur = self.key
         mine = self.plain.filter(
             pl.col("in_month") & (pl.col("cpo") == cpo) & (pl.col("emsp") == emsp) & (pl.col("cur") == cur)

@@ -190,9 +190,11 @@ def cmd_price(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from decimal import Decimal, InvalidOperation
 
+    from pricing.batch import expand_inputs
     from pricing.io import iter_sources, write_ndjson, write_table
     from pricing.policy import PricingPolicy
-    from settlement.jobs import DEFAULT_POLICY, RunResult, parse_all, reconcile_all
+    from settlement.flatcdrs import is_flat_file
+    from settlement.jobs import DEFAULT_POLICY, RunResult, flat_lines, parse_all, reconcile_all
     from settlement.reconcile import RECON_COLUMNS, check_duplicates_and_credits, summarize
 
     policy = PricingPolicy.from_pairs(args.policy) if args.policy else DEFAULT_POLICY
@@ -209,8 +211,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     tariffs, _ = load_tariffs(args.tariffs)
     result = RunResult()
-    parsed = parse_all(iter_sources(args.cdrs), args.ocpi_version, result)
+    files = expand_inputs(args.cdrs)
+    flat = [f for f in files if is_flat_file(f)]  # the flat Parquet layout: read as columns
+    parsed = parse_all(iter_sources([f for f in files if f not in flat]), args.ocpi_version, result)
     lines = reconcile_all(parsed, tariffs, policy, args.tz, tolerance)
+    lines += flat_lines(flat, tariffs, policy, args.tz, tolerance, result) if flat else []
     check_duplicates_and_credits(lines)
     lines.sort(key=lambda ln: (ln.cdr.id, ln.source, ln.line or 0))
     write_table(out, [ln.as_row() for ln in lines], RECON_COLUMNS, [])

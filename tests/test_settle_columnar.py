@@ -198,3 +198,18 @@ def test_credits_net_originals_from_history_in_both_engines(tmp_path: Path) -> N
     assert len(refs) > 5 and without < len(refs)
     assert codes.count("CREDIT_WITHOUT_ORIGINAL") == without
     assert "CREDIT_AMOUNT_MISMATCH" not in codes  # generated credits net their originals exactly
+
+
+def test_reconcile_reads_flat_months(tmp_path: Path) -> None:
+    """`roamledger reconcile` on a flat month: every record reconciled or rejected, and the same
+    statuses as the settlement run's reconciliation."""
+    cdrs, tariffs, _ = generate(tmp_path, 13)
+    out = tmp_path / "recon.ndjson"
+    flag = ["--policy", "period_boundaries=flag"]  # settle's default: straddles are findings
+    assert main(["reconcile", "--tariffs", str(tariffs), *flag, "--out", str(out), str(cdrs)]) == 0
+    summary = json.loads(Path(f"{out}.summary.json").read_text())
+    assert summary["cdrs"] + summary["rejected"] == summary["read"] > 1500
+    settle = ["settle", "--cdrs", str(cdrs), "--tariffs", str(tariffs), "--month", "2026-10"]
+    assert main([*settle, "--out", str(tmp_path / "s")]) == 0
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert summary["by_status"] == manifest["reconciliation"]["by_status"]

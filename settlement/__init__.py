@@ -36,14 +36,21 @@ def reconcile(
     policy: PricingPolicy | None = None,
 ) -> tuple[list[ReconLine], list[Finding]]:
     """Recompute every CDR and explain each difference; returns (lines, rejects)."""
-    from pricing.batch import load_tariffs
+    from pricing.batch import expand_inputs, load_tariffs
     from pricing.io import iter_sources
-    from settlement.jobs import DEFAULT_POLICY, RunResult, compute_lines
+    from settlement.flatcdrs import is_flat_file
+    from settlement.jobs import DEFAULT_POLICY, RunResult, compute_lines, flat_lines
     from settlement.reconcile import check_duplicates_and_credits
 
     store, _ = load_tariffs(tariffs)
     result = RunResult()
-    lines = compute_lines(list(iter_sources(cdrs)), store, policy or DEFAULT_POLICY, tz, tolerance, result)
+    policy = policy or DEFAULT_POLICY
+    files = expand_inputs(cdrs)
+    flat = [f for f in files if is_flat_file(f)]  # flat Parquet months (pricing.flat)
+    lines = compute_lines(
+        list(iter_sources([f for f in files if f not in flat])), store, policy, tz, tolerance, result
+    )
+    lines += flat_lines(flat, store, policy, tz, tolerance, result) if flat else []
     check_duplicates_and_credits(lines)
     return lines, result.rejects
 

@@ -537,13 +537,6 @@ def minor_text(expr: pl.Expr, m: int) -> pl.Expr:
     return whole + "." + ((a % E4) // 10 ** (4 - m)).cast(pl.String).str.zfill(m)
 
 
-def round_minor(expr: pl.Expr, m: int) -> pl.Expr:
-    """Half-up (away from zero) to ``m`` decimals, in units of 1e-4."""
-    unit = 10 ** (4 - m)
-    q = (expr.abs() + unit // 2) // unit * unit
-    return pl.when(expr < 0).then(-q).otherwise(q)
-
-
 def local_text(ms: str, zone: str) -> pl.Expr:
     return (
         pl.from_epoch(pl.col(ms) // 1000, time_unit="s")
@@ -659,10 +652,6 @@ class Built:
         lines = _sorted_lines([text.filter("included").drop("included", "disputed_")], self.detail_lines)
         disputed = _sorted_lines([text.filter("disputed_").drop("disputed_")], self.detail_disputed)
         return lines, disputed
-
-
-def _in(frame: pl.DataFrame, cond: pl.Expr) -> pl.DataFrame:
-    return frame.filter(cond) if frame.height else frame
 
 
 def build(

@@ -2,7 +2,8 @@
 
 Hypothesis profiles: ``ci`` (default; bounded so the suite stays well under 10 minutes on 2 cores),
 ``dev`` (more examples) and ``thorough`` (>= 10,000 examples, run before resolving kernel work):
-``HYPOTHESIS_PROFILE=thorough pytest tests/property``.
+``HYPOTHESIS_PROFILE=thorough python -m pytest tests/property`` (``python -m``: the tests import each
+other as a package from the repository root).
 """
 
 from __future__ import annotations

@@ -72,20 +72,16 @@ def main() -> int:
             samples.append(str(folder / f"sample_{Path(f).name}"))
             with open(f, encoding="utf-8") as fh, open(samples[-1], "w", encoding="utf-8") as out:
                 out.writelines(line for i, line in enumerate(fh) if i % args.every == 0)
-    t0 = time.perf_counter()
-    kernel_out = folder / "kernel.parquet"
-    subprocess.run(
-        cli("price", "--engine", "kernel", "--tariffs", str(tariffs), "--out", str(kernel_out), *files),
-        check=True,
-    )
-    t_kernel = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ref_out = folder / "reference.parquet"
-    subprocess.run(
-        cli("price", "--engine", "reference", "--tariffs", str(tariffs), "--out", str(ref_out), *samples),
-        check=True,
-    )
-    t_ref = time.perf_counter() - t0
+
+    def price(engine: str, inputs: list[str]) -> tuple[Path, float]:
+        out = folder / f"{engine}.parquet"
+        t0 = time.perf_counter()
+        cmd = cli("price", "--engine", engine, "--tariffs", str(tariffs), "--out", str(out), *inputs)
+        subprocess.run(cmd, check=True)
+        return out, time.perf_counter() - t0
+
+    kernel_out, t_kernel = price("kernel", files)
+    ref_out, t_ref = price("reference", samples)
     kernel = pl.read_parquet(kernel_out)
     ref = pl.read_parquet(ref_out)
     cols = [c for c in ref.columns if c not in ("source", "line")]

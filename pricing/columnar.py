@@ -36,6 +36,7 @@ import pyarrow.json as pj
 
 from pricing.flat import arrow_schema
 from pricing.io import Record, _read_ndjson
+from pricing.ocpi import CDR_MONEY
 from pricing.units import hours_to_ms, kwh_to_mwh
 
 BLOCK_BYTES = 64 << 20
@@ -59,14 +60,7 @@ _PRICE = pa.struct(
         ),
     ]
 )
-MONEY = (
-    "total_cost",
-    "total_fixed_cost",
-    "total_energy_cost",
-    "total_time_cost",
-    "total_parking_cost",
-    "total_reservation_cost",
-)
+MONEY = CDR_MONEY
 SCHEMA = pa.schema(
     [
         ("country_code", _S),

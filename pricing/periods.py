@@ -16,6 +16,7 @@ in input order and the periods of one session are consecutive, in time order.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -261,7 +262,31 @@ def ints(column: Any) -> tuple[np.ndarray, np.ndarray]:
     return _int64_values(arr, valid, 0), valid
 
 
-class Coded(Sequence):
+class ListColumn(Sequence):
+    """A column that reads like a Python list without building one object per row: subclasses
+    give ``__len__``, ``_at(i)`` (one row) and ``to_list()``."""
+
+    @abstractmethod
+    def _at(self, i: int) -> Any: ...
+
+    @abstractmethod
+    def to_list(self) -> list[Any]: ...
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return self.to_list()[i]
+        return self._at(int(i))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.to_list())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Coded(ListColumn):
     """A column of strings as codes into a list of distinct values (-1 = None); reads like a list
     without building one Python object per row (``series()`` gives a polars column)."""
 
@@ -272,19 +297,9 @@ class Coded(Sequence):
     def __len__(self) -> int:
         return len(self.codes)
 
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return self.to_list()[i]
+    def _at(self, i: int) -> Any:
         c = int(self.codes[i])
         return None if c < 0 else self.values[c]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.to_list())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def to_list(self) -> list[Any]:
         lut = np.empty(len(self.values) + 1, object)
@@ -299,7 +314,7 @@ class Coded(Sequence):
         return lut.gather(np.where(self.codes < 0, len(self.values), self.codes))
 
 
-class ArrowStrings(Sequence):
+class ArrowStrings(ListColumn):
     """A pyarrow string Array that reads like a list (one Python str only when asked)."""
 
     def __init__(self, arr: Any) -> None:
@@ -308,18 +323,8 @@ class ArrowStrings(Sequence):
     def __len__(self) -> int:
         return len(self.arr)
 
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return self.to_list()[i]
-        return self.arr[int(i)].as_py()
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.to_list())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
+    def _at(self, i: int) -> Any:
+        return self.arr[i].as_py()
 
     def to_list(self) -> list[Any]:
         return self.arr.to_pylist()
@@ -330,7 +335,7 @@ class ArrowStrings(Sequence):
         return pl.Series(name, pl.from_arrow(self.arr), dtype=pl.String)
 
 
-class IntColumn(Sequence):
+class IntColumn(ListColumn):
     """An int64 numpy column that reads like a list of Python ints."""
 
     def __init__(self, values: np.ndarray) -> None:
@@ -339,18 +344,8 @@ class IntColumn(Sequence):
     def __len__(self) -> int:
         return len(self.values)
 
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return self.to_list()[i]
+    def _at(self, i: int) -> Any:
         return int(self.values[i])
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.to_list())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
 
     def to_list(self) -> list[int]:
         return self.values.tolist()

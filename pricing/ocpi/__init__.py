@@ -73,7 +73,8 @@ _Evidence = tuple[frozenset[str], str, str, bool]
 
 _CDR_211 = {"stop_date_time": "end_date_time", "auth_id": "cdr_token", "location": "cdr_location"}
 _CDR_22 = ("end_date_time", "cdr_token", "cdr_location", "country_code", "party_id")
-_CDR_MONEY = (
+# the CDR's money fields (OCPI Price; 2.1.1 plain numbers)
+CDR_MONEY = (
     "total_cost",
     "total_fixed_cost",
     "total_energy_cost",
@@ -159,7 +160,7 @@ def _cdr_evidence(obj: dict[str, Any]) -> list[_Evidence]:
         out.append(
             (frozenset({"2.1.1"}), f"it has `{old[0]}` and no `{_CDR_211[old[0]]}`", f"$.{old[0]}", True)
         )
-    shape = _price_shape(obj, _CDR_MONEY)
+    shape = _price_shape(obj, CDR_MONEY)
     if shape is None:
         tariffs = obj.get("tariffs")
         for i, t in enumerate(tariffs if isinstance(tariffs, list) else ()):

@@ -27,7 +27,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pricing.cli", *args]
+    return [sys.executable, "-m", "api.cli", *args]
 
 
 def main() -> int:

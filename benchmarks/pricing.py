@@ -49,7 +49,7 @@ def run_measured(cmd: list[str]) -> tuple[str, float]:
 
 
 def roamledger(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pricing.cli", *args]
+    return [sys.executable, "-m", "api.cli", *args]
 
 
 def workload(n: int, kind: str) -> tuple[Path, Path]:

@@ -36,7 +36,7 @@ OVERCHARGE_E6 = 500_000  # 0.50
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pricing.cli", *args]
+    return [sys.executable, "-m", "api.cli", *args]
 
 
 def ndjson_month(n: int) -> tuple[list[str], Path, Path]:

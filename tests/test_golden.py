@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from pricing.cli import main
+from api.cli import main
 from pricing.units import decimals_of
 
 GOLDEN = ROOT / "fixtures" / "golden"

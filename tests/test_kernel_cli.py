@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from pricing.cli import main
+from api.cli import main
 
 GOLDEN = sorted((ROOT / "fixtures" / "golden").glob("*/cdr.json"))
 SAMPLE = ROOT / "fixtures" / "sample"

@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 from conftest import ROOT
 
+from api.cli import main
 from pricing.batch import price_batch
-from pricing.cli import main
 from pricing.report import COLUMNS
 
 TARIFF = {
@@ -258,7 +258,7 @@ def test_python_api_returns_a_polars_frame() -> None:
 
 def test_console_script_help_has_an_example() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "pricing.cli", "price", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "api.cli", "price", "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "example:" in out and "roamledger price" in out
 

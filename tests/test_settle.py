@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_price_cli import CDR, TARIFF
 
-from pricing.cli import main
+from api.cli import main
 
 MONTH = "2026-10"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pricing.cli import main
+from api.cli import main
 from settlement.jobs import settle, write_run
 from settlement.scale import settle_columnar
 

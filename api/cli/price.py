@@ -1,0 +1,82 @@
+"""``roamledger price``: one result row per CDR, rejects beside it, optional per-period trace."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from api.cli.options import add_pricing_options, command_parser, policy_of, require_existing
+from pricing import __version__
+from pricing.batch import load_tariffs, price_inputs
+from pricing.errors import RoamledgerError
+from pricing.io import all_files, sha256_file, write_ndjson, write_table
+from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
+from pricing.timezones import validate_zone
+
+EXAMPLE = """example:
+  roamledger price --out out/priced.csv fixtures/golden/T04-monday/cdr.json
+  roamledger price --tariffs tariffs/ --tz Europe/Amsterdam --policy period_boundaries=flag \\
+      --explain --out priced.parquet cdrs.ndjson
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command_parser(sub, "price", "price OCPI CDRs (JSON, NDJSON, Parquet) → NDJSON/CSV/Parquet", EXAMPLE)
+    add_pricing_options(p)
+    p.add_argument("--explain", action="store_true", help="also write OUT.trace.ndjson (per-period trace)")
+    p.add_argument(
+        "--engine",
+        choices=["kernel", "reference"],
+        default="kernel",
+        help="pricer: the vectorized kernel (default) or the reference (same output, slower)",
+    )
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="kernel threads (default 1)")
+    p.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
+    p.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = policy_of(args.policy)
+    if args.tz:
+        validate_zone(args.tz)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".ndjson", ".jsonl", ".csv", ".parquet"):
+        raise RoamledgerError(f"--out {out}: unknown format. Hint: end the name in .ndjson, .csv or .parquet")
+    require_existing([*args.cdrs, *(args.tariffs or [])])
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    tariffs, tariff_findings = load_tariffs(args.tariffs)
+    result = price_inputs(
+        args.cdrs,
+        tariffs,
+        policy,
+        args.tz,
+        args.ocpi_version,
+        explain=args.explain,
+        engine=args.engine,
+        workers=max(1, args.workers),
+    )
+    write_table(out, result.rows, COLUMNS + EXTRA_COLUMNS, DECIMAL_COLUMNS)
+    write_ndjson(f"{out}.rejects.ndjson", (f.as_row() for f in result.rejects))
+    findings = [*tariff_findings, *result.warnings]
+    if findings:
+        write_ndjson(f"{out}.findings.ndjson", (f.as_row() for f in findings))
+    if args.explain:
+        write_ndjson(f"{out}.trace.ndjson", ({c: r.get(c) for c in TRACE_COLUMNS} for r in result.traces))
+    meta = {
+        "roamledger": __version__,
+        "engine": args.engine,
+        "policy": policy.as_dict(),
+        "tz": args.tz,
+        "ocpi_version": args.ocpi_version,
+        "inputs": {str(p): sha256_file(p) for p in all_files([*args.cdrs, *(args.tariffs or [])])},
+        "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
+        "rounding": "OCPI 4 decimals, half-up, from exact values",
+    }
+    Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"read {result.read}, priced {result.priced}, rejected {result.rejected}")
+    if result.rejected:
+        print(f"rejects: {out}.rejects.ndjson", file=sys.stderr)
+    return 0

@@ -1,0 +1,117 @@
+"""``roamledger settle``: statements per (CPO, eMSP, currency) from a month of CDRs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from api.cli.options import add_policy_option, command_parser, policy_of, require_existing
+from pricing.batch import expand_inputs
+from settlement.flatcdrs import is_flat_file
+from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
+from settlement.scale import settle_columnar
+
+EXAMPLE = """example:
+  roamledger settle --cdrs fixtures/sample/cdrs --tariffs fixtures/sample/tariffs --month 2026-10 \\
+      --contracts fixtures/sample/contracts.json --out out
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    st = command_parser(sub, "settle", "monthly CPO-eMSP settlement statements from a month of CDRs", EXAMPLE)
+    st.add_argument("--cdrs", nargs="+", required=True, metavar="PATH", help="CDR files or directories")
+    st.add_argument("--tariffs", nargs="+", metavar="PATH", help="tariff files or directories")
+    st.add_argument("--month", required=True, help="YYYY-MM; a CDR belongs to the month its session ended in")
+    st.add_argument("--tz", metavar="ZONE", help="statement time zone (default: contracts file, else UTC)")
+    st.add_argument("--basis", choices=["reported", "recomputed"], help="pay reported or recomputed amounts")
+    st.add_argument("--contracts", metavar="FILE", help="contract terms (JSON, see settlement/contracts.py)")
+    st.add_argument("--locale", default="en_GB", help="locale for the HTML statement (babel), e.g. fr_FR")
+    st.add_argument(
+        "--engine",
+        choices=["auto", "local", "columnar", "dask"],
+        default="auto",
+        help="local: record by record; columnar: flat-layout Parquet at scale (same files); dask: "
+        "the same on a Dask cluster (flat Parquet: columnar pieces; other inputs: record chunks); "
+        "auto (default): columnar when every CDR input is flat Parquet, else local",
+    )
+    st.add_argument(
+        "--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)"
+    )
+    st.add_argument(
+        "--piece-rows",
+        type=int,
+        default=500_000,
+        metavar="N",
+        help="columnar engine: rows (charging periods) per piece; memory grows with it (default 500000)",
+    )
+    st.add_argument(
+        "--pricer", choices=["kernel", "reference"], default="kernel", help="pricer (they agree exactly)"
+    )
+    st.add_argument(
+        "--history", nargs="*", default=[], metavar="DIR", help="earlier settle outputs (for credits)"
+    )
+    add_policy_option(st, "pricing policy (default period_boundaries=flag for reconciliation)")
+    st.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = policy_of(args.policy, DEFAULT_POLICY)
+    inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
+    require_existing(inputs)
+    say = progress_printer()
+    files = expand_inputs(args.cdrs)
+    all_flat = bool(files) and all(is_flat_file(f) for f in files)
+    engine = args.engine
+    if engine == "auto":
+        engine = "columnar" if all_flat else "local"
+    settings = {
+        "engine": engine,
+        "pricer": args.pricer,
+        "policy": policy.as_dict(),
+        "basis": args.basis,
+        "tz": args.tz,
+        "locale": args.locale,
+        "month": args.month,
+    }
+    common: dict[str, Any] = {
+        "tz": args.tz,
+        "basis": args.basis,
+        "contracts_path": args.contracts,
+        "policy": policy,
+        "history": args.history,
+        "progress": say,
+        "pricer": args.pricer,
+    }
+    if engine == "columnar" or (engine == "dask" and all_flat):  # flat months: columnar, here or on Dask
+        out, c, statements = settle_columnar(
+            args.cdrs,
+            args.tariffs,
+            args.month,
+            args.out,
+            settings=settings,
+            locale=args.locale,
+            inputs=inputs,
+            piece_rows=max(1, args.piece_rows),
+            engine="dask" if engine == "dask" else "local",
+            scheduler=args.scheduler,
+            **common,
+        )
+        return summary(c, len(statements), out)
+    result, contracts = settle(
+        args.cdrs, args.tariffs, args.month, engine=engine, scheduler=args.scheduler, **common
+    )
+    say("writing")
+    out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
+    return summary(result.counts, len(result.statements), out)
+
+
+def summary(c: dict[str, int], n_statements: int, out: Path) -> int:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(
+        f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
+        f"out of month {c['out_of_month']}; {n_statements} statements in {out}"
+    )
+    return 0

@@ -17,7 +17,8 @@ status) this writes ``fixtures/golden/<case id>/`` containing
 Stdlib only, deterministic, re-runnable (the output directory is rebuilt from
 scratch). Reads only from ``fixtures/spec/``. Usage::
 
-    python scripts/build_golden.py
+    python scripts/build_golden.py              # rebuild fixtures/golden
+    python scripts/build_golden.py --out DIR    # build into DIR (new or empty), e.g. to diff
 """
 
 from __future__ import annotations
@@ -932,11 +933,39 @@ def cdr_total(case: dict, version: str, stated: dict, expected: dict):
     return Decimal(excl), (Decimal(incl) if incl is not None else None), "VAT", None
 
 
-def build_case(case: dict, by_id: dict) -> None:
+# Where the spec states an amount rounded to fewer than 4 decimals, the exact OCPI amount (4 decimals,
+# half-up) by hand; every other expected amount is exact as stated (padded to 4 decimals).
+EXACT_4DP = {
+    # 125 Wh billed (step 25 Wh) x 0.25/kWh = 0.03125
+    "PC-energy-step-25": {"total_cost_excl_vat": "0.0313"},
+    # 2.5 h x 1.90/h = 4.75 excl. VAT; x 1.052 = 4.997 incl. VAT
+    "T02": {"total_cost_incl_vat": "4.9970"},
+    # billed 20.5 kWh x 0.25 = 5.125 (10 % VAT: 5.6375) + FLAT 0.50 (20 % VAT: 0.60)
+    "T03-announced": {
+        "total_cost_excl_vat": "5.6250",
+        "total_cost_incl_vat": "6.2375",
+        "energy_cost_excl_vat": "5.1250",
+        "energy_cost_incl_vat": "5.6375",
+    },
+}
+EXACT_4DP["T03-table-230"] = EXACT_4DP["T03-announced"]
+
+
+def exact_columns(cid: str, expected: dict) -> dict:
+    """The exact 4-decimal amount of every expected decimal column (``null`` stays null)."""
+    out = {}
+    for column, value in expected.items():
+        if column == "min_max_applied" or value is None:
+            continue
+        out[column] = EXACT_4DP.get(cid, {}).get(column) or fmt_places(Decimal(value), 4)
+    return out
+
+
+def build_case(case: dict, by_id: dict, out_dir: Path) -> None:
     cid = case["id"]
     label = case["version"]
     version = VERSION_MAP[label]
-    folder = OUT / cid
+    folder = out_dir / cid
     folder.mkdir(parents=True)
     notes: list[str] = []
     reason = REASONS.get(cid, "")
@@ -1049,6 +1078,7 @@ def build_case(case: dict, by_id: dict) -> None:
         "version": version,
         "currency": currency,
         "expected": expected,
+        "exact_4dp": exact_columns(cid, expected),
         "spec_stated": stated,
         "source": case["source"],
         "note": " | ".join(note_bits),
@@ -1073,20 +1103,26 @@ def build_case(case: dict, by_id: dict) -> None:
     write_toml(folder / "case.toml", items)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out_dir = OUT
+    if args[:1] == ["--out"] and len(args) == 2:
+        out_dir = Path(args[1])
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise SystemExit(f"--out {out_dir}: not empty")
+    elif args:
+        raise SystemExit("usage: build_golden.py [--out DIR]")
     cases = json.loads((SPEC / "spec_cases.json").read_text(encoding="utf-8"), parse_float=Decimal)
     ids = [c["id"] for c in cases]
     if len(ids) != len(set(ids)):
         raise SystemExit("duplicate case ids")
     by_id = {c["id"]: c for c in cases}
-    if OUT.exists():
-        if OUT.name != "golden" or OUT.parent.name != "fixtures":
-            raise SystemExit(f"refusing to clear {OUT}")
+    if out_dir == OUT and OUT.exists():
         shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     for case in cases:
-        build_case(case, by_id)
-    print(f"wrote {len(cases)} case folders to {OUT.relative_to(ROOT)}")
+        build_case(case, by_id, out_dir)
+    print(f"wrote {len(cases)} case folders to {out_dir}")
     return 0
 
 

@@ -2,13 +2,18 @@
 
 ``fixtures/golden/<case>/`` holds ``cdr.json`` (or ``session.json``), ``expected.json`` and
 ``case.toml``. A value in ``expected.json`` is compared with the precision the spec states it
-with ("5.00" → ±0.005, "0.029" → ±0.0005); ``null`` must be null. Cases whose spec text is
+with ("5.00" → ±0.005, "0.029" → ±0.0005); ``null`` must be null. Beside that, every amount must
+equal ``exact_4dp`` to the last of its 4 decimals (the stated value, or — where the spec rounds — the
+exact amount worked out in ``scripts/build_golden.py``). Cases whose spec text is
 superseded or wrong assert the *correct* amount (see the folder's ``case.toml`` ``reason``).
 """
 
 from __future__ import annotations
 
+import filecmp
 import json
+import subprocess
+import sys
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -52,7 +57,8 @@ def price_folder(folder: Path, tmp_path: Path) -> dict:
 
 @pytest.mark.parametrize("folder", ASSERTED, ids=[f.name for f in ASSERTED])
 def test_golden_case(folder: Path, tmp_path: Path) -> None:
-    expected = json.loads((folder / "expected.json").read_text())["expected"]
+    doc = json.loads((folder / "expected.json").read_text())
+    expected, exact = doc["expected"], doc["exact_4dp"]
     assert expected, f"{folder.name}: assert = true but nothing expected"
     row = price_folder(folder, tmp_path)
     problems = []
@@ -64,6 +70,8 @@ def test_golden_case(folder: Path, tmp_path: Path) -> None:
             continue
         if got is None or abs(Decimal(got) - Decimal(want)) > tolerance(want):
             problems.append(f"{column}: got {got}, want {want} (±{tolerance(want)})")
+        elif got != exact[column]:
+            problems.append(f"{column}: got {got}, want exactly {exact[column]}")
     assert not problems, f"{folder.name}: " + "; ".join(problems)
 
 
@@ -90,3 +98,18 @@ def test_tolerance_follows_the_stated_precision() -> None:
     assert tolerance("5.00") == Decimal("0.005")
     assert tolerance("0.029") == Decimal("0.0005")
     assert tolerance("4") == Decimal("0.5")
+
+
+def test_golden_folders_are_what_the_build_script_writes(tmp_path: Path) -> None:
+    out = tmp_path / "golden"
+    script = ROOT / "scripts" / "build_golden.py"
+    subprocess.run([sys.executable, str(script), "--out", str(out)], check=True, capture_output=True)
+
+    def differences(cmp: filecmp.dircmp, where: str = "") -> list[str]:
+        found = [f"{where}{n}" for n in cmp.left_only + cmp.right_only + cmp.diff_files + cmp.funny_files]
+        for name, sub in cmp.subdirs.items():
+            found += differences(sub, f"{where}{name}/")
+        return found
+
+    changed = differences(filecmp.dircmp(GOLDEN, out, ignore=[]))
+    assert not changed, f"fixtures/golden differs from scripts/build_golden.py output: {changed}"

@@ -210,10 +210,11 @@ def test_basis_recomputed_pays_the_tariff(tmp_path: Path) -> None:
     assert [ln["line_excl_vat"] for ln in st["lines"]] == ["3.50"]
 
 
-def test_empty_input_gives_no_statements_and_zero_counts(tmp_path: Path) -> None:
+def test_empty_input_is_an_input_error_with_zero_counts(tmp_path: Path, capsys) -> None:
     src, tariffs, contracts = write_month(tmp_path, [])
     out = tmp_path / "out"
-    assert run_settle(tmp_path, src, tariffs, contracts, out) == 0
+    assert run_settle(tmp_path, src, tariffs, contracts, out) == 2
+    assert "nothing read" in capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"] == {"read": 0, "settled": 0, "excluded": 0, "rejected": 0, "out_of_month": 0}
     assert manifest["statements"] == []

@@ -1,17 +1,19 @@
 """The ``roamledger`` command line: one module per command, each with ``add_parser`` and ``run``.
 
 The commands only read arguments, call :mod:`settlement` / :mod:`pricing` (or the workload generator
-in :mod:`benchmarks`), and report. Exit status: 0 when the run completed (even with rejected
-records — they are in the rejects file), 2 when the command line is wrong or no input could be read.
+in :mod:`benchmarks`), and report. Every failure is one sentence on stderr and an exit status
+(:data:`EXIT_STATUS`), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from api.cli import generate, price, reconcile, settle
+from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
 
@@ -19,7 +21,12 @@ COMMANDS = {"price": price, "reconcile": reconcile, "settle": settle, "generate"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="roamledger", description="OCPI tariff pricing and settlement")
+    parser = argparse.ArgumentParser(
+        prog="roamledger",
+        description="OCPI tariff pricing and settlement",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"roamledger {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
@@ -32,5 +39,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(COMMANDS[args.command].run(args))
     except RoamledgerError as exc:
-        print(f"roamledger: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), EXIT_INPUT)
+    except KeyboardInterrupt:
+        return fail("interrupted, nothing written", EXIT_INTERRUPTED)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        return fail(f"{exc.strerror or exc}{where}", EXIT_INPUT)
+    except Exception as exc:
+        if os.environ.get("ROAMLEDGER_DEBUG"):
+            raise
+        return fail(
+            f"internal error ({type(exc).__name__}: {exc}). This is a bug in roamledger: please report it "
+            "with the command line (ROAMLEDGER_DEBUG=1 shows the traceback)",
+            EXIT_BUG,
+        )
+
+
+def fail(message: str, code: int) -> int:
+    print(f"roamledger: error: {message}", file=sys.stderr)
+    return code

@@ -3,19 +3,60 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from pricing.errors import RoamledgerError
 from pricing.policy import PricingPolicy
 
+EXIT_OK = 0
+EXIT_FAIL_ON = 1  # the run completed and wrote its files, but --fail-on found what it was asked to
+EXIT_INPUT = 2  # usage or input error: nothing useful could be done with what was given
+EXIT_BUG = 70  # an internal error (a bug): one sentence, no traceback
+EXIT_INTERRUPTED = 130  # Ctrl-C: nothing written
+EXIT_STATUS_HELP = """exit status:
+  0    done (rejected records, if any, are in the rejects file)
+  1    done, but --fail-on rejects|findings found rejected records or findings
+  2    usage or input error (no such path, nothing read, every record rejected, ...)
+  70   internal error (a bug; please report it)
+  130  interrupted (Ctrl-C); nothing written
+"""
+
 
 def command_parser(
     sub: argparse._SubParsersAction, name: str, help: str, example: str
 ) -> argparse.ArgumentParser:
     return sub.add_parser(
-        name, help=help, epilog=example, formatter_class=argparse.RawDescriptionHelpFormatter
+        name,
+        help=help,
+        epilog=f"{example}\n{EXIT_STATUS_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def add_fail_on_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fail-on",
+        choices=["rejects", "findings"],
+        action="append",
+        default=[],
+        help="exit 1 (after writing every file) when any record was rejected / has a finding (repeatable)",
+    )
+
+
+def fail_on_status(args: argparse.Namespace, rejected: int, findings: int, findings_label: str) -> int:
+    """The exit status of a completed run under ``--fail-on``: 1 when it found what it was asked to
+    (``findings_label`` says what the command counts as findings, e.g. "disputed CDRs")."""
+    hit = []
+    if "rejects" in args.fail_on and rejected:
+        hit.append(f"{rejected} records rejected")
+    if "findings" in args.fail_on and findings:
+        hit.append(f"{findings} {findings_label}")
+    if hit:
+        print(f"roamledger: --fail-on: {' and '.join(hit)}", file=sys.stderr)
+        return EXIT_FAIL_ON
+    return EXIT_OK
 
 
 def add_policy_option(p: argparse.ArgumentParser, help: str) -> None:
@@ -40,3 +81,11 @@ def require_existing(paths: Iterable[str | None]) -> None:
     missing = [p for p in paths if p is not None and not Path(p).exists()]
     if missing:
         raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
+
+
+def check_run(read: int, rejected: int, source: str, rejects_file: str) -> None:
+    """Input errors only a finished run can tell: nothing read, or every record rejected."""
+    if read == 0:
+        raise RoamledgerError(f"nothing read: {source} holds no CDR records")
+    if rejected == read:
+        raise RoamledgerError(f"every record was rejected ({read}); the reasons are in {rejects_file}")

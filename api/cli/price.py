@@ -7,7 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from api.cli.options import add_pricing_options, command_parser, policy_of, require_existing
+from api.cli.options import (
+    add_fail_on_option,
+    add_pricing_options,
+    check_run,
+    command_parser,
+    fail_on_status,
+    policy_of,
+    require_existing,
+)
+from api.cli.outputs import staged_files
 from pricing import __version__
 from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
@@ -33,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="pricer: the vectorized kernel (default) or the reference (same output, slower)",
     )
     p.add_argument("--workers", type=int, default=1, metavar="N", help="kernel threads (default 1)")
+    add_fail_on_option(p)
     p.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
     p.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
 
@@ -58,25 +68,30 @@ def run(args: argparse.Namespace) -> int:
         engine=args.engine,
         workers=max(1, args.workers),
     )
-    write_table(out, result.rows, COLUMNS + EXTRA_COLUMNS, DECIMAL_COLUMNS)
-    write_ndjson(f"{out}.rejects.ndjson", (f.as_row() for f in result.rejects))
     findings = [*tariff_findings, *result.warnings]
-    if findings:
-        write_ndjson(f"{out}.findings.ndjson", (f.as_row() for f in findings))
-    if args.explain:
-        write_ndjson(f"{out}.trace.ndjson", ({c: r.get(c) for c in TRACE_COLUMNS} for r in result.traces))
-    meta = {
-        "roamledger": __version__,
-        "engine": args.engine,
-        "policy": policy.as_dict(),
-        "tz": args.tz,
-        "ocpi_version": args.ocpi_version,
-        "inputs": {str(p): sha256_file(p) for p in all_files([*args.cdrs, *(args.tariffs or [])])},
-        "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
-        "rounding": "OCPI 4 decimals, half-up, from exact values",
-    }
-    Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with staged_files(out) as staging:
+        write_table(staging.path(out.name), result.rows, COLUMNS + EXTRA_COLUMNS, DECIMAL_COLUMNS)
+        write_ndjson(staging.path(f"{out.name}.rejects.ndjson"), (f.as_row() for f in result.rejects))
+        if findings:
+            write_ndjson(staging.path(f"{out.name}.findings.ndjson"), (f.as_row() for f in findings))
+        if args.explain:
+            trace = ({c: r.get(c) for c in TRACE_COLUMNS} for r in result.traces)
+            write_ndjson(staging.path(f"{out.name}.trace.ndjson"), trace)
+        meta = {
+            "roamledger": __version__,
+            "engine": args.engine,
+            "policy": policy.as_dict(),
+            "tz": args.tz,
+            "ocpi_version": args.ocpi_version,
+            "inputs": {str(p): sha256_file(p) for p in all_files([*args.cdrs, *(args.tariffs or [])])},
+            "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
+            "rounding": "OCPI 4 decimals, half-up, from exact values",
+        }
+        staging.path(f"{out.name}.meta.json").write_text(
+            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
     print(f"read {result.read}, priced {result.priced}, rejected {result.rejected}")
     if result.rejected:
         print(f"rejects: {out}.rejects.ndjson", file=sys.stderr)
-    return 0
+    check_run(result.read, result.rejected, " ".join(args.cdrs), f"{out}.rejects.ndjson")
+    return fail_on_status(args, result.rejected, len(findings), "findings")

@@ -7,7 +7,16 @@ import json
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from api.cli.options import add_pricing_options, command_parser, policy_of, require_existing
+from api.cli.options import (
+    add_fail_on_option,
+    add_pricing_options,
+    check_run,
+    command_parser,
+    fail_on_status,
+    policy_of,
+    require_existing,
+)
+from api.cli.outputs import staged_files
 from pricing.batch import expand_inputs, load_tariffs
 from pricing.errors import RoamledgerError
 from pricing.io import iter_sources, write_ndjson, write_table
@@ -29,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_pricing_options(p)
     p.add_argument("--tolerance", default="0.01", help="per-CDR tolerance for ROUNDING (default 0.01)")
+    add_fail_on_option(p)
     p.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
     p.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
 
@@ -52,20 +62,28 @@ def run(args: argparse.Namespace) -> int:
     lines += flat_lines(flat, tariffs, policy, args.tz, tolerance, result) if flat else []
     check_duplicates_and_credits(lines)
     lines.sort(key=lambda ln: (ln.cdr.id, ln.source, ln.line or 0))
-    write_table(out, [ln.as_row() for ln in lines], RECON_COLUMNS, [])
-    write_ndjson(f"{out}.findings.ndjson", (f.as_row() for ln in lines for f in ln.findings))
-    write_ndjson(f"{out}.rejects.ndjson", (f.as_row() for f in result.rejects))
     summary = summarize(lines) | {
         "read": result.read,
         "rejected": len(result.rejects),
         "policy": policy.as_dict(),
     }
-    Path(f"{out}.summary.json").write_text(
-        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    with staged_files(out) as staging:
+        write_table(staging.path(out.name), [ln.as_row() for ln in lines], RECON_COLUMNS, [])
+        findings = (f.as_row() for ln in lines for f in ln.findings)
+        write_ndjson(staging.path(f"{out.name}.findings.ndjson"), findings)
+        write_ndjson(staging.path(f"{out.name}.rejects.ndjson"), (f.as_row() for f in result.rejects))
+        staging.path(f"{out.name}.summary.json").write_text(
+            json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
     by = summary["by_status"]
     print(
         f"read {result.read}, reconciled {len(lines)}, rejected {len(result.rejects)}; "
         + ", ".join(f"{k} {v}" for k, v in by.items())
     )
-    return 0
+    check_run(result.read, len(result.rejects), " ".join(args.cdrs), f"{out}.rejects.ndjson")
+    return fail_on_status(args, len(result.rejects), disputed(by), "CDRs not matching (see the findings)")
+
+
+def disputed(by_status: dict[str, int]) -> int:
+    """CDRs whose recomputed total does not match what the CPO reported (beyond rounding)."""
+    return sum(n for status, n in by_status.items() if status not in ("MATCH", "ROUNDING"))

@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from api.cli.options import add_policy_option, command_parser, policy_of, require_existing
+from babel import Locale, UnknownLocaleError
+
+from api.cli.options import (
+    add_fail_on_option,
+    add_policy_option,
+    check_run,
+    command_parser,
+    fail_on_status,
+    policy_of,
+    require_existing,
+)
+from api.cli.reconcile import disputed
 from pricing.batch import expand_inputs
+from pricing.errors import RoamledgerError
 from settlement.flatcdrs import is_flat_file
 from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
 from settlement.scale import settle_columnar
@@ -53,11 +66,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--history", nargs="*", default=[], metavar="DIR", help="earlier settle outputs (for credits)"
     )
     add_policy_option(st, "pricing policy (default period_boundaries=flag for reconciliation)")
+    add_fail_on_option(st)
     st.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
 
 
 def run(args: argparse.Namespace) -> int:
     policy = policy_of(args.policy, DEFAULT_POLICY)
+    check_locale(args.locale)
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
     say = progress_printer()
@@ -98,20 +113,47 @@ def run(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             **common,
         )
-        return summary(c, len(statements), out)
+        return finished(args, c, len(statements), out)
     result, contracts = settle(
         args.cdrs, args.tariffs, args.month, engine=engine, scheduler=args.scheduler, **common
     )
     say("writing")
     out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
-    return summary(result.counts, len(result.statements), out)
+    return finished(args, result.counts, len(result.statements), out)
 
 
-def summary(c: dict[str, int], n_statements: int, out: Path) -> int:
+def check_locale(name: str) -> None:
+    try:
+        Locale.parse(name)
+    except (ValueError, UnknownLocaleError) as exc:
+        raise RoamledgerError(
+            f"--locale {name}: unknown locale. Hint: use a code like en_GB, fr_FR, de_DE or nl_NL"
+        ) from exc
+
+
+def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out: Path) -> int:
+    """Report a written run; judge it from its manifest (the same for every engine)."""
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(
         f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
         f"out of month {c['out_of_month']}; {n_statements} statements in {out}"
     )
-    return 0
+    check_run(c["read"], c["rejected"], " ".join(args.cdrs), str(out / "rejects.ndjson"))
+    if c["settled"] + c["excluded"] == 0:
+        raise RoamledgerError(
+            f"no session of the {c['read']} records ended in {args.month} "
+            f"({c['out_of_month']} out of month). Hint: check --month"
+        )
+    recon = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["reconciliation"]
+    not_found = recon["findings_by_code"].get("TARIFF_NOT_FOUND", 0)
+    if not_found and not_found == recon["cdrs"]:
+        hint = (
+            "give the CPO's tariffs with --tariffs"
+            if not args.tariffs
+            else "check the tariff ids in --tariffs"
+        )
+        raise RoamledgerError(f"no tariff matched any of the {recon['cdrs']} CDRs. Hint: {hint}")
+    return fail_on_status(
+        args, c["rejected"], disputed(recon["by_status"]), "CDRs not matching (see findings.ndjson)"
+    )

@@ -1,0 +1,109 @@
+"""Exit status and messages: 0 done, 1 --fail-on hit, 2 usage or input error, 70 a bug, 130 Ctrl-C —
+always one sentence on stderr, never a traceback, and nothing half-written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_settle import MONTH, cdr, write_month
+
+import api.cli.price
+from api.cli import build_parser, main
+
+
+def settle(tmp: Path, *extra: str, cdrs: Path | None = None, with_tariffs: bool = True) -> list[str]:
+    src, tariffs, contracts = write_month(tmp, [cdr("A1", reported="9.99"), cdr("A2")], ("not json",))
+    args = ["settle", "--cdrs", str(cdrs or src), "--month", MONTH, "--contracts", str(contracts)]
+    args += ["--tariffs", str(tariffs)] if with_tariffs else []
+    return [*args, *extra]
+
+
+def test_help_documents_the_exit_status(capsys) -> None:
+    for command in ("price", "reconcile", "settle"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = capsys.readouterr().out
+        assert "exit status:" in text and "130" in text and "--fail-on" in text
+
+
+def test_a_month_with_problems_exits_0_and_1_only_with_fail_on(tmp_path: Path, capsys) -> None:
+    assert main(settle(tmp_path, "--out", str(tmp_path / "a"))) == 0
+    assert main(settle(tmp_path, "--out", str(tmp_path / "b"), "--fail-on", "rejects")) == 1
+    assert "1 records rejected" in capsys.readouterr().err
+    assert main(settle(tmp_path, "--out", str(tmp_path / "c"), "--fail-on", "findings")) == 1
+    assert "1 CDRs not matching" in capsys.readouterr().err
+    assert (tmp_path / "c" / "manifest.json").exists(), "--fail-on still writes every file"
+
+
+def test_a_month_with_no_session_is_an_input_error(tmp_path: Path, capsys) -> None:
+    args = settle(tmp_path, "--out", str(tmp_path / "out"))
+    args[args.index("--month") + 1] = "2025-03"
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "no session of the 3 records ended in 2025-03 (2 out of month). Hint: check --month" in err
+    assert "Traceback" not in err
+
+
+def test_an_unknown_locale_is_refused_before_any_work(tmp_path: Path, capsys) -> None:
+    assert main(settle(tmp_path, "--out", str(tmp_path / "out"), "--locale", "xx_YY")) == 2
+    assert "--locale xx_YY: unknown locale" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_settle_without_tariffs_is_an_input_error(tmp_path: Path, capsys) -> None:
+    assert main(settle(tmp_path, "--out", str(tmp_path / "out"), with_tariffs=False)) == 2
+    assert "no tariff matched any of the 2 CDRs. Hint: give the CPO's tariffs with --tariffs" in (
+        capsys.readouterr().err
+    )
+
+
+def test_price_nothing_read_and_all_rejected(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("")
+    assert main(["price", "--out", str(tmp_path / "a.ndjson"), str(empty)]) == 2
+    assert "nothing read" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.ndjson"
+    garbage.write_text("not json\n{}\n")
+    assert main(["price", "--out", str(tmp_path / "b.ndjson"), str(garbage)]) == 2
+    assert "every record was rejected (2)" in capsys.readouterr().err
+    rejects = (tmp_path / "b.ndjson.rejects.ndjson").read_text().splitlines()
+    assert len(rejects) == 2, "the rejects are written so the user can see why"
+
+
+def test_ctrl_c_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    src, tariffs, _ = write_month(tmp_path, [cdr("A1")])
+    calls = []
+
+    def interrupted(*args, **kwargs) -> None:
+        calls.append(args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api.cli.price, "write_ndjson", interrupted)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["price", "--tariffs", str(tariffs), "--out", str(tmp_path / "p.ndjson"), str(src)]) == 130
+    assert calls, "interrupted while writing"
+    assert "interrupted, nothing written" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_bug_is_one_sentence_and_exit_70(tmp_path: Path, capsys, monkeypatch) -> None:
+    src, tariffs, _ = write_month(tmp_path, [cdr("A1")])
+
+    def broken(*args, **kwargs):
+        return {}["no such key"]
+
+    monkeypatch.setattr(api.cli.price, "price_inputs", broken)
+    assert main(["price", "--tariffs", str(tariffs), "--out", str(tmp_path / "p.ndjson"), str(src)]) == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (KeyError" in err and "please report" in err
+
+
+def test_reconcile_fail_on_findings(tmp_path: Path, capsys) -> None:
+    src, tariffs, _ = write_month(tmp_path, [cdr("A1", reported="9.99"), cdr("A2")])
+    out = tmp_path / "r.ndjson"
+    args = ["reconcile", "--tariffs", str(tariffs), "--out", str(out), str(src)]
+    assert main(args) == 0
+    assert main([*args, "--fail-on", "findings"]) == 1
+    assert json.loads((tmp_path / "r.ndjson.summary.json").read_text())["by_status"]["OVERCHARGED"] == 1

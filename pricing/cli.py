@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
 
-    from pricing import generate
+    from benchmarks.workload import cli as generate
 
     generate.add_parser(sub)
     return parser

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT
 
-from pricing import generate as gen
+from benchmarks.workload import cli as gen
 from pricing.errors import InputError
 from pricing.flat import arrow_schema
 from settlement.contracts import load_contracts
@@ -410,7 +410,7 @@ def test_sample_counts_hold_when_priced() -> None:
 
 def test_console_generate_help_runs() -> None:
     code = (
-        "from pricing import generate as g; import argparse; p = argparse.ArgumentParser(prog='roamledger'); "
+        "from benchmarks.workload import cli as g; import argparse; p = argparse.ArgumentParser(prog='roamledger'); "
     )
     code += "g.add_parser(p.add_subparsers()); p.parse_args(['generate', '--help'])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT).stdout

@@ -95,6 +95,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--malformed", type=_positive_int, default=0, metavar="K", help="broken records to add (default 0)"
     )
+    _add_rate_arguments(p)
+    _add_output_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_rate_arguments(p: argparse.ArgumentParser) -> None:
+    """How often each defect and kind of session occurs."""
     p.add_argument(
         "--overcharge-rate",
         type=_rate,
@@ -125,6 +133,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--dc-share", type=_rate, default=0.3, metavar="R", help="share of DC locations (default 0.3)"
     )
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """Reported totals, side outputs and the run itself."""
     p.add_argument(
         "--tariffs-out",
         metavar="DIR",
@@ -157,8 +169,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--jobs", type=int, default=1, metavar="J", help="worker processes (the output does not depend on it)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    p.set_defaults(func=run)
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

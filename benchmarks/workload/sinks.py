@@ -120,23 +120,8 @@ def flat_table(
     def opt(values: np.ndarray, mask: np.ndarray) -> Any:
         return pa.array(values, pa.int64(), mask=mask)
 
-    # tariff ids: (cpo, is_dc, version) plus one unknown id per CPO for the malformed records
-    tariff_vals: list[str | None] = []
-    for c in range(ncpo):
-        for dc in (0, 1):
-            for v in VERSIONS:
-                tariff_vals.append(world.tariffs[(c, dc, v)]["id"])
-    unknown_base = len(tariff_vals)
-    tariff_vals += [f"{cp.party}-XX-221" for cp in world.cpos]
-    t_idx = (cpo * 2 + blk.is_dc[sess]) * 3 + vidx
-    t_idx = np.where(ent_kind == MALFORMED_KINDS.index("unknown_tariff"), unknown_base + cpo, t_idx)
-
-    currencies = sorted({cp.currency for cp in world.cpos} | {"EUR", "GBP"})
-    cur = np.array([currencies.index(cp.currency) for cp in world.cpos])[cpo]
-    wrong = np.array([currencies.index("EUR" if cp.currency != "EUR" else "GBP") for cp in world.cpos])[cpo]
-    cur = np.where(ent_kind == MALFORMED_KINDS.index("wrong_currency"), wrong, cur)
-    cur_vals: list[str | None] = [*currencies, None]
-    cur = np.where(ent_kind == MALFORMED_KINDS.index("missing_field"), len(currencies), cur)
+    tariff_col = _tariff_ids(world, cpo, blk.is_dc[sess], vidx, ent_kind)
+    currency_col = _currencies(world, cpo, ent_kind)
 
     energy = blk.p_energy_wh[prow] * 1000
     neg_first = (ent_kind == MALFORMED_KINDS.index("negative_volume")) & (period_idx == 0)
@@ -167,12 +152,12 @@ def flat_table(
         ),
         "cdr_start_ms": ms(blk.start[sess]),
         "cdr_end_ms": ms(blk.end[sess]),
-        "currency": _dict_strings(cur, cur_vals),
+        "currency": currency_col,
         "time_zone": _dict_strings(cpo, [cp.zone for cp in world.cpos]),
         "location_country": _dict_strings(cpo, [cp.country3 for cp in world.cpos]),
         "period_idx": pa.array(period_idx.astype(np.int32), pa.int32()),
         "period_start_ms": ms(blk.p_start[prow]),
-        "tariff_id": _dict_strings(t_idx, tariff_vals),
+        "tariff_id": tariff_col,
         "energy_mwh": opt(energy, park),
         "time_ms": opt(dur, park),
         "parking_ms": opt(dur, ~park),
@@ -186,6 +171,33 @@ def flat_table(
         **settlement_columns(world, blk, plan, ids, row_ent, is211),
     }
     return pa.Table.from_arrays(list(columns.values()), schema=_flat_schema())
+
+
+def _tariff_ids(
+    world: World, cpo: np.ndarray, is_dc: np.ndarray, vidx: np.ndarray, ent_kind: np.ndarray
+) -> Any:
+    """Tariff ids: (cpo, is_dc, version) plus one unknown id per CPO for the malformed records."""
+    tariff_vals: list[str | None] = []
+    for c in range(len(world.cpos)):
+        for dc in (0, 1):
+            for v in VERSIONS:
+                tariff_vals.append(world.tariffs[(c, dc, v)]["id"])
+    unknown_base = len(tariff_vals)
+    tariff_vals += [f"{cp.party}-XX-221" for cp in world.cpos]
+    t_idx = (cpo * 2 + is_dc) * 3 + vidx
+    t_idx = np.where(ent_kind == MALFORMED_KINDS.index("unknown_tariff"), unknown_base + cpo, t_idx)
+    return _dict_strings(t_idx, tariff_vals)
+
+
+def _currencies(world: World, cpo: np.ndarray, ent_kind: np.ndarray) -> Any:
+    """The CPO's currency; the other one for a wrong-currency record, null for a missing one."""
+    currencies = sorted({cp.currency for cp in world.cpos} | {"EUR", "GBP"})
+    cur = np.array([currencies.index(cp.currency) for cp in world.cpos])[cpo]
+    wrong = np.array([currencies.index("EUR" if cp.currency != "EUR" else "GBP") for cp in world.cpos])[cpo]
+    cur = np.where(ent_kind == MALFORMED_KINDS.index("wrong_currency"), wrong, cur)
+    cur_vals: list[str | None] = [*currencies, None]
+    cur = np.where(ent_kind == MALFORMED_KINDS.index("missing_field"), len(currencies), cur)
+    return _dict_strings(cur, cur_vals)
 
 
 def settlement_columns(

@@ -137,45 +137,10 @@ def build_world(cfg: Config) -> World:
     lon = base_lon[rows, loc_city] + rng.uniform(-0.06, 0.06, shape)
 
     valid_from = datetime.fromtimestamp(_naive(prev) - 62 * 86400, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    tariffs: dict[tuple[int, int, str], dict[str, Any]] = {}
-    wrong: dict[tuple[int, int, str], dict[str, Any]] = {}
-    n_t = 2 * len(cpos)
-    clock = np.full((n_t, 2, 3), -1, dtype=np.int64)
-    dur = np.full((n_t, 2), -1, dtype=np.int64)
-    kwh = np.full(n_t, -1, dtype=np.int64)
-    power = np.full(n_t, -1, dtype=np.int64)
-    for ci, cpo in enumerate(cpos):
-        for is_dc, spec in ((0, cpo.ac), (1, cpo.dc)):
-            for v in VERSIONS:
-                t = tariff_json(spec, cpo, v, valid_from)
-                tariffs[(ci, is_dc, v)] = t
-                wrong[(ci, is_dc, v)] = wrong_tariff_json(t)
-            b = phase_boundaries(spec)
-            ti = ci * 2 + is_dc
-            for phase in (0, 1):
-                mins = sorted(b["clock"][phase])
-                assert len(mins) <= 3, spec
-                clock[ti, phase, : len(mins)] = mins
-                durs = sorted(b["duration"][phase])
-                assert len(durs) <= 1 and all(d % GRID == 0 for d in durs), spec
-                if durs:
-                    dur[ti, phase] = durs[0]
-            assert len(b["kwh_wh"]) <= 1 and len(b["power_w"]) <= 1, spec
-            if b["kwh_wh"]:
-                kwh[ti] = next(iter(b["kwh_wh"]))
-            if b["power_w"]:
-                power[ti] = next(iter(b["power_w"]))
+    tariffs, wrong, clock, dur, kwh, power = _tariff_tables(cpos, valid_from)
 
     month_end = _naive(nxt)
-    dst_days: list[list[int]] = []
-    for z in zones:
-        days = []
-        for tr in z.trans[1:]:
-            local = int(z.to_local(np.array([tr]))[0])
-            local_day = local - local % 86400
-            if ms <= local_day < month_end:
-                days.append(local_day)
-        dst_days.append(days)
+    dst_days = _dst_days(zones, ms, month_end)
     world = World(
         cfg=cfg,
         cpos=cpos,
@@ -206,3 +171,50 @@ def build_world(cfg: Config) -> World:
     )
     world.statement_zone = ZoneTable("Europe/Amsterdam", lo, hi)
     return world
+
+
+def _tariff_tables(cpos: tuple[Cpo, ...], valid_from: str) -> tuple[Any, ...]:
+    """Tariff JSON (right and wrong) per (cpo, is_dc, version); where each tariff can switch, as arrays."""
+    tariffs: dict[tuple[int, int, str], dict[str, Any]] = {}
+    wrong: dict[tuple[int, int, str], dict[str, Any]] = {}
+    n_t = 2 * len(cpos)
+    clock = np.full((n_t, 2, 3), -1, dtype=np.int64)
+    dur = np.full((n_t, 2), -1, dtype=np.int64)
+    kwh = np.full(n_t, -1, dtype=np.int64)
+    power = np.full(n_t, -1, dtype=np.int64)
+    for ci, cpo in enumerate(cpos):
+        for is_dc, spec in ((0, cpo.ac), (1, cpo.dc)):
+            for v in VERSIONS:
+                t = tariff_json(spec, cpo, v, valid_from)
+                tariffs[(ci, is_dc, v)] = t
+                wrong[(ci, is_dc, v)] = wrong_tariff_json(t)
+            b = phase_boundaries(spec)
+            ti = ci * 2 + is_dc
+            for phase in (0, 1):
+                mins = sorted(b["clock"][phase])
+                assert len(mins) <= 3, spec
+                clock[ti, phase, : len(mins)] = mins
+                durs = sorted(b["duration"][phase])
+                assert len(durs) <= 1 and all(d % GRID == 0 for d in durs), spec
+                if durs:
+                    dur[ti, phase] = durs[0]
+            assert len(b["kwh_wh"]) <= 1 and len(b["power_w"]) <= 1, spec
+            if b["kwh_wh"]:
+                kwh[ti] = next(iter(b["kwh_wh"]))
+            if b["power_w"]:
+                power[ti] = next(iter(b["power_w"]))
+    return tariffs, wrong, clock, dur, kwh, power
+
+
+def _dst_days(zones: list[ZoneTable], ms: int, month_end: int) -> list[list[int]]:
+    """Per zone: the naive local midnights of the DST-change days inside the month."""
+    dst_days: list[list[int]] = []
+    for z in zones:
+        days = []
+        for tr in z.trans[1:]:
+            local = int(z.to_local(np.array([tr]))[0])
+            local_day = local - local % 86400
+            if ms <= local_day < month_end:
+                days.append(local_day)
+        dst_days.append(days)
+    return dst_days

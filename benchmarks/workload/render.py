@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import copy
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -21,10 +21,6 @@ from benchmarks.workload.world import World
 
 def _iso(seconds: np.ndarray) -> list[str]:
     return [s + "Z" for s in np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()]
-
-
-def _money(x: Decimal) -> float:
-    return float(x)
 
 
 def r2(text: str | Decimal) -> Decimal:
@@ -174,17 +170,17 @@ class Renderer:
             rec["tariffs"] = [tariff]
         periods = []
         for p in range(int(blk.p_off[i]), int(blk.p_off[i + 1])):
-            hours = int(blk.p_dur[p]) * 25 // 9 / 10000  # exact: durations are multiples of 9 s
+            hours = Decimal(int(blk.p_dur[p]) * 25 // 9).scaleb(-4)  # exact: durations are multiples of 9 s
             if blk.p_park[p]:
                 dims = [{"type": "PARKING_TIME", "volume": hours}]
             else:
                 dims = [
-                    {"type": "ENERGY", "volume": int(blk.p_energy_wh[p]) / 1000},
+                    {"type": "ENERGY", "volume": Decimal(int(blk.p_energy_wh[p])).scaleb(-3)},
                     {"type": "TIME", "volume": hours},
                 ]
                 if blk.p_pmax_w[p] >= 0 and version != "2.1.1":
-                    dims.append({"type": "MIN_POWER", "volume": int(blk.p_pmin_w[p]) / 1000})
-                    dims.append({"type": "MAX_POWER", "volume": int(blk.p_pmax_w[p]) / 1000})
+                    dims.append({"type": "MIN_POWER", "volume": Decimal(int(blk.p_pmin_w[p])).scaleb(-3)})
+                    dims.append({"type": "MAX_POWER", "volume": Decimal(int(blk.p_pmax_w[p])).scaleb(-3)})
             period: dict[str, Any] = {"start_date_time": iso["p_start"][p], "dimensions": dims}
             if version != "2.1.1":
                 period["tariff_id"] = tariff["id"]
@@ -200,16 +196,16 @@ class Renderer:
 def _price(version: str, excl: Decimal, incl: Decimal | None, vat: str | None) -> Any:
     """An OCPI Price in ``version`` from amounts already rounded to cents."""
     if version == "2.1.1":
-        return _money(excl)
+        return excl
     if version == "2.2.1":
-        out: dict[str, Any] = {"excl_vat": _money(excl)}
+        out: dict[str, Any] = {"excl_vat": excl}
         if incl is not None:
-            out["incl_vat"] = _money(incl)
+            out["incl_vat"] = incl
         return out
     taxes = []
     if incl is not None and vat is not None:
-        taxes.append({"name": "VAT", "percentage": float(vat), "amount": _money(incl - excl)})
-    return {"before_taxes": _money(excl), "taxes": taxes}
+        taxes.append({"name": "VAT", "percentage": Decimal(vat), "amount": incl - excl})
+    return {"before_taxes": excl, "taxes": taxes}
 
 
 COST_FIELDS = (
@@ -236,9 +232,9 @@ def fill_totals(
     if version == "2.3.0":
         taxes = [t for t in row.get("taxes") or [] if t.get("amount") is not None]
         rec["total_cost"] = {
-            "before_taxes": _money(excl),
+            "before_taxes": excl,
             "taxes": [
-                {"name": t["name"], "percentage": float(t["percentage"]), "amount": _money(r2(t["amount"]))}
+                {"name": t["name"], "percentage": Decimal(t["percentage"]), "amount": r2(t["amount"])}
                 for t in taxes
             ],
         }
@@ -248,12 +244,12 @@ def fill_totals(
     parking = Decimal(row["parking_time_h"])
     parts = version if breakdown else "2.1.1"  # the total_*_cost fields are optional: some CPOs omit them
     _cost_field(rec, "total_fixed_cost", "fixed", row, parts, vat)
-    rec["total_energy"] = float(Decimal(row["total_energy_kwh"]).quantize(Decimal("0.001")))
+    rec["total_energy"] = Decimal(row["total_energy_kwh"]).quantize(Decimal("0.001"))
     _cost_field(rec, "total_energy_cost", "energy", row, parts, vat)
-    rec["total_time"] = float(Decimal(row["total_time_h"]))
+    rec["total_time"] = Decimal(row["total_time_h"])
     _cost_field(rec, "total_time_cost", "time", row, parts, vat)
     if parking > 0:
-        rec["total_parking_time"] = float(parking)
+        rec["total_parking_time"] = parking
         _cost_field(rec, "total_parking_cost", "parking", row, parts, vat)
     rec["last_updated"] = last_updated
     return excl, None if version == "2.1.1" else incl
@@ -273,7 +269,7 @@ def _cost_field(out: dict[str, Any], fld: str, cat: str, row: dict[str, Any], ve
 def negate_money(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {
-            k: (-v if k in MONEY_KEYS and isinstance(v, (int, float)) and v else negate_money(v))
+            k: (-v if k in MONEY_KEYS and isinstance(v, (int, Decimal)) and v else negate_money(v))
             for k, v in obj.items()
         }
     if isinstance(obj, list):
@@ -286,14 +282,14 @@ def corrupt(rec: dict[str, Any], kind: str, cpo: Cpo) -> bytes:
     if kind == "truncated_json":
         raw = dumps(rec)
         return raw[: len(raw) // 2]
-    rec = json.loads(json.dumps(rec))
+    rec = copy.deepcopy(rec)
     if kind == "missing_field":
         del rec["currency"]
     elif kind == "negative_volume":
         for p in rec["charging_periods"]:
             for d in p["dimensions"]:
                 if d["type"] == "ENERGY":
-                    d["volume"] = -(d["volume"] or 1.0)
+                    d["volume"] = -(d["volume"] or Decimal("1.0"))
                     break
             else:
                 continue
@@ -402,15 +398,15 @@ def _incl_delta(delta: Decimal, vat: str) -> Decimal:
 def _shift_total(total: Any, delta: Decimal, version: str, vat: str) -> Any:
     """A conflicting resend: the same CDR id with a different total_cost."""
     if version == "2.1.1":
-        return _money(r2(Decimal(repr(total)) + delta))
-    total = json.loads(json.dumps(total))
+        return r2(Decimal(total) + delta)
+    total = copy.deepcopy(total)
     if version == "2.2.1":
-        total["excl_vat"] = _money(r2(Decimal(repr(total["excl_vat"])) + delta))
+        total["excl_vat"] = r2(Decimal(total["excl_vat"]) + delta)
         if "incl_vat" in total:
-            total["incl_vat"] = _money(r2(Decimal(repr(total["incl_vat"])) + _incl_delta(delta, vat)))
+            total["incl_vat"] = r2(Decimal(total["incl_vat"]) + _incl_delta(delta, vat))
         return total
-    total["before_taxes"] = _money(r2(Decimal(repr(total["before_taxes"])) + delta))
+    total["before_taxes"] = r2(Decimal(total["before_taxes"]) + delta)
     if total.get("taxes"):
         t = total["taxes"][0]
-        t["amount"] = _money(r2(Decimal(repr(t["amount"])) + _incl_delta(delta, vat) - delta))
+        t["amount"] = r2(Decimal(t["amount"]) + _incl_delta(delta, vat) - delta)
     return total

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from benchmarks.workload.jsontext import dumps, loads
 from benchmarks.workload.world import World
 from pricing.batch import price_batch
 from pricing.ocpi import parse_tariff
@@ -27,7 +27,7 @@ class Engine:
         def tset(tariffs: dict[tuple[int, int, str], dict[str, Any]]) -> Any:
             out = []
             for key in sorted(tariffs):
-                tariff, _ = parse_tariff(json.loads(json.dumps(tariffs[key])), key[2])
+                tariff, _ = parse_tariff(loads(dumps(tariffs[key])), key[2])
                 out.append(tariff)
             return TariffSet.of(out)
 
@@ -44,7 +44,7 @@ class Engine:
         for (version, start, bad), idx in sorted(groups.items()):
             policy = PricingPolicy(period_boundaries=PeriodBoundaries.START) if start else PricingPolicy()
             res = price_batch(
-                [recs[i] for i in idx],
+                [loads(dumps(recs[i])) for i in idx],  # what a reader of the written line gets
                 tariffs=self.wrong if bad else self.right,
                 policy=policy,
                 version=version,

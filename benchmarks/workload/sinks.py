@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from benchmarks.workload.jsontext import dumps_indented
 from benchmarks.workload.plan import CONFLICT, CREDIT, DUP, MALFORMED, ORIG, REISSUE, Plan
 from benchmarks.workload.render import Renderer
 from benchmarks.workload.sessions import Block
@@ -256,7 +256,7 @@ def write_tariffs(world: World, directory: Path) -> list[Path]:
         if v not in wanted:
             continue
         path = directory / f"{tariff['id']}.json"
-        text = json.dumps(tariff, indent=2, ensure_ascii=False) + "\n"
+        text = dumps_indented(tariff)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)

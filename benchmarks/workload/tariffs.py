@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import copy
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -13,10 +13,13 @@ from benchmarks.workload.specs import Cpo, TariffSpec
 PHASE_DIMS = {0: ("ENERGY", "TIME", "FLAT"), 1: ("PARKING_TIME", "FLAT")}  # 0 charging, 1 parking
 
 
-def _num(text: str) -> float | int:
-    """A decimal string as the JSON number a CPO would write (exact for ≤ 15 digits)."""
+def _num(text: str) -> int | Decimal:
+    """A decimal string as the JSON number a CPO would write: ``12`` stays an integer, ``0.30`` a decimal.
+
+    A Decimal is written from its own digits (:mod:`benchmarks.workload.jsontext`), never via a float.
+    """
     d = Decimal(text)
-    return int(d) if d == d.to_integral_value() and "." not in text else float(d)
+    return int(d) if d == d.to_integral_value() and "." not in text else d
 
 
 def _with_vat(price: str, vat: str) -> str:
@@ -47,7 +50,7 @@ def tariff_json(spec: TariffSpec, cpo: Cpo, version: str, valid_from: str) -> di
             price = _with_vat(c.price, cpo.vat) if incl else c.price
             comp: dict[str, Any] = {"type": c.dim, "price": _num(price)}
             if version != "2.1.1":
-                comp["vat"] = float(cpo.vat)
+                comp["vat"] = Decimal(cpo.vat)
             comp["step_size"] = c.step
             comps.append(comp)
         entry: dict[str, Any] = {"price_components": comps}
@@ -65,13 +68,13 @@ def tariff_json(spec: TariffSpec, cpo: Cpo, version: str, valid_from: str) -> di
 
 def wrong_tariff_json(good: dict[str, Any]) -> dict[str, Any]:
     """The tariff an overcharging CPO used by mistake: parking step 3600 s, ENERGY price +10 %."""
-    bad = json.loads(json.dumps(good))
+    bad = copy.deepcopy(good)
     for el in bad["elements"]:
         for c in el["price_components"]:
             if c["type"] == "PARKING_TIME":
                 c["step_size"] = 3600
             elif c["type"] == "ENERGY":
-                c["price"] = float((Decimal(repr(c["price"])) * Decimal("1.1")).quantize(Decimal("0.0001")))
+                c["price"] = (Decimal(c["price"]) * Decimal("1.1")).quantize(Decimal("0.0001"))
     return bad
 
 

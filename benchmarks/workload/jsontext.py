@@ -16,9 +16,8 @@ import orjson
 
 
 def number_text(d: Decimal) -> str:
-    """``d`` as a JSON number: trailing zeros dropped, at least one decimal, exponent outside 1e-4..1e16.
-
-    The exponent form (``1e-5``, ``1.5e16``) is the one orjson writes for floats.
+    """``d`` as a JSON number: trailing zeros dropped, at least one decimal (``12.0``), and the exponent
+    form below 1e-5 and from 1e16 on (``5e-6``, ``1.25e+16``) — the forms orjson writes for floats.
     """
     if not d.is_finite():
         raise ValueError(f"{d} is not a JSON number")
@@ -26,13 +25,13 @@ def number_text(d: Decimal) -> str:
     if not t:
         return "-0.0" if t.is_signed() else "0.0"
     e = t.adjusted()
-    if -4 <= e < 16:
+    if -5 <= e < 16:
         s = f"{t:f}"
         return s if "." in s else f"{s}.0"
     sign, digits, _ = t.as_tuple()
     m = "".join(map(str, digits))
     mantissa = m[0] + (f".{m[1:]}" if len(m) > 1 else "")
-    return f"{'-' if sign else ''}{mantissa}e{e}"
+    return f"{'-' if sign else ''}{mantissa}e{'+' if e > 0 else ''}{e}"
 
 
 def _fragment(obj: Any) -> orjson.Fragment:

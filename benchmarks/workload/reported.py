@@ -7,7 +7,7 @@ from typing import Any
 
 from benchmarks.workload.jsontext import dumps, loads
 from benchmarks.workload.world import World
-from pricing.batch import price_batch
+from pricing.batch import as_records, price_records
 from pricing.ocpi import parse_tariff
 from pricing.policy import PeriodBoundaries, PricingPolicy
 from pricing.sessions import TariffSet
@@ -43,11 +43,12 @@ class Engine:
         out: list[dict[str, Any] | None] = [None] * len(recs)
         for (version, start, bad), idx in sorted(groups.items()):
             policy = PricingPolicy(period_boundaries=PeriodBoundaries.START) if start else PricingPolicy()
-            res = price_batch(
-                [loads(dumps(recs[i])) for i in idx],  # what a reader of the written line gets
-                tariffs=self.wrong if bad else self.right,
-                policy=policy,
+            res = price_records(
+                as_records([loads(dumps(recs[i])) for i in idx]),  # what a reader of the line gets
+                self.wrong if bad else self.right,
+                policy,
                 version=version,
+                engine="kernel",
             )
             if res.rejects:
                 f = res.rejects[0]

@@ -30,8 +30,8 @@ What a month looks like
 * **Exact volumes.** Every instant is a whole multiple of 9 s in UTC (9 s = 0.0025 h), so every
   TIME / PARKING_TIME volume is exact at 4 decimals and equals the difference of the
   timestamps; ENERGY is whole Wh (kWh with 3 decimals).
-* **Reported totals** are computed by the engine (:func:`pricing.batch.price_batch`, default
-  policy; straddling sessions with ``period_boundaries=start``) and rounded half-up to 2 decimals,
+* **Reported totals** are computed by the pricing kernel (default policy; straddling sessions with
+  ``period_boundaries=start``) and rounded half-up to 2 decimals,
   as a CPO would (hence natural ROUNDING differences below 0.01). Overcharged CDRs
   (``--overcharge-rate``) were priced with a wrong tariff: parking step 3600 s and ENERGY +10 %.
 * **Stream defects.** Credit CDRs (2.2.1/2.3.0 only; id + ``-C``, ``credit_reference_id``, money
@@ -58,8 +58,15 @@ Output by suffix
   Written block by block (50,000 sessions), records sorted by send time within a block;
   ``--jobs J`` builds blocks in J processes (same bytes).
 * ``.parquet``: the flat layout of :mod:`pricing.flat` (one row per charging period, all
-  versions in one file, one row group per block). ``reported_total_*`` need the engine pass
-  (~thousands of CDRs/s); ``--reported auto`` (default) runs it up to 100,000 sessions and
-  leaves the columns null above, ``--no-reported`` never runs it. Malformed records that cannot
-  exist in a typed table (truncated JSON, version mismatch) are replaced by the other kinds.
+  versions in one file, one row group per block). ``reported_total_*`` are computed by the
+  kernel on the flat columns at any size (:func:`benchmarks.workload.reported.flat_reported`:
+  the totals the NDJSON records report); ``--no-reported`` leaves them null. Malformed records
+  that cannot exist in a typed table (truncated JSON, version mismatch) are replaced by the
+  other kinds.
+
+Modules: ``specs`` (parties and tariffs as data), ``tariffs`` (OCPI tariff JSON), ``config``,
+``world``, ``sessions`` (sessions and charging periods per block), ``plan`` (the records of a
+block), ``render`` (OCPI CDR JSON), ``jsontext`` (exact JSON numbers), ``reported`` (reported
+totals by the kernel), ``sinks`` (NDJSON / flat Parquet writers, counts and labels), ``run`` and
+``cli`` (``add_parser(subparsers)``, ``run(args)``).
 """

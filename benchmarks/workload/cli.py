@@ -147,9 +147,9 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--reported",
-        choices=["auto", "yes", "no"],
-        default="auto",
-        help="reported totals by the engine: auto = always for NDJSON, for Parquet up to 100,000 sessions",
+        choices=["yes", "no"],
+        default="yes",
+        help="reported totals computed by the pricing kernel (default yes; no = null columns, Parquet only)",
     )
     p.add_argument(
         "--no-reported", dest="reported", action="store_const", const="no", help="same as --reported no"

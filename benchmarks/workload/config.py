@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.workload.specs import AUTO_REPORTED_MAX, VERSIONS
+from benchmarks.workload.specs import VERSIONS
 from pricing.errors import InputError
 
 # ---- configuration ------------------------------------------------------------------------------
@@ -31,7 +31,7 @@ class Config:
     dc_share: float = 0.3
     tariffs_out: Path | None = None
     embed_tariffs: bool = False
-    reported: str = "auto"  # auto | yes | no
+    reported: str = "yes"  # yes | no (the flat layout only: OCPI CDRs require total_cost)
     summary: Path | None = None
     labels: Path | None = None
     contracts_out: Path | None = None
@@ -49,11 +49,8 @@ class Config:
 
     @property
     def run_engine(self) -> bool:
-        if self.reported == "no":
-            return False
-        if self.reported == "yes" or self.fmt == "ndjson":
-            return True
-        return self.cdrs + self.malformed <= AUTO_REPORTED_MAX
+        """Reported totals are computed (by the kernel, at any size) unless ``--no-reported``."""
+        return self.reported != "no"
 
     def version_paths(self) -> dict[str, Path]:
         """NDJSON: the first version in ``FILE``, the others in ``<stem>.v<digits><suffix>``."""

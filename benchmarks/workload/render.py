@@ -28,10 +28,6 @@ def r2(text: str | Decimal) -> Decimal:
     return Decimal(text).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
-def _contract_number(emsp: int, contract: int) -> int:
-    return (contract * 7919 + emsp * 1_234_567 + 10_000_019) % 100_000_000
-
-
 @dataclass
 class Renderer:
     """Builds OCPI CDR dicts for the sessions of a block (locations and tokens cached)."""
@@ -113,15 +109,6 @@ class Renderer:
         self._loc[key] = out
         return out
 
-    def token(self, e: int, contract: int) -> tuple[str, str, str]:
-        """(uid, contract_id, 2.1.1 auth_id) of an eMSP contract."""
-        emsp = self.world.emsps[e]
-        num = _contract_number(e, contract)
-        check = sum(int(ch) for ch in f"{num:08d}") % 10
-        contract_id = f"{emsp.country}-{emsp.party}-C{num:08d}-{check}"
-        uid = f"{(num * 2654435761 + e) & 0xFFFFFFFF:08X}"
-        return uid, contract_id, contract_id.replace("-", "")
-
     def cdr(self, blk: Block, i: int, version: str, iso: dict[str, list[str]]) -> dict[str, Any]:
         w = self.world
         c, e = int(blk.cpo[i]), int(blk.emsp[i])
@@ -129,7 +116,7 @@ class Renderer:
         is_dc = int(blk.is_dc[i])
         seq = int(blk.seq[i])
         tariff = w.tariffs[(c, is_dc, version)]
-        uid, contract_id, auth_id = self.token(e, int(blk.contract[i]))
+        uid, contract_id, auth_id = w.token(e, int(blk.contract[i]))
         rec: dict[str, Any] = {}
         if version != "2.1.1":
             rec["country_code"] = cpo.country
@@ -219,16 +206,12 @@ MONEY_KEYS = ("excl_vat", "incl_vat", "before_taxes", "amount")
 
 def fill_totals(
     rec: dict[str, Any], row: dict[str, Any], version: str, vat: str, breakdown: bool = True
-) -> tuple[Decimal, Decimal | None]:
-    """Write the engine's result into the CDR as a CPO reports it (cents, half-up).
-
-    Returns the reported (total excl, total incl); incl is None for 2.1.1.
-    """
+) -> None:
+    """Write the engine's result into the CDR as a CPO reports it (cents, half-up)."""
     last_updated = rec.pop("last_updated")
     for key in ("total_cost", "total_energy", "total_time"):
         rec.pop(key, None)
     excl = r2(row["total_cost_excl_vat"])
-    incl = None if row["total_cost_incl_vat"] is None else r2(row["total_cost_incl_vat"])
     if version == "2.3.0":
         taxes = [t for t in row.get("taxes") or [] if t.get("amount") is not None]
         rec["total_cost"] = {
@@ -238,8 +221,8 @@ def fill_totals(
                 for t in taxes
             ],
         }
-        incl = excl + sum((r2(t["amount"]) for t in taxes), Decimal(0))
     else:
+        incl = None if row["total_cost_incl_vat"] is None else r2(row["total_cost_incl_vat"])
         rec["total_cost"] = _price(version, excl, incl, None)
     parking = Decimal(row["parking_time_h"])
     parts = version if breakdown else "2.1.1"  # the total_*_cost fields are optional: some CPOs omit them
@@ -252,7 +235,6 @@ def fill_totals(
         rec["total_parking_time"] = parking
         _cost_field(rec, "total_parking_cost", "parking", row, parts, vat)
     rec["last_updated"] = last_updated
-    return excl, None if version == "2.1.1" else incl
 
 
 def _cost_field(out: dict[str, Any], fld: str, cat: str, row: dict[str, Any], version: str, vat: str) -> None:
@@ -308,13 +290,15 @@ def corrupt(rec: dict[str, Any], kind: str, cpo: Cpo) -> bytes:
 
 
 def render_block(
-    world: World, renderer: Renderer, engine: Engine | None, blk: Block, entries: list[Entry]
-) -> tuple[list[tuple[str, bytes, bool]], list[tuple[Decimal | None, Decimal | None]], list[int]]:
-    """Every entry as an NDJSON line (file version, bytes, clean?) and its reported totals.
+    world: World, renderer: Renderer, engine: Engine, blk: Block, entries: list[Entry]
+) -> tuple[list[tuple[str, bytes, bool]], list[int]]:
+    """Every entry as an NDJSON line (file version, bytes, clean?), and the entries whose billed
+    price hit the tariff's min/max.
 
     Each (session, version) is rendered once and priced once with the right tariffs, and once more
     with the wrong ones when its original was overcharged. What was *billed* (the original, its
-    resends and its credit) uses the wrong price; a re-issue the right one.
+    resends and its credit) uses the wrong price; a re-issue the right one. The flat layout gets the
+    same reported totals on columns: :func:`benchmarks.workload.reported.flat_reported`.
     """
     updated = blk.end + 60 + (blk.seq * 37) % 1800
     iso = {
@@ -332,32 +316,26 @@ def render_block(
     over = {en.i for en in entries if is_overcharged(en)}
     keys = list(base)
     wrong_keys = [k for k in keys if k[0] in over]
-    right_rows: dict[tuple[int, str], dict[str, Any]] = {}
-    wrong_rows: dict[tuple[int, str], dict[str, Any]] = {}
-    if engine is not None:
-        todo = keys + wrong_keys
-        rows = engine.price(
-            [base[k] for k in todo],
-            [k[1] for k in todo],
-            [bool(blk.sloppy[k[0]]) for k in todo],
-            [False] * len(keys) + [True] * len(wrong_keys),
-        )
-        right_rows = dict(zip(keys, rows[: len(keys)], strict=True))
-        wrong_rows = dict(zip(wrong_keys, rows[len(keys) :], strict=True))
+    todo = keys + wrong_keys
+    rows = engine.price(
+        [base[k] for k in todo],
+        [k[1] for k in todo],
+        [bool(blk.sloppy[k[0]]) for k in todo],
+        [False] * len(keys) + [True] * len(wrong_keys),
+    )
+    right_rows = dict(zip(keys, rows[: len(keys)], strict=True))
+    wrong_rows = dict(zip(wrong_keys, rows[len(keys) :], strict=True))
     lines: list[tuple[str, bytes, bool]] = []
-    reported: list[tuple[Decimal | None, Decimal | None]] = []
     minmax: list[int] = []
     for n_en, en in enumerate(entries):
         key = (en.i, en.render)
         cpo = world.cpos[int(blk.cpo[en.i])]
         rec = dict(base[key])  # shallow: fill_totals and the edits below only replace top-level keys
-        rep: tuple[Decimal | None, Decimal | None] = (None, None)
-        if engine is not None:
-            billed_wrong = en.i in over and en.kind in ("orig", "dup", "conflict", "credit")
-            row = wrong_rows[key] if billed_wrong else right_rows[key]
-            if row.get("min_max_applied") and en.kind != "malformed":
-                minmax.append(n_en)
-            rep = fill_totals(rec, row, en.render, cpo.vat, cpo.breakdown)
+        billed_wrong = en.i in over and en.kind in ("orig", "dup", "conflict", "credit")
+        row = wrong_rows[key] if billed_wrong else right_rows[key]
+        if row.get("min_max_applied") and en.kind != "malformed":
+            minmax.append(n_en)
+        fill_totals(rec, row, en.render, cpo.vat, cpo.breakdown)
         if en.kind == "credit":
             rid = rec["id"]
             rec = negate_money(rec)
@@ -365,30 +343,18 @@ def render_block(
             rec["last_updated"] = iso["send"][n_en]
             rec["credit"] = True
             rec["credit_reference_id"] = rid
-            rep = (_neg(rep[0]), _neg(rep[1]))
         elif en.kind == "reissue":
             rec["id"] = rec["id"] + "-R"
             rec["last_updated"] = iso["send"][n_en]
         elif en.kind == "conflict":
             rec["total_cost"] = _shift_total(rec["total_cost"], en.delta, en.render, cpo.vat)
             rec["last_updated"] = iso["send"][n_en]
-            inc = _incl_delta(en.delta, cpo.vat)
-            rep = (_add(rep[0], en.delta), _add(rep[1], inc))
         if en.kind == "malformed":
             assert en.malformed is not None
             lines.append((en.version, corrupt(rec, en.malformed, cpo), False))
         else:
             lines.append((en.version, dumps(rec), True))
-        reported.append(rep)
-    return lines, reported, minmax
-
-
-def _neg(x: Decimal | None) -> Decimal | None:
-    return None if x is None else -x
-
-
-def _add(x: Decimal | None, y: Decimal) -> Decimal | None:
-    return None if x is None else x + y
+    return lines, minmax
 
 
 def _incl_delta(delta: Decimal, vat: str) -> Decimal:

@@ -6,7 +6,6 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,10 @@ from benchmarks.workload.config import Config
 from benchmarks.workload.jsontext import dumps
 from benchmarks.workload.plan import KINDS, MALFORMED, ORIG, Plan, choose_malformed, plan_block
 from benchmarks.workload.render import Renderer, render_block
-from benchmarks.workload.reported import Engine
+from benchmarks.workload.reported import Engine, flat_reported
 from benchmarks.workload.sessions import Block, generate_block
 from benchmarks.workload.sinks import (
+    FlatReported,
     NdjsonSink,
     ParquetSink,
     Stats,
@@ -47,7 +47,7 @@ class BlockResult:
     blk: Block
     plan: Plan
     lines: list[tuple[str, bytes, bool]]
-    reported: list[tuple[Decimal | None, Decimal | None]] | None
+    reported: FlatReported | None
     minmax: list[int]
 
 
@@ -64,10 +64,13 @@ def build_block(cfg: Config, block_idx: int, malformed: dict[int, str]) -> Block
     g0 = block_idx * BLOCK
     blk = generate_block(world, block_idx, g0, min(BLOCK, total - g0))
     plan = plan_block(world, blk, block_idx, malformed)
-    if cfg.fmt == "parquet" and engine is None:
-        return BlockResult(blk, plan, [], None, [])
-    lines, reported, minmax = render_block(world, Renderer(world, id_width(cfg)), engine, blk, plan.entries())
-    return BlockResult(blk, plan, lines, reported, minmax)
+    if cfg.fmt == "parquet":
+        if engine is None:
+            return BlockResult(blk, plan, [], None, [])
+        reported = flat_reported(engine, world, blk, plan, id_width(cfg))
+        return BlockResult(blk, plan, [], reported, reported.minmax)
+    lines, minmax = render_block(world, Renderer(world, id_width(cfg)), engine, blk, plan.entries())
+    return BlockResult(blk, plan, lines, None, minmax)
 
 
 def id_width(cfg: Config) -> int:

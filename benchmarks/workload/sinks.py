@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ import pyarrow.parquet as pq
 
 from benchmarks.workload.jsontext import dumps_indented
 from benchmarks.workload.plan import CONFLICT, CREDIT, DUP, MALFORMED, ORIG, REISSUE, Plan
-from benchmarks.workload.render import Renderer
 from benchmarks.workload.sessions import Block
 from benchmarks.workload.specs import MALFORMED_CODES, MALFORMED_KINDS, VERSIONS
 from benchmarks.workload.world import World
@@ -87,6 +85,18 @@ class ParquetSink:
         Path(f"{self.path}.tmp").unlink(missing_ok=True)
 
 
+@dataclass
+class FlatReported:
+    """Reported totals per record of a block (cents; ``has_*`` False = null), and the records whose
+    billed price hit the tariff's min/max (the ``min_max_applied`` label)."""
+
+    excl_cents: np.ndarray
+    incl_cents: np.ndarray
+    has_excl: np.ndarray
+    has_incl: np.ndarray
+    minmax: list[int]
+
+
 def _dict_strings(indices: np.ndarray, values: list[str | None]) -> Any:
     """A string column from small-integer codes into ``values`` (None → null)."""
     return pa.array(values, pa.string()).take(pa.array(np.asarray(indices, dtype=np.int32)))
@@ -97,7 +107,7 @@ def flat_table(
     blk: Block,
     plan: Plan,
     ids: Any,
-    reported: list[tuple[Decimal | None, Decimal | None]] | None,
+    reported: FlatReported | None,
 ) -> Any:
     """The block's records in the flat layout of :mod:`pricing.flat` (vectorized over periods)."""
     ent_i = plan.i
@@ -137,8 +147,8 @@ def flat_table(
     if reported is None:
         rep_excl = rep_incl = pa.nulls(n, dec)
     else:
-        rep_excl = pa.array([r[0] for r in reported], dec).take(take)
-        rep_incl = pa.array([r[1] for r in reported], dec).take(take)
+        rep_excl = _decimals(reported.excl_cents, reported.has_excl).take(take)
+        rep_incl = _decimals(reported.incl_cents, reported.has_incl).take(take)
     columns = {
         "cdr_id": id_arr,
         "ocpi_version": _dict_strings(vidx, list(VERSIONS)),
@@ -171,6 +181,15 @@ def flat_table(
         **settlement_columns(world, blk, plan, ids, row_ent, is211),
     }
     return pa.Table.from_arrays(list(columns.values()), schema=_flat_schema())
+
+
+def _decimals(cents: np.ndarray, valid: np.ndarray) -> Any:
+    """Cents as a decimal128(38, 6) column (null where not ``valid``), built from exact integers."""
+    e6 = np.where(valid, cents, 0).astype(np.int64) * 10_000
+    words = np.stack([e6, e6 >> 63], axis=1).astype(np.int64)  # little-endian 128-bit two's complement
+    mask = pa.array(valid, pa.bool_())
+    dec = pa.decimal128(38, 6)
+    return pa.Array.from_buffers(dec, len(e6), [mask.buffers()[1], pa.py_buffer(words.tobytes())])
 
 
 def _tariff_ids(
@@ -206,16 +225,13 @@ def settlement_columns(
     """The optional settlement columns of the flat layout: location, contract, credit flags."""
     n = len(plan)
     sess = plan.i
-    renderer = Renderer(world, 0)
 
     def strings(keys: np.ndarray, make: Any) -> Any:  # one Python call per distinct key
         uniq, inv = np.unique(keys, axis=0, return_inverse=True)
         return pa.array([make(*map(int, u)) for u in uniq], pa.string()).take(pa.array(inv.reshape(-1)))
 
     locations = strings(np.stack([blk.cpo[sess], blk.loc[sess]], 1), world.location_id)
-    contracts = strings(
-        np.stack([blk.emsp[sess], blk.contract[sess]], 1), lambda e, c: renderer.token(e, c)[1]
-    )
+    contracts = strings(np.stack([blk.emsp[sess], blk.contract[sess]], 1), lambda e, c: world.token(e, c)[1])
     credit = plan.kind == CREDIT
     # a credit's id is its original's id + "-C"
     ref = pc.utf8_slice_codeunits(ids, 0, -2)

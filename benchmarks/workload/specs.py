@@ -10,7 +10,6 @@ import numpy as np
 VERSIONS = ("2.1.1", "2.2.1", "2.3.0")
 BLOCK = 50_000  # sessions per generation block (fixed: part of the determinism contract)
 GRID = 9  # seconds; 9 s = 0.0025 h, so hour volumes are exact at 4 decimals
-AUTO_REPORTED_MAX = 100_000
 INF = np.iinfo(np.int64).max // 4
 
 MALFORMED_KINDS = (

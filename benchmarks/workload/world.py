@@ -101,6 +101,15 @@ class World:
     def tariff_index(self, c: int | np.ndarray, is_dc: int | np.ndarray) -> Any:
         return c * 2 + is_dc
 
+    def token(self, e: int, contract: int) -> tuple[str, str, str]:
+        """(uid, contract_id, 2.1.1 auth_id) of an eMSP contract."""
+        emsp = self.emsps[e]
+        num = (contract * 7919 + e * 1_234_567 + 10_000_019) % 100_000_000
+        check = sum(int(ch) for ch in f"{num:08d}") % 10
+        contract_id = f"{emsp.country}-{emsp.party}-C{num:08d}-{check}"
+        uid = f"{(num * 2654435761 + e) & 0xFFFFFFFF:08X}"
+        return uid, contract_id, contract_id.replace("-", "")
+
 
 def build_world(cfg: Config) -> World:
     year, month = (int(x) for x in cfg.month.split("-"))

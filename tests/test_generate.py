@@ -26,7 +26,9 @@ import pytest
 from conftest import ROOT
 
 from benchmarks.workload import cli as gen
+from benchmarks.workload import run as run_module
 from benchmarks.workload.jsontext import dumps, number_text
+from benchmarks.workload.reported import Engine
 from pricing.batch import load_tariffs, price_batch, price_records
 from pricing.errors import InputError
 from pricing.flat import arrow_schema
@@ -355,6 +357,58 @@ def test_flat_parquet_reported_totals_match_the_ndjson_ones(tmp_path: Path) -> N
             assert (excl, incl) == nd[cid]
             seen += 1
     assert seen >= 300
+
+
+def reported_by_id(path: Path) -> dict[str, list[tuple[Decimal, Decimal | None]]]:
+    """cdr_id → the reported (total excl, total incl) of its records, in file order."""
+    out: dict[str, list[tuple[Decimal, Decimal | None]]] = {}
+    for f in sorted(path.parent.glob(f"{path.stem}*.ndjson")):
+        for raw in read_lines(f):
+            r = json.loads(raw, parse_float=Decimal)
+            tc = r["total_cost"]
+            if not isinstance(tc, dict):  # 2.1.1: VAT unknown
+                total: tuple[Decimal, Decimal | None] = (Decimal(tc), None)
+            elif "before_taxes" in tc:
+                total = (tc["before_taxes"], tc["before_taxes"] + sum(t["amount"] for t in tc["taxes"]))
+            else:
+                total = (tc["excl_vat"], tc.get("incl_vat"))
+            out.setdefault(r["id"], []).append(total)
+    return out
+
+
+def test_flat_reported_totals_by_the_kernel_are_the_per_record_totals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flat layout's reported totals (the kernel, on columns) equal what the per-record
+    reference engine reports for the same CDRs: credits, re-issues, resends (identical and
+    conflicting), overcharges, straddling sessions, min/max clamps and all three OCPI versions."""
+    argv = ["--cdrs", "2500", "--seed", "21", "--versions", "2.2.1:40,2.1.1:20,2.3.0:40", "--cpos", "5"]
+    argv += ["--emsps", "6", "--credit-rate", "0.05", "--duplicate-rate", "0.05", "--overcharge-rate", "0.05"]
+    argv += ["--straddle-rate", "0.05", "--out-of-month-rate", "0.02", "--quiet"]
+    assert run_generate([*argv, "--out", str(tmp_path / "flat" / "c.parquet")]) == 0
+    monkeypatch.setattr(run_module, "_WORKER", {})
+    monkeypatch.setattr(run_module, "Engine", lambda world: Engine(world, pricer="reference"))
+    summary = tmp_path / "records" / "summary.json"
+    assert (
+        run_generate([*argv, "--out", str(tmp_path / "records" / "c.ndjson"), "--summary", str(summary)]) == 0
+    )
+    records = reported_by_id(tmp_path / "records" / "c.ndjson")
+    table = pq.read_table(tmp_path / "flat" / "c.parquet").to_pydict()
+    flat: dict[str, list[tuple[Decimal, Decimal | None]]] = {}
+    for cid, idx, excl, incl in zip(
+        table["cdr_id"],
+        table["period_idx"],
+        table["reported_total_excl"],
+        table["reported_total_incl"],
+        strict=True,
+    ):
+        if idx == 0:
+            flat.setdefault(cid, []).append((excl, incl))
+    assert {k: sorted(v, key=str) for k, v in flat.items()} == {
+        k: sorted(v, key=str) for k, v in records.items()
+    }
+    s = json.loads(summary.read_text())
+    assert s["credits"] and s["duplicates_conflicting"] and s["overcharged"] and s["min_max_applied"]
 
 
 # ---- command line -------------------------------------------------------------------------------

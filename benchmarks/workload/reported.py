@@ -27,11 +27,15 @@ from pricing.sessions import TariffSet
 
 @dataclass
 class Engine:
-    """Prices generated CDR dicts with :func:`pricing.batch.price_batch` (right and wrong tariffs)."""
+    """Prices generated CDR dicts with the kernel (right and wrong tariffs, as parsed from their JSON).
+
+    The rows are those of :func:`pricing.batch.price_records`; ``pricer="reference"`` prices each CDR
+    with the reference pricer instead (the tests compare the two)."""
 
     world: World
     right: Any = None
     wrong: Any = None
+    pricer: str = "kernel"  # the tests compare with "reference", the per-record pricer
 
     def __post_init__(self) -> None:
         def tset(tariffs: dict[tuple[int, int, str], dict[str, Any]]) -> Any:
@@ -58,7 +62,7 @@ class Engine:
                 self.wrong if bad else self.right,
                 policy,
                 version=version,
-                engine="kernel",
+                engine=self.pricer,
             )
             if res.rejects:
                 f = res.rejects[0]

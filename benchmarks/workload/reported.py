@@ -1,4 +1,4 @@
-"""Reported totals: what the CPO billed, computed by the pricing engine."""
+"""Reported totals: what the CPO billed, computed by the pricing kernel (one implementation, both layouts)."""
 
 from __future__ import annotations
 

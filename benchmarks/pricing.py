@@ -21,8 +21,21 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import polars  # noqa: F401  (imported before any clock starts: a fixed cost per process, not per CDR)
+import pyarrow.parquet  # noqa: F401
+
+from pricing.batch import load_tariffs
+from pricing.compile import compile_tariffs
+from pricing.flat import iter_flat_tables
+from pricing.io import RowFrame, write_table
+from pricing.kernel import price_table, result_table
+from pricing.periods import from_flat, split_flat
+from pricing.policy import PricingPolicy
+from pricing.report import COLUMNS, DECIMAL_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data"
@@ -36,8 +49,6 @@ def run(cmd: list[str]) -> str:
 
 def run_measured(cmd: list[str]) -> tuple[str, float]:
     """(stdout, peak RSS in MB of that child alone: ``wait4``, not the max over all children)."""
-    import tempfile
-
     with tempfile.TemporaryFile("w+") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, cwd=ROOT, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -72,20 +83,6 @@ def measure_kernel(path: Path, tariffs: Path, workers: int, piece_rows: int = PI
     """In this process: flat Parquet in pieces → table → kernel → result rows written as Parquet
     (to a scratch file, as ``roamledger price`` writes them). Times per stage; imports are done
     before the clock starts (a fixed cost per process, not per CDR)."""
-    import tempfile
-
-    import polars  # noqa: F401  (imports outside the timed stages)
-    import pyarrow.parquet  # noqa: F401
-
-    from pricing.batch import load_tariffs
-    from pricing.compile import compile_tariffs
-    from pricing.flat import iter_flat_tables
-    from pricing.io import RowFrame, write_table
-    from pricing.kernel import price_table, result_table
-    from pricing.periods import from_flat, split_flat
-    from pricing.policy import PricingPolicy
-    from pricing.report import COLUMNS, DECIMAL_COLUMNS
-
     store, _ = load_tariffs([tariffs])
     policy = PricingPolicy()
     # warm-up outside the clock: the first Parquet read and decode of a process costs ~0.3 s once

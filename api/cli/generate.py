@@ -1,10 +1,11 @@
-"""``roamledger generate``: the workload generator (synthetic OCPI months) lives in :mod:`benchmarks`."""
+"""``roamledger generate``: the workload generator (synthetic OCPI months) lives in
+:mod:`benchmarks.workload`; this command only hands it the arguments."""
 
 from __future__ import annotations
 
 import argparse
 
-from pricing import generate as workload
+from benchmarks.workload import cli as workload
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -12,4 +13,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(args.func(args))
+    return int(workload.run(args))

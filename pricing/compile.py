@@ -49,7 +49,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from pricing.errors import PricingOverflowError, TariffError
+from pricing.errors import PricingOverflowError, UncompilableTariffError
 from pricing.model import Dimension, ReservationKind, Restrictions, Tariff, TaxIncluded
 from pricing.units import INT64_MAX, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND, MWH_PER_WH
 
@@ -83,7 +83,7 @@ def scaled(value: Decimal, places: int, what: str, tariff: Tariff) -> int:
     """``value × 10**places`` as an exact int, or a TariffError (the kernel's fixed point)."""
     q = value.scaleb(places)
     if q != q.to_integral_value():
-        raise TariffError(
+        raise UncompilableTariffError(
             f"tariff {tariff.id!r}: {what} {value} has more than {places} decimal places. "
             "Hint: the kernel works in fixed point; price such a tariff with --engine reference"
         )
@@ -387,7 +387,7 @@ def compile_tariffs(
     n_t = len(tariffs)
     n_el = max([len(t.elements) for t in tariffs] + [1])
     if n_el > MAX_ELEMENTS:
-        raise TariffError(
+        raise UncompilableTariffError(
             f"a tariff has {n_el} elements; the kernel handles at most {MAX_ELEMENTS}. "
             "Hint: price it with --engine reference"
         )
@@ -487,7 +487,7 @@ def compile_tariffs(
                     )
                 vat = None if comp.vat is None else scaled(comp.vat, 2, "vat", tariff)
                 if vat is not None and not -VAT_ONE < vat < 10**8:
-                    raise TariffError(f"tariff {tariff.id!r}: vat {comp.vat} is out of range")
+                    raise UncompilableTariffError(f"tariff {tariff.id!r}: vat {comp.vat} is out of range")
                 if d == D_FLAT:
                     cat = C_RESERVATION if el.restrictions.reservation is not None else C_FIXED
                 else:

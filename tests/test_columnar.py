@@ -1,4 +1,4 @@
-"""pricing.columnar: the columnar NDJSON reader prices exactly like the per-record kernel path."""
+"""pricing.ocpi.columnar: the columnar NDJSON reader prices exactly like the per-record kernel path."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pricing.batch import load_tariffs, price_records
-from pricing.columnar import price_ndjson_columnar, read_ndjson_flat
+from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.flat import arrow_schema
 from pricing.io import iter_sources, write_table
+from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +130,7 @@ def test_small_blocks_and_crlf(tariffs, tmp_path):
 def test_units_round_half_up():
     import pyarrow as pa
 
-    from pricing.columnar import convert
+    from pricing.ocpi.columnar import convert
     from pricing.units import hours_to_ms, kwh_to_mwh, round_scaled
 
     vals = [

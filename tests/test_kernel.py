@@ -17,12 +17,12 @@ import pricing.kernel as K
 from pricing.batch import kernel_outcomes
 from pricing.compile import compile_tariffs
 from pricing.errors import PricingOverflowError
-from pricing.kernel import price_sessions, price_sessions_detailed, price_table, result_rows
+from pricing.kernel import price_table
 from pricing.model import Period, Phase, Session, TaxIncluded
 from pricing.periods import from_sessions
 from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
 from pricing.reference import price_session
-from pricing.report import result_row
+from pricing.report import price_sessions, price_sessions_detailed, result_row, result_rows
 
 ALL_POLICIES = [
     PricingPolicy(

@@ -135,8 +135,7 @@ def test_piece_cdrs_match_the_pricing_flat_reader(tmp_path: Path) -> None:
     parties and credit fields)."""
     import dataclasses
 
-    from pricing.periods import flat_cdr
-    from settlement.flatcdrs import iter_pieces, piece_cdrs, split_piece
+    from pricing.flat import flat_cdr, iter_pieces, piece_cdrs, split_piece
 
     cdrs, _, _ = generate(tmp_path, 8)
     for piece in iter_pieces([cdrs], 1200):

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 import pricing.kernel as K
 from pricing.compile import compile_tariffs
-from pricing.kernel import price_table, result_rows
+from pricing.kernel import price_table
 from pricing.model import Phase
 from pricing.periods import from_sessions
 from pricing.policy import PricingPolicy
 from pricing.reference import ENERGY, PARKING, RESERVATION, TIME, price_session
-from pricing.report import result_row
+from pricing.report import result_row, result_rows
 from tests.property.strategies import batches, policies
 
 

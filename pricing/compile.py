@@ -35,23 +35,33 @@ Tables
   from that instant on. The two sets differ: the reference does not cut at local midnight for a
   window without ``end_time`` (or without ``start_time``), yet the state changes there. The
   kernel cuts where the reference cuts and reads the state where the reference reads it (at each
-  piece start), so it matches the reference in both cases.
+  piece start), so it matches the reference in both cases. The rules themselves (local time,
+  DST transitions, which restrictions hold) are :mod:`pricing.calendar`'s, shared with the
+  reference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from pricing.calendar import (
+    calendar_holds,
+    clock_minutes,
+    dst_transitions,
+    local_date,
+    local_time,
+    state_minutes,
+    wall_instants,
+    zone,
+)
 from pricing.errors import PricingOverflowError, UncompilableTariffError
 from pricing.model import Dimension, ReservationKind, Restrictions, Tariff, TaxIncluded
-from pricing.units import INT64_MAX, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND, MWH_PER_WH
+from pricing.units import INT64_MAX, MS_PER_SECOND, MWH_PER_WH
 
 RES, CHG, PARK = 0, 1, 2
 D_ENERGY, D_TIME, D_PARKING, D_FLAT = 0, 1, 2, 3
@@ -124,100 +134,17 @@ def tax_class(tariff: Tariff, vat_e2: int | None) -> TaxClass:
     return TaxClass(K_SAME, K_SCALED, v)
 
 
-# ---- calendar (reference calendar_cuts / local_time, replicated) -------------------------------
-
-
-@lru_cache(maxsize=512)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def epoch_ms(dt: datetime) -> int:
-    delta = dt.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def offset_at(tz: ZoneInfo, instant_ms: int) -> timedelta | None:
-    return datetime.fromtimestamp(instant_ms / 1000, tz).utcoffset()
-
-
-@lru_cache(maxsize=8192)
-def dst_transitions(time_zone: str, day: date) -> tuple[int, ...]:
-    """UTC offset changes between this local day's midnight and the next (same search as the
-    reference, so the same instants)."""
-    tz = zone(time_zone)
-    lo = epoch_ms(datetime(day.year, day.month, day.day, tzinfo=tz)) - 3 * MS_PER_HOUR
-    hi = lo + 30 * MS_PER_HOUR
-    if offset_at(tz, lo) == offset_at(tz, hi):
-        return ()
-    while hi - lo > 1000:
-        mid = (lo + hi) // 2 // 1000 * 1000
-        if mid <= lo:
-            mid = lo + 1000
-        if offset_at(tz, mid) == offset_at(tz, lo):
-            lo = mid
-        else:
-            hi = mid
-    return (hi,)
-
-
-def cut_minutes(tariff: Tariff) -> frozenset[int]:
-    """Local clock times where the reference cuts (reference ``clock_minutes``)."""
-    minutes: set[int] = set()
-    for el in tariff.elements:
-        r = el.restrictions
-        if r.days or r.start_date or r.end_date:
-            minutes.add(0)
-        for m in (r.start_time_min, r.end_time_min):
-            if m is not None:
-                minutes.add(m % 1440)
-    return frozenset(minutes)
-
-
-def state_minutes(tariff: Tariff) -> frozenset[int]:
-    """Every local clock time where a time / day / date restriction can switch."""
-    minutes: set[int] = set(cut_minutes(tariff))
-    for el in tariff.elements:
-        r = el.restrictions
-        if r.has_time_of_day:
-            minutes.add((r.start_time_min or 0) % 1440)
-            minutes.add((r.end_time_min if r.end_time_min is not None else 1440) % 1440)
-    return frozenset(minutes)
-
-
-def calendar_holds(r: Restrictions, tod_ms: int, day: date, weekday: int) -> bool:
-    """The time / date / weekday part of reference ``restrictions_hold``."""
-    if r.start_time_min is not None or r.end_time_min is not None:
-        start = (r.start_time_min or 0) * MS_PER_MINUTE
-        end = (r.end_time_min if r.end_time_min is not None else 1440) * MS_PER_MINUTE
-        if start < end:
-            if not start <= tod_ms < end:
-                return False
-        elif start > end:
-            if not (tod_ms >= start or tod_ms < end):
-                return False
-        else:
-            return False
-    if r.start_date is not None and day < r.start_date:
-        return False
-    if r.end_date is not None and day >= r.end_date:
-        return False
-    return not (r.days and weekday not in r.days)
+# ---- calendar (the reference's calendar_cuts, as tables; rules in pricing.calendar) ------------
 
 
 def calendar_mask(tariff: Tariff, time_zone: str, instant_ms: int) -> int:
-    dt = datetime.fromtimestamp(instant_ms // 1000, zone(time_zone))
-    tod = ((dt.hour * 60 + dt.minute) * 60 + dt.second) * 1000 + instant_ms % 1000
-    day, weekday = dt.date(), dt.isoweekday()
+    """Bit j set where element j's time / date / weekday restrictions hold at the instant."""
+    local = local_time(instant_ms, time_zone)
     mask = 0
     for j, el in enumerate(tariff.elements):
-        if calendar_holds(el.restrictions, tod, day, weekday):
+        if calendar_holds(el.restrictions, local):
             mask |= 1 << j
     return mask
-
-
-def local_date(instant_ms: int, time_zone: str) -> date:
-    return datetime.fromtimestamp(instant_ms / 1000, zone(time_zone)).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +161,7 @@ class Calendar:
 
 
 def build_calendar(tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int) -> Calendar:
-    cut_m, state_m = cut_minutes(tariff), state_minutes(tariff)
+    cut_m, state_m = clock_minutes(tariff), state_minutes(tariff)
     n = len(tariff.elements)
     if not cut_m:  # no time / day / date restriction: one segment, no cut
         everything = (1 << n) - 1
@@ -248,11 +175,8 @@ def build_calendar(tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int) -> Ca
     states: set[int] = set()
     day = first
     while day <= last:
-        midnight = datetime(day.year, day.month, day.day)
         for m in state_m:
-            naive = midnight + timedelta(minutes=m)
-            for fold in (0, 1):
-                instant = epoch_ms(naive.replace(tzinfo=tz, fold=fold))
+            for instant in wall_instants(day, m, tz):
                 states.add(instant)
                 if m in cut_m:
                     cuts.add(instant)

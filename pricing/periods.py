@@ -27,8 +27,8 @@ from pricing.flat import MEASURES, FlatRecords, flat_value
 from pricing.flat_columns import Coded, IntColumn
 from pricing.model import Cdr, CdrPeriod, Phase, Session, Tariff
 from pricing.period_table import PeriodTable
-from pricing.policy import PricingPolicy, TimeSource
-from pricing.sessions import select_tariffs
+from pricing.policy import PricingPolicy
+from pricing.sessions import ARRAY_OPS, phase_durations, select_tariffs
 from pricing.timezones import resolve_time_zone
 
 PHASE_CODE = {Phase.RESERVATION: RES, Phase.CHARGING: CHG, Phase.PARKING: PARK}
@@ -386,22 +386,9 @@ def from_flat(
     p_v, p_has = (sel(x) for x in cols["parking_ms"])
     r_v, r_has = (sel(x) for x in cols["reservation_ms"])
     energy = np.where(e_has, e_v, 0)
-    if policy.time_source is TimeSource.DIMENSION_VOLUMES:
-        res = np.where(r_has, r_v, 0)
-        park = np.where(p_has, p_v, 0)
-        none = ~t_has & ~p_has & ~r_has
-        chg = np.where(t_has, t_v, 0)
-        chg = np.where(none & e_has, span, chg)
-        park = np.where(none & ~e_has, span, park)
-        fill = ~none & ~t_has & (energy > 0)
-        chg = np.where(fill, np.maximum(0, span - res - park), chg)
-    else:
-        res = np.where(r_has, span, 0)
-        rest = span - res
-        only_park = p_has & ~t_has & (energy == 0)
-        chg = np.where(p_has, np.minimum(np.where(t_has, t_v, 0), rest), rest)
-        chg = np.where(only_park, 0, chg)
-        park = np.where(p_has, rest - chg, 0)
+    res, chg, park = phase_durations(
+        ARRAY_OPS, policy.time_source, span, energy, e_has, t_v, t_has, p_v, p_has, r_v, r_has
+    )
     # each row gives its reservation, charging and parking phases that are not empty, in that
     # order; a record that gives none gets one zero-length charging period at the CDR start
     k_res, k_chg, k_park = res > 0, (chg > 0) | (energy > 0), park > 0

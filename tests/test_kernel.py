@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+from collections import Counter
 from decimal import Decimal
 
 import numpy as np
@@ -13,10 +14,11 @@ import pytest
 import test_reference_rules as rules
 from builders import comp, element, session, tariff
 
+import pricing.batch
 import pricing.kernel as K
 from pricing.batch import kernel_outcomes
 from pricing.compile import compile_tariffs
-from pricing.errors import PricingOverflowError
+from pricing.errors import PricingOverflowError, UncompilableTariffError
 from pricing.kernel import price_table
 from pricing.model import Period, Phase, Session, TaxIncluded
 from pricing.periods import from_sessions
@@ -123,8 +125,34 @@ def test_huge_quantity_raises_instead_of_wrapping():
     with pytest.raises(PricingOverflowError):
         price_sessions([s])
     # the batch does not stop: such a block is priced by the (unbounded) reference instead
-    [(row, _straddling)] = kernel_outcomes([s], PricingPolicy())
+    fallbacks: Counter[str] = Counter()
+    [(row, _straddling)] = kernel_outcomes([s], PricingPolicy(), fallbacks=fallbacks)
     assert row == result_row(price_session(s)) and row["total_cost_excl_vat"] == "1000000000000000.0000"
+    assert fallbacks == {"kernel_refused: overflow": 1}  # and it is counted, with its reason
+
+
+def test_uncompilable_tariff_is_a_declared_refusal_counted_per_session():
+    """A price with more decimals than the kernel's fixed point: the reference prices the block."""
+    t = tariff(element(comp("ENERGY", "0.1234567")))
+    sessions = [session(t, "2024-06-03T10:00", ("CHARGING", 60, 10)) for _ in range(3)]
+    with pytest.raises(UncompilableTariffError):
+        price_sessions(sessions)
+    fallbacks: Counter[str] = Counter()
+    outcomes = kernel_outcomes(sessions, PricingPolicy(), fallbacks=fallbacks)
+    assert [o[0] for o in outcomes] == [result_row(price_session(s)) for s in sessions]
+    assert fallbacks == {"kernel_refused: uncompilable tariff": 3}
+
+
+def test_a_bug_in_the_kernel_propagates_instead_of_falling_back(monkeypatch):
+    """Only declared refusals fall back: any other exception is an error, never a silent re-price."""
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(pricing.batch, "price_sessions_detailed", broken)
+    t = tariff(element(comp("ENERGY", "0.30")))
+    with pytest.raises(ZeroDivisionError):
+        kernel_outcomes([session(t, "2024-06-03T10:00", ("CHARGING", 60, 10))], PricingPolicy())
 
 
 def test_large_but_representable_amounts_stay_exact():

@@ -16,6 +16,7 @@ in input order and the periods of one session are consecutive, in time order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -229,6 +230,18 @@ def _tariff_signatures_general(
     return row_slot, rec_sig, sigs
 
 
+@dataclass
+class _Combos:
+    """Tariff decisions of the flat records, made once per distinct combination."""
+
+    it: Interner
+    row_slot: np.ndarray  # per row: slot of its tariff id inside its record
+    rec_combo: np.ndarray  # per record: its combination
+    slot_global: np.ndarray  # per (combination, slot): batch-wide tariff index
+    known: np.ndarray  # per combination: every chosen tariff knows its taxes
+    primary: list[Tariff | None]  # per combination: the session's first tariff
+
+
 def from_flat(
     fr: FlatRecords,
     tariffs: Any,
@@ -244,22 +257,57 @@ def from_flat(
     the records. Returns the table, the rejects (record → (code, message, path), including those
     of :func:`split_flat`) and, per priced session, its record index.
     """
-
     policy = policy or PricingPolicy()
     cols = fr.cols
-    n_rec = fr.n_records
-    rec, first_row = fr.rec, fr.first_row
+    fr0 = fr.first_row
     rejects = dict(fr.rejects)
-    ok = np.ones(n_rec, bool)
+    ok = np.ones(fr.n_records, bool)
     if rejects:
         ok[list(rejects)] = False
+    cb = _flat_tariffs(fr, tariffs, ok, rejects)
+    zone_of = _flat_zones(fr, cb, tz, ok, rejects)
+    rec_ok = np.flatnonzero(ok)
+    periods = _flat_periods(fr, ok, policy, cb.row_slot)
+    combo_s = cb.rec_combo[rec_ok]
+    prim_idx = cb.slot_global[combo_s, 0]
+    s_zone = zone_of[rec_ok]
+    ver_code, ver_vals = cols["ocpi_version"]
+    meta = {
+        "cdr_id": cols["cdr_id"][1].column(fr0[rec_ok]),
+        "currency": Coded(cols["currency"][0][fr0][rec_ok], [v.upper() for v in cols["currency"][1]]),
+        "tariff_id": Coded(prim_idx, [t.id for t in cb.it.tariffs]),
+        "time_zone": Coded(s_zone, cb.it.zones),
+        "ocpi_version": Coded(ver_code[fr0[rec_ok]], ver_vals),
+        "line": IntColumn(fr0[rec_ok] + 1),
+    }
+    pt = PeriodTable(
+        tariffs=tuple(cb.it.tariffs),
+        zones=tuple(cb.it.zones),
+        s_start=cols["cdr_start_ms"][0][fr0][rec_ok],
+        s_expired=periods.pop("expired"),
+        s_primary=prim_idx,
+        s_zone=s_zone,
+        s_taxes_known=cb.known[combo_s],
+        tariff=cb.slot_global[combo_s[periods["sess"]], periods["slot"]],
+        **periods,
+        meta=meta,
+    )
+    return pt, rejects, rec_ok
 
+
+def _flat_tariffs(
+    fr: FlatRecords, tariffs: Any, ok: np.ndarray, rejects: dict[int, tuple[str, str, str]]
+) -> _Combos:
+    """The tariffs of each record by :func:`pricing.sessions.select_tariffs`, decided once per
+    distinct (tariff ids, CPO, currency, validity bucket); records it rejects leave ``ok``."""
+    cols = fr.cols
+    n_rec = fr.n_records
     # -- tariff ids per record: distinct non-null ids in order of first appearance
     tcode, tvalues = cols["tariff_id"]
-    row_slot, rec_sig, sigs = tariff_signatures(rec, tcode, n_rec, len(tvalues))
+    row_slot, rec_sig, sigs = tariff_signatures(fr.rec, tcode, n_rec, len(tvalues))
 
     # -- the decision per combination
-    fr0 = first_row
+    fr0 = fr.first_row
     cc_code = cols["country_code"][0][fr0]
     pid_code = cols["party_id"][0][fr0]
     cur_code = cols["currency"][0][fr0]
@@ -319,10 +367,20 @@ def from_flat(
     for k in np.flatnonzero(ok & ~combo_ok[rec_combo]).tolist():
         rejects[k] = combo_reject[int(rec_combo[k])]
         ok[k] = False
+    return _Combos(it, row_slot, rec_combo, slot_global, combo_known, combo_primary)
 
-    # -- time zone per (zone column, location country, tariff country)
+
+def _flat_zones(
+    fr: FlatRecords, cb: _Combos, tz: str | None, ok: np.ndarray, rejects: dict[int, tuple[str, str, str]]
+) -> np.ndarray:
+    """Per record, the index of its time zone in ``cb.it.zones``, resolved once per distinct (zone
+    column, location country, tariff country) as :func:`pricing.sessions.build_session` does;
+    records without a zone leave ``ok``."""
+    cols = fr.cols
+    fr0 = fr.first_row
     tz_code = cols["time_zone"][0][fr0]
     lc_code = cols["location_country"][0][fr0]
+    combo_primary, rec_combo = cb.primary, cb.rec_combo
     country_vals = sorted({t.country_code for t in combo_primary if t is not None and t.country_code})
     country_idx = {c: i for i, c in enumerate(country_vals)}
     prim_country = np.array(
@@ -353,16 +411,24 @@ def from_flat(
             zone_ok[z] = False
             zone_reject[z] = (E.TZ_UNRESOLVED, str(exc), "")
             continue
-        zone_of[z] = it.zone(name)
+        zone_of[z] = cb.it.zone(name)
     rec_zone = zinv.reshape(-1)
     for k in np.flatnonzero(ok & ~zone_ok[rec_zone]).tolist():
         rejects[k] = zone_reject[int(rec_zone[k])]
         ok[k] = False
+    return zone_of[rec_zone]
 
-    # -- periods: split_period, vectorized over rows of the priced records
+
+def _flat_periods(
+    fr: FlatRecords, ok: np.ndarray, policy: PricingPolicy, row_slot: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The period columns of the ``ok`` records (``s_off``, ``sess``, ``start``, ``dur``,
+    ``phase``, ``energy``, ``slot``, ``src``, ``meas``, ``meas_has``) and per session
+    ``expired``: :func:`pricing.sessions.split_period`, element-wise over their rows."""
+    cols, rec, fr0 = fr.cols, fr.rec, fr.first_row
     rec_ok = np.flatnonzero(ok)
     n_s = len(rec_ok)
-    if n_s == n_rec:  # nothing rejected: every row, no gathers
+    if n_s == fr.n_records:  # nothing rejected: every row, no gathers
         rows: np.ndarray | None = None
         r_rec = r_sess = rec
     else:
@@ -436,8 +502,6 @@ def from_flat(
     out_start[e_pos] = cols["cdr_start_ms"][0][fr0[rec_ok[e_s]]]
     out_phase[e_pos] = CHG
     sess = np.repeat(np.arange(n_s, dtype=np.int64), np.diff(s_off))
-    combo_s = rec_combo[rec_ok]
-    tariff = slot_global[combo_s[sess], out_slot]
 
     def any_in_session(k: np.ndarray) -> np.ndarray:
         c = np.zeros(n_r + 1, np.int64)
@@ -445,37 +509,16 @@ def from_flat(
         return c[r_off[1:]] > c[r_off[:-1]]
 
     expired = any_in_session(k_res) & ~any_in_session(k_chg) & ~any_in_session(k_park)
-    tariff_objs = it.tariffs
-    prim_idx = slot_global[combo_s, 0]
-    ver_code, ver_vals = cols["ocpi_version"]
-    zone_names = it.zones
-    meta = {
-        "cdr_id": cols["cdr_id"][1].column(fr0[rec_ok]),
-        "currency": Coded(cur_code[rec_ok], [v.upper() for v in cols["currency"][1]]),
-        "tariff_id": Coded(prim_idx, [t.id for t in tariff_objs]),
-        "time_zone": Coded(zone_of[rec_zone[rec_ok]], zone_names),
-        "ocpi_version": Coded(ver_code[fr0[rec_ok]], ver_vals),
-        "line": IntColumn(fr0[rec_ok] + 1),
+    return {
+        "s_off": s_off,
+        "sess": sess,
+        "start": out_start,
+        "dur": out_dur,
+        "phase": out_phase,
+        "energy": out_energy,
+        "slot": out_slot,
+        "src": out_src,
+        "meas": meas,
+        "meas_has": meas_has,
+        "expired": expired,
     }
-    pt = PeriodTable(
-        tariffs=tuple(tariff_objs),
-        zones=tuple(zone_names),
-        s_start=start[rec_ok],
-        s_expired=expired,
-        s_primary=prim_idx,
-        s_zone=zone_of[rec_zone[rec_ok]],
-        s_taxes_known=combo_known[combo_s],
-        s_off=s_off,
-        sess=sess,
-        start=out_start,
-        dur=out_dur,
-        phase=out_phase,
-        energy=out_energy,
-        tariff=tariff,
-        slot=out_slot,
-        src=out_src,
-        meas=meas,
-        meas_has=meas_has,
-        meta=meta,
-    )
-    return pt, rejects, rec_ok

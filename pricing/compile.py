@@ -46,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -308,16 +309,30 @@ def compile_tariffs(
     """Compile ``tariffs``; ``group_ranges[(tariff, zone)] = (first ms, last ms)`` of the periods
     priced with that tariff in that zone (the calendar covers those local dates ±1 day)."""
     tariffs = tuple(tariffs)
-    n_t = len(tariffs)
     n_el = max([len(t.elements) for t in tariffs] + [1])
     if n_el > MAX_ELEMENTS:
         raise UncompilableTariffError(
             f"a tariff has {n_el} elements; the kernel handles at most {MAX_ELEMENTS}. "
             "Hint: price it with --engine reference"
         )
-    n_rows = n_t * 3 * 2
+    return Compiled(
+        tariffs=tariffs,
+        zones=tuple(zones),
+        n_el=n_el,
+        **selection_tables(tariffs, n_el),
+        **threshold_fields(tariffs),
+        **measurement_limits(tariffs, n_el),
+        **component_tables(tariffs),
+        **tariff_limits(tariffs),
+        **calendar_tables(tariffs, zones, group_ranges),
+    )
 
-    # -- selection: eligible elements per (tariff, phase, expired) and selection dimension
+
+def selection_tables(tariffs: tuple[Tariff, ...], n_el: int) -> dict[str, Any]:
+    """Eligible elements per (tariff, phase, expired) and selection dimension, and the
+    lowest-set-bit lookup table when tariffs are small."""
+    n_t = len(tariffs)
+    n_rows = n_t * 3 * 2
     allowed = np.zeros(n_rows * 3, np.uint64)
     expires = np.zeros(n_t, np.uint64)
     for t, tariff in enumerate(tariffs):
@@ -355,7 +370,13 @@ def compile_tariffs(
                 cand = np.where(pri != 0, pri, cand)
             lut[sd] = lowest_bit(cand).ravel()
 
-    # -- kWh and duration thresholds: sorted per tariff, a mask per bucket between thresholds
+    return {"allowed": allowed, "expires": expires, "any_expires": bool(expires.any()), "lut": lut}
+
+
+def threshold_fields(tariffs: tuple[Tariff, ...]) -> dict[str, Any]:
+    """kWh and duration thresholds: sorted per tariff, a mask per bucket between thresholds."""
+    n_t = len(tariffs)
+
     def kwh_bounds(r: Restrictions) -> tuple[int | None, int | None]:
         return r.min_kwh_mwh, r.max_kwh_mwh
 
@@ -370,7 +391,18 @@ def compile_tariffs(
     dur_thr, dur_mask, n_dur = threshold_tables(tariffs, dur_bounds)
     thr_mask = (kwh_mask.reshape(n_t, n_kwh + 1, 1) & dur_mask.reshape(n_t, 1, n_dur + 1)).ravel()
 
-    # -- power / current limits
+    return {
+        "n_kwh": n_kwh,
+        "kwh_thr": kwh_thr,
+        "n_dur": n_dur,
+        "dur_thr": dur_thr,
+        "thr_mask": thr_mask,
+    }
+
+
+def measurement_limits(tariffs: tuple[Tariff, ...], n_el: int) -> dict[str, Any]:
+    """Power / current limits per (tariff, element), and the element slots that have any."""
+    n_t = len(tariffs)
     meas_limit = np.zeros((4, n_t * n_el), np.int64)
     meas_has = np.zeros((4, n_t * n_el), bool)
     slots: set[int] = set()
@@ -387,7 +419,13 @@ def compile_tariffs(
                     meas_has[q, t * n_el + j] = True
                     slots.add(j)
 
-    # -- components and tax classes
+    return {"meas_slots": tuple(sorted(slots)), "meas_limit": meas_limit, "meas_has": meas_has}
+
+
+def component_tables(tariffs: tuple[Tariff, ...]) -> dict[str, Any]:
+    """Per (tariff, element) and dimension: price × F, step and accumulator column (category ×
+    tax class); the tax classes in use."""
+    n_t = len(tariffs)
     class_ids: dict[TaxClass, int] = {}
     found: dict[tuple[int, int, int], tuple[int, int, int, int]] = {}  # (t, j, dim) → pf, step, cat, class
     for t, tariff in enumerate(tariffs):
@@ -436,7 +474,25 @@ def compile_tariffs(
                 k = i * 3 + phase
                 pf_t[k], step_t[k], ckey_t[k] = pf, step, TIME_CATEGORY[phase] * ncc + cls
 
-    # -- per tariff
+    return {
+        "pf_e": pf_e,
+        "step_e": step_e,
+        "ckey_e": ckey_e,
+        "pf_t": pf_t,
+        "step_t": step_t,
+        "ckey_t": ckey_t,
+        "pf_f": pf_f,
+        "ckey_f": ckey_f,
+        "pf_e_max": amax_of(pf_e),
+        "pf_t_max": amax_of(pf_t),
+        "pf_f_max": amax_of(pf_f),
+        "classes": classes,
+    }
+
+
+def tariff_limits(tariffs: tuple[Tariff, ...]) -> dict[str, Any]:
+    """Per tariff: min / max price (excl, incl) in 1e-6, whether taxes are known, 2.3.0 or not."""
+    n_t = len(tariffs)
     lim = np.zeros((4, n_t), np.int64)
     lim_has = np.zeros((4, n_t), bool)
     for t, tariff in enumerate(tariffs):
@@ -457,7 +513,17 @@ def compile_tariffs(
     taxes_known = np.array([t.taxes_known for t in tariffs], bool)
     v23 = np.array([t.version.startswith("2.3") for t in tariffs], bool)
 
-    # -- calendars
+    return {"lim": lim, "lim_has": lim_has, "taxes_known": taxes_known, "v23": v23}
+
+
+def calendar_tables(
+    tariffs: tuple[Tariff, ...],
+    zones: list[str] | tuple[str, ...],
+    group_ranges: dict[tuple[int, int], tuple[int, int]],
+) -> dict[str, Any]:
+    """The calendars of every (tariff, zone) group as one sorted key space: state instants with
+    their masks, cut instants, and per state the next cut."""
+    n_t = len(tariffs)
     n_z = max(len(zones), 1)
     group_of = np.full(n_t * n_z, -1, np.int64)
     cals: list[Calendar] = []
@@ -487,50 +553,21 @@ def compile_tariffs(
     # a period starting in state i contains a cut iff next_cut[i] < its end (cuts are states too)
     next_pos = np.searchsorted(cat(cut_key, np.int64), cat(state_key, np.int64), "right")
 
-    return Compiled(
-        tariffs=tariffs,
-        zones=tuple(zones),
-        n_el=n_el,
-        allowed=allowed,
-        expires=expires,
-        any_expires=bool(expires.any()),
-        lut=lut,
-        n_kwh=n_kwh,
-        kwh_thr=kwh_thr,
-        n_dur=n_dur,
-        dur_thr=dur_thr,
-        thr_mask=thr_mask,
-        meas_slots=tuple(sorted(slots)),
-        meas_limit=meas_limit,
-        meas_has=meas_has,
-        pf_e=pf_e,
-        step_e=step_e,
-        ckey_e=ckey_e,
-        pf_t=pf_t,
-        step_t=step_t,
-        ckey_t=ckey_t,
-        pf_f=pf_f,
-        ckey_f=ckey_f,
-        pf_e_max=amax_of(pf_e),
-        pf_t_max=amax_of(pf_t),
-        pf_f_max=amax_of(pf_f),
-        classes=classes,
-        lim=lim,
-        lim_has=lim_has,
-        taxes_known=taxes_known,
-        v23=v23,
-        group_of=group_of,
-        cal_base=base,
-        cal_span=span,
-        state_key=cat(state_key, np.int64),
-        state_mask=cat(state_mask, np.uint64),
-        cut_key=cat(cut_key, np.int64),
-        cut_at=cat(cut_at, np.int64),
-        state_next=np.append(cat(state_key, np.int64)[1:], np.int64(2**62)),
-        next_cut=np.append(cat(cut_key, np.int64), np.int64(2**62))[next_pos],
-        next_cut_pos=next_pos,
-        single_state=all(len(c.state_at) == 1 for c in cals),
-    )
+    state_keys = cat(state_key, np.int64)
+    cut_keys = cat(cut_key, np.int64)
+    return {
+        "group_of": group_of,
+        "cal_base": base,
+        "cal_span": span,
+        "state_key": state_keys,
+        "state_mask": cat(state_mask, np.uint64),
+        "cut_key": cut_keys,
+        "cut_at": cat(cut_at, np.int64),
+        "state_next": np.append(state_keys[1:], np.int64(2**62)),
+        "next_cut": np.append(cut_keys, np.int64(2**62))[next_pos],
+        "next_cut_pos": next_pos,
+        "single_state": all(len(c.state_at) == 1 for c in cals),
+    }
 
 
 def amax_of(x: np.ndarray) -> int:

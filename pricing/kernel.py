@@ -368,14 +368,60 @@ class Priced:
     el_f: np.ndarray
 
 
+@dataclass
+class ChunkState:
+    """Per period of a chunk: what selection needs besides the period table."""
+
+    dpos: np.ndarray  # duration, at least 0
+    ed_bound: int  # bound on energy × duration (pro-rata products)
+    cum: np.ndarray  # session energy before the period
+    elapsed0: np.ndarray  # charging time elapsed at the period start
+    row: np.ndarray  # selection row: (tariff, phase, expired)
+    mm: np.ndarray | None  # measurement mask (None: no power / current restriction)
+    k0: np.ndarray  # calendar key of the period start
+    seg: np.ndarray  # calendar state at the period start
+
+
 def price_chunk(pt: PeriodTable, ct: Compiled, policy: PricingPolicy) -> dict[str, np.ndarray]:
+    """Steps 1.–5. for one chunk of sessions: result columns per session (see :func:`price_table`)."""
+    n_s, n_p = pt.n_sessions, pt.n_periods
+    st = chunk_state(pt, ct, policy)
+    split = policy.period_boundaries is PeriodBoundaries.SPLIT
+    out: dict[str, np.ndarray] = {}
+    if policy.period_boundaries is PeriodBoundaries.FLAG:
+        out["straddle_sess"], out["straddle_src"] = straddling(
+            price_pieces(cut_pieces(pt, ct, st.k0, st.seg, st.dpos, st.cum, st.elapsed0), pt, ct, st), pt
+        )
+    pcs = (
+        cut_pieces(pt, ct, st.k0, st.seg, st.dpos, st.cum, st.elapsed0)
+        if split
+        else whole_pieces(n_p, st.dpos)
+    )
+    pc = price_pieces(pcs, pt, ct, st)
+    sess_off = pcs.off[pt.s_off]  # per session, offsets into the pieces
+    steps = step_rounding(pc, pt, ct, policy, sess_off)
+    fi = flat_fee_pieces(pc, pt, policy, n_s)
+    out.update(cost_sums(pc, pt, ct, steps, fi, sess_off))
+
+    # ---- quantities
+    out["energy_mwh"] = seg_sum(pt.energy, pt.s_off)
+    out["extra_energy_mwh"] = steps.extra_e
+    for name, ph in (("charging_ms", CHG), ("parking_ms", PARK), ("reservation_ms", RES)):
+        out[name] = seg_sum(np.where(pt.phase == ph, st.dpos, 0), pt.s_off)
+    for name, c in (("time", C_TIME), ("parking", C_PARKING), ("reservation", C_RESERVATION)):
+        out[f"extra_{name}_ms"] = np.where(steps.cat_t == c, steps.extra_t, 0)
+    return out
+
+
+def chunk_state(pt: PeriodTable, ct: Compiled, policy: PricingPolicy) -> ChunkState:
+    """Cumulative energy and elapsed time per period, its selection row, measurement mask and
+    calendar state (bounds checked first)."""
     n_s, n_p = pt.n_sessions, pt.n_periods
     sess, phase, energy = pt.sess, pt.phase, pt.energy
     dpos = np.maximum(pt.dur, 0)
     e_max, d_max = amax(energy), amax(dpos)
     if e_max * max(n_p, 1) >= SAFE or d_max * max(n_p, 1) >= SAFE:
         raise overflow("the chunk's total energy or duration")
-    ed_bound = e_max * d_max
 
     # per period: cumulative energy before it and elapsed time at its start
     excl_cs = np.cumsum(energy) - energy
@@ -394,54 +440,66 @@ def price_chunk(pt: PeriodTable, ct: Compiled, policy: PricingPolicy) -> dict[st
     row = (pt.tariff * 3 + phase) * 2 + pt.s_expired[sess]
     mm = measurement_mask(pt, ct, policy, dpos)
     k0 = g * ct.cal_span + (pt.start - ct.cal_base)  # calendar key of each period start
-    if ct.single_state:
-        seg = g
+    seg = g if ct.single_state else np.searchsorted(ct.state_key, k0, "right") - 1
+    return ChunkState(dpos, e_max * d_max, cum, elapsed0, row, mm, k0, seg)
+
+
+def price_pieces(pc: Pieces, pt: PeriodTable, ct: Compiled, st: ChunkState) -> Priced:
+    """The pieces with their energy (pro rata inside a cut period), running energy and time,
+    calendar state and selected elements."""
+    energy, sess, phase = pt.energy, pt.sess, pt.phase
+    if pc.whole:
+        p, en, du, cum_pc, el_pc = pc.period, energy, st.dpos, st.cum, st.elapsed0
+        row_pc, mm_pc, seg_pc = st.row, st.mm, st.seg
     else:
-        seg = np.searchsorted(ct.state_key, k0, "right") - 1
+        p = pc.period
+        en, du = energy[p], pc.b - pc.a
+        cum_pc, el_pc = st.cum[p], st.elapsed0[p]
+        row_pc, mm_pc, seg_pc = st.row[p], None if st.mm is None else st.mm[p], st.seg[p]
+        cut = np.flatnonzero((np.diff(pc.off) > 1)[p])  # every piece of a cut period
+        if len(cut):  # energy pro rata: [a, b) gets floor(E·b/d) − floor(E·a/d)
+            d, e = st.dpos[p[cut]], en[cut]
+            ea = floor_muldiv(e, pc.a[cut], d, st.ed_bound)
+            en[cut] = floor_muldiv(e, pc.b[cut], d, st.ed_bound) - ea
+            cum_pc[cut] += ea
+            el_pc[cut] += pc.a[cut]
+        lp = pc.later
+        if len(lp) and not ct.single_state:  # a later piece may start in a later state
+            key = st.k0[p[lp]] + pc.a[lp]
+            moved = np.flatnonzero(ct.state_next[seg_pc[lp]] <= key)
+            if len(moved):
+                seg_pc[lp[moved]] = np.searchsorted(ct.state_key, key[moved], "right") - 1
+    t = pt.tariff[p]
+    el_e, el_t, el_f = select(ct, t, row_pc, ct.state_mask[seg_pc], cum_pc, el_pc, mm_pc)
+    return Priced(p, sess[p], t, phase[p], en, du, el_e.astype(I64), el_t.astype(I64), el_f.astype(I64))
 
-    def priced(pc: Pieces) -> Priced:
-        if pc.whole:
-            p, en, du, cum_pc, el_pc = pc.period, energy, dpos, cum, elapsed0
-            row_pc, mm_pc, seg_pc = row, mm, seg
-        else:
-            p = pc.period
-            en, du = energy[p], pc.b - pc.a
-            cum_pc, el_pc = cum[p], elapsed0[p]
-            row_pc, mm_pc, seg_pc = row[p], None if mm is None else mm[p], seg[p]
-            cut = np.flatnonzero((np.diff(pc.off) > 1)[p])  # every piece of a cut period
-            if len(cut):  # energy pro rata: [a, b) gets floor(E·b/d) − floor(E·a/d)
-                d, e = dpos[p[cut]], en[cut]
-                ea = floor_muldiv(e, pc.a[cut], d, ed_bound)
-                en[cut] = floor_muldiv(e, pc.b[cut], d, ed_bound) - ea
-                cum_pc[cut] += ea
-                el_pc[cut] += pc.a[cut]
-            lp = pc.later
-            if len(lp) and not ct.single_state:  # a later piece may start in a later state
-                key = k0[p[lp]] + pc.a[lp]
-                moved = np.flatnonzero(ct.state_next[seg_pc[lp]] <= key)
-                if len(moved):
-                    seg_pc[lp[moved]] = np.searchsorted(ct.state_key, key[moved], "right") - 1
-        t = pt.tariff[p]
-        el_e, el_t, el_f = select(ct, t, row_pc, ct.state_mask[seg_pc], cum_pc, el_pc, mm_pc)
-        return Priced(p, sess[p], t, phase[p], en, du, el_e.astype(I64), el_t.astype(I64), el_f.astype(I64))
 
-    split = policy.period_boundaries is PeriodBoundaries.SPLIT
-    out: dict[str, np.ndarray] = {}
-    if policy.period_boundaries is PeriodBoundaries.FLAG:
-        out["straddle_sess"], out["straddle_src"] = straddling(
-            priced(cut_pieces(pt, ct, k0, seg, dpos, cum, elapsed0)), pt
-        )
-    pcs = cut_pieces(pt, ct, k0, seg, dpos, cum, elapsed0) if split else whole_pieces(n_p, dpos)
-    pc = priced(pcs)
+@dataclass
+class Steps:
+    """Step rounding per session: the added energy / time and the component that bills it."""
+
+    i_e: np.ndarray  # per piece: energy component index
+    i_t: np.ndarray  # per piece: time component index
+    i_f: np.ndarray  # per piece: FLAT component index
+    extra_e: np.ndarray  # per session: mWh added by step rounding
+    extra_t: np.ndarray  # per session: ms added by step rounding
+    ie_last: np.ndarray  # per session: the energy component that bills extra_e
+    it_last: np.ndarray  # per session: the time component that bills extra_t
+    cat_t: np.ndarray  # per session: the category of extra_t
+
+
+def step_rounding(
+    pc: Priced, pt: PeriodTable, ct: Compiled, policy: PricingPolicy, sess_off: np.ndarray
+) -> Steps:
+    """Reference ``step_rounding``: on the session total of the last relevant piece's tariff
+    slot, by that piece's component (both ``time_step_rounding`` readings)."""
+    n_s = pt.n_sessions
     s_pc, t_pc, ph_pc = pc.s, pc.t, pc.ph
     slot_pc = pt.slot[pc.p]
     n_pc = len(s_pc)
-    sess_off = pcs.off[pt.s_off]  # per session, offsets into the pieces
     i_e = t_pc * E1 + pc.el_e
     i_t = (t_pc * E1 + pc.el_t) * 3 + ph_pc
     i_f = t_pc * E1 + pc.el_f
-
-    # ---- step rounding (reference step_rounding): last relevant piece, same tariff slot
     exact = policy.step_exact_multiple
     has_e = pc.el_e != NONE
     last_e = last_of(has_e, sess_off)
@@ -467,28 +525,42 @@ def price_chunk(pt: PeriodTable, ct: Compiled, policy: PricingPolicy) -> dict[st
         same_t = has_t & in_kind & (slot_pc == slot_pc[lt][s_pc]) if multi else has_t & in_kind
         q_t = seg_sum(np.where(same_t, pc.dur, 0), sess_off)
         extra_t = np.where(last_t >= 0, round_up(q_t, ct.step_t[it_last], exact) - q_t, 0)
-    cat_t = TIME_KIND_CATEGORY[kind]
+    return Steps(i_e, i_t, i_f, extra_e, extra_t, ie_last, it_last, TIME_KIND_CATEGORY[kind])
 
-    # ---- FLAT: once per distinct component (or only the first of the session)
+
+def flat_fee_pieces(pc: Priced, pt: PeriodTable, policy: PricingPolicy, n_s: int) -> np.ndarray:
+    """The pieces whose FLAT component is billed: once per distinct component (or only the first
+    of the session)."""
+    s_pc = pc.s
+    slot_pc = pt.slot[pc.p]
+    n_pc = len(s_pc)
     has_f = pc.el_f != NONE
     if policy.flat_fee is FlatFee.ONCE_PER_SESSION:
         fi = first_of(has_f, s_pc, n_s)
-        fi = fi[fi >= 0]
-    else:
-        fkey = slot_pc * E1 + pc.el_f
-        new = np.empty(n_pc, bool)
-        if n_pc:
-            new[0] = True
-            np.not_equal(fkey[1:], fkey[:-1], out=new[1:])
-            new[1:] |= s_pc[1:] != s_pc[:-1]
-        fi = np.flatnonzero(has_f & new)
-        sf = s_pc[fi]
-        if len(fi) > 1 and not (sf[1:] != sf[:-1]).all():  # a session with several FLAT runs
-            width = int(slot_pc.max()) * E1 + E1 + 1
-            _, first = np.unique(sf * width + fkey[fi], return_index=True)
-            fi = fi[first]
+        return fi[fi >= 0]
+    fkey = slot_pc * E1 + pc.el_f
+    new = np.empty(n_pc, bool)
+    if n_pc:
+        new[0] = True
+        np.not_equal(fkey[1:], fkey[:-1], out=new[1:])
+        new[1:] |= s_pc[1:] != s_pc[:-1]
+    fi = np.flatnonzero(has_f & new)
+    sf = s_pc[fi]
+    if len(fi) > 1 and not (sf[1:] != sf[:-1]).all():  # a session with several FLAT runs
+        width = int(slot_pc.max()) * E1 + E1 + 1
+        _, first = np.unique(sf * width + fkey[fi], return_index=True)
+        fi = fi[first]
+    return fi
 
-    # ---- contributions → exact sums per (session, category, tax class)
+
+def cost_sums(
+    pc: Priced, pt: PeriodTable, ct: Compiled, steps: Steps, fi: np.ndarray, sess_off: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Contributions → exact sums per (session, category, tax class) → :func:`settle_money`."""
+    n_s = pt.n_sessions
+    s_pc = pc.s
+    i_e, i_t, i_f = steps.i_e, steps.i_t, steps.i_f
+    extra_e, extra_t, ie_last, it_last = steps.extra_e, steps.extra_t, steps.ie_last, steps.it_last
     ncc = ct.ncc
     w = N_CATEGORIES * ncc
     ext_e = np.flatnonzero(extra_e)
@@ -532,16 +604,7 @@ def price_chunk(pt: PeriodTable, ct: Compiled, policy: PricingPolicy) -> dict[st
             lo_parts.append((k, mul(pf, q_lo, "price × quantity")))
             hi_parts.append((k, mul(pf, q_hi, "price × quantity")))
         money = settle_money(ct, pt, accumulate(lo_parts), cnt, accumulate(hi_parts))
-    out.update(money)
-
-    # ---- quantities
-    out["energy_mwh"] = seg_sum(energy, pt.s_off)
-    out["extra_energy_mwh"] = extra_e
-    for name, ph in (("charging_ms", CHG), ("parking_ms", PARK), ("reservation_ms", RES)):
-        out[name] = seg_sum(np.where(phase == ph, dpos, 0), pt.s_off)
-    for name, c in (("time", C_TIME), ("parking", C_PARKING), ("reservation", C_RESERVATION)):
-        out[f"extra_{name}_ms"] = np.where(cat_t == c, extra_t, 0)
-    return out
+    return money
 
 
 def straddling(pc: Priced, pt: PeriodTable) -> tuple[np.ndarray, np.ndarray]:

@@ -722,6 +722,43 @@ def dm(x: np.ndarray, y: Any) -> tuple[np.ndarray, np.ndarray]:
     return x // y, x % y
 
 
+@dataclass(frozen=True)
+class Scale:
+    """The common denominator ``D = D0 · Λ`` of one money computation, on int64 or on Python
+    ints (``exact``: numpy object arrays, unbounded)."""
+
+    exact: bool
+    lam: Any  # Λ: an int, or per session
+    dd: Any  # D0 · Λ
+
+    def times(self, x: np.ndarray, y: int) -> np.ndarray:
+        return x * y if self.exact else mul(x, y, "an amount × (1 + VAT)")
+
+    def convert(self, q0: np.ndarray, r0: np.ndarray, num: int, den: int) -> tuple[np.ndarray, np.ndarray]:
+        """A column's q0·D0 + r0 scaled by num/den, as (W, R) over D = D0 · Λ."""
+        lam, dd = self.lam, self.dd
+        if num == 1 and den == 1:
+            return q0, r0 * lam
+        x = self.times(q0, num)
+        a = x // den
+        r = ((x - a * den) * D0 + r0 * num) * (lam // den)  # < (den + num) · D0 · Λ / den
+        q = r // dd
+        return a + q, r - q * dd
+
+    def normalize(self, w: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = r // self.dd
+        return w + q, r - q * self.dd
+
+    def rounded(self, w: np.ndarray, r: np.ndarray) -> np.ndarray:
+        dd = self.dd
+        out = round_e4(w, r, dd if np.ndim(dd) == 0 or w.ndim == 1 else dd[:, None])
+        if self.exact:
+            if len(out) and np.abs(out).max() > MAX:
+                raise overflow("an amount")
+            return out.astype(I64)
+        return out
+
+
 def money(
     ct: Compiled,
     q0: np.ndarray,
@@ -749,41 +786,49 @@ def money(
     assert lam is not None
     if not exact and n_s and (lam == lam[0]).all():  # one denominator: scalar arithmetic
         lam = int(lam[0])
-    dd: Any = D0 * lam
-
-    def times(x: np.ndarray, y: int) -> np.ndarray:
-        return x * y if exact else mul(x, y, "an amount × (1 + VAT)")
-
-    def convert(k: int, num: int, den: int) -> tuple[np.ndarray, np.ndarray]:
-        """Column k's q0·D0 + r0 scaled by num/den, as (W, R) over D = D0 · Λ."""
-        if num == 1 and den == 1:
-            return q0[k], r0[k] * lam
-        x = times(q0[k], num)
-        a = x // den
-        r = ((x - a * den) * D0 + r0[k] * num) * (lam // den)  # < (den + num) · D0 · Λ / den
-        q = r // dd
-        return a + q, r - q * dd
-
-    ex = [convert(k, VAT_ONE, ms[k]) if exk[k] == K_SCALED else convert(k, 1, 1) for k in range(len(classes))]
+    sc = Scale(exact, lam, D0 * lam)
+    ex = [
+        sc.convert(q0[k], r0[k], VAT_ONE, ms[k]) if exk[k] == K_SCALED else sc.convert(q0[k], r0[k], 1, 1)
+        for k in range(len(classes))
+    ]
     inc = [
-        convert(k, ms[k], VAT_ONE) if ink[k] == K_SCALED else convert(k, 1, 1) for k in range(len(classes))
+        sc.convert(q0[k], r0[k], ms[k], VAT_ONE) if ink[k] == K_SCALED else sc.convert(q0[k], r0[k], 1, 1)
+        for k in range(len(classes))
     ]
     ex_known = np.array([x != K_UNKNOWN for x in exk], bool)
     in_known = np.array([x != K_UNKNOWN for x in ink], bool)
+    out, totals = category_amounts(sc, n_s, q0.dtype, ex, inc, ex_known, in_known, present, col_cat, tk)
+    tex_w, tex_r, tex_unknown, tin_w, tin_r, tin_unknown = totals
+    how_ex = how_in = np.zeros(n_s, I64)
+    if ct.lim_has.any():  # clamps: the primary tariff's limits
+        tex_w, tex_r, how_ex = clamp_total(sc, ct, prim, tex_w, tex_r, tex_unknown, 0, 2)
+        tin_w, tin_r, how_in = clamp_total(sc, ct, prim, tin_w, tin_r, tin_unknown, 1, 3)
+    out["total_excl_e4"] = sc.rounded(tex_w, tex_r)
+    out["total_excl_null"] = tex_unknown
+    out["total_incl_e4"] = sc.rounded(tin_w, tin_r)
+    out["total_incl_null"] = tin_unknown
+    how = np.where(how_ex != 0, how_ex, how_in)
+    out["min_max"] = how
+    scale = ~tex_unknown & ~tin_unknown & (how != 0)
+    out.update(tax_line_amounts(sc, ct, prim, classes, ex, inc, present, scale, (tex_w, tex_r, tin_w, tin_r)))
+    return out
 
-    def normalize(w: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        q = r // dd
-        return w + q, r - q * dd
 
-    def rounded(w: np.ndarray, r: np.ndarray) -> np.ndarray:
-        out = round_e4(w, r, dd if np.ndim(dd) == 0 or w.ndim == 1 else dd[:, None])
-        if exact:
-            if len(out) and np.abs(out).max() > MAX:
-                raise overflow("an amount")
-            return out.astype(I64)
-        return out
-
-    zero = np.zeros(n_s, q0.dtype)
+def category_amounts(
+    sc: Scale,
+    n_s: int,
+    dtype: Any,
+    ex: list[tuple[np.ndarray, np.ndarray]],
+    inc: list[tuple[np.ndarray, np.ndarray]],
+    ex_known: np.ndarray,
+    in_known: np.ndarray,
+    present: np.ndarray,
+    col_cat: np.ndarray,
+    tk: np.ndarray,
+) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, ...]]:
+    """Per cost category the rounded excl / incl amounts and their null masks, and the exact
+    session totals (excl W, R, unknown, incl W, R, unknown) before clamps."""
+    zero = np.zeros(n_s, dtype)
     no = np.zeros(n_s, bool)
     cat_w: dict[str, list[np.ndarray]] = {"ex": [], "in": []}
     cat_r: dict[str, list[np.ndarray]] = {"ex": [], "in": []}
@@ -807,7 +852,7 @@ def money(
             if len(k) == 1:  # convert() returns 0 <= R < D
                 w, r = parts[k[0]]
             elif k:
-                w, r = normalize(sum(parts[i][0] for i in k), sum(parts[i][1] for i in k))
+                w, r = sc.normalize(sum(parts[i][0] for i in k), sum(parts[i][1] for i in k))
             else:
                 w, r = zero, zero
             u = cols[~known[cols]]
@@ -815,63 +860,80 @@ def money(
             cat_w[side].append(w)
             cat_r[side].append(r)
             cat_unknown[side].append(unknown)
-            out[f"{name}_{label}_e4"] = np.where(hl, rounded(w, r), 0)
+            out[f"{name}_{label}_e4"] = np.where(hl, sc.rounded(w, r), 0)
             out[f"{name}_{label}_null"] = hl & unknown if side == "ex" else np.where(hl, unknown, ~tk)
-
-    # totals and clamps (the primary tariff's limits)
-    tex_w, tex_r = normalize(sum(cat_w["ex"]), sum(cat_r["ex"]))
-    tin_w, tin_r = normalize(sum(cat_w["in"]), sum(cat_r["in"]))
+    tex_w, tex_r = sc.normalize(sum(cat_w["ex"]), sum(cat_r["ex"]))
+    tin_w, tin_r = sc.normalize(sum(cat_w["in"]), sum(cat_r["in"]))
     tex_unknown = np.logical_or.reduce(cat_unknown["ex"])
     tin_unknown = np.logical_or.reduce(cat_unknown["in"])
-    how_ex = how_in = np.zeros(n_s, I64)
-    if ct.lim_has.any():
-        lim, lim_has = ct.lim[:, prim], ct.lim_has[:, prim]
-        if exact:
-            lim = lim.astype(object)
+    return out, (tex_w, tex_r, tex_unknown, tin_w, tin_r, tin_unknown)
 
-        def clamp(w, r, unknown, lo_i, hi_i):
-            lw, lr = dm(lim[lo_i], 100)
-            hw, hr = dm(lim[hi_i], 100)
-            lr, hr = lr * (dd // 100), hr * (dd // 100)
-            below = lim_has[lo_i] & ~unknown & ((w < lw) | ((w == lw) & (r < lr)))
-            above = lim_has[hi_i] & ~unknown & ~below & ((w > hw) | ((w == hw) & (r > hr)))
-            w = np.where(below, lw, np.where(above, hw, w))
-            r = np.where(below, lr, np.where(above, hr, r))
-            return w, r, np.where(below, 1, np.where(above, 2, 0)).astype(I64)
 
-        tex_w, tex_r, how_ex = clamp(tex_w, tex_r, tex_unknown, 0, 2)
-        tin_w, tin_r, how_in = clamp(tin_w, tin_r, tin_unknown, 1, 3)
-    out["total_excl_e4"] = rounded(tex_w, tex_r)
-    out["total_excl_null"] = tex_unknown
-    out["total_incl_e4"] = rounded(tin_w, tin_r)
-    out["total_incl_null"] = tin_unknown
-    how = np.where(how_ex != 0, how_ex, how_in)
-    out["min_max"] = how
+def clamp_total(
+    sc: Scale,
+    ct: Compiled,
+    prim: np.ndarray,
+    w: np.ndarray,
+    r: np.ndarray,
+    unknown: np.ndarray,
+    lo_i: int,
+    hi_i: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A total clamped to the primary tariff's min / max price (rows ``lo_i`` / ``hi_i`` of
+    ``ct.lim``); per session 1 where the minimum applied, 2 where the maximum did."""
+    lim, lim_has = ct.lim[:, prim], ct.lim_has[:, prim]
+    if sc.exact:
+        lim = lim.astype(object)
+    dd = sc.dd
+    lw, lr = dm(lim[lo_i], 100)
+    hw, hr = dm(lim[hi_i], 100)
+    lr, hr = lr * (dd // 100), hr * (dd // 100)
+    below = lim_has[lo_i] & ~unknown & ((w < lw) | ((w == lw) & (r < lr)))
+    above = lim_has[hi_i] & ~unknown & ~below & ((w > hw) | ((w == hw) & (r > hr)))
+    w = np.where(below, lw, np.where(above, hw, w))
+    r = np.where(below, lr, np.where(above, hr, r))
+    return w, r, np.where(below, 1, np.where(above, 2, 0)).astype(I64)
 
-    # 2.3.0 tax lines: per VAT rate, Σ (incl − excl) over the lines that know both
+
+def tax_line_amounts(
+    sc: Scale,
+    ct: Compiled,
+    prim: np.ndarray,
+    classes: list[Any],
+    ex: list[tuple[np.ndarray, np.ndarray]],
+    inc: list[tuple[np.ndarray, np.ndarray]],
+    present: np.ndarray,
+    clamped: np.ndarray,
+    totals: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """2.3.0 tax lines: per VAT rate, Σ (incl − excl) over the lines that know both, scaled to
+    the clamped total where a min / max applied (``clamped``)."""
+    n_s = len(prim)
     v23 = ct.v23[prim]
     tl = [c.tax_line for c in classes]
     vat = [c.vat_e2 for c in classes]
     rates = sorted({v for v, ok in zip(vat, tl, strict=True) if ok}) if v23.any() else []
+    out: dict[str, np.ndarray] = {}
     out["tax_sess"] = out["tax_rate_e2"] = out["tax_amount_e4"] = np.zeros(0, I64)
-    if rates:
-        per_w, per_r, per_here = [], [], []
-        for rate in rates:
-            k = [i for i in range(len(classes)) if tl[i] and vat[i] == rate]
-            w, r = normalize(sum(inc[i][0] - ex[i][0] for i in k), sum(inc[i][1] - ex[i][1] for i in k))
-            per_w.append(w)
-            per_r.append(r)
-            per_here.append(present[k].any(axis=0))
-        tw, tr, here = np.stack(per_w, 1), np.stack(per_r, 1), np.stack(per_here, 1)
-        amt = rounded(tw, tr)
-        scale = v23 & (how != 0) & ~tex_unknown & ~tin_unknown & here.any(axis=1)
-        if scale.any():
-            d_arr = np.broadcast_to(np.asarray(dd, dtype=object if exact else I64), (n_s,))
-            amt = scaled_taxes(amt, tw, tr, here, scale, d_arr, tex_w, tex_r, tin_w, tin_r)
-        rs, rr = np.nonzero(here & v23[:, None])
-        out["tax_sess"] = rs.astype(I64)
-        out["tax_rate_e2"] = np.array(rates, I64)[rr]
-        out["tax_amount_e4"] = amt[rs, rr]
+    if not rates:
+        return out
+    per_w, per_r, per_here = [], [], []
+    for rate in rates:
+        k = [i for i in range(len(classes)) if tl[i] and vat[i] == rate]
+        w, r = sc.normalize(sum(inc[i][0] - ex[i][0] for i in k), sum(inc[i][1] - ex[i][1] for i in k))
+        per_w.append(w)
+        per_r.append(r)
+        per_here.append(present[k].any(axis=0))
+    tw, tr, here = np.stack(per_w, 1), np.stack(per_r, 1), np.stack(per_here, 1)
+    amt = sc.rounded(tw, tr)
+    scale = v23 & clamped & here.any(axis=1)
+    if scale.any():
+        d_arr = np.broadcast_to(np.asarray(sc.dd, dtype=object if sc.exact else I64), (n_s,))
+        amt = scaled_taxes(amt, tw, tr, here, scale, d_arr, *totals)
+    rs, rr = np.nonzero(here & v23[:, None])
+    out["tax_sess"] = rs.astype(I64)
+    out["tax_rate_e2"] = np.array(rates, I64)[rr]
+    out["tax_amount_e4"] = amt[rs, rr]
     return out
 
 

@@ -195,7 +195,17 @@ def split_flat(table: Any) -> FlatRecords:
     """Decode a flat table, cut it into records (runs of one ``cdr_id``) and find, per record, the
     first problem in the parser's order: a missing field, end before start, a negative volume,
     periods out of order, a period after the end."""
+    cols, same = decode_flat_columns(table)
+    new = ~same
+    rec = np.cumsum(new) - 1
+    first_row = np.flatnonzero(new)
+    rejects = record_problems(cols, rec, first_row, new)
+    return FlatRecords(table.num_rows, rec, first_row, cols, rejects)
 
+
+def decode_flat_columns(table: Any) -> tuple[dict[str, Any], np.ndarray]:
+    """The string columns as dictionary codes (``cdr_id`` as row strings), the integer columns as
+    (values, present); and per row whether its ``cdr_id`` equals the previous row's."""
     cols: dict[str, Any] = {}
     for name in FLAT_STRINGS:
         if name == "cdr_id":
@@ -208,10 +218,14 @@ def split_flat(table: Any) -> FlatRecords:
         cols["tariff_id"] = (np.where(tcode == tvalues.index(""), -1, tcode), tvalues)
     for name in FLAT_INTS:
         cols[name] = ints(table.column(name))
-    n = table.num_rows
-    new = ~same
-    rec = np.cumsum(new) - 1
-    first_row = np.flatnonzero(new)
+    return cols, same
+
+
+def record_problems(
+    cols: dict[str, Any], rec: np.ndarray, first_row: np.ndarray, new: np.ndarray
+) -> dict[int, tuple[str, str, str]]:
+    """Per record, its first problem in the parser's order (record → (code, message, path))."""
+    n = len(rec)
     rejects: dict[int, tuple[str, str, str]] = {}
     rejected = np.zeros(len(first_row), bool)
 
@@ -287,7 +301,7 @@ def split_flat(table: Any) -> FlatRecords:
         ),
         lambda r: f"$.charging_periods[{pos(r)}].start_date_time",
     )
-    return FlatRecords(n, rec, first_row, cols, rejects)
+    return rejects
 
 
 def flat_value(cols: dict[str, Any], name: str, row: int) -> Any:

@@ -440,21 +440,8 @@ def _flat_periods(
         return x if rows is None else x[rows]
 
     ps = sel(cols["period_start_ms"][0])
-    end = sel(cols["cdr_end_ms"][0])
     n_r = len(ps)
-    nxt = np.empty(n_r, np.int64)
-    if n_r:
-        nxt[:-1] = np.where(r_rec[1:] == r_rec[:-1], ps[1:], end[:-1])
-        nxt[-1] = end[-1]
-    span = np.maximum(0, nxt - ps)
-    e_v, e_has = (sel(x) for x in cols["energy_mwh"])
-    t_v, t_has = (sel(x) for x in cols["time_ms"])
-    p_v, p_has = (sel(x) for x in cols["parking_ms"])
-    r_v, r_has = (sel(x) for x in cols["reservation_ms"])
-    energy = np.where(e_has, e_v, 0)
-    res, chg, park = phase_durations(
-        ARRAY_OPS, policy.time_source, span, energy, e_has, t_v, t_has, p_v, p_has, r_v, r_has
-    )
+    energy, res, chg, park = _row_durations(cols, sel, r_rec, ps, policy)
     # each row gives its reservation, charging and parking phases that are not empty, in that
     # order; a record that gives none gets one zero-length charging period at the CDR start
     k_res, k_chg, k_park = res > 0, (chg > 0) | (energy > 0), park > 0
@@ -522,3 +509,26 @@ def _flat_periods(
         "meas_has": meas_has,
         "expired": expired,
     }
+
+
+def _row_durations(
+    cols: dict[str, Any], sel: Any, r_rec: np.ndarray, ps: np.ndarray, policy: PricingPolicy
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: (energy, reservation, charging, parking ms) by :func:`pricing.sessions.phase_durations`;
+    a row's span runs to the next row of its record, or to the CDR end."""
+    end = sel(cols["cdr_end_ms"][0])
+    n_r = len(ps)
+    nxt = np.empty(n_r, np.int64)
+    if n_r:
+        nxt[:-1] = np.where(r_rec[1:] == r_rec[:-1], ps[1:], end[:-1])
+        nxt[-1] = end[-1]
+    span = np.maximum(0, nxt - ps)
+    e_v, e_has = (sel(x) for x in cols["energy_mwh"])
+    t_v, t_has = (sel(x) for x in cols["time_ms"])
+    p_v, p_has = (sel(x) for x in cols["parking_ms"])
+    r_v, r_has = (sel(x) for x in cols["reservation_ms"])
+    energy = np.where(e_has, e_v, 0)
+    res, chg, park = phase_durations(
+        ARRAY_OPS, policy.time_source, span, energy, e_has, t_v, t_has, p_v, p_has, r_v, r_has
+    )
+    return energy, res, chg, park

@@ -19,7 +19,8 @@ import polars as pl
 import pyarrow as pa
 
 from pricing.compile import Compiled, compile_tariffs
-from pricing.kernel import CATEGORY_NAMES, I64, half_up_div, price_table
+from pricing.fixed_point import I64, half_up_div
+from pricing.kernel import CATEGORY_NAMES, price_table
 from pricing.model import RESULT_COLUMNS, Dimension, Phase, Session
 from pricing.period_table import PeriodTable
 from pricing.periods import from_sessions

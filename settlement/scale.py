@@ -190,7 +190,8 @@ def process_piece(
     tariffs, policy, tz, contracts = job.tariffs, job.policy, job.tz, job.contracts
     window, special = job.window, job.special
     from pricing.compile import compile_tariffs
-    from pricing.kernel import half_up_div, price_table
+    from pricing.fixed_point import half_up_div
+    from pricing.kernel import price_table
     from pricing.periods import from_flat
 
     fr, rejects = split_piece(piece)

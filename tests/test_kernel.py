@@ -16,6 +16,7 @@ from builders import comp, element, session, tariff
 
 import pricing.batch
 import pricing.kernel as K
+import pricing.kernel_money as KM
 from pricing.batch import kernel_outcomes
 from pricing.compile import compile_tariffs
 from pricing.errors import PricingOverflowError, UncompilableTariffError
@@ -187,7 +188,7 @@ def test_unusual_vat_rates_take_the_python_int_path():
     ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
     present = np.ones((ct.n_classes, 2), bool)  # (columns, sessions)
     present[:, 0] = False
-    assert K.denominators(ct, present, np.arange(ct.n_classes))[1].tolist() == [False, True]
+    assert KM.denominators(ct, present, np.arange(ct.n_classes))[1].tolist() == [False, True]
     rows = result_rows(price_table(pt, PricingPolicy(), ct), pt, ct)
     assert rows == reference_rows([plain, s], PricingPolicy())
     assert rows[1]["min_max_applied"] == "min" and len(rows[1]["taxes"]) == 4

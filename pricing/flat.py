@@ -47,6 +47,13 @@ reported total needs more (``UNSUPPORTED_PRECISION``).
 
 Tariffs are not in this file: they are passed separately (``--tariffs``) and referenced by
 ``tariff_id`` (and the CPO's ``country_code``/``party_id`` where present).
+
+This module is also the one reader of the layout: :func:`split_flat` cuts a table into records
+with the parser's rejects, :func:`flat_cdr` / :func:`piece_cdrs` build canonical CDRs of records
+that need per-record work, and :func:`iter_pieces` / :func:`split_piece` give settlement the same
+pieces, rejects (incl. money precision) and line numbers (``line`` = 1-based row of the record's
+first period) that pricing sees. :func:`pricing.periods.from_flat` turns split records into the
+kernel's period table.
 """
 
 from __future__ import annotations
@@ -452,7 +459,7 @@ CDR_FIELDS = {  # Cdr field → flat column (first row of the record)
 def piece_cdrs(piece: FlatPiece, fr: Any, ks: Sequence[int]) -> list[Cdr]:
     """Records ``ks`` of a split piece as complete canonical CDRs (periods, money, parties,
     credit), read column-wise (one Arrow ``take`` per column, no per-value lookups). Values are
-    those of :func:`pricing.periods.flat_cdr`: an empty ``tariff_id`` names no tariff."""
+    those of :func:`pricing.flat.flat_cdr`: an empty ``tariff_id`` names no tariff."""
 
     if not ks:
         return []

@@ -239,7 +239,7 @@ def kernel_outcomes(
             except RoamledgerError as exc:  # becomes a reject row, as in price_records
                 out.append(exc)
                 continue
-            except Exception as exc:
+            except Exception as exc:  # a bug: re-raised, naming the session
                 exc.add_note(f"while pricing session {session.id!r} with the reference")
                 raise
             out.append((result_row(priced), priced.straddling))
@@ -274,7 +274,7 @@ def price_records_kernel(
         except RoamledgerError as exc:  # same reject rows as price_records
             events.append(reject_of(exc, rec.source, rec.line, rid))
             continue
-        except Exception as exc:
+        except Exception as exc:  # a bug: re-raised, naming the record
             exc.add_note(f"while reading {rec.source} line {rec.line}")
             raise
         events.append(len(pending))
@@ -359,7 +359,7 @@ def flat_file_reference(
         except RoamledgerError as exc:  # a reject row, as in price_records
             rejects[k] = exc
             continue
-        except Exception as exc:
+        except Exception as exc:  # a bug: re-raised, naming the record
             exc.add_note(f"while pricing {source} row {int(fr.first_row[k]) + 1}")
             raise
         outcomes[k] = (result_row(priced), priced.straddling)

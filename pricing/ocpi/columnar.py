@@ -349,10 +349,10 @@ def _do_block(st: _State, block: bytes) -> None:
         return
     for table, idx in _parse(work, starts, ends, lines):
         if table is None:
+            # a 2.1.1 file's money is plain numbers, not the Price objects of the schema
+            why_not = "OCPI 2.1.1" if st.file_version == "2.1.1" else "pyarrow could not read the line"
             for i in idx.tolist():
-                _fallback_raw(
-                    st, block[starts[i] : ends[i]], line0 + i + 1, "pyarrow could not read the line"
-                )
+                _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1, why_not)
             continue
         bad, flat = _flatten(table, line0 + idx + 1, st)
         for k in np.flatnonzero(bad != "").tolist():

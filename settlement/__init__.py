@@ -37,8 +37,8 @@ def reconcile(
 ) -> tuple[list[ReconLine], list[Finding]]:
     """Recompute every CDR and explain each difference; returns (lines, rejects)."""
     from pricing.batch import expand_inputs, load_tariffs
+    from pricing.flat import is_flat_file
     from pricing.io import iter_sources
-    from settlement.flatcdrs import is_flat_file
     from settlement.jobs import DEFAULT_POLICY, RunResult, compute_lines, flat_lines
     from settlement.reconcile import check_duplicates_and_credits
 

@@ -161,7 +161,7 @@ def flat_lines(
     pricer: str = "kernel",
 ) -> list[ReconLine]:
     """Flat-layout files reconciled one CDR object at a time (the oracle of the columnar engine)."""
-    from settlement.flatcdrs import iter_pieces, piece_cdrs, record_id, split_piece
+    from pricing.flat import iter_pieces, piece_cdrs, record_id, split_piece
 
     lines: list[ReconLine] = []
     for piece in iter_pieces(files):
@@ -320,7 +320,7 @@ def settle(
     store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     result.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     say("reading CDRs")
-    from settlement.flatcdrs import is_flat_file
+    from pricing.flat import is_flat_file
 
     files = expand_inputs(cdrs)
     flat_files = [f for f in files if is_flat_file(f)]

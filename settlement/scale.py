@@ -33,20 +33,13 @@ import numpy as np
 import polars as pl
 
 from pricing.errors import Finding
+from pricing.flat import E6_PER_E4, iter_pieces, optional_column, piece_cdrs, record_id, split_piece
+from pricing.flat_columns import decimal_e6
 from pricing.io import Record, dumps
 from pricing.model import Money
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
 from settlement.contracts import Contracts
-from settlement.flatcdrs import (
-    E6_PER_E4,
-    decimal_e6,
-    iter_pieces,
-    optional_column,
-    piece_cdrs,
-    record_id,
-    split_piece,
-)
 from settlement.reconcile import RECON_COLUMNS, STATUSES, ReconLine, check_duplicates_and_credits
 from settlement.statement import (
     LINE_COLUMNS,
@@ -197,7 +190,8 @@ def process_piece(
     tariffs, policy, tz, contracts = job.tariffs, job.policy, job.tz, job.contracts
     window, special = job.window, job.special
     from pricing.compile import compile_tariffs
-    from pricing.kernel import half_up_div, price_table
+    from pricing.fixed_point import half_up_div
+    from pricing.kernel import price_table
     from pricing.periods import from_flat
 
     fr, rejects = split_piece(piece)
@@ -716,7 +710,7 @@ def round_to(expr: pl.Expr, unit: pl.Expr) -> pl.Expr:
 
 def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str, str, str], Aggregates]:
     """Per statement (CPO, eMSP, currency): the sums of its plain lines, in one pass."""
-    from pricing.kernel import percentage
+    from pricing.report import percentage
 
     keys = ["cpo", "emsp", "cur"]
     rows = plain.filter("in_month").select(
@@ -1210,9 +1204,9 @@ def settle_columnar(
     same files, in bounded memory per piece. Returns (folder, counts, statements)."""
     from pricing.batch import expand_inputs, load_tariffs
     from pricing.errors import InputError
+    from pricing.flat import is_flat_file
     from pricing.timezones import validate_zone
     from settlement.contracts import load_contracts
-    from settlement.flatcdrs import is_flat_file
     from settlement.jobs import DEFAULT_POLICY, read_history
 
     try:

@@ -131,12 +131,11 @@ def test_columnar_on_dask_is_byte_identical(tmp_path: Path) -> None:
 
 
 def test_piece_cdrs_match_the_pricing_flat_reader(tmp_path: Path) -> None:
-    """Settlement's column-wise CDR builder gives pricing.periods.flat_cdr's CDRs (plus money,
+    """Settlement's column-wise CDR builder gives pricing.flat.flat_cdr's CDRs (plus money,
     parties and credit fields)."""
     import dataclasses
 
-    from pricing.periods import flat_cdr
-    from settlement.flatcdrs import iter_pieces, piece_cdrs, split_piece
+    from pricing.flat import flat_cdr, iter_pieces, piece_cdrs, split_piece
 
     cdrs, _, _ = generate(tmp_path, 8)
     for piece in iter_pieces([cdrs], 1200):

@@ -19,8 +19,8 @@ from api.cli.options import (
 from api.cli.outputs import staged_files
 from pricing.batch import expand_inputs, load_tariffs
 from pricing.errors import RoamledgerError
+from pricing.flat import is_flat_file
 from pricing.io import iter_sources, write_ndjson, write_table
-from settlement.flatcdrs import is_flat_file
 from settlement.jobs import DEFAULT_POLICY, RunResult, flat_lines, parse_all, reconcile_all
 from settlement.reconcile import RECON_COLUMNS, check_duplicates_and_credits, summarize
 

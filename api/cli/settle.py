@@ -22,7 +22,7 @@ from api.cli.options import (
 from api.cli.reconcile import disputed
 from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
-from settlement.flatcdrs import is_flat_file
+from pricing.flat import is_flat_file
 from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
 from settlement.scale import settle_columnar
 

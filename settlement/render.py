@@ -7,12 +7,9 @@ follows the schema in ``settlement/SCHEMA.md``.
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +18,9 @@ from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 
-from settlement.statement import LINE_COLUMNS, Statement, month_bounds
+from settlement.output import line_frame, lines_json, write_document, write_lines_csv
+from settlement.rules import month_bounds
+from settlement.statement import Statement
 
 SCHEMA_VERSION = "roamledger.statement/1"
 
@@ -58,62 +57,18 @@ def invoice_reconciliation_record(st: Statement) -> dict[str, Any]:
     }
 
 
-def lines_csv(st: Statement) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LINE_COLUMNS)
-    for ln in st.lines:
-        row = ln.as_row()
-        w.writerow(
-            [
-                "" if row[c] is None else str(row[c]).lower() if isinstance(row[c], bool) else row[c]
-                for c in LINE_COLUMNS
-            ]
-        )
-    return buf.getvalue()
-
-
-ListWriter = tuple[int, Callable[[Any], None]]
-
-
-def write_document(
-    doc: dict[str, Any], lists: dict[str, ListWriter], fh: Any, ensure_ascii: bool = False
-) -> None:
-    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, plus the lists of ``lists``
-    (key → (items, writer)) whose items the writers stream (each item on its own line, already
-    indented, separated by ``,\n``). Big statements never exist as one Python object. ``fh`` is a
-    binary file."""
-    marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
-    full = {**doc, **{k: ([marks[k]] if k in marks else []) for k in lists}}
-    text = json.dumps(full, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
-    for key in sorted(marks):  # sort_keys: the lists appear in key order
-        head, text = text.split(json.dumps(marks[key]), 1)
-        fh.write(head.rstrip(" ").encode("utf-8"))
-        lists[key][1](fh)
-    fh.write((text + "\n").encode("utf-8"))
-
-
-def compact_rows(rows: list[dict[str, Any]]) -> ListWriter:
-    """Rows as one compact JSON object per line (sorted keys), indented as list items."""
-
-    def write(fh: Any) -> None:
-        fh.write(
-            ",\n".join(
-                "    " + json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                for r in rows
-            ).encode("utf-8")
-        )
-
-    return len(rows), write
-
-
 def render_statement(st: Statement, folder: Path, locale: str = "en_GB") -> None:
+    """The files of one statement (record engine; the columnar engine writes the same files from
+    its columns with the same writers, :mod:`settlement.output`)."""
     folder.mkdir(parents=True, exist_ok=True)
     doc = statement_document(st)
-    lists = {key: compact_rows(doc.pop(key)) for key in ("lines", "disputed")}
+    doc.pop("lines")
+    doc.pop("disputed")
+    lines, disputed = line_frame(st.lines), line_frame(st.disputed)
     with open(folder / "statement.json", "wb") as fh:
-        write_document(doc, lists, fh)
-    (folder / "lines.csv").write_text(lines_csv(st), encoding="utf-8")
+        write_document(doc, {"lines": lines_json(lines), "disputed": lines_json(disputed)}, fh)
+    with open(folder / "lines.csv", "wb") as fh:
+        write_lines_csv(fh, lines)
     (folder / "invoice_reconciliation_record.json").write_text(
         json.dumps(invoice_reconciliation_record(st), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )

@@ -21,20 +21,19 @@ Rules (decisions where OCPI is silent are marked *decision*):
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from babel.numbers import get_currency_precision
 
 from settlement.contracts import Contracts, Terms
-from settlement.reconcile import NOT_PRICED, OVERCHARGED, UNDERCHARGED, ReconLine
+from settlement.reconcile import ReconLine
+from settlement.rules import month_bounds
 
-DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "DUPLICATE_CDR"}
 ROUNDING_RULE = "half-up per line to the currency's minor unit"
 
 
@@ -132,11 +131,6 @@ class Statement:
         return f"{self.cpo.replace('*', '-')}__{self.emsp.replace('*', '-')}__{self.currency}"
 
 
-def month_bounds(month: str) -> tuple[date, date]:
-    y, m = (int(x) for x in month.split("-"))
-    return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
-
-
 def vat_bucket(ln: ReconLine) -> str:
     return tariffs_vat_bucket(_tariffs_of(ln))
 
@@ -200,18 +194,6 @@ def build_line(
         status=ln.status,
         reasons=",".join(ln.codes),
     )
-
-
-def dispute_reason(ln: ReconLine, basis: str) -> str:
-    codes = set(ln.codes)
-    if ln.status == NOT_PRICED:
-        return "could not be recomputed: " + ",".join(sorted(codes))
-    if basis == "reported" and ln.status in (OVERCHARGED, UNDERCHARGED):
-        return ln.status.lower() + " beyond tolerance"
-    bad = sorted(codes & DISPUTE_CODES)
-    if "DUPLICATE_CDR" in bad and not any("CONFLICTING" in f.message for f in ln.findings):
-        bad.remove("DUPLICATE_CDR")
-    return ",".join(bad)
 
 
 @dataclass

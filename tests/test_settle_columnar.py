@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from pricing.cli import main
-from settlement.jobs import settle, write_run
 from settlement.columnar.settle import settle_columnar
+from settlement.jobs import settle, write_run
 
 
 def generate(tmp: Path, seed: int, extra: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:

@@ -72,7 +72,9 @@ CODES = st.sets(
 
 @given(
     st.lists(
-        st.tuples(st.sampled_from(rules.STATUSES), CODES, st.sampled_from(["reported", "recomputed"]), st.booleans()),
+        st.tuples(
+            st.sampled_from(rules.STATUSES), CODES, st.sampled_from(["reported", "recomputed"]), st.booleans()
+        ),
         min_size=1,
         max_size=20,
     )
@@ -84,7 +86,9 @@ def test_dispute_reason(rows: list[tuple[str, set[str], str, bool]]) -> None:
         "basis": [r[2] for r in rows],
         "conflicting": [r[3] for r in rows],
     }
-    expr = rules.dispute_reason_expr(pl.col("status"), pl.col("reasons"), pl.col("basis"), pl.col("conflicting"))
+    expr = rules.dispute_reason_expr(
+        pl.col("status"), pl.col("reasons"), pl.col("basis"), pl.col("conflicting")
+    )
     got = pl.DataFrame(frame, schema_overrides={"reasons": pl.String}).select(expr.alias("r"))["r"].to_list()
     assert got == [rules.dispute_reason(*r) for r in rows]
 
@@ -143,7 +147,14 @@ def test_charge_message(rows: list[tuple], tolerance: Decimal) -> None:
     worst, dx, cur, rep, ours, worst_is_x = (list(c) for c in zip(*rows, strict=True))
     frame = pl.DataFrame(
         {"w": worst, "dx": dx, "cur": cur, "rep": rep, "ours": ours, "wx": worst_is_x},
-        schema={"w": pl.Int64, "dx": pl.Int64, "cur": pl.String, "rep": pl.Int64, "ours": pl.Int64, "wx": pl.Boolean},
+        schema={
+            "w": pl.Int64,
+            "dx": pl.Int64,
+            "cur": pl.String,
+            "rep": pl.Int64,
+            "ours": pl.Int64,
+            "wx": pl.Boolean,
+        },
     )
     tol = rules.tolerance_e4(tolerance)
     use_x = rules.use_excl_expr(pl.col("dx"), tol)

@@ -296,7 +296,12 @@ def check_duplicates_and_credits(
     ``history_ids`` maps ids of CDRs settled earlier to their reported total (credits may net an
     original from an earlier month).
     """
-    history_ids = history_ids or {}
+    check_duplicates(lines)
+    check_credits(lines, history_ids or {})
+
+
+def check_duplicates(lines: list[ReconLine]) -> None:
+    """DUPLICATE_CDR on every later copy of a CDR id (and on the first, for a conflicting copy)."""
     counts = Counter(ln.cdr.id for ln in lines)
     by_id: dict[str, list[ReconLine]] = defaultdict(list)
     for ln in lines:
@@ -331,6 +336,11 @@ def check_duplicates_and_credits(
                         first.line,
                     )
                 )
+
+
+def check_credits(lines: list[ReconLine], history_ids: dict[str, Money | None]) -> None:
+    """CREDIT_WITHOUT_ORIGINAL and CREDIT_AMOUNT_MISMATCH: a credit nets its original, in this run
+    or in the settled history."""
     originals = {ln.cdr.id: ln for ln in lines if not ln.cdr.credit}
     for ln in lines:
         if not ln.cdr.credit:

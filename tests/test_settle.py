@@ -343,3 +343,27 @@ def test_the_readme_main_job_on_the_sample_month(tmp_path: Path, capsys) -> None
     }
     folders = [p for p in out.iterdir() if p.is_dir()]
     assert len(folders) >= 12 and all((f / "statement.html").exists() for f in folders)
+
+
+def test_a_pricing_bug_is_an_error_not_a_business_status(tmp_path: Path, monkeypatch) -> None:
+    """Only the pricing's declared refusals (RoamledgerError) become NOT_PRICED lines; any other
+    exception is a bug and stops the run with a message naming the CDR."""
+    import settlement.jobs as jobs
+    from pricing.errors import PricingOverflowError
+
+    src, tariffs, _ = write_month(tmp_path, [cdr("OK")])
+
+    def refuse(sessions, policy):
+        return [PricingOverflowError("too big to price") for _ in sessions]
+
+    monkeypatch.setattr(jobs, "kernel_outcomes", refuse)
+    result, _ = jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
+    [line] = result.lines
+    assert line.status == "NOT_PRICED" and "too big to price" in line.findings[-1].message
+
+    def crash(sessions, policy):
+        return [ZeroDivisionError("division by zero") for _ in sessions]
+
+    monkeypatch.setattr(jobs, "kernel_outcomes", crash)
+    with pytest.raises(RuntimeError, match=r"pricing CDR 'OK' .*ZeroDivisionError: division by zero"):
+        jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")

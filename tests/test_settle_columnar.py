@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pricing.cli import main
+from settlement.columnar.piece import RECORD_PATH_REASONS
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import settle, write_run
 
@@ -69,6 +70,11 @@ def test_columnar_equals_record_path(tmp_path: Path, seed: int, piece_rows: int)
     manifest = json.loads((columnar / "manifest.json").read_text())
     assert manifest["counts"]["rejected"] > 0 and manifest["counts"]["out_of_month"] > 0
     assert manifest["reconciliation"]["by_status"]["OVERCHARGED"] > 0
+    # every record the columnar engine sent record by record is counted with its reason
+    path = manifest["record_path"]
+    assert set(path) <= set(RECORD_PATH_REASONS)
+    assert path["credit"] > 0 and path["duplicate id"] > 0
+    assert "record_path" not in json.loads((local / "manifest.json").read_text())
 
 
 @pytest.mark.parametrize("basis", ["recomputed", "reported"])

@@ -48,7 +48,7 @@ from settlement.output import (
 )
 from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
 from settlement.render import render_statement
-from settlement.rules import dispute_reason, in_month, local_end_date, month_bounds
+from settlement.rules import dispute_reason, in_month, local_end_date, month_bounds, reasons_text
 from settlement.statement import Line, Statement, build_line, finish
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
@@ -453,7 +453,7 @@ def statement_line(ln: ReconLine, basis: str, zone: ZoneInfo) -> tuple[Line, str
         cdr.credit,
         cdr.credit_reference_id,
         ln.status,
-        ",".join(ln.codes),
+        reasons_text(ln.codes),
     )
     return line, reason or NO_AMOUNT, False
 

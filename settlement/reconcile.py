@@ -31,6 +31,7 @@ from settlement.rules import (
     UNDERCHARGED,
     charge_message,
     e4,
+    reasons_text,
     rounding_message,
     status_of,
     straddle_message,
@@ -109,7 +110,7 @@ class ReconLine:
         return {
             "cdr_id": self.cdr.id,
             "status": self.status,
-            "reasons": ",".join(self.codes),
+            "reasons": reasons_text(self.codes),
             "currency": self.cdr.currency,
             "credit": self.cdr.credit,
             "reported_total_excl_vat": e4(rep.excl),
@@ -393,5 +394,5 @@ def summarize(lines: list[ReconLine]) -> dict[str, Any]:
         "cdrs": len(lines),
         "by_status": {s: by_status.get(s, 0) for s in STATUSES},
         "findings_by_code": dict(sorted(by_code.items())),
-        "net_difference_excl_vat": f"{diff:.4f}",
+        "net_difference_excl_vat": e4(diff),
     }

@@ -94,7 +94,7 @@ def dispute_reason(status: str, codes: Iterable[str], basis: str, conflicting_du
     no dispute)."""
     codes = set(codes)
     if status == NOT_PRICED:
-        return "could not be recomputed: " + ",".join(sorted(codes))
+        return "could not be recomputed: " + reasons_text(codes)
     if basis == "reported" and status in (OVERCHARGED, UNDERCHARGED):
         return status.lower() + " beyond tolerance"
     bad = sorted(codes & DISPUTE_CODES)
@@ -272,6 +272,11 @@ def charge_message_expr(
     )
 
 
+def reasons_text(codes: Iterable[str]) -> str:
+    """A line's finding codes as one text: sorted, distinct, comma-joined (``reasons``)."""
+    return ",".join(sorted(set(codes)))
+
+
 def reasons_expr(status: pl.Expr, straddles: pl.Expr) -> pl.Expr:
     """The sorted, distinct finding codes of a CDR whose only findings are its status finding and
     straddling periods, comma-joined (``ReconLine.codes``)."""
@@ -280,6 +285,6 @@ def reasons_expr(status: pl.Expr, straddles: pl.Expr) -> pl.Expr:
     for st in (MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED):
         own = [] if st == MATCH else [st]
         for has in (True, False):
-            codes = ",".join(sorted([*own, *([straddle] if has else [])]))
+            codes = reasons_text([*own, *([straddle] if has else [])])
             expr = expr.when((status == st) & (straddles == has)).then(pl.lit(codes))
     return expr.otherwise(pl.lit(None, pl.String))

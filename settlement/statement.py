@@ -32,7 +32,7 @@ from babel.numbers import get_currency_precision
 
 from settlement.contracts import Contracts, Terms
 from settlement.reconcile import ReconLine
-from settlement.rules import month_bounds
+from settlement.rules import e4, month_bounds, reasons_text
 
 ROUNDING_RULE = "half-up per line to the currency's minor unit"
 
@@ -76,9 +76,9 @@ class Line:
             "session_start": self.session_start,
             "session_end": self.session_end,
             "location_id": self.location_id,
-            "energy_kwh": f"{self.energy_kwh:.4f}",
-            "amount_excl_vat": f"{self.amount_excl:.4f}",
-            "amount_incl_vat": None if self.amount_incl is None else f"{self.amount_incl:.4f}",
+            "energy_kwh": e4(self.energy_kwh),
+            "amount_excl_vat": e4(self.amount_excl),
+            "amount_incl_vat": e4(self.amount_incl),
             "line_excl_vat": str(self.excl),
             "line_vat": None if self.vat is None else str(self.vat),
             "line_incl_vat": None if self.incl is None else str(self.incl),
@@ -192,7 +192,7 @@ def build_line(
         credit=cdr.credit,
         credit_reference_id=cdr.credit_reference_id,
         status=ln.status,
-        reasons=",".join(ln.codes),
+        reasons=reasons_text(ln.codes),
     )
 
 
@@ -282,17 +282,17 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
         "lines": a.lines,
         "disputed_lines": a.disputed,
         "disputed_excluded": a.disputed_excluded,
-        "energy_kwh": f"{a.energy_kwh:.4f}",
+        "energy_kwh": e4(a.energy_kwh),
         "total_excl_vat": str(total_excl),
-        "unrounded_total_excl_vat": f"{unrounded_excl:.4f}",
-        "rounding_difference_excl_vat": f"{total_excl - unrounded_excl:.4f}",
+        "unrounded_total_excl_vat": e4(unrounded_excl),
+        "rounding_difference_excl_vat": e4(total_excl - unrounded_excl),
         "vat_total": str(vat_total),
         "vat_unknown_lines": unknown_vat,
         "total_incl_vat": None if total_incl is None else str(total_incl),
-        "unrounded_total_incl_vat": None if unrounded_incl is None else f"{unrounded_incl:.4f}",
+        "unrounded_total_incl_vat": e4(unrounded_incl),
         "rounding_difference_incl_vat": None
         if total_incl is None or unrounded_incl is None
-        else f"{total_incl - unrounded_incl:.4f}",
+        else e4(total_incl - unrounded_incl),
         "vat_by_rate": [
             {"rate": r, "base_excl_vat": str(base_by_rate[r]), "vat": str(vat_by_rate[r])}
             for r in sorted(vat_by_rate)

@@ -48,6 +48,7 @@ from settlement.rules import (
     STATUSES,
     charge_message_expr,
     d4,
+    e4,
     e4_text,
     rounding_message_expr,
     straddle_message_expr,
@@ -346,5 +347,5 @@ def _summary(plain: pl.DataFrame, straddles: pl.DataFrame, detail: list[ReconLin
         "cdrs": len(detail) + plain.height,
         "by_status": {st: by_status.get(st, 0) for st in STATUSES},
         "findings_by_code": dict(sorted((k, v) for k, v in by_code.items() if v)),
-        "net_difference_excl_vat": f"{diff:.4f}",
+        "net_difference_excl_vat": e4(diff),
     }

@@ -167,3 +167,17 @@ def test_charge_message(rows: list[tuple], tolerance: Decimal) -> None:
         d = rules.d4(x) if excl else rules.d4(w)
         want.append(rules.charge_message(d, c, excl or wx, rules.d4(r), rules.d4(o)))
     assert got == want
+
+
+@given(st.lists(st.tuples(st.sampled_from(rules.STATUSES[:4]), st.booleans()), min_size=1, max_size=20))
+def test_reasons(rows: list[tuple[str, bool]]) -> None:
+    """The codes of a CDR whose findings are its status finding and straddling periods."""
+    frame = {"status": [s for s, _ in rows], "straddles": [b for _, b in rows]}
+    got = column(frame, rules.reasons_expr(pl.col("status"), pl.col("straddles")))
+    want = [
+        rules.reasons_text(
+            [*([s] if s != rules.MATCH else []), *(["PERIOD_STRADDLES_BOUNDARY"] if b else [])]
+        )
+        for s, b in rows
+    ]
+    assert got == want

@@ -1,4 +1,7 @@
-"""The monthly settlement batch: CDR files → reconciled lines → statements → files.
+"""The record engine of the monthly settlement: CDR files → reconciled lines → statements → files,
+one CDR object at a time (OCPI JSON/NDJSON, and flat Parquet as the columnar engine's oracle). The
+columnar engine (:mod:`settlement.columnar`) sends the CDRs that need judgement through the same
+functions here.
 
 Every input record ends in exactly one bucket, and the manifest proves it:
 

@@ -37,7 +37,7 @@ from settlement.output import (
     write_rejects,
     write_text,
 )
-from settlement.reconcile import RECON_COLUMNS, ReconLine, summarize
+from settlement.reconcile import FINDING_COLUMNS, RECON_COLUMNS, ReconLine, summarize
 from settlement.render import (
     HTML_MAX_LINES,
     invoice_reconciliation_record,
@@ -135,6 +135,7 @@ def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
 
 
 def _finding_text(**cols: pl.Expr) -> pl.Expr:
+    """A findings.ndjson row (``ReconFinding.as_row``, ``FINDING_COLUMNS`` order) as JSON text."""
     base = {
         "dimension": pl.lit(None, pl.String),
         "period": pl.lit(None, pl.Int64),
@@ -143,8 +144,7 @@ def _finding_text(**cols: pl.Expr) -> pl.Expr:
     row = {"cdr_id": pl.col("cdr_id"), "code": cols["code"], **base}
     row.update({k: v for k, v in cols.items() if k != "code"})
     row.update({"source": pl.col("source"), "line": pl.col("line")})
-    order = ["cdr_id", "code", "dimension", "period", "amount", "message", "source", "line"]
-    return pl.struct(**{k: row[k] for k in order}).struct.json_encode()
+    return pl.struct(**{k: row[k] for k in FINDING_COLUMNS}).struct.json_encode()
 
 
 def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> pl.DataFrame:

@@ -21,7 +21,6 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from settlement.output import (
 )
 from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
 from settlement.render import render_statement
-from settlement.rules import dispute_reason, in_month, local_end_date, month_bounds, reasons_text
+from settlement.rules import dispute_reason, in_month, local_end_date, local_iso, month_bounds, reasons_text
 from settlement.statement import Line, Statement, build_line, finish
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
@@ -309,10 +308,6 @@ def parties(
                 emsp = contracts.emsp_by_contract_prefix[prefix]
                 break
     return cpo, emsp
-
-
-def local_iso(ms: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms // 1000, zone).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def settle(

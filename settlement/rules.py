@@ -6,8 +6,8 @@ a whole piece as a polars expression over integer columns in units of 1e-4 (``*_
 live next to each other so a change to a rule is made once, and ``tests/property/test_rules.py``
 checks with hypothesis that both forms give the same answer on random inputs.
 
-Rules: line status, worst difference, dispute reason, month window, finding wording, 4-decimal
-and minor-unit text.
+Rules: line status, worst difference, dispute reason, month window and local times, line rounding,
+4-decimal and minor-unit text, finding wording and codes.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import polars as pl
+from babel.numbers import get_currency_precision
 
 E4 = 10_000  # units of 1e-4 per currency unit: OCPI's 4 decimals
 
@@ -158,6 +159,46 @@ def in_month_expr(end_ms: pl.Expr, window: tuple[int, int]) -> pl.Expr:
     lo, hi = window
     end_s = (end_ms // 1000) * 1000
     return (end_s >= lo) & (end_s < hi)
+
+
+def local_iso(ms: int, zone: ZoneInfo) -> str:
+    """Local date-time text (whole seconds) of an instant in the statement zone."""
+    return datetime.fromtimestamp(ms // 1000, zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def local_iso_expr(ms: pl.Expr, zone: str) -> pl.Expr:
+    """:func:`local_iso` of a column of epoch ms."""
+    return (
+        pl.from_epoch(ms // 1000, time_unit="s")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(zone)
+        .dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+
+
+# ---- line rounding ------------------------------------------------------------------------------
+
+
+def minor_unit(currency: str) -> int:
+    """Decimals of the currency's minor unit (babel: EUR 2, JPY 0, BHD 3)."""
+    return int(get_currency_precision(currency))
+
+
+def round_money(value: Decimal, currency: str) -> Decimal:
+    """Half-up (away from zero) to the currency's minor unit."""
+    return round_minor(value, minor_unit(currency))
+
+
+def round_minor(value: Decimal, m: int) -> Decimal:
+    """Half-up (away from zero) to ``m`` decimals."""
+    return value.quantize(Decimal(1).scaleb(-m), rounding=ROUND_HALF_UP)
+
+
+def round_e4_expr(expr: pl.Expr, unit: pl.Expr | int) -> pl.Expr:
+    """:func:`round_minor` on a column of 1e-4 integers: half-up to a multiple of ``unit``
+    (``10 ** (4 - m)``), still in 1e-4 units."""
+    q = (expr.abs() + unit // 2) // unit * unit
+    return pl.when(expr < 0).then(-q).otherwise(q)
 
 
 # ---- 4-decimal and minor-unit text --------------------------------------------------------------

@@ -25,24 +25,14 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
-
-from babel.numbers import get_currency_precision
 
 from settlement.contracts import Contracts, Terms
 from settlement.reconcile import ReconLine
-from settlement.rules import e4, month_bounds, reasons_text
+from settlement.rules import e4, month_bounds, reasons_text, round_money
 
 ROUNDING_RULE = "half-up per line to the currency's minor unit"
-
-
-def minor_unit(currency: str) -> int:
-    return int(get_currency_precision(currency))
-
-
-def round_money(value: Decimal, currency: str) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
 
 @dataclass
@@ -69,6 +59,35 @@ class Line:
     @property
     def vat(self) -> Decimal | None:
         return None if self.incl is None else self.incl - self.excl
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Line:
+        """The line of a ``lines.csv`` / ``statement.json`` row (``as_row``; 2.3.0 taxes are not in
+        the row)."""
+
+        def dec(v: str | None) -> Decimal | None:
+            return None if v is None else Decimal(v)
+
+        return cls(
+            cdr_id=r["cdr_id"],
+            session_start=r["session_start"],
+            session_end=r["session_end"],
+            day=r["session_end"][:10],
+            location_id=r["location_id"],
+            energy_kwh=Decimal(r["energy_kwh"]),
+            amount_excl=Decimal(r["amount_excl_vat"]),
+            amount_incl=dec(r["amount_incl_vat"]),
+            excl=Decimal(r["line_excl_vat"]),
+            incl=dec(r["line_incl_vat"]),
+            vat_bucket=r["vat_rate"],
+            taxes=[],
+            credit=r["credit"],
+            credit_reference_id=r["credit_reference_id"],
+            status=r["status"],
+            reasons=r["reasons"],
+            disputed=r["disputed"],
+            dispute_reason=r["dispute_reason"],
+        )
 
     def as_row(self) -> dict[str, Any]:
         return {

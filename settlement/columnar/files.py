@@ -77,38 +77,12 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
 
     with open(folder / "invoice_reconciliation_record.json", "wb") as fh:
         write_document(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh, ensure_ascii=True)
-    st.lines = [_line_of_row(r) for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)]
-    shown = [(_line_of_row(r), r["included"]) for r in disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
+    st.lines = [Line.from_row(r) for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)]
+    shown = [(Line.from_row(r), r["included"]) for r in disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
     st.disputed = [ln for ln, _ in shown]
     members = [ln for ln, included in shown if included]
     html = statement_html(st, locale, daily_sums_frame(lines), n, members, disputed.height)
     (folder / "statement.html").write_text(html, encoding="utf-8")
-
-
-def _line_of_row(r: dict[str, Any]) -> Line:
-    def dec(v: str | None) -> Decimal | None:
-        return None if v is None else Decimal(v)
-
-    return Line(
-        cdr_id=r["cdr_id"],
-        session_start=r["session_start"],
-        session_end=r["session_end"],
-        day=r["session_end"][:10],
-        location_id=r["location_id"],
-        energy_kwh=Decimal(r["energy_kwh"]),
-        amount_excl=Decimal(r["amount_excl_vat"]),
-        amount_incl=dec(r["amount_incl_vat"]),
-        excl=Decimal(r["line_excl_vat"]),
-        incl=dec(r["line_incl_vat"]),
-        vat_bucket=r["vat_rate"],
-        taxes=[],
-        credit=r["credit"],
-        credit_reference_id=r["credit_reference_id"],
-        status=r["status"],
-        reasons=r["reasons"],
-        disputed=r["disputed"],
-        dispute_reason=r["dispute_reason"],
-    )
 
 
 def _recon_text(part: pl.DataFrame) -> pl.DataFrame:

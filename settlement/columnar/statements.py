@@ -19,25 +19,16 @@ from settlement.contracts import Contracts
 from settlement.jobs import RunResult, mixed_currency_findings, place_lines
 from settlement.output import line_frame
 from settlement.reconcile import ReconLine
-from settlement.rules import d4, dm, e4_text, minor_text
-from settlement.statement import LINE_COLUMNS, Aggregates, Statement, aggregate, finish, minor_unit
-
-
-def local_text(ms: str, zone: str) -> pl.Expr:
-    return (
-        pl.from_epoch(pl.col(ms) // 1000, time_unit="s")
-        .dt.replace_time_zone("UTC")
-        .dt.convert_time_zone(zone)
-        .dt.strftime("%Y-%m-%dT%H:%M:%S")
-    )
+from settlement.rules import d4, dm, e4_text, local_iso_expr, minor_text, minor_unit, round_e4_expr
+from settlement.statement import LINE_COLUMNS, Aggregates, Statement, aggregate, finish
 
 
 def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
     """Plain CDRs of one statement as the columns of its line table (+ integer columns)."""
     return p.select(
         pl.col("cdr_id"),
-        local_text("start_ms", zone).alias("session_start"),
-        local_text("end_ms", zone).alias("session_end"),
+        local_iso_expr(pl.col("start_ms"), zone).alias("session_start"),
+        local_iso_expr(pl.col("end_ms"), zone).alias("session_end"),
         pl.col("location_id").cast(pl.String).fill_null(""),
         e4_text(pl.col("energy")).alias("energy_kwh"),
         e4_text(pl.col("amt_excl")).alias("amount_excl_vat"),
@@ -131,8 +122,8 @@ def build(
     if plain.height:
         units = {c: 10 ** (4 - minor_unit(c)) for c in plain["cur"].cast(pl.String).unique().to_list()}
         unit = pl.col("cur").cast(pl.String).replace_strict(units, return_dtype=pl.Int64)
-        plain = plain.with_columns(round_to(pl.col("amt_excl"), unit).alias("excl_r"))
-        plain = plain.with_columns(round_to(pl.col("amt_incl"), unit).alias("incl_r"))
+        plain = plain.with_columns(round_e4_expr(pl.col("amt_excl"), unit).alias("excl_r"))
+        plain = plain.with_columns(round_e4_expr(pl.col("amt_incl"), unit).alias("incl_r"))
         sums = group_aggregates(plain, taxes)
         n_in, excluded_plain = plain.select(
             pl.col("in_month").sum().alias("n"), (pl.col("in_month") & ~pl.col("included")).sum().alias("x")
@@ -163,12 +154,6 @@ def build(
     }
     extra = run.extra_findings + mixed_currency_findings(pair_currencies)
     return built, {"counts": counts, "extra": extra}, plain, sub
-
-
-def round_to(expr: pl.Expr, unit: pl.Expr) -> pl.Expr:
-    """Half-up (away from zero) to a multiple of ``unit`` (1e-4 integers)."""
-    q = (expr.abs() + unit // 2) // unit * unit
-    return pl.when(expr < 0).then(-q).otherwise(q)
 
 
 def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str, str, str], Aggregates]:

@@ -181,3 +181,21 @@ def test_reasons(rows: list[tuple[str, bool]]) -> None:
         for s, b in rows
     ]
     assert got == want
+
+
+@given(st.lists(AMOUNTS, min_size=1, max_size=30), st.sampled_from(["EUR", "JPY", "BHD", "GBP", "HUF"]))
+def test_line_rounding(values: list[int], currency: str) -> None:
+    """A line's amount rounded half-up to the currency's minor unit."""
+    m = rules.minor_unit(currency)
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.Int64})
+    got = frame.select(rules.round_e4_expr(pl.col("v"), 10 ** (4 - m)).alias("r"))["r"].to_list()
+    assert [rules.dm(r, m) for r in got] == [rules.round_money(rules.d4(v), currency) for v in values]
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=4_102_444_800_000), min_size=1, max_size=30),
+    ZONES | st.sampled_from(["America/Santiago", "Asia/Beirut", "Pacific/Chatham"]),
+)
+def test_local_time_text(instants: list[int], zone: str) -> None:
+    got = column({"ms": instants}, rules.local_iso_expr(pl.col("ms"), zone))
+    assert got == [rules.local_iso(ms, ZoneInfo(zone)) for ms in instants]

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
@@ -76,7 +77,8 @@ def render_statement(st: Statement, folder: Path, locale: str = "en_GB") -> None
     (folder / "invoice_reconciliation_record.json").write_text(
         json.dumps(invoice_reconciliation_record(st), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    (folder / "statement.html").write_text(statement_html(st, locale), encoding="utf-8")
+    html_page = statement_html(st, locale, daily_sums(lines))
+    (folder / "statement.html").write_text(html_page, encoding="utf-8")
 
 
 # ---- HTML ---------------------------------------------------------------------------------------
@@ -88,14 +90,21 @@ def _money(v: Any, cur: str, locale: Any) -> str:
     return format_currency(Decimal(str(v)), cur, locale=locale, currency_digits=True)
 
 
-def daily_sums(lines: Any) -> dict[int, tuple[Decimal, Decimal]]:
-    """Per day of the month (0-based): energy (kWh) and amount excl. VAT of the lines."""
-    out: dict[int, tuple[Decimal, Decimal]] = {}
-    for ln in lines:
-        d = int(ln.day[8:10]) - 1
-        e, a = out.get(d, (Decimal(0), Decimal(0)))
-        out[d] = (e + ln.energy_kwh, a + ln.excl)
-    return out
+def daily_sums(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
+    """Per day of the month (0-based, the local date of the session end): energy (kWh) and amount
+    excl. VAT of a statement's line table (both engines' lines go through here)."""
+    if not lines.height:
+        return {}
+    by = (
+        lines.select(
+            pl.col("session_end").str.slice(8, 2).cast(pl.Int64).alias("d"),
+            pl.col("energy_kwh").str.to_decimal(scale=4).alias("e"),
+            pl.col("line_excl_vat").str.to_decimal(scale=4).alias("a"),
+        )
+        .group_by("d")
+        .agg(pl.col("e").sum(), pl.col("a").sum())
+    )
+    return {int(d) - 1: (Decimal(e), Decimal(a)) for d, e, a in by.iter_rows()}
 
 
 def chart_data(
@@ -105,7 +114,7 @@ def chart_data(
     positions as text."""
     first, last = month_bounds(st.month)
     days = (last - first).days + 1
-    sums = daily_sums(st.lines) if daily is None else daily
+    sums = daily_sums(line_frame(st.lines)) if daily is None else daily
     energy: dict[int, Decimal] = defaultdict(Decimal, {d: v[0] for d, v in sums.items()})
     amount: dict[int, Decimal] = defaultdict(Decimal, {d: v[1] for d, v in sums.items()})
     w, h, pad = 720, 200, 36

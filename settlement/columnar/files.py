@@ -19,7 +19,7 @@ import polars as pl
 
 from pricing.io import dumps
 from settlement.columnar.run import ColumnarRun
-from settlement.columnar.statements import Built, build, daily_sums_frame
+from settlement.columnar.statements import Built, build
 from settlement.contracts import Contracts
 from settlement.jobs import RunResult
 from settlement.output import (
@@ -40,6 +40,7 @@ from settlement.output import (
 from settlement.reconcile import FINDING_COLUMNS, RECON_COLUMNS, ReconLine, summarize
 from settlement.render import (
     HTML_MAX_LINES,
+    daily_sums,
     invoice_reconciliation_record,
     statement_document,
     statement_html,
@@ -81,7 +82,7 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
     shown = [(Line.from_row(r), r["included"]) for r in disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
     st.disputed = [ln for ln, _ in shown]
     members = [ln for ln, included in shown if included]
-    html = statement_html(st, locale, daily_sums_frame(lines), n, members, disputed.height)
+    html = statement_html(st, locale, daily_sums(lines), n, members, disputed.height)
     (folder / "statement.html").write_text(html, encoding="utf-8")
 
 

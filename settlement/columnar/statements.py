@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -219,18 +218,3 @@ def _sorted_lines(frames: list[pl.DataFrame], detail: pl.DataFrame) -> pl.DataFr
     """Plain and detail lines of a statement by (session end, CDR id, input order): the stable
     sort of the record engine."""
     return pl.concat([*frames, detail], how="vertical_relaxed").sort(["session_end", "cdr_id", "ord"])
-
-
-def daily_sums_frame(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
-    if not lines.height:
-        return {}
-    by = (
-        lines.select(
-            pl.col("session_end").str.slice(8, 2).cast(pl.Int64).alias("d"),
-            pl.col("energy_kwh").str.to_decimal(scale=4).alias("e"),
-            pl.col("line_excl_vat").str.to_decimal(scale=4).alias("a"),
-        )
-        .group_by("d")
-        .agg(pl.col("e").sum(), pl.col("a").sum())
-    )
-    return {int(d) - 1: (Decimal(e), Decimal(a)) for d, e, a in by.iter_rows()}

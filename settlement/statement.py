@@ -253,6 +253,20 @@ def aggregate(st: Statement) -> Aggregates:
     return a
 
 
+def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str) -> list[FeeLine]:
+    """The contract's fee lines: per session (roaming, hub) and a percentage of the CDR lines'
+    excl. VAT total; each rounded to the currency's minor unit, a fee of zero is left out."""
+    roaming, percent, hub = t.roaming_fee_per_session, t.roaming_fee_percent, t.hub_fee_per_session
+    candidates = [
+        ("Roaming fee per session", roaming, f"{sessions} sessions x {roaming}", roaming * sessions),
+        ("Roaming fee (percentage)", percent, f"{percent} % of {total_excl}", total_excl * percent / 100),
+        ("Hub fee per session", hub, f"{sessions} sessions x {hub}", hub * sessions),
+    ]
+    return [
+        FeeLine(label, basis, round_money(amount, cur)) for label, rate, basis, amount in candidates if rate
+    ]
+
+
 def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -> None:
     """Totals, VAT and tax lines, fees, due date, FX — from the lines already assigned (or from
     their sums, ``agg``, computed elsewhere)."""
@@ -264,32 +278,7 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
     vat_total = sum(vat_by_rate.values(), Decimal(0))  # VAT of the lines that carry VAT information
     total_incl = None if unknown_vat else total_excl + vat_total
     unrounded_incl = None if unknown_vat else a.unrounded_incl
-    sessions = a.sessions
-    st.fees = []
-    if t.roaming_fee_per_session:
-        st.fees.append(
-            FeeLine(
-                "Roaming fee per session",
-                f"{sessions} sessions x {t.roaming_fee_per_session}",
-                round_money(t.roaming_fee_per_session * sessions, cur),
-            )
-        )
-    if t.roaming_fee_percent:
-        st.fees.append(
-            FeeLine(
-                "Roaming fee (percentage)",
-                f"{t.roaming_fee_percent} % of {total_excl}",
-                round_money(total_excl * t.roaming_fee_percent / 100, cur),
-            )
-        )
-    if t.hub_fee_per_session:
-        st.fees.append(
-            FeeLine(
-                "Hub fee per session",
-                f"{sessions} sessions x {t.hub_fee_per_session}",
-                round_money(t.hub_fee_per_session * sessions, cur),
-            )
-        )
+    st.fees = contract_fees(t, a.sessions, total_excl, cur)
     fees_total = sum((f.amount for f in st.fees), Decimal(0))
     # lines without VAT information (OCPI 2.1.1) are due at their excl. VAT amount; VAT on them is
     # settled outside OCPI (decision: the statement never invents a rate)

@@ -141,15 +141,13 @@ def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decim
     )
     last = pl.lit(1 << 40, pl.Int64).alias("seq")  # after the straddles of the same CDR
     w = pl.col("worst")
-    rounding = part.filter(pl.col("status") == "ROUNDING").select(
-        "ord",
-        last,
-        _finding_text(
-            code=pl.lit("ROUNDING"),
-            dimension=pl.lit("total"),
-            amount=e4_text(w),
-            message=rounding_message_expr(w, tolerance),
-        ).alias("text"),
+
+    def total_finding(status: pl.Expr, code: pl.Expr, amount: pl.Expr, message: pl.Expr) -> pl.DataFrame:
+        text = _finding_text(code=code, dimension=pl.lit("total"), amount=e4_text(amount), message=message)
+        return part.filter(status).select("ord", last, text.alias("text"))
+
+    rounding = total_finding(
+        pl.col("status") == "ROUNDING", pl.lit("ROUNDING"), w, rounding_message_expr(w, tolerance)
     )
     # OVER/UNDER: said in excl. VAT terms when that differs beyond the tolerance
     dx = pl.col("diff_excl")
@@ -158,15 +156,11 @@ def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decim
     diff = pl.when(use_x).then(dx).otherwise(w)
     rep = pl.when(which_x).then(pl.col("rep_excl")).otherwise(pl.col("rep_incl"))
     ours = pl.when(which_x).then(pl.col("rec_excl")).otherwise(pl.col("rec_incl"))
-    over = part.filter(pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"])).select(
-        "ord",
-        last,
-        _finding_text(
-            code=pl.col("status"),
-            dimension=pl.lit("total"),
-            amount=e4_text(diff),
-            message=charge_message_expr(diff, pl.col("currency"), which_x, rep, ours),
-        ).alias("text"),
+    over = total_finding(
+        pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"]),
+        pl.col("status"),
+        diff,
+        charge_message_expr(diff, pl.col("currency"), which_x, rep, ours),
     )
     return pl.concat([straddle, rounding, over]).sort(["ord", "seq"])
 

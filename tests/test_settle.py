@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from test_price_cli import CDR, TARIFF
 
+import pricing.batch
+import settlement.jobs as jobs
 from api.cli import main
+from pricing.errors import PricingOverflowError
 
 MONTH = "2026-10"
 
@@ -344,3 +347,29 @@ def test_the_readme_main_job_on_the_sample_month(tmp_path: Path, capsys) -> None
     }
     folders = [p for p in out.iterdir() if p.is_dir()]
     assert len(folders) >= 12 and all((f / "statement.html").exists() for f in folders)
+
+
+def test_a_pricing_bug_is_an_error_not_a_business_status(tmp_path: Path, monkeypatch) -> None:
+    """Only the pricing's declared refusals (RoamledgerError) become NOT_PRICED lines; any other
+    exception is a bug and stops the run (the command line says so in one sentence, exit 70)."""
+
+    src, tariffs, _ = write_month(tmp_path, [cdr("OK")])
+
+    def refuse(sessions, policy):
+        return [PricingOverflowError("too big to price") for _ in sessions]
+
+    monkeypatch.setattr(jobs, "kernel_outcomes", refuse)
+    result, _ = jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
+    [line] = result.lines
+    assert line.status == "NOT_PRICED" and "too big to price" in line.findings[-1].message
+
+    monkeypatch.undo()
+
+    def crash(sessions, policy, workers=1):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(pricing.batch, "price_sessions_detailed", crash)
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
+    args = ["settle", "--cdrs", str(src), "--tariffs", str(tariffs), "--month", MONTH]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 70, "the command line: a bug, one sentence"

@@ -23,8 +23,8 @@ from api.cli.reconcile import disputed
 from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
 from pricing.flat import is_flat_file
+from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
-from settlement.scale import settle_columnar
 
 EXAMPLE = """example:
   roamledger settle --cdrs fixtures/sample/cdrs --tariffs fixtures/sample/tariffs --month 2026-10 \\

@@ -34,19 +34,71 @@ ListWriter = tuple[int, Callable[[Any], None]]
 # ---- run folders --------------------------------------------------------------------------------
 
 
+RUN_FILES = frozenset({"manifest.json", "findings.ndjson", "reconciliation.ndjson", "rejects.ndjson"})
+
+
+def check_output_folder(
+    out_dir: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()
+) -> None:
+    """Refuse an output folder the run must not replace: one that holds anything but an earlier
+    settlement run (its ``manifest.json`` says so and every entry is a file or statement folder that
+    run wrote), or one that holds an input of this run."""
+    out = Path(out_dir).resolve()
+    for given in inputs:
+        path = Path(given).resolve()
+        if path == out or out in path.parents:
+            raise RoamledgerError(
+                f"--out {out_dir}: the input {given} is inside it, and the run replaces the whole folder. "
+                "Hint: choose an output folder outside the inputs"
+            )
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise RoamledgerError(f"--out {out_dir} is a file. Hint: give a new, empty or earlier-run folder")
+    entries = {p.name for p in out.iterdir()}
+    if not entries:
+        return
+    why = "it holds files that are not a roamledger settlement run"
+    folders = earlier_run_folders(out)
+    if folders is not None:
+        foreign = sorted(entries - RUN_FILES - folders)
+        if not foreign:
+            return
+        why = f"besides an earlier run it holds {', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''}"
+    raise RoamledgerError(
+        f"--out {out_dir}: {why}, and the run replaces the whole folder. "
+        "Hint: give a new or empty folder, or one holding only an earlier settlement run"
+    )
+
+
+def earlier_run_folders(out: Path) -> set[str] | None:
+    """The statement folders of the settlement run ``out`` holds, or None when its manifest is
+    missing or is not one of ours."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        if "counts_check" not in manifest or "roamledger" not in manifest:
+            return None
+        return {st["folder"] for st in manifest.get("statements", [])}
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
 def atomic_output(out_dir: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
     """Call ``fill`` on a fresh temporary folder, then move it into place in one rename.
 
     A run that dies half-way leaves only a ``.partial`` folder (removed by the next run), never a
-    half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole.
+    half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole — only when
+    it is empty or an earlier run (:func:`check_output_folder`). The folder follows the umask.
     """
     out = Path(out_dir).resolve()
     parent = out.parent
+    check_output_folder(out)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         for stale in parent.glob(f".{out.name}.partial-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; outputs follow the umask
     except OSError as exc:
         raise RoamledgerError(
             f"cannot write to {out}: {exc}. Hint: choose a writable --out directory"
@@ -64,6 +116,12 @@ def atomic_output(out_dir: str | os.PathLike[str], fill: Callable[[Path], None])
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def out_of_month_finding(

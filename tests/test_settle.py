@@ -180,11 +180,13 @@ def test_rerun_is_byte_identical_and_survives_a_killed_run(tmp_path: Path) -> No
     src, tariffs, contracts = write_month(tmp_path, month_cdrs())
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_settle(tmp_path, src, tariffs, contracts, a) == 0
-    # a killed earlier run leaves a partial folder; the next run cleans it and replaces `b` whole
+    # `b` holds an earlier run (of another month), and a killed run left a partial folder: the next
+    # run cleans the partial folder and replaces `b` whole (a folder with other files is refused:
+    # test_cli_exit.py)
+    assert run_settle(tmp_path, src, tariffs, contracts, b, "--month", "2026-11") == 2
+    assert (b / "manifest.json").exists()
     (tmp_path / ".b.partial-dead").mkdir()
     (tmp_path / ".b.partial-dead" / "statement.json").write_text("half")
-    b.mkdir()
-    (b / "stale.txt").write_text("from an older run")
     assert run_settle(tmp_path, src, tariffs, contracts, b) == 0
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())

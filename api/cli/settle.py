@@ -25,6 +25,7 @@ from pricing.errors import RoamledgerError
 from pricing.flat import is_flat_file
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
+from settlement.output import check_output_folder
 
 EXAMPLE = """example:
   roamledger settle --cdrs fixtures/sample/cdrs --tariffs fixtures/sample/tariffs --month 2026-10 \\
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     check_locale(args.locale)
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
+    check_output_folder(args.out, [*inputs, *args.history])
     say = progress_printer()
     files = expand_inputs(args.cdrs)
     all_flat = bool(files) and all(is_flat_file(f) for f in files)

@@ -33,6 +33,13 @@ MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED = (
     "NOT_PRICED",
 )
 STATUSES = (MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED)
+AGREED = (MATCH, ROUNDING)  # the recomputed total agrees with the reported one (within tolerance)
+
+
+def not_agreed(by_status: dict[str, int]) -> int:
+    """How many CDRs of a ``{status: count}`` summary do not agree with what the CPO reported
+    (``--fail-on findings``)."""
+    return sum(n for status, n in by_status.items() if status not in AGREED)
 
 
 def status_of(diff: Decimal, tolerance: Decimal) -> str:

@@ -12,12 +12,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import generate, price, reconcile, settle
+from api.cli import generate, ingest, price, reconcile, settle
 from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
 
-COMMANDS = {"price": price, "reconcile": reconcile, "settle": settle, "generate": generate}
+COMMANDS = {
+    "price": price,
+    "reconcile": reconcile,
+    "settle": settle,
+    "import": ingest,
+    "generate": generate,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

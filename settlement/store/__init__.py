@@ -1,0 +1,534 @@
+"""The store: what parties actually sent, kept between runs (SQLAlchemy 2 Core, Alembic migrations).
+
+An SQLite file by default (``sqlite:///roamledger.db``: nothing to start), PostgreSQL from a URL
+(``postgresql+psycopg://…``) through the same code. Tariffs are kept per version (a new
+``last_updated`` is a new row; a CDR is priced with the version valid at its session start); CDRs
+are append-only: re-sending the same CDR is idempotent, a different CDR under the same id is a
+conflict that is refused and logged. Every write is one transaction together with its line in the
+ingest log, so a process killed mid-write leaves nothing half-stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pricing.errors import InputError, RecordRejected
+from pricing.io import Record, dumps, loads
+from pricing.ocpi import parse_cdr, parse_tariff
+from settlement.store.schema import cdrs, ingest_log, parties, tariffs
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEFAULT_URL = "sqlite:///roamledger.db"
+
+
+class StoreError(InputError):
+    """The store refuses a write (the message says why and how to fix it)."""
+
+
+class Conflict(StoreError):
+    """A different object under an id the store already holds."""
+
+    def __init__(self, message: str, object_id: str) -> None:
+        super().__init__(message)
+        self.object_id = object_id
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    outcome: str  # stored | unchanged | duplicate
+    object_id: str
+
+
+def batched(items: Iterable[Any], n: int) -> Iterator[tuple[Any, ...]]:
+    """``itertools.batched`` of Python 3.12."""
+    it = iter(items)
+    while chunk := tuple(itertools.islice(it, n)):
+        yield chunk
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def raw_text(obj: Any) -> str:
+    """The JSON text kept for an object: compact, keys in the order received, exact numbers."""
+    return dumps(obj)
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sqlite_transactions(engine: Engine) -> None:
+    """Let SQLAlchemy, not the sqlite3 module, open transactions (SAVEPOINTs work, and every write
+    is one transaction); foreign keys enforced."""
+
+    @event.listens_for(engine, "connect")
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+
+    @event.listens_for(engine, "begin")
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+
+def cdr_row(obj: Any, country_code: str | None, party_id: str | None, stand_in: bool) -> dict[str, Any]:
+    """The ``cdrs`` row of an OCPI CDR (validated by the wire models; RecordRejected says why not).
+
+    ``stand_in``: the given party only names the CPO of CDRs that name none (2.1.1, in imports);
+    otherwise it is the sender, and a CDR of another party is refused (the receiver)."""
+    cdr, _ = parse_cdr(obj)
+    if not cdr.id:
+        raise StoreError("CDR without an id. Hint: every CDR needs a unique id")
+    cc, pid = cdr.country_code or country_code, cdr.party_id or party_id
+    if cc is None or pid is None:
+        raise StoreError(
+            f"CDR {cdr.id} (OCPI {cdr.version}) names no CPO. Hint: say which party sent it (--party CC*PID)"
+        )
+    if not stand_in and country_code is not None and (cc, pid) != (country_code, party_id):
+        raise StoreError(
+            f"CDR {cdr.id} belongs to {cc}*{pid}, not to the sending party {country_code}*{party_id}"
+        )
+    text = raw_text(obj)
+    return {
+        "country_code": cc,
+        "party_id": pid,
+        "cdr_id": cdr.id,
+        "ocpi_version": cdr.version,
+        "start_ms": cdr.start_ms,
+        "end_ms": cdr.end_ms,
+        "currency": cdr.currency,
+        "credit": cdr.credit,
+        "raw": text,
+        "raw_sha256": sha256(text),
+        "received_ms": now_ms(),
+    }
+
+
+def cdr_conflict(cdr_id: str) -> Conflict:
+    return Conflict(
+        f"CDR {cdr_id}: a different CDR with this id is stored. Hint: send corrections as a "
+        "credit CDR (credit: true, credit_reference_id) and a new CDR with a new id",
+        cdr_id,
+    )
+
+
+def alembic_config(connection: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+class Store:
+    """One store, one URL. ``Store(url)`` brings its schema to the newest migration."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            sqlite_transactions(self.engine)
+        if migrate:
+            self.upgrade()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- schema -------------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        with self.engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+
+    def revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def migrations_current(self) -> bool:
+        with self.engine.connect() as conn:
+            head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+        return self.revision() == head
+
+    # ---- parties ------------------------------------------------------------------------------
+
+    def add_party(
+        self, country_code: str, party_id: str, role: str, token: str, name: str | None = None
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(parties).values(
+                    country_code=country_code,
+                    party_id=party_id,
+                    role=role,
+                    name=name,
+                    token_sha256=sha256(token),
+                    created_ms=now_ms(),
+                )
+            )
+
+    def party_of_token(self, token: str) -> tuple[str, str, str] | None:
+        """(country_code, party_id, role) of the party this token belongs to (tokens are stored hashed)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(parties.c.country_code, parties.c.party_id, parties.c.role).where(
+                    parties.c.token_sha256 == sha256(token)
+                )
+            ).first()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    # ---- tariffs ------------------------------------------------------------------------------
+
+    def put_tariff(self, obj: Any, country_code: str, party_id: str, source: str = "") -> Stored:
+        """Store a tariff version. The same ``last_updated`` with the same content is ``unchanged``;
+        with other content it is a :class:`Conflict` (OCPI changes ``last_updated`` on every change)."""
+        tariff, _ = parse_tariff(obj)  # RecordRejected: the caller answers with its message
+        if tariff.last_updated_ms is None:
+            raise StoreError(f"tariff {tariff.id}: no last_updated. Hint: OCPI requires it on every tariff")
+        text = raw_text(obj)
+        key = (country_code, party_id, tariff.id, tariff.last_updated_ms)
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                select(tariffs.c.raw).where(
+                    and_(
+                        tariffs.c.country_code == key[0],
+                        tariffs.c.party_id == key[1],
+                        tariffs.c.tariff_id == key[2],
+                        tariffs.c.last_updated_ms == key[3],
+                    )
+                )
+            ).scalar()
+            if held is None:
+                conn.execute(
+                    insert(tariffs).values(
+                        country_code=country_code,
+                        party_id=party_id,
+                        tariff_id=tariff.id,
+                        last_updated_ms=tariff.last_updated_ms,
+                        ocpi_version=tariff.version,
+                        currency=tariff.currency,
+                        start_ms=tariff.start_ms,
+                        end_ms=tariff.end_ms,
+                        deleted=False,
+                        raw=text,
+                        received_ms=now_ms(),
+                    )
+                )
+                self._log(conn, country_code, party_id, "tariff", tariff.id, "stored", None, source)
+                return Stored("stored", tariff.id)
+            if held == text:
+                self._log(conn, country_code, party_id, "tariff", tariff.id, "unchanged", None, source)
+                return Stored("unchanged", tariff.id)
+        conflict = Conflict(
+            f"tariff {tariff.id}: a different tariff with the same last_updated is stored. "
+            "Hint: send a new last_updated with every change",
+            tariff.id,
+        )
+        self.log_refusal(country_code, party_id, "tariff", conflict, source)
+        raise conflict
+
+    def tariff(self, country_code: str, party_id: str, tariff_id: str) -> Any | None:
+        """The newest version of a tariff that is not deleted, as the party sent it."""
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(tariffs.c.raw)
+                .where(
+                    and_(
+                        tariffs.c.country_code == country_code,
+                        tariffs.c.party_id == party_id,
+                        tariffs.c.tariff_id == tariff_id,
+                        tariffs.c.deleted.is_(False),
+                    )
+                )
+                .order_by(tariffs.c.last_updated_ms.desc())
+                .limit(1)
+            ).scalar()
+        return None if raw is None else loads(raw)
+
+    def delete_tariff(self, country_code: str, party_id: str, tariff_id: str) -> bool:
+        """Mark every version deleted (kept: CDRs of sessions before the deletion still price with them)."""
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(tariffs)
+                .where(
+                    and_(
+                        tariffs.c.country_code == country_code,
+                        tariffs.c.party_id == party_id,
+                        tariffs.c.tariff_id == tariff_id,
+                    )
+                )
+                .values(deleted=True)
+            ).rowcount
+            self._log(
+                conn, country_code, party_id, "tariff", tariff_id, "deleted" if n else "unknown", None, ""
+            )
+        return bool(n)
+
+    def tariff_versions(self) -> Iterator[Any]:
+        """Every stored tariff version (deleted ones too), oldest first, as sent."""
+        with self.engine.connect() as conn:
+            for (raw,) in conn.execute(
+                select(tariffs.c.raw).order_by(tariffs.c.last_updated_ms, tariffs.c.id)
+            ):
+                yield loads(raw)
+
+    # ---- CDRs ---------------------------------------------------------------------------------
+
+    def add_cdr(self, obj: Any, country_code: str | None, party_id: str | None, source: str = "") -> Stored:
+        """Store a CDR once. Re-sending the same CDR is ``duplicate`` (idempotent); a different CDR
+        under a stored id is a :class:`Conflict`, logged as such."""
+        try:
+            with self.engine.begin() as conn:
+                return self._add_cdr(conn, obj, country_code, party_id, source)
+        except Conflict as exc:
+            self.log_refusal(country_code, party_id, "cdr", exc, source)
+            raise
+
+    def _add_cdr(
+        self,
+        conn: Connection,
+        obj: Any,
+        country_code: str | None,
+        party_id: str | None,
+        source: str,
+        stand_in: bool = False,
+    ) -> Stored:
+        row = cdr_row(obj, country_code, party_id, stand_in)
+        cc, pid, cdr_id = row["country_code"], row["party_id"], row["cdr_id"]
+        held = conn.execute(
+            select(cdrs.c.raw_sha256).where(
+                and_(cdrs.c.country_code == cc, cdrs.c.party_id == pid, cdrs.c.cdr_id == cdr_id)
+            )
+        ).scalar()
+        if held is not None:
+            if held == row["raw_sha256"]:
+                self._log(conn, cc, pid, "cdr", cdr_id, "duplicate", None, source)
+                return Stored("duplicate", cdr_id)
+            raise cdr_conflict(cdr_id)
+        try:
+            with conn.begin_nested():
+                log_id = self._log(conn, cc, pid, "cdr", cdr_id, "stored", None, source)
+                conn.execute(insert(cdrs).values(**row, ingest_id=log_id))
+        except IntegrityError:  # the same id stored by a concurrent request a moment ago
+            return self._add_cdr(conn, obj, country_code, party_id, source, stand_in)
+        return Stored("stored", cdr_id)
+
+    def cdr(self, country_code: str, party_id: str, cdr_id: str) -> Any | None:
+        with self.engine.connect() as conn:
+            raw = conn.execute(
+                select(cdrs.c.raw).where(
+                    and_(
+                        cdrs.c.country_code == country_code,
+                        cdrs.c.party_id == party_id,
+                        cdrs.c.cdr_id == cdr_id,
+                    )
+                )
+            ).scalar()
+        return None if raw is None else loads(raw)
+
+    def cdr_records(self, lo_ms: int | None = None, hi_ms: int | None = None) -> Iterator[Record]:
+        """The stored CDRs whose session ended in [lo_ms, hi_ms), in the order they were stored, as
+        records (``source`` names the store row) for the settlement engines."""
+        query = select(cdrs.c.id, cdrs.c.raw).order_by(cdrs.c.id)
+        if lo_ms is not None:
+            query = query.where(cdrs.c.end_ms >= lo_ms)
+        if hi_ms is not None:
+            query = query.where(cdrs.c.end_ms < hi_ms)
+        with self.engine.connect() as conn:
+            for row_id, raw in conn.execution_options(stream_results=True).execute(query):
+                yield Record("store:cdrs", row_id, loads(raw))
+
+    def import_records(
+        self,
+        records: Iterable[Record],
+        country_code: str | None = None,
+        party_id: str | None = None,
+        batch: int = 5_000,
+    ) -> dict[str, int]:
+        """Bulk load, one transaction per ``batch`` records (a killed import keeps whole batches and
+        resumes: what is stored is a duplicate the second time). Every record is counted as stored,
+        duplicate, conflict or rejected (``read`` is their sum), refusals logged with file and line. A
+        CDR's own ``country_code`` / ``party_id`` name its CPO; the given party stands in for 2.1.1
+        CDRs, which carry none."""
+        counts = {"read": 0, "stored": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
+        for chunk in batched(records, batch):
+            before = dict(counts)
+            try:
+                with self.engine.begin() as conn:
+                    self._import_batch(conn, chunk, country_code, party_id, counts)
+            except IntegrityError:  # a concurrent writer stored one of these ids: record by record
+                counts.update(before)
+                with self.engine.begin() as conn:
+                    for rec in chunk:
+                        self._import_one(conn, rec, country_code, party_id, counts)
+        return counts
+
+    def _import_batch(
+        self,
+        conn: Connection,
+        chunk: tuple[Record, ...],
+        country_code: str | None,
+        party_id: str | None,
+        counts: dict[str, int],
+    ) -> None:
+        fresh: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for rec in chunk:
+            counts["read"] += 1
+            where = f"{rec.source}:{rec.line}"
+            try:
+                if rec.error is not None:
+                    raise StoreError(rec.error.message)
+                row = cdr_row(rec.obj, country_code, party_id, stand_in=True)
+            except (RecordRejected, StoreError) as exc:
+                counts["rejected"] += 1
+                self._log(conn, country_code, party_id, "import", None, "rejected", str(exc), where)
+                continue
+            key = (row["country_code"], row["party_id"], row["cdr_id"])
+            if key in fresh:
+                self._count_again(conn, fresh[key]["raw_sha256"], row, where, counts)
+                continue
+            fresh[key] = row | {"_where": where}
+        held = self._held_digests(conn, {k[2] for k in fresh})
+        new = []
+        for key, row in fresh.items():
+            if key in held:
+                self._count_again(conn, held[key], row, row["_where"], counts)
+            else:
+                new.append({k: v for k, v in row.items() if k != "_where"})
+        if new:
+            lines = f"{chunk[0].source}:{chunk[0].line}-{chunk[-1].line}"
+            log_id = self._log(
+                conn, country_code, party_id, "import", None, "stored", f"{len(new)} CDRs", lines
+            )
+            conn.execute(insert(cdrs), [dict(r, ingest_id=log_id) for r in new])
+            counts["stored"] += len(new)
+
+    def _count_again(
+        self, conn: Connection, digest: str, row: dict[str, Any], where: str, counts: dict[str, int]
+    ) -> None:
+        """A CDR id seen before (stored, or earlier in this import): the same CDR or a conflict."""
+        if digest == row["raw_sha256"]:
+            counts["duplicate"] += 1
+            return
+        counts["conflict"] += 1
+        exc = cdr_conflict(row["cdr_id"])
+        self._log(
+            conn, row["country_code"], row["party_id"], "cdr", row["cdr_id"], "conflict", str(exc), where
+        )
+
+    def _held_digests(self, conn: Connection, ids: set[str]) -> dict[tuple[str, str, str], str]:
+        held: dict[tuple[str, str, str], str] = {}
+        for part in batched(sorted(ids), 500):
+            query = select(cdrs.c.country_code, cdrs.c.party_id, cdrs.c.cdr_id, cdrs.c.raw_sha256).where(
+                cdrs.c.cdr_id.in_(part)
+            )
+            for cc, pid, cdr_id, digest in conn.execute(query):
+                held[(cc, pid, cdr_id)] = digest
+        return held
+
+    def _import_one(
+        self,
+        conn: Connection,
+        rec: Record,
+        country_code: str | None,
+        party_id: str | None,
+        counts: dict[str, int],
+    ) -> None:
+        counts["read"] += 1
+        where = f"{rec.source}:{rec.line}"
+        try:
+            if rec.error is not None:
+                raise StoreError(rec.error.message)
+            with conn.begin_nested():
+                counts[
+                    self._add_cdr(conn, rec.obj, country_code, party_id, where, stand_in=True).outcome
+                ] += 1
+        except Conflict as exc:
+            counts["conflict"] += 1
+            self._log(conn, country_code, party_id, "cdr", exc.object_id, "conflict", str(exc), where)
+        except (RecordRejected, StoreError) as exc:
+            counts["rejected"] += 1
+            self._log(conn, country_code, party_id, "import", None, "rejected", str(exc), where)
+
+    # ---- monitoring ---------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, dict[str, Any]]:
+        """Per party (``CC*PID``): tariffs and CDRs held, last ingest time, rejects and conflicts."""
+        out: dict[str, dict[str, Any]] = {}
+
+        def party(cc: str | None, pid: str | None) -> dict[str, Any]:
+            return out.setdefault(
+                f"{cc}*{pid}", {"tariffs": 0, "cdrs": 0, "last_ingest_ms": None, "refused": 0}
+            )
+
+        with self.engine.connect() as conn:
+            for cc, pid, n in conn.execute(
+                select(
+                    tariffs.c.country_code, tariffs.c.party_id, func.count(func.distinct(tariffs.c.tariff_id))
+                )
+                .where(tariffs.c.deleted.is_(False))
+                .group_by(tariffs.c.country_code, tariffs.c.party_id)
+            ):
+                party(cc, pid)["tariffs"] = n
+            for cc, pid, n in conn.execute(
+                select(cdrs.c.country_code, cdrs.c.party_id, func.count()).group_by(
+                    cdrs.c.country_code, cdrs.c.party_id
+                )
+            ):
+                party(cc, pid)["cdrs"] = n
+            for cc, pid, last, refused in conn.execute(
+                select(
+                    ingest_log.c.country_code,
+                    ingest_log.c.party_id,
+                    func.max(ingest_log.c.at_ms),
+                    func.sum(case((ingest_log.c.outcome.in_(("rejected", "conflict")), 1), else_=0)),
+                ).group_by(ingest_log.c.country_code, ingest_log.c.party_id)
+            ):
+                p = party(cc, pid)
+                p["last_ingest_ms"], p["refused"] = last, int(refused or 0)
+        return dict(sorted(out.items()))
+
+    def log_refusal(self, cc: str | None, pid: str | None, kind: str, exc: StoreError, source: str) -> None:
+        """A refused write, logged in its own transaction (the refused one was rolled back)."""
+        object_id = exc.object_id if isinstance(exc, Conflict) else None
+        outcome = "conflict" if isinstance(exc, Conflict) else "rejected"
+        with self.engine.begin() as conn:
+            self._log(conn, cc, pid, kind, object_id, outcome, str(exc), source)
+
+    def _log(
+        self,
+        conn: Connection,
+        cc: str | None,
+        pid: str | None,
+        kind: str,
+        object_id: str | None,
+        outcome: str,
+        message: str | None,
+        source: str,
+    ) -> int:
+        result = conn.execute(
+            insert(ingest_log).values(
+                at_ms=now_ms(),
+                country_code=cc,
+                party_id=pid,
+                kind=kind,
+                object_id=object_id,
+                outcome=outcome,
+                message=message,
+                source=source,
+            )
+        )
+        return int(result.inserted_primary_key[0])

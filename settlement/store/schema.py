@@ -1,0 +1,116 @@
+"""The store's tables (SQLAlchemy Core). The Alembic migrations in ``migrations/`` create them; this
+module is what the code reads and writes through, on SQLite and PostgreSQL alike.
+
+Times are UTC epoch milliseconds (BIGINT), like everywhere in roamledger; the raw OCPI JSON is kept
+as received (text, exact numbers), next to the columns settlement selects on.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy import Table as T
+
+metadata = MetaData()
+
+parties = T(
+    "parties",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("country_code", String(2), nullable=False),
+    Column("party_id", String(3), nullable=False),
+    Column("role", String(8), nullable=False),  # CPO | EMSP | HUB | OTHER
+    Column("name", Text),
+    Column("token_sha256", String(64), unique=True),  # the token this party authenticates with
+    Column("created_ms", BigInteger, nullable=False),
+    UniqueConstraint("country_code", "party_id", "role", name="uq_party"),
+)
+
+tariffs = T(
+    "tariffs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("country_code", String(2), nullable=False),
+    Column("party_id", String(3), nullable=False),
+    Column("tariff_id", String(36), nullable=False),
+    Column("last_updated_ms", BigInteger, nullable=False),  # the version: a new last_updated, a new row
+    Column("ocpi_version", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("start_ms", BigInteger),  # validity window, when the tariff states one
+    Column("end_ms", BigInteger),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("raw", Text, nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    UniqueConstraint("country_code", "party_id", "tariff_id", "last_updated_ms", name="uq_tariff_version"),
+)
+
+cdrs = T(
+    "cdrs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("country_code", String(2), nullable=False),
+    Column("party_id", String(3), nullable=False),
+    Column("cdr_id", String(39), nullable=False),
+    Column("ocpi_version", String(8), nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False, index=True),  # months are selected by session end
+    Column("currency", String(3), nullable=False),
+    Column("credit", Boolean, nullable=False, default=False),
+    Column("raw", Text, nullable=False),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+    Column("ingest_id", Integer, ForeignKey("ingest_log.id")),
+    UniqueConstraint("country_code", "party_id", "cdr_id", name="uq_cdr"),
+)
+
+ingest_log = T(
+    "ingest_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("country_code", String(2)),
+    Column("party_id", String(3)),
+    Column("kind", String(16), nullable=False),  # tariff | cdr | import
+    Column("object_id", String(64)),
+    Column("outcome", String(16), nullable=False),  # stored | unchanged | duplicate | conflict | rejected
+    Column("message", Text),
+    Column("source", Text),  # file and line for imports, route for pushes
+)
+
+settlement_runs = T(
+    "settlement_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("month", String(7), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("manifest", Text, nullable=False),
+)
+
+statements = T(
+    "statements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("settlement_runs.id"), nullable=False),
+    Column("statement_id", String(64), nullable=False),
+    Column("cpo", String(8), nullable=False),
+    Column("emsp", String(8), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+closed_months = T(
+    "closed_months",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("closed_ms", BigInteger, nullable=False),
+    Column("run_id", Integer, ForeignKey("settlement_runs.id"), nullable=False),
+)

@@ -299,7 +299,8 @@ def _flat_tariffs(
     fr: FlatRecords, tariffs: Any, ok: np.ndarray, rejects: dict[int, tuple[str, str, str]]
 ) -> _Combos:
     """The tariffs of each record by :func:`pricing.sessions.select_tariffs`, decided once per
-    distinct (tariff ids, CPO, currency, validity bucket); records it rejects leave ``ok``."""
+    distinct (tariff ids, CPO, currency, validity bucket: between two instants where a version
+    starts, ends or is published); records it rejects leave ``ok``."""
     cols = fr.cols
     n_rec = fr.n_records
     # -- tariff ids per record: distinct non-null ids in order of first appearance
@@ -315,7 +316,9 @@ def _flat_tariffs(
     store = tariffs if tariffs is not None and len(tariffs) else None
     all_t = store.all() if store is not None else []
     breaks = np.unique(
-        np.array([v for t in all_t for v in (t.start_ms, t.end_ms) if v is not None], np.int64)
+        np.array(
+            [v for t in all_t for v in (t.start_ms, t.end_ms, t.last_updated_ms) if v is not None], np.int64
+        )
     )
     bucket = np.searchsorted(breaks, start, "right")
     nb = len(breaks) + 1

@@ -76,8 +76,13 @@ def choose_version(candidates: list[Tariff], tariff_id: str, start_ms: int) -> T
             "(start_date_time/end_date_time). Hint: supply the tariff version that was in force "
             "when the session started",
         )
-    # several valid versions of one id: the most recently updated wins (deterministic)
-    return max(valid, key=lambda t: (t.last_updated_ms or 0, t.start_ms or 0))
+    # several valid versions of one id (a store keeps every version a CPO sent): the one in force at
+    # the session start is the newest published by then; a session before every publication takes
+    # the first version (the nearest to what was in force). Deterministic either way.
+    published = [t for t in valid if (t.last_updated_ms or 0) <= start_ms]
+    if published:
+        return max(published, key=lambda t: (t.last_updated_ms or 0, t.start_ms or 0))
+    return min(valid, key=lambda t: (t.last_updated_ms or 0, t.start_ms or 0))
 
 
 def select_tariffs(cdr: Cdr, given: TariffSet | None) -> tuple[list[Tariff], list[int]]:

@@ -306,3 +306,35 @@ def test_nested_ocpi_cdrs_in_parquet(tmp_path: Path) -> None:
     assert (res.read, res.priced, res.rejected) == (3, 3, 0)
     assert [r["total_cost_excl_vat"] for r in res.rows] == ["3.5000"] * 3
     assert [r["line"] for r in res.rows] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("engine", ["kernel", "reference"])
+def test_a_session_is_priced_with_the_tariff_version_published_before_it(tmp_path: Path, engine: str) -> None:
+    """Versions of one tariff id (a store keeps every one a CPO sent): the newest published by the
+    session start; a session before every publication takes the first version."""
+    tariffs = tmp_path / "tariffs"
+    tariffs.mkdir()
+    for name, updated, price in (("v1", "2024-06-01T00:00:00Z", 0.30), ("v2", "2024-06-10T00:00:00Z", 0.40)):
+        t = copy.deepcopy(TARIFF)
+        t["last_updated"] = updated
+        t["elements"][1]["price_components"][0]["price"] = price
+        (tariffs / f"{name}.json").write_text(json.dumps(t))
+
+    def at(cdr_id: str, day: str) -> dict:
+        c = variant(
+            cdr_id, tariffs=None, start_date_time=f"{day}T08:00:00Z", end_date_time=f"{day}T09:00:00Z"
+        )
+        c["charging_periods"] = [dict(c["charging_periods"][0], start_date_time=f"{day}T08:00:00Z")]
+        return c
+
+    src = tmp_path / "cdrs.ndjson"
+    src.write_text(
+        "".join(
+            json.dumps(at(i, d)) + "\n"
+            for i, d in (("A", "2024-06-03"), ("B", "2024-06-12"), ("C", "2024-05-20"))
+        )
+    )
+    out = tmp_path / "p.ndjson"
+    assert main(["price", "--engine", engine, "--tariffs", str(tariffs), "--out", str(out), str(src)]) == 0
+    rows = {r["cdr_id"]: r["total_cost_excl_vat"] for r in map(json.loads, out.read_text().splitlines())}
+    assert rows == {"A": "3.5000", "B": "4.5000", "C": "3.5000"}

@@ -33,7 +33,7 @@ from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
 from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
 from pricing.io import Record, iter_sources
 from pricing.model import Cdr, Money
-from pricing.ocpi import detect_version
+from pricing.ocpi import detect_version, parse_tariff
 from pricing.policy import PeriodBoundaries, PricingPolicy
 from pricing.reference import price_session
 from pricing.report import result_row
@@ -50,8 +50,17 @@ from settlement.output import (
 )
 from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
 from settlement.render import render_statement
-from settlement.rules import dispute_reason, in_month, local_end_date, local_iso, month_bounds, reasons_text
+from settlement.rules import (
+    dispute_reason,
+    in_month,
+    local_end_date,
+    local_iso,
+    month_bounds,
+    month_window_ms,
+    reasons_text,
+)
 from settlement.statement import Line, Statement, build_line, finish
+from settlement.store import Store
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
 # start state and reported, not silently split (digest §2.4 (b)).
@@ -318,8 +327,12 @@ def settle(
     engine: str = "local",
     scheduler: str | None = None,
     pricer: str = "kernel",
+    store: Store | None = None,
 ) -> tuple[RunResult, Contracts]:
-    """Run the monthly settlement in memory (no files written). See :func:`write_run` for files."""
+    """Run the monthly settlement in memory (no files written). See :func:`write_run` for files.
+
+    With a ``store`` (and no ``cdrs`` / ``tariffs``), the month is what parties sent: the CDRs whose
+    session ended in the month (in the statement zone) and every tariff version they may need."""
     try:
         month_bounds(month)
     except ValueError as exc:
@@ -332,18 +345,23 @@ def settle(
     say = progress or (lambda _msg: None)
 
     say("reading tariffs")
-    store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
+    if store is not None:
+        given, tariff_findings = store_tariffs(store)
+    else:
+        given, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     result.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     say("reading CDRs")
     files = expand_inputs(cdrs)
     flat_files = [f for f in files if is_flat_file(f)]
     records = list(iter_sources([f for f in files if f not in flat_files]))
+    if store is not None:
+        records += store.cdr_records(*month_window_ms(month, zone))
     say(f"pricing and reconciling {len(records)} records ({engine})")
     lines = compute_lines(
-        records, store, policy, tz, contracts.default.tolerance, result, engine, scheduler, pricer
+        records, given, policy, tz, contracts.default.tolerance, result, engine, scheduler, pricer
     )
     if flat_files:  # flat Parquet (pricing.flat) after the other inputs, record by record
-        lines += flat_lines(flat_files, store, policy, tz, contracts.default.tolerance, result, pricer)
+        lines += flat_lines(flat_files, given, policy, tz, contracts.default.tolerance, result, pricer)
     check_duplicates_and_credits(lines, read_history(history))
     result.lines = lines
 
@@ -359,6 +377,16 @@ def settle(
         finish(st, contracts)
         result.statements.append(st)
     return result, contracts
+
+
+def store_tariffs(store: Store) -> tuple[TariffSet, list[Finding]]:
+    """Every tariff version the store holds (a CDR takes the one published by its session start)."""
+    parsed, findings = [], []
+    for obj in store.tariff_versions():
+        tariff, warnings = parse_tariff(obj)
+        parsed.append(tariff)
+        findings += warnings
+    return TariffSet.of(parsed), findings
 
 
 def identical_copies(lines: Sequence[ReconLine]) -> set[int]:

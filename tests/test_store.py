@@ -159,3 +159,40 @@ def test_import_command(tmp_path: Path, capsys) -> None:
     assert "rejected 530" in capsys.readouterr().out, "2.1.1 CDRs name no CPO without --party"
     assert main(["import", "--store", url, "--party", "NLECO", str(SAMPLE)]) == 2
     assert "expected COUNTRY*PARTY" in capsys.readouterr().err
+
+
+def test_settling_from_the_store_equals_settling_the_files(url: str, tmp_path: Path) -> None:
+    """A month imported into the store settles to the same statements as the files it came from."""
+    month = tmp_path / "m"
+    assert main(
+        [
+            "generate", "--cdrs", "300", "--seed", "5", "--versions", "2.2.1:50,2.3.0:50",
+            "--duplicate-rate", "0", "--out-of-month-rate", "0", "--credit-rate", "0.02", "--quiet",
+            "--out", str(month / "m.ndjson"), "--contracts-out", str(month / "contracts.json"),
+        ]
+    ) == 0  # fmt: skip
+    cdrs = [str(p) for p in sorted(month.glob("*.ndjson"))]
+    common = ["--month", "2026-10", "--contracts", str(month / "contracts.json")]
+    assert (
+        main(
+            [
+                "settle",
+                "--cdrs",
+                *cdrs,
+                "--tariffs",
+                str(month / "tariffs"),
+                *common,
+                "--out",
+                str(tmp_path / "files"),
+            ]
+        )
+        == 0
+    )
+    assert main(["import", "--store", url, "--tariffs", str(month / "tariffs"), *cdrs]) == 0
+    assert main(["settle", "--store", url, *common, "--out", str(tmp_path / "store")]) == 0
+    folders = sorted(p.name for p in (tmp_path / "files").iterdir() if p.is_dir())
+    assert folders == sorted(p.name for p in (tmp_path / "store").iterdir() if p.is_dir()) and folders
+    for folder in folders:
+        for name in ("lines.csv", "statement.json", "statement.html"):
+            a = (tmp_path / "files" / folder / name).read_bytes()
+            assert a == (tmp_path / "store" / folder / name).read_bytes(), f"{folder}/{name}"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from api.cli.options import add_fail_on_option, check_run, command_parser, fail_on_status, require_existing
-from pricing.errors import RoamledgerError
+from pricing.errors import RecordRejected, RoamledgerError
 from pricing.io import iter_sources
-from settlement.store import DEFAULT_URL, Store
+from settlement.store import DEFAULT_URL, Store, StoreError
 
 EXAMPLE = """example:
   roamledger import --store sqlite:///roamledger.db fixtures/sample/cdrs --party NL*ECO
@@ -23,15 +24,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="CC*PID",
         help="the CPO of CDRs that name none (OCPI 2.1.1), e.g. NL*ECO; other CDRs name their own",
     )
+    p.add_argument(
+        "--tariffs", action="append", default=[], metavar="PATH", help="tariff files or directories"
+    )
     add_fail_on_option(p)
-    p.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
+    p.add_argument("cdrs", nargs="*", metavar="CDRS", help="CDR files or directories")
 
 
 def run(args: argparse.Namespace) -> int:
-    require_existing(args.cdrs)
+    if not args.cdrs and not args.tariffs:
+        raise RoamledgerError("nothing to import. Hint: give CDR files and/or --tariffs PATH")
+    require_existing([*args.cdrs, *args.tariffs])
     cc, pid = party(args.party) if args.party else (None, None)
     store = Store(args.store)
     try:
+        if args.tariffs:
+            t = import_tariffs(store, args.tariffs, cc, pid)
+            print(", ".join(f"{k} {v}" for k, v in t.items()).replace("read", "tariffs: read", 1))
+            if t["read"] == 0:
+                raise RoamledgerError(f"--tariffs {' '.join(args.tariffs)}: no tariff found")
+        if not args.cdrs:
+            return 0
         c = store.import_records(iter_sources(args.cdrs), cc, pid)
     finally:
         store.close()
@@ -41,6 +54,21 @@ def run(args: argparse.Namespace) -> int:
     )
     check_run(c["read"], c["rejected"], " ".join(args.cdrs), "the store's ingest log")
     return fail_on_status(args, c["rejected"] + c["conflict"], 0, "")
+
+
+def import_tariffs(store: Store, paths: list[str], cc: str | None, pid: str | None) -> dict[str, int]:
+    counts = {"read": 0, "stored": 0, "unchanged": 0, "refused": 0}
+    for rec in iter_sources(paths):
+        counts["read"] += 1
+        where = f"{rec.source}:{rec.line}"
+        try:
+            if rec.error is not None:
+                raise StoreError(rec.error.message)
+            counts[store.put_tariff(rec.obj, cc, pid, where, stand_in=True).outcome] += 1
+        except (RecordRejected, StoreError) as exc:
+            counts["refused"] += 1
+            print(f"roamledger: tariff refused ({where}): {exc}", file=sys.stderr)
+    return counts
 
 
 def party(text: str) -> tuple[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
+from sqlalchemy.engine import make_url
 
 from api.cli.options import (
     add_fail_on_option,
@@ -26,6 +27,7 @@ from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
 from settlement.output import check_output_folder
 from settlement.rules import not_agreed
+from settlement.store import Store
 
 EXAMPLE = """example:
   roamledger settle --cdrs fixtures/sample/cdrs --tariffs fixtures/sample/tariffs --month 2026-10 \\
@@ -35,7 +37,12 @@ EXAMPLE = """example:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     st = command_parser(sub, "settle", "monthly CPO-eMSP settlement statements from a month of CDRs", EXAMPLE)
-    st.add_argument("--cdrs", nargs="+", required=True, metavar="PATH", help="CDR files or directories")
+    st.add_argument("--cdrs", nargs="+", default=[], metavar="PATH", help="CDR files or directories")
+    st.add_argument(
+        "--store",
+        metavar="URL",
+        help="settle what parties sent to the store (roamledger import), e.g. sqlite:///roamledger.db",
+    )
     st.add_argument("--tariffs", nargs="+", metavar="PATH", help="tariff files or directories")
     st.add_argument("--month", required=True, help="YYYY-MM; a CDR belongs to the month its session ended in")
     st.add_argument("--tz", metavar="ZONE", help="statement time zone (default: contracts file, else UTC)")
@@ -74,6 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     policy = policy_of(args.policy, DEFAULT_POLICY)
     check_locale(args.locale)
+    if not args.cdrs and not args.store:
+        raise RoamledgerError("nothing to settle. Hint: give --cdrs PATH... or --store URL")
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
     check_output_folder(args.out, [*inputs, *args.history])
@@ -82,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
     all_flat = bool(files) and all(is_flat_file(f) for f in files)
     engine = args.engine
     if engine == "auto":
-        engine = "columnar" if all_flat else "local"
+        engine = "columnar" if all_flat and not args.store else "local"
+    if engine == "columnar" and args.store:
+        raise RoamledgerError("--store is settled by the local engine. Hint: leave out --engine columnar")
     settings = {
         "engine": engine,
         "pricer": args.pricer,
@@ -91,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         "tz": args.tz,
         "locale": args.locale,
         "month": args.month,
-    }
+    } | ({"store": redacted(args.store)} if args.store else {})
     common: dict[str, Any] = {
         "tz": args.tz,
         "basis": args.basis,
@@ -116,12 +127,28 @@ def run(args: argparse.Namespace) -> int:
             **common,
         )
         return finished(args, c, len(statements), out)
-    result, contracts = settle(
-        args.cdrs, args.tariffs, args.month, engine=engine, scheduler=args.scheduler, **common
-    )
+    store = Store(args.store) if args.store else None
+    try:
+        result, contracts = settle(
+            args.cdrs,
+            args.tariffs,
+            args.month,
+            engine=engine,
+            scheduler=args.scheduler,
+            store=store,
+            **common,
+        )
+    finally:
+        if store is not None:
+            store.close()
     say("writing")
     out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
     return finished(args, result.counts, len(result.statements), out)
+
+
+def redacted(url: str) -> str:
+    """The store URL as the manifest records it: without a password."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def check_locale(name: str) -> None:

@@ -192,12 +192,32 @@ class Store:
 
     # ---- tariffs ------------------------------------------------------------------------------
 
-    def put_tariff(self, obj: Any, country_code: str, party_id: str, source: str = "") -> Stored:
+    def put_tariff(
+        self,
+        obj: Any,
+        country_code: str | None = None,
+        party_id: str | None = None,
+        source: str = "",
+        stand_in: bool = False,
+    ) -> Stored:
         """Store a tariff version. The same ``last_updated`` with the same content is ``unchanged``;
-        with other content it is a :class:`Conflict` (OCPI changes ``last_updated`` on every change)."""
+        with other content it is a :class:`Conflict` (OCPI changes ``last_updated`` on every change).
+        The given party is the sender (``stand_in``: only the CPO of tariffs that name none, 2.1.1)."""
         tariff, _ = parse_tariff(obj)  # RecordRejected: the caller answers with its message
         if tariff.last_updated_ms is None:
             raise StoreError(f"tariff {tariff.id}: no last_updated. Hint: OCPI requires it on every tariff")
+        cc, pid = tariff.country_code or country_code, tariff.party_id or party_id
+        if not stand_in and country_code is not None and (cc, pid) != (country_code, party_id):
+            raise StoreError(
+                f"tariff {tariff.id} belongs to {cc}*{pid}, "
+                f"not to the sending party {country_code}*{party_id}"
+            )
+        country_code, party_id = cc, pid
+        if country_code is None or party_id is None:
+            raise StoreError(
+                f"tariff {tariff.id} (OCPI {tariff.version}) names no CPO. "
+                "Hint: say which party sent it (--party CC*PID)"
+            )
         text = raw_text(obj)
         key = (country_code, party_id, tariff.id, tariff.last_updated_ms)
         with self.engine.begin() as conn:
@@ -341,15 +361,16 @@ class Store:
 
     def cdr_records(self, lo_ms: int | None = None, hi_ms: int | None = None) -> Iterator[Record]:
         """The stored CDRs whose session ended in [lo_ms, hi_ms), in the order they were stored, as
-        records (``source`` names the store row) for the settlement engines."""
-        query = select(cdrs.c.id, cdrs.c.raw).order_by(cdrs.c.id)
+        records for the settlement engines (``source`` names the table and OCPI version, ``line`` the
+        row id)."""
+        query = select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw).order_by(cdrs.c.id)
         if lo_ms is not None:
             query = query.where(cdrs.c.end_ms >= lo_ms)
         if hi_ms is not None:
             query = query.where(cdrs.c.end_ms < hi_ms)
         with self.engine.connect() as conn:
-            for row_id, raw in conn.execution_options(stream_results=True).execute(query):
-                yield Record("store:cdrs", row_id, loads(raw))
+            for row_id, version, raw in conn.execution_options(stream_results=True).execute(query):
+                yield Record(f"store:cdrs/{version}", row_id, loads(raw))  # one OCPI version per source
 
     def import_records(
         self,

@@ -371,19 +371,7 @@ def fallbacks(t: Tariff) -> list[LintFinding]:
     alive = live(t)
     dims = {c.dimension for i in alive for c in t.elements[i].components} - {Dimension.FLAT}
     for dim in sorted(dims, key=lambda d: d.value):
-        covered: dict[int, set[int]] = {d: set() for d in range(1, 8)}
-        for i in alive:
-            r = t.elements[i].restrictions
-            if not t.elements[i].component(dim) or any(getattr(r, c) is not None for c in CONDITIONS):
-                continue
-            w = window(r)
-            for day in r.days or range(1, 8):
-                covered[day] |= set(range(1440)) if w is None else w
-        gaps: dict[frozenset[int], list[int]] = {}
-        for day in range(1, 8):
-            missing = frozenset(range(1440)) - covered[day]
-            if missing:
-                gaps.setdefault(missing, []).append(day)
+        gaps = gaps_of(t, [i for i in alive if t.elements[i].component(dim)])
         if not gaps:
             continue
         where = "; ".join(f"{day_names(set(days))} {ranges_text(m)}" for m, days in gaps.items())
@@ -392,12 +380,66 @@ def fallbacks(t: Tariff) -> list[LintFinding]:
                 "NO_FALLBACK",
                 "warning",
                 "$.elements",
-                f"{dim.value} is priced by some elements but nothing prices it unconditionally on {where} "
-                "(there it is free, or priced only when a kWh/power/current/duration/date condition holds)",
+                f"{dim.value} is priced by some elements but by none on {where} (there it is free, or "
+                "priced only under a date condition or kWh/power/current/duration bounds that leave gaps)",
                 f"add a last element without restrictions pricing {dim.value} (price 0 if free on purpose)",
             )
         )
     return out
+
+
+def gaps_of(t: Tariff, elements: list[int]) -> dict[frozenset[int], list[int]]:
+    """Per weekday, the minutes no element covers, grouped: {minutes: [weekdays]}.
+
+    An element covers a (weekday, minute) when its day/time restrictions hold there and its other
+    conditions cover every session: none, or bounds of one family (kWh, power, current, duration)
+    whose [min, max) intervals, joined with the other such elements there, cover 0 to infinity —
+    e.g. ``max_power 32`` and ``min_power 32`` together. Date restrictions never count.
+    """
+    family: dict[int, str | None] = {}
+    for i in elements:
+        r = t.elements[i].restrictions
+        if r.start_date is not None or r.end_date is not None:
+            continue
+        used = [lo for lo, hi, _, _ in BOUNDS if getattr(r, lo) is not None or getattr(r, hi) is not None]
+        if len(used) <= 1:
+            family[i] = used[0] if used else None
+    gaps: dict[frozenset[int], list[int]] = {}
+    memo: dict[tuple[int, ...], bool] = {}
+    for day in range(1, 8):
+        active = [i for i in family if day in (t.elements[i].restrictions.days or range(1, 8))]
+        windows = {i: window(t.elements[i].restrictions) for i in active}
+        missing = set()
+        for minute in range(1440):
+            here = tuple(i for i in active if windows[i] is None or minute in windows[i])
+            if here not in memo:
+                memo[here] = covers(t, here, family)
+            if not memo[here]:
+                missing.add(minute)
+        if missing:
+            gaps.setdefault(frozenset(missing), []).append(day)
+    return gaps
+
+
+def covers(t: Tariff, here: tuple[int, ...], family: dict[int, str | None]) -> bool:
+    by_family: dict[str, list[tuple[int, float | int]]] = {}
+    for i in here:
+        fam = family[i]
+        if fam is None:
+            return True
+        r = t.elements[i].restrictions
+        hi_name = next(hi for lo, hi, _, _ in BOUNDS if lo == fam)
+        lo, hi = getattr(r, fam) or 0, getattr(r, hi_name)
+        by_family.setdefault(fam, []).append((lo, float("inf") if hi is None else hi))
+    for spans in by_family.values():
+        reach = 0
+        for lo, hi in sorted(spans):
+            if lo > reach:
+                break
+            reach = max(reach, hi)
+        if reach == float("inf"):
+            return True
+    return False
 
 
 def vat(t: Tariff) -> list[LintFinding]:
@@ -412,10 +454,10 @@ def vat(t: Tariff) -> list[LintFinding]:
             )
         ]
     comps = [(i, j, c) for i, e in enumerate(t.elements) for j, c in enumerate(e.components)]
-    without = [(i, j) for i, j, c in comps if c.vat is None]
+    without = [(i, j) for i, j, c in comps if c.vat is None and c.price != 0]
     if not without or t.tax_included is TaxIncluded.NOT_APPLICABLE:
         return []
-    if len(without) == len(comps) and t.tax_included is TaxIncluded.NO:
+    if len(without) == sum(c.price != 0 for _, _, c in comps) and t.tax_included is TaxIncluded.NO:
         if t.version.startswith("2.3"):
             return []  # taxes added later by jurisdiction (North-American style): deliberate
         return [

@@ -12,12 +12,21 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import generate, price, reconcile, settle
+from api.cli import generate, lint, price, pricesheet, quote, reconcile, serve, settle
 from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
 
-COMMANDS = {"price": price, "reconcile": reconcile, "settle": settle, "generate": generate}
+COMMANDS = {
+    "price": price,
+    "reconcile": reconcile,
+    "settle": settle,
+    "generate": generate,
+    "quote": quote,
+    "price-sheet": pricesheet,
+    "lint": lint,
+    "serve": serve,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -303,7 +303,7 @@ def profile_periods(t: int, energy_kwh: Any, profile: Sequence[Mapping[str, Any]
             return out
     if target is not None:
         raise InputError(
-            f"the profile delivers only {Fraction(delivered, 1_000_000)} kWh of the {energy_kwh} kWh "
+            f"the profile delivers only {Decimal(delivered).scaleb(-6).normalize():f} kWh of the {energy_kwh} kWh "
             "asked for. Hint: lengthen the profile or lower energy_kwh"
         )
     return out

@@ -303,8 +303,8 @@ def profile_periods(t: int, energy_kwh: Any, profile: Sequence[Mapping[str, Any]
             return out
     if target is not None:
         raise InputError(
-            f"the profile delivers only {Decimal(delivered).scaleb(-6).normalize():f} kWh of the {energy_kwh} kWh "
-            "asked for. Hint: lengthen the profile or lower energy_kwh"
+            f"the profile delivers only {Decimal(delivered).scaleb(-6).normalize():f} kWh of the "
+            f"{energy_kwh} kWh asked for. Hint: lengthen the profile or lower energy_kwh"
         )
     return out
 

@@ -30,12 +30,12 @@ import pyarrow.parquet  # noqa: F401
 
 from pricing.batch import load_tariffs
 from pricing.compile import compile_tariffs
-from pricing.flat import iter_flat_tables
+from pricing.flat import iter_flat_tables, split_flat
 from pricing.io import RowFrame, write_table
-from pricing.kernel import price_table, result_table
-from pricing.periods import from_flat, split_flat
+from pricing.kernel import price_table
+from pricing.periods import from_flat
 from pricing.policy import PricingPolicy
-from pricing.report import COLUMNS, DECIMAL_COLUMNS
+from pricing.report import COLUMNS, DECIMAL_COLUMNS, result_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / ".data"

@@ -3,72 +3,45 @@
 The invariant ``read == priced + rejected`` holds for every run: each input record ends up either
 as exactly one result row or as exactly one reject row (with its source, line, code and a message
 that says how to fix it). Warnings about priced records are kept apart (``warnings``).
+
+Three paths price a batch, each to the same :class:`~pricing.results.BatchResult`: record by record
+(:func:`price_records`, either engine), flat Parquet files (:func:`price_flat_file`, columns into
+the kernel) and NDJSON through the columnar reader (:func:`price_ndjson_columnar`). Only the
+kernel's declared refusals (:class:`~pricing.errors.KernelRefusal`) send work down another path,
+and every record that went another way is counted in ``BatchResult.fallbacks`` with its reason.
+A :class:`~pricing.errors.RoamledgerError` about one record is a reject row; any other exception
+is a bug and propagates, with a note naming the record.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
+
 from pricing import errors as E
-from pricing.errors import Finding, RecordRejected, RoamledgerError
-from pricing.io import Record, iter_sources
+from pricing.compile import compile_tariffs
+from pricing.errors import Finding, KernelRefusal, RecordRejected, RoamledgerError
+from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, read_flat, split_flat
+from pricing.io import Record, RowFrame, iter_sources
+from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
 from pricing.ocpi import detect_version, parse_cdr, parse_tariff
+from pricing.ocpi.columnar import read_ndjson_flat
+from pricing.periods import from_flat
 from pricing.policy import PricingPolicy
 from pricing.reference import price_session
-from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, result_row, trace_rows
+from pricing.report import meta_series, price_sessions_detailed, result_row, result_table, trace_rows
+from pricing.results import BatchResult, merge_rows, row_key, sort_owned
 from pricing.sessions import TariffSet, build_session
 
 ENGINES = ("kernel", "reference")
-ROW_COLUMNS = COLUMNS + EXTRA_COLUMNS
-
-
-@dataclass
-class BatchResult:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    rejects: list[Finding] = field(default_factory=list)
-    warnings: list[Finding] = field(default_factory=list)
-    traces: list[dict[str, Any]] = field(default_factory=list)
-    read: int = 0
-    policy: PricingPolicy = field(default_factory=PricingPolicy)
-    engine: str = "reference"
-
-    @property
-    def priced(self) -> int:
-        return len(self.rows)
-
-    @property
-    def rejected(self) -> int:
-        return len(self.rejects)
-
-    def frame(self) -> Any:
-        """The rows as a polars DataFrame (decimal columns as ``pl.Decimal(38, 4)``)."""
-        import polars as pl
-
-        columns = COLUMNS + EXTRA_COLUMNS
-        schema: dict[str, Any] = {c: pl.String for c in columns}
-        for c in DECIMAL_COLUMNS:
-            schema[c] = pl.Decimal(38, 4)
-        schema["line"] = pl.Int64
-        schema["taxes"] = pl.List(
-            pl.Struct({"name": pl.String, "percentage": pl.String, "amount": pl.Decimal(38, 4)})
-        )
-        from decimal import Decimal
-
-        def conv(row: dict[str, Any]) -> dict[str, Any]:
-            out = {c: row.get(c) for c in columns}
-            for c in DECIMAL_COLUMNS:
-                if out[c] is not None:
-                    out[c] = Decimal(out[c])
-            if out["taxes"] is not None:
-                out["taxes"] = [{**t, "amount": Decimal(t["amount"])} for t in out["taxes"]]
-            return out
-
-        return pl.DataFrame([conv(r) for r in self.rows], schema=schema, orient="row")
 
 
 def load_tariffs(paths: Iterable[str | os.PathLike[str]] | None) -> tuple[TariffSet | None, list[Finding]]:
@@ -132,36 +105,20 @@ def price_records(
             cdr, warns = parse_record(rec, version, file_version)
             session = build_session(cdr, tariffs, policy, tz, location_zones)
             priced = price_session(session, policy)
-        except RecordRejected as exc:
-            result.rejects.append(Finding(exc.code, exc.message, rec.source, rec.line, rid, exc.path))
-            continue
         except RoamledgerError as exc:
-            result.rejects.append(Finding(E.INVALID_VALUE, str(exc), rec.source, rec.line, rid))
+            result.rejects.append(reject_of(exc, rec.source, rec.line, rid))
             continue
-        except Exception as exc:  # a bug must not stop the batch, nor hide: it is a reject row
-            msg = f"internal error {type(exc).__name__}: {exc}. Hint: please report this record"
-            result.rejects.append(Finding("INTERNAL_ERROR", msg, rec.source, rec.line, rid))
-            continue
+        except Exception as exc:  # a bug: it propagates, saying which record hit it
+            exc.add_note(f"while pricing {rec.source} line {rec.line}")
+            raise
         row = result_row(priced)
         row.update({"ocpi_version": cdr.version, "source": rec.source, "line": rec.line})
         result.rows.append(row)
         result.warnings.extend(w.located(rec.source, rec.line) for w in warns)
-        for idx in priced.straddling:
-            result.warnings.append(
-                Finding(
-                    E.PERIOD_STRADDLES_BOUNDARY,
-                    f"charging_periods[{idx}] straddles a tariff restriction boundary; it was priced "
-                    "by its state at its start. Hint: the CPO must open a new period at every price change",
-                    rec.source,
-                    rec.line,
-                    cdr.id,
-                    f"$.charging_periods[{idx}]",
-                    "warning",
-                )
-            )
+        result.warnings.extend(straddle_warning(i, rec.source, rec.line, cdr.id) for i in priced.straddling)
         if explain:
             result.traces.extend(trace_rows(priced))
-    result.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    result.rows.sort(key=row_key)
     return result
 
 
@@ -214,20 +171,29 @@ def price_cdrs(
     policy: PricingPolicy | None = None,
     tz: str | None = None,
     version: str | None = None,
+    frame: str = "polars",
 ) -> Any:
-    """Price CDRs and return a polars DataFrame with the columns of ``roamledger price``.
+    """Price CDRs and return a DataFrame with the columns of ``roamledger price``: polars by
+    default, pandas with ``frame="pandas"`` (decimal columns stay exact in both: polars
+    ``Decimal(38, 4)``, pandas ``ArrowDtype(decimal128(38, 4))``; never float).
 
     Rejected records are not in the frame; use :func:`price_batch` to get them too.
     """
-    return price_batch(cdrs, tariffs, policy, tz, version).frame()
+    return price_batch(cdrs, tariffs, policy, tz, version).frame(frame)
 
 
 # ---- the vectorized kernel (``--engine kernel``) --------------------------------------------------
 # Same parsing, tariff/zone decisions, rejects and warnings as ``price_records``; only the pricing
-# step runs in ``pricing.kernel``. A block the kernel refuses (int64 overflow, a tariff it cannot
-# compile) is priced by the reference instead, so the output never depends on the engine.
+# step runs in ``pricing.kernel``. A block the kernel refuses (a KernelRefusal: int64 overflow, a
+# tariff it cannot compile) is priced by the reference instead, so the output never depends on
+# the engine, and its records are counted as ``kernel_refused: <reason>``.
 
 KERNEL_BLOCK = 200_000
+
+
+def kernel_refused(exc: KernelRefusal) -> str:
+    """The ``fallbacks`` key of records the kernel refused."""
+    return f"kernel_refused: {exc.reason}"
 
 
 def straddle_warning(idx: int, source: str, line: int | None, cdr_id: str | None) -> Finding:
@@ -243,36 +209,41 @@ def straddle_warning(idx: int, source: str, line: int | None, cdr_id: str | None
     )
 
 
-def kernel_outcomes(sessions: list[Any], policy: PricingPolicy, workers: int = 1) -> list[Any]:
-    """Per session: (row, straddling) from the kernel, or from the reference for a block the
-    kernel refuses; an exception instance where the reference raises too."""
-    from pricing.kernel import price_sessions_detailed
+def reject_of(exc: RoamledgerError, source: str, line: int | None, rid: Any) -> Finding:
+    """The reject row of a record whose processing raised ``exc``."""
+    if isinstance(exc, RecordRejected):
+        return Finding(exc.code, exc.message, source, line, rid, exc.path)
+    return Finding(E.INVALID_VALUE, str(exc), source, line, rid)
 
+
+def kernel_outcomes(
+    sessions: list[Any], policy: PricingPolicy, workers: int = 1, fallbacks: Counter[str] | None = None
+) -> list[Any]:
+    """Per session: (row, straddling) from the kernel, or from the reference for a block the
+    kernel refuses (counted in ``fallbacks``); the RoamledgerError instance where the reference
+    rejects the session too. Any other exception propagates."""
     out: list[Any] = []
     for lo in range(0, len(sessions), KERNEL_BLOCK):
         block = sessions[lo : lo + KERNEL_BLOCK]
         try:
             rows, straddles = price_sessions_detailed(block, policy, workers)
+        except KernelRefusal as exc:
+            if fallbacks is not None:
+                fallbacks[kernel_refused(exc)] += len(block)
+        else:
             out.extend(zip(rows, straddles, strict=True))
             continue
-        except Exception:  # overflow, uncompilable tariff, odd input: the reference decides
-            pass
         for session in block:
             try:
                 priced = price_session(session, policy)
-                out.append((result_row(priced), priced.straddling))
-            except Exception as exc:  # becomes a reject row, as in price_records
+            except RoamledgerError as exc:  # becomes a reject row, as in price_records
                 out.append(exc)
+                continue
+            except Exception as exc:  # a bug: re-raised, naming the session
+                exc.add_note(f"while pricing session {session.id!r} with the reference")
+                raise
+            out.append((result_row(priced), priced.straddling))
     return out
-
-
-def reject_of(exc: Exception, source: str, line: int | None, rid: Any) -> Finding:
-    if isinstance(exc, RecordRejected):
-        return Finding(exc.code, exc.message, source, line, rid, exc.path)
-    if isinstance(exc, RoamledgerError):
-        return Finding(E.INVALID_VALUE, str(exc), source, line, rid)
-    msg = f"internal error {type(exc).__name__}: {exc}. Hint: please report this record"
-    return Finding("INTERNAL_ERROR", msg, source, line, rid)
 
 
 def price_records_kernel(
@@ -300,12 +271,15 @@ def price_records_kernel(
         try:
             cdr, warns = parse_record(rec, version, file_version)
             session = build_session(cdr, tariffs, policy, tz, location_zones)
-        except Exception as exc:  # same reject rows as price_records
+        except RoamledgerError as exc:  # same reject rows as price_records
             events.append(reject_of(exc, rec.source, rec.line, rid))
             continue
+        except Exception as exc:  # a bug: re-raised, naming the record
+            exc.add_note(f"while reading {rec.source} line {rec.line}")
+            raise
         events.append(len(pending))
         pending.append((rec, cdr, warns, session, rid))
-    outcomes = kernel_outcomes([p[3] for p in pending], policy, workers)
+    outcomes = kernel_outcomes([p[3] for p in pending], policy, workers, result.fallbacks)
     for ev in events:
         if isinstance(ev, Finding):
             result.rejects.append(ev)
@@ -322,8 +296,11 @@ def price_records_kernel(
         result.warnings.extend(straddle_warning(i, rec.source, rec.line, cdr.id) for i in straddling)
         if explain:
             result.traces.extend(trace_rows(price_session(session, policy)))
-    result.rows.sort(key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    result.rows.sort(key=row_key)
     return result
+
+
+# ---- flat Parquet files (pricing.flat) -------------------------------------------------------------
 
 
 def price_flat_file(
@@ -338,17 +315,33 @@ def price_flat_file(
     """A flat-layout Parquet file (:mod:`pricing.flat`): one CDR per run of rows with one
     ``cdr_id``; ``line`` is the 1-based row of its first period. The kernel reads it as columns
     and returns its rows as one :class:`~pricing.io.RowFrame` (Python touches only rejects and
-    warnings); the reference engine (and ``--explain``) builds each CDR and prices it one by one."""
-    from pricing.periods import flat_cdr, read_flat, split_flat
-
+    warnings); the reference engine (and ``--explain``) builds each CDR and prices it one by one,
+    as does a file the kernel refuses (its records counted in ``fallbacks``)."""
     policy = policy or PricingPolicy()
     source = str(path)
+    refused: KernelRefusal | None = None
     if engine == "kernel" and not explain:
         try:
             return flat_file_kernel(source, tariffs, policy, tz, workers)
-        except Exception:  # the reference decides (same output)
-            pass
+        except KernelRefusal as exc:  # the reference decides (same output)
+            refused = exc
     fr = split_flat(read_flat(source))
+    result = flat_file_reference(fr, tariffs, policy, tz, explain, engine, source)
+    if refused is not None:
+        result.fallbacks[kernel_refused(refused)] += fr.n_records
+    return result
+
+
+def flat_file_reference(
+    fr: FlatRecords,
+    tariffs: TariffSet | None,
+    policy: PricingPolicy,
+    tz: str | None,
+    explain: bool,
+    engine: str,
+    source: str,
+) -> BatchResult:
+    """The records of a split flat file built one by one as CDRs and priced by the reference."""
     result = BatchResult(policy=policy, engine=engine, read=fr.n_records)
     ids = fr.cols["cdr_id"]
     outcomes: dict[int, Any] = {}
@@ -363,9 +356,12 @@ def price_flat_file(
         try:
             session = build_session(cdr, tariffs, policy, tz)
             priced = price_session(session, policy)
-        except Exception as exc:  # a reject row, as in price_records
+        except RoamledgerError as exc:  # a reject row, as in price_records
             rejects[k] = exc
             continue
+        except Exception as exc:  # a bug: re-raised, naming the record
+            exc.add_note(f"while pricing {source} row {int(fr.first_row[k]) + 1}")
+            raise
         outcomes[k] = (result_row(priced), priced.straddling)
         if explain:
             result.traces.extend(trace_rows(priced))
@@ -397,9 +393,6 @@ def flat_file_kernel(
     """:func:`price_flat_file` with the kernel, in pieces of about ``FLAT_PIECE_ROWS`` rows
     (:func:`pricing.flat.iter_flat_tables` never splits a CDR); rows of all pieces as one sorted
     RowFrame, rejects and warnings in file order."""
-    from pricing.flat import iter_flat_tables
-    from pricing.periods import split_flat
-
     total = BatchResult(policy=policy, engine="kernel")
     parts: list[Any] = []
     row0 = 0
@@ -408,10 +401,8 @@ def flat_file_kernel(
         part = flat_kernel_result(fr, tariffs, policy, tz, workers, source, row0 + fr.first_row + 1)
         row0 += n_rows
         del fr
-        total.read += part.read
         parts.append(part.rows)
-        total.rejects.extend(part.rejects)
-        total.warnings.extend(part.warnings)
+        total.add(part)
         del part
     total.rows = merge_rows(parts)
     return total
@@ -420,8 +411,6 @@ def flat_file_kernel(
 def prefetched(items: Iterator[Any]) -> Iterator[Any]:
     """``items`` in order, the next one produced on a helper thread while the caller works on
     the current one (reading and decoding a piece overlaps pricing the previous one)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     done = object()
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(next, items, done)
@@ -433,13 +422,8 @@ def prefetched(items: Iterator[Any]) -> Iterator[Any]:
             yield item
 
 
-def row_key(r: dict[str, Any]) -> tuple[Any, ...]:
-    """The order of result rows: by CDR id, then source and line."""
-    return (r["cdr_id"], r["source"], r["line"] or 0)
-
-
 def flat_kernel_result(
-    fr: Any,
+    fr: FlatRecords,
     tariffs: TariffSet | None,
     policy: PricingPolicy,
     tz: str | None,
@@ -452,14 +436,6 @@ def flat_kernel_result(
 
     The same rows, rejects (in record order) and straddle warnings (record, then period order)
     as the per-record loop: only rejected records and straddling periods reach Python."""
-    import numpy as np
-    import polars as pl
-
-    from pricing.compile import compile_tariffs
-    from pricing.io import RowFrame
-    from pricing.kernel import meta_series, price_table, result_table
-    from pricing.periods import from_flat
-
     pt, rejects, rec_ok = from_flat(fr, tariffs, policy, tz)
     ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
     res = price_table(pt, policy, ct, workers)
@@ -472,7 +448,7 @@ def flat_kernel_result(
     result = BatchResult(policy=policy, engine="kernel", read=fr.n_records)
     holder = [frame]
     del frame
-    result.rows = RowFrame(_sort_owned(holder))  # type: ignore[assignment]
+    result.rows = RowFrame(sort_owned(holder))  # type: ignore[assignment]
     ids = fr.cols["cdr_id"]
 
     def rid_of(k: int) -> str | None:
@@ -489,89 +465,51 @@ def flat_kernel_result(
     return result
 
 
-def sort_frame(frame: Any) -> Any:
-    """A result frame in :func:`row_key` order (stable; strings compare by code point in both)."""
-    return _sort_owned([frame])
+# ---- NDJSON through the columnar reader (pricing.ocpi.columnar) ------------------------------------
 
 
-def _in_order(frame: Any) -> bool:
-    import polars as pl
+def price_ndjson_columnar(
+    path: str | os.PathLike[str],
+    tariffs: TariffSet | None = None,
+    policy: PricingPolicy | None = None,
+    tz: str | None = None,
+    workers: int = 1,
+) -> BatchResult:
+    """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
+    ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
 
-    if frame.height < 2:
-        return True
-    if frame["cdr_id"].null_count() + frame["source"].null_count():
-        return False
-    n = frame.height
-    c, src, line = frame["cdr_id"], frame["source"], frame["line"].fill_null(0)
-
-    def nxt_prv(x: pl.Series) -> tuple[pl.Series, pl.Series]:
-        return x.slice(1), x.slice(0, n - 1)
-
-    (c1, c0), (s1, s0), (l1, l0) = nxt_prv(c), nxt_prv(src), nxt_prv(line)
-    return bool(((c1 > c0) | ((c1 == c0) & ((s1 > s0) | ((s1 == s0) & (l1 >= l0))))).all())
-
-
-def _sort_owned(holder: list[Any]) -> Any:
-    """:func:`sort_frame` of the one frame in ``holder`` (taken out of it): a stable argsort of the
-    keys, then one column at a time, each unsorted column let go once its sorted copy exists (when
-    nothing else holds the frame, memory grows by one column, not by a whole copy)."""
-    import polars as pl
-
-    frame = holder.pop()
-    if _in_order(frame):
-        return frame  # a stable sort would not move a row
-    keys = [pl.col("cdr_id"), pl.col("source"), pl.col("line").fill_null(0)]
-    order = frame.select(pl.arg_sort_by(keys, maintain_order=True)).to_series()
-    columns = []
-    for name in frame.columns:
-        columns.append(frame.get_column(name).gather(order))
-        frame = frame.drop(name)
-    return pl.DataFrame(columns)
-
-
-def merge_rows(parts: list[Any]) -> Any:
-    """Result rows of several parts in :func:`row_key` order: one RowFrame when some part is one
-    (dict rows that do not fit a frame turn the whole into a list), else a sorted list. Empties
-    ``parts`` when it merges frames (their memory goes as the merged frame is sorted)."""
-    from pricing.io import RowFrame, rows_to_frame
-
-    merged = None
-    if any(getattr(p, "frame", None) is not None for p in parts):
-        import polars as pl
-
+    Columnar CDRs go through :func:`pricing.flat.split_flat` / ``from_flat`` and the kernel, the
+    reader's per-record Records through :func:`price_records` (counted in ``fallbacks`` as
+    ``columnar_reader: <reason>``); the results are merged in line order (rows sorted like
+    ``price_records``). If the kernel refuses the columnar CDRs, the whole file is priced per record
+    and those CDRs are counted as ``columnar_reader: kernel_refused: <reason>``.
+    """
+    policy = policy or PricingPolicy()
+    source = str(path)
+    reasons: Counter[str] = Counter()
+    table, fallback = read_ndjson_flat(path, reasons=reasons)
+    result = BatchResult(policy=policy, engine="kernel")
+    if table.num_rows:
+        fr = split_flat(table)
+        lines = table.column("line").to_numpy()
         try:
-            frames = [
-                p.frame
-                if getattr(p, "frame", None) is not None
-                else rows_to_frame(list(p), ROW_COLUMNS, DECIMAL_COLUMNS)
-                for p in parts
-                if len(p)
-            ]
-            if not frames:
-                return RowFrame(rows_to_frame([], ROW_COLUMNS, DECIMAL_COLUMNS))
-            frames = [f.select(ROW_COLUMNS) for f in frames]
-            merged = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-            del frames
-        except (TypeError, ValueError, pl.exceptions.PolarsError):
-            merged = None
-    if merged is not None:
-        parts.clear()
-        holder = [merged]
-        del merged
-        return RowFrame(_sort_owned(holder))
-    rows = [r for p in parts for r in p]
-    rows.sort(key=row_key)
-    return rows
+            result = flat_kernel_result(fr, tariffs, policy, tz, workers, source, lines[fr.first_row])
+        except KernelRefusal as exc:  # the per-record path decides (same output)
+            whole = price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)
+            whole.fallbacks[f"columnar_reader: {kernel_refused(exc)}"] += fr.n_records
+            whole.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
+            return whole
+    result.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
+    part = price_records(iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers)
+    result.read += part.read
+    result.fallbacks.update(part.fallbacks)
+    result.rows = merge_rows([result.rows, part.rows])
+    result.rejects = sorted(result.rejects + part.rejects, key=lambda f: f.line or 0)
+    result.warnings = sorted(result.warnings + part.warnings, key=lambda f: f.line or 0)
+    return result
 
 
-def flat_parquet(path: Path) -> bool:
-    if path.suffix.lower() != ".parquet" or not path.is_file():
-        return False
-    import pyarrow.parquet as pq
-
-    from pricing.flat import is_flat
-
-    return is_flat(pq.read_schema(path).names)
+# ---- roamledger price's inputs -----------------------------------------------------------------------
 
 
 def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -602,7 +540,7 @@ def price_inputs(
     other file through :func:`price_records`, in input order."""
     policy = policy or PricingPolicy()
     files = expand_inputs(paths)
-    flat = [flat_parquet(f) for f in files]
+    flat = [is_flat_file(f) for f in files]
     # NDJSON goes through the columnar reader (same results as the per-record path, tested), when
     # nothing asks for per-record work: the kernel engine, no trace, no forced version
     columnar = [
@@ -621,8 +559,6 @@ def price_inputs(
             part = price_flat_file(files[i], tariffs, policy, tz, explain, engine, workers)
             i += 1
         elif columnar[i]:
-            from pricing.columnar import price_ndjson_columnar
-
             part = price_ndjson_columnar(files[i], tariffs, policy, tz, workers)
             i += 1
         else:
@@ -640,10 +576,7 @@ def price_inputs(
                 workers=workers,
             )
             i = j
-        total.read += part.read
         parts.append(part.rows)
-        total.rejects.extend(part.rejects)
-        total.warnings.extend(part.warnings)
-        total.traces.extend(part.traces)
+        total.add(part)
     total.rows = merge_rows(parts)
     return total

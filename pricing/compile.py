@@ -35,23 +35,34 @@ Tables
   from that instant on. The two sets differ: the reference does not cut at local midnight for a
   window without ``end_time`` (or without ``start_time``), yet the state changes there. The
   kernel cuts where the reference cuts and reads the state where the reference reads it (at each
-  piece start), so it matches the reference in both cases.
+  piece start), so it matches the reference in both cases. The rules themselves (local time,
+  DST transitions, which restrictions hold) are :mod:`pricing.calendar`'s, shared with the
+  reference.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from functools import lru_cache
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import numpy as np
 
-from pricing.errors import PricingOverflowError, TariffError
+from pricing.calendar import (
+    calendar_holds,
+    clock_minutes,
+    dst_transitions,
+    local_date,
+    local_time,
+    state_minutes,
+    wall_instants,
+    zone,
+)
+from pricing.errors import PricingOverflowError, UncompilableTariffError
 from pricing.model import Dimension, ReservationKind, Restrictions, Tariff, TaxIncluded
-from pricing.units import INT64_MAX, MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND, MWH_PER_WH
+from pricing.units import INT64_MAX, MS_PER_SECOND, MWH_PER_WH
 
 RES, CHG, PARK = 0, 1, 2
 D_ENERGY, D_TIME, D_PARKING, D_FLAT = 0, 1, 2, 3
@@ -83,7 +94,7 @@ def scaled(value: Decimal, places: int, what: str, tariff: Tariff) -> int:
     """``value × 10**places`` as an exact int, or a TariffError (the kernel's fixed point)."""
     q = value.scaleb(places)
     if q != q.to_integral_value():
-        raise TariffError(
+        raise UncompilableTariffError(
             f"tariff {tariff.id!r}: {what} {value} has more than {places} decimal places. "
             "Hint: the kernel works in fixed point; price such a tariff with --engine reference"
         )
@@ -124,100 +135,17 @@ def tax_class(tariff: Tariff, vat_e2: int | None) -> TaxClass:
     return TaxClass(K_SAME, K_SCALED, v)
 
 
-# ---- calendar (reference calendar_cuts / local_time, replicated) -------------------------------
-
-
-@lru_cache(maxsize=512)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def epoch_ms(dt: datetime) -> int:
-    delta = dt.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
-
-
-def offset_at(tz: ZoneInfo, instant_ms: int) -> timedelta | None:
-    return datetime.fromtimestamp(instant_ms / 1000, tz).utcoffset()
-
-
-@lru_cache(maxsize=8192)
-def dst_transitions(time_zone: str, day: date) -> tuple[int, ...]:
-    """UTC offset changes between this local day's midnight and the next (same search as the
-    reference, so the same instants)."""
-    tz = zone(time_zone)
-    lo = epoch_ms(datetime(day.year, day.month, day.day, tzinfo=tz)) - 3 * MS_PER_HOUR
-    hi = lo + 30 * MS_PER_HOUR
-    if offset_at(tz, lo) == offset_at(tz, hi):
-        return ()
-    while hi - lo > 1000:
-        mid = (lo + hi) // 2 // 1000 * 1000
-        if mid <= lo:
-            mid = lo + 1000
-        if offset_at(tz, mid) == offset_at(tz, lo):
-            lo = mid
-        else:
-            hi = mid
-    return (hi,)
-
-
-def cut_minutes(tariff: Tariff) -> frozenset[int]:
-    """Local clock times where the reference cuts (reference ``clock_minutes``)."""
-    minutes: set[int] = set()
-    for el in tariff.elements:
-        r = el.restrictions
-        if r.days or r.start_date or r.end_date:
-            minutes.add(0)
-        for m in (r.start_time_min, r.end_time_min):
-            if m is not None:
-                minutes.add(m % 1440)
-    return frozenset(minutes)
-
-
-def state_minutes(tariff: Tariff) -> frozenset[int]:
-    """Every local clock time where a time / day / date restriction can switch."""
-    minutes: set[int] = set(cut_minutes(tariff))
-    for el in tariff.elements:
-        r = el.restrictions
-        if r.has_time_of_day:
-            minutes.add((r.start_time_min or 0) % 1440)
-            minutes.add((r.end_time_min if r.end_time_min is not None else 1440) % 1440)
-    return frozenset(minutes)
-
-
-def calendar_holds(r: Restrictions, tod_ms: int, day: date, weekday: int) -> bool:
-    """The time / date / weekday part of reference ``restrictions_hold``."""
-    if r.start_time_min is not None or r.end_time_min is not None:
-        start = (r.start_time_min or 0) * MS_PER_MINUTE
-        end = (r.end_time_min if r.end_time_min is not None else 1440) * MS_PER_MINUTE
-        if start < end:
-            if not start <= tod_ms < end:
-                return False
-        elif start > end:
-            if not (tod_ms >= start or tod_ms < end):
-                return False
-        else:
-            return False
-    if r.start_date is not None and day < r.start_date:
-        return False
-    if r.end_date is not None and day >= r.end_date:
-        return False
-    return not (r.days and weekday not in r.days)
+# ---- calendar (the reference's calendar_cuts, as tables; rules in pricing.calendar) ------------
 
 
 def calendar_mask(tariff: Tariff, time_zone: str, instant_ms: int) -> int:
-    dt = datetime.fromtimestamp(instant_ms // 1000, zone(time_zone))
-    tod = ((dt.hour * 60 + dt.minute) * 60 + dt.second) * 1000 + instant_ms % 1000
-    day, weekday = dt.date(), dt.isoweekday()
+    """Bit j set where element j's time / date / weekday restrictions hold at the instant."""
+    local = local_time(instant_ms, time_zone)
     mask = 0
     for j, el in enumerate(tariff.elements):
-        if calendar_holds(el.restrictions, tod, day, weekday):
+        if calendar_holds(el.restrictions, local):
             mask |= 1 << j
     return mask
-
-
-def local_date(instant_ms: int, time_zone: str) -> date:
-    return datetime.fromtimestamp(instant_ms / 1000, zone(time_zone)).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +162,7 @@ class Calendar:
 
 
 def build_calendar(tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int) -> Calendar:
-    cut_m, state_m = cut_minutes(tariff), state_minutes(tariff)
+    cut_m, state_m = clock_minutes(tariff), state_minutes(tariff)
     n = len(tariff.elements)
     if not cut_m:  # no time / day / date restriction: one segment, no cut
         everything = (1 << n) - 1
@@ -248,11 +176,8 @@ def build_calendar(tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int) -> Ca
     states: set[int] = set()
     day = first
     while day <= last:
-        midnight = datetime(day.year, day.month, day.day)
         for m in state_m:
-            naive = midnight + timedelta(minutes=m)
-            for fold in (0, 1):
-                instant = epoch_ms(naive.replace(tzinfo=tz, fold=fold))
+            for instant in wall_instants(day, m, tz):
                 states.add(instant)
                 if m in cut_m:
                     cuts.add(instant)
@@ -384,16 +309,30 @@ def compile_tariffs(
     """Compile ``tariffs``; ``group_ranges[(tariff, zone)] = (first ms, last ms)`` of the periods
     priced with that tariff in that zone (the calendar covers those local dates ±1 day)."""
     tariffs = tuple(tariffs)
-    n_t = len(tariffs)
     n_el = max([len(t.elements) for t in tariffs] + [1])
     if n_el > MAX_ELEMENTS:
-        raise TariffError(
+        raise UncompilableTariffError(
             f"a tariff has {n_el} elements; the kernel handles at most {MAX_ELEMENTS}. "
             "Hint: price it with --engine reference"
         )
-    n_rows = n_t * 3 * 2
+    return Compiled(
+        tariffs=tariffs,
+        zones=tuple(zones),
+        n_el=n_el,
+        **selection_tables(tariffs, n_el),
+        **threshold_fields(tariffs),
+        **measurement_limits(tariffs, n_el),
+        **component_tables(tariffs),
+        **tariff_limits(tariffs),
+        **calendar_tables(tariffs, zones, group_ranges),
+    )
 
-    # -- selection: eligible elements per (tariff, phase, expired) and selection dimension
+
+def selection_tables(tariffs: tuple[Tariff, ...], n_el: int) -> dict[str, Any]:
+    """Eligible elements per (tariff, phase, expired) and selection dimension, and the
+    lowest-set-bit lookup table when tariffs are small."""
+    n_t = len(tariffs)
+    n_rows = n_t * 3 * 2
     allowed = np.zeros(n_rows * 3, np.uint64)
     expires = np.zeros(n_t, np.uint64)
     for t, tariff in enumerate(tariffs):
@@ -431,7 +370,13 @@ def compile_tariffs(
                 cand = np.where(pri != 0, pri, cand)
             lut[sd] = lowest_bit(cand).ravel()
 
-    # -- kWh and duration thresholds: sorted per tariff, a mask per bucket between thresholds
+    return {"allowed": allowed, "expires": expires, "any_expires": bool(expires.any()), "lut": lut}
+
+
+def threshold_fields(tariffs: tuple[Tariff, ...]) -> dict[str, Any]:
+    """kWh and duration thresholds: sorted per tariff, a mask per bucket between thresholds."""
+    n_t = len(tariffs)
+
     def kwh_bounds(r: Restrictions) -> tuple[int | None, int | None]:
         return r.min_kwh_mwh, r.max_kwh_mwh
 
@@ -446,7 +391,18 @@ def compile_tariffs(
     dur_thr, dur_mask, n_dur = threshold_tables(tariffs, dur_bounds)
     thr_mask = (kwh_mask.reshape(n_t, n_kwh + 1, 1) & dur_mask.reshape(n_t, 1, n_dur + 1)).ravel()
 
-    # -- power / current limits
+    return {
+        "n_kwh": n_kwh,
+        "kwh_thr": kwh_thr,
+        "n_dur": n_dur,
+        "dur_thr": dur_thr,
+        "thr_mask": thr_mask,
+    }
+
+
+def measurement_limits(tariffs: tuple[Tariff, ...], n_el: int) -> dict[str, Any]:
+    """Power / current limits per (tariff, element), and the element slots that have any."""
+    n_t = len(tariffs)
     meas_limit = np.zeros((4, n_t * n_el), np.int64)
     meas_has = np.zeros((4, n_t * n_el), bool)
     slots: set[int] = set()
@@ -463,7 +419,13 @@ def compile_tariffs(
                     meas_has[q, t * n_el + j] = True
                     slots.add(j)
 
-    # -- components and tax classes
+    return {"meas_slots": tuple(sorted(slots)), "meas_limit": meas_limit, "meas_has": meas_has}
+
+
+def component_tables(tariffs: tuple[Tariff, ...]) -> dict[str, Any]:
+    """Per (tariff, element) and dimension: price × F, step and accumulator column (category ×
+    tax class); the tax classes in use."""
+    n_t = len(tariffs)
     class_ids: dict[TaxClass, int] = {}
     found: dict[tuple[int, int, int], tuple[int, int, int, int]] = {}  # (t, j, dim) → pf, step, cat, class
     for t, tariff in enumerate(tariffs):
@@ -487,7 +449,7 @@ def compile_tariffs(
                     )
                 vat = None if comp.vat is None else scaled(comp.vat, 2, "vat", tariff)
                 if vat is not None and not -VAT_ONE < vat < 10**8:
-                    raise TariffError(f"tariff {tariff.id!r}: vat {comp.vat} is out of range")
+                    raise UncompilableTariffError(f"tariff {tariff.id!r}: vat {comp.vat} is out of range")
                 if d == D_FLAT:
                     cat = C_RESERVATION if el.restrictions.reservation is not None else C_FIXED
                 else:
@@ -512,7 +474,25 @@ def compile_tariffs(
                 k = i * 3 + phase
                 pf_t[k], step_t[k], ckey_t[k] = pf, step, TIME_CATEGORY[phase] * ncc + cls
 
-    # -- per tariff
+    return {
+        "pf_e": pf_e,
+        "step_e": step_e,
+        "ckey_e": ckey_e,
+        "pf_t": pf_t,
+        "step_t": step_t,
+        "ckey_t": ckey_t,
+        "pf_f": pf_f,
+        "ckey_f": ckey_f,
+        "pf_e_max": amax_of(pf_e),
+        "pf_t_max": amax_of(pf_t),
+        "pf_f_max": amax_of(pf_f),
+        "classes": classes,
+    }
+
+
+def tariff_limits(tariffs: tuple[Tariff, ...]) -> dict[str, Any]:
+    """Per tariff: min / max price (excl, incl) in 1e-6, whether taxes are known, 2.3.0 or not."""
+    n_t = len(tariffs)
     lim = np.zeros((4, n_t), np.int64)
     lim_has = np.zeros((4, n_t), bool)
     for t, tariff in enumerate(tariffs):
@@ -533,7 +513,17 @@ def compile_tariffs(
     taxes_known = np.array([t.taxes_known for t in tariffs], bool)
     v23 = np.array([t.version.startswith("2.3") for t in tariffs], bool)
 
-    # -- calendars
+    return {"lim": lim, "lim_has": lim_has, "taxes_known": taxes_known, "v23": v23}
+
+
+def calendar_tables(
+    tariffs: tuple[Tariff, ...],
+    zones: list[str] | tuple[str, ...],
+    group_ranges: dict[tuple[int, int], tuple[int, int]],
+) -> dict[str, Any]:
+    """The calendars of every (tariff, zone) group as one sorted key space: state instants with
+    their masks, cut instants, and per state the next cut."""
+    n_t = len(tariffs)
     n_z = max(len(zones), 1)
     group_of = np.full(n_t * n_z, -1, np.int64)
     cals: list[Calendar] = []
@@ -563,50 +553,21 @@ def compile_tariffs(
     # a period starting in state i contains a cut iff next_cut[i] < its end (cuts are states too)
     next_pos = np.searchsorted(cat(cut_key, np.int64), cat(state_key, np.int64), "right")
 
-    return Compiled(
-        tariffs=tariffs,
-        zones=tuple(zones),
-        n_el=n_el,
-        allowed=allowed,
-        expires=expires,
-        any_expires=bool(expires.any()),
-        lut=lut,
-        n_kwh=n_kwh,
-        kwh_thr=kwh_thr,
-        n_dur=n_dur,
-        dur_thr=dur_thr,
-        thr_mask=thr_mask,
-        meas_slots=tuple(sorted(slots)),
-        meas_limit=meas_limit,
-        meas_has=meas_has,
-        pf_e=pf_e,
-        step_e=step_e,
-        ckey_e=ckey_e,
-        pf_t=pf_t,
-        step_t=step_t,
-        ckey_t=ckey_t,
-        pf_f=pf_f,
-        ckey_f=ckey_f,
-        pf_e_max=amax_of(pf_e),
-        pf_t_max=amax_of(pf_t),
-        pf_f_max=amax_of(pf_f),
-        classes=classes,
-        lim=lim,
-        lim_has=lim_has,
-        taxes_known=taxes_known,
-        v23=v23,
-        group_of=group_of,
-        cal_base=base,
-        cal_span=span,
-        state_key=cat(state_key, np.int64),
-        state_mask=cat(state_mask, np.uint64),
-        cut_key=cat(cut_key, np.int64),
-        cut_at=cat(cut_at, np.int64),
-        state_next=np.append(cat(state_key, np.int64)[1:], np.int64(2**62)),
-        next_cut=np.append(cat(cut_key, np.int64), np.int64(2**62))[next_pos],
-        next_cut_pos=next_pos,
-        single_state=all(len(c.state_at) == 1 for c in cals),
-    )
+    state_keys = cat(state_key, np.int64)
+    cut_keys = cat(cut_key, np.int64)
+    return {
+        "group_of": group_of,
+        "cal_base": base,
+        "cal_span": span,
+        "state_key": state_keys,
+        "state_mask": cat(state_mask, np.uint64),
+        "cut_key": cut_keys,
+        "cut_at": cat(cut_at, np.int64),
+        "state_next": np.append(state_keys[1:], np.int64(2**62)),
+        "next_cut": np.append(cut_keys, np.int64(2**62))[next_pos],
+        "next_cut_pos": next_pos,
+        "single_state": all(len(c.state_at) == 1 for c in cals),
+    }
 
 
 def amax_of(x: np.ndarray) -> int:

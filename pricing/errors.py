@@ -27,8 +27,27 @@ class TimeZoneError(RoamledgerError):
     """No IANA time zone could be determined for a session."""
 
 
-class PricingOverflowError(RoamledgerError):
+class KernelRefusal(RoamledgerError):
+    """The vectorized kernel declines an input the reference pricer can still price exactly.
+
+    The only exceptions a batch catches around the kernel: it then prices the refused block with
+    the reference and counts the records under ``fallbacks`` as ``"kernel_refused: <reason>"``.
+    Any other exception from the kernel is a bug and propagates."""
+
+    reason = "refused"
+
+
+class PricingOverflowError(KernelRefusal):
     """A fixed-point quantity would leave the int64 range; nothing is wrapped or saturated."""
+
+    reason = "overflow"
+
+
+class UncompilableTariffError(KernelRefusal, TariffError):
+    """A valid tariff the kernel's fixed-point tables cannot hold (too many elements, a price
+    or VAT with more decimals than the kernel's scale)."""
+
+    reason = "uncompilable tariff"
 
 
 # Reject / finding codes. Stable strings: other tools filter on them.

@@ -13,6 +13,7 @@ Readers never raise on a bad record: a line that is not JSON becomes a :class:`R
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pricing import errors as E
 from pricing.errors import Finding, InputError
@@ -91,8 +95,6 @@ def _read_ndjson(data: bytes, src: str) -> Iterator[Record]:
 
 
 def _read_parquet(p: Path, src: str) -> Iterator[Record]:
-    import pyarrow.parquet as pq
-
     table = pq.read_table(p)
     for i, row in enumerate(table.to_pylist(), start=1):
         yield Record(src, i, _drop_nulls(row))
@@ -150,8 +152,6 @@ def write_parquet(
     path: str | os.PathLike[str], rows: list[dict[str, Any]], columns: list[str], decimal_columns: list[str]
 ) -> None:
     """Decimal columns as decimal128(38, 4); the ``taxes`` list as list<struct>."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     dec = pa.decimal128(38, 4)
     tax_type = pa.list_(pa.struct([("name", pa.string()), ("percentage", pa.string()), ("amount", dec)]))
@@ -264,14 +264,11 @@ class RowFrame:
 
 def text_frame(frame: Any) -> Any:
     """Decimal columns as their text (``Decimal(38, 4)`` → ``"1.2300"``, exact)."""
-    import polars as pl
 
     return frame.with_columns(pl.col(pl.Decimal).cast(pl.String))
 
 
 def frame_schema(columns: list[str], decimal_columns: Iterable[str] = ()) -> dict[str, Any]:
-    import polars as pl
-
     schema: dict[str, Any] = {c: pl.String for c in columns}
     if "line" in schema:
         schema["line"] = pl.Int64
@@ -289,7 +286,6 @@ DECIMAL_TEXT = re.compile(r"-?[0-9]{1,30}\.[0-9]{4}")
 def rows_to_frame(rows: list[dict[str, Any]], columns: list[str], decimal_columns: Iterable[str] = ()) -> Any:
     """Dict rows (values: str / None, ``line`` int, ``taxes`` list of dicts, decimal columns the
     4-decimal text) as a RowFrame's frame; TypeError when a value does not fit that shape."""
-    import polars as pl
 
     decimal = set(decimal_columns)
     for r in rows:
@@ -332,8 +328,6 @@ CSV_RISKY = _risky_table(',"\r\n')
 def _risky_rows(series: Any, table: np.ndarray) -> Any:
     """Row numbers (polars UInt32 series) whose value contains a byte of ``table``; a scan of the
     Arrow data buffers first (usually it finds none and no row is looked at)."""
-    import polars as pl
-    import pyarrow as pa
 
     arr = series.to_arrow()
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
@@ -356,7 +350,6 @@ def _risky_rows(series: Any, table: np.ndarray) -> Any:
 def _patched(series: Any, table: np.ndarray, plain: Any, fn: Any) -> Any:
     """``plain(series)`` (a Series), with ``fn(value)`` at the rows whose value has a byte of
     ``table`` (computed in Python: few)."""
-    import polars as pl
 
     idx = _risky_rows(series, table)
     out = plain(series)
@@ -367,15 +360,12 @@ def _patched(series: Any, table: np.ndarray, plain: Any, fn: Any) -> Any:
 
 
 def _quote(s: Any) -> Any:
-    import polars as pl
-
     return pl.select(pl.concat_str([pl.lit('"'), pl.lit(s), pl.lit('"')])).to_series().alias(s.name)
 
 
 def json_strings(series: Any) -> Any:
     """Per value, ``json.dumps(value, ensure_ascii=False)`` (``null`` for None): quotes around
     values that need no escape, Python's encoder for the others."""
-    import polars as pl
 
     s = series.cast(pl.String)
     out = _patched(s, JSON_RISKY, _quote, lambda v: json.dumps(v, ensure_ascii=False))
@@ -384,8 +374,6 @@ def json_strings(series: Any) -> Any:
 
 def _tax_json(series: Any) -> Any:
     """The ``taxes`` List(Struct) column as JSON text per row (``null`` for None)."""
-    import polars as pl
-    import pyarrow as pa
 
     n = len(series)
     lists = series.to_arrow()
@@ -420,7 +408,6 @@ def _tax_json(series: Any) -> Any:
 
 def _json_column(frame: Any, c: str) -> Any:
     """Column ``c`` as ``json.dumps`` text per row: an expression over the frame, or a Series."""
-    import polars as pl
 
     if c not in frame.columns:
         return pl.lit("null")
@@ -438,7 +425,6 @@ def _json_column(frame: Any, c: str) -> Any:
 
 def _write_lines(path: str | os.PathLike[str], lines: Any) -> None:
     """One string per line, each followed by ``\n``, written as is (atomically)."""
-    import polars as pl
 
     tmp = f"{path}.tmp"
     if len(lines):
@@ -454,7 +440,6 @@ def write_frame(
     path: str | os.PathLike[str], frame: Any, columns: list[str], decimal_columns: list[str]
 ) -> None:
     """:func:`write_table` for a :class:`RowFrame`'s frame: the same bytes as for its dict rows."""
-    import polars as pl
 
     suffix = Path(path).suffix.lower()
     if suffix == ".parquet":
@@ -492,7 +477,6 @@ def _csv_one(v: str) -> str:
 
 def _csv_column(frame: Any, c: str) -> Any:
     """Column ``c`` as the CSV text :func:`write_csv` writes for ``_csv_cell(row.get(c))``."""
-    import polars as pl
 
     if c not in frame.columns:
         return pl.lit("")
@@ -510,9 +494,6 @@ def _csv_column(frame: Any, c: str) -> Any:
 def _write_parquet_frame(
     path: str | os.PathLike[str], frame: Any, columns: list[str], decimal_columns: list[str]
 ) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     dec = pa.decimal128(38, 4)
     tax_type = pa.list_(pa.struct([("name", pa.string()), ("percentage", pa.string()), ("amount", dec)]))
     arrays, fields = [], []
@@ -554,7 +535,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes (manifests record every input this way)."""
-    import hashlib
 
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -16,104 +16,23 @@ in input order and the periods of one session are consecutive, in time order.
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from pricing import errors as E
 from pricing.compile import CHG, PARK, RES
-from pricing.model import Phase, Session, Tariff
+from pricing.errors import RecordRejected, TimeZoneError
+from pricing.flat import MEASURES, FlatRecords, flat_value
+from pricing.flat_columns import Coded, IntColumn
+from pricing.model import Cdr, CdrPeriod, Phase, Session, Tariff
+from pricing.period_table import PeriodTable
+from pricing.policy import PricingPolicy
+from pricing.sessions import ARRAY_OPS, phase_durations, select_tariffs
+from pricing.timezones import resolve_time_zone
 
 PHASE_CODE = {Phase.RESERVATION: RES, Phase.CHARGING: CHG, Phase.PARKING: PARK}
-MEASURES = ("min_power_w", "max_power_w", "min_current_ma", "max_current_ma")
-
-
-@dataclass
-class PeriodTable:
-    """Sessions and their periods as columns.
-
-    Per session (``n_s``): ``s_start`` (ms), ``s_expired`` (reservation expired), ``s_primary``
-    (index into ``tariffs`` of ``Session.tariffs[0]``), ``s_zone`` (index into ``zones``),
-    ``s_taxes_known`` (every tariff of the session knows its taxes), ``s_off`` (``n_s + 1``
-    offsets into the period columns).
-
-    Per period (``n_p``): ``sess``, ``start`` (ms), ``dur`` (ms), ``phase`` (RES/CHG/PARK codes of
-    :mod:`pricing.compile`), ``energy`` (mWh), ``tariff`` (batch-wide index), ``slot`` (the
-    period's ``tariff_idx`` inside its session: step rounding and FLAT fees tell tariffs apart by
-    slot), ``src`` (CDR charging-period index), ``meas`` ``[4, n_p]`` (min/max power W, min/max
-    current mA) with ``meas_has`` (False = not measured).
-    """
-
-    tariffs: tuple[Tariff, ...]
-    zones: tuple[str, ...]
-    s_start: np.ndarray
-    s_expired: np.ndarray
-    s_primary: np.ndarray
-    s_zone: np.ndarray
-    s_taxes_known: np.ndarray
-    s_off: np.ndarray
-    sess: np.ndarray
-    start: np.ndarray
-    dur: np.ndarray
-    phase: np.ndarray
-    energy: np.ndarray
-    tariff: np.ndarray
-    slot: np.ndarray
-    src: np.ndarray
-    meas: np.ndarray
-    meas_has: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_sessions(self) -> int:
-        return len(self.s_start)
-
-    @property
-    def n_periods(self) -> int:
-        return len(self.start)
-
-    def chunk(self, lo: int, hi: int) -> PeriodTable:
-        """Sessions ``lo:hi`` (and their periods), session indices rebased to 0."""
-        a, b = int(self.s_off[lo]), int(self.s_off[hi])
-        return PeriodTable(
-            tariffs=self.tariffs,
-            zones=self.zones,
-            s_start=self.s_start[lo:hi],
-            s_expired=self.s_expired[lo:hi],
-            s_primary=self.s_primary[lo:hi],
-            s_zone=self.s_zone[lo:hi],
-            s_taxes_known=self.s_taxes_known[lo:hi],
-            s_off=self.s_off[lo : hi + 1] - a,
-            sess=self.sess[a:b] - lo,
-            start=self.start[a:b],
-            dur=self.dur[a:b],
-            phase=self.phase[a:b],
-            energy=self.energy[a:b],
-            tariff=self.tariff[a:b],
-            slot=self.slot[a:b],
-            src=self.src[a:b],
-            meas=self.meas[:, a:b],
-            meas_has=self.meas_has[:, a:b],
-        )
-
-    def group_ranges(self) -> dict[tuple[int, int], tuple[int, int]]:
-        """(tariff, zone) → (first start, last end) over the periods: what the calendar covers."""
-        if not self.n_periods:
-            return {}
-        n_z = max(len(self.zones), 1)
-        code = self.tariff * n_z + self.s_zone[self.sess]
-        end = self.start + np.maximum(self.dur, 0)
-        order = np.argsort(code, kind="stable")
-        code_s = code[order]
-        first = np.flatnonzero(np.r_[True, code_s[1:] != code_s[:-1]])
-        lo = np.minimum.reduceat(self.start[order], first)
-        hi = np.maximum.reduceat(end[order], first)
-        return {
-            (int(c) // n_z, int(c) % n_z): (int(a), int(b))
-            for c, a, b in zip(code_s[first], lo, hi, strict=True)
-        }
 
 
 class Interner:
@@ -206,363 +125,7 @@ def from_sessions(sessions: list[Session] | tuple[Session, ...]) -> PeriodTable:
     )
 
 
-# ---- the flat Parquet layout (pricing.flat) -----------------------------------------------------
-
-
-def read_flat(path: str) -> Any:
-    """A flat-layout Parquet file as a pyarrow Table (lazy import: only the flat path needs it)."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path)
-
-
-def valid_mask(arr: Any) -> np.ndarray:
-    """Per element of a pyarrow Array: not null (from the validity bitmap, no compute kernel)."""
-    n = len(arr)
-    buf = arr.buffers()[0]
-    if not arr.null_count or buf is None:
-        return np.ones(n, bool)
-    bits = np.unpackbits(np.frombuffer(buf, np.uint8), count=arr.offset + n, bitorder="little")
-    return bits[arr.offset :].view(bool)
-
-
-def _int64_values(arr: Any, valid: np.ndarray, fill: int) -> np.ndarray:
-    """The values of an integer pyarrow Array as int64, ``fill`` where null (without nulls: a
-    read-only view of the Arrow buffer, no copy)."""
-    import pyarrow as pa
-
-    if arr.type != pa.int64() and arr.type != pa.int32():
-        arr = arr.cast(pa.int64())
-    dtype = np.int64 if arr.type == pa.int64() else np.int32
-    n = len(arr)
-    data = np.frombuffer(arr.buffers()[1], dtype, count=arr.offset + n)[arr.offset :]
-    if valid.all():
-        return data.astype(np.int64, copy=False)
-    return np.where(valid, data, fill).astype(np.int64, copy=False)
-
-
-def codes(column: Any) -> tuple[np.ndarray, list[Any]]:
-    """Dictionary codes of a pyarrow string column (-1 for null) and the dictionary."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    idx = arr.indices
-    return _int64_values(idx, valid_mask(idx), -1), arr.dictionary.to_pylist()
-
-
-def ints(column: Any) -> tuple[np.ndarray, np.ndarray]:
-    """An int64 column as (values with 0 for null, present mask)."""
-    import pyarrow as pa
-
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    valid = valid_mask(arr)
-    return _int64_values(arr, valid, 0), valid
-
-
-class ListColumn(Sequence):
-    """A column that reads like a Python list without building one object per row: subclasses
-    give ``__len__``, ``_at(i)`` (one row) and ``to_list()``."""
-
-    @abstractmethod
-    def _at(self, i: int) -> Any: ...
-
-    @abstractmethod
-    def to_list(self) -> list[Any]: ...
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return self.to_list()[i]
-        return self._at(int(i))
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.to_list())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-class Coded(ListColumn):
-    """A column of strings as codes into a list of distinct values (-1 = None); reads like a list
-    without building one Python object per row (``series()`` gives a polars column)."""
-
-    def __init__(self, codes: np.ndarray, values: list[Any]) -> None:
-        self.codes = np.asarray(codes, np.int64)
-        self.values = list(values)
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def _at(self, i: int) -> Any:
-        c = int(self.codes[i])
-        return None if c < 0 else self.values[c]
-
-    def to_list(self) -> list[Any]:
-        lut = np.empty(len(self.values) + 1, object)
-        lut[: len(self.values)] = self.values
-        lut[-1] = None  # code -1
-        return lut[self.codes].tolist()
-
-    def series(self, name: str) -> Any:
-        import polars as pl
-
-        lut = pl.Series(name, [*self.values, None], dtype=pl.String)
-        return lut.gather(np.where(self.codes < 0, len(self.values), self.codes))
-
-
-class ArrowStrings(ListColumn):
-    """A pyarrow string Array that reads like a list (one Python str only when asked)."""
-
-    def __init__(self, arr: Any) -> None:
-        self.arr = arr
-
-    def __len__(self) -> int:
-        return len(self.arr)
-
-    def _at(self, i: int) -> Any:
-        return self.arr[i].as_py()
-
-    def to_list(self) -> list[Any]:
-        return self.arr.to_pylist()
-
-    def series(self, name: str) -> Any:
-        import polars as pl
-
-        return pl.Series(name, pl.from_arrow(self.arr), dtype=pl.String)
-
-
-class IntColumn(ListColumn):
-    """An int64 numpy column that reads like a list of Python ints."""
-
-    def __init__(self, values: np.ndarray) -> None:
-        self.values = np.asarray(values, np.int64)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def _at(self, i: int) -> Any:
-        return int(self.values[i])
-
-    def to_list(self) -> list[int]:
-        return self.values.tolist()
-
-    def series(self, name: str) -> Any:
-        import polars as pl
-
-        return pl.Series(name, self.values, dtype=pl.Int64)
-
-
-class RowStrings:
-    """A string column addressed by row (codes = row numbers): no dictionary for unique ids."""
-
-    def __init__(self, arr: Any) -> None:
-        self.arr = arr
-
-    def __getitem__(self, row: int) -> str | None:
-        return self.arr[int(row)].as_py()
-
-    def take(self, rows: np.ndarray) -> list[str | None]:
-        return self.column(rows).to_list()
-
-    def column(self, rows: np.ndarray) -> ArrowStrings:
-        import pyarrow as pa
-
-        return ArrowStrings(self.arr.take(pa.array(rows, pa.int64())))
-
-
-def row_strings(column: Any) -> tuple[np.ndarray, RowStrings, np.ndarray]:
-    """(row number or -1 for null, the column, per row: same value as the row before)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(pa.string())
-    n = len(arr)
-    valid = valid_mask(arr)
-    same = np.zeros(n, bool)
-    if n > 1:
-        eq = pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, n - 1)), False).to_numpy(zero_copy_only=False)
-        same[1:] = eq | (~valid[1:] & ~valid[:-1])
-    return np.where(valid, np.arange(n, dtype=np.int64), -1), RowStrings(arr), same
-
-
-@dataclass
-class FlatRecords:
-    """A flat table split into records (CDRs), with the first problem of each record, if any."""
-
-    n_rows: int
-    rec: np.ndarray  # per row: record index
-    first_row: np.ndarray  # per record: first row (0-based)
-    cols: dict[str, Any]  # decoded columns (numpy)
-    rejects: dict[int, tuple[str, str, str]]  # record → (code, message, path)
-
-    @property
-    def n_records(self) -> int:
-        return len(self.first_row)
-
-
-FLAT_VOLUMES = ("energy_mwh", "time_ms", "parking_ms", "reservation_ms")
-FLAT_STRINGS = (
-    "cdr_id",
-    "ocpi_version",
-    "country_code",
-    "party_id",
-    "currency",
-    "time_zone",
-    "location_country",
-    "tariff_id",
-)
-FLAT_INTS = ("cdr_start_ms", "cdr_end_ms", "period_start_ms", *FLAT_VOLUMES, *MEASURES)
-
-
-def split_flat(table: Any) -> FlatRecords:
-    """Decode a flat table, cut it into records (runs of one ``cdr_id``) and find, per record, the
-    first problem in the parser's order: a missing field, end before start, a negative volume,
-    periods out of order, a period after the end."""
-    from pricing import errors as E
-
-    cols: dict[str, Any] = {}
-    for name in FLAT_STRINGS:
-        if name == "cdr_id":
-            code, values, same = row_strings(table.column(name))
-            cols[name] = (code, values)
-        else:
-            cols[name] = codes(table.column(name))
-    tcode, tvalues = cols["tariff_id"]
-    if "" in tvalues:  # an empty tariff_id names no tariff (build_session: ``if i``)
-        cols["tariff_id"] = (np.where(tcode == tvalues.index(""), -1, tcode), tvalues)
-    for name in FLAT_INTS:
-        cols[name] = ints(table.column(name))
-    n = table.num_rows
-    new = ~same
-    rec = np.cumsum(new) - 1
-    first_row = np.flatnonzero(new)
-    rejects: dict[int, tuple[str, str, str]] = {}
-    rejected = np.zeros(len(first_row), bool)
-
-    def flag(bad_rows: np.ndarray, code: str, message: Any, path: Any) -> None:
-        """The first bad row of each record not rejected yet: only those reach Python."""
-        rows = np.flatnonzero(bad_rows)
-        if not len(rows):
-            return
-        r_rec = rec[rows]
-        first = np.empty(len(rows), bool)
-        first[0] = True
-        np.not_equal(r_rec[1:], r_rec[:-1], out=first[1:])  # rows ascend, so records do
-        rows = rows[first & ~rejected[r_rec]]
-        rejected[rec[rows]] = True
-        for r in rows.tolist():
-            rejects[int(rec[r])] = (code, message(r), path(r))
-
-    def pos(r: int) -> int:
-        return r - int(first_row[rec[r]])
-
-    for name, what in (
-        ("cdr_id", "id"),
-        ("currency", "currency"),
-        ("cdr_start_ms", "start_date_time"),
-        ("cdr_end_ms", "end_date_time"),
-        ("period_start_ms", "charging_periods[].start_date_time"),
-    ):
-        present = cols[name][0] >= 0 if name in FLAT_STRINGS else cols[name][1]
-        flag(
-            ~present,
-            E.MISSING_FIELD,
-            lambda r, name=name, what=what: f"{name}: missing ({what}). Hint: every row of a CDR needs it",
-            lambda r, what=what: f"$.{what}",
-        )
-    start, end = cols["cdr_start_ms"][0], cols["cdr_end_ms"][0]
-    flag(
-        end < start,
-        E.INVALID_VALUE,
-        lambda r: (
-            "cdr_end_ms is before cdr_start_ms. Hint: end_date_time must not be earlier than start_date_time"
-        ),
-        lambda r: "$.end_date_time",
-    )
-    for name in FLAT_VOLUMES:
-        v, has = cols[name]
-        flag(
-            has & (v < 0),
-            E.NEGATIVE_VOLUME,
-            lambda r, name=name, v=v: (
-                f"charging_periods[{pos(r)}].{name}: {int(v[r])} is negative. "
-                "Hint: volumes are non-negative quantities"
-            ),
-            lambda r: f"$.charging_periods[{pos(r)}]",
-        )
-    ps = cols["period_start_ms"][0]
-    back = np.zeros(n, bool)
-    back[1:] = (~new[1:]) & (ps[1:] < ps[:-1])
-    flag(
-        back,
-        E.PERIODS_OUT_OF_ORDER,
-        lambda r: (
-            f"charging_periods[{pos(r)}].start_date_time is before the start of charging_periods"
-            f"[{pos(r) - 1}]. Hint: charging periods must be sent in time order"
-        ),
-        lambda r: f"$.charging_periods[{pos(r)}].start_date_time",
-    )
-    flag(
-        ps > end,
-        E.PERIOD_AFTER_END,
-        lambda r: (
-            f"charging_periods[{pos(r)}].start_date_time is after the end of the session. "
-            "Hint: a charging period cannot start after end_date_time; check both timestamps"
-        ),
-        lambda r: f"$.charging_periods[{pos(r)}].start_date_time",
-    )
-    return FlatRecords(n, rec, first_row, cols, rejects)
-
-
-def _value(cols: dict[str, Any], name: str, row: int) -> Any:
-    c = cols[name]
-    if name in FLAT_STRINGS:
-        code, values = c
-        return None if code[row] < 0 else values[code[row]]
-    v, has = c
-    return int(v[row]) if has[row] else None
-
-
-def flat_cdr(fr: FlatRecords, k: int) -> Any:
-    """Record ``k`` as a canonical :class:`~pricing.model.Cdr` (for the reference engine)."""
-    from pricing.model import Cdr, CdrPeriod
-
-    cols = fr.cols
-    lo = int(fr.first_row[k])
-    hi = int(fr.first_row[k + 1]) if k + 1 < fr.n_records else fr.n_rows
-    periods = tuple(
-        CdrPeriod(
-            start_ms=_value(cols, "period_start_ms", r),
-            energy_mwh=_value(cols, "energy_mwh", r),
-            time_ms=_value(cols, "time_ms", r),
-            parking_ms=_value(cols, "parking_ms", r),
-            reservation_ms=_value(cols, "reservation_ms", r),
-            min_power_w=_value(cols, "min_power_w", r),
-            max_power_w=_value(cols, "max_power_w", r),
-            min_current_ma=_value(cols, "min_current_ma", r),
-            max_current_ma=_value(cols, "max_current_ma", r),
-            tariff_id=_value(cols, "tariff_id", r),
-        )
-        for r in range(lo, hi)
-    )
-    return Cdr(
-        id=_value(cols, "cdr_id", lo),
-        version=_value(cols, "ocpi_version", lo) or "",
-        start_ms=_value(cols, "cdr_start_ms", lo),
-        end_ms=_value(cols, "cdr_end_ms", lo),
-        currency=_value(cols, "currency", lo),
-        periods=periods,
-        country_code=_value(cols, "country_code", lo),
-        party_id=_value(cols, "party_id", lo),
-        location_country=_value(cols, "location_country", lo),
-        location_time_zone=_value(cols, "time_zone", lo),
-    )
+# ---- the flat layout (pricing.flat) → PeriodTable, vectorized ----------------------------------
 
 
 def unique_first(key: np.ndarray, space: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -667,6 +230,18 @@ def _tariff_signatures_general(
     return row_slot, rec_sig, sigs
 
 
+@dataclass
+class _Combos:
+    """Tariff decisions of the flat records, made once per distinct combination."""
+
+    it: Interner
+    row_slot: np.ndarray  # per row: slot of its tariff id inside its record
+    rec_combo: np.ndarray  # per record: its combination
+    slot_global: np.ndarray  # per (combination, slot): batch-wide tariff index
+    known: np.ndarray  # per combination: every chosen tariff knows its taxes
+    primary: list[Tariff | None]  # per combination: the session's first tariff
+
+
 def from_flat(
     fr: FlatRecords,
     tariffs: Any,
@@ -682,28 +257,57 @@ def from_flat(
     the records. Returns the table, the rejects (record → (code, message, path), including those
     of :func:`split_flat`) and, per priced session, its record index.
     """
-    from pricing import errors as E
-    from pricing.errors import RecordRejected, TimeZoneError
-    from pricing.model import Cdr, CdrPeriod
-    from pricing.policy import PricingPolicy, TimeSource
-    from pricing.sessions import select_tariffs
-    from pricing.timezones import resolve_time_zone
-
     policy = policy or PricingPolicy()
     cols = fr.cols
-    n_rec = fr.n_records
-    rec, first_row = fr.rec, fr.first_row
+    fr0 = fr.first_row
     rejects = dict(fr.rejects)
-    ok = np.ones(n_rec, bool)
+    ok = np.ones(fr.n_records, bool)
     if rejects:
         ok[list(rejects)] = False
+    cb = _flat_tariffs(fr, tariffs, ok, rejects)
+    zone_of = _flat_zones(fr, cb, tz, ok, rejects)
+    rec_ok = np.flatnonzero(ok)
+    periods = _flat_periods(fr, ok, policy, cb.row_slot)
+    combo_s = cb.rec_combo[rec_ok]
+    prim_idx = cb.slot_global[combo_s, 0]
+    s_zone = zone_of[rec_ok]
+    ver_code, ver_vals = cols["ocpi_version"]
+    meta = {
+        "cdr_id": cols["cdr_id"][1].column(fr0[rec_ok]),
+        "currency": Coded(cols["currency"][0][fr0][rec_ok], [v.upper() for v in cols["currency"][1]]),
+        "tariff_id": Coded(prim_idx, [t.id for t in cb.it.tariffs]),
+        "time_zone": Coded(s_zone, cb.it.zones),
+        "ocpi_version": Coded(ver_code[fr0[rec_ok]], ver_vals),
+        "line": IntColumn(fr0[rec_ok] + 1),
+    }
+    pt = PeriodTable(
+        tariffs=tuple(cb.it.tariffs),
+        zones=tuple(cb.it.zones),
+        s_start=cols["cdr_start_ms"][0][fr0][rec_ok],
+        s_expired=periods.pop("expired"),
+        s_primary=prim_idx,
+        s_zone=s_zone,
+        s_taxes_known=cb.known[combo_s],
+        tariff=cb.slot_global[combo_s[periods["sess"]], periods["slot"]],
+        **periods,
+        meta=meta,
+    )
+    return pt, rejects, rec_ok
 
+
+def _flat_tariffs(
+    fr: FlatRecords, tariffs: Any, ok: np.ndarray, rejects: dict[int, tuple[str, str, str]]
+) -> _Combos:
+    """The tariffs of each record by :func:`pricing.sessions.select_tariffs`, decided once per
+    distinct (tariff ids, CPO, currency, validity bucket); records it rejects leave ``ok``."""
+    cols = fr.cols
+    n_rec = fr.n_records
     # -- tariff ids per record: distinct non-null ids in order of first appearance
     tcode, tvalues = cols["tariff_id"]
-    row_slot, rec_sig, sigs = tariff_signatures(rec, tcode, n_rec, len(tvalues))
+    row_slot, rec_sig, sigs = tariff_signatures(fr.rec, tcode, n_rec, len(tvalues))
 
     # -- the decision per combination
-    fr0 = first_row
+    fr0 = fr.first_row
     cc_code = cols["country_code"][0][fr0]
     pid_code = cols["party_id"][0][fr0]
     cur_code = cols["currency"][0][fr0]
@@ -740,14 +344,14 @@ def from_flat(
             continue
         r0 = int(fr0[k])
         stub = Cdr(
-            id=_value(cols, "cdr_id", r0),
+            id=flat_value(cols, "cdr_id", r0),
             version="",
             start_ms=int(start[k]),
             end_ms=int(start[k]),
-            currency=_value(cols, "currency", r0),
+            currency=flat_value(cols, "currency", r0),
             periods=tuple(CdrPeriod(0, tariff_id=tvalues[i]) for i in sigs[rec_sig[k]]),
-            country_code=_value(cols, "country_code", r0),
-            party_id=_value(cols, "party_id", r0),
+            country_code=flat_value(cols, "country_code", r0),
+            party_id=flat_value(cols, "party_id", r0),
         )
         try:
             chosen, _ = select_tariffs(stub, store)
@@ -763,10 +367,20 @@ def from_flat(
     for k in np.flatnonzero(ok & ~combo_ok[rec_combo]).tolist():
         rejects[k] = combo_reject[int(rec_combo[k])]
         ok[k] = False
+    return _Combos(it, row_slot, rec_combo, slot_global, combo_known, combo_primary)
 
-    # -- time zone per (zone column, location country, tariff country)
+
+def _flat_zones(
+    fr: FlatRecords, cb: _Combos, tz: str | None, ok: np.ndarray, rejects: dict[int, tuple[str, str, str]]
+) -> np.ndarray:
+    """Per record, the index of its time zone in ``cb.it.zones``, resolved once per distinct (zone
+    column, location country, tariff country) as :func:`pricing.sessions.build_session` does;
+    records without a zone leave ``ok``."""
+    cols = fr.cols
+    fr0 = fr.first_row
     tz_code = cols["time_zone"][0][fr0]
     lc_code = cols["location_country"][0][fr0]
+    combo_primary, rec_combo = cb.primary, cb.rec_combo
     country_vals = sorted({t.country_code for t in combo_primary if t is not None and t.country_code})
     country_idx = {c: i for i, c in enumerate(country_vals)}
     prim_country = np.array(
@@ -789,24 +403,32 @@ def from_flat(
         try:
             name = resolve_time_zone(
                 explicit=tz,
-                location_zone=_value(cols, "time_zone", r0),
-                country=_value(cols, "location_country", r0) or (prim.country_code if prim else None),
+                location_zone=flat_value(cols, "time_zone", r0),
+                country=flat_value(cols, "location_country", r0) or (prim.country_code if prim else None),
                 registry_zone=None,
             )
         except TimeZoneError as exc:
             zone_ok[z] = False
             zone_reject[z] = (E.TZ_UNRESOLVED, str(exc), "")
             continue
-        zone_of[z] = it.zone(name)
+        zone_of[z] = cb.it.zone(name)
     rec_zone = zinv.reshape(-1)
     for k in np.flatnonzero(ok & ~zone_ok[rec_zone]).tolist():
         rejects[k] = zone_reject[int(rec_zone[k])]
         ok[k] = False
+    return zone_of[rec_zone]
 
-    # -- periods: split_period, vectorized over rows of the priced records
+
+def _flat_periods(
+    fr: FlatRecords, ok: np.ndarray, policy: PricingPolicy, row_slot: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The period columns of the ``ok`` records (``s_off``, ``sess``, ``start``, ``dur``,
+    ``phase``, ``energy``, ``slot``, ``src``, ``meas``, ``meas_has``) and per session
+    ``expired``: :func:`pricing.sessions.split_period`, element-wise over their rows."""
+    cols, rec, fr0 = fr.cols, fr.rec, fr.first_row
     rec_ok = np.flatnonzero(ok)
     n_s = len(rec_ok)
-    if n_s == n_rec:  # nothing rejected: every row, no gathers
+    if n_s == fr.n_records:  # nothing rejected: every row, no gathers
         rows: np.ndarray | None = None
         r_rec = r_sess = rec
     else:
@@ -818,34 +440,8 @@ def from_flat(
         return x if rows is None else x[rows]
 
     ps = sel(cols["period_start_ms"][0])
-    end = sel(cols["cdr_end_ms"][0])
     n_r = len(ps)
-    nxt = np.empty(n_r, np.int64)
-    if n_r:
-        nxt[:-1] = np.where(r_rec[1:] == r_rec[:-1], ps[1:], end[:-1])
-        nxt[-1] = end[-1]
-    span = np.maximum(0, nxt - ps)
-    e_v, e_has = (sel(x) for x in cols["energy_mwh"])
-    t_v, t_has = (sel(x) for x in cols["time_ms"])
-    p_v, p_has = (sel(x) for x in cols["parking_ms"])
-    r_v, r_has = (sel(x) for x in cols["reservation_ms"])
-    energy = np.where(e_has, e_v, 0)
-    if policy.time_source is TimeSource.DIMENSION_VOLUMES:
-        res = np.where(r_has, r_v, 0)
-        park = np.where(p_has, p_v, 0)
-        none = ~t_has & ~p_has & ~r_has
-        chg = np.where(t_has, t_v, 0)
-        chg = np.where(none & e_has, span, chg)
-        park = np.where(none & ~e_has, span, park)
-        fill = ~none & ~t_has & (energy > 0)
-        chg = np.where(fill, np.maximum(0, span - res - park), chg)
-    else:
-        res = np.where(r_has, span, 0)
-        rest = span - res
-        only_park = p_has & ~t_has & (energy == 0)
-        chg = np.where(p_has, np.minimum(np.where(t_has, t_v, 0), rest), rest)
-        chg = np.where(only_park, 0, chg)
-        park = np.where(p_has, rest - chg, 0)
+    energy, res, chg, park = _row_durations(cols, sel, r_rec, ps, policy)
     # each row gives its reservation, charging and parking phases that are not empty, in that
     # order; a record that gives none gets one zero-length charging period at the CDR start
     k_res, k_chg, k_park = res > 0, (chg > 0) | (energy > 0), park > 0
@@ -893,8 +489,6 @@ def from_flat(
     out_start[e_pos] = cols["cdr_start_ms"][0][fr0[rec_ok[e_s]]]
     out_phase[e_pos] = CHG
     sess = np.repeat(np.arange(n_s, dtype=np.int64), np.diff(s_off))
-    combo_s = rec_combo[rec_ok]
-    tariff = slot_global[combo_s[sess], out_slot]
 
     def any_in_session(k: np.ndarray) -> np.ndarray:
         c = np.zeros(n_r + 1, np.int64)
@@ -902,37 +496,39 @@ def from_flat(
         return c[r_off[1:]] > c[r_off[:-1]]
 
     expired = any_in_session(k_res) & ~any_in_session(k_chg) & ~any_in_session(k_park)
-    tariff_objs = it.tariffs
-    prim_idx = slot_global[combo_s, 0]
-    ver_code, ver_vals = cols["ocpi_version"]
-    zone_names = it.zones
-    meta = {
-        "cdr_id": cols["cdr_id"][1].column(fr0[rec_ok]),
-        "currency": Coded(cur_code[rec_ok], [v.upper() for v in cols["currency"][1]]),
-        "tariff_id": Coded(prim_idx, [t.id for t in tariff_objs]),
-        "time_zone": Coded(zone_of[rec_zone[rec_ok]], zone_names),
-        "ocpi_version": Coded(ver_code[fr0[rec_ok]], ver_vals),
-        "line": IntColumn(fr0[rec_ok] + 1),
+    return {
+        "s_off": s_off,
+        "sess": sess,
+        "start": out_start,
+        "dur": out_dur,
+        "phase": out_phase,
+        "energy": out_energy,
+        "slot": out_slot,
+        "src": out_src,
+        "meas": meas,
+        "meas_has": meas_has,
+        "expired": expired,
     }
-    pt = PeriodTable(
-        tariffs=tuple(tariff_objs),
-        zones=tuple(zone_names),
-        s_start=start[rec_ok],
-        s_expired=expired,
-        s_primary=prim_idx,
-        s_zone=zone_of[rec_zone[rec_ok]],
-        s_taxes_known=combo_known[combo_s],
-        s_off=s_off,
-        sess=sess,
-        start=out_start,
-        dur=out_dur,
-        phase=out_phase,
-        energy=out_energy,
-        tariff=tariff,
-        slot=out_slot,
-        src=out_src,
-        meas=meas,
-        meas_has=meas_has,
-        meta=meta,
+
+
+def _row_durations(
+    cols: dict[str, Any], sel: Any, r_rec: np.ndarray, ps: np.ndarray, policy: PricingPolicy
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: (energy, reservation, charging, parking ms) by :func:`pricing.sessions.phase_durations`;
+    a row's span runs to the next row of its record, or to the CDR end."""
+    end = sel(cols["cdr_end_ms"][0])
+    n_r = len(ps)
+    nxt = np.empty(n_r, np.int64)
+    if n_r:
+        nxt[:-1] = np.where(r_rec[1:] == r_rec[:-1], ps[1:], end[:-1])
+        nxt[-1] = end[-1]
+    span = np.maximum(0, nxt - ps)
+    e_v, e_has = (sel(x) for x in cols["energy_mwh"])
+    t_v, t_has = (sel(x) for x in cols["time_ms"])
+    p_v, p_has = (sel(x) for x in cols["parking_ms"])
+    r_v, r_has = (sel(x) for x in cols["reservation_ms"])
+    energy = np.where(e_has, e_v, 0)
+    res, chg, park = phase_durations(
+        ARRAY_OPS, policy.time_source, span, energy, e_has, t_v, t_has, p_v, p_has, r_v, r_has
     )
-    return pt, rejects, rec_ok
+    return energy, res, chg, park

@@ -24,13 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
-from functools import lru_cache
 from itertools import pairwise
-from zoneinfo import ZoneInfo
 
+from pricing.calendar import (
+    LocalTime,
+    calendar_holds,
+    clock_minutes,
+    dst_transitions,
+    local_date,
+    local_time,
+    wall_instants,
+    zone,
+)
 from pricing.model import (
     COST_CATEGORIES,
     Dimension,
@@ -51,7 +59,7 @@ from pricing.policy import (
     PricingPolicy,
     TimeStepRounding,
 )
-from pricing.units import MS_PER_HOUR, MS_PER_MINUTE, MS_PER_SECOND, MWH_PER_KWH, MWH_PER_WH
+from pricing.units import MS_PER_HOUR, MS_PER_SECOND, MWH_PER_KWH, MWH_PER_WH
 
 # Which dimensions can be priced in which phase, in evaluation order.
 PHASE_DIMENSIONS: dict[Phase, tuple[Dimension, ...]] = {
@@ -152,19 +160,6 @@ def duration_thresholds(tariff: Tariff) -> set[int]:
     return out
 
 
-def clock_minutes(tariff: Tariff) -> set[int]:
-    """Local clock times (minutes after midnight) at which some element may switch."""
-    minutes: set[int] = set()
-    for el in tariff.elements:
-        r = el.restrictions
-        if r.days or r.start_date or r.end_date:
-            minutes.add(0)
-        for m in (r.start_time_min, r.end_time_min):
-            if m is not None:
-                minutes.add(m % 1440)
-    return minutes
-
-
 def calendar_cuts(tariff: Tariff, time_zone: str, start_ms: int, end_ms: int) -> list[int]:
     """UTC instants in [start, end] where local clock/day restrictions may switch.
 
@@ -176,51 +171,16 @@ def calendar_cuts(tariff: Tariff, time_zone: str, start_ms: int, end_ms: int) ->
     if not minutes:
         return []
     tz = zone(time_zone)
-    first = datetime.fromtimestamp(start_ms / 1000, tz).date() - timedelta(days=1)
-    last = datetime.fromtimestamp(end_ms / 1000, tz).date() + timedelta(days=1)
+    first = local_date(start_ms, time_zone) - timedelta(days=1)
+    last = local_date(end_ms, time_zone) + timedelta(days=1)
     out: list[int] = []
     day = first
     while day <= last:
         for m in minutes:
-            naive = datetime(day.year, day.month, day.day) + timedelta(minutes=m)
-            for fold in (0, 1):
-                out.append(epoch_ms(naive.replace(tzinfo=tz, fold=fold)))
+            out.extend(wall_instants(day, m, tz))
         out.extend(dst_transitions(time_zone, day))
         day += timedelta(days=1)
     return sorted(i for i in set(out) if start_ms <= i <= end_ms)
-
-
-@lru_cache(maxsize=4096)
-def dst_transitions(time_zone: str, day: date) -> tuple[int, ...]:
-    """UTC offset changes (epoch ms) between this local day's midnight and the next one."""
-    tz = zone(time_zone)
-    lo = epoch_ms(datetime(day.year, day.month, day.day, tzinfo=tz)) - 3 * MS_PER_HOUR
-    hi = lo + 30 * MS_PER_HOUR
-    if offset_at(tz, lo) == offset_at(tz, hi):
-        return ()
-    while hi - lo > 1000:  # transitions fall on whole seconds
-        mid = (lo + hi) // 2 // 1000 * 1000
-        if mid <= lo:
-            mid = lo + 1000
-        if offset_at(tz, mid) == offset_at(tz, lo):
-            lo = mid
-        else:
-            hi = mid
-    return (hi,)
-
-
-def offset_at(tz: ZoneInfo, instant_ms: int) -> timedelta | None:
-    return datetime.fromtimestamp(instant_ms / 1000, tz).utcoffset()
-
-
-@lru_cache(maxsize=512)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def epoch_ms(dt: datetime) -> int:
-    delta = dt.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
 # ---- 2. selection -------------------------------------------------------------------------------
@@ -235,19 +195,6 @@ class Choice:
     component_idx: int
     component: PriceComponent
     element: Element
-
-
-@dataclass(frozen=True, slots=True)
-class LocalTime:
-    tod_ms: int  # local time of day
-    day: date  # local date
-    weekday: int  # ISO 1..7
-
-
-def local_time(instant_ms: int, time_zone: str) -> LocalTime:
-    dt = datetime.fromtimestamp(instant_ms // 1000, zone(time_zone))
-    tod = ((dt.hour * 60 + dt.minute) * 60 + dt.second) * 1000 + instant_ms % 1000
-    return LocalTime(tod, dt.date(), dt.isoweekday())
 
 
 def select(session: Session, piece: Piece, policy: PricingPolicy) -> dict[Dimension, Choice]:
@@ -288,22 +235,7 @@ def element_order(tariff: Tariff, phase: Phase, dim: Dimension, expired: bool) -
 
 def restrictions_hold(r: Restrictions, piece: Piece, local: LocalTime, policy: PricingPolicy) -> bool:
     """All restrictions of an element at the start of a piece (AND; §2.3)."""
-    if r.start_time_min is not None or r.end_time_min is not None:
-        start = (r.start_time_min or 0) * MS_PER_MINUTE
-        end = (r.end_time_min if r.end_time_min is not None else 1440) * MS_PER_MINUTE
-        if start < end:
-            if not start <= local.tod_ms < end:
-                return False
-        elif start > end:  # wraps past midnight
-            if not (local.tod_ms >= start or local.tod_ms < end):
-                return False
-        else:  # start == end and not 00:00-00:00 (that is stored as 0..1440): undefined, no match
-            return False
-    if r.start_date is not None and local.day < r.start_date:
-        return False
-    if r.end_date is not None and local.day >= r.end_date:
-        return False
-    if r.days and local.weekday not in r.days:
+    if not calendar_holds(r, local):
         return False
     if r.min_kwh_mwh is not None and piece.cum_energy_mwh < r.min_kwh_mwh:
         return False

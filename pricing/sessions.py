@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from pricing import errors as E
 from pricing.errors import RecordRejected, TimeZoneError
@@ -134,16 +137,89 @@ def implicit_tariff(cdr: Cdr, store: TariffSet) -> Tariff:
     )
 
 
-def split_period(
-    cp: CdrPeriod, span_ms: int, tariff_idx: int, source_index: int, policy: PricingPolicy
-) -> list[Period]:
-    """One CDR charging period → one period per phase (reservation, charging, parking).
+class _ScalarOps:
+    """The few operations of :func:`phase_durations` on Python ints and bools."""
+
+    @staticmethod
+    def where(cond: Any, a: Any, b: Any) -> Any:
+        return a if cond else b
+
+    maximum = staticmethod(max)
+    minimum = staticmethod(min)
+
+    @staticmethod
+    def both(a: Any, b: Any) -> Any:
+        return a and b
+
+    @staticmethod
+    def not_(a: Any) -> Any:
+        return not a
+
+
+class _ArrayOps:
+    """The same operations element-wise on numpy arrays (:func:`pricing.periods.from_flat`)."""
+
+    where = staticmethod(np.where)
+    maximum = staticmethod(np.maximum)
+    minimum = staticmethod(np.minimum)
+    both = staticmethod(np.logical_and)
+    not_ = staticmethod(np.logical_not)
+
+
+SCALAR_OPS = _ScalarOps()
+ARRAY_OPS = _ArrayOps()
+
+
+def phase_durations(
+    ops: Any,
+    time_source: TimeSource,
+    span: Any,
+    energy: Any,
+    e_has: Any,
+    t_v: Any,
+    t_has: Any,
+    p_v: Any,
+    p_has: Any,
+    r_v: Any,
+    r_has: Any,
+) -> tuple[Any, Any, Any]:
+    """(reservation, charging, parking) ms of CDR periods by ``policy.time_source``: the one
+    statement of the rule, for one period (``SCALAR_OPS``, Python ints) or many at once
+    (``ARRAY_OPS``, numpy arrays). ``*_has``: the CDR reports that volume; ``energy``: the
+    ENERGY volume or 0; ``span``: from the period start to the next period (or the CDR end).
 
     ``dimension_volumes``: durations are the RESERVATION_TIME, TIME and PARKING_TIME volumes,
     laid out in that order from the period start. A period with no time volume lasts until the
-    next period (charging if it reports ENERGY, else parking). ``timestamps``: the period's span,
-    shared between charging (at most the TIME volume) and parking.
+    next period (charging if it reports ENERGY, else parking); one with ENERGY but no TIME charges
+    for what the other volumes leave of the span. ``timestamps``: the period's span, all
+    reservation if it reports RESERVATION_TIME, else shared between charging (at most the TIME
+    volume) and parking when it reports PARKING_TIME, else all charging.
     """
+    where, both, not_ = ops.where, ops.both, ops.not_
+    if time_source is TimeSource.DIMENSION_VOLUMES:
+        res = where(r_has, r_v, 0)
+        park = where(p_has, p_v, 0)
+        none = both(both(not_(t_has), not_(p_has)), not_(r_has))
+        chg = where(t_has, t_v, 0)
+        chg = where(both(none, e_has), span, chg)
+        park = where(both(none, not_(e_has)), span, park)
+        fill = both(both(not_(none), not_(t_has)), energy > 0)
+        chg = where(fill, ops.maximum(0, span - res - park), chg)
+        return res, chg, park
+    res = where(r_has, span, 0)
+    rest = span - res
+    only_park = both(both(p_has, not_(t_has)), energy == 0)
+    chg = where(p_has, ops.minimum(where(t_has, t_v, 0), rest), rest)
+    chg = where(only_park, 0, chg)
+    park = where(p_has, rest - chg, 0)
+    return res, chg, park
+
+
+def split_period(
+    cp: CdrPeriod, span_ms: int, tariff_idx: int, source_index: int, policy: PricingPolicy
+) -> list[Period]:
+    """One CDR charging period → one period per phase (reservation, charging, parking), with the
+    durations of :func:`phase_durations`."""
     energy = cp.energy_mwh or 0
     power = {
         "min_power_w": cp.min_power_w,
@@ -151,28 +227,19 @@ def split_period(
         "min_current_ma": cp.min_current_ma,
         "max_current_ma": cp.max_current_ma,
     }
-    if policy.time_source is TimeSource.DIMENSION_VOLUMES:
-        res = cp.reservation_ms or 0
-        chg = cp.time_ms
-        park = cp.parking_ms or 0
-        if cp.time_ms is None and cp.parking_ms is None and cp.reservation_ms is None:
-            if cp.energy_mwh is not None:
-                chg = span_ms
-            else:
-                park = span_ms
-        elif chg is None and energy > 0:
-            chg = max(0, span_ms - res - park)
-        chg = chg or 0
-    else:
-        res = span_ms if cp.reservation_ms is not None else 0
-        rest = span_ms - res
-        if cp.parking_ms is not None and cp.time_ms is None and energy == 0:
-            chg, park = 0, rest
-        elif cp.parking_ms is not None:
-            chg = min(cp.time_ms or 0, rest)
-            park = rest - chg
-        else:
-            chg, park = rest, 0
+    res, chg, park = phase_durations(
+        SCALAR_OPS,
+        policy.time_source,
+        span_ms,
+        energy,
+        cp.energy_mwh is not None,
+        cp.time_ms,
+        cp.time_ms is not None,
+        cp.parking_ms,
+        cp.parking_ms is not None,
+        cp.reservation_ms,
+        cp.reservation_ms is not None,
+    )
     parts: list[Period] = []
     t = cp.start_ms
     if res > 0:

@@ -11,20 +11,22 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from pricing.errors import Finding
-    from pricing.policy import PricingPolicy
-    from settlement.jobs import RunResult
-    from settlement.reconcile import ReconLine
+from pricing.batch import expand_inputs, load_tariffs
+from pricing.errors import Finding
+from pricing.flat import is_flat_file
+from pricing.io import iter_sources
+from pricing.policy import PricingPolicy
+from settlement import jobs
+from settlement import reconcile as _reconcile_module
+from settlement.jobs import DEFAULT_POLICY, RunResult, compute_lines, flat_lines
+from settlement.reconcile import ReconLine, check_duplicates_and_credits
 
 __all__ = ["reconcile", "settle"]
 
-# The submodule ``settlement.reconcile`` shares its name with the function below. Import it first so
-# that the package attribute is bound once, here, and the function definition then takes the name.
-from settlement import reconcile as _reconcile_module
-
+# The submodule ``settlement.reconcile`` shares its name with the function below: the imports above
+# bind the package attribute to the module first, the function definition then takes the name (the
+# module stays reachable as ``reconcile_module``).
 reconcile_module = _reconcile_module
 
 
@@ -36,12 +38,6 @@ def reconcile(
     policy: PricingPolicy | None = None,
 ) -> tuple[list[ReconLine], list[Finding]]:
     """Recompute every CDR and explain each difference; returns (lines, rejects)."""
-    from pricing.batch import expand_inputs, load_tariffs
-    from pricing.io import iter_sources
-    from settlement.flatcdrs import is_flat_file
-    from settlement.jobs import DEFAULT_POLICY, RunResult, compute_lines, flat_lines
-    from settlement.reconcile import check_duplicates_and_credits
-
     store, _ = load_tariffs(tariffs)
     result = RunResult()
     policy = policy or DEFAULT_POLICY
@@ -62,7 +58,5 @@ def settle(
     **options: object,
 ) -> RunResult:
     """Run a monthly settlement in memory (see :func:`settlement.jobs.settle` for the options)."""
-    from settlement import jobs
-
     result, _contracts = jobs.settle(cdrs, tariffs, month, **options)  # type: ignore[arg-type]
     return result

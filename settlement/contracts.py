@@ -23,11 +23,12 @@ import json
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from pricing.errors import InputError
-
-BASES = ("reported", "recomputed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,53 +85,104 @@ class Contracts:
         }
 
 
-def _terms(raw: dict[str, Any], base: Terms, where: str) -> Terms:
-    known = {f for f in Terms.__dataclass_fields__}
-    unknown = set(raw) - known - {"_comment"}
-    if unknown:
-        raise InputError(
-            f"{where}: unknown contract terms {sorted(unknown)}. Hint: allowed are {sorted(known)}"
-        )
-    values: dict[str, Any] = {}
+# ---- the file, validated ------------------------------------------------------------------------
+
+
+def _decimal(value: Any) -> Decimal:
+    """A decimal amount: a string like "0.15" (or a JSON number, read through its text)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PydanticCustomError("decimal", "{text}", {"text": f"{value!r} is not a decimal number"})
     try:
-        for k, v in raw.items():
-            if k == "_comment":
-                continue
-            if k in ("tolerance", "roaming_fee_per_session", "roaming_fee_percent", "hub_fee_per_session"):
-                values[k] = Decimal(str(v))
-            elif k == "payment_terms_days":
-                values[k] = int(v)
-            else:
-                values[k] = v
-    except (InvalidOperation, ValueError) as exc:
-        raise InputError(f'{where}: {exc}. Hint: write amounts as decimal strings like "0.15"') from exc
-    terms = replace(base, **values)
-    if terms.basis not in BASES:
-        raise InputError(f"{where}: basis {terms.basis!r}. Hint: use one of {BASES}")
-    if terms.disputed not in ("exclude", "include"):
-        raise InputError(f"{where}: disputed {terms.disputed!r}. Hint: use exclude or include")
-    return terms
+        out = Decimal(str(value))
+    except InvalidOperation:
+        out = Decimal("NaN")
+    if not out.is_finite():
+        raise PydanticCustomError("decimal", "{text}", {"text": f"{value!r} is not a decimal number"})
+    return out
+
+
+DecimalText = Annotated[Decimal, BeforeValidator(_decimal)]
+
+
+class TermsFile(BaseModel):
+    """One ``default`` or ``pairs`` entry: every field optional (a pair inherits the default's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # the defaults below are never used: only the fields the file sets override (exclude_unset)
+    comment: Any = Field(default=None, alias="_comment", exclude=True)
+    basis: Literal["reported", "recomputed"] = "reported"
+    tolerance: DecimalText = Decimal("0.01")
+    disputed: Literal["exclude", "include"] = "exclude"
+    roaming_fee_per_session: DecimalText = Decimal(0)
+    roaming_fee_percent: DecimalText = Decimal(0)
+    hub_fee_per_session: DecimalText = Decimal(0)
+    payment_terms_days: int = 30
+    reporting_currency: str | None = None
+
+    def over(self, base: Terms) -> Terms:
+        """``base`` with the fields this entry sets."""
+        return replace(base, **self.model_dump(exclude_unset=True, exclude={"comment"}))
+
+
+class Parties211File(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    emsp_by_contract_prefix: dict[str, str] = {}
+    cpo_by_location: dict[str, str] = {}
+
+
+class ContractsFile(BaseModel):
+    """The contracts file as written (unknown top-level keys such as ``_comment`` are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    statement_time_zone: str | None = None
+    default: TermsFile = TermsFile()
+    pairs: dict[str, TermsFile] = {}
+    fx_rates: dict[str, DecimalText] = {}
+    parties_211: Parties211File = Parties211File()
+
+
+def _message(name: str, exc: ValidationError) -> str:
+    """Every problem of the file on its own line, naming the field (dotted path) and the value."""
+    allowed = sorted(f for f in TermsFile.model_fields if f != "comment")
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "the file"
+        if err["type"] == "decimal":
+            out.append(f'{where}: {err["msg"]}. Hint: write amounts as decimal strings like "0.15"')
+        elif err["type"] == "extra_forbidden":
+            out.append(f"{where}: unknown contract term. Hint: allowed are {allowed}")
+        else:
+            out.append(f"{where}: {err['input']!r}: {err['msg']}")
+    return f"{name}: " + f"\n{name}: ".join(out)
 
 
 def load_contracts(path: str | Path | None, basis: str | None = None) -> Contracts:
     """Read a contracts file (None → defaults). ``basis`` (the CLI flag) overrides every pair."""
-    raw: dict[str, Any] = {}
+    raw: Any = {}
     if path is not None:
         try:
             raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"contracts file {path}: {exc}. Hint: it must be a JSON object") from exc
-    default = _terms(raw.get("default", {}), Terms(), "contracts.default")
-    pairs = {k: _terms(v, default, f"contracts.pairs[{k!r}]") for k, v in raw.get("pairs", {}).items()}
+    try:
+        spec = ContractsFile.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(_message(Path(path).name if path is not None else "contracts", exc)) from None
+    default = spec.default.over(Terms())
+    pairs = {k: v.over(default) for k, v in spec.pairs.items()}
     if basis is not None:
         default = replace(default, basis=basis)
         pairs = {k: replace(v, basis=basis) for k, v in pairs.items()}
-    p211 = raw.get("parties_211", {})
     return Contracts(
         default=default,
         pairs=pairs,
-        fx_rates={k: Decimal(str(v)) for k, v in raw.get("fx_rates", {}).items()},
-        statement_time_zone=raw.get("statement_time_zone"),
-        emsp_by_contract_prefix=dict(p211.get("emsp_by_contract_prefix", {})),
-        cpo_by_location=dict(p211.get("cpo_by_location", {})),
+        fx_rates=dict(spec.fx_rates),
+        statement_time_zone=spec.statement_time_zone,
+        emsp_by_contract_prefix=dict(spec.parties_211.emsp_by_contract_prefix),
+        cpo_by_location=dict(spec.parties_211.cpo_by_location),
     )

@@ -1,4 +1,7 @@
-"""The monthly settlement batch: CDR files → reconciled lines → statements → files.
+"""The record engine of the monthly settlement: CDR files → reconciled lines → statements → files,
+one CDR object at a time (OCPI JSON/NDJSON, and flat Parquet as the columnar engine's oracle). The
+columnar engine (:mod:`settlement.columnar`) sends the CDRs that need judgement through the same
+functions here.
 
 Every input record ends in exactly one bucket, and the manifest proves it:
 
@@ -11,31 +14,44 @@ contract excludes disputes, or an identical duplicate). ``rejected``: unreadable
 
 from __future__ import annotations
 
+import csv
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pricing import __version__
-from pricing.batch import expand_inputs, load_tariffs, parse_record
+from dask.distributed import Client, LocalCluster
+
+from pricing.batch import expand_inputs, kernel_outcomes, load_tariffs, parse_record
 from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
-from pricing.io import Record, all_files, iter_sources, sha256_file
-from pricing.model import Cdr
+from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
+from pricing.io import Record, iter_sources
+from pricing.model import Cdr, Money
+from pricing.ocpi import detect_version
 from pricing.policy import PeriodBoundaries, PricingPolicy
+from pricing.reference import price_session
+from pricing.report import result_row
 from pricing.sessions import TariffSet, build_session
 from pricing.timezones import validate_zone
 from settlement.contracts import Contracts, load_contracts
+from settlement.output import (
+    atomic_output,
+    out_of_month_finding,
+    statement_entry,
+    write_manifest,
+    write_ndjson_rows,
+    write_rejects,
+)
 from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
-from settlement.statement import Line, Statement, build_line, dispute_reason, finish, month_bounds
+from settlement.render import render_statement
+from settlement.rules import dispute_reason, in_month, local_end_date, local_iso, month_bounds, reasons_text
+from settlement.statement import Line, Statement, build_line, finish
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
 # start state and reported, not silently split (digest §2.4 (b)).
@@ -96,8 +112,6 @@ def parse_all(
 def file_versions(records: Sequence[Record]) -> dict[str, str]:
     """The OCPI version of each file = that of its first readable CDR (decided before partitioning,
     so every partition applies the same rule as one sequential pass)."""
-    from pricing.ocpi import detect_version
-
     out: dict[str, str] = {}
     for rec in records:
         if rec.source not in out and rec.error is None and isinstance(rec.obj, dict):
@@ -161,8 +175,6 @@ def flat_lines(
     pricer: str = "kernel",
 ) -> list[ReconLine]:
     """Flat-layout files reconciled one CDR object at a time (the oracle of the columnar engine)."""
-    from settlement.flatcdrs import iter_pieces, piece_cdrs, record_id, split_piece
-
     lines: list[ReconLine] = []
     for piece in iter_pieces(files):
         fr, rejects = split_piece(piece)
@@ -180,8 +192,6 @@ def flat_lines(
 
 
 def _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler, pricer):  # type: ignore[no-untyped-def]
-    from dask.distributed import Client, LocalCluster
-
     if scheduler:
         client = Client(scheduler)
         cluster = None
@@ -210,11 +220,11 @@ def reconcile_all(
     pricer: str = "kernel",
 ) -> list[ReconLine]:
     """Price every parsed CDR (the kernel by default, the reference on request — they agree to
-    the last digit) and reconcile it against what the CPO reported."""
-    from pricing.batch import kernel_outcomes
-    from pricing.reference import price_session
-    from pricing.report import result_row
+    the last digit) and reconcile it against what the CPO reported.
 
+    A session the pricing refuses with a declared error (:class:`pricing.errors.RoamledgerError`:
+    no tariff, overflow, …) becomes a NOT_PRICED line with that error's words; any other exception
+    is a bug and propagates — it never becomes a business status."""
     sessions: list[Any] = []
     for p in parsed:
         try:
@@ -222,10 +232,9 @@ def reconcile_all(
         except RecordRejected as exc:
             sessions.append(exc)
     ok = [s for s in sessions if not isinstance(s, RecordRejected)]
-    if pricer == "kernel":
-        outcomes = iter(kernel_outcomes(ok, policy))
-    else:
-        outcomes = iter([(result_row(pr), pr.straddling) for pr in (price_session(s, policy) for s in ok)])
+    outcomes = iter(
+        kernel_outcomes(ok, policy) if pricer == "kernel" else [reference_outcome(s, policy) for s in ok]
+    )
     out: list[ReconLine] = []
     for p, session in zip(parsed, sessions, strict=True):
         if isinstance(session, RecordRejected):
@@ -234,7 +243,7 @@ def reconcile_all(
             )
             continue
         outcome = next(outcomes)
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, RoamledgerError):  # a declared refusal: the business status NOT_PRICED
             out.append(
                 reconcile_one(p.cdr, None, p.rec.source, p.rec.line, tolerance, "NOT_PRICED", str(outcome))
             )
@@ -244,6 +253,16 @@ def reconcile_all(
         ln.tariffs = session.tariffs  # type: ignore[attr-defined]
         out.append(ln)
     return out
+
+
+def reference_outcome(session: Any, policy: PricingPolicy) -> Any:
+    """(row, straddling) from the reference pricer, or its declared refusal (as the kernel's
+    :func:`pricing.batch.kernel_outcomes` gives them)."""
+    try:
+        priced = price_session(session, policy)
+    except RoamledgerError as exc:
+        return exc
+    return result_row(priced), priced.straddling
 
 
 def party_ids(cdr: Cdr, contracts: Contracts) -> tuple[str, str]:
@@ -286,10 +305,6 @@ def parties(
     return cpo, emsp
 
 
-def local_iso(ms: int, zone: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ms // 1000, zone).replace(tzinfo=None).isoformat(timespec="seconds")
-
-
 def settle(
     cdrs: Sequence[str | os.PathLike[str]],
     tariffs: Sequence[str | os.PathLike[str]] | None,
@@ -320,8 +335,6 @@ def settle(
     store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     result.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     say("reading CDRs")
-    from settlement.flatcdrs import is_flat_file
-
     files = expand_inputs(cdrs)
     flat_files = [f for f in files if is_flat_file(f)]
     records = list(iter_sources([f for f in files if f not in flat_files]))
@@ -348,6 +361,17 @@ def settle(
     return result, contracts
 
 
+def identical_copies(lines: Sequence[ReconLine]) -> set[int]:
+    """Positions of the lines that repeat an earlier CDR with the same id exactly (excluded)."""
+    seen: set[int] = set()
+    first_by_id: dict[str, ReconLine] = {}
+    for i, ln in enumerate(lines):
+        prior = first_by_id.setdefault(ln.cdr.id, ln)
+        if prior is not ln and prior.cdr == ln.cdr:
+            seen.add(i)
+    return seen
+
+
 def place_lines(
     lines: Sequence[ReconLine],
     zone: ZoneInfo,
@@ -360,17 +384,10 @@ def place_lines(
 ) -> None:
     """Put every reconciled CDR in exactly one bucket: a statement line (settled, or disputed and
     excluded), an identical duplicate (excluded) or out of month. ``lines`` in input order."""
-    start, end = month_bounds(month)
-    seen_identical: set[int] = set()
-    first_by_id: dict[str, ReconLine] = {}
-    for i, ln in enumerate(lines):
-        prior = first_by_id.setdefault(ln.cdr.id, ln)
-        if prior is not ln and prior.cdr == ln.cdr:
-            seen_identical.add(i)
+    seen_identical = identical_copies(lines)
     for i, ln in enumerate(lines):
         cdr = ln.cdr
-        end_local = datetime.fromtimestamp(cdr.end_ms // 1000, zone)
-        if not (start <= end_local.date() <= end):
+        if not in_month(cdr.end_ms, month, zone):
             result.out_of_month.append(ln)
             continue
         if i in seen_identical:
@@ -380,58 +397,58 @@ def place_lines(
         terms = contracts.terms(cpo, emsp)
         cur = cdr.currency.upper()
         pair_currencies[(cpo, emsp)].add(cur)
-        energy = (
-            cdr.total_energy
-            if cdr.total_energy is not None
-            else Decimal((ln.row or {}).get("total_energy_kwh") or 0)
-        )
-        line = build_line(
-            ln,
-            terms.basis,
-            local_iso(cdr.start_ms, zone),
-            local_iso(cdr.end_ms, zone),
-            end_local.date().isoformat(),
-            Decimal(energy),
-        )
         st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms))
-        reason = dispute_reason(ln, terms.basis)
-        if origin is not None and line is not None:
+        line, reason, payable = statement_line(ln, terms.basis, zone)
+        if origin is not None:
             origin[id(line)] = ln
-        if line is None:
-            # nothing to pay from on this basis: a disputed line with zero amount, excluded
-            line = Line(
-                cdr.id,
-                local_iso(cdr.start_ms, zone),
-                local_iso(cdr.end_ms, zone),
-                end_local.date().isoformat(),
-                cdr.location_id or "",
-                Decimal(energy),
-                Decimal(0),
-                None,
-                Decimal(0),
-                None,
-                "unknown",
-                [],
-                cdr.credit,
-                cdr.credit_reference_id,
-                ln.status,
-                ",".join(ln.codes),
-            )
-            reason = reason or "no amount on this basis"
-            line.disputed, line.dispute_reason = True, reason
-            if origin is not None:
-                origin[id(line)] = ln
-            st.disputed.append(line)
-            result.excluded.append(ln)
-            continue
         if reason:
             line.disputed, line.dispute_reason = True, reason
             st.disputed.append(line)
-            if terms.disputed == "exclude":
+            if terms.disputed == "exclude" or not payable:
                 result.excluded.append(ln)
                 continue
         st.lines.append(line)
         result.settled_ids.append(cdr.id)
+
+
+NO_AMOUNT = "no amount on this basis"
+
+
+def statement_line(ln: ReconLine, basis: str, zone: ZoneInfo) -> tuple[Line, str, bool]:
+    """The statement line of a reconciled CDR on the contract's basis, why it is disputed ("" if
+    it is not) and whether it has an amount: without one on this basis it is a disputed line with
+    zero amount (always excluded)."""
+    cdr = ln.cdr
+    energy = Decimal(
+        cdr.total_energy
+        if cdr.total_energy is not None
+        else Decimal((ln.row or {}).get("total_energy_kwh") or 0)
+    )
+    start, end = local_iso(cdr.start_ms, zone), local_iso(cdr.end_ms, zone)
+    day = local_end_date(cdr.end_ms, zone).isoformat()
+    reason = dispute_reason(ln.status, ln.codes, basis, ln.conflicting_duplicate)
+    line = build_line(ln, basis, start, end, day, energy)
+    if line is not None:
+        return line, reason, True
+    line = Line(
+        cdr.id,
+        start,
+        end,
+        day,
+        cdr.location_id or "",
+        energy,
+        Decimal(0),
+        None,
+        Decimal(0),
+        None,
+        "unknown",
+        [],
+        cdr.credit,
+        cdr.credit_reference_id,
+        ln.status,
+        reasons_text(ln.codes),
+    )
+    return line, reason or NO_AMOUNT, False
 
 
 def mixed_currency_findings(pair_currencies: dict[tuple[str, str], set[str]]) -> list[dict[str, Any]]:
@@ -462,9 +479,6 @@ def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
     A credit nets what the CPO reported for the original, whatever the statement paid (a
     ``recomputed`` contract pays our amount): the line amount is the fallback only for a run
     folder without its reconciliation file."""
-    import csv
-
-    from pricing.model import Money
 
     def dec(v: Any) -> Decimal | None:
         return None if v in (None, "") else Decimal(v)
@@ -512,23 +526,21 @@ def write_run(
     A run that dies half-way leaves only a ``.partial`` folder (removed by the next run), never a
     half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole.
     """
-    from pricing.io import dumps
-    from settlement.render import render_statement
 
     def fill(tmp: Path) -> None:
         for st in result.statements:
             render_statement(st, tmp / st.folder, locale)
         lines = result.lines  # input order (files as given, then line)
-        (tmp / "reconciliation.ndjson").write_text(
-            "".join(dumps(ln.as_row()) + "\n" for ln in lines), encoding="utf-8"
-        )
+        with open(tmp / "reconciliation.ndjson", "wb") as fh:
+            write_ndjson_rows(fh, (ln.as_row() for ln in lines))
         findings = [f.as_row() for ln in lines for f in ln.findings]
         findings += [
             out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line)
             for ln in result.out_of_month
         ]
         findings += result.extra_findings
-        (tmp / "findings.ndjson").write_text("".join(dumps(r) + "\n" for r in findings), encoding="utf-8")
+        with open(tmp / "findings.ndjson", "wb") as fh:
+            write_ndjson_rows(fh, findings)
         write_rejects(tmp, result.rejects)
         statements = [statement_entry(st, len(st.lines)) for st in result.statements]
         write_manifest(
@@ -536,99 +548,6 @@ def write_run(
         )
 
     return atomic_output(out_dir, fill)
-
-
-def atomic_output(out_dir: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
-    """Call ``fill`` on a fresh temporary folder, then move it into place in one rename.
-
-    A run that dies half-way leaves only a ``.partial`` folder (removed by the next run), never a
-    half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole.
-    """
-    out = Path(out_dir).resolve()
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        for stale in parent.glob(f".{out.name}.partial-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
-    except OSError as exc:
-        raise RoamledgerError(
-            f"cannot write to {out}: {exc}. Hint: choose a writable --out directory"
-        ) from exc
-    try:
-        fill(tmp)
-        if out.exists():
-            old = parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def out_of_month_finding(
-    cdr_id: str, end_ms: int, month: str, source: str, line: int | None
-) -> dict[str, Any]:
-    return {
-        "cdr_id": cdr_id,
-        "code": "OUT_OF_MONTH",
-        "dimension": None,
-        "period": None,
-        "amount": None,
-        "message": f"session ended {datetime.fromtimestamp(end_ms // 1000, UTC).date()} (UTC date), "
-        f"outside {month} in the statement zone; settle it in its own month",
-        "source": source,
-        "line": line,
-    }
-
-
-def write_rejects(tmp: Path, rejects: Sequence[Finding]) -> None:
-    from pricing.io import dumps
-
-    rows = sorted((f.as_row() for f in rejects), key=lambda r: (r["source"], r["line"] or 0))
-    (tmp / "rejects.ndjson").write_text("".join(dumps(r) + "\n" for r in rows), encoding="utf-8")
-
-
-def statement_entry(st: Statement, n_lines: int) -> dict[str, Any]:
-    return {
-        "id": st.id,
-        "folder": st.folder,
-        "cpo": st.cpo,
-        "emsp": st.emsp,
-        "currency": st.currency,
-        "lines": n_lines,
-        "amount_due": st.totals["amount_due"],
-    }
-
-
-def write_manifest(
-    tmp: Path,
-    month: str,
-    inputs: Sequence[str | os.PathLike[str]],
-    settings: dict[str, Any],
-    contracts: Contracts,
-    counts: dict[str, int],
-    reconciliation: dict[str, Any],
-    statements: list[dict[str, Any]],
-) -> None:
-    manifest = {
-        "roamledger": __version__,
-        "month": month,
-        "inputs": {str(p): sha256_file(p) for p in all_files(inputs)},
-        "settings": settings,
-        "contracts": contracts.as_dict(),
-        "counts": counts,
-        "counts_check": "read == settled + excluded + rejected + out_of_month",
-        "reconciliation": reconciliation,
-        "statements": statements,
-    }
-    (tmp / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
 
 
 def progress_printer(enabled: bool | None = None) -> Callable[[str], None]:

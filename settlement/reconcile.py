@@ -23,15 +23,21 @@ from typing import Any
 
 from pricing.model import Cdr, Money
 from pricing.units import MS_PER_HOUR, MWH_PER_KWH
-
-MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED = (
-    "MATCH",
-    "ROUNDING",
-    "OVERCHARGED",
-    "UNDERCHARGED",
-    "NOT_PRICED",
+from settlement.rules import (
+    NOT_PRICED,
+    OVERCHARGED,
+    ROUNDING,
+    STATUSES,
+    UNDERCHARGED,
+    charge_message,
+    e4,
+    reasons_text,
+    rounding_message,
+    status_of,
+    straddle_message,
+    use_excl,
+    worst_difference,
 )
-STATUSES = (MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED)
 
 # reported CDR field → our category column prefix
 DIMENSIONS = {
@@ -68,7 +74,7 @@ class ReconFinding:
             "code": self.code,
             "dimension": self.dimension,
             "period": self.period,
-            "amount": None if self.amount is None else f"{self.amount:.4f}",
+            "amount": e4(self.amount),
             "message": self.message,
             "source": self.source,
             "line": self.line,
@@ -92,21 +98,27 @@ class ReconLine:
     def codes(self) -> list[str]:
         return sorted({f.code for f in self.findings})
 
+    @property
+    def conflicting_duplicate(self) -> bool:
+        """A DUPLICATE_CDR finding says this copy differs from the first (an identical copy is
+        no dispute)."""
+        return any("CONFLICTING" in f.message for f in self.findings)
+
     def as_row(self) -> dict[str, Any]:
         rep = self.cdr.total_cost or Money(None)
         r = self.row or {}
         return {
             "cdr_id": self.cdr.id,
             "status": self.status,
-            "reasons": ",".join(self.codes),
+            "reasons": reasons_text(self.codes),
             "currency": self.cdr.currency,
             "credit": self.cdr.credit,
-            "reported_total_excl_vat": _s(rep.excl),
+            "reported_total_excl_vat": e4(rep.excl),
             "recomputed_total_excl_vat": r.get("total_cost_excl_vat"),
-            "diff_excl_vat": _s(self.diff_excl),
-            "reported_total_incl_vat": _s(rep.incl),
+            "diff_excl_vat": e4(self.diff_excl),
+            "reported_total_incl_vat": e4(rep.incl),
             "recomputed_total_incl_vat": r.get("total_cost_incl_vat"),
-            "diff_incl_vat": _s(self.diff_incl),
+            "diff_incl_vat": e4(self.diff_incl),
             "source": self.source,
             "line": self.line,
         }
@@ -130,10 +142,6 @@ RECON_COLUMNS = [
 FINDING_COLUMNS = ["cdr_id", "code", "dimension", "period", "amount", "message", "source", "line"]
 
 
-def _s(d: Decimal | None) -> str | None:
-    return None if d is None else f"{d:.4f}"
-
-
 def _dec(v: Any) -> Decimal | None:
     return None if v is None else Decimal(v)
 
@@ -141,14 +149,6 @@ def _dec(v: Any) -> Decimal | None:
 def sign(cdr: Cdr) -> int:
     """Credit CDRs carry negated money; we compare against the negated recomputation."""
     return -1 if cdr.credit else 1
-
-
-def status_of(diff: Decimal, tolerance: Decimal) -> str:
-    if diff == 0:
-        return MATCH
-    if abs(diff) <= tolerance:
-        return ROUNDING
-    return OVERCHARGED if diff > 0 else UNDERCHARGED
 
 
 def reconcile_one(
@@ -172,13 +172,7 @@ def reconcile_one(
     check_reported_consistency(cdr, find)
     check_quantities(cdr, find)
     for idx in straddling:
-        find(
-            "PERIOD_STRADDLES_BOUNDARY",
-            f"charging period {idx} straddles a tariff restriction boundary (a price change inside "
-            "the period); it was priced by its state at its start. The CPO must start a new period "
-            "at every price change",
-            period=idx,
-        )
+        find("PERIOD_STRADDLES_BOUNDARY", straddle_message(idx), period=idx)
     if row is None:
         out.status = NOT_PRICED
         find(reject_code or "NOT_PRICED", reject_message or "the CDR could not be recomputed")
@@ -191,37 +185,26 @@ def reconcile_one(
         out.diff_excl = reported.excl - k * ours_excl
     if reported.incl is not None and ours_incl is not None:
         out.diff_incl = reported.incl - k * ours_incl
-    diffs = [d for d in (out.diff_excl, out.diff_incl) if d is not None]
-    if not diffs:
+    worst = worst_difference(out.diff_excl, out.diff_incl)
+    if worst is None:
         out.status = NOT_PRICED
         find("NOT_COMPARABLE", "neither the excl. nor the incl. VAT total can be compared")
         return out
-    worst = max(diffs, key=abs)
     out.status = status_of(worst, tolerance)
     if out.status in (OVERCHARGED, UNDERCHARGED):
-        # say it in excl. VAT terms when that differs beyond the tolerance (it is what the tariff prices)
-        use_excl = out.diff_excl is not None and abs(out.diff_excl) > tolerance
-        diff = out.diff_excl if use_excl else worst
+        excl = use_excl(out.diff_excl, tolerance)
+        diff = out.diff_excl if excl else worst
         assert diff is not None
-        which = "excl. VAT" if use_excl or diff is out.diff_excl else "incl. VAT"
-        rep_v = reported.excl if which == "excl. VAT" else reported.incl
-        ours_v = ours_excl if which == "excl. VAT" else ours_incl
-        verb = "more" if diff > 0 else "less"
+        excl = excl or diff is out.diff_excl
+        rep_v = reported.excl if excl else reported.incl
+        ours_v = ours_excl if excl else ours_incl
+        assert rep_v is not None
         find(
-            out.status,
-            f"the CPO billed {abs(diff):.4f} {cdr.currency} {verb} than the tariff gives ({which}: "
-            f"reported {rep_v}, recomputed {k * (ours_v or 0):.4f})",
-            "total",
-            amt=diff,
+            out.status, charge_message(diff, cdr.currency, excl, rep_v, k * (ours_v or 0)), "total", amt=diff
         )
         explain_dimensions(cdr, row, k, tolerance, find)
     elif out.status == ROUNDING:
-        find(
-            "ROUNDING",
-            f"reported and recomputed totals differ by {worst:+.4f} (within tolerance {tolerance})",
-            "total",
-            amt=worst,
-        )
+        find("ROUNDING", rounding_message(worst, tolerance), "total", amt=worst)
     return out
 
 
@@ -314,7 +297,12 @@ def check_duplicates_and_credits(
     ``history_ids`` maps ids of CDRs settled earlier to their reported total (credits may net an
     original from an earlier month).
     """
-    history_ids = history_ids or {}
+    check_duplicates(lines)
+    check_credits(lines, history_ids or {})
+
+
+def check_duplicates(lines: list[ReconLine]) -> None:
+    """DUPLICATE_CDR on every later copy of a CDR id (and on the first, for a conflicting copy)."""
     counts = Counter(ln.cdr.id for ln in lines)
     by_id: dict[str, list[ReconLine]] = defaultdict(list)
     for ln in lines:
@@ -349,6 +337,11 @@ def check_duplicates_and_credits(
                         first.line,
                     )
                 )
+
+
+def check_credits(lines: list[ReconLine], history_ids: dict[str, Money | None]) -> None:
+    """CREDIT_WITHOUT_ORIGINAL and CREDIT_AMOUNT_MISMATCH: a credit nets its original, in this run
+    or in the settled history."""
     originals = {ln.cdr.id: ln for ln in lines if not ln.cdr.credit}
     for ln in lines:
         if not ln.cdr.credit:
@@ -401,5 +394,5 @@ def summarize(lines: list[ReconLine]) -> dict[str, Any]:
         "cdrs": len(lines),
         "by_status": {s: by_status.get(s, 0) for s in STATUSES},
         "findings_by_code": dict(sorted(by_code.items())),
-        "net_difference_excl_vat": f"{diff:.4f}",
+        "net_difference_excl_vat": e4(diff),
     }

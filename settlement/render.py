@@ -7,21 +7,25 @@ follows the schema in ``settlement/SCHEMA.md``.
 
 from __future__ import annotations
 
-import csv
+import functools
 import html
-import io
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
-from settlement.statement import LINE_COLUMNS, Statement, month_bounds
+from settlement.output import line_frame, lines_json, write_document, write_lines_csv
+from settlement.rules import month_bounds
+from settlement.statement import Statement
 
 SCHEMA_VERSION = "roamledger.statement/1"
 
@@ -58,66 +62,23 @@ def invoice_reconciliation_record(st: Statement) -> dict[str, Any]:
     }
 
 
-def lines_csv(st: Statement) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LINE_COLUMNS)
-    for ln in st.lines:
-        row = ln.as_row()
-        w.writerow(
-            [
-                "" if row[c] is None else str(row[c]).lower() if isinstance(row[c], bool) else row[c]
-                for c in LINE_COLUMNS
-            ]
-        )
-    return buf.getvalue()
-
-
-ListWriter = tuple[int, Callable[[Any], None]]
-
-
-def write_document(
-    doc: dict[str, Any], lists: dict[str, ListWriter], fh: Any, ensure_ascii: bool = False
-) -> None:
-    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, plus the lists of ``lists``
-    (key → (items, writer)) whose items the writers stream (each item on its own line, already
-    indented, separated by ``,\n``). Big statements never exist as one Python object. ``fh`` is a
-    binary file."""
-    marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
-    full = {**doc, **{k: ([marks[k]] if k in marks else []) for k in lists}}
-    text = json.dumps(full, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
-    for key in sorted(marks):  # sort_keys: the lists appear in key order
-        head, text = text.split(json.dumps(marks[key]), 1)
-        fh.write(head.rstrip(" ").encode("utf-8"))
-        lists[key][1](fh)
-    fh.write((text + "\n").encode("utf-8"))
-
-
-def compact_rows(rows: list[dict[str, Any]]) -> ListWriter:
-    """Rows as one compact JSON object per line (sorted keys), indented as list items."""
-
-    def write(fh: Any) -> None:
-        fh.write(
-            ",\n".join(
-                "    " + json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-                for r in rows
-            ).encode("utf-8")
-        )
-
-    return len(rows), write
-
-
 def render_statement(st: Statement, folder: Path, locale: str = "en_GB") -> None:
+    """The files of one statement (record engine; the columnar engine writes the same files from
+    its columns with the same writers, :mod:`settlement.output`)."""
     folder.mkdir(parents=True, exist_ok=True)
     doc = statement_document(st)
-    lists = {key: compact_rows(doc.pop(key)) for key in ("lines", "disputed")}
+    doc.pop("lines")
+    doc.pop("disputed")
+    lines, disputed = line_frame(st.lines), line_frame(st.disputed)
     with open(folder / "statement.json", "wb") as fh:
-        write_document(doc, lists, fh)
-    (folder / "lines.csv").write_text(lines_csv(st), encoding="utf-8")
+        write_document(doc, {"lines": lines_json(lines), "disputed": lines_json(disputed)}, fh)
+    with open(folder / "lines.csv", "wb") as fh:
+        write_lines_csv(fh, lines)
     (folder / "invoice_reconciliation_record.json").write_text(
         json.dumps(invoice_reconciliation_record(st), indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
-    (folder / "statement.html").write_text(statement_html(st, locale), encoding="utf-8")
+    html_page = statement_html(st, locale, daily_sums(lines))
+    (folder / "statement.html").write_text(html_page, encoding="utf-8")
 
 
 # ---- HTML ---------------------------------------------------------------------------------------
@@ -129,70 +90,67 @@ def _money(v: Any, cur: str, locale: Any) -> str:
     return format_currency(Decimal(str(v)), cur, locale=locale, currency_digits=True)
 
 
-def daily_sums(lines: Any) -> dict[int, tuple[Decimal, Decimal]]:
-    """Per day of the month (0-based): energy (kWh) and amount excl. VAT of the lines."""
-    out: dict[int, tuple[Decimal, Decimal]] = {}
-    for ln in lines:
-        d = int(ln.day[8:10]) - 1
-        e, a = out.get(d, (Decimal(0), Decimal(0)))
-        out[d] = (e + ln.energy_kwh, a + ln.excl)
-    return out
+def daily_sums(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
+    """Per day of the month (0-based, the local date of the session end): energy (kWh) and amount
+    excl. VAT of a statement's line table (both engines' lines go through here)."""
+    if not lines.height:
+        return {}
+    by = (
+        lines.select(
+            pl.col("session_end").str.slice(8, 2).cast(pl.Int64).alias("d"),
+            pl.col("energy_kwh").str.to_decimal(scale=4).alias("e"),
+            pl.col("line_excl_vat").str.to_decimal(scale=4).alias("a"),
+        )
+        .group_by("d")
+        .agg(pl.col("e").sum(), pl.col("a").sum())
+    )
+    return {int(d) - 1: (Decimal(e), Decimal(a)) for d, e, a in by.iter_rows()}
 
 
-def daily_chart(st: Statement, locale: str, daily: dict[int, tuple[Decimal, Decimal]] | None = None) -> str:
-    """Inline SVG: bars = daily energy (kWh), line = daily amount excl. VAT."""
-    loc = Locale.parse(locale) if isinstance(locale, str) else locale
+def chart_data(
+    st: Statement, loc: Locale, daily: dict[int, tuple[Decimal, Decimal]] | None = None
+) -> dict[str, Any]:
+    """What ``daily_chart.html.j2`` draws: bars = daily energy (kWh), line = daily amount excl. VAT,
+    positions as text."""
     first, last = month_bounds(st.month)
     days = (last - first).days + 1
-    sums = daily_sums(st.lines) if daily is None else daily
+    sums = daily_sums(line_frame(st.lines)) if daily is None else daily
     energy: dict[int, Decimal] = defaultdict(Decimal, {d: v[0] for d, v in sums.items()})
     amount: dict[int, Decimal] = defaultdict(Decimal, {d: v[1] for d, v in sums.items()})
     w, h, pad = 720, 200, 36
     bw = (w - 2 * pad) / days
     emax = max(energy.values(), default=Decimal(0)) or Decimal(1)
     amax = max(amount.values(), default=Decimal(0)) or Decimal(1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="100%" role="img" '
-        f'aria-label="Daily energy and amount">',
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#999"/>',
-    ]
-    points = []
+    bars, points = [], []
     for d in range(days):
         x = pad + d * bw
         eh = float(energy[d] / emax) * (h - 2 * pad)  # drawing only: no money is computed here
-        parts.append(
-            f'<rect x="{x + 1:.1f}" y="{h - pad - eh:.1f}" width="{max(bw - 2, 1):.1f}" height="{eh:.1f}" '
-            f'fill="#8fb8de"><title>{first.replace(day=d + 1).isoformat()}: '
-            f"{format_decimal(energy[d], '#,##0.0', locale=loc)} kWh</title></rect>"
+        bars.append(
+            {
+                "x": f"{x + 1:.1f}",
+                "y": f"{h - pad - eh:.1f}",
+                "width": f"{max(bw - 2, 1):.1f}",
+                "height": f"{eh:.1f}",
+                "day": first.replace(day=d + 1).isoformat(),
+                "energy": format_decimal(energy[d], "#,##0.0", locale=loc),
+                "mid": f"{x + bw / 2:.1f}",
+                "label": str(d + 1) if d % 5 == 0 else "",
+            }
         )
         ay = h - pad - float(amount[d] / amax) * (h - 2 * pad)
         points.append(f"{x + bw / 2:.1f},{ay:.1f}")
-        if d % 5 == 0:
-            parts.append(
-                f'<text x="{x + bw / 2:.1f}" y="{h - pad + 14}" font-size="10" text-anchor="middle">{d + 1}</text>'
-            )
-    parts.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="#c0392b" stroke-width="2"/>')
-    parts.append(
-        f'<text x="{pad}" y="14" font-size="11" fill="#2c6fad">■ energy (kWh, max '
-        f"{format_decimal(emax, '#,##0.0', locale=loc)})</text>"
-    )
-    parts.append(
-        f'<text x="{w - pad}" y="14" font-size="11" fill="#c0392b" text-anchor="end">— amount excl. VAT '
-        f"(max {html.escape(_money(amax, st.currency, loc))})</text>"
-    )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:2rem;color:#222;max-width:60rem}
-h1{font-size:1.4rem;margin-bottom:.2rem} h2{font-size:1.1rem;margin-top:1.6rem;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;width:100%;font-size:.85rem} th,td{padding:.25rem .4rem;border-bottom:1px solid #eee}
-th{text-align:left;background:#f4f6f8} td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-.meta td{border:none;padding:.1rem .6rem .1rem 0} .due{font-size:1.2rem;font-weight:600}
-.disputed td{background:#fff6e5} .small{color:#666;font-size:.8rem}
-@media print{body{margin:1cm} h2{break-after:avoid} tr{break-inside:avoid} .noprint{display:none}}
-"""
+    return {
+        "w": w,
+        "h": h,
+        "pad": pad,
+        "right": w - pad,
+        "base": h - pad,
+        "label_y": h - pad + 14,
+        "bars": bars,
+        "points": " ".join(points),
+        "emax": format_decimal(emax, "#,##0.0", locale=loc),
+        "amax": _money(amax, st.currency, loc),
+    }
 
 
 def line_note(ln: Any) -> str:
@@ -209,6 +167,25 @@ def line_note(ln: Any) -> str:
 HTML_MAX_LINES = 1_000  # the page lists the first lines; lines.csv / statement.json have them all
 
 
+def _escape(value: Any) -> Markup:
+    """Every ``{{ value }}`` of the templates is escaped here, with the standard library's
+    ``html.escape`` (``&quot;``, ``&#x27;``: the bytes the statement pages have always had)."""
+    return value if isinstance(value, Markup) else Markup(html.escape(str(value)))
+
+
+@functools.cache
+def _env() -> Environment:
+    """The template environment (templates shipped in the package: ``settlement/templates``).
+    ``autoescape`` marks output as HTML; ``finalize`` does the escaping (see :func:`_escape`)."""
+    return Environment(
+        loader=PackageLoader("settlement", "templates"),
+        autoescape=True,
+        finalize=_escape,
+        keep_trailing_newline=True,
+        undefined=StrictUndefined,
+    )
+
+
 def statement_html(
     st: Statement,
     locale: str = "en_GB",
@@ -220,115 +197,40 @@ def statement_html(
     """The printable statement. ``st.lines`` may hold only the first lines (``n_lines`` = all of
     them), with ``daily`` sums over all; ``members`` = the included lines a disputed line is
     looked up in (default ``st.lines``)."""
-    cur, t = st.currency, st.totals
     loc = Locale.parse(locale)  # parsed once: babel would parse the name on every call
     dates: dict[str, str] = {}
     n_lines = len(st.lines) if n_lines is None else n_lines
-    members = {id(ln) for ln in (st.lines if members is None else members)}
+    member = {id(ln) for ln in (st.lines if members is None else members)}
     n_disputed = len(st.disputed) if n_disputed is None else n_disputed
     first, last = month_bounds(st.month)
-    esc = html.escape
+    t = st.totals
 
-    def m(v: Any) -> str:
-        return esc(_money(v, cur, loc))
-
-    def d(iso: str) -> str:
-        from datetime import date
-
+    def date_text(iso: str) -> str:
         if iso[:10] not in dates:
-            dates[iso[:10]] = esc(format_date(date.fromisoformat(iso[:10]), "medium", locale=loc))
+            dates[iso[:10]] = format_date(date.fromisoformat(iso[:10]), "medium", locale=loc)
         return dates[iso[:10]]
 
-    rows = []
-    for ln in st.lines[:HTML_MAX_LINES]:
-        rows.append(
-            f"<tr><td>{esc(ln.cdr_id)}</td><td>{d(ln.session_end)} {esc(ln.session_end[11:16])}</td>"
-            f"<td>{esc(ln.location_id)}</td><td class=n>{esc(format_decimal(ln.energy_kwh, '#,##0.000', locale=loc))}</td>"
-            f"<td class=n>{m(ln.excl)}</td><td class=n>{m(ln.vat)}</td><td class=n>{m(ln.incl)}</td>"
-            f"<td>{esc(ln.vat_bucket)}</td><td>{esc(line_note(ln))}</td></tr>"
+    return (
+        _env()
+        .get_template("statement.html.j2")
+        .render(
+            st=st,
+            t=t,
+            lang=locale.replace("_", "-"),
+            first=first.isoformat(),
+            last=last.isoformat(),
+            date=date_text,
+            money=lambda v, cur=st.currency: _money(v, cur, loc),
+            kwh=lambda v: format_decimal(Decimal(str(v)), "#,##0.000", locale=loc),
+            note=line_note,
+            show_fx=t["reporting_currency"] != st.currency and t["amount_due_reporting"] is not None,
+            chart=chart_data(st, loc, daily),
+            lines=st.lines[:HTML_MAX_LINES],
+            more_lines=n_lines - HTML_MAX_LINES,
+            n_lines=n_lines,
+            disputed=[
+                (ln, "included" if id(ln) in member else "excluded") for ln in st.disputed[:HTML_MAX_LINES]
+            ],
+            more_disputed=n_disputed - HTML_MAX_LINES,
         )
-    if n_lines > HTML_MAX_LINES:
-        rows.append(
-            f"<tr><td colspan=9>… {n_lines - HTML_MAX_LINES} more lines: all {n_lines} are in lines.csv "
-            "and statement.json</td></tr>"
-        )
-    disputed = (
-        "".join(
-            f"<tr class=disputed><td>{esc(ln.cdr_id)}</td><td>{d(ln.session_end)}</td><td class=n>{m(ln.excl)}</td>"
-            f"<td>{esc(ln.dispute_reason)}</td><td>{'included' if id(ln) in members else 'excluded'}</td></tr>"
-            for ln in st.disputed[:HTML_MAX_LINES]
-        )
-        or "<tr><td colspan=5>none</td></tr>"
     )
-    if n_disputed > HTML_MAX_LINES:
-        disputed += (
-            f"<tr><td colspan=5>… {n_disputed - HTML_MAX_LINES} more disputed lines: all are in "
-            "statement.json</td></tr>"
-        )
-    vat = (
-        "".join(
-            f"<tr><td>{esc(v['rate'])}{'' if v['rate'] in ('mixed', 'none', 'unknown') else ' %'}</td>"
-            f"<td class=n>{m(v['base_excl_vat'])}</td><td class=n>{m(v['vat'])}</td></tr>"
-            for v in t["vat_by_rate"]
-        )
-        or "<tr><td colspan=3>no VAT information</td></tr>"
-    )
-    taxes = "".join(
-        f"<tr><td>{esc(x['name'])} {esc(x['percentage'] or '')}</td><td class=n>{m(x['amount'])}</td></tr>"
-        for x in t["tax_lines"]
-    )
-    fees = (
-        "".join(
-            f"<tr><td>{esc(f.label)}</td><td>{esc(f.basis)}</td><td class=n>{m(f.amount)}</td></tr>"
-            for f in st.fees
-        )
-        or "<tr><td colspan=3>none</td></tr>"
-    )
-    fx = ""
-    if t["reporting_currency"] != cur and t["amount_due_reporting"] is not None:
-        fx = (
-            f"<tr><td>Amount due in {esc(t['reporting_currency'])} (rate {esc(t['fx_rate'])})</td>"
-            f"<td class=n>{esc(_money(t['amount_due_reporting'], t['reporting_currency'], loc))}</td></tr>"
-        )
-    return f"""<!DOCTYPE html>
-<html lang="{esc(locale.replace("_", "-"))}"><head><meta charset="utf-8">
-<title>Statement {esc(st.id)}</title><style>{CSS}</style></head><body>
-<h1>Settlement statement {esc(st.month)}</h1>
-<table class=meta>
-<tr><td>Statement</td><td>{esc(st.id)}</td></tr>
-<tr><td>Charge point operator (CPO)</td><td>{esc(st.cpo)}</td></tr>
-<tr><td>Service provider (eMSP)</td><td>{esc(st.emsp)}</td></tr>
-<tr><td>Period</td><td>{d(first.isoformat())} – {d(last.isoformat())}</td></tr>
-<tr><td>Basis</td><td>{esc(st.terms.basis)} amounts; disputed lines {esc(st.terms.disputed)}d</td></tr>
-<tr><td>Due date</td><td>{d(t["due_date"])}</td></tr>
-</table>
-<h2>Summary</h2>
-<table>
-<tr><td>Sessions (lines)</td><td class=n>{t["lines"]}</td></tr>
-<tr><td>Energy</td><td class=n>{esc(format_decimal(Decimal(t["energy_kwh"]), "#,##0.000", locale=loc))} kWh</td></tr>
-<tr><td>Total excl. VAT</td><td class=n>{m(t["total_excl_vat"])}</td></tr>
-<tr><td>VAT</td><td class=n>{m(t["vat_total"])}</td></tr>
-<tr><td>Total incl. VAT</td><td class=n>{m(t["total_incl_vat"])}</td></tr>
-<tr><td>Fees</td><td class=n>{m(t["fees_total"])}</td></tr>
-<tr class=due><td>Amount due ({esc(t["amount_due_basis"])})</td><td class=n>{m(t["amount_due"])}</td></tr>
-{fx}
-<tr><td class=small colspan=2>Rounding: {esc(t["rounding_rule"])}; difference to the unrounded sum
-{m(t["rounding_difference_excl_vat"])} excl. VAT. Lines with unknown VAT (OCPI 2.1.1): {t["vat_unknown_lines"]}.</td></tr>
-</table>
-<h2>Daily energy and amount</h2>
-{daily_chart(st, loc, daily)}
-<h2>VAT by rate</h2>
-<table><tr><th>Rate</th><th class=n>Base excl. VAT</th><th class=n>VAT</th></tr>{vat}</table>
-{"<h2>Tax lines (OCPI 2.3.0)</h2><table><tr><th>Tax</th><th class=n>Amount</th></tr>" + taxes + "</table>" if taxes else ""}
-<h2>Contract fees</h2>
-<table><tr><th>Fee</th><th>Basis</th><th class=n>Amount</th></tr>{fees}</table>
-<h2>Disputed lines</h2>
-<table><tr><th>CDR</th><th>Session end</th><th class=n>Amount</th><th>Reason</th><th>Treatment</th></tr>{disputed}</table>
-<h2>Lines</h2>
-<table><tr><th>CDR</th><th>Session end</th><th>Location</th><th class=n>kWh</th><th class=n>Excl. VAT</th>
-<th class=n>VAT</th><th class=n>Incl. VAT</th><th>VAT rate</th><th>Note</th></tr>
-{"".join(rows)}
-</table>
-<p class=small>Generated by roamledger from OCPI CDRs. Amounts in {esc(cur)}.</p>
-</body></html>
-"""

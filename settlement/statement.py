@@ -21,29 +21,18 @@ Rules (decisions where OCPI is silent are marked *decision*):
 
 from __future__ import annotations
 
-import calendar
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
-from babel.numbers import get_currency_precision
-
 from settlement.contracts import Contracts, Terms
-from settlement.reconcile import NOT_PRICED, OVERCHARGED, UNDERCHARGED, ReconLine
+from settlement.reconcile import ReconLine
+from settlement.rules import e4, month_bounds, reasons_text, round_money
 
-DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "DUPLICATE_CDR"}
 ROUNDING_RULE = "half-up per line to the currency's minor unit"
-
-
-def minor_unit(currency: str) -> int:
-    return int(get_currency_precision(currency))
-
-
-def round_money(value: Decimal, currency: str) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
 
 @dataclass
@@ -71,15 +60,44 @@ class Line:
     def vat(self) -> Decimal | None:
         return None if self.incl is None else self.incl - self.excl
 
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Line:
+        """The line of a ``lines.csv`` / ``statement.json`` row (``as_row``; 2.3.0 taxes are not in
+        the row)."""
+
+        def dec(v: str | None) -> Decimal | None:
+            return None if v is None else Decimal(v)
+
+        return cls(
+            cdr_id=r["cdr_id"],
+            session_start=r["session_start"],
+            session_end=r["session_end"],
+            day=r["session_end"][:10],
+            location_id=r["location_id"],
+            energy_kwh=Decimal(r["energy_kwh"]),
+            amount_excl=Decimal(r["amount_excl_vat"]),
+            amount_incl=dec(r["amount_incl_vat"]),
+            excl=Decimal(r["line_excl_vat"]),
+            incl=dec(r["line_incl_vat"]),
+            vat_bucket=r["vat_rate"],
+            taxes=[],
+            credit=r["credit"],
+            credit_reference_id=r["credit_reference_id"],
+            status=r["status"],
+            reasons=r["reasons"],
+            disputed=r["disputed"],
+            dispute_reason=r["dispute_reason"],
+        )
+
     def as_row(self) -> dict[str, Any]:
         return {
             "cdr_id": self.cdr_id,
             "session_start": self.session_start,
             "session_end": self.session_end,
             "location_id": self.location_id,
-            "energy_kwh": f"{self.energy_kwh:.4f}",
-            "amount_excl_vat": f"{self.amount_excl:.4f}",
-            "amount_incl_vat": None if self.amount_incl is None else f"{self.amount_incl:.4f}",
+            "energy_kwh": e4(self.energy_kwh),
+            "amount_excl_vat": e4(self.amount_excl),
+            "amount_incl_vat": e4(self.amount_incl),
             "line_excl_vat": str(self.excl),
             "line_vat": None if self.vat is None else str(self.vat),
             "line_incl_vat": None if self.incl is None else str(self.incl),
@@ -130,11 +148,6 @@ class Statement:
     @property
     def folder(self) -> str:
         return f"{self.cpo.replace('*', '-')}__{self.emsp.replace('*', '-')}__{self.currency}"
-
-
-def month_bounds(month: str) -> tuple[date, date]:
-    y, m = (int(x) for x in month.split("-"))
-    return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
 
 
 def vat_bucket(ln: ReconLine) -> str:
@@ -198,20 +211,8 @@ def build_line(
         credit=cdr.credit,
         credit_reference_id=cdr.credit_reference_id,
         status=ln.status,
-        reasons=",".join(ln.codes),
+        reasons=reasons_text(ln.codes),
     )
-
-
-def dispute_reason(ln: ReconLine, basis: str) -> str:
-    codes = set(ln.codes)
-    if ln.status == NOT_PRICED:
-        return "could not be recomputed: " + ",".join(sorted(codes))
-    if basis == "reported" and ln.status in (OVERCHARGED, UNDERCHARGED):
-        return ln.status.lower() + " beyond tolerance"
-    bad = sorted(codes & DISPUTE_CODES)
-    if "DUPLICATE_CDR" in bad and not any("CONFLICTING" in f.message for f in ln.findings):
-        bad.remove("DUPLICATE_CDR")
-    return ",".join(bad)
 
 
 @dataclass
@@ -252,6 +253,20 @@ def aggregate(st: Statement) -> Aggregates:
     return a
 
 
+def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str) -> list[FeeLine]:
+    """The contract's fee lines: per session (roaming, hub) and a percentage of the CDR lines'
+    excl. VAT total; each rounded to the currency's minor unit, a fee of zero is left out."""
+    roaming, percent, hub = t.roaming_fee_per_session, t.roaming_fee_percent, t.hub_fee_per_session
+    candidates = [
+        ("Roaming fee per session", roaming, f"{sessions} sessions x {roaming}", roaming * sessions),
+        ("Roaming fee (percentage)", percent, f"{percent} % of {total_excl}", total_excl * percent / 100),
+        ("Hub fee per session", hub, f"{sessions} sessions x {hub}", hub * sessions),
+    ]
+    return [
+        FeeLine(label, basis, round_money(amount, cur)) for label, rate, basis, amount in candidates if rate
+    ]
+
+
 def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -> None:
     """Totals, VAT and tax lines, fees, due date, FX — from the lines already assigned (or from
     their sums, ``agg``, computed elsewhere)."""
@@ -263,32 +278,7 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
     vat_total = sum(vat_by_rate.values(), Decimal(0))  # VAT of the lines that carry VAT information
     total_incl = None if unknown_vat else total_excl + vat_total
     unrounded_incl = None if unknown_vat else a.unrounded_incl
-    sessions = a.sessions
-    st.fees = []
-    if t.roaming_fee_per_session:
-        st.fees.append(
-            FeeLine(
-                "Roaming fee per session",
-                f"{sessions} sessions x {t.roaming_fee_per_session}",
-                round_money(t.roaming_fee_per_session * sessions, cur),
-            )
-        )
-    if t.roaming_fee_percent:
-        st.fees.append(
-            FeeLine(
-                "Roaming fee (percentage)",
-                f"{t.roaming_fee_percent} % of {total_excl}",
-                round_money(total_excl * t.roaming_fee_percent / 100, cur),
-            )
-        )
-    if t.hub_fee_per_session:
-        st.fees.append(
-            FeeLine(
-                "Hub fee per session",
-                f"{sessions} sessions x {t.hub_fee_per_session}",
-                round_money(t.hub_fee_per_session * sessions, cur),
-            )
-        )
+    st.fees = contract_fees(t, a.sessions, total_excl, cur)
     fees_total = sum((f.amount for f in st.fees), Decimal(0))
     # lines without VAT information (OCPI 2.1.1) are due at their excl. VAT amount; VAT on them is
     # settled outside OCPI (decision: the statement never invents a rate)
@@ -300,17 +290,17 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
         "lines": a.lines,
         "disputed_lines": a.disputed,
         "disputed_excluded": a.disputed_excluded,
-        "energy_kwh": f"{a.energy_kwh:.4f}",
+        "energy_kwh": e4(a.energy_kwh),
         "total_excl_vat": str(total_excl),
-        "unrounded_total_excl_vat": f"{unrounded_excl:.4f}",
-        "rounding_difference_excl_vat": f"{total_excl - unrounded_excl:.4f}",
+        "unrounded_total_excl_vat": e4(unrounded_excl),
+        "rounding_difference_excl_vat": e4(total_excl - unrounded_excl),
         "vat_total": str(vat_total),
         "vat_unknown_lines": unknown_vat,
         "total_incl_vat": None if total_incl is None else str(total_incl),
-        "unrounded_total_incl_vat": None if unrounded_incl is None else f"{unrounded_incl:.4f}",
+        "unrounded_total_incl_vat": e4(unrounded_incl),
         "rounding_difference_incl_vat": None
         if total_incl is None or unrounded_incl is None
-        else f"{total_incl - unrounded_incl:.4f}",
+        else e4(total_incl - unrounded_incl),
         "vat_by_rate": [
             {"rate": r, "base_excl_vat": str(base_by_rate[r]), "vat": str(vat_by_rate[r])}
             for r in sorted(vat_by_rate)

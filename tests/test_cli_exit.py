@@ -4,6 +4,8 @@ always one sentence on stderr, never a traceback, and nothing half-written."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,41 @@ def test_reconcile_fail_on_findings(tmp_path: Path, capsys) -> None:
     assert main(args) == 0
     assert main([*args, "--fail-on", "findings"]) == 1
     assert json.loads((tmp_path / "r.ndjson.summary.json").read_text())["by_status"]["OVERCHARGED"] == 1
+
+
+def test_settle_never_replaces_a_folder_it_did_not_write(tmp_path: Path, capsys) -> None:
+    mydocs = tmp_path / "mydocs"
+    mydocs.mkdir()
+    (mydocs / "thesis.txt").write_text("four years of work")
+    assert main(settle(tmp_path, "--out", str(mydocs))) == 2
+    assert "holds files that are not a roamledger settlement run" in capsys.readouterr().err
+    assert (mydocs / "thesis.txt").read_text() == "four years of work"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_settle_refuses_an_output_folder_holding_its_inputs(tmp_path: Path, capsys) -> None:
+    args = settle(tmp_path, "--out", str(tmp_path))
+    assert main(args) == 2
+    assert "is inside it" in capsys.readouterr().err
+    assert (tmp_path / "cdrs.ndjson").exists() and (tmp_path / "contracts.json").exists()
+
+
+def test_settle_replaces_an_earlier_run_but_not_what_was_added_to_it(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(settle(tmp_path, "--out", str(out))) == 0
+    first = sorted(p.name for p in out.iterdir())
+    assert main(settle(tmp_path, "--out", str(out))) == 0, "a rerun replaces the earlier run"
+    assert sorted(p.name for p in out.iterdir()) == first
+    (out / "notes.txt").write_text("mine")
+    assert main(settle(tmp_path, "--out", str(out))) == 2
+    assert "besides an earlier run it holds notes.txt" in capsys.readouterr().err
+    assert (out / "notes.txt").exists()
+
+
+def test_the_output_folder_follows_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        assert main(settle(tmp_path, "--out", str(tmp_path / "out"))) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o750

@@ -1,17 +1,18 @@
-"""pricing.columnar: the columnar NDJSON reader prices exactly like the per-record kernel path."""
+"""pricing.ocpi.columnar: the columnar NDJSON reader prices exactly like the per-record kernel path."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from pricing.batch import load_tariffs, price_records
-from pricing.columnar import price_ndjson_columnar, read_ndjson_flat
+from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.flat import arrow_schema
 from pricing.io import iter_sources, write_table
+from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,12 @@ def both(path: Path, tariffs):
     return a, b
 
 
+def kernel_refusals(result) -> dict[str, int]:
+    return {k: v for k, v in result.fallbacks.items() if "kernel_refused" in k}
+
+
 def assert_same(a, b, tmp_path: Path) -> None:
+    assert kernel_refusals(a) == {} and kernel_refusals(b) == {}  # a crashing kernel would show here
     assert a.read == b.read
     assert a.rows == b.rows
     assert a.rejects == b.rejects
@@ -130,7 +136,7 @@ def test_small_blocks_and_crlf(tariffs, tmp_path):
 def test_units_round_half_up():
     import pyarrow as pa
 
-    from pricing.columnar import convert
+    from pricing.ocpi.columnar import convert
     from pricing.units import hours_to_ms, kwh_to_mwh, round_scaled
 
     vals = [
@@ -150,3 +156,20 @@ def test_units_round_half_up():
     assert mwh.tolist() == [kwh_to_mwh(Decimal(v)) for v in vals]
     assert ms.tolist() == [hours_to_ms(Decimal(v)) for v in vals]
     assert w.tolist() == [round_scaled(Decimal(v), 1000) for v in vals]
+
+
+def test_fallback_records_are_counted_with_their_reason(tariffs, tmp_path):
+    """Every record the columnar reader leaves to the per-record parser is counted, by reason."""
+    path = SAMPLE / "cdrs" / "cdrs.ndjson"
+    reasons: Counter[str] = Counter()
+    _table, fallback = read_ndjson_flat(path, reasons=reasons)
+    assert sum(reasons.values()) == len(fallback) >= 1
+    assert reasons["first record (fixes the file's OCPI version)"] == 1
+    result = price_ndjson_columnar(path, tariffs)
+    assert {k.removeprefix("columnar_reader: "): v for k, v in result.fallbacks.items()} == reasons
+    credit = tmp_path / "credit.ndjson"
+    lines = path.read_text().splitlines()
+    first, second = json.loads(lines[0]), json.loads(lines[1])
+    second["credit"] = True
+    credit.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    assert price_ndjson_columnar(credit, tariffs).fallbacks["columnar_reader: credit"] == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+from collections import Counter
 from decimal import Decimal
 
 import numpy as np
@@ -13,16 +14,18 @@ import pytest
 import test_reference_rules as rules
 from builders import comp, element, session, tariff
 
+import pricing.batch
 import pricing.kernel as K
+import pricing.kernel_money as KM
 from pricing.batch import kernel_outcomes
 from pricing.compile import compile_tariffs
-from pricing.errors import PricingOverflowError
-from pricing.kernel import price_sessions, price_sessions_detailed, price_table, result_rows
+from pricing.errors import PricingOverflowError, UncompilableTariffError
+from pricing.kernel import price_table
 from pricing.model import Period, Phase, Session, TaxIncluded
 from pricing.periods import from_sessions
 from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
 from pricing.reference import price_session
-from pricing.report import result_row
+from pricing.report import price_sessions, price_sessions_detailed, result_row, result_rows
 
 ALL_POLICIES = [
     PricingPolicy(
@@ -123,8 +126,34 @@ def test_huge_quantity_raises_instead_of_wrapping():
     with pytest.raises(PricingOverflowError):
         price_sessions([s])
     # the batch does not stop: such a block is priced by the (unbounded) reference instead
-    [(row, _straddling)] = kernel_outcomes([s], PricingPolicy())
+    fallbacks: Counter[str] = Counter()
+    [(row, _straddling)] = kernel_outcomes([s], PricingPolicy(), fallbacks=fallbacks)
     assert row == result_row(price_session(s)) and row["total_cost_excl_vat"] == "1000000000000000.0000"
+    assert fallbacks == {"kernel_refused: overflow": 1}  # and it is counted, with its reason
+
+
+def test_uncompilable_tariff_is_a_declared_refusal_counted_per_session():
+    """A price with more decimals than the kernel's fixed point: the reference prices the block."""
+    t = tariff(element(comp("ENERGY", "0.1234567")))
+    sessions = [session(t, "2024-06-03T10:00", ("CHARGING", 60, 10)) for _ in range(3)]
+    with pytest.raises(UncompilableTariffError):
+        price_sessions(sessions)
+    fallbacks: Counter[str] = Counter()
+    outcomes = kernel_outcomes(sessions, PricingPolicy(), fallbacks=fallbacks)
+    assert [o[0] for o in outcomes] == [result_row(price_session(s)) for s in sessions]
+    assert fallbacks == {"kernel_refused: uncompilable tariff": 3}
+
+
+def test_a_bug_in_the_kernel_propagates_instead_of_falling_back(monkeypatch):
+    """Only declared refusals fall back: any other exception is an error, never a silent re-price."""
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(pricing.batch, "price_sessions_detailed", broken)
+    t = tariff(element(comp("ENERGY", "0.30")))
+    with pytest.raises(ZeroDivisionError):
+        kernel_outcomes([session(t, "2024-06-03T10:00", ("CHARGING", 60, 10))], PricingPolicy())
 
 
 def test_large_but_representable_amounts_stay_exact():
@@ -159,7 +188,7 @@ def test_unusual_vat_rates_take_the_python_int_path():
     ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
     present = np.ones((ct.n_classes, 2), bool)  # (columns, sessions)
     present[:, 0] = False
-    assert K.denominators(ct, present, np.arange(ct.n_classes))[1].tolist() == [False, True]
+    assert KM.denominators(ct, present, np.arange(ct.n_classes))[1].tolist() == [False, True]
     rows = result_rows(price_table(pt, PricingPolicy(), ct), pt, ct)
     assert rows == reference_rows([plain, s], PricingPolicy())
     assert rows[1]["min_max_applied"] == "min" and len(rows[1]["taxes"]) == 4

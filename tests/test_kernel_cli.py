@@ -3,22 +3,38 @@ every golden CDR, the sample month under ``flag``, and a generated flat Parquet 
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import ROOT
 
+import pricing.batch
 from api.cli import main
 
 GOLDEN = sorted((ROOT / "fixtures" / "golden").glob("*/cdr.json"))
 SAMPLE = ROOT / "fixtures" / "sample"
 
 
+@pytest.fixture(autouse=True)
+def no_kernel_refusals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel side must really be the kernel: a refusal (overflow, uncompilable tariff) would
+    be priced by the reference and pass the byte comparison, so here it fails the test."""
+
+    def refused(exc: Exception) -> str:
+        raise AssertionError(f"the kernel refused: {exc}")
+
+    monkeypatch.setattr(pricing.batch, "kernel_refused", refused)
+
+
 def outputs(tmp: Path, engine: str, args: list[str], suffix: str = ".ndjson") -> dict[str, bytes]:
     out = tmp / engine / f"out{suffix}"
     out.parent.mkdir(parents=True, exist_ok=True)
     assert main(["price", "--engine", engine, "--out", str(out), *args]) == 0
+    meta = json.loads(Path(f"{out}.meta.json").read_text())
+    fallbacks = meta["fallbacks"]  # every record off the path it was asked to take, by reason
+    assert not {k: v for k, v in fallbacks.items() if "kernel_refused" in k}
     files = sorted(p for p in out.parent.iterdir() if not p.name.endswith(".meta.json"))
     return {p.name: p.read_bytes() for p in files}
 

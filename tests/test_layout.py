@@ -23,15 +23,17 @@ def modules(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-def imported(path: Path) -> set[str]:
-    """Every module an import statement names anywhere in the file (also inside functions)."""
+def imported(path: Path, modules_only: bool = False) -> set[str]:
+    """Every module (and, unless ``modules_only``, every ``module.name``) an import statement names
+    anywhere in the file, also inside functions."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
-            names.update(f"{node.module}.{a.name}" for a in node.names)
+            if not modules_only:
+                names.update(f"{node.module}.{a.name}" for a in node.names)
     return names
 
 
@@ -60,3 +62,56 @@ def test_only_the_generate_command_imports_benchmarks() -> None:
         if any(name.split(".")[0] == "benchmarks" for name in imported(path))
     )
     assert users in ([], ["api/cli/generate.py"])
+
+
+KERNEL = ("kernel", "kernel_money", "fixed_point")
+# The pure kernel: arrays in, arrays out — no I/O, no pydantic, no OCPI versions, no formatting.
+KERNEL_MAY_IMPORT = {
+    "__future__",
+    "concurrent.futures",
+    "dataclasses",
+    "typing",
+    "numpy",
+    "pricing.compile",  # the compiled element tables
+    "pricing.period_table",
+    "pricing.model",
+    "pricing.policy",
+    "pricing.errors",
+    *(f"pricing.{m}" for m in KERNEL),
+}
+
+
+@pytest.mark.parametrize("module", KERNEL)
+def test_the_kernel_imports_only_what_it_prices_with(module: str) -> None:
+    names = {
+        n
+        for n in imported(ROOT / "pricing" / f"{module}.py")
+        if not any(n.startswith(f"{m}.") and m in KERNEL_MAY_IMPORT for m in {n.rsplit(".", 1)[0]})
+    }
+    assert names <= KERNEL_MAY_IMPORT, sorted(names - KERNEL_MAY_IMPORT)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_module_is_over_800_lines(package: str) -> None:
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in modules(package)
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 800
+    }
+    assert not long
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_imports_are_at_the_top_of_modules(package: str) -> None:
+    """The dependency graph is visible at the top of each file (``if TYPE_CHECKING:`` blocks aside)."""
+    inner = []
+    for path in modules(package):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                inner += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}"
+                    for node in ast.walk(fn)
+                    if isinstance(node, ast.Import | ast.ImportFrom)
+                ]
+    assert not inner, inner

@@ -6,15 +6,19 @@ import copy
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
+import pyarrow as pa
 import pytest
 from conftest import ROOT
 
+import pricing
 from api.cli import main
 from pricing.batch import price_batch
-from pricing.report import COLUMNS
+from pricing.report import COLUMNS, DECIMAL_COLUMNS
 
 TARIFF = {
     "country_code": "NL",
@@ -248,12 +252,27 @@ def test_wrong_command_lines_exit_2_with_a_message(argv, tmp_path: Path, capsys,
 
 
 def test_python_api_returns_a_polars_frame() -> None:
-    from pricing import price_cdrs
-
-    df = price_cdrs([variant("x")])
+    df = pricing.price_cdrs([variant("x")])
     assert df.height == 1
     assert df.columns[: len(COLUMNS)] == COLUMNS
     assert str(df["total_cost_incl_vat"][0]) == "4.2350"
+
+
+def test_python_api_returns_a_pandas_frame_with_exact_decimals() -> None:
+    """``frame="pandas"``: decimal columns stay exact decimals (Arrow decimal128), never float."""
+    df = pricing.price_cdrs([variant("x"), variant("y")], frame="pandas")
+    assert isinstance(df, pd.DataFrame) and len(df) == 2
+    assert list(df.columns[: len(COLUMNS)]) == COLUMNS
+    for c in DECIMAL_COLUMNS:
+        assert df[c].dtype == pd.ArrowDtype(pa.decimal128(38, 4)), c
+        assert not pd.api.types.is_float_dtype(df[c].dtype), c
+    value = df["total_cost_incl_vat"].iloc[0]
+    assert isinstance(value, Decimal) and value == Decimal("4.2350") and str(value) == "4.2350"
+    assert df["total_cost_incl_vat"].sum() == Decimal("8.4700")  # exact arithmetic, no float drift
+    polars_frame = pricing.price_cdrs([variant("x"), variant("y")])
+    assert df["cdr_id"].tolist() == polars_frame["cdr_id"].to_list()
+    with pytest.raises(pricing.RoamledgerError, match="frame="):
+        pricing.price_cdrs([variant("x")], frame="arrow")
 
 
 def test_console_script_help_has_an_example() -> None:

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from test_price_cli import CDR, TARIFF
 
+import pricing.batch
+import settlement.jobs as jobs
 from api.cli import main
+from pricing.errors import PricingOverflowError
 
 MONTH = "2026-10"
 
@@ -177,11 +180,13 @@ def test_rerun_is_byte_identical_and_survives_a_killed_run(tmp_path: Path) -> No
     src, tariffs, contracts = write_month(tmp_path, month_cdrs())
     a, b = tmp_path / "a", tmp_path / "b"
     assert run_settle(tmp_path, src, tariffs, contracts, a) == 0
-    # a killed earlier run leaves a partial folder; the next run cleans it and replaces `b` whole
+    # `b` holds an earlier run (of another month), and a killed run left a partial folder: the next
+    # run cleans the partial folder and replaces `b` whole (a folder with other files is refused:
+    # test_cli_exit.py)
+    assert run_settle(tmp_path, src, tariffs, contracts, b, "--month", "2026-11") == 2
+    assert (b / "manifest.json").exists()
     (tmp_path / ".b.partial-dead").mkdir()
     (tmp_path / ".b.partial-dead" / "statement.json").write_text("half")
-    b.mkdir()
-    (b / "stale.txt").write_text("from an older run")
     assert run_settle(tmp_path, src, tariffs, contracts, b) == 0
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
@@ -344,3 +349,29 @@ def test_the_readme_main_job_on_the_sample_month(tmp_path: Path, capsys) -> None
     }
     folders = [p for p in out.iterdir() if p.is_dir()]
     assert len(folders) >= 12 and all((f / "statement.html").exists() for f in folders)
+
+
+def test_a_pricing_bug_is_an_error_not_a_business_status(tmp_path: Path, monkeypatch) -> None:
+    """Only the pricing's declared refusals (RoamledgerError) become NOT_PRICED lines; any other
+    exception is a bug and stops the run (the command line says so in one sentence, exit 70)."""
+
+    src, tariffs, _ = write_month(tmp_path, [cdr("OK")])
+
+    def refuse(sessions, policy):
+        return [PricingOverflowError("too big to price") for _ in sessions]
+
+    monkeypatch.setattr(jobs, "kernel_outcomes", refuse)
+    result, _ = jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
+    [line] = result.lines
+    assert line.status == "NOT_PRICED" and "too big to price" in line.findings[-1].message
+
+    monkeypatch.undo()
+
+    def crash(sessions, policy, workers=1):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(pricing.batch, "price_sessions_detailed", crash)
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
+    args = ["settle", "--cdrs", str(src), "--tariffs", str(tariffs), "--month", MONTH]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 70, "the command line: a bug, one sentence"

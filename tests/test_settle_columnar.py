@@ -12,8 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from api.cli import main
+from settlement.columnar.piece import RECORD_PATH_REASONS
+from settlement.columnar.settle import settle_columnar
 from settlement.jobs import settle, write_run
-from settlement.scale import settle_columnar
 
 
 def generate(tmp: Path, seed: int, extra: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
@@ -38,6 +39,10 @@ def assert_same_run(a: Path, b: Path) -> None:
             ma, mb = json.loads(fa[name]), json.loads(fb[name])
             ma["settings"].pop("engine", None)
             mb["settings"].pop("engine", None)
+            for m in (ma, mb):  # the columnar engine counts the records it sent record by record
+                path = m.pop("record_path", {})
+                assert all(n > 0 for n in path.values())
+                assert sum(path.values()) <= m["counts"]["read"] - m["counts"]["rejected"]
             assert ma == mb
         else:
             assert fa[name] == fb[name], name
@@ -65,6 +70,11 @@ def test_columnar_equals_record_path(tmp_path: Path, seed: int, piece_rows: int)
     manifest = json.loads((columnar / "manifest.json").read_text())
     assert manifest["counts"]["rejected"] > 0 and manifest["counts"]["out_of_month"] > 0
     assert manifest["reconciliation"]["by_status"]["OVERCHARGED"] > 0
+    # every record the columnar engine sent record by record is counted with its reason
+    path = manifest["record_path"]
+    assert set(path) <= set(RECORD_PATH_REASONS)
+    assert path["credit"] > 0 and path["duplicate id"] > 0
+    assert "record_path" not in json.loads((local / "manifest.json").read_text())
 
 
 @pytest.mark.parametrize("basis", ["recomputed", "reported"])
@@ -131,12 +141,11 @@ def test_columnar_on_dask_is_byte_identical(tmp_path: Path) -> None:
 
 
 def test_piece_cdrs_match_the_pricing_flat_reader(tmp_path: Path) -> None:
-    """Settlement's column-wise CDR builder gives pricing.periods.flat_cdr's CDRs (plus money,
+    """Settlement's column-wise CDR builder gives pricing.flat.flat_cdr's CDRs (plus money,
     parties and credit fields)."""
     import dataclasses
 
-    from pricing.periods import flat_cdr
-    from settlement.flatcdrs import iter_pieces, piece_cdrs, split_piece
+    from pricing.flat import flat_cdr, iter_pieces, piece_cdrs, split_piece
 
     cdrs, _, _ = generate(tmp_path, 8)
     for piece in iter_pieces([cdrs], 1200):
@@ -162,7 +171,7 @@ def test_piece_cdrs_match_the_pricing_flat_reader(tmp_path: Path) -> None:
 def test_json_object_is_json_dumps() -> None:
     import polars as pl
 
-    from settlement.scale import json_object
+    from settlement.output import json_object
 
     df = pl.DataFrame(
         {

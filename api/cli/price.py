@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             "ocpi_version": args.ocpi_version,
             "inputs": {str(p): sha256_file(p) for p in all_files([*args.cdrs, *(args.tariffs or [])])},
             "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
+            "fallbacks": result.fallback_counts(),
             "rounding": "OCPI 4 decimals, half-up, from exact values",
         }
         staging.path(f"{out.name}.meta.json").write_text(

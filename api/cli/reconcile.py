@@ -19,10 +19,11 @@ from api.cli.options import (
 from api.cli.outputs import staged_files
 from pricing.batch import expand_inputs, load_tariffs
 from pricing.errors import RoamledgerError
+from pricing.flat import is_flat_file
 from pricing.io import iter_sources, write_ndjson, write_table
-from settlement.flatcdrs import is_flat_file
 from settlement.jobs import DEFAULT_POLICY, RunResult, flat_lines, parse_all, reconcile_all
 from settlement.reconcile import RECON_COLUMNS, check_duplicates_and_credits, summarize
+from settlement.rules import not_agreed
 
 EXAMPLE = """example:
   roamledger reconcile --tariffs fixtures/sample/tariffs --out out/recon.csv fixtures/sample/cdrs
@@ -81,9 +82,4 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{k} {v}" for k, v in by.items())
     )
     check_run(result.read, len(result.rejects), " ".join(args.cdrs), f"{out}.rejects.ndjson")
-    return fail_on_status(args, len(result.rejects), disputed(by), "CDRs not matching (see the findings)")
-
-
-def disputed(by_status: dict[str, int]) -> int:
-    """CDRs whose recomputed total does not match what the CPO reported (beyond rounding)."""
-    return sum(n for status, n in by_status.items() if status not in ("MATCH", "ROUNDING"))
+    return fail_on_status(args, len(result.rejects), not_agreed(by), "CDRs not matching (see the findings)")

@@ -19,12 +19,13 @@ from api.cli.options import (
     policy_of,
     require_existing,
 )
-from api.cli.reconcile import disputed
 from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
-from settlement.flatcdrs import is_flat_file
+from pricing.flat import is_flat_file
+from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
-from settlement.scale import settle_columnar
+from settlement.output import check_output_folder
+from settlement.rules import not_agreed
 
 EXAMPLE = """example:
   roamledger settle --cdrs fixtures/sample/cdrs --tariffs fixtures/sample/tariffs --month 2026-10 \\
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     check_locale(args.locale)
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
+    check_output_folder(args.out, [*inputs, *args.history])
     say = progress_printer()
     files = expand_inputs(args.cdrs)
     all_flat = bool(files) and all(is_flat_file(f) for f in files)
@@ -155,5 +157,5 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
         )
         raise RoamledgerError(f"no tariff matched any of the {recon['cdrs']} CDRs. Hint: {hint}")
     return fail_on_status(
-        args, c["rejected"], disputed(recon["by_status"]), "CDRs not matching (see findings.ndjson)"
+        args, c["rejected"], not_agreed(recon["by_status"]), "CDRs not matching (see findings.ndjson)"
     )

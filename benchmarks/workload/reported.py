@@ -16,9 +16,10 @@ from benchmarks.workload.specs import VERSIONS
 from benchmarks.workload.world import World
 from pricing.batch import as_records, price_records
 from pricing.compile import compile_tariffs
+from pricing.flat import split_flat
 from pricing.kernel import price_table
 from pricing.ocpi import parse_tariff
-from pricing.periods import from_flat, split_flat
+from pricing.periods import from_flat
 from pricing.policy import PeriodBoundaries, PricingPolicy
 from pricing.sessions import TariffSet
 

@@ -7,6 +7,9 @@
 
 A tariff without ``tax_included`` (the spec's own 2.3.0 ``cdr_example.json`` embeds one) is read as
 ``NO`` and reported as a ``MISSING_TAX_INCLUDED`` warning.
+
+The fields 2.2.1 and 2.3.0 share (elements, CDR, Session) are declared once in
+:mod:`pricing.ocpi._v22`; this module names the version's money and tariff types.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from pricing.errors import Finding
 from pricing.ocpi._common import (
     Currency,
     DateTime,
-    Integer,
     Number,
     TariffDimensionType,
     TariffRestrictions,
@@ -30,10 +32,20 @@ from pricing.ocpi._common import (
     cdr22_to_canonical,
     check_window,
     elements_to_canonical,
-    epoch_ms,
     missing_tax_included,
     opt_ms,
-    periods_to_canonical,
+)
+from pricing.ocpi._v22 import (
+    CdrBase,
+    CdrDimension,
+    CdrDimensionType,
+    CdrLocation,
+    CdrToken,
+    ChargingPeriod,
+    PriceComponent,
+    SessionBase,
+    SessionStatus,
+    TariffElement,
 )
 
 VERSION = "2.3.0"
@@ -59,30 +71,6 @@ __all__ = [
     "TaxAmount",
     "TaxIncluded",
 ]
-
-
-class CdrDimensionType(StrEnum):
-    CURRENT = "CURRENT"  # Session only
-    ENERGY = "ENERGY"
-    ENERGY_EXPORT = "ENERGY_EXPORT"  # Session only
-    ENERGY_IMPORT = "ENERGY_IMPORT"  # Session only
-    MAX_CURRENT = "MAX_CURRENT"
-    MIN_CURRENT = "MIN_CURRENT"
-    MAX_POWER = "MAX_POWER"
-    MIN_POWER = "MIN_POWER"
-    PARKING_TIME = "PARKING_TIME"
-    POWER = "POWER"  # Session only
-    RESERVATION_TIME = "RESERVATION_TIME"
-    STATE_OF_CHARGE = "STATE_OF_CHARGE"  # Session only
-    TIME = "TIME"
-
-
-class SessionStatus(StrEnum):
-    ACTIVE = "ACTIVE"
-    COMPLETED = "COMPLETED"
-    INVALID = "INVALID"
-    PENDING = "PENDING"
-    RESERVATION = "RESERVATION"
 
 
 class TaxIncluded(StrEnum):
@@ -131,18 +119,6 @@ class PriceLimit(WireModel):
 # ---- tariff -------------------------------------------------------------------------------------
 
 
-class PriceComponent(WireModel):
-    type: TariffDimensionType
-    price: Number  # incl. or excl. taxes according to Tariff.tax_included
-    vat: Number | None = None  # percentage; absent = no VAT applies
-    step_size: Integer
-
-
-class TariffElement(WireModel):
-    price_components: tuple[PriceComponent, ...] = Field(min_length=1)
-    restrictions: TariffRestrictions | None = None
-
-
 class Tariff(WireModel):
     country_code: str
     party_id: str
@@ -184,109 +160,14 @@ class Tariff(WireModel):
         )
 
 
-# ---- CDR ----------------------------------------------------------------------------------------
+# ---- CDR and session (fields in pricing.ocpi._v22) -------------------------------------------
 
 
-class CdrDimension(WireModel):
-    type: CdrDimensionType
-    volume: Number
-
-
-class ChargingPeriod(WireModel):
-    start_date_time: DateTime
-    dimensions: tuple[CdrDimension, ...] = Field(min_length=1)
-    tariff_id: str | None = None
-
-
-class CdrToken(WireModel):
-    country_code: str | None = None
-    party_id: str | None = None
-    uid: str | None = None
-    type: str | None = None
-    contract_id: str
-
-
-class CdrLocation(WireModel):
-    id: str
-    country: str
-    evse_uid: str | None = None
-    evse_id: str | None = None
-    connector_id: str | None = None
-
-
-class Cdr(WireModel):
-    country_code: str
-    party_id: str
-    id: str
-    start_date_time: DateTime
-    end_date_time: DateTime
-    session_id: str | None = None
-    cdr_token: CdrToken
-    auth_method: str | None = None
-    authorization_reference: str | None = None
-    cdr_location: CdrLocation
-    meter_id: str | None = None
-    currency: Currency
-    tariffs: tuple[Tariff, ...] | None = None
-    charging_periods: tuple[ChargingPeriod, ...] = Field(min_length=1)
-    total_cost: Price
-    total_fixed_cost: Price | None = None
-    total_energy: Number
-    total_energy_cost: Price | None = None
-    total_time: Number
-    total_time_cost: Price | None = None
-    total_parking_time: Number | None = None
-    total_parking_cost: Price | None = None
-    total_reservation_cost: Price | None = None
-    remark: str | None = None
-    invoice_reference_id: str | None = None
-    credit: bool | None = None
-    credit_reference_id: str | None = None
-    home_charging_compensation: bool | None = None
-    last_updated: DateTime | None = None
-
+class Cdr(CdrBase[Price, Tariff]):
     def to_canonical(self, findings: list[Finding] | None = None) -> M.Cdr:
         """Canonical CDR; embedded tariffs without ``tax_included`` add warnings to ``findings``."""
         return cdr22_to_canonical(self, VERSION, Price.to_money, findings)
 
 
-# ---- session ------------------------------------------------------------------------------------
-
-
-class Session(WireModel):
+class Session(SessionBase[Price]):
     """The cost-relevant part of a 2.3.0 Session."""
-
-    country_code: str
-    party_id: str
-    id: str
-    start_date_time: DateTime
-    end_date_time: DateTime | None = None
-    kwh: Number
-    cdr_token: CdrToken | None = None
-    location_id: str | None = None
-    evse_uid: str | None = None
-    connector_id: str | None = None
-    currency: Currency
-    charging_periods: tuple[ChargingPeriod, ...] | None = None
-    total_cost: Price | None = None  # absent = no price information (not free)
-    status: SessionStatus
-    last_updated: DateTime | None = None
-
-    @property
-    def start_ms(self) -> int:
-        return epoch_ms(self.start_date_time)
-
-    @property
-    def end_ms(self) -> int | None:
-        return opt_ms(self.end_date_time)
-
-    def total_cost_money(self) -> M.Money | None:
-        return None if self.total_cost is None else self.total_cost.to_money()
-
-    def check(self) -> None:
-        """Cheap consistency checks (RecordRejected): end not before start, periods in order."""
-        check_window(self.start_date_time, self.end_date_time, "start_date_time", "end_date_time")
-        self.canonical_periods()
-
-    def canonical_periods(self) -> tuple[M.CdrPeriod, ...]:
-        return periods_to_canonical(self.charging_periods or (), self.end_ms)

@@ -11,13 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pricing.kernel as K
+import pricing.kernel_money as KM
 from pricing.compile import compile_tariffs
-from pricing.kernel import price_table, result_rows
+from pricing.kernel import price_table
 from pricing.model import Phase
 from pricing.periods import from_sessions
 from pricing.policy import PricingPolicy
 from pricing.reference import ENERGY, PARKING, RESERVATION, TIME, price_session
-from pricing.report import result_row
+from pricing.report import result_row, result_rows
 from tests.property.strategies import batches, policies
 
 
@@ -52,17 +53,17 @@ def all_big(ct, present, col_cls):
     return lam, np.ones(present.shape[1], bool)  # present: (columns, sessions)
 
 
-ORIGINAL_DENOMINATORS = K.denominators
-ARITHMETIC = {
+ORIGINAL_DENOMINATORS = KM.denominators
+ARITHMETIC = {  # (module, name): value patched for the run
     "int64": {},
-    "two_limbs": {"ONE_LIMB_BELOW": 0},  # Σ price × quantity in two int64 limbs
-    "python_ints": {"denominators": all_big},  # the money steps on numpy object arrays
+    "two_limbs": {(K, "ONE_LIMB_BELOW"): 0},  # Σ price × quantity in two int64 limbs
+    "python_ints": {(KM, "denominators"): all_big},  # the money steps on numpy object arrays
 }
 
 
 @given(batches(), policies, st.sampled_from(["int64", "int64", "two_limbs", "python_ints"]))
 def test_kernel_equals_reference(sessions, policy, arithmetic):
     with ExitStack() as stack:
-        for name, value in ARITHMETIC[arithmetic].items():
-            stack.enter_context(mock.patch.object(K, name, value))
+        for (module, name), value in ARITHMETIC[arithmetic].items():
+            stack.enter_context(mock.patch.object(module, name, value))
         assert_same(sessions, policy)

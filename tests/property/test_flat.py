@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from pricing.compile import compile_tariffs
 from pricing.errors import RecordRejected
-from pricing.flat import arrow_schema
-from pricing.kernel import price_table, result_rows, straddling_lists
+from pricing.flat import arrow_schema, flat_cdr, split_flat
+from pricing.kernel import price_table
 from pricing.model import Dimension, Element, PriceComponent, Restrictions, Tariff, TaxIncluded
-from pricing.periods import flat_cdr, from_flat, split_flat
+from pricing.periods import from_flat
 from pricing.reference import price_session
-from pricing.report import result_row
+from pricing.report import result_row, result_rows, straddling_lists
 from pricing.sessions import TariffSet, build_session
 from tests.property.strategies import policies
 

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pricing import batch
-from pricing.batch import ROW_COLUMNS, flat_file_kernel, flat_kernel_result, merge_rows, price_flat_file
+from pricing.batch import flat_file_kernel, flat_kernel_result, price_flat_file
 from pricing.io import RowFrame, rows_to_frame, write_table
 from pricing.report import DECIMAL_COLUMNS
+from pricing.results import ROW_COLUMNS, merge_rows
 from tests.property.strategies import policies
 from tests.property.test_flat import TARIFFS, tables
 
@@ -31,7 +32,7 @@ def same_files(rows: list[dict], frame_rows: RowFrame, d: Path) -> None:
 @settings(max_examples=60)
 @given(tables(), policies, st.sampled_from([None, "Europe/Amsterdam"]))
 def test_flat_kernel_frame_equals_per_record(table, policy, tz):
-    from pricing.periods import split_flat
+    from pricing.flat import split_flat
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)

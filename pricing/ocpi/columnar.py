@@ -18,13 +18,16 @@ integer units. The first JSON object of the file always falls back: it fixes the
 version in the per-record path. Each non-blank line is counted exactly once:
 ``table CDRs + len(fallback) == records read by read_records``.
 
-:func:`price_ndjson_columnar` prices such a file and returns the same
-:class:`~pricing.batch.BatchResult` as ``price_records(iter_sources([path]), …, engine="kernel")``.
+:func:`pricing.batch.price_ndjson_columnar` prices such a file and returns the same
+:class:`~pricing.results.BatchResult` as ``price_records(iter_sources([path]), …, engine="kernel")``;
+the reasons each fallback Record left the columnar path are counted (``reasons``) and reported
+in the result's ``fallbacks``.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -36,7 +39,7 @@ import pyarrow.json as pj
 
 from pricing.flat import arrow_schema
 from pricing.io import Record, _read_ndjson
-from pricing.ocpi import CDR_MONEY
+from pricing.ocpi import CDR_MONEY, detect_version
 from pricing.units import hours_to_ms, kwh_to_mwh
 
 BLOCK_BYTES = 64 << 20
@@ -283,25 +286,27 @@ def _line_record(raw: bytes, src: str, n: int) -> Record | None:
 
 
 class _State:
-    def __init__(self, src: str) -> None:
+    def __init__(self, src: str, reasons: Counter[str] | None) -> None:
         self.src = src
         self.file_version: str | None = None  # set by the first JSON object (per-record path)
         self.last_id: str | None = None
         self.line0 = 0  # lines before the current block
         self.tables: list[pa.Table] = []
         self.fallback: list[Record] = []
+        self.reasons: Counter[str] = Counter() if reasons is None else reasons
 
 
 def read_ndjson_flat(
-    path: str | os.PathLike[str], block_bytes: int = BLOCK_BYTES
+    path: str | os.PathLike[str], block_bytes: int = BLOCK_BYTES, reasons: Counter[str] | None = None
 ) -> tuple[pa.Table, list[Record]]:
     """(flat table of the columnar CDRs, per-record fallback Records), both in line order.
 
     The table has the columns of :func:`pricing.flat.arrow_schema` plus ``line`` (int64, the
-    CDR's 1-based line number, on each of its rows).
+    CDR's 1-based line number, on each of its rows). ``reasons``, when given, counts the fallback
+    Records by why they left the columnar path (``"first record"``, ``"credit"``, …).
     """
     src = str(path)
-    st = _State(src)
+    st = _State(src, reasons)
     for block in _blocks(src, block_bytes):
         _do_block(st, block)
     schema = arrow_schema().append(pa.field("line", pa.int64()))
@@ -317,32 +322,75 @@ def _do_block(st: _State, block: bytes) -> None:
     n_lines = len(ends)
     line0 = st.line0
     st.line0 += n_lines
-    if b"\r" in block:
-        cr = np.flatnonzero(buf == 13)
-        if (cr + 1 >= len(buf)).any() or (buf[np.minimum(cr + 1, len(buf) - 1)] != 10).any():
-            # a lone \r is a line break for splitlines(): let the reader's own logic count
-            parts = block.splitlines()
-            for i, raw in enumerate(parts):
-                rec = _fallback_raw(st, raw, line0 + i + 1)
-                if (
-                    st.file_version is None
-                    and rec is not None
-                    and rec.error is None
-                    and isinstance(rec.obj, dict)
-                ):
-                    st.file_version = _detect(rec.obj)
-            st.line0 = line0 + len(parts)
-            return
+    if b"\r" in block and _lone_cr(buf):
+        # a lone \r is a line break for splitlines(): let the reader's own logic count
+        parts = block.splitlines()
+        for i, raw in enumerate(parts):
+            rec = _fallback_raw(st, raw, line0 + i + 1, "lone carriage return in the block")
+            if (
+                st.file_version is None
+                and rec is not None
+                and rec.error is None
+                and isinstance(rec.obj, dict)
+            ):
+                st.file_version = _detect(rec.obj)
+        st.line0 = line0 + len(parts)
+        return
+    why = _python_lines(st, block, buf, starts, ends, line0)
+    lines = np.flatnonzero(why == "")
+    work = block
+    if len(lines) < n_lines:
+        arr = bytearray(block)
+        for i in np.flatnonzero(why != "").tolist():
+            arr[starts[i] : ends[i]] = b" " * int(ends[i] - starts[i])
+            _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1, str(why[i]))
+        work = bytes(arr)
+    if not len(lines):
+        return
+    for table, idx in _parse(work, starts, ends, lines):
+        if table is None:
+            # a 2.1.1 file's money is plain numbers, not the Price objects of the schema
+            why_not = "OCPI 2.1.1" if st.file_version == "2.1.1" else "pyarrow could not read the line"
+            for i in idx.tolist():
+                _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1, why_not)
+            continue
+        bad, flat = _flatten(table, line0 + idx + 1, st)
+        for k in np.flatnonzero(bad != "").tolist():
+            i = int(idx[k])
+            _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1, str(bad[k]))
+        if flat is not None and flat.num_rows:
+            st.tables.append(flat)
+
+
+def _lone_cr(buf: np.ndarray) -> bool:
+    """Whether some \r of the block is not followed by \n."""
+    cr = np.flatnonzero(buf == 13)
+    return bool((cr + 1 >= len(buf)).any() or (buf[np.minimum(cr + 1, len(buf) - 1)] != 10).any())
+
+
+def _python_lines(
+    st: _State, block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, line0: int
+) -> np.ndarray:
+    """Per line of the block, why it is decoded in Python ("" for none): not one ``{…}`` object
+    (blank lines are dropped there), an explicit null, invalid UTF-8, or the file's first JSON
+    object (it fixes the file's version)."""
+    n_lines = len(ends)
+    why = np.full(n_lines, "", object)
+
+    def mark(i: int, reason: str) -> None:
+        if not why[i]:
+            why[i] = reason
+
     last = ends - 1
     last_c = buf[np.maximum(last, 0)]
     last = np.where((last_c == 13) & (last >= starts), last - 1, last)
     nonempty = last >= starts
     shape = nonempty & (buf[np.minimum(starts, len(buf) - 1)] == 123) & (buf[np.maximum(last, 0)] == 125)
-    pre = ~shape  # decoded in Python (blank lines are dropped there)
+    why[~shape] = "not one JSON object on the line"
     at = block.find(b"null")  # an explicit null: key presence is not visible in columns
     while at >= 0:
         i = int(np.searchsorted(ends, at))
-        pre[i] = True
+        mark(i, "explicit null")
         at = block.find(b"null", int(ends[i]) + 1)
     pos = 0  # invalid UTF-8: those lines only (Python's decoder says where)
     view = memoryview(block)
@@ -352,48 +400,27 @@ def _do_block(st: _State, block: bytes) -> None:
             break
         except UnicodeDecodeError as exc:
             i = int(np.searchsorted(ends, pos + exc.start))
-            pre[i] = True
+            mark(i, "invalid UTF-8")
             pos = int(ends[i]) + 1
     if st.file_version is None:  # the first JSON object fixes the file's version: per-record
         for i in range(n_lines):
-            pre[i] = True
+            mark(i, "first record (fixes the file's OCPI version)")
             rec = _line_record(block[starts[i] : ends[i]], st.src, line0 + i + 1)
             if rec is not None and rec.error is None and isinstance(rec.obj, dict):
                 st.file_version = _detect(rec.obj)
                 break
-    lines = np.flatnonzero(~pre)
-    work = block
-    if pre.any():
-        arr = bytearray(block)
-        for i in np.flatnonzero(pre).tolist():
-            arr[starts[i] : ends[i]] = b" " * int(ends[i] - starts[i])
-            _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1)
-        work = bytes(arr)
-    if not len(lines):
-        return
-    for table, idx in _parse(work, starts, ends, lines):
-        if table is None:
-            for i in idx.tolist():
-                _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1)
-            continue
-        bad, flat = _flatten(table, line0 + idx + 1, st)
-        for k in np.flatnonzero(bad).tolist():
-            i = int(idx[k])
-            _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1)
-        if flat is not None and flat.num_rows:
-            st.tables.append(flat)
+    return why
 
 
-def _fallback_raw(st: _State, raw: bytes, n: int) -> Record | None:
+def _fallback_raw(st: _State, raw: bytes, n: int, reason: str) -> Record | None:
     rec = _line_record(raw, st.src, n)
     if rec is not None:
         st.fallback.append(rec)
+        st.reasons[reason] += 1
     return rec
 
 
 def _detect(obj: dict[str, Any]) -> str:
-    from pricing.ocpi import detect_version
-
     return detect_version(obj, "cdr")
 
 
@@ -458,63 +485,150 @@ def _dec6(values: np.ndarray, valid: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.decimal128(38, 6), len(values), [mask, pa.py_buffer(words.tobytes())])
 
 
+class _Checks:
+    """Which rows may go columnar, and for the others the first reason found."""
+
+    def __init__(self, n: int) -> None:
+        self.ok = np.ones(n, bool)
+        self.why = np.full(n, "", object)
+
+    def require(self, good: np.ndarray, reason: str) -> None:
+        self.why[self.ok & ~good] = reason
+        self.ok &= good
+
+
 def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.Table | None]:
-    """(per row: goes to the per-record path, flat table of the others)."""
+    """(per row: why it goes to the per-record path, "" for none; flat table of the others)."""
     n = t.num_rows
     col = {name: _arr(t.column(name)) for name in t.column_names}
-    ok = np.ones(n, bool)
+    ck = _Checks(n)
+    start, end = _check_cdr(col, ck)
+    version, v221, v230 = _cdr_version(col, ck, st)
+    totals = _check_money(col, ck, v221, v230)
+    periods, p_parent, p_idx, p_start, out = _period_volumes(col, ck, end)
+    _check_repeated_ids(col["id"], ck, st)
+    ok = ck.ok
+    rows = np.flatnonzero(ok[p_parent])
+    if not len(rows):
+        return ck.why, None
+    rp = p_parent[rows]
+    take_r = pa.array(rp, pa.int64())
+    take_p = pa.array(rows, pa.int64())
+    i64 = pa.int64()
 
-    def req(a: pa.Array) -> None:
-        nonlocal ok
-        ok &= _valid(a)
+    def cdr(a: pa.Array) -> pa.Array:
+        return a.take(take_r)
 
+    def ints(values: np.ndarray, has: np.ndarray | None = None) -> pa.Array:
+        return pa.array(values, i64, mask=None if has is None else ~has)
+
+    token, loc = col["cdr_token"], col["cdr_location"]
+    columns = {
+        "cdr_id": cdr(col["id"]),
+        "ocpi_version": pa.array(version[rp], _S),
+        "country_code": cdr(col["country_code"]),
+        "party_id": cdr(col["party_id"]),
+        "emsp_country_code": cdr(token.field("country_code")),
+        "emsp_party_id": cdr(token.field("party_id")),
+        "cdr_start_ms": ints(start[rp]),
+        "cdr_end_ms": ints(end[rp]),
+        "currency": cdr(col["currency"]),
+        "time_zone": pa.nulls(len(rows), _S),
+        "location_country": cdr(loc.field("country")),
+        "period_idx": pa.array(p_idx[rows].astype(np.int32), pa.int32()),
+        "period_start_ms": ints(p_start[rows]),
+        "tariff_id": periods.field("tariff_id").take(take_p),
+    }
+    for name in (
+        "energy_mwh",
+        "time_ms",
+        "parking_ms",
+        "reservation_ms",
+        "min_power_w",
+        "max_power_w",
+        "min_current_ma",
+        "max_current_ma",
+    ):
+        v, h = out[name]
+        columns[name] = ints(v[rows], h[rows])
+    for key, name in (("excl", "reported_total_excl"), ("incl", "reported_total_incl")):
+        v, h = totals[key]
+        columns[name] = _dec6(v[rp], h[rp])
+    columns["line"] = ints(line[rp].astype(np.int64))
+    schema = arrow_schema().append(pa.field("line", i64))
+    return ck.why, pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+
+
+def _check_cdr(col: dict[str, pa.Array], ck: _Checks) -> tuple[np.ndarray, np.ndarray]:
+    """Required CDR fields, currency, token and location, no embedded tariffs, not a credit,
+    readable timestamps with end >= start; returns (start, end) in epoch ms."""
     for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
-        req(col[name])
+        ck.require(_valid(col[name]), f"missing {name}")
     cur = col["currency"]
-    ok &= pc.fill_null(pc.and_(pc.equal(pc.binary_length(cur), 3), pc.ascii_is_alpha(cur)), False).to_numpy(
-        zero_copy_only=False
+    ck.require(
+        pc.fill_null(pc.and_(pc.equal(pc.binary_length(cur), 3), pc.ascii_is_alpha(cur)), False).to_numpy(
+            zero_copy_only=False
+        ),
+        "currency is not 3 letters",
     )
     token, loc = col["cdr_token"], col["cdr_location"]
-    req(token)
-    req(loc)
-    req(token.field("contract_id"))
-    req(loc.field("id"))
-    req(loc.field("country"))
-    ok &= ~_valid(col["tariffs"])
-    ok &= ~pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False)
+    ck.require(_valid(token), "missing cdr_token")
+    ck.require(_valid(loc), "missing cdr_location")
+    ck.require(_valid(token.field("contract_id")), "missing cdr_token.contract_id")
+    ck.require(_valid(loc.field("id")), "missing cdr_location.id")
+    ck.require(_valid(loc.field("country")), "missing cdr_location.country")
+    ck.require(~_valid(col["tariffs"]), "embedded tariffs")
+    ck.require(~pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False), "credit")
     start, s_ok = parse_ts(col["start_date_time"])
     end, e_ok = parse_ts(col["end_date_time"])
-    ok &= s_ok & e_ok & (end >= start)
+    ck.require(s_ok & e_ok, "timestamp not in the columnar form")
+    ck.require(end >= start, "end before start")
     lu = col["last_updated"]
     _, lu_ok = parse_ts(lu)
-    ok &= lu_ok | ~_valid(lu)
+    ck.require(lu_ok | ~_valid(lu), "timestamp not in the columnar form")
+    return start, end
 
-    # version: total_cost's first Price key (before_taxes/taxes/after_taxes → 2.3.0, else 2.2.1)
+
+def _cdr_version(
+    col: dict[str, pa.Array], ck: _Checks, st: _State
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(version per row, is 2.2.1, is 2.3.0) from total_cost's first Price key (before_taxes /
+    taxes / after_taxes → 2.3.0, else 2.2.1); a row of another version than the file's falls back."""
     tc = col["total_cost"]
-    req(tc)
+    ck.require(_valid(tc), "missing total_cost")
     v230 = _valid(tc.field("before_taxes")) | _valid(tc.field("taxes")) | _valid(tc.field("after_taxes"))
     v221 = ~v230 & (_valid(tc.field("excl_vat")) | _valid(tc.field("incl_vat")))
     version = np.where(v230, "2.3.0", "2.2.1")
-    ok &= (v230 | v221) & (version == st.file_version)
+    ck.require(v230 | v221, "total_cost of no known version")
+    ck.require(version == st.file_version, "version other than the file's")
+    return version, v221, v230
+
+
+def _check_money(
+    col: dict[str, pa.Array], ck: _Checks, v221: np.ndarray, v230: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every Price of the CDR well formed for its version; the reported total as exact
+    micro-units: {"excl": (values, present), "incl": (values, present)}."""
+    n = len(v230)
     totals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m in MONEY:
         p = col[m]
         present = _valid(p)
         bt = p.field("before_taxes")
         ev = p.field("excl_vat")
-        ok &= ~present | np.where(v230, _valid(bt), _valid(ev))
+        ck.require(~present | np.where(v230, _valid(bt), _valid(ev)), f"{m} without its amount")
         taxes = p.field("taxes")
         items, parent, _ = _list_parts(taxes)
         item_ok = _valid(items.field("name")) & _valid(items.field("amount"))
-        ok &= ~v230 | _per_parent_all(item_ok, parent, n)
+        ck.require(~v230 | _per_parent_all(item_ok, parent, n), f"{m} tax line incomplete")
         if m == "total_cost":
             excl, x_ok = convert(pc.if_else(pa.array(v230), bt, ev), "e6")
-            ok &= x_ok
+            ck.require(x_ok, "amount out of range")
             iv, i_ok = convert(p.field("incl_vat"), "e6")
             iv_has = _valid(p.field("incl_vat"))
-            ok &= ~(v221 & iv_has) | i_ok
+            ck.require(~(v221 & iv_has) | i_ok, "amount out of range")
             amt, a_ok = convert(items.field("amount"), "e6")
-            ok &= _per_parent_all(a_ok | ~v230[parent], parent, n)
+            ck.require(_per_parent_all(a_ok | ~v230[parent], parent, n), "amount out of range")
             tax_sum = np.zeros(n, np.int64)
             np.add.at(tax_sum, parent, amt)
             t_has = _valid(taxes)
@@ -522,11 +636,19 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
             incl_has = np.where(v230, t_has, iv_has)
             totals["excl"] = (excl, np.ones(n, bool))
             totals["incl"] = (incl, incl_has)
+    return totals
 
-    # periods and dimensions
+
+def _period_volumes(
+    col: dict[str, pa.Array], ck: _Checks, end: np.ndarray
+) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Charging periods and their dimensions: (periods, parent row per period, index inside the
+    CDR, start ms, {flat volume column: (values, present)}); a CDR with no period, a period out of
+    order or after the end, an unknown dimension or a bad volume falls back."""
+    n = len(end)
     cp = col["charging_periods"]
     periods, p_parent, n_per = _list_parts(cp)
-    ok &= n_per >= 1
+    ck.require(n_per >= 1, "no charging period")
     p_start, ps_ok = parse_ts(periods.field("start_date_time"))
     dims_list = periods.field("dimensions")
     dims, d_parent, n_dim = _list_parts(dims_list)
@@ -542,7 +664,19 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
     back = np.zeros(n_p, bool)
     back[1:] = (p_idx[1:] > 0) & (p_start[1:] < p_start[:-1])
     p_ok &= ~back & (p_start <= end[p_parent])
-    # volumes in units (summed types: exact sum of duplicates, then rounded once)
+    out = _summed_volumes(vol, d_code, d_parent, d_ok, n_p)
+    out.update(_extreme_volumes(vol, d_code, d_parent, d_ok, n_p))
+    # negative volumes: convert() refuses them (hi < 0), so d_ok is False there
+    p_ok &= _per_parent_all(d_ok, d_parent, n_p)
+    ck.require(_per_parent_all(p_ok, p_parent, n), "charging period not in the columnar form")
+    return periods, p_parent, p_idx, p_start, out
+
+
+def _summed_volumes(
+    vol: pa.Array, d_code: np.ndarray, d_parent: np.ndarray, d_ok: np.ndarray, n_p: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Energy and durations per period in units: the exact sum of same-type volumes, rounded
+    once (as the parser does); clears ``d_ok`` where a value does not fit."""
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     kinds = {0: "mwh", 1: "ms", 2: "ms", 3: "ms"}
     for code, name in _SUMMED.items():
@@ -568,6 +702,15 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
                 if not 0 <= conv < LIMIT:
                     d_ok[ds] = False
         out[name] = (vals, has)
+    return out
+
+
+def _extreme_volumes(
+    vol: pa.Array, d_code: np.ndarray, d_parent: np.ndarray, d_ok: np.ndarray, n_p: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Min / max power and current per period (the extreme of same-type values); clears
+    ``d_ok`` where a value does not fit."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for code, (name, is_max) in _EXTREME.items():
         sel = np.flatnonzero(d_code == code)
         v, v_ok = (
@@ -582,109 +725,19 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
         has = np.zeros(n_p, bool)
         has[par] = True
         out[name] = (np.where(has, vals, 0), has)
-    # negative volumes: convert() refuses them (hi < 0), so d_ok is False there
-    p_ok &= _per_parent_all(d_ok, d_parent, n_p)
-    ok &= _per_parent_all(p_ok, p_parent, n)
+    return out
 
-    # a repeated cdr_id right after the same id would merge two CDRs in the flat layout
-    ids = col["id"]
+
+def _check_repeated_ids(ids: pa.Array, ck: _Checks, st: _State) -> None:
+    """A repeated cdr_id right after the same id would merge two CDRs in the flat layout."""
+    ok = ck.ok
     cand = np.flatnonzero(ok)
     if len(cand):
         cid = ids.take(pa.array(cand, pa.int64()))
         prev = pa.concat_arrays([pa.array([st.last_id], pa.string()), cid.slice(0, len(cid) - 1)])
         same = pc.fill_null(pc.equal(cid, prev), False).to_numpy(zero_copy_only=False)
+        ck.why[cand[same]] = "cdr_id repeated on the next line"
         ok[cand[same]] = False
         kept = cand[~same]
         if len(kept):
             st.last_id = ids[int(kept[-1])].as_py()
-
-    rows = np.flatnonzero(ok[p_parent])
-    if not len(rows):
-        return ~ok, None
-    rp = p_parent[rows]
-    take_r = pa.array(rp, pa.int64())
-    take_p = pa.array(rows, pa.int64())
-    i64 = pa.int64()
-
-    def cdr(a: pa.Array) -> pa.Array:
-        return a.take(take_r)
-
-    def ints(values: np.ndarray, has: np.ndarray | None = None) -> pa.Array:
-        return pa.array(values, i64, mask=None if has is None else ~has)
-
-    columns = {
-        "cdr_id": cdr(ids),
-        "ocpi_version": pa.array(version[rp], _S),
-        "country_code": cdr(col["country_code"]),
-        "party_id": cdr(col["party_id"]),
-        "emsp_country_code": cdr(token.field("country_code")),
-        "emsp_party_id": cdr(token.field("party_id")),
-        "cdr_start_ms": ints(start[rp]),
-        "cdr_end_ms": ints(end[rp]),
-        "currency": cdr(cur),
-        "time_zone": pa.nulls(len(rows), _S),
-        "location_country": cdr(loc.field("country")),
-        "period_idx": pa.array(p_idx[rows].astype(np.int32), pa.int32()),
-        "period_start_ms": ints(p_start[rows]),
-        "tariff_id": periods.field("tariff_id").take(take_p),
-    }
-    for name in (
-        "energy_mwh",
-        "time_ms",
-        "parking_ms",
-        "reservation_ms",
-        "min_power_w",
-        "max_power_w",
-        "min_current_ma",
-        "max_current_ma",
-    ):
-        v, h = out[name]
-        columns[name] = ints(v[rows], h[rows])
-    for key, name in (("excl", "reported_total_excl"), ("incl", "reported_total_incl")):
-        v, h = totals[key]
-        columns[name] = _dec6(v[rp], h[rp])
-    columns["line"] = ints(line[rp].astype(np.int64))
-    schema = arrow_schema().append(pa.field("line", i64))
-    return ~ok, pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
-
-
-# ---- pricing ------------------------------------------------------------------------------------
-
-
-def price_ndjson_columnar(
-    path: str | os.PathLike[str],
-    tariffs: Any = None,
-    policy: Any = None,
-    tz: str | None = None,
-    workers: int = 1,
-) -> Any:
-    """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
-    ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
-
-    Columnar CDRs go through :func:`pricing.periods.split_flat` / ``from_flat`` and the kernel,
-    fallback Records through :func:`pricing.batch.price_records`; the results are merged in line
-    order (rows sorted like ``price_records``). If the columnar kernel fails, the whole file is
-    priced per record.
-    """
-    from pricing.batch import BatchResult, flat_kernel_result, merge_rows, price_records
-    from pricing.io import iter_sources
-    from pricing.periods import split_flat
-    from pricing.policy import PricingPolicy
-
-    policy = policy or PricingPolicy()
-    source = str(path)
-    table, fallback = read_ndjson_flat(path)
-    result = BatchResult(policy=policy, engine="kernel")
-    if table.num_rows:
-        try:
-            fr = split_flat(table)
-            lines = table.column("line").to_numpy()
-            result = flat_kernel_result(fr, tariffs, policy, tz, workers, source, lines[fr.first_row])
-        except Exception:  # the per-record path decides (same output)
-            return price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)
-    part = price_records(iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers)
-    result.read += part.read
-    result.rows = merge_rows([result.rows, part.rows])
-    result.rejects = sorted(result.rejects + part.rejects, key=lambda f: f.line or 0)
-    result.warnings = sorted(result.warnings + part.warnings, key=lambda f: f.line or 0)
-    return result

@@ -1,0 +1,297 @@
+"""The one writer path of both settlement engines: run folders, NDJSON rows, statement line tables.
+
+The record engine (:mod:`settlement.jobs`) and the columnar engine (:mod:`settlement.columnar`)
+write the same files, so they write them with the same functions: a statement's lines become a
+polars frame of ``LINE_COLUMNS`` (:func:`line_frame` for line objects, the columnar engine builds
+its own from columns) and that frame is written as ``lines.csv`` (:func:`write_lines_csv`) and as
+the ``lines`` / ``disputed`` lists of ``statement.json`` (:func:`lines_json`,
+:func:`write_document`); record rows go to NDJSON through :func:`write_ndjson_rows`; a run folder
+appears in one rename (:func:`atomic_output`) with its ``rejects.ndjson`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pricing import __version__
+from pricing.errors import Finding, RoamledgerError
+from pricing.io import all_files, dumps, sha256_file
+from settlement.contracts import Contracts
+from settlement.statement import LINE_COLUMNS, Line, Statement
+
+SLICE = 200_000  # rows formatted at a time when writing
+ListWriter = tuple[int, Callable[[Any], None]]
+
+# ---- run folders --------------------------------------------------------------------------------
+
+
+RUN_FILES = frozenset({"manifest.json", "findings.ndjson", "reconciliation.ndjson", "rejects.ndjson"})
+
+
+def check_output_folder(
+    out_dir: str | os.PathLike[str], inputs: Sequence[str | os.PathLike[str]] = ()
+) -> None:
+    """Refuse an output folder the run must not replace: one that holds anything but an earlier
+    settlement run (its ``manifest.json`` says so and every entry is a file or statement folder that
+    run wrote), or one that holds an input of this run."""
+    out = Path(out_dir).resolve()
+    for given in inputs:
+        path = Path(given).resolve()
+        if path == out or out in path.parents:
+            raise RoamledgerError(
+                f"--out {out_dir}: the input {given} is inside it, and the run replaces the whole folder. "
+                "Hint: choose an output folder outside the inputs"
+            )
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise RoamledgerError(f"--out {out_dir} is a file. Hint: give a new, empty or earlier-run folder")
+    entries = {p.name for p in out.iterdir()}
+    if not entries:
+        return
+    why = "it holds files that are not a roamledger settlement run"
+    folders = earlier_run_folders(out)
+    if folders is not None:
+        foreign = sorted(entries - RUN_FILES - folders)
+        if not foreign:
+            return
+        why = f"besides an earlier run it holds {', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''}"
+    raise RoamledgerError(
+        f"--out {out_dir}: {why}, and the run replaces the whole folder. "
+        "Hint: give a new or empty folder, or one holding only an earlier settlement run"
+    )
+
+
+def earlier_run_folders(out: Path) -> set[str] | None:
+    """The statement folders of the settlement run ``out`` holds, or None when its manifest is
+    missing or is not one of ours."""
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        if "counts_check" not in manifest or "roamledger" not in manifest:
+            return None
+        return {st["folder"] for st in manifest.get("statements", [])}
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def atomic_output(out_dir: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
+    """Call ``fill`` on a fresh temporary folder, then move it into place in one rename.
+
+    A run that dies half-way leaves only a ``.partial`` folder (removed by the next run), never a
+    half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole — only when
+    it is empty or an earlier run (:func:`check_output_folder`). The folder follows the umask.
+    """
+    out = Path(out_dir).resolve()
+    parent = out.parent
+    check_output_folder(out)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for stale in parent.glob(f".{out.name}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; outputs follow the umask
+    except OSError as exc:
+        raise RoamledgerError(
+            f"cannot write to {out}: {exc}. Hint: choose a writable --out directory"
+        ) from exc
+    try:
+        fill(tmp)
+        if out.exists():
+            old = parent / f".{out.name}.old-{os.getpid()}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def out_of_month_finding(
+    cdr_id: str, end_ms: int, month: str, source: str, line: int | None
+) -> dict[str, Any]:
+    return {
+        "cdr_id": cdr_id,
+        "code": "OUT_OF_MONTH",
+        "dimension": None,
+        "period": None,
+        "amount": None,
+        "message": f"session ended {datetime.fromtimestamp(end_ms // 1000, UTC).date()} (UTC date), "
+        f"outside {month} in the statement zone; settle it in its own month",
+        "source": source,
+        "line": line,
+    }
+
+
+def ndjson_lines(rows: Iterable[dict[str, Any]]) -> Iterable[bytes]:
+    """One compact JSON object per line (:func:`pricing.io.dumps`), UTF-8."""
+    return ((dumps(r) + "\n").encode("utf-8") for r in rows)
+
+
+def write_ndjson_rows(fh: Any, rows: Iterable[dict[str, Any]]) -> None:
+    """Rows as NDJSON into the binary file ``fh``."""
+    fh.writelines(ndjson_lines(rows))
+
+
+def write_rejects(tmp: Path, rejects: Sequence[Finding]) -> None:
+    rows = sorted((f.as_row() for f in rejects), key=lambda r: (r["source"], r["line"] or 0))
+    with open(tmp / "rejects.ndjson", "wb") as fh:
+        write_ndjson_rows(fh, rows)
+
+
+def statement_entry(st: Statement, n_lines: int) -> dict[str, Any]:
+    return {
+        "id": st.id,
+        "folder": st.folder,
+        "cpo": st.cpo,
+        "emsp": st.emsp,
+        "currency": st.currency,
+        "lines": n_lines,
+        "amount_due": st.totals["amount_due"],
+    }
+
+
+def write_manifest(
+    tmp: Path,
+    month: str,
+    inputs: Sequence[str | os.PathLike[str]],
+    settings: dict[str, Any],
+    contracts: Contracts,
+    counts: dict[str, int],
+    reconciliation: dict[str, Any],
+    statements: list[dict[str, Any]],
+    record_path: dict[str, int] | None = None,
+) -> None:
+    """``manifest.json``. ``record_path`` (columnar engine only): how many records went through
+    the record-by-record code, by reason."""
+    manifest = {
+        "roamledger": __version__,
+        "month": month,
+        "inputs": {str(p): sha256_file(p) for p in all_files(inputs)},
+        "settings": settings,
+        "contracts": contracts.as_dict(),
+        "counts": counts,
+        "counts_check": "read == settled + excluded + rejected + out_of_month",
+        "reconciliation": reconciliation,
+        "statements": statements,
+    }
+    if record_path is not None:
+        manifest["record_path"] = dict(sorted(record_path.items()))
+    (tmp / "manifest.json").write_text(
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+
+
+# ---- JSON documents with streamed lists ---------------------------------------------------------
+
+
+def write_document(
+    doc: dict[str, Any], lists: dict[str, ListWriter], fh: Any, ensure_ascii: bool = False
+) -> None:
+    """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, plus the lists of ``lists``
+    (key → (items, writer)) whose items the writers stream (each item on its own line, already
+    indented, separated by ``,\n``). Big statements never exist as one Python object. ``fh`` is a
+    binary file."""
+    marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
+    full = {**doc, **{k: ([marks[k]] if k in marks else []) for k in lists}}
+    text = json.dumps(full, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
+    for key in sorted(marks):  # sort_keys: the lists appear in key order
+        head, text = text.split(json.dumps(marks[key]), 1)
+        fh.write(head.rstrip(" ").encode("utf-8"))
+        lists[key][1](fh)
+    fh.write((text + "\n").encode("utf-8"))
+
+
+def json_value(name: str) -> pl.Expr:
+    """The JSON text of a column's value, as Python's json.dumps writes it."""
+    return pl.struct(name).struct.json_encode().str.slice(len(json.dumps(name)) + 2).str.head(-1)
+
+
+NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
+def json_object(frame: pl.DataFrame, cols: Sequence[str]) -> pl.Expr:
+    """``json.dumps(row, separators=(",", ":"), ensure_ascii=False)`` of the ``cols`` of each row
+    (string / boolean columns), by concatenation; a string column holding a character JSON must
+    escape is encoded by polars' JSON writer instead."""
+    parts: list[pl.Expr] = []
+    for i, c in enumerate(cols):
+        key = ("{" if i == 0 else ",") + json.dumps(c) + ":"
+        dtype = frame.schema[c]
+        if dtype == pl.Boolean:
+            value = pl.when(pl.col(c)).then(pl.lit("true")).otherwise(pl.lit("false"))
+        elif frame.height and frame.select(pl.col(c).str.contains(NEEDS_ESCAPE).any()).item():
+            value = json_value(c)
+        else:
+            value = pl.lit('"') + pl.col(c) + pl.lit('"')
+        parts.append(pl.lit(key) + value.fill_null(pl.lit("null")))
+    return pl.concat_str(parts) + pl.lit("}")
+
+
+def write_text(fh: Any, text: pl.Series) -> None:
+    """Each value on its own line, written by polars into the binary file ``fh``."""
+    if len(text):
+        text.to_frame("t").write_csv(fh, include_header=False, quote_style="never", line_terminator="\n")
+
+
+def write_items(fh: Any, frame: pl.DataFrame, item: pl.Expr) -> None:
+    """JSON list items (``item`` of each row), indented by 4, separated by ``,\n``, no newline after
+    the last (:func:`write_document` writes the rest)."""
+    text = frame.select((pl.lit("    ") + item).alias("t"))["t"]
+    n = len(text)
+    for lo in range(0, n - 1, SLICE):
+        write_text(fh, text.slice(lo, min(SLICE, n - 1 - lo)) + ",")
+    if n:
+        fh.write(text[n - 1].encode("utf-8"))
+
+
+# ---- statement line tables ----------------------------------------------------------------------
+
+
+def line_frame(lines: Sequence[Line], ords: Sequence[int] | None = None) -> pl.DataFrame:
+    """Line objects as the columns of a statement's line table (+ ``ord``, their input order,
+    when given)."""
+    rows = [ln.as_row() for ln in lines]
+    data: dict[str, Any] = {c: [r[c] for r in rows] for c in LINE_COLUMNS}
+    schema: dict[str, Any] = {c: pl.String for c in LINE_COLUMNS}
+    schema["credit"] = schema["disputed"] = pl.Boolean
+    frame = pl.DataFrame(data, schema=schema)
+    if ords is None:
+        return frame
+    return frame.with_columns(pl.Series("ord", list(ords), pl.Int64))
+
+
+def lines_json(frame: pl.DataFrame) -> ListWriter:
+    """A line table as the items of a ``statement.json`` list: one compact JSON object per line,
+    sorted keys."""
+
+    def write(fh: Any) -> None:
+        write_items(fh, frame, json_object(frame, sorted(LINE_COLUMNS)))
+
+    return frame.height, write
+
+
+def write_lines_csv(fh: Any, frame: pl.DataFrame) -> None:
+    """A line table as ``lines.csv`` (``csv.writer`` conventions: empty for null and "")."""
+    fh.write((",".join(LINE_COLUMNS) + "\n").encode("utf-8"))
+    if frame.height:
+        frame.select(LINE_COLUMNS).with_columns(
+            pl.col(pl.String).replace("", None)  # csv.writer writes "" as nothing
+        ).write_csv(fh, include_header=False, line_terminator="\n", quote_style="necessary", null_value="")

@@ -1,0 +1,338 @@
+"""The settlement rules, each in one place, in its scalar and its column form side by side.
+
+The record engine (:mod:`settlement.jobs`, :mod:`settlement.reconcile`) applies a rule to one CDR
+with ``Decimal`` values; the columnar engine (:mod:`settlement.columnar`) applies the same rule to
+a whole piece as a polars expression over integer columns in units of 1e-4 (``*_e4``). Both forms
+live next to each other so a change to a rule is made once, and ``tests/property/test_rules.py``
+checks with hypothesis that both forms give the same answer on random inputs.
+
+Rules: line status, worst difference, dispute reason, month window and local times, line rounding,
+4-decimal and minor-unit text, finding wording and codes.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from babel.numbers import get_currency_precision
+
+E4 = 10_000  # units of 1e-4 per currency unit: OCPI's 4 decimals
+
+# ---- line status --------------------------------------------------------------------------------
+
+MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED = (
+    "MATCH",
+    "ROUNDING",
+    "OVERCHARGED",
+    "UNDERCHARGED",
+    "NOT_PRICED",
+)
+STATUSES = (MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED, NOT_PRICED)
+AGREED = (MATCH, ROUNDING)  # the recomputed total agrees with the reported one (within tolerance)
+
+
+def not_agreed(by_status: dict[str, int]) -> int:
+    """How many CDRs of a ``{status: count}`` summary do not agree with what the CPO reported
+    (``--fail-on findings``)."""
+    return sum(n for status, n in by_status.items() if status not in AGREED)
+
+
+def status_of(diff: Decimal, tolerance: Decimal) -> str:
+    """MATCH when equal, ROUNDING within the tolerance, else OVER/UNDERCHARGED by the sign of the
+    difference (reported − recomputed)."""
+    if diff == 0:
+        return MATCH
+    if abs(diff) <= tolerance:
+        return ROUNDING
+    return OVERCHARGED if diff > 0 else UNDERCHARGED
+
+
+def tolerance_e4(tolerance: Decimal) -> int:
+    """The tolerance in 1e-4 units, rounded down: for a difference that is a whole number of 1e-4
+    units, ``|d| <= tolerance`` exactly when ``|d_e4| <= tolerance_e4``."""
+    return int((tolerance * E4).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def status_expr(worst_e4: pl.Expr, tol_e4: int) -> pl.Expr:
+    """:func:`status_of` on a column of differences in 1e-4 units."""
+    return (
+        pl.when(worst_e4 == 0)
+        .then(pl.lit(MATCH))
+        .when(worst_e4.abs() <= tol_e4)
+        .then(pl.lit(ROUNDING))
+        .when(worst_e4 > 0)
+        .then(pl.lit(OVERCHARGED))
+        .otherwise(pl.lit(UNDERCHARGED))
+    )
+
+
+# ---- worst difference ---------------------------------------------------------------------------
+
+
+def worst_difference(diff_excl: Decimal | None, diff_incl: Decimal | None) -> Decimal | None:
+    """The larger of the two differences by size; excl. VAT on a tie (``max`` keeps the first);
+    None when neither total can be compared."""
+    diffs = [d for d in (diff_excl, diff_incl) if d is not None]
+    return max(diffs, key=abs) if diffs else None
+
+
+def worst_is_excl_expr(dx: pl.Expr, di: pl.Expr) -> pl.Expr:
+    """True where :func:`worst_difference` picks the excl. VAT difference."""
+    return dx.is_not_null() & (di.is_null() | (dx.abs() >= di.abs()))
+
+
+def worst_expr(dx: pl.Expr, di: pl.Expr) -> pl.Expr:
+    """:func:`worst_difference` on columns (null where neither is comparable)."""
+    return pl.when(worst_is_excl_expr(dx, di)).then(dx).otherwise(di)
+
+
+# ---- dispute reason -----------------------------------------------------------------------------
+
+DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "DUPLICATE_CDR"}
+
+
+def dispute_reason(status: str, codes: Iterable[str], basis: str, conflicting_duplicate: bool) -> str:
+    """Why a statement line is disputed ("" when it is not). ``codes``: the line's finding codes;
+    ``conflicting_duplicate``: a DUPLICATE_CDR finding says the copy differs (an identical copy is
+    no dispute)."""
+    codes = set(codes)
+    if status == NOT_PRICED:
+        return "could not be recomputed: " + reasons_text(codes)
+    if basis == "reported" and status in (OVERCHARGED, UNDERCHARGED):
+        return status.lower() + " beyond tolerance"
+    bad = sorted(codes & DISPUTE_CODES)
+    if "DUPLICATE_CDR" in bad and not conflicting_duplicate:
+        bad.remove("DUPLICATE_CDR")
+    return ",".join(bad)
+
+
+def dispute_reason_expr(status: pl.Expr, reasons: pl.Expr, basis: pl.Expr, conflicting: pl.Expr) -> pl.Expr:
+    """:func:`dispute_reason` on columns; ``reasons`` is the comma-joined sorted codes (null or ""
+    for none), as in ``reconciliation.ndjson``."""
+    codes = (
+        reasons.fill_null("").str.split(",").list.eval(pl.element().filter(pl.element() != "")).list.unique()
+    )
+
+    def only(allowed: set[str]) -> pl.Expr:
+        return codes.list.eval(pl.element().filter(pl.element().is_in(sorted(allowed)))).list.sort()
+
+    bad = pl.when(conflicting).then(only(DISPUTE_CODES)).otherwise(only(DISPUTE_CODES - {"DUPLICATE_CDR"}))
+    return (
+        pl.when(status == NOT_PRICED)
+        .then(pl.lit("could not be recomputed: ") + codes.list.sort().list.join(","))
+        .when((basis == "reported") & status.is_in([OVERCHARGED, UNDERCHARGED]))
+        .then(status.str.to_lowercase() + pl.lit(" beyond tolerance"))
+        .otherwise(bad.list.join(","))
+    )
+
+
+# ---- month window -------------------------------------------------------------------------------
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """First and last day of ``YYYY-MM`` (ValueError when it is not a month)."""
+    y, m = (int(x) for x in month.split("-"))
+    return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
+
+
+def local_end_date(end_ms: int, zone: ZoneInfo) -> date:
+    """The local date of a session end (whole seconds) in the statement zone."""
+    return datetime.fromtimestamp(end_ms // 1000, zone).date()
+
+
+def in_month(end_ms: int, month: str, zone: ZoneInfo) -> bool:
+    """A CDR belongs to the month its session ended in, in the statement zone."""
+    first, last = month_bounds(month)
+    return first <= local_end_date(end_ms, zone) <= last
+
+
+def month_window_ms(month: str, zone: ZoneInfo) -> tuple[int, int]:
+    """[first instant, first instant of the next month) of the month in the zone, epoch ms."""
+    first, last = month_bounds(month)
+    lo = datetime(first.year, first.month, first.day, tzinfo=zone)
+    nxt = last + timedelta(days=1)
+    hi = datetime(nxt.year, nxt.month, nxt.day, tzinfo=zone)
+    return int(lo.timestamp()) * 1000, int(hi.timestamp()) * 1000
+
+
+def in_month_expr(end_ms: pl.Expr, window: tuple[int, int]) -> pl.Expr:
+    """:func:`in_month` on a column of session ends (epoch ms), with the month's
+    :func:`month_window_ms`."""
+    lo, hi = window
+    end_s = (end_ms // 1000) * 1000
+    return (end_s >= lo) & (end_s < hi)
+
+
+def local_iso(ms: int, zone: ZoneInfo) -> str:
+    """Local date-time text (whole seconds) of an instant in the statement zone."""
+    return datetime.fromtimestamp(ms // 1000, zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def local_iso_expr(ms: pl.Expr, zone: str) -> pl.Expr:
+    """:func:`local_iso` of a column of epoch ms."""
+    return (
+        pl.from_epoch(ms // 1000, time_unit="s")
+        .dt.replace_time_zone("UTC")
+        .dt.convert_time_zone(zone)
+        .dt.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+
+
+# ---- line rounding ------------------------------------------------------------------------------
+
+
+def minor_unit(currency: str) -> int:
+    """Decimals of the currency's minor unit (babel: EUR 2, JPY 0, BHD 3)."""
+    return int(get_currency_precision(currency))
+
+
+def round_money(value: Decimal, currency: str) -> Decimal:
+    """Half-up (away from zero) to the currency's minor unit."""
+    return round_minor(value, minor_unit(currency))
+
+
+def round_minor(value: Decimal, m: int) -> Decimal:
+    """Half-up (away from zero) to ``m`` decimals."""
+    return value.quantize(Decimal(1).scaleb(-m), rounding=ROUND_HALF_UP)
+
+
+def round_e4_expr(expr: pl.Expr, unit: pl.Expr | int) -> pl.Expr:
+    """:func:`round_minor` on a column of 1e-4 integers: half-up to a multiple of ``unit``
+    (``10 ** (4 - m)``), still in 1e-4 units."""
+    q = (expr.abs() + unit // 2) // unit * unit
+    return pl.when(expr < 0).then(-q).otherwise(q)
+
+
+# ---- 4-decimal and minor-unit text --------------------------------------------------------------
+
+
+def e4(value: Decimal | None) -> str | None:
+    """OCPI 4-decimal text of an amount (None stays None)."""
+    return None if value is None else f"{value:.4f}"
+
+
+def d4(v: int) -> Decimal:
+    """A 1e-4 integer as a Decimal with 4 decimals."""
+    return Decimal(int(v)).scaleb(-4)
+
+
+def dm(v: int, m: int) -> Decimal:
+    """A 1e-4 integer rounded to m decimals, as a Decimal with exactly m decimals."""
+    return Decimal(int(v)).scaleb(-4).quantize(Decimal(1).scaleb(-m))
+
+
+def e4_text(expr: pl.Expr) -> pl.Expr:
+    """:func:`e4` of a column of 1e-4 integers (null stays null)."""
+    a = expr.abs()
+    sign = pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    return sign + (a // E4).cast(pl.String) + "." + (a % E4).cast(pl.String).str.zfill(4)
+
+
+def minor_text(expr: pl.Expr, m: int) -> pl.Expr:
+    """``str(dm(v, m))`` of a column of 1e-4 integers already rounded to ``m`` decimals."""
+    a = expr.abs()
+    sign = pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    whole = sign + (a // E4).cast(pl.String)
+    if m == 0:
+        return whole
+    return whole + "." + ((a % E4) // 10 ** (4 - m)).cast(pl.String).str.zfill(m)
+
+
+def signed_e4_text(expr: pl.Expr) -> pl.Expr:
+    """``f"{d:+.4f}"`` of a column of 1e-4 integers."""
+    return pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit("+")) + e4_text(expr.abs())
+
+
+# ---- finding wording ----------------------------------------------------------------------------
+
+STRADDLE_MESSAGE = (
+    "charging period {} straddles a tariff restriction boundary (a price change inside the period); it "
+    "was priced by its state at its start. The CPO must start a new period at every price change"
+)
+
+
+def straddle_message(period: int) -> str:
+    """PERIOD_STRADDLES_BOUNDARY: a charging period with a price change inside it."""
+    return STRADDLE_MESSAGE.format(period)
+
+
+def straddle_message_expr(period: pl.Expr) -> pl.Expr:
+    head, tail = STRADDLE_MESSAGE.split("{}")
+    return pl.lit(head) + period.cast(pl.String) + pl.lit(tail)
+
+
+def rounding_message(worst: Decimal, tolerance: Decimal) -> str:
+    """ROUNDING: reported and recomputed totals differ within the tolerance."""
+    return f"reported and recomputed totals differ by {worst:+.4f} (within tolerance {tolerance})"
+
+
+def rounding_message_expr(worst_e4: pl.Expr, tolerance: Decimal) -> pl.Expr:
+    return (
+        pl.lit("reported and recomputed totals differ by ")
+        + signed_e4_text(worst_e4)
+        + pl.lit(f" (within tolerance {tolerance})")
+    )
+
+
+def use_excl(diff_excl: Decimal | None, tolerance: Decimal) -> bool:
+    """An over/under-charge is said in excl. VAT terms when that differs beyond the tolerance (it is
+    what the tariff prices)."""
+    return diff_excl is not None and abs(diff_excl) > tolerance
+
+
+def use_excl_expr(dx_e4: pl.Expr, tol_e4: int) -> pl.Expr:
+    return dx_e4.is_not_null() & (dx_e4.abs() > tol_e4)
+
+
+def charge_message(diff: Decimal, currency: str, excl: bool, reported: Decimal, ours: Decimal) -> str:
+    """OVERCHARGED / UNDERCHARGED on the total: ``diff`` = reported − recomputed, in excl. VAT terms
+    when ``excl``; ``reported`` and ``ours`` are the two totals compared (4-decimal amounts)."""
+    verb = "more" if diff > 0 else "less"
+    which = "excl. VAT" if excl else "incl. VAT"
+    return (
+        f"the CPO billed {abs(diff):.4f} {currency} {verb} than the tariff gives ({which}: "
+        f"reported {reported}, recomputed {ours:.4f})"
+    )
+
+
+def charge_message_expr(
+    diff_e4: pl.Expr, currency: pl.Expr, excl: pl.Expr, reported_e4: pl.Expr, ours_e4: pl.Expr
+) -> pl.Expr:
+    """:func:`charge_message` on 1e-4 integer columns (the reported totals have 4 decimals)."""
+    return (
+        pl.lit("the CPO billed ")
+        + e4_text(diff_e4.abs())
+        + " "
+        + currency
+        + pl.when(diff_e4 > 0).then(pl.lit(" more")).otherwise(pl.lit(" less"))
+        + " than the tariff gives ("
+        + pl.when(excl).then(pl.lit("excl. VAT")).otherwise(pl.lit("incl. VAT"))
+        + ": reported "
+        + e4_text(reported_e4)
+        + ", recomputed "
+        + e4_text(ours_e4)
+        + ")"
+    )
+
+
+def reasons_text(codes: Iterable[str]) -> str:
+    """A line's finding codes as one text: sorted, distinct, comma-joined (``reasons``)."""
+    return ",".join(sorted(set(codes)))
+
+
+def reasons_expr(status: pl.Expr, straddles: pl.Expr) -> pl.Expr:
+    """The sorted, distinct finding codes of a CDR whose only findings are its status finding and
+    straddling periods, comma-joined (``ReconLine.codes``)."""
+    straddle = "PERIOD_STRADDLES_BOUNDARY"
+    expr = pl.when(False).then(pl.lit(""))
+    for st in (MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED):
+        own = [] if st == MATCH else [st]
+        for has in (True, False):
+            codes = reasons_text([*own, *([straddle] if has else [])])
+            expr = expr.when((status == st) & (straddles == has)).then(pl.lit(codes))
+    return expr.otherwise(pl.lit(None, pl.String))

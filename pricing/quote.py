@@ -29,12 +29,14 @@ default its end or last update) and, with ``project_to``, *projected*: charging 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
+from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -646,3 +648,15 @@ def planned_cdr(q: Quote, country_code: str = "NL", party_id: str = "RLQ") -> di
         "total_time": row["total_time_h"],
         "last_updated": iso_utc(q.end_ms),
     }
+
+
+class _CallableModule(ModuleType):
+    """``pricing.quote(...)`` is the public API (DESIGN.md), and ``pricing.quote`` is also this module:
+    once any code has imported the module, Python binds the package attribute to it, shadowing the
+    lazily exported function. Calling the module calls :func:`quote`, so both spellings work."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Quote:
+        return quote(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

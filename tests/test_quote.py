@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from conftest import ROOT
 
+import pricing
 from pricing.errors import InputError, RoamledgerError, TariffError
 from pricing.model import Phase
 from pricing.quote import TariffKey, planned_cdr, quote
@@ -188,3 +189,9 @@ def test_planned_cdr_carries_the_quote():
         "excl_vat": q.row["total_cost_excl_vat"],
         "incl_vat": q.row["total_cost_incl_vat"],
     }
+
+
+def test_pricing_quote_is_callable_also_after_the_module_was_imported():
+    # the package attribute is the submodule once pricing.quote was imported (as here, above)
+    q = pricing.quote(ENERGY_TARIFF, start="2025-03-04T10:00Z", energy_kwh=1, power_kw=1)
+    assert q.row["tariff_id"] == "E1"

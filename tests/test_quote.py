@@ -195,3 +195,20 @@ def test_pricing_quote_is_callable_also_after_the_module_was_imported():
     # the package attribute is the submodule once pricing.quote was imported (as here, above)
     q = pricing.quote(ENERGY_TARIFF, start="2025-03-04T10:00Z", energy_kwh=1, power_kw=1)
     assert q.row["tariff_id"] == "E1"
+
+
+@pytest.mark.parametrize(
+    ("version", "tariff_name", "so_far", "projected"),
+    [
+        ("2.1.1", "tariff_simple_2_euro_per_hour.json", "1.0000", "5.3333"),
+        ("2.2.1", "tariff_1_simple_2hour.json", "0.9333", "5.2667"),
+        ("2.3.0", "tariff_1_simple_2hour.json", "0.9333", "5.2667"),
+    ],
+)
+def test_ocpi_sessions_of_every_version(version, tariff_name, so_far, projected):
+    """The spec's finished session example, priced as it stands and projected to 02:00 UTC at 11 kW;
+    the zone comes from the 2.1.1 session's location, else from the tariff's country (BE)."""
+    session = example(version, "session_example_2_short_finished.json")
+    q = quote(example(version, tariff_name), session=session, project_to="2015-06-30T02:00:00Z", power_kw=11)
+    assert q.row["time_zone"] == "Europe/Brussels"
+    assert (q.row["total_cost_excl_vat"], q.projected.row["total_cost_excl_vat"]) == (so_far, projected)

@@ -137,12 +137,21 @@ class Quote:
             "taxes": row["taxes"],
             "periods": self.trace,
             "display": self.display,
-            "policy": self.priced.policy.as_dict(),
+            "policy": policy_dict(self.priced.policy),
             "warnings": [{"code": w.code, "message": w.message, "path": w.path} for w in self.warnings],
         }
         if self.projected is not None:
             out["projected"] = self.projected.as_dict()
         return out
+
+
+@lru_cache(maxsize=64)
+def _policy_items(policy: PricingPolicy) -> tuple[tuple[str, Any], ...]:
+    return tuple(policy.as_dict().items())  # dataclasses.asdict is slow; a service sees few policies
+
+
+def policy_dict(policy: PricingPolicy) -> dict[str, Any]:
+    return dict(_policy_items(policy))
 
 
 # ---- inputs -------------------------------------------------------------------------------------

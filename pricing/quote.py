@@ -76,6 +76,8 @@ QUANTITIES = (
     "reservation_time_h",
     "billed_reservation_time_h",
 )
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)  # instants as epoch ms; far years overflow datetime
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_SESSION_MS = 31 * 24 * MS_PER_HOUR  # a quote for more than a month is a typo, not a session
 
 
@@ -217,6 +219,8 @@ def instant_ms(value: datetime | str, zone: str, what: str) -> int:
         raise InputError(f"{what} must be a date-time, not {type(value).__name__}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=ZoneInfo(zone))
+    if not EARLIEST <= value <= LATEST:
+        raise InputError(f"{what} {value.isoformat()} is outside 1970–2199. Hint: check the year")
     delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return delta // timedelta(milliseconds=1)
 

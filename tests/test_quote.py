@@ -212,3 +212,8 @@ def test_ocpi_sessions_of_every_version(version, tariff_name, so_far, projected)
     q = quote(example(version, tariff_name), session=session, project_to="2015-06-30T02:00:00Z", power_kw=11)
     assert q.row["time_zone"] == "Europe/Brussels"
     assert (q.row["total_cost_excl_vat"], q.projected.row["total_cost_excl_vat"]) == (so_far, projected)
+
+
+def test_far_years_are_input_errors():
+    with pytest.raises(InputError, match="outside 1970–2199"):
+        quote(ENERGY_TARIFF, start="9999-12-31T23:00:00Z", energy_kwh=20, power_kw=1)

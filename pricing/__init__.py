@@ -7,6 +7,8 @@ pydantic and the readers: 0.45 s instead of 1.6 s with plain imports here):
 * :func:`price_batch` — the same, with rejects, warnings and the per-period trace
 * :func:`price_session` — one canonical :class:`~pricing.model.Session` → exact result
 * :class:`PricingPolicy` — the explicit choices where the OCPI spec is silent
+* :func:`quote` — a planned session (or an OCPI Session so far / projected) → priced quote
+* :func:`price_sheet` — a tariff in human terms, localized; :func:`lint_tariff` — tariff mistakes
 """
 
 from __future__ import annotations
@@ -16,12 +18,25 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["PricingPolicy", "RoamledgerError", "__version__", "price_batch", "price_cdrs", "price_session"]
+__all__ = [
+    "PricingPolicy",
+    "RoamledgerError",
+    "__version__",
+    "lint_tariff",
+    "price_batch",
+    "price_cdrs",
+    "price_session",
+    "price_sheet",
+    "quote",
+]
 
 if TYPE_CHECKING:
     from pricing.batch import price_batch, price_cdrs
     from pricing.errors import RoamledgerError
+    from pricing.lint import lint_tariff
     from pricing.policy import PricingPolicy
+    from pricing.pricesheet import price_sheet
+    from pricing.quote import quote
     from pricing.reference import price_session
 
 _LAZY = {
@@ -30,6 +45,9 @@ _LAZY = {
     "price_session": "pricing.reference",
     "PricingPolicy": "pricing.policy",
     "RoamledgerError": "pricing.errors",
+    "quote": "pricing.quote",
+    "price_sheet": "pricing.pricesheet",
+    "lint_tariff": "pricing.lint",
 }
 
 

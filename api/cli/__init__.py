@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import generate, ingest, price, reconcile, settle
+from api.cli import generate, ingest, lint, price, pricesheet, quote, reconcile, serve, settle
 from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
@@ -23,6 +23,10 @@ COMMANDS = {
     "settle": settle,
     "import": ingest,
     "generate": generate,
+    "quote": quote,
+    "price-sheet": pricesheet,
+    "lint": lint,
+    "serve": serve,
 }
 
 

@@ -1,0 +1,51 @@
+"""``roamledger serve``: the HTTP service (:mod:`api.http`) on uvicorn with uvloop and httptools."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+from api.cli.options import EXIT_OK, command_parser
+from api.http.settings import ENV_PREFIX, load_settings
+
+EXAMPLE = """example:
+  roamledger serve --port 8000 --workers 2
+  ROAMLEDGER_MAX_BODY_BYTES=65536 roamledger serve --settings service.toml
+  curl -s localhost:8000/v1/health
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = command_parser(sub, "serve", "run the HTTP quote service (FastAPI on uvicorn)", EXAMPLE)
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+    p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.add_argument(
+        "--settings", metavar="FILE", help="settings file, TOML or JSON (see api/http/settings.py)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    # Workers are separate processes that build their app from the environment: hand them the file
+    # and the command-line values there, after checking the whole set once here.
+    if args.settings:
+        os.environ[f"{ENV_PREFIX}SETTINGS"] = os.path.abspath(args.settings)
+    for name in ("host", "port", "workers"):
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    settings = load_settings()
+    uvicorn.run(
+        "api.http.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    return EXIT_OK

@@ -1,0 +1,37 @@
+"""``create_app(settings)``: the FastAPI application, no module-level app or settings."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.http import errors
+from api.http.limits import BodySizeLimit
+from api.http.routers import health, lint, pricesheets, quotes
+from api.http.settings import Settings, load_settings
+from pricing import __version__
+
+ROUTERS = (health.router, quotes.router, pricesheets.router, lint.router)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The service with ``settings`` (default: :func:`load_settings`, i.e. file and environment)."""
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="roamledger",
+        version=__version__,
+        description=(
+            "Exact OCPI 2.1.1/2.2.1/2.3.0 price quotes, price sheets and tariff lint. "
+            "Errors are application/problem+json."
+        ),
+    )
+    app.state.settings = settings
+    for router in ROUTERS:
+        app.include_router(router)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory of ``roamledger serve`` (every worker reads the same file/environment)."""
+    return create_app(load_settings())

@@ -1,0 +1,36 @@
+"""Dependencies shared by the routers: the app's settings and the pricing policy of a request."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+import orjson
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from api.http.settings import Settings
+from pricing.policy import PricingPolicy
+
+
+async def get_settings(request: Request) -> Settings:
+    """``async`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool (~0.1–1 ms)."""
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@lru_cache(maxsize=256)
+def policy_of(pairs: tuple[str, ...]) -> PricingPolicy:
+    return PricingPolicy.from_pairs(pairs)
+
+
+def request_policy(settings: Settings, asked: dict[str, str] | None) -> PricingPolicy:
+    """The service's policy, with the request's NAME: VALUE pairs on top."""
+    extra = tuple(f"{k}={v}" for k, v in sorted((asked or {}).items()))
+    return policy_of((*settings.policy, *extra))
+
+
+def json_response(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")

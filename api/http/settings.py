@@ -1,0 +1,84 @@
+"""Service settings: defaults, then a settings file (TOML or JSON), then ``ROAMLEDGER_*`` variables.
+
+The file is named by ``load_settings(path)`` or the ``ROAMLEDGER_SETTINGS`` variable; every field
+can be set in the environment as ``ROAMLEDGER_<FIELD>`` (``ROAMLEDGER_MAX_BODY_BYTES=65536``,
+``ROAMLEDGER_POLICY=flat_fee=once_per_session,period_boundaries=flag``). Nothing is read at import
+time: each ``create_app`` gets its own settings object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from api.http.errors import settings_error
+from pricing.policy import PricingPolicy
+
+ENV_PREFIX = "ROAMLEDGER_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="larger request bodies get 413")
+    max_batch: int = Field(1000, ge=1, description="most quotes in one POST /v1/quotes")
+    default_locale: str = "en"
+    policy: tuple[str, ...] = ()  # NAME=VALUE pairs, as --policy
+    log_level: str = "warning"
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _pairs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(p for p in (s.strip() for s in value.split(",")) if p)
+        return value
+
+    def pricing_policy(self) -> PricingPolicy:
+        return PricingPolicy.from_pairs(self.policy)
+
+
+def from_file(path: str | os.PathLike[str]) -> dict[str, object]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise settings_error(f"cannot read settings file {p}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise settings_error(
+            f"settings file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise settings_error(f"settings file {p} must hold a table/object of settings")
+    return data.get("roamledger", data) if isinstance(data.get("roamledger"), dict) else data
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults ← file (``path`` or ``$ROAMLEDGER_SETTINGS``) ← ``ROAMLEDGER_*`` variables."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    path = path or env.get(f"{ENV_PREFIX}SETTINGS")
+    if path:
+        values.update(from_file(path))
+    for name in Settings.model_fields:
+        key = f"{ENV_PREFIX}{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    try:
+        settings = Settings(**values)
+        settings.pricing_policy()
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise settings_error(f"invalid settings: {problems}") from None
+    return settings

@@ -1,0 +1,74 @@
+"""End to end: ``roamledger serve`` (uvicorn, uvloop, httptools) on 127.0.0.1 at a free port, driven
+with httpx; the server is stopped by its process id at the end."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from conftest import ROOT
+
+from tests.api.client import EXAMPLE_TARIFF
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    port = free_port()
+    env = {**os.environ, "ROAMLEDGER_MAX_BODY_BYTES": "65536"}
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"server did not start: {out}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_answers_quotes_sheets_and_lint(server):
+    with httpx.Client(base_url=server, timeout=10) as c:
+        planned = {"tariff": EXAMPLE_TARIFF, "start": "2025-03-04T10:00:00Z", "power_kw": 50}
+        q = c.post("/v1/quotes", json={**planned, "energy_kwh": 20, "parking_minutes": 30, "locale": "fr_FR"})
+        assert q.status_code == 200
+        assert q.json()["total"] == {"excl_vat": "9.0000", "incl_vat": "10.8900"}
+        assert q.json()["display"]["total_incl_vat"] == "10,89\u00a0€"
+        batch = c.post("/v1/quotes", json={"quotes": [{**planned, "energy_kwh": k} for k in (10, 20, 30)]})
+        assert [i["quote"]["total"]["excl_vat"] for i in batch.json()["quotes"]] == [
+            "4.0000",
+            "7.5000",
+            "11.0000",
+        ]
+        sheet = c.post("/v1/price-sheet", json={"tariff": EXAMPLE_TARIFF, "locale": "nl_NL"})
+        assert sheet.status_code == 200 and sheet.json()["summary"][1] == "altijd: €\u00a00,4235 per kWh"
+        lint = c.post("/v1/tariffs/lint", json={"tariff": EXAMPLE_TARIFF})
+        assert [f["code"] for f in lint.json()["findings"]] == ["NO_FALLBACK"]
+        big = c.post("/v1/quotes", content=b" " * 70_000, headers={"content-type": "application/json"})
+        assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
+        bad = c.post("/v1/quotes", json={"tariff": EXAMPLE_TARIFF, "start": "2025-03-04T10:00:00Z"})
+        assert bad.status_code == 422 and "Hint:" in bad.json()["detail"]

@@ -1,0 +1,22 @@
+"""Schemathesis against the published OpenAPI schema: a bounded number of generated requests per
+operation (plus the schema's own examples); no request may end in a 5xx."""
+
+from __future__ import annotations
+
+import warnings
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+
+from api.http import Settings, create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings()))
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+def test_no_server_errors(case):
+    case.call_and_validate(checks=[not_a_server_error])

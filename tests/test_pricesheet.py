@@ -1,0 +1,59 @@
+"""Price sheets: the tariff in human terms, exact unit prices, localized words and numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ROOT
+
+from pricing.pricesheet import price_sheet
+
+EXAMPLES = ROOT / "fixtures" / "spec" / "examples"
+
+
+def example(version: str, name: str) -> dict:
+    return json.loads((EXAMPLES / version / name).read_text(encoding="utf-8"))
+
+
+def test_complex_tariff_in_english():
+    sheet = price_sheet(example("2.2.1", "tariff_4_complex.json"), "en").as_dict()
+    assert sheet["summary"][0] == "at all times: €2.875 per session"  # 2.50 + 15 % VAT, every decimal kept
+    assert sheet["summary"][-1] == "Sat, 10:00–17:00: €0.11 per minute, €6.60 per hour, billed per 5 min"
+    weekday_parking = sheet["elements"][4]
+    assert weekday_parking["when"] == {"days": [1, 2, 3, 4, 5], "start_time": "09:00", "end_time": "18:00"}
+    (price,) = weekday_parking["prices"]
+    assert (price["price_excl_vat"], price["price_incl_vat"], price["vat"]) == ("5", "5.5", "10")
+    assert (price["per_minute"], price["per_minute_exact"]) == ("0.091667", False)
+    assert sheet["vat_rates"] == ["10", "15", "20"]
+
+
+@pytest.mark.parametrize(
+    ("locale", "first"),
+    [
+        ("fr_FR", "à toute heure: 2,875\u00a0€ par session"),
+        ("de_DE", "jederzeit: 2,875\u00a0€ pro Ladevorgang"),
+        ("nl_NL", "altijd: €\u00a02,875 per sessie"),
+    ],
+)
+def test_localized(locale, first):
+    sheet = price_sheet(example("2.2.1", "tariff_4_complex.json"), locale).as_dict()
+    assert sheet["summary"][0] == first
+
+
+def test_caps_reservation_and_unknown_vat():
+    capped = price_sheet(example("2.2.1", "tariff_6_025kwh_start_max_price.json")).as_dict()
+    assert capped["max_price"]["excl_vat"] is not None and capped["summary"][-1].startswith("Maximum price: ")
+    reserve = price_sheet(example("2.2.1", "tariff_16_reservation_2_euro_fee_5_euro_per_hour.json")).as_dict()
+    assert reserve["reservation"] and all(e["when"].get("reservation") for e in reserve["reservation"])
+    old = price_sheet(example("2.1.1", "tariff_simple_2_euro_per_hour.json"), "nl").as_dict()
+    assert old["vat_known"] is False and old["vat_text"] == "btw niet vermeld"
+    assert old["elements"][0]["prices"][0]["price_incl_vat"] is None
+
+
+def test_every_spec_tariff_has_a_sheet():
+    for path in sorted(EXAMPLES.glob("*/tariff*.json")):
+        if "patch" in path.name:
+            continue
+        sheet = price_sheet(json.loads(path.read_text(encoding="utf-8")), "de").as_dict()
+        assert sheet["summary"], path

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import generate, ingest, lint, price, pricesheet, quote, reconcile, serve, settle
+from api.cli import generate, ingest, lint, party, price, pricesheet, quote, reconcile, serve, settle
 from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
@@ -22,6 +22,7 @@ COMMANDS = {
     "reconcile": reconcile,
     "settle": settle,
     "import": ingest,
+    "party": party,
     "generate": generate,
     "quote": quote,
     "price-sheet": pricesheet,

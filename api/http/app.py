@@ -6,11 +6,12 @@ from fastapi import FastAPI
 
 from api.http import errors
 from api.http.limits import BodySizeLimit
-from api.http.routers import health, lint, pricesheets, quotes
+from api.http.routers import health, lint, ocpi, pricesheets, quotes, store
 from api.http.settings import Settings, load_settings
 from pricing import __version__
+from settlement.store import Store
 
-ROUTERS = (health.router, quotes.router, pricesheets.router, lint.router)
+ROUTERS = (health.router, quotes.router, pricesheets.router, lint.router, store.router, ocpi.router)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,9 +26,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.state.settings = settings
+    app.state.store = Store(settings.store_url) if settings.store_url else None
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)
+    ocpi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

@@ -33,6 +33,7 @@ class Settings(BaseModel):
     default_locale: str = "en"
     policy: tuple[str, ...] = ()  # NAME=VALUE pairs, as --policy
     log_level: str = "warning"
+    store_url: str | None = Field(None, description="the OCPI receiver's store, e.g. sqlite:///roamledger.db")
 
     @field_validator("policy", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pricing.errors import InputError, RecordRejected
+from pricing.errors import InputError, RecordRejected, RoamledgerError
 from pricing.io import Record, dumps, loads
 from pricing.ocpi import parse_cdr, parse_tariff
 from settlement.store.schema import cdrs, ingest_log, parties, tariffs
@@ -168,17 +168,28 @@ class Store:
     def add_party(
         self, country_code: str, party_id: str, role: str, token: str, name: str | None = None
     ) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                insert(parties).values(
-                    country_code=country_code,
-                    party_id=party_id,
-                    role=role,
-                    name=name,
-                    token_sha256=sha256(token),
-                    created_ms=now_ms(),
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(parties).values(
+                        country_code=country_code,
+                        party_id=party_id,
+                        role=role,
+                        name=name,
+                        token_sha256=sha256(token),
+                        created_ms=now_ms(),
+                    )
                 )
-            )
+        except IntegrityError as exc:
+            raise StoreError(f"{country_code}*{party_id} ({role}) is already registered") from exc
+
+    def replace_token(self, old: str, new: str) -> bool:
+        """The credentials handshake: the party's registration token stops working, the new one works."""
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(parties).where(parties.c.token_sha256 == sha256(old)).values(token_sha256=sha256(new))
+            ).rowcount
+        return bool(n)
 
     def party_of_token(self, token: str) -> tuple[str, str, str] | None:
         """(country_code, party_id, role) of the party this token belongs to (tokens are stored hashed)."""
@@ -522,7 +533,9 @@ class Store:
                 p["last_ingest_ms"], p["refused"] = last, int(refused or 0)
         return dict(sorted(out.items()))
 
-    def log_refusal(self, cc: str | None, pid: str | None, kind: str, exc: StoreError, source: str) -> None:
+    def log_refusal(
+        self, cc: str | None, pid: str | None, kind: str, exc: RoamledgerError, source: str
+    ) -> None:
         """A refused write, logged in its own transaction (the refused one was rolled back)."""
         object_id = exc.object_id if isinstance(exc, Conflict) else None
         outcome = "conflict" if isinstance(exc, Conflict) else "rejected"

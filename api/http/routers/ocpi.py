@@ -1,0 +1,288 @@
+"""The OCPI receiver, eMSP side (2.1.1, 2.2.1, 2.3.0): versions, credentials (the token A → B/C
+handshake), tariffs pushed by CPOs (PUT, PATCH, GET, DELETE) and CDRs (POST, GET).
+
+Every answer is an OCPI envelope (``data``, ``status_code``, ``status_message``, ``timestamp``). A
+request carries ``Authorization: Token …`` (plain, or base64 as 2.2.1 sends it); the token names one
+party, and that party reads and writes only objects under its own ``country_code``/``party_id``.
+Writes go through :class:`settlement.store.Store`: one transaction each, a re-posted CDR is
+idempotent, a different CDR under a stored id is refused (and logged as a conflict).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.responses import Response
+
+from pricing.errors import RoamledgerError
+from pricing.io import loads
+from settlement.store import Conflict, Store, StoreError
+
+VERSIONS = ("2.1.1", "2.2.1", "2.3.0")
+MODULES = ("credentials", "tariffs", "cdrs")
+
+router = APIRouter(prefix="/ocpi", tags=["ocpi"])
+
+
+class OcpiError(Exception):
+    """An OCPI error answer: HTTP status, OCPI status code (2xxx client errors) and a message."""
+
+    def __init__(self, http_status: int, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status, self.status_code, self.message = http_status, status_code, message
+
+
+def envelope(data: Any = None, status_code: int = 1000, message: str = "Success") -> dict[str, Any]:
+    return {
+        "data": data,
+        "status_code": status_code,
+        "status_message": message,
+        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def ocpi_response(
+    data: Any = None, http_status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = orjson.dumps(envelope(data), default=str)
+    return Response(body, status_code=http_status, media_type="application/json", headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(OcpiError)
+    async def _ocpi(request: Request, exc: OcpiError) -> Response:
+        body = orjson.dumps(envelope(None, exc.status_code, exc.message))
+        return Response(body, status_code=exc.http_status, media_type="application/json")
+
+
+# ---- dependencies -------------------------------------------------------------------------------
+
+
+def get_store(request: Request) -> Store:
+    store = getattr(request.app.state, "store", None)
+    if store is None:
+        raise OcpiError(503, 3000, "no store configured. Hint: start the service with ROAMLEDGER_STORE_URL")
+    return store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def token_of(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "token" or not token.strip():
+        raise OcpiError(401, 2000, "missing Authorization header. Hint: send 'Authorization: Token <token>'")
+    return token.strip()
+
+
+def party_of(request: Request, store: StoreDep) -> tuple[str, str, str]:
+    """(country_code, party_id, role) of the request's token; the token may be base64 (2.2.1)."""
+    token = token_of(request)
+    found = store.party_of_token(token)
+    if found is None:
+        try:
+            found = store.party_of_token(base64.b64decode(token, validate=True).decode("utf-8"))
+        except (binascii.Error, UnicodeDecodeError):
+            found = None
+    if found is None:
+        raise OcpiError(401, 2000, "unknown token. Hint: register with the credentials module first")
+    return found
+
+
+PartyDep = Annotated[tuple[str, str, str], Depends(party_of)]
+
+
+def version_of(version: str) -> str:
+    if version not in VERSIONS:
+        raise OcpiError(
+            404, 2000, f"OCPI version {version} is not served. Hint: one of {', '.join(VERSIONS)}"
+        )
+    return version
+
+
+def own(party: tuple[str, str, str], country_code: str, party_id: str) -> None:
+    """Party isolation: a token reaches only objects under its own country_code/party_id."""
+    if (country_code.upper(), party_id.upper()) != (party[0].upper(), party[1].upper()):
+        raise OcpiError(
+            403, 2000, f"{country_code}*{party_id} is not the party of this token ({party[0]}*{party[1]})"
+        )
+
+
+async def body_of(request: Request) -> Any:
+    try:
+        obj = loads(await request.body())
+    except ValueError as exc:
+        raise OcpiError(400, 2001, f"the body is not JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise OcpiError(400, 2001, "the body must be one JSON object")
+    return obj
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+# ---- versions and credentials -------------------------------------------------------------------
+
+
+@router.get("/versions", summary="The OCPI versions this receiver serves")
+def versions(request: Request, party: PartyDep) -> Response:
+    return ocpi_response([{"version": v, "url": f"{base_url(request)}/ocpi/{v}"} for v in VERSIONS])
+
+
+@router.get("/{version}", summary="The modules of one OCPI version")
+def details(request: Request, version: str, party: PartyDep) -> Response:
+    version_of(version)
+    endpoints = [
+        {"identifier": m, "role": "RECEIVER", "url": f"{base_url(request)}/ocpi/{version}/{m}"}
+        for m in MODULES
+    ]
+    if version == "2.1.1":
+        endpoints = [{"identifier": e["identifier"], "url": e["url"]} for e in endpoints]
+    return ocpi_response({"version": version, "endpoints": endpoints})
+
+
+@router.post("/{version}/credentials", summary="Register: token A in, token C out")
+async def register(request: Request, version: str, store: StoreDep) -> Response:
+    """The party calls with the token A we gave it and its credentials (its token B, its roles); we
+    answer with a new token C for all later calls, and token A stops working."""
+    version_of(version)
+    token_a = token_of(request)
+    party = store.party_of_token(token_a)
+    if party is None:
+        raise OcpiError(401, 2000, "unknown token A. Hint: ask the eMSP for a registration token")
+    await body_of(request)  # their credentials: we never call them (no pull), so token B is not kept
+    token_c = secrets.token_urlsafe(32)
+    store.replace_token(token_a, token_c)
+    return ocpi_response(
+        {
+            "token": token_c,
+            "url": f"{base_url(request)}/ocpi/versions",
+            "roles": [{"role": "EMSP", "country_code": party[0], "party_id": party[1]}],
+        }
+    )
+
+
+# ---- tariffs ------------------------------------------------------------------------------------
+
+TARIFF = "/{version}/tariffs/{country_code}/{party_id}/{tariff_id}"
+
+
+@router.put(TARIFF, summary="A CPO pushes a tariff (a new last_updated is a new version)")
+async def put_tariff(
+    request: Request,
+    version: str,
+    country_code: str,
+    party_id: str,
+    tariff_id: str,
+    party: PartyDep,
+    store: StoreDep,
+) -> Response:
+    version_of(version)
+    own(party, country_code, party_id)
+    obj = await body_of(request)
+    if obj.get("id") != tariff_id:
+        raise OcpiError(
+            400, 2001, f"the body's id {obj.get('id')!r} is not the URL's tariff id {tariff_id!r}"
+        )
+    where = f"PUT {request.url.path}"
+    stored = write(
+        store, party, "tariff", where, lambda: store.put_tariff(obj, country_code, party_id, where)
+    )
+    return ocpi_response(None, 201 if stored.outcome == "stored" else 200)
+
+
+@router.patch(TARIFF, summary="A CPO changes part of a tariff (with a new last_updated)")
+async def patch_tariff(
+    request: Request,
+    version: str,
+    country_code: str,
+    party_id: str,
+    tariff_id: str,
+    party: PartyDep,
+    store: StoreDep,
+) -> Response:
+    version_of(version)
+    own(party, country_code, party_id)
+    patch = await body_of(request)
+    if "last_updated" not in patch:
+        raise OcpiError(400, 2001, "a PATCH must carry last_updated (OCPI)")
+    current = store.tariff(country_code, party_id, tariff_id)
+    if current is None:
+        raise OcpiError(404, 2004, f"tariff {country_code}*{party_id}*{tariff_id} is not stored")
+    where = f"PATCH {request.url.path}"
+    write(
+        store,
+        party,
+        "tariff",
+        where,
+        lambda: store.put_tariff(current | patch, country_code, party_id, where),
+    )
+    return ocpi_response(None)
+
+
+@router.get(TARIFF, summary="The stored tariff (its newest version)")
+def get_tariff(
+    version: str, country_code: str, party_id: str, tariff_id: str, party: PartyDep, store: StoreDep
+) -> Response:
+    version_of(version)
+    own(party, country_code, party_id)
+    tariff = store.tariff(country_code, party_id, tariff_id)
+    if tariff is None:
+        raise OcpiError(404, 2004, f"tariff {country_code}*{party_id}*{tariff_id} is not stored")
+    return ocpi_response(tariff)
+
+
+@router.delete(TARIFF, summary="A CPO withdraws a tariff (kept for sessions before the deletion)")
+def delete_tariff(
+    version: str, country_code: str, party_id: str, tariff_id: str, party: PartyDep, store: StoreDep
+) -> Response:
+    version_of(version)
+    own(party, country_code, party_id)
+    if not store.delete_tariff(country_code, party_id, tariff_id):
+        raise OcpiError(404, 2004, f"tariff {country_code}*{party_id}*{tariff_id} is not stored")
+    return ocpi_response(None)
+
+
+# ---- CDRs ---------------------------------------------------------------------------------------
+
+
+@router.post("/{version}/cdrs", summary="A CPO posts a CDR (Location: where to GET it)")
+async def post_cdr(request: Request, version: str, party: PartyDep, store: StoreDep) -> Response:
+    version_of(version)
+    obj = await body_of(request)
+    where = f"POST {request.url.path}"
+    stored = write(store, party, "cdr", where, lambda: store.add_cdr(obj, party[0], party[1], where))
+    location = f"{base_url(request)}/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{stored.object_id}"
+    return ocpi_response(None, 201 if stored.outcome == "stored" else 200, {"Location": location})
+
+
+@router.get("/{version}/cdrs/{country_code}/{party_id}/{cdr_id}", summary="A stored CDR, as it was sent")
+def get_cdr(
+    version: str, country_code: str, party_id: str, cdr_id: str, party: PartyDep, store: StoreDep
+) -> Response:
+    version_of(version)
+    own(party, country_code, party_id)
+    cdr = store.cdr(country_code, party_id, cdr_id)
+    if cdr is None:
+        raise OcpiError(404, 2004, f"CDR {country_code}*{party_id}*{cdr_id} is not stored")
+    return ocpi_response(cdr)
+
+
+def write(store: Store, party: tuple[str, str, str], kind: str, source: str, action: Any) -> Any:
+    """A store write with its refusals as OCPI errors (a conflict 409, a bad object 400), each in
+    the store's ingest log (the store logs conflicts itself)."""
+    try:
+        return action()
+    except Conflict as exc:
+        raise OcpiError(409, 2000, str(exc)) from exc
+    except (StoreError, RoamledgerError) as exc:
+        store.log_refusal(party[0], party[1], kind, exc, source)
+        raise OcpiError(400, 2001, str(exc)) from exc

@@ -1,0 +1,145 @@
+"""The OCPI receiver: token handshake, tariffs and CDRs pushed by a CPO, OCPI envelopes, party
+isolation on every route, idempotent re-posts and refused conflicts — then the month settled from
+what was received."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from test_price_cli import CDR, TARIFF
+
+from api.cli import main
+from settlement.store import Store
+
+from .client import client
+
+V = "2.2.1"
+TARIFF_URL = f"/ocpi/{V}/tariffs/NL/CPO/{TARIFF['id']}"
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    store.add_party("NL", "CPO", "CPO", "token-a-cpo")
+    store.add_party("DE", "XYZ", "CPO", "token-xyz")
+    store.close()
+    return client(store_url=url), url
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
+def handshake(c, token_a: str = "token-a-cpo") -> str:
+    r = c.post(
+        f"/ocpi/{V}/credentials", headers=auth(token_a), json={"token": "their-b", "url": "x", "roles": []}
+    )
+    assert r.status_code == 200 and r.json()["status_code"] == 1000
+    return r.json()["data"]["token"]
+
+
+def test_credentials_handshake_replaces_token_a(setup) -> None:
+    c, _ = setup
+    token_c = handshake(c)
+    assert c.get("/ocpi/versions", headers=auth("token-a-cpo")).status_code == 401, "token A stops working"
+    r = c.get("/ocpi/versions", headers=auth(token_c))
+    assert r.status_code == 200 and [v["version"] for v in r.json()["data"]] == ["2.1.1", "2.2.1", "2.3.0"]
+    b64 = base64.b64encode(token_c.encode()).decode()
+    modules = c.get(f"/ocpi/{V}", headers=auth(b64)).json()["data"]["endpoints"]
+    assert {m["identifier"] for m in modules} == {"credentials", "tariffs", "cdrs"}, "2.2.1 base64 tokens"
+    r = c.get("/ocpi/versions")
+    assert (
+        r.status_code == 401
+        and r.json()["status_code"] == 2000
+        and "Authorization" in r.json()["status_message"]
+    )
+
+
+def test_tariffs_pushed_by_the_cpo(setup) -> None:
+    c, _ = setup
+    h = auth(handshake(c))
+    assert c.put(TARIFF_URL, headers=h, json=TARIFF).status_code == 201
+    assert c.put(TARIFF_URL, headers=h, json=TARIFF).status_code == 200, "the same version again: unchanged"
+    assert c.get(TARIFF_URL, headers=h).json()["data"]["currency"] == "EUR"
+    other = copy.deepcopy(TARIFF)
+    other["currency"] = "GBP"
+    r = c.put(TARIFF_URL, headers=h, json=other)
+    assert r.status_code == 409 and "same last_updated" in r.json()["status_message"]
+    r = c.patch(TARIFF_URL, headers=h, json={"currency": "GBP", "last_updated": "2024-02-01T00:00:00Z"})
+    assert r.status_code == 200
+    assert c.get(TARIFF_URL, headers=h).json()["data"]["currency"] == "GBP"
+    r = c.put(f"/ocpi/{V}/tariffs/NL/CPO/OTHER", headers=h, json=TARIFF)
+    assert r.status_code == 400 and "not the URL's tariff id" in r.json()["status_message"]
+    assert c.delete(TARIFF_URL, headers=h).status_code == 200
+    r = c.get(TARIFF_URL, headers=h)
+    assert r.status_code == 404 and r.json()["status_code"] == 2004
+
+
+def test_cdrs_posted_by_the_cpo(setup) -> None:
+    c, _ = setup
+    h = auth(handshake(c))
+    r = c.post(f"/ocpi/{V}/cdrs", headers=h, json=CDR)
+    assert r.status_code == 201 and r.json()["status_code"] == 1000
+    location = r.headers["location"]
+    assert location.endswith(f"/ocpi/{V}/cdrs/NL/CPO/{CDR['id']}")
+    got = c.get(location, headers=h).json()["data"]
+    assert got["id"] == CDR["id"] and str(got["total_cost"]["incl_vat"]) == str(CDR["total_cost"]["incl_vat"])
+    assert c.post(f"/ocpi/{V}/cdrs", headers=h, json=CDR).status_code == 200, "a re-post is idempotent"
+    changed = copy.deepcopy(CDR)
+    changed["total_cost"] = {"excl_vat": 9, "incl_vat": 10.89}
+    r = c.post(f"/ocpi/{V}/cdrs", headers=h, json=changed)
+    assert r.status_code == 409 and "credit CDR" in r.json()["status_message"]
+    broken = copy.deepcopy(CDR)
+    broken["id"] = "BROKEN"
+    del broken["currency"]
+    r = c.post(f"/ocpi/{V}/cdrs", headers=h, json=broken)
+    assert (
+        r.status_code == 400 and r.json()["status_code"] == 2001 and "currency" in r.json()["status_message"]
+    )
+    r = c.post(f"/ocpi/{V}/cdrs", headers=h, content=b"not json")
+    assert r.status_code == 400 and r.json()["status_code"] == 2001
+    status = c.get("/v1/store").json()
+    assert status["migrations_current"] and status["parties"]["NL*CPO"]["cdrs"] == 1
+    assert status["parties"]["NL*CPO"]["refused"] == 2
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("put", "/ocpi/2.2.1/tariffs/NL/CPO/T1", TARIFF),
+        ("patch", "/ocpi/2.2.1/tariffs/NL/CPO/T1", {"last_updated": "2024-03-01T00:00:00Z"}),
+        ("get", "/ocpi/2.2.1/tariffs/NL/CPO/T1", None),
+        ("delete", "/ocpi/2.2.1/tariffs/NL/CPO/T1", None),
+        ("get", f"/ocpi/2.2.1/cdrs/NL/CPO/{CDR['id']}", None),
+        ("post", "/ocpi/2.2.1/cdrs", CDR),
+    ],
+)
+def test_a_token_reaches_only_its_own_party(setup, method: str, path: str, body: dict | None) -> None:
+    c, _ = setup
+    h = auth(handshake(c))
+    c.put(TARIFF_URL, headers=h, json=TARIFF)
+    c.post(f"/ocpi/{V}/cdrs", headers=h, json=CDR)
+    intruder = auth("token-xyz")  # DE*XYZ
+    r = c.request(method.upper(), path, headers=intruder, content=json.dumps(body) if body else None)
+    assert r.status_code in (400, 403), r.text
+    assert (
+        "DE*XYZ" in r.json()["status_message"] or "not the party of this token" in r.json()["status_message"]
+    )
+    assert c.get(TARIFF_URL, headers=h).json()["data"]["currency"] == "EUR", "nothing of NL*CPO changed"
+    assert c.get(f"/ocpi/{V}/cdrs/NL/CPO/{CDR['id']}", headers=h).status_code == 200
+
+
+def test_the_month_received_is_settled_from_the_store(setup, tmp_path: Path) -> None:
+    c, url = setup
+    h = auth(handshake(c))
+    assert c.put(TARIFF_URL, headers=h, json=TARIFF).status_code == 201
+    assert c.post(f"/ocpi/{V}/cdrs", headers=h, json=CDR).status_code == 201
+    out = tmp_path / "out"
+    assert main(["settle", "--store", url, "--month", "2024-06", "--out", str(out)]) == 0
+    statement = json.loads((out / "NL-CPO__DE-MSP__EUR" / "statement.json").read_text())
+    assert [ln["cdr_id"] for ln in statement["lines"]] == [CDR["id"]]

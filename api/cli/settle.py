@@ -168,7 +168,8 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
         f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
         f"out of month {c['out_of_month']}; {n_statements} statements in {out}"
     )
-    check_run(c["read"], c["rejected"], " ".join(args.cdrs), str(out / "rejects.ndjson"))
+    source = " ".join([*args.cdrs, *([f"the store's month {args.month}"] if args.store else [])])
+    check_run(c["read"], c["rejected"], source, str(out / "rejects.ndjson"))
     if c["settled"] + c["excluded"] == 0:
         raise RoamledgerError(
             f"no session of the {c['read']} records ended in {args.month} "

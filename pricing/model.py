@@ -16,14 +16,8 @@ from enum import StrEnum
 # Cost categories of a result (the CDR total_*_cost fields) and the result row contract of
 # ``roamledger price`` (DESIGN.md "Contracts"); both pricers produce rows in exactly this order.
 COST_CATEGORIES: tuple[str, ...] = ("energy", "time", "parking", "fixed", "reservation")
-RESULT_COLUMNS: tuple[str, ...] = (
-    "cdr_id",
-    "currency",
-    "tariff_id",
-    "time_zone",
-    "total_cost_excl_vat",
-    "total_cost_incl_vat",
-    *(f"{c}_cost_{k}" for c in COST_CATEGORIES for k in ("excl_vat", "incl_vat")),
+# The result columns that are quantities (measured, and billed after step_size).
+QUANTITY_COLUMNS: tuple[str, ...] = (
     "total_energy_kwh",
     "billed_energy_kwh",
     "total_time_h",
@@ -33,6 +27,16 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "billed_parking_time_h",
     "reservation_time_h",
     "billed_reservation_time_h",
+)
+RESULT_COLUMNS: tuple[str, ...] = (
+    "cdr_id",
+    "currency",
+    "tariff_id",
+    "time_zone",
+    "total_cost_excl_vat",
+    "total_cost_incl_vat",
+    *(f"{c}_cost_{k}" for c in COST_CATEGORIES for k in ("excl_vat", "incl_vat")),
+    *QUANTITY_COLUMNS,
     "min_max_applied",
     "taxes",
 )

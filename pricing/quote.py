@@ -45,7 +45,7 @@ from babel import Locale
 
 from pricing import display
 from pricing.errors import Finding, InputError, TariffError
-from pricing.model import COST_CATEGORIES, Period, Phase, Session, Tariff
+from pricing.model import COST_CATEGORIES, QUANTITY_COLUMNS, Period, Phase, Session, Tariff
 from pricing.ocpi import parse_session, parse_tariff
 from pricing.policy import PricingPolicy
 from pricing.reference import PricedSession, price_session
@@ -64,18 +64,6 @@ from pricing.units import (
 
 __all__ = ["Quote", "TariffKey", "plan_session", "planned_cdr", "quote"]
 
-# The result columns a quote reports as quantities (the rest are money, ids or taxes).
-QUANTITIES = (
-    "total_energy_kwh",
-    "billed_energy_kwh",
-    "total_time_h",
-    "charging_time_h",
-    "billed_charging_time_h",
-    "parking_time_h",
-    "billed_parking_time_h",
-    "reservation_time_h",
-    "billed_reservation_time_h",
-)
 EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)  # instants as epoch ms; far years overflow datetime
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_SESSION_MS = 31 * 24 * MS_PER_HOUR  # a quote for more than a month is a typo, not a session
@@ -134,7 +122,7 @@ class Quote:
                 c: {"excl_vat": row[f"{c}_cost_excl_vat"], "incl_vat": row[f"{c}_cost_incl_vat"]}
                 for c in COST_CATEGORIES
             },
-            "quantities": {k: row[k] for k in QUANTITIES},
+            "quantities": {k: row[k] for k in QUANTITY_COLUMNS},
             "min_max_applied": row["min_max_applied"],
             "taxes": row["taxes"],
             "periods": self.trace,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -125,6 +126,9 @@ async def body_of(request: Request) -> Any:
     return obj
 
 
+BodyDep = Annotated[dict[str, Any], Depends(body_of)]
+
+
 def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -150,7 +154,7 @@ def details(request: Request, version: str, party: PartyDep) -> Response:
 
 
 @router.post("/{version}/credentials", summary="Register: token A in, token C out")
-async def register(request: Request, version: str, store: StoreDep) -> Response:
+def register(request: Request, version: str, credentials: BodyDep, store: StoreDep) -> Response:
     """The party calls with the token A we gave it and its credentials (its token B, its roles); we
     answer with a new token C for all later calls, and token A stops working."""
     version_of(version)
@@ -158,7 +162,7 @@ async def register(request: Request, version: str, store: StoreDep) -> Response:
     party = store.party_of_token(token_a)
     if party is None:
         raise OcpiError(401, 2000, "unknown token A. Hint: ask the eMSP for a registration token")
-    await body_of(request)  # their credentials: we never call them (no pull), so token B is not kept
+    # their credentials (token B, roles): we never call them (no pull), so they are not kept
     token_c = secrets.token_urlsafe(32)
     store.replace_token(token_a, token_c)
     return ocpi_response(
@@ -175,79 +179,68 @@ async def register(request: Request, version: str, store: StoreDep) -> Response:
 TARIFF = "/{version}/tariffs/{country_code}/{party_id}/{tariff_id}"
 
 
-@router.put(TARIFF, summary="A CPO pushes a tariff (a new last_updated is a new version)")
-async def put_tariff(
-    request: Request,
-    version: str,
-    country_code: str,
-    party_id: str,
-    tariff_id: str,
-    party: PartyDep,
-    store: StoreDep,
-) -> Response:
+@dataclass(frozen=True, slots=True)
+class TariffRef:
+    country_code: str
+    party_id: str
+    tariff_id: str
+
+    def __str__(self) -> str:
+        return f"{self.country_code}*{self.party_id}*{self.tariff_id}"
+
+
+def own_tariff(version: str, country_code: str, party_id: str, tariff_id: str, party: PartyDep) -> TariffRef:
+    """The tariff of a route's path, once the version is served and the path is the token's party."""
     version_of(version)
     own(party, country_code, party_id)
-    obj = await body_of(request)
-    if obj.get("id") != tariff_id:
+    return TariffRef(country_code, party_id, tariff_id)
+
+
+TariffDep = Annotated[TariffRef, Depends(own_tariff)]
+
+
+@router.put(TARIFF, summary="A CPO pushes a tariff (a new last_updated is a new version)")
+def put_tariff(request: Request, ref: TariffDep, obj: BodyDep, party: PartyDep, store: StoreDep) -> Response:
+    if obj.get("id") != ref.tariff_id:
         raise OcpiError(
-            400, 2001, f"the body's id {obj.get('id')!r} is not the URL's tariff id {tariff_id!r}"
+            400, 2001, f"the body's id {obj.get('id')!r} is not the URL's tariff id {ref.tariff_id!r}"
         )
     where = f"PUT {request.url.path}"
     stored = write(
-        store, party, "tariff", where, lambda: store.put_tariff(obj, country_code, party_id, where)
+        store, party, "tariff", where, lambda: store.put_tariff(obj, ref.country_code, ref.party_id, where)
     )
     return ocpi_response(None, 201 if stored.outcome == "stored" else 200)
 
 
 @router.patch(TARIFF, summary="A CPO changes part of a tariff (with a new last_updated)")
-async def patch_tariff(
-    request: Request,
-    version: str,
-    country_code: str,
-    party_id: str,
-    tariff_id: str,
-    party: PartyDep,
-    store: StoreDep,
+def patch_tariff(
+    request: Request, ref: TariffDep, patch: BodyDep, party: PartyDep, store: StoreDep
 ) -> Response:
-    version_of(version)
-    own(party, country_code, party_id)
-    patch = await body_of(request)
     if "last_updated" not in patch:
         raise OcpiError(400, 2001, "a PATCH must carry last_updated (OCPI)")
-    current = store.tariff(country_code, party_id, tariff_id)
+    current = store.tariff(ref.country_code, ref.party_id, ref.tariff_id)
     if current is None:
-        raise OcpiError(404, 2004, f"tariff {country_code}*{party_id}*{tariff_id} is not stored")
+        raise OcpiError(404, 2004, f"tariff {ref} is not stored")
     where = f"PATCH {request.url.path}"
+    merged = current | patch
     write(
-        store,
-        party,
-        "tariff",
-        where,
-        lambda: store.put_tariff(current | patch, country_code, party_id, where),
+        store, party, "tariff", where, lambda: store.put_tariff(merged, ref.country_code, ref.party_id, where)
     )
     return ocpi_response(None)
 
 
 @router.get(TARIFF, summary="The stored tariff (its newest version)")
-def get_tariff(
-    version: str, country_code: str, party_id: str, tariff_id: str, party: PartyDep, store: StoreDep
-) -> Response:
-    version_of(version)
-    own(party, country_code, party_id)
-    tariff = store.tariff(country_code, party_id, tariff_id)
+def get_tariff(ref: TariffDep, store: StoreDep) -> Response:
+    tariff = store.tariff(ref.country_code, ref.party_id, ref.tariff_id)
     if tariff is None:
-        raise OcpiError(404, 2004, f"tariff {country_code}*{party_id}*{tariff_id} is not stored")
+        raise OcpiError(404, 2004, f"tariff {ref} is not stored")
     return ocpi_response(tariff)
 
 
 @router.delete(TARIFF, summary="A CPO withdraws a tariff (kept for sessions before the deletion)")
-def delete_tariff(
-    version: str, country_code: str, party_id: str, tariff_id: str, party: PartyDep, store: StoreDep
-) -> Response:
-    version_of(version)
-    own(party, country_code, party_id)
-    if not store.delete_tariff(country_code, party_id, tariff_id):
-        raise OcpiError(404, 2004, f"tariff {country_code}*{party_id}*{tariff_id} is not stored")
+def delete_tariff(ref: TariffDep, store: StoreDep) -> Response:
+    if not store.delete_tariff(ref.country_code, ref.party_id, ref.tariff_id):
+        raise OcpiError(404, 2004, f"tariff {ref} is not stored")
     return ocpi_response(None)
 
 
@@ -255,9 +248,8 @@ def delete_tariff(
 
 
 @router.post("/{version}/cdrs", summary="A CPO posts a CDR (Location: where to GET it)")
-async def post_cdr(request: Request, version: str, party: PartyDep, store: StoreDep) -> Response:
+def post_cdr(request: Request, version: str, obj: BodyDep, party: PartyDep, store: StoreDep) -> Response:
     version_of(version)
-    obj = await body_of(request)
     where = f"POST {request.url.path}"
     stored = write(store, party, "cdr", where, lambda: store.add_cdr(obj, party[0], party[1], where))
     location = f"{base_url(request)}/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{stored.object_id}"

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from api.http.settings import Settings
 from pricing.policy import PricingPolicy
+from pricing.quote import TariffStore
 
 
 async def get_settings(request: Request) -> Settings:
@@ -34,3 +35,15 @@ def request_policy(settings: Settings, asked: dict[str, str] | None) -> PricingP
 
 def json_response(body: object) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+def stored_tariffs(request: Request) -> TariffStore | None:
+    """The quote and price-sheet services' view of the store: a tariff by key, as its CPO sent it
+    (the newest version); None when the service runs without a store."""
+    store = request.app.state.store
+    if store is None:
+        return None
+    return lambda key: store.tariff(key.country_code, key.party_id, key.tariff_id)
+
+
+TariffsDep = Annotated[TariffStore | None, Depends(stored_tariffs)]

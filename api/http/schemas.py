@@ -34,7 +34,7 @@ class Strict(BaseModel):
 
 
 class TariffRef(Strict):
-    """A stored tariff (needs the tariff store: not configured in this version)."""
+    """A tariff a CPO pushed to the store (the service needs ROAMLEDGER_STORE_URL)."""
 
     country_code: str = Field(min_length=2, max_length=2)
     party_id: str = Field(min_length=3, max_length=3)

@@ -21,9 +21,9 @@ def test_unknown_route_and_method_are_problems():
     assert r.status_code == 405 and r.json()["status"] == 405
 
 
-def test_stored_tariff_price_sheet_route_waits_for_the_store():
-    # GET /v1/tariffs/{cc}/{party}/{id}/price-sheet needs the tariff store (issue 12)
-    assert client().get("/v1/tariffs/NL/RLG/AC-11/price-sheet").status_code == 404
+def test_stored_tariff_price_sheet_without_a_store_says_so():
+    r = client().get("/v1/tariffs/NL/RLG/AC-11/price-sheet")
+    assert r.status_code == 422 and "no tariff store is configured" in r.json()["detail"]
 
 
 def test_openapi_has_examples():

@@ -143,3 +143,23 @@ def test_the_month_received_is_settled_from_the_store(setup, tmp_path: Path) -> 
     assert main(["settle", "--store", url, "--month", "2024-06", "--out", str(out)]) == 0
     statement = json.loads((out / "NL-CPO__DE-MSP__EUR" / "statement.json").read_text())
     assert [ln["cdr_id"] for ln in statement["lines"]] == [CDR["id"]]
+
+
+def test_quotes_and_price_sheets_of_a_pushed_tariff(setup) -> None:
+    c, _ = setup
+    h = auth(handshake(c))
+    assert c.put(TARIFF_URL, headers=h, json=TARIFF).status_code == 201
+    sheet = c.get(f"/v1/tariffs/NL/CPO/{TARIFF['id']}/price-sheet", params={"locale": "nl_NL"})
+    assert (
+        sheet.status_code == 200
+        and sheet.json() == c.post("/v1/price-sheet", json={"tariff": TARIFF, "locale": "nl_NL"}).json()
+    )
+    planned = {"start": "2024-06-03T10:00:00+02:00", "energy_kwh": "10", "power_kw": 11}
+    by_ref = c.post(
+        "/v1/quotes",
+        json={"tariff_ref": {"country_code": "NL", "party_id": "CPO", "tariff_id": "T1"}, **planned},
+    )
+    inline = c.post("/v1/quotes", json={"tariff": TARIFF, **planned})
+    assert by_ref.status_code == 200 and by_ref.json()["total"] == inline.json()["total"]
+    missing = c.get("/v1/tariffs/NL/CPO/NOPE/price-sheet")
+    assert missing.status_code == 422 and "no stored tariff NL/CPO/NOPE" in missing.json()["detail"]

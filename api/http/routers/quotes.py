@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from api.http.deps import SettingsDep, json_response, request_policy
+from api.http.deps import SettingsDep, TariffsDep, json_response, request_policy
 from api.http.errors import problem, roamledger_problem
 from api.http.schemas import Problem, QuoteBatchIn, QuoteBatchOut, QuoteIn, QuoteOut
 from api.http.settings import Settings
 from pricing.errors import RoamledgerError
-from pricing.quote import TariffKey, quote
+from pricing.quote import TariffKey, TariffStore, quote
 
 router = APIRouter(prefix="/v1", tags=["quotes"])
 PROBLEMS: dict[int | str, dict[str, Any]] = {
@@ -21,7 +21,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def quote_of(q: QuoteIn, settings: Settings) -> dict[str, Any]:
+def quote_of(q: QuoteIn, settings: Settings, tariffs: TariffStore | None = None) -> dict[str, Any]:
     if q.tariff is None and q.tariff_ref is None:
         raise RoamledgerError("the request names no tariff. Hint: send tariff (an OCPI Tariff object)")
     tariff: Any = q.tariff
@@ -45,6 +45,7 @@ def quote_of(q: QuoteIn, settings: Settings) -> dict[str, Any]:
         policy=request_policy(settings, q.policy),
         ocpi_version=q.ocpi_version,
         explain=q.explain,
+        store=tariffs,
     )
     return result.as_dict()
 
@@ -57,9 +58,9 @@ def quote_of(q: QuoteIn, settings: Settings) -> dict[str, Any]:
         **PROBLEMS,
     },
 )
-async def post_quotes(body: QuoteIn | QuoteBatchIn, settings: SettingsDep) -> Response:
+async def post_quotes(body: QuoteIn | QuoteBatchIn, settings: SettingsDep, tariffs: TariffsDep) -> Response:
     if isinstance(body, QuoteIn):
-        return json_response(quote_of(body, settings))
+        return json_response(quote_of(body, settings, tariffs))
     if len(body.quotes) > settings.max_batch:
         return problem(
             422,
@@ -69,7 +70,7 @@ async def post_quotes(body: QuoteIn | QuoteBatchIn, settings: SettingsDep) -> Re
     items: list[dict[str, Any]] = []
     for q in body.quotes:
         try:
-            items.append({"quote": quote_of(q, settings)})
+            items.append({"quote": quote_of(q, settings, tariffs)})
         except RoamledgerError as exc:
             items.append({"error": roamledger_problem(exc)})
     return json_response({"quotes": items})

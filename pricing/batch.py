@@ -89,12 +89,18 @@ def price_records(
     location_zones: dict[str, str] | None = None,
     engine: str = "reference",
     workers: int = 1,
+    file_versions: dict[str, str] | None = None,
 ) -> BatchResult:
+    """Price decoded records one by one. ``file_versions`` seeds the OCPI version each source
+    file was found to have (its first CDR's); a reader that handled that first CDR itself passes
+    it so the remaining records are checked against the file's version, not their own."""
     if engine == "kernel":
-        return price_records_kernel(records, tariffs, policy, tz, version, explain, location_zones, workers)
+        return price_records_kernel(
+            records, tariffs, policy, tz, version, explain, location_zones, workers, file_versions
+        )
     policy = policy or PricingPolicy()
     result = BatchResult(policy=policy)
-    file_version: dict[str, str] = {}
+    file_version: dict[str, str] = dict(file_versions or {})
     for rec in records:
         result.read += 1
         if rec.error is not None:
@@ -255,11 +261,12 @@ def price_records_kernel(
     explain: bool = False,
     location_zones: dict[str, str] | None = None,
     workers: int = 1,
+    file_versions: dict[str, str] | None = None,
 ) -> BatchResult:
     """``price_records`` with the pricing step in the kernel (all sessions at once)."""
     policy = policy or PricingPolicy()
     result = BatchResult(policy=policy, engine="kernel")
-    file_version: dict[str, str] = {}
+    file_version: dict[str, str] = dict(file_versions or {})
     events: list[Finding | int] = []
     pending: list[tuple[Record, Cdr, list[Finding], Any, Any]] = []
     for rec in records:
@@ -487,7 +494,8 @@ def price_ndjson_columnar(
     policy = policy or PricingPolicy()
     source = str(path)
     reasons: Counter[str] = Counter()
-    table, fallback = read_ndjson_flat(path, reasons=reasons)
+    versions: dict[str, str] = {}
+    table, fallback = read_ndjson_flat(path, reasons=reasons, versions=versions)
     result = BatchResult(policy=policy, engine="kernel")
     if table.num_rows:
         fr = split_flat(table)
@@ -500,7 +508,9 @@ def price_ndjson_columnar(
             whole.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
             return whole
     result.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
-    part = price_records(iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers)
+    part = price_records(
+        iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers, file_versions=versions
+    )
     result.read += part.read
     result.fallbacks.update(part.fallbacks)
     result.rows = merge_rows([result.rows, part.rows])

@@ -27,6 +27,7 @@ in the result's ``fallbacks``.
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
@@ -112,6 +113,16 @@ SCHEMA = pa.schema(
     ]
 )
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
+# An explicit null is the same as an absent key for every optional field of the wire models
+# (``X | None = None``), and a required field that is null is missing in the columns too. The one
+# place where presence alone matters is version detection (pricing.ocpi.detect_version): a Price
+# key or a 2.2-only CDR field decides the version even when its value is null, so only lines with
+# such a null leave the columnar path.
+_KEY_NULL = re.compile(
+    rb'"(?:before_taxes|taxes|after_taxes|excl_vat|incl_vat|end_date_time|cdr_token|cdr_location'
+    rb'|country_code|party_id)"\s*:\s*null'
+)
+BOM = b"\xef\xbb\xbf"
 
 # CdrDimensionType of 2.2.1 / 2.3.0 (identical); the code is the index
 DIM_TYPES = (
@@ -166,10 +177,20 @@ def _half(q: np.ndarray, r: np.ndarray, d: int) -> np.ndarray:
 
 
 def convert(arr: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """A non-negative decimal128(38, 18) column in integer units, rounded half-up like
+    """A decimal128(38, 18) column in integer units, rounded half-up like
     :func:`pricing.units.round_scaled`; kind ``mwh`` (kWh → mWh), ``ms`` (h → ms), ``milli``
-    (kW → W, A → mA), ``e6`` (exact 6 decimals, else not ok). Returns (values, ok)."""
+    (kW → W, A → mA): non-negative only (a negative volume is the parser's reject); ``e6``
+    (money, exact 6 decimals, else not ok): either sign, since a credit CDR's money is negative.
+    Returns (values, ok)."""
     lo, hi = _words(arr)
+    neg = np.zeros(len(lo), bool)
+    if kind == "e6":  # money may be negative (credit CDRs): work on |u|, negate at the end
+        neg = hi < 0
+        if neg.any():
+            lo, hi = lo.copy(), hi.copy()
+            nlo = (~lo[neg]) + np.uint64(1)
+            hi[neg] = ~hi[neg] + (nlo == 0)
+            lo[neg] = nlo
     ok = (hi >= 0) & (hi < (1 << 16))
     lo = np.where(ok, lo, 0).astype(np.uint64)
     hi = np.where(ok, hi, 0)
@@ -190,7 +211,7 @@ def convert(arr: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
     else:
         raise ValueError(kind)
     ok &= out < LIMIT
-    return np.where(ok, out, 0), ok
+    return np.where(ok, np.where(neg, -out, out), 0), ok
 
 
 def _exact(arr: pa.Array, i: int) -> Decimal:
@@ -296,22 +317,35 @@ class _State:
         self.reasons: Counter[str] = Counter() if reasons is None else reasons
 
 
+def table_schema() -> pa.Schema:
+    """The reader's table: the flat layout with its optional settlement columns, plus ``line``."""
+    return arrow_schema(optional=True).append(pa.field("line", pa.int64()))
+
+
 def read_ndjson_flat(
-    path: str | os.PathLike[str], block_bytes: int = BLOCK_BYTES, reasons: Counter[str] | None = None
+    path: str | os.PathLike[str],
+    block_bytes: int = BLOCK_BYTES,
+    reasons: Counter[str] | None = None,
+    versions: dict[str, str] | None = None,
 ) -> tuple[pa.Table, list[Record]]:
     """(flat table of the columnar CDRs, per-record fallback Records), both in line order.
 
-    The table has the columns of :func:`pricing.flat.arrow_schema` plus ``line`` (int64, the
-    CDR's 1-based line number, on each of its rows). ``reasons``, when given, counts the fallback
-    Records by why they left the columnar path (``"first record"``, ``"credit"``, …).
+    The table has the columns of :func:`table_schema` (the flat layout with the settlement
+    columns, plus ``line``: int64, the CDR's 1-based line number, on each of its rows).
+    ``reasons``, when given, counts the fallback Records by why they left the columnar path
+    (``"credit without credit_reference_id"``, …);
+    ``versions``, when given, receives ``{path: OCPI version of its first CDR}`` (what the
+    per-record path checks every other CDR of the file against).
     """
     src = str(path)
     st = _State(src, reasons)
     for block in _blocks(src, block_bytes):
         _do_block(st, block)
-    schema = arrow_schema().append(pa.field("line", pa.int64()))
+    schema = table_schema()
     table = pa.concat_tables(st.tables) if st.tables else schema.empty_table()
     st.fallback.sort(key=lambda r: r.line or 0)
+    if versions is not None and st.file_version is not None:
+        versions[src] = st.file_version
     return table, st.fallback
 
 
@@ -321,6 +355,9 @@ def _do_block(st: _State, block: bytes) -> None:
     starts = np.r_[0, ends[:-1] + 1]
     n_lines = len(ends)
     line0 = st.line0
+    if line0 == 0 and block.startswith(BOM + b"{"):
+        # json.loads reads a UTF-8 BOM at the start (utf-8-sig); the columns start after it
+        starts[0] = len(BOM)
     st.line0 += n_lines
     if b"\r" in block and _lone_cr(buf):
         # a lone \r is a line break for splitlines(): let the reader's own logic count
@@ -387,10 +424,11 @@ def _python_lines(
     nonempty = last >= starts
     shape = nonempty & (buf[np.minimum(starts, len(buf) - 1)] == 123) & (buf[np.maximum(last, 0)] == 125)
     why[~shape] = "not one JSON object on the line"
-    at = block.find(b"null")  # an explicit null: key presence is not visible in columns
+    at = block.find(b"null")  # an explicit null in a key that decides the version: _KEY_NULL
     while at >= 0:
         i = int(np.searchsorted(ends, at))
-        mark(i, "explicit null")
+        if _KEY_NULL.search(block, int(starts[i]), int(ends[i])):
+            mark(i, "explicit null in a key that decides the OCPI version")
         at = block.find(b"null", int(ends[i]) + 1)
     pos = 0  # invalid UTF-8: those lines only (Python's decoder says where)
     view = memoryview(block)
@@ -402,13 +440,13 @@ def _python_lines(
             i = int(np.searchsorted(ends, pos + exc.start))
             mark(i, "invalid UTF-8")
             pos = int(ends[i]) + 1
-    if st.file_version is None:  # the first JSON object fixes the file's version: per-record
+    if st.file_version is None:  # the first JSON object fixes the file's version (decoded here)
         for i in range(n_lines):
-            mark(i, "first record (fixes the file's OCPI version)")
             rec = _line_record(block[starts[i] : ends[i]], st.src, line0 + i + 1)
             if rec is not None and rec.error is None and isinstance(rec.obj, dict):
                 st.file_version = _detect(rec.obj)
                 break
+            mark(i, "not valid JSON")  # a line before it that json refuses (or blank)
     return why
 
 
@@ -554,8 +592,12 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
     for key, name in (("excl", "reported_total_excl"), ("incl", "reported_total_incl")):
         v, h = totals[key]
         columns[name] = _dec6(v[rp], h[rp])
+    columns["location_id"] = cdr(loc.field("id"))
+    columns["contract_id"] = cdr(token.field("contract_id"))
+    columns["credit"] = cdr(col["credit"])
+    columns["credit_reference_id"] = cdr(col["credit_reference_id"])
     columns["line"] = ints(line[rp].astype(np.int64))
-    schema = arrow_schema().append(pa.field("line", i64))
+    schema = table_schema()
     return ck.why, pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
@@ -577,8 +619,11 @@ def _check_cdr(col: dict[str, pa.Array], ck: _Checks) -> tuple[np.ndarray, np.nd
     ck.require(_valid(token.field("contract_id")), "missing cdr_token.contract_id")
     ck.require(_valid(loc.field("id")), "missing cdr_location.id")
     ck.require(_valid(loc.field("country")), "missing cdr_location.country")
-    ck.require(~_valid(col["tariffs"]), "embedded tariffs")
-    ck.require(~pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False), "credit")
+    # an empty list is no tariff at all (sessions.select_tariffs); a non-empty one is parsed
+    n_tariffs = pc.fill_null(pc.list_value_length(col["tariffs"]), 0).to_numpy(zero_copy_only=False)
+    ck.require(n_tariffs == 0, "embedded tariffs")
+    credit = pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False)
+    ck.require(~credit | _valid(col["credit_reference_id"]), "credit without credit_reference_id")
     start, s_ok = parse_ts(col["start_date_time"])
     end, e_ok = parse_ts(col["end_date_time"])
     ck.require(s_ok & e_ok, "timestamp not in the columnar form")

@@ -170,6 +170,10 @@ def test_fallback_records_are_counted_with_their_reason(tariffs, tmp_path):
     credit = tmp_path / "credit.ndjson"
     lines = path.read_text().splitlines()
     first, second = json.loads(lines[0]), json.loads(lines[1])
-    second["credit"] = True
-    credit.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
-    assert price_ndjson_columnar(credit, tariffs).fallbacks["columnar_reader: credit"] == 1
+    second["credit"] = True  # no credit_reference_id: the parser's reject, so per record
+    third = dict(second, id=second["id"] + "-C2", credit_reference_id=first["id"])
+    credit.write_text("".join(json.dumps(o) + "\n" for o in (first, second, third)))
+    result = price_ndjson_columnar(credit, tariffs)
+    assert result.fallbacks == {"columnar_reader: credit without credit_reference_id": 1}
+    assert [f.code for f in result.rejects] == ["MISSING_FIELD"]
+    assert result.priced == 2

@@ -41,12 +41,23 @@ import pyarrow.json as pj
 from pricing.flat import arrow_schema
 from pricing.io import Record, _read_ndjson
 from pricing.ocpi import CDR_MONEY, detect_version
+from pricing.ocpi.columnar_values import (
+    LIMIT,
+    Checks,
+    convert,
+    dec6,
+    exact,
+    list_parts,
+    one_chunk,
+    parse_ts,
+    per_parent_all,
+    valid_mask,
+)
 from pricing.units import hours_to_ms, kwh_to_mwh
 
 BLOCK_BYTES = 64 << 20
 BISECT_LINES = 8  # a failing piece this small is decoded line by line
 SCALE = 18
-LIMIT = 1 << 62  # converted values must stay below this (int64 with room for sums)
 
 _DEC = pa.decimal128(38, SCALE)
 _S = pa.string()
@@ -147,131 +158,6 @@ _EXTREME = {
     6: ("min_current_ma", False),
     7: ("max_current_ma", True),
 }
-
-
-# ---- exact decimal arithmetic on decimal128 words ----------------------------------------------
-
-
-def _words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(low uint64, high int64) words of a decimal128 array (nulls: whatever the buffer holds)."""
-    n = len(arr)
-    w = np.frombuffer(arr.buffers()[1], np.uint64, count=2 * (arr.offset + n))[2 * arr.offset :]
-    return w[0::2].copy(), w[1::2].view(np.int64).copy()
-
-
-def _divmod(lo: np.ndarray, hi: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """``u // d`` and ``u % d`` for u = hi·2^64 + lo, 0 ≤ hi < 2^16, d < 2^44 (16-bit limbs)."""
-    dd = np.uint64(d)
-    rem = hi.astype(np.uint64)  # < 2^16 < d
-    q = np.zeros(len(lo), np.uint64)
-    for shift in (48, 32, 16, 0):
-        cur = (rem << np.uint64(16)) | ((lo >> np.uint64(shift)) & np.uint64(0xFFFF))
-        qq = cur // dd
-        rem = cur - qq * dd
-        q |= qq << np.uint64(shift)
-    return q.astype(np.int64), rem.astype(np.int64)
-
-
-def _half(q: np.ndarray, r: np.ndarray, d: int) -> np.ndarray:
-    return q + (2 * r >= d)
-
-
-def convert(arr: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """A decimal128(38, 18) column in integer units, rounded half-up like
-    :func:`pricing.units.round_scaled`; kind ``mwh`` (kWh → mWh), ``ms`` (h → ms), ``milli``
-    (kW → W, A → mA): non-negative only (a negative volume is the parser's reject); ``e6``
-    (money, exact 6 decimals, else not ok): either sign, since a credit CDR's money is negative.
-    Returns (values, ok)."""
-    lo, hi = _words(arr)
-    neg = np.zeros(len(lo), bool)
-    if kind == "e6":  # money may be negative (credit CDRs): work on |u|, negate at the end
-        neg = hi < 0
-        if neg.any():
-            lo, hi = lo.copy(), hi.copy()
-            nlo = (~lo[neg]) + np.uint64(1)
-            hi[neg] = ~hi[neg] + (nlo == 0)
-            lo[neg] = nlo
-    ok = (hi >= 0) & (hi < (1 << 16))
-    lo = np.where(ok, lo, 0).astype(np.uint64)
-    hi = np.where(ok, hi, 0)
-    if kind == "mwh":
-        q, r = _divmod(lo, hi, 10**12)
-        out = _half(q, r, 10**12)
-    elif kind == "e6":
-        q, r = _divmod(lo, hi, 10**12)
-        out, ok = q, ok & (r == 0)
-    elif kind == "ms":  # u·36 / 10^13
-        q, r = _divmod(lo, hi, 10**13)
-        r36 = r * 36
-        out = q * 36 + _half(r36 // 10**13, r36 % 10**13, 10**13)
-    elif kind == "milli":  # u / 10^15
-        q, r = _divmod(lo, hi, 10**12)
-        q2, r2 = np.divmod(q, 1000)
-        out = _half(q2, r2 * 10**12 + r, 10**15)
-    else:
-        raise ValueError(kind)
-    ok &= out < LIMIT
-    return np.where(ok, np.where(neg, -out, out), 0), ok
-
-
-def _exact(arr: pa.Array, i: int) -> Decimal:
-    return arr[i].as_py()
-
-
-# ---- timestamps ---------------------------------------------------------------------------------
-
-_DIGITS20 = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
-
-
-def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """``YYYY-MM-DDTHH:MM:SSZ`` or ``…SS.mmmZ`` strings → (UTC epoch ms, ok). Any other form
-    (offsets, other fractions, no ``Z``) is not ok: the parser decides those records."""
-    n = len(arr)
-    ms = np.zeros(n, np.int64)
-    ok = np.zeros(n, bool)
-    if n == 0:
-        return ms, ok
-    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
-    off = np.frombuffer(arr.buffers()[1], np.int32, count=arr.offset + n + 1)[arr.offset :]
-    buf = arr.buffers()[2]
-    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
-    length = np.diff(off)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
-    for width in (20, 24):
-        sel = np.flatnonzero(valid & (length == width))
-        if not len(sel):
-            continue
-        m = data[off[:-1][sel, None] + np.arange(width)].astype(np.int64)
-        dig = m[:, _DIGITS20] - 48
-        good = ((dig >= 0) & (dig <= 9)).all(axis=1)
-        good &= (m[:, 4] == 45) & (m[:, 7] == 45) & (m[:, 10] == 84) & (m[:, 13] == 58) & (m[:, 16] == 58)
-        good &= m[:, width - 1] == 90
-        frac = np.zeros(len(sel), np.int64)
-        if width == 24:
-            fd = m[:, 20:23] - 48
-            good &= (m[:, 19] == 46) & ((fd >= 0) & (fd <= 9)).all(axis=1)
-            frac = fd[:, 0] * 100 + fd[:, 1] * 10 + fd[:, 2]
-        y = dig[:, 0] * 1000 + dig[:, 1] * 100 + dig[:, 2] * 10 + dig[:, 3]
-        mo = dig[:, 4] * 10 + dig[:, 5]
-        d = dig[:, 6] * 10 + dig[:, 7]
-        hh = dig[:, 8] * 10 + dig[:, 9]
-        mi = dig[:, 10] * 10 + dig[:, 11]
-        ss = dig[:, 12] * 10 + dig[:, 13]
-        leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-        mdays = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mo, 0, 12)]
-        mdays = mdays + (leap & (mo == 2))
-        good &= (
-            (y >= 1) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= mdays) & (hh < 24) & (mi < 60) & (ss < 60)
-        )
-        yy = y - (mo <= 2)
-        era = yy // 400
-        yoe = yy - era * 400
-        doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + d - 1
-        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-        days = era * 146097 + doe - 719468
-        ms[sel] = ((days * 24 + hh) * 60 + mi) * 60_000 + ss * 1000 + frac
-        ok[sel] = good
-    return np.where(ok, ms, 0), ok
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -493,53 +379,11 @@ def _parse(
 # ---- nested → flat ------------------------------------------------------------------------------
 
 
-def _arr(col: Any) -> pa.Array:
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-
-
-def _valid(a: pa.Array) -> np.ndarray:
-    return a.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _list_parts(a: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """(flattened values, parent index per value, length per list with 0 for null)."""
-    values = a.flatten()
-    parent = pc.list_parent_indices(a).to_numpy(zero_copy_only=False).astype(np.int64)
-    lengths = pc.fill_null(pc.list_value_length(a), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    return values, parent, lengths
-
-
-def _per_parent_all(flags: np.ndarray, parent: np.ndarray, n: int) -> np.ndarray:
-    bad = np.zeros(n, bool)
-    bad[parent[~flags]] = True
-    return ~bad
-
-
-def _dec6(values: np.ndarray, valid: np.ndarray) -> pa.Array:
-    words = np.empty(2 * len(values), np.int64)
-    words[0::2] = values
-    words[1::2] = values >> 63
-    mask = None if valid.all() else pa.array(valid, pa.bool_()).buffers()[1]
-    return pa.Array.from_buffers(pa.decimal128(38, 6), len(values), [mask, pa.py_buffer(words.tobytes())])
-
-
-class _Checks:
-    """Which rows may go columnar, and for the others the first reason found."""
-
-    def __init__(self, n: int) -> None:
-        self.ok = np.ones(n, bool)
-        self.why = np.full(n, "", object)
-
-    def require(self, good: np.ndarray, reason: str) -> None:
-        self.why[self.ok & ~good] = reason
-        self.ok &= good
-
-
 def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.Table | None]:
     """(per row: why it goes to the per-record path, "" for none; flat table of the others)."""
     n = t.num_rows
-    col = {name: _arr(t.column(name)) for name in t.column_names}
-    ck = _Checks(n)
+    col = {name: one_chunk(t.column(name)) for name in t.column_names}
+    ck = Checks(n)
     start, end = _check_cdr(col, ck)
     version, v221, v230 = _cdr_version(col, ck, st)
     totals = _check_money(col, ck, v221, v230)
@@ -591,7 +435,7 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
         columns[name] = ints(v[rows], h[rows])
     for key, name in (("excl", "reported_total_excl"), ("incl", "reported_total_incl")):
         v, h = totals[key]
-        columns[name] = _dec6(v[rp], h[rp])
+        columns[name] = dec6(v[rp], h[rp])
     columns["location_id"] = cdr(loc.field("id"))
     columns["contract_id"] = cdr(token.field("contract_id"))
     columns["credit"] = cdr(col["credit"])
@@ -601,11 +445,11 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
     return ck.why, pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
-def _check_cdr(col: dict[str, pa.Array], ck: _Checks) -> tuple[np.ndarray, np.ndarray]:
+def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.ndarray]:
     """Required CDR fields, currency, token and location, no embedded tariffs, not a credit,
     readable timestamps with end >= start; returns (start, end) in epoch ms."""
     for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
-        ck.require(_valid(col[name]), f"missing {name}")
+        ck.require(valid_mask(col[name]), f"missing {name}")
     cur = col["currency"]
     ck.require(
         pc.fill_null(pc.and_(pc.equal(pc.binary_length(cur), 3), pc.ascii_is_alpha(cur)), False).to_numpy(
@@ -614,35 +458,39 @@ def _check_cdr(col: dict[str, pa.Array], ck: _Checks) -> tuple[np.ndarray, np.nd
         "currency is not 3 letters",
     )
     token, loc = col["cdr_token"], col["cdr_location"]
-    ck.require(_valid(token), "missing cdr_token")
-    ck.require(_valid(loc), "missing cdr_location")
-    ck.require(_valid(token.field("contract_id")), "missing cdr_token.contract_id")
-    ck.require(_valid(loc.field("id")), "missing cdr_location.id")
-    ck.require(_valid(loc.field("country")), "missing cdr_location.country")
+    ck.require(valid_mask(token), "missing cdr_token")
+    ck.require(valid_mask(loc), "missing cdr_location")
+    ck.require(valid_mask(token.field("contract_id")), "missing cdr_token.contract_id")
+    ck.require(valid_mask(loc.field("id")), "missing cdr_location.id")
+    ck.require(valid_mask(loc.field("country")), "missing cdr_location.country")
     # an empty list is no tariff at all (sessions.select_tariffs); a non-empty one is parsed
     n_tariffs = pc.fill_null(pc.list_value_length(col["tariffs"]), 0).to_numpy(zero_copy_only=False)
     ck.require(n_tariffs == 0, "embedded tariffs")
     credit = pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False)
-    ck.require(~credit | _valid(col["credit_reference_id"]), "credit without credit_reference_id")
+    ck.require(~credit | valid_mask(col["credit_reference_id"]), "credit without credit_reference_id")
     start, s_ok = parse_ts(col["start_date_time"])
     end, e_ok = parse_ts(col["end_date_time"])
     ck.require(s_ok & e_ok, "timestamp not in the columnar form")
     ck.require(end >= start, "end before start")
     lu = col["last_updated"]
     _, lu_ok = parse_ts(lu)
-    ck.require(lu_ok | ~_valid(lu), "timestamp not in the columnar form")
+    ck.require(lu_ok | ~valid_mask(lu), "timestamp not in the columnar form")
     return start, end
 
 
 def _cdr_version(
-    col: dict[str, pa.Array], ck: _Checks, st: _State
+    col: dict[str, pa.Array], ck: Checks, st: _State
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(version per row, is 2.2.1, is 2.3.0) from total_cost's first Price key (before_taxes /
     taxes / after_taxes → 2.3.0, else 2.2.1); a row of another version than the file's falls back."""
     tc = col["total_cost"]
-    ck.require(_valid(tc), "missing total_cost")
-    v230 = _valid(tc.field("before_taxes")) | _valid(tc.field("taxes")) | _valid(tc.field("after_taxes"))
-    v221 = ~v230 & (_valid(tc.field("excl_vat")) | _valid(tc.field("incl_vat")))
+    ck.require(valid_mask(tc), "missing total_cost")
+    v230 = (
+        valid_mask(tc.field("before_taxes"))
+        | valid_mask(tc.field("taxes"))
+        | valid_mask(tc.field("after_taxes"))
+    )
+    v221 = ~v230 & (valid_mask(tc.field("excl_vat")) | valid_mask(tc.field("incl_vat")))
     version = np.where(v230, "2.3.0", "2.2.1")
     ck.require(v230 | v221, "total_cost of no known version")
     ck.require(version == st.file_version, "version other than the file's")
@@ -650,7 +498,7 @@ def _cdr_version(
 
 
 def _check_money(
-    col: dict[str, pa.Array], ck: _Checks, v221: np.ndarray, v230: np.ndarray
+    col: dict[str, pa.Array], ck: Checks, v221: np.ndarray, v230: np.ndarray
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Every Price of the CDR well formed for its version; the reported total as exact
     micro-units: {"excl": (values, present), "incl": (values, present)}."""
@@ -658,25 +506,25 @@ def _check_money(
     totals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m in MONEY:
         p = col[m]
-        present = _valid(p)
+        present = valid_mask(p)
         bt = p.field("before_taxes")
         ev = p.field("excl_vat")
-        ck.require(~present | np.where(v230, _valid(bt), _valid(ev)), f"{m} without its amount")
+        ck.require(~present | np.where(v230, valid_mask(bt), valid_mask(ev)), f"{m} without its amount")
         taxes = p.field("taxes")
-        items, parent, _ = _list_parts(taxes)
-        item_ok = _valid(items.field("name")) & _valid(items.field("amount"))
-        ck.require(~v230 | _per_parent_all(item_ok, parent, n), f"{m} tax line incomplete")
+        items, parent, _ = list_parts(taxes)
+        item_ok = valid_mask(items.field("name")) & valid_mask(items.field("amount"))
+        ck.require(~v230 | per_parent_all(item_ok, parent, n), f"{m} tax line incomplete")
         if m == "total_cost":
             excl, x_ok = convert(pc.if_else(pa.array(v230), bt, ev), "e6")
             ck.require(x_ok, "amount out of range")
             iv, i_ok = convert(p.field("incl_vat"), "e6")
-            iv_has = _valid(p.field("incl_vat"))
+            iv_has = valid_mask(p.field("incl_vat"))
             ck.require(~(v221 & iv_has) | i_ok, "amount out of range")
             amt, a_ok = convert(items.field("amount"), "e6")
-            ck.require(_per_parent_all(a_ok | ~v230[parent], parent, n), "amount out of range")
+            ck.require(per_parent_all(a_ok | ~v230[parent], parent, n), "amount out of range")
             tax_sum = np.zeros(n, np.int64)
             np.add.at(tax_sum, parent, amt)
-            t_has = _valid(taxes)
+            t_has = valid_mask(taxes)
             incl = np.where(v230, excl + tax_sum, iv)
             incl_has = np.where(v230, t_has, iv_has)
             totals["excl"] = (excl, np.ones(n, bool))
@@ -685,23 +533,23 @@ def _check_money(
 
 
 def _period_volumes(
-    col: dict[str, pa.Array], ck: _Checks, end: np.ndarray
+    col: dict[str, pa.Array], ck: Checks, end: np.ndarray
 ) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Charging periods and their dimensions: (periods, parent row per period, index inside the
     CDR, start ms, {flat volume column: (values, present)}); a CDR with no period, a period out of
     order or after the end, an unknown dimension or a bad volume falls back."""
     n = len(end)
     cp = col["charging_periods"]
-    periods, p_parent, n_per = _list_parts(cp)
+    periods, p_parent, n_per = list_parts(cp)
     ck.require(n_per >= 1, "no charging period")
     p_start, ps_ok = parse_ts(periods.field("start_date_time"))
     dims_list = periods.field("dimensions")
-    dims, d_parent, n_dim = _list_parts(dims_list)
+    dims, d_parent, n_dim = list_parts(dims_list)
     p_ok = ps_ok & (n_dim >= 1)
     dtype = pc.index_in(dims.field("type"), value_set=pa.array(DIM_TYPES))
     d_code = pc.fill_null(dtype, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     vol = dims.field("volume")
-    d_ok = (d_code >= 0) & _valid(vol)
+    d_ok = (d_code >= 0) & valid_mask(vol)
     n_p = len(p_start)
     # positions inside the CDR
     p_first = np.cumsum(n_per) - n_per
@@ -712,8 +560,8 @@ def _period_volumes(
     out = _summed_volumes(vol, d_code, d_parent, d_ok, n_p)
     out.update(_extreme_volumes(vol, d_code, d_parent, d_ok, n_p))
     # negative volumes: convert() refuses them (hi < 0), so d_ok is False there
-    p_ok &= _per_parent_all(d_ok, d_parent, n_p)
-    ck.require(_per_parent_all(p_ok, p_parent, n), "charging period not in the columnar form")
+    p_ok &= per_parent_all(d_ok, d_parent, n_p)
+    ck.require(per_parent_all(p_ok, p_parent, n), "charging period not in the columnar form")
     return periods, p_parent, p_idx, p_start, out
 
 
@@ -741,7 +589,7 @@ def _summed_volumes(
         if len(dup):
             for pp in np.unique(par[dup]).tolist():
                 ds = sel[par == pp]
-                total = sum((_exact(vol, int(j)) for j in ds), Decimal(0))
+                total = sum((exact(vol, int(j)) for j in ds), Decimal(0))
                 conv = kwh_to_mwh(total) if code == 0 else hours_to_ms(total)
                 vals[pp] = conv
                 if not 0 <= conv < LIMIT:
@@ -773,7 +621,7 @@ def _extreme_volumes(
     return out
 
 
-def _check_repeated_ids(ids: pa.Array, ck: _Checks, st: _State) -> None:
+def _check_repeated_ids(ids: pa.Array, ck: Checks, st: _State) -> None:
     """A repeated cdr_id right after the same id would merge two CDRs in the flat layout."""
     ok = ck.ok
     cand = np.flatnonzero(ok)

@@ -495,7 +495,8 @@ def price_ndjson_columnar(
     source = str(path)
     reasons: Counter[str] = Counter()
     versions: dict[str, str] = {}
-    table, fallback = read_ndjson_flat(path, reasons=reasons, versions=versions)
+    known = frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None else frozenset()
+    table, fallback = read_ndjson_flat(path, reasons=reasons, versions=versions, known_tariffs=known)
     result = BatchResult(policy=policy, engine="kernel")
     if table.num_rows:
         fr = split_flat(table)

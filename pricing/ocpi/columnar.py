@@ -124,6 +124,51 @@ SCHEMA = pa.schema(
     ]
 )
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
+# OCPI 2.1.1 CDRs have their own shape: money is a plain number (excl. VAT), the full Location
+# (its time_zone, and connector tariff_ids that name the tariff), auth_id for the token. The
+# 2.2-only keys are read too, only to see that a line is not 2.1.1 after all.
+_CONNECTOR = pa.struct([("id", _S), ("tariff_id", _S)])
+_EVSE = pa.struct([("uid", _S), ("evse_id", _S), ("connectors", pa.list_(_CONNECTOR))])
+V22_KEYS = ("end_date_time", "cdr_token", "cdr_location", "country_code", "party_id")
+SCHEMA_211 = pa.schema(
+    [
+        ("id", _S),
+        ("start_date_time", _S),
+        ("stop_date_time", _S),
+        ("auth_id", _S),
+        ("auth_method", _S),
+        (
+            "location",
+            pa.struct([("id", _S), ("country", _S), ("time_zone", _S), ("evses", pa.list_(_EVSE))]),
+        ),
+        ("meter_id", _S),
+        ("currency", _S),
+        ("tariffs", pa.list_(pa.struct([("id", _S)]))),
+        (
+            "charging_periods",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("start_date_time", _S),
+                        ("dimensions", pa.list_(pa.struct([("type", _S), ("volume", _DEC)]))),
+                    ]
+                )
+            ),
+        ),
+        ("total_cost", _DEC),
+        ("total_energy", _DEC),
+        ("total_time", _DEC),
+        ("total_parking_time", _DEC),
+        ("remark", _S),
+        ("last_updated", _S),
+        ("end_date_time", _S),
+        ("cdr_token", pa.struct([("contract_id", _S)])),
+        ("cdr_location", pa.struct([("id", _S)])),
+        ("country_code", _S),
+        ("party_id", _S),
+    ]
+)
+_PARSE_211 = pj.ParseOptions(explicit_schema=SCHEMA_211, unexpected_field_behavior="ignore")
 # An explicit null is the same as an absent key for every optional field of the wire models
 # (``X | None = None``), and a required field that is null is missing in the columns too. The one
 # place where presence alone matters is version detection (pricing.ocpi.detect_version): a Price
@@ -135,7 +180,7 @@ _KEY_NULL = re.compile(
 )
 BOM = b"\xef\xbb\xbf"
 
-# CdrDimensionType of 2.2.1 / 2.3.0 (identical); the code is the index
+# CdrDimensionType of 2.2.1 / 2.3.0 (identical) and 2.1.1's FLAT; the code is the index
 DIM_TYPES = (
     "ENERGY",
     "TIME",
@@ -150,7 +195,10 @@ DIM_TYPES = (
     "ENERGY_IMPORT",
     "POWER",
     "STATE_OF_CHARGE",
+    "FLAT",  # 2.1.1 only
 )
+DIMS_22 = np.arange(13)
+DIMS_211 = np.array([0, 1, 2, 6, 7, 13])  # ENERGY, TIME, PARKING_TIME, MIN/MAX_CURRENT, FLAT
 _SUMMED = {0: "energy_mwh", 1: "time_ms", 2: "parking_ms", 3: "reservation_ms"}
 _EXTREME = {
     4: ("min_power_w", False),
@@ -193,8 +241,9 @@ def _line_record(raw: bytes, src: str, n: int) -> Record | None:
 
 
 class _State:
-    def __init__(self, src: str, reasons: Counter[str] | None) -> None:
+    def __init__(self, src: str, reasons: Counter[str] | None, known: frozenset[str] | None) -> None:
         self.src = src
+        self.known = known  # ids of the tariffs pricing will look 2.1.1 connector tariff_ids up in
         self.file_version: str | None = None  # set by the first JSON object (per-record path)
         self.last_id: str | None = None
         self.line0 = 0  # lines before the current block
@@ -213,6 +262,7 @@ def read_ndjson_flat(
     block_bytes: int = BLOCK_BYTES,
     reasons: Counter[str] | None = None,
     versions: dict[str, str] | None = None,
+    known_tariffs: frozenset[str] | None = None,
 ) -> tuple[pa.Table, list[Record]]:
     """(flat table of the columnar CDRs, per-record fallback Records), both in line order.
 
@@ -221,10 +271,13 @@ def read_ndjson_flat(
     ``reasons``, when given, counts the fallback Records by why they left the columnar path
     (``"credit without credit_reference_id"``, …);
     ``versions``, when given, receives ``{path: OCPI version of its first CDR}`` (what the
-    per-record path checks every other CDR of the file against).
+    per-record path checks every other CDR of the file against). ``known_tariffs``: the ids of
+    the tariffs the CDRs will be priced with (``TariffSet.by_id``); a 2.1.1 CDR names its tariff
+    by its connectors' ``tariff_id``, the first one of these that is known
+    (:func:`pricing.sessions.select_tariffs`), so without them such a CDR goes per record.
     """
     src = str(path)
-    st = _State(src, reasons)
+    st = _State(src, reasons, known_tariffs)
     for block in _blocks(src, block_bytes):
         _do_block(st, block)
     schema = table_schema()
@@ -270,12 +323,13 @@ def _do_block(st: _State, block: bytes) -> None:
         work = bytes(arr)
     if not len(lines):
         return
-    for table, idx in _parse(work, starts, ends, lines):
+    opts = _PARSE_211 if st.file_version == "2.1.1" else _PARSE
+    for table, idx in _parse(work, starts, ends, lines, opts):
         if table is None:
-            # a 2.1.1 file's money is plain numbers, not the Price objects of the schema
-            why_not = "OCPI 2.1.1" if st.file_version == "2.1.1" else "pyarrow could not read the line"
             for i in idx.tolist():
-                _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1, why_not)
+                _fallback_raw(
+                    st, block[starts[i] : ends[i]], line0 + i + 1, "pyarrow could not read the line"
+                )
             continue
         bad, flat = _flatten(table, line0 + idx + 1, st)
         for k in np.flatnonzero(bad != "").tolist():
@@ -349,7 +403,7 @@ def _detect(obj: dict[str, Any]) -> str:
 
 
 def _parse(
-    work: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray
+    work: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, parse: pj.ParseOptions
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Arrow tables over runs of ``lines`` (row k = line lines[k]); a run that does not parse is
     halved until it does, or yielded as (None, lines) once it is small."""
@@ -362,7 +416,7 @@ def _parse(
             table = pj.read_json(
                 pa.BufferReader(pa.py_buffer(work).slice(lo, hi - lo)),
                 read_options=opts,
-                parse_options=_PARSE,
+                parse_options=parse,
             )
             if table.num_rows != len(part):
                 raise ValueError("row count differs from line count")
@@ -384,10 +438,13 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
     n = t.num_rows
     col = {name: one_chunk(t.column(name)) for name in t.column_names}
     ck = Checks(n)
-    start, end = _check_cdr(col, ck)
-    version, v221, v230 = _cdr_version(col, ck, st)
-    totals = _check_money(col, ck, v221, v230)
-    periods, p_parent, p_idx, p_start, out = _period_volumes(col, ck, end)
+    if st.file_version == "2.1.1":
+        start, end, per_cdr, totals, conn_tariff = _cdr_211(col, ck, st.known)
+        allowed = DIMS_211
+    else:
+        start, end, per_cdr, totals = _cdr_22(col, ck, st)
+        conn_tariff, allowed = None, DIMS_22
+    periods, p_parent, p_idx, p_start, out = _period_volumes(col, ck, end, allowed)
     _check_repeated_ids(col["id"], ck, st)
     ok = ck.ok
     rows = np.flatnonzero(ok[p_parent])
@@ -404,23 +461,16 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
     def ints(values: np.ndarray, has: np.ndarray | None = None) -> pa.Array:
         return pa.array(values, i64, mask=None if has is None else ~has)
 
-    token, loc = col["cdr_token"], col["cdr_location"]
-    columns = {
-        "cdr_id": cdr(col["id"]),
-        "ocpi_version": pa.array(version[rp], _S),
-        "country_code": cdr(col["country_code"]),
-        "party_id": cdr(col["party_id"]),
-        "emsp_country_code": cdr(token.field("country_code")),
-        "emsp_party_id": cdr(token.field("party_id")),
-        "cdr_start_ms": ints(start[rp]),
-        "cdr_end_ms": ints(end[rp]),
-        "currency": cdr(col["currency"]),
-        "time_zone": pa.nulls(len(rows), _S),
-        "location_country": cdr(loc.field("country")),
-        "period_idx": pa.array(p_idx[rows].astype(np.int32), pa.int32()),
-        "period_start_ms": ints(p_start[rows]),
-        "tariff_id": periods.field("tariff_id").take(take_p),
-    }
+    columns = {name: cdr(a) for name, a in per_cdr.items()}
+    columns.update(
+        {
+            "cdr_start_ms": ints(start[rp]),
+            "cdr_end_ms": ints(end[rp]),
+            "period_idx": pa.array(p_idx[rows].astype(np.int32), pa.int32()),
+            "period_start_ms": ints(p_start[rows]),
+            "tariff_id": periods.field("tariff_id").take(take_p) if conn_tariff is None else cdr(conn_tariff),
+        }
+    )
     for name in (
         "energy_mwh",
         "time_ms",
@@ -436,46 +486,144 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
     for key, name in (("excl", "reported_total_excl"), ("incl", "reported_total_incl")):
         v, h = totals[key]
         columns[name] = dec6(v[rp], h[rp])
-    columns["location_id"] = cdr(loc.field("id"))
-    columns["contract_id"] = cdr(token.field("contract_id"))
-    columns["credit"] = cdr(col["credit"])
-    columns["credit_reference_id"] = cdr(col["credit_reference_id"])
     columns["line"] = ints(line[rp].astype(np.int64))
     schema = table_schema()
     return ck.why, pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
-def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.ndarray]:
-    """Required CDR fields, currency, token and location, no embedded tariffs, not a credit,
-    readable timestamps with end >= start; returns (start, end) in epoch ms."""
-    for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
+Money = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _cdr_22(
+    col: dict[str, pa.Array], ck: Checks, st: _State
+) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array], Money]:
+    """A 2.2.1 / 2.3.0 row: (start ms, end ms, per-CDR flat columns, reported totals)."""
+    start, end = _check_cdr(col, ck)
+    version, v221, v230 = _cdr_version(col, ck, st)
+    totals = _check_money(col, ck, v221, v230)
+    token, loc = col["cdr_token"], col["cdr_location"]
+    per_cdr = {
+        "cdr_id": col["id"],
+        "ocpi_version": pa.array(version, _S),
+        "country_code": col["country_code"],
+        "party_id": col["party_id"],
+        "emsp_country_code": token.field("country_code"),
+        "emsp_party_id": token.field("party_id"),
+        "currency": col["currency"],
+        "time_zone": pa.nulls(len(version), _S),
+        "location_country": loc.field("country"),
+        "location_id": loc.field("id"),
+        "contract_id": token.field("contract_id"),
+        "credit": col["credit"],
+        "credit_reference_id": col["credit_reference_id"],
+    }
+    return start, end, per_cdr, totals
+
+
+def _cdr_211(
+    col: dict[str, pa.Array], ck: Checks, known: frozenset[str] | None
+) -> tuple[np.ndarray, np.ndarray, dict[str, pa.Array], Money, pa.Array]:
+    """A 2.1.1 row: (start ms, stop ms, per-CDR flat columns, reported totals, the tariff its
+    connectors name). No 2.2 key (else the parser sees another version), the required fields,
+    readable times, no embedded tariffs, total_cost exact in micro-units."""
+    n = len(col["id"])
+    for key in V22_KEYS:
+        ck.require(~valid_mask(col[key]), "version other than the file's")
+    for name in ("id", "auth_id", "currency", "total_cost", "total_energy", "total_time"):
         ck.require(valid_mask(col[name]), f"missing {name}")
-    cur = col["currency"]
+    _check_currency(col["currency"], ck)
+    loc = col["location"]
+    ck.require(valid_mask(loc), "missing location")
+    ck.require(valid_mask(loc.field("id")), "missing location.id")
+    ck.require(valid_mask(loc.field("country")), "missing location.country")
+    _check_no_tariffs(col, ck)
+    start, end = _check_times(col, ck, "stop_date_time")
+    excl, x_ok = convert(col["total_cost"], "e6")
+    ck.require(x_ok, "amount out of range")
+    totals = {"excl": (excl, np.ones(n, bool)), "incl": (np.zeros(n, np.int64), np.zeros(n, bool))}
+    per_cdr = {
+        "cdr_id": col["id"],
+        "ocpi_version": pa.array(np.full(n, "2.1.1"), _S),
+        "country_code": pa.nulls(n, _S),
+        "party_id": pa.nulls(n, _S),
+        "emsp_country_code": pa.nulls(n, _S),
+        "emsp_party_id": pa.nulls(n, _S),
+        "currency": col["currency"],
+        "time_zone": loc.field("time_zone"),
+        "location_country": loc.field("country"),
+        "location_id": loc.field("id"),
+        "contract_id": col["auth_id"],
+        "credit": pa.nulls(n, pa.bool_()),
+        "credit_reference_id": pa.nulls(n, _S),
+    }
+    return start, end, per_cdr, totals, _connector_tariff(loc, ck, known)
+
+
+def _connector_tariff(loc: pa.Array, ck: Checks, known: frozenset[str] | None) -> pa.Array:
+    """Per CDR the first connector ``tariff_id`` (document order) among the known tariffs, null
+    for none: the choice of :func:`pricing.sessions.select_tariffs` for a CDR whose periods name
+    no tariff (2.1.1 periods never do)."""
+    n = len(loc)
+    evses, e_parent, _ = list_parts(loc.field("evses"))
+    conns, c_parent, _ = list_parts(evses.field("connectors"))
+    tid = conns.field("tariff_id")
+    cdr_of = e_parent[c_parent]
+    has = valid_mask(tid)
+    if known is None:  # nobody said which tariffs exist: such CDRs go per record
+        named = np.zeros(n, bool)
+        named[cdr_of[has]] = True
+        ck.require(~named, "2.1.1 connector tariff_id and no tariff ids given")
+        return pa.nulls(n, _S)
+    hit = pc.fill_null(pc.is_in(tid, value_set=pa.array(sorted(known), _S)), False)
+    idx = np.flatnonzero(hit.to_numpy(zero_copy_only=False) & has)
+    first = np.full(n, -1, np.int64)
+    cdrs, pos = np.unique(cdr_of[idx], return_index=True)
+    first[cdrs] = idx[pos]
+    return tid.take(pa.array(first, pa.int64(), mask=first < 0))
+
+
+def _check_currency(cur: pa.Array, ck: Checks) -> None:
     ck.require(
         pc.fill_null(pc.and_(pc.equal(pc.binary_length(cur), 3), pc.ascii_is_alpha(cur)), False).to_numpy(
             zero_copy_only=False
         ),
         "currency is not 3 letters",
     )
-    token, loc = col["cdr_token"], col["cdr_location"]
-    ck.require(valid_mask(token), "missing cdr_token")
-    ck.require(valid_mask(loc), "missing cdr_location")
-    ck.require(valid_mask(token.field("contract_id")), "missing cdr_token.contract_id")
-    ck.require(valid_mask(loc.field("id")), "missing cdr_location.id")
-    ck.require(valid_mask(loc.field("country")), "missing cdr_location.country")
+
+
+def _check_no_tariffs(col: dict[str, pa.Array], ck: Checks) -> None:
     # an empty list is no tariff at all (sessions.select_tariffs); a non-empty one is parsed
     n_tariffs = pc.fill_null(pc.list_value_length(col["tariffs"]), 0).to_numpy(zero_copy_only=False)
     ck.require(n_tariffs == 0, "embedded tariffs")
-    credit = pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False)
-    ck.require(~credit | valid_mask(col["credit_reference_id"]), "credit without credit_reference_id")
+
+
+def _check_times(col: dict[str, pa.Array], ck: Checks, end_key: str) -> tuple[np.ndarray, np.ndarray]:
     start, s_ok = parse_ts(col["start_date_time"])
-    end, e_ok = parse_ts(col["end_date_time"])
+    end, e_ok = parse_ts(col[end_key])
     ck.require(s_ok & e_ok, "timestamp not in the columnar form")
     ck.require(end >= start, "end before start")
     lu = col["last_updated"]
     _, lu_ok = parse_ts(lu)
     ck.require(lu_ok | ~valid_mask(lu), "timestamp not in the columnar form")
     return start, end
+
+
+def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.ndarray]:
+    """Required CDR fields, currency, token and location, no embedded tariffs, a credit names
+    what it credits, readable timestamps with end >= start; returns (start, end) in epoch ms."""
+    for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
+        ck.require(valid_mask(col[name]), f"missing {name}")
+    _check_currency(col["currency"], ck)
+    token, loc = col["cdr_token"], col["cdr_location"]
+    ck.require(valid_mask(token), "missing cdr_token")
+    ck.require(valid_mask(loc), "missing cdr_location")
+    ck.require(valid_mask(token.field("contract_id")), "missing cdr_token.contract_id")
+    ck.require(valid_mask(loc.field("id")), "missing cdr_location.id")
+    ck.require(valid_mask(loc.field("country")), "missing cdr_location.country")
+    _check_no_tariffs(col, ck)
+    credit = pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False)
+    ck.require(~credit | valid_mask(col["credit_reference_id"]), "credit without credit_reference_id")
+    return _check_times(col, ck, "end_date_time")
 
 
 def _cdr_version(
@@ -533,7 +681,7 @@ def _check_money(
 
 
 def _period_volumes(
-    col: dict[str, pa.Array], ck: Checks, end: np.ndarray
+    col: dict[str, pa.Array], ck: Checks, end: np.ndarray, allowed: np.ndarray
 ) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Charging periods and their dimensions: (periods, parent row per period, index inside the
     CDR, start ms, {flat volume column: (values, present)}); a CDR with no period, a period out of
@@ -549,7 +697,7 @@ def _period_volumes(
     dtype = pc.index_in(dims.field("type"), value_set=pa.array(DIM_TYPES))
     d_code = pc.fill_null(dtype, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     vol = dims.field("volume")
-    d_ok = (d_code >= 0) & valid_mask(vol)
+    d_ok = np.isin(d_code, allowed) & valid_mask(vol)  # a type of another version: the parser's
     n_p = len(p_start)
     # positions inside the CDR
     p_first = np.cumsum(n_per) - n_per

@@ -56,7 +56,7 @@ from pricing.ocpi.columnar_values import (
 from pricing.units import hours_to_ms, kwh_to_mwh
 
 BLOCK_BYTES = 64 << 20
-BISECT_LINES = 8  # a failing piece this small is decoded line by line
+BISECT_LINES = 1  # a failing piece is halved down to its bad lines
 SCALE = 18
 
 _DEC = pa.decimal128(38, SCALE)
@@ -411,8 +411,10 @@ def _parse(
     while todo:
         part = todo.pop()
         lo, hi = int(starts[part[0]]), int(ends[part[-1]]) + 1
+        longest = int((ends[part] - starts[part]).max()) + 2  # pyarrow needs a whole line per block
         try:
-            opts = pj.ReadOptions(use_threads=True, block_size=max(1 << 20, min(hi - lo + 1, 16 << 20)))
+            size = max(1 << 20, min(hi - lo + 1, 16 << 20), longest)
+            opts = pj.ReadOptions(use_threads=True, block_size=size)
             table = pj.read_json(
                 pa.BufferReader(pa.py_buffer(work).slice(lo, hi - lo)),
                 read_options=opts,

@@ -496,13 +496,20 @@ def price_ndjson_columnar(
     reasons: Counter[str] = Counter()
     versions: dict[str, str] = {}
     known = frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None else frozenset()
-    table, fallback = read_ndjson_flat(path, reasons=reasons, versions=versions, known_tariffs=known)
+    embedded: list[Tariff] = []
+    table, fallback = read_ndjson_flat(
+        path, reasons=reasons, versions=versions, known_tariffs=known, embedded=embedded
+    )
+    # no tariffs given: the columnar CDRs are those whose own embedded tariffs are this one set
+    columnar_tariffs = tariffs if known else TariffSet.of(embedded)
     result = BatchResult(policy=policy, engine="kernel")
     if table.num_rows:
         fr = split_flat(table)
         lines = table.column("line").to_numpy()
         try:
-            result = flat_kernel_result(fr, tariffs, policy, tz, workers, source, lines[fr.first_row])
+            result = flat_kernel_result(
+                fr, columnar_tariffs, policy, tz, workers, source, lines[fr.first_row]
+            )
         except KernelRefusal as exc:  # the per-record path decides (same output)
             whole = price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)
             whole.fallbacks[f"columnar_reader: {kernel_refused(exc)}"] += fr.n_records

@@ -3,6 +3,7 @@ and the result equals the per-record path's (rows, rejects, warnings, written by
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 from collections import Counter
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.io import iter_sources, write_table
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
+from pricing.sessions import TariffSet
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "fixtures" / "sample"
@@ -50,7 +53,7 @@ def dump(obj) -> str:
 def check(path: Path, tariffs, tmp_path: Path, **kw) -> tuple[Counter[str], object]:
     """Columnar == per record on ``path``; returns the reader's fallback reasons and the result."""
     reasons: Counter[str] = Counter()
-    known = frozenset(tariffs.by_id)
+    known = frozenset(k for k, v in tariffs.by_id.items() if v)
     table, fallback = read_ndjson_flat(path, reasons=reasons, known_tariffs=known, **kw)
     n_lines = sum(1 for line in path.read_bytes().splitlines() if line.strip())
     assert len(set(table.column("line").to_pylist())) + len(fallback) == n_lines
@@ -172,3 +175,46 @@ def test_a_50_mb_line(tariffs, tmp_path):
     path = write(tmp_path, lines)
     reasons, result = check(path, tariffs, tmp_path, block_bytes=1 << 20)
     assert not reasons and result.priced == 6
+
+
+def _generate(out: Path, *extra: str) -> None:
+    parser = argparse.ArgumentParser(prog="roamledger")
+    gen.add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = [
+        "--cdrs", "600", "--seed", "11", "--versions", "2.2.1:60,2.1.1:10,2.3.0:30", "--malformed", "8",
+        "--credit-rate", "0.03", "--duplicate-rate", "0.03", "--out-of-month-rate", "0.02",
+        "--quiet", "--out", str(out), *extra,
+    ]  # fmt: skip
+    args = parser.parse_args(["generate", *argv])
+    assert args.func(args) == 0
+
+
+@pytest.mark.parametrize("embed", [False, True])
+def test_generated_month_of_three_versions(embed, tmp_path):
+    """A generated month (credits, duplicates, malformed lines, out-of-month sessions, embedded
+    tariffs or not): with the given tariffs only broken records leave the columnar path; with
+    none given, the embedded ones price it. Columnar == per record in every case."""
+    _generate(tmp_path / "m.ndjson", *(["--embed-tariffs"] if embed else []))
+    given, _ = load_tariffs([tmp_path / "tariffs"])
+    files = sorted(tmp_path.glob("m*.ndjson"))
+    assert len(files) == 3
+    off = total = 0
+    for path in files:
+        for store in [given, *([TariffSet()] if embed else [])]:
+            reasons, result = check(path, store, tmp_path)
+            if store is given:
+                off += sum(reasons.values())
+                total += result.read
+                assert set(reasons) <= BROKEN, reasons
+    assert off <= 8 and total > 600
+
+
+# reasons that only broken records have (each ends as the parser's reject)
+BROKEN = {
+    "not one JSON object on the line",
+    "pyarrow could not read the line",
+    "missing currency",
+    "charging period not in the columnar form",
+    "not valid JSON",
+    "invalid UTF-8",
+}

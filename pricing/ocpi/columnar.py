@@ -1,22 +1,25 @@
 """Nested OCPI CDRs (NDJSON) → the flat layout of :mod:`pricing.flat`, read as columns.
 
-:func:`read_ndjson_flat` reads an NDJSON file of OCPI 2.2.1 / 2.3.0 CDRs with
-``pyarrow.json.read_json`` (an explicit schema; every number as ``decimal128(38, 18)``, never a
-float), block by block (64 MB, cut at line ends), explodes ``charging_periods`` and pivots the
-``dimensions`` by type into the flat volume columns with the rounding of :mod:`pricing.units`
-(half-up, from the exact decimal, after summing same-type volumes like the parser).
+:func:`read_ndjson_flat` reads an NDJSON file of OCPI 2.1.1, 2.2.1 or 2.3.0 CDRs with
+``pyarrow.json.read_json`` (an explicit schema per shape: 2.1.1 has its own; every number as
+``decimal128(38, 18)``, never a float), block by block (64 MB, cut at line ends), explodes
+``charging_periods`` and pivots the ``dimensions`` by type into the flat volume columns with the
+rounding of :mod:`pricing.units` (half-up, from the exact decimal, after summing same-type volumes
+like the parser).
 
-Only records that the per-record parser (:func:`pricing.ocpi.parse_cdr`) would certainly accept
-and convert to the same canonical CDR go columnar. Everything else becomes a fallback
-:class:`~pricing.io.Record` (decoded exactly as :func:`pricing.io.read_records` would) for the
-per-record path: broken or odd lines (not one ``{…}`` object, invalid UTF-8, the text ``null``
-anywhere, a lone ``\\r``), a block that pyarrow refuses (bisected down to a few lines), a missing
-or unexpected field value, an unknown dimension type, a negative volume, end before start,
-periods out of order or after the end, embedded ``tariffs``, credit CDRs, a version other than the
-file's, 2.1.1 CDRs, a repeated ``cdr_id`` right after the same id, values too large for the
-integer units. The first JSON object of the file always falls back: it fixes the file's OCPI
-version in the per-record path. Each non-blank line is counted exactly once:
-``table CDRs + len(fallback) == records read by read_records``.
+Every shape a CPO sends stays columnar: explicit nulls (an optional field's null is its absence),
+unknown fields, empty or non-empty embedded ``tariffs`` (:mod:`pricing.ocpi.columnar_tariffs`),
+credit CDRs (negative money), 2.3.0 taxes, CRLF line ends, a UTF-8 BOM, the file's first record
+(decoded here once, to fix the file's OCPI version as the parser does). Only what the per-record
+parser (:func:`pricing.ocpi.parse_cdr`) might judge differently becomes a fallback
+:class:`~pricing.io.Record` (decoded exactly as :func:`pricing.io.read_records` would), so that
+the parser gives its exact reject: broken lines (not one ``{…}`` object, invalid UTF-8, a lone
+``\\r``), lines pyarrow refuses (the block is bisected down to them), a missing or wrong value,
+a null in a key that decides the version, an unknown dimension type, a negative volume, end
+before start, periods out of order or after the end, a version other than the file's, values too
+large for the integer units. Each non-blank line is counted exactly once:
+``table CDRs + len(fallback) == records read by read_records``. The table's ``line`` column keeps
+the same ``cdr_id`` on two lines two records (:func:`pricing.flat.split_flat`).
 
 :func:`pricing.batch.price_ndjson_columnar` prices such a file and returns the same
 :class:`~pricing.results.BatchResult` as ``price_records(iter_sources([path]), …, engine="kernel")``;
@@ -29,8 +32,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
-from decimal import Decimal
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -39,21 +41,21 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from pricing.flat import arrow_schema
-from pricing.io import Record, _read_ndjson
+from pricing.io import Record, _read_ndjson, loads
+from pricing.model import Tariff
 from pricing.ocpi import CDR_MONEY, detect_version
+from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
+from pricing.ocpi.columnar_tariffs import EmbeddedTariffs
 from pricing.ocpi.columnar_values import (
-    LIMIT,
     Checks,
     convert,
     dec6,
-    exact,
     list_parts,
     one_chunk,
     parse_ts,
     per_parent_all,
     valid_mask,
 )
-from pricing.units import hours_to_ms, kwh_to_mwh
 
 BLOCK_BYTES = 64 << 20
 BISECT_LINES = 1  # a failing piece is halved down to its bad lines
@@ -180,34 +182,6 @@ _KEY_NULL = re.compile(
 )
 BOM = b"\xef\xbb\xbf"
 
-# CdrDimensionType of 2.2.1 / 2.3.0 (identical) and 2.1.1's FLAT; the code is the index
-DIM_TYPES = (
-    "ENERGY",
-    "TIME",
-    "PARKING_TIME",
-    "RESERVATION_TIME",
-    "MIN_POWER",
-    "MAX_POWER",
-    "MIN_CURRENT",
-    "MAX_CURRENT",
-    "CURRENT",
-    "ENERGY_EXPORT",
-    "ENERGY_IMPORT",
-    "POWER",
-    "STATE_OF_CHARGE",
-    "FLAT",  # 2.1.1 only
-)
-DIMS_22 = np.arange(13)
-DIMS_211 = np.array([0, 1, 2, 6, 7, 13])  # ENERGY, TIME, PARKING_TIME, MIN/MAX_CURRENT, FLAT
-_SUMMED = {0: "energy_mwh", 1: "time_ms", 2: "parking_ms", 3: "reservation_ms"}
-_EXTREME = {
-    4: ("min_power_w", False),
-    5: ("max_power_w", True),
-    6: ("min_current_ma", False),
-    7: ("max_current_ma", True),
-}
-
-
 # ---- reading ------------------------------------------------------------------------------------
 
 
@@ -244,8 +218,9 @@ class _State:
     def __init__(self, src: str, reasons: Counter[str] | None, known: frozenset[str] | None) -> None:
         self.src = src
         self.known = known  # ids of the tariffs pricing will look 2.1.1 connector tariff_ids up in
+        # None: the caller did not say which tariffs it prices with, so embedded ones go per record
+        self.embedded = None if known is None else EmbeddedTariffs(given=bool(known))
         self.file_version: str | None = None  # set by the first JSON object (per-record path)
-        self.last_id: str | None = None
         self.line0 = 0  # lines before the current block
         self.tables: list[pa.Table] = []
         self.fallback: list[Record] = []
@@ -263,6 +238,7 @@ def read_ndjson_flat(
     reasons: Counter[str] | None = None,
     versions: dict[str, str] | None = None,
     known_tariffs: frozenset[str] | None = None,
+    embedded: list[Tariff] | None = None,
 ) -> tuple[pa.Table, list[Record]]:
     """(flat table of the columnar CDRs, per-record fallback Records), both in line order.
 
@@ -274,7 +250,10 @@ def read_ndjson_flat(
     per-record path checks every other CDR of the file against). ``known_tariffs``: the ids of
     the tariffs the CDRs will be priced with (``TariffSet.by_id``); a 2.1.1 CDR names its tariff
     by its connectors' ``tariff_id``, the first one of these that is known
-    (:func:`pricing.sessions.select_tariffs`), so without them such a CDR goes per record.
+    (:func:`pricing.sessions.select_tariffs`), so without them such a CDR goes per record; they
+    also decide how embedded tariffs are used (:mod:`pricing.ocpi.columnar_tariffs`: an empty set
+    means none given). ``embedded``, when given, receives the embedded tariffs the columnar CDRs
+    are to be priced with when no tariffs are given.
     """
     src = str(path)
     st = _State(src, reasons, known_tariffs)
@@ -285,6 +264,8 @@ def read_ndjson_flat(
     st.fallback.sort(key=lambda r: r.line or 0)
     if versions is not None and st.file_version is not None:
         versions[src] = st.file_version
+    if embedded is not None and st.embedded is not None:
+        embedded.extend(st.embedded.tariffs())
     return table, st.fallback
 
 
@@ -331,7 +312,11 @@ def _do_block(st: _State, block: bytes) -> None:
                     st, block[starts[i] : ends[i]], line0 + i + 1, "pyarrow could not read the line"
                 )
             continue
-        bad, flat = _flatten(table, line0 + idx + 1, st)
+
+        def raw_of(k: int, idx: np.ndarray = idx) -> bytes:
+            return block[starts[idx[k]] : ends[idx[k]]]
+
+        bad, flat = _flatten(table, line0 + idx + 1, st, raw_of)
         for k in np.flatnonzero(bad != "").tolist():
             i = int(idx[k])
             _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1, str(bad[k]))
@@ -435,7 +420,9 @@ def _parse(
 # ---- nested → flat ------------------------------------------------------------------------------
 
 
-def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.Table | None]:
+def _flatten(
+    t: pa.Table, line: np.ndarray, st: _State, raw_of: Callable[[int], bytes]
+) -> tuple[np.ndarray, pa.Table | None]:
     """(per row: why it goes to the per-record path, "" for none; flat table of the others)."""
     n = t.num_rows
     col = {name: one_chunk(t.column(name)) for name in t.column_names}
@@ -446,8 +433,8 @@ def _flatten(t: pa.Table, line: np.ndarray, st: _State) -> tuple[np.ndarray, pa.
     else:
         start, end, per_cdr, totals = _cdr_22(col, ck, st)
         conn_tariff, allowed = None, DIMS_22
-    periods, p_parent, p_idx, p_start, out = _period_volumes(col, ck, end, allowed)
-    _check_repeated_ids(col["id"], ck, st)
+    periods, p_parent, p_idx, p_start, out = period_volumes(col, ck, end, allowed)
+    _check_tariffs(col, ck, st, per_cdr["ocpi_version"], periods, p_parent, raw_of)
     ok = ck.ok
     rows = np.flatnonzero(ok[p_parent])
     if not len(rows):
@@ -538,7 +525,6 @@ def _cdr_211(
     ck.require(valid_mask(loc), "missing location")
     ck.require(valid_mask(loc.field("id")), "missing location.id")
     ck.require(valid_mask(loc.field("country")), "missing location.country")
-    _check_no_tariffs(col, ck)
     start, end = _check_times(col, ck, "stop_date_time")
     excl, x_ok = convert(col["total_cost"], "e6")
     ck.require(x_ok, "amount out of range")
@@ -593,10 +579,38 @@ def _check_currency(cur: pa.Array, ck: Checks) -> None:
     )
 
 
-def _check_no_tariffs(col: dict[str, pa.Array], ck: Checks) -> None:
-    # an empty list is no tariff at all (sessions.select_tariffs); a non-empty one is parsed
+def _check_tariffs(
+    col: dict[str, pa.Array],
+    ck: Checks,
+    st: _State,
+    version: pa.Array,
+    periods: pa.Array,
+    p_parent: np.ndarray,
+    raw_of: Callable[[int], bytes],
+) -> None:
+    """Embedded tariffs: an empty list is no tariff at all (sessions.select_tariffs); a row with
+    some is decoded and judged by :class:`EmbeddedTariffs` (each distinct tariff parsed once)."""
     n_tariffs = pc.fill_null(pc.list_value_length(col["tariffs"]), 0).to_numpy(zero_copy_only=False)
-    ck.require(n_tariffs == 0, "embedded tariffs")
+    emb = st.embedded
+    if emb is None:
+        ck.require(n_tariffs == 0, "embedded tariffs")
+        return
+    if not emb.given:
+        ck.require(n_tariffs > 0, "no tariffs given or embedded")
+    cand = np.flatnonzero(ck.ok & (n_tariffs > 0))
+    if not len(cand):
+        return
+    names = periods.type.names if pa.types.is_struct(periods.type) else []
+    pids = periods.field("tariff_id").to_pylist() if "tariff_id" in names else [None] * len(p_parent)
+    lo = np.searchsorted(p_parent, cand)
+    hi = np.searchsorted(p_parent, cand, "right")
+    versions = version.to_pylist()
+    for k, a, b in zip(cand.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        obj = loads(raw_of(k))
+        why = emb.row(obj.get("tariffs") if isinstance(obj, dict) else None, versions[k], pids[a:b])
+        if why:
+            ck.why[k] = why
+            ck.ok[k] = False
 
 
 def _check_times(col: dict[str, pa.Array], ck: Checks, end_key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -622,7 +636,6 @@ def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.nda
     ck.require(valid_mask(token.field("contract_id")), "missing cdr_token.contract_id")
     ck.require(valid_mask(loc.field("id")), "missing cdr_location.id")
     ck.require(valid_mask(loc.field("country")), "missing cdr_location.country")
-    _check_no_tariffs(col, ck)
     credit = pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False)
     ck.require(~credit | valid_mask(col["credit_reference_id"]), "credit without credit_reference_id")
     return _check_times(col, ck, "end_date_time")
@@ -680,107 +693,3 @@ def _check_money(
             totals["excl"] = (excl, np.ones(n, bool))
             totals["incl"] = (incl, incl_has)
     return totals
-
-
-def _period_volumes(
-    col: dict[str, pa.Array], ck: Checks, end: np.ndarray, allowed: np.ndarray
-) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Charging periods and their dimensions: (periods, parent row per period, index inside the
-    CDR, start ms, {flat volume column: (values, present)}); a CDR with no period, a period out of
-    order or after the end, an unknown dimension or a bad volume falls back."""
-    n = len(end)
-    cp = col["charging_periods"]
-    periods, p_parent, n_per = list_parts(cp)
-    ck.require(n_per >= 1, "no charging period")
-    p_start, ps_ok = parse_ts(periods.field("start_date_time"))
-    dims_list = periods.field("dimensions")
-    dims, d_parent, n_dim = list_parts(dims_list)
-    p_ok = ps_ok & (n_dim >= 1)
-    dtype = pc.index_in(dims.field("type"), value_set=pa.array(DIM_TYPES))
-    d_code = pc.fill_null(dtype, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    vol = dims.field("volume")
-    d_ok = np.isin(d_code, allowed) & valid_mask(vol)  # a type of another version: the parser's
-    n_p = len(p_start)
-    # positions inside the CDR
-    p_first = np.cumsum(n_per) - n_per
-    p_idx = np.arange(n_p) - p_first[p_parent]
-    back = np.zeros(n_p, bool)
-    back[1:] = (p_idx[1:] > 0) & (p_start[1:] < p_start[:-1])
-    p_ok &= ~back & (p_start <= end[p_parent])
-    out = _summed_volumes(vol, d_code, d_parent, d_ok, n_p)
-    out.update(_extreme_volumes(vol, d_code, d_parent, d_ok, n_p))
-    # negative volumes: convert() refuses them (hi < 0), so d_ok is False there
-    p_ok &= per_parent_all(d_ok, d_parent, n_p)
-    ck.require(per_parent_all(p_ok, p_parent, n), "charging period not in the columnar form")
-    return periods, p_parent, p_idx, p_start, out
-
-
-def _summed_volumes(
-    vol: pa.Array, d_code: np.ndarray, d_parent: np.ndarray, d_ok: np.ndarray, n_p: int
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Energy and durations per period in units: the exact sum of same-type volumes, rounded
-    once (as the parser does); clears ``d_ok`` where a value does not fit."""
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    kinds = {0: "mwh", 1: "ms", 2: "ms", 3: "ms"}
-    for code, name in _SUMMED.items():
-        sel = np.flatnonzero(d_code == code)
-        v, v_ok = (
-            convert(vol.take(pa.array(sel, pa.int64())), kinds[code])
-            if len(sel)
-            else (np.zeros(0, np.int64), np.zeros(0, bool))
-        )
-        d_ok[sel] &= v_ok
-        vals = np.zeros(n_p, np.int64)
-        has = np.zeros(n_p, bool)
-        par = d_parent[sel]
-        vals[par] = v
-        has[par] = True
-        dup = np.flatnonzero(par[1:] == par[:-1]) + 1
-        if len(dup):
-            for pp in np.unique(par[dup]).tolist():
-                ds = sel[par == pp]
-                total = sum((exact(vol, int(j)) for j in ds), Decimal(0))
-                conv = kwh_to_mwh(total) if code == 0 else hours_to_ms(total)
-                vals[pp] = conv
-                if not 0 <= conv < LIMIT:
-                    d_ok[ds] = False
-        out[name] = (vals, has)
-    return out
-
-
-def _extreme_volumes(
-    vol: pa.Array, d_code: np.ndarray, d_parent: np.ndarray, d_ok: np.ndarray, n_p: int
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Min / max power and current per period (the extreme of same-type values); clears
-    ``d_ok`` where a value does not fit."""
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for code, (name, is_max) in _EXTREME.items():
-        sel = np.flatnonzero(d_code == code)
-        v, v_ok = (
-            convert(vol.take(pa.array(sel, pa.int64())), "milli")
-            if len(sel)
-            else (np.zeros(0, np.int64), np.zeros(0, bool))
-        )
-        d_ok[sel] &= v_ok
-        par = d_parent[sel]
-        vals = np.full(n_p, -1 if is_max else LIMIT, np.int64)
-        (np.maximum if is_max else np.minimum).at(vals, par, v)
-        has = np.zeros(n_p, bool)
-        has[par] = True
-        out[name] = (np.where(has, vals, 0), has)
-    return out
-
-
-def _check_repeated_ids(ids: pa.Array, ck: Checks, st: _State) -> None:
-    """A repeated cdr_id right after the same id would merge two CDRs in the flat layout."""
-    ok = ck.ok
-    cand = np.flatnonzero(ok)
-    if len(cand):
-        cid = ids.take(pa.array(cand, pa.int64()))
-        prev = pa.concat_arrays([pa.array([st.last_id], pa.string()), cid.slice(0, len(cid) - 1)])
-        same = pc.fill_null(pc.equal(cid, prev), False).to_numpy(zero_copy_only=False)
-        ck.why[cand[same]] = "cdr_id repeated on the next line"
-        ok[cand[same]] = False
-        kept = cand[~same]
-        if len(kept):
-            st.last_id = ids[int(kept[-1])].as_py()

@@ -32,6 +32,7 @@ from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, 
 from pricing.io import Record, RowFrame, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
+from pricing.ndjson_parallel import price_ndjson_spans
 from pricing.ocpi import detect_version, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat
@@ -481,6 +482,8 @@ def price_ndjson_columnar(
     policy: PricingPolicy | None = None,
     tz: str | None = None,
     workers: int = 1,
+    span: tuple[int, int, str | None] | None = None,
+    stats: dict[str, int] | None = None,
 ) -> BatchResult:
     """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
     ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
@@ -490,15 +493,29 @@ def price_ndjson_columnar(
     ``columnar_reader: <reason>``); the results are merged in line order (rows sorted like
     ``price_records``). If the kernel refuses the columnar CDRs, the whole file is priced per record
     and those CDRs are counted as ``columnar_reader: kernel_refused: <reason>``.
+
+    With ``workers > 1`` and tariffs given, the file is priced in spans on that many processes
+    (:mod:`pricing.ndjson_parallel`; same output). ``span``/``stats``: one such span (see
+    :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises.
     """
     policy = policy or PricingPolicy()
     source = str(path)
+    if workers > 1 and span is None and tariffs is not None and len(tariffs):
+        done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, workers)
+        if done is not None:
+            return done
     reasons: Counter[str] = Counter()
     versions: dict[str, str] = {}
     known = frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None else frozenset()
     embedded: list[Tariff] = []
     table, fallback = read_ndjson_flat(
-        path, reasons=reasons, versions=versions, known_tariffs=known, embedded=embedded
+        path,
+        reasons=reasons,
+        versions=versions,
+        known_tariffs=known,
+        embedded=embedded,
+        span=span,
+        stats=stats,
     )
     # no tariffs given: the columnar CDRs are those whose own embedded tariffs are this one set
     columnar_tariffs = tariffs if known else TariffSet.of(embedded)
@@ -511,6 +528,8 @@ def price_ndjson_columnar(
                 fr, columnar_tariffs, policy, tz, workers, source, lines[fr.first_row]
             )
         except KernelRefusal as exc:  # the per-record path decides (same output)
+            if span is not None:
+                raise
             whole = price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)
             whole.fallbacks[f"columnar_reader: {kernel_refused(exc)}"] += fr.n_records
             whole.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})

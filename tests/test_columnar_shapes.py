@@ -15,7 +15,9 @@ import pytest
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.io import iter_sources, write_table
+from pricing.ndjson_parallel import price_ndjson_spans, spans
 from pricing.ocpi.columnar import read_ndjson_flat
+from pricing.policy import PricingPolicy
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
 from pricing.sessions import TariffSet
 
@@ -218,3 +220,22 @@ BROKEN = {
     "not valid JSON",
     "invalid UTF-8",
 }
+
+
+def test_spans_on_two_processes_equal_one_process(tmp_path):
+    """The file cut into ~64 KB spans priced on 2 processes: the same rows, rejects, warnings and
+    fallback counts as one process (lines renumbered across spans, malformed lines included)."""
+    _generate(tmp_path / "m.ndjson")
+    store, _ = load_tariffs([tmp_path / "tariffs"])
+    for path in sorted(tmp_path.glob("m*.ndjson")):
+        assert len(spans(str(path), 1 << 16)) > 1
+        one = price_ndjson_columnar(path, store)
+        two = price_ndjson_spans(price_ndjson_columnar, str(path), store, PricingPolicy(), None, 2, 1 << 16)
+        assert two is not None
+        assert (two.read, list(two.rows), two.rejects, two.warnings) == (
+            one.read,
+            list(one.rows),
+            one.rejects,
+            one.warnings,
+        )
+        assert two.fallbacks == one.fallbacks

@@ -185,12 +185,15 @@ BOM = b"\xef\xbb\xbf"
 # ---- reading ------------------------------------------------------------------------------------
 
 
-def _blocks(path: str, size: int) -> Iterator[bytes]:
-    """The file in pieces of about ``size`` bytes, each ending with ``\\n``."""
+def _blocks(path: str, size: int, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+    """Bytes ``start:stop`` of the file in pieces of about ``size`` bytes, each ending with ``\\n``."""
     carry = b""
     with open(path, "rb") as fh:
-        while True:
-            chunk = fh.read(size)
+        fh.seek(start)
+        left = -1 if stop is None else stop - start
+        while left:
+            chunk = fh.read(size if left < 0 else min(size, left))
+            left = left if left < 0 else left - len(chunk)
             if not chunk:
                 break
             data = carry + chunk
@@ -222,6 +225,7 @@ class _State:
         self.embedded = None if known is None else EmbeddedTariffs(given=bool(known))
         self.file_version: str | None = None  # set by the first JSON object (per-record path)
         self.line0 = 0  # lines before the current block
+        self.at_start = True  # the first block is the file's start (a BOM may open it)
         self.tables: list[pa.Table] = []
         self.fallback: list[Record] = []
         self.reasons: Counter[str] = Counter() if reasons is None else reasons
@@ -239,6 +243,8 @@ def read_ndjson_flat(
     versions: dict[str, str] | None = None,
     known_tariffs: frozenset[str] | None = None,
     embedded: list[Tariff] | None = None,
+    span: tuple[int, int, str | None] | None = None,
+    stats: dict[str, int] | None = None,
 ) -> tuple[pa.Table, list[Record]]:
     """(flat table of the columnar CDRs, per-record fallback Records), both in line order.
 
@@ -254,11 +260,22 @@ def read_ndjson_flat(
     also decide how embedded tariffs are used (:mod:`pricing.ocpi.columnar_tariffs`: an empty set
     means none given). ``embedded``, when given, receives the embedded tariffs the columnar CDRs
     are to be priced with when no tariffs are given.
+
+    ``span=(start, stop, file_version)`` reads only bytes ``start:stop`` (cut at line ends by the
+    caller) as if they were a file of their own whose first record had that version; its line
+    numbers count from the span's start, and ``stats["lines"]`` receives how many it had, so a
+    caller reading a file in spans in several processes renumbers each by the lines before it.
     """
     src = str(path)
     st = _State(src, reasons, known_tariffs)
-    for block in _blocks(src, block_bytes):
+    start, stop = 0, None
+    if span is not None:
+        start, stop, st.file_version = span
+        st.at_start = start == 0
+    for block in _blocks(src, block_bytes, start, stop):
         _do_block(st, block)
+    if stats is not None:
+        stats["lines"] = st.line0
     schema = table_schema()
     table = pa.concat_tables(st.tables) if st.tables else schema.empty_table()
     st.fallback.sort(key=lambda r: r.line or 0)
@@ -275,7 +292,7 @@ def _do_block(st: _State, block: bytes) -> None:
     starts = np.r_[0, ends[:-1] + 1]
     n_lines = len(ends)
     line0 = st.line0
-    if line0 == 0 and block.startswith(BOM + b"{"):
+    if line0 == 0 and st.at_start and block.startswith(BOM + b"{"):
         # json.loads reads a UTF-8 BOM at the start (utf-8-sig); the columns start after it
         starts[0] = len(BOM)
     st.line0 += n_lines

@@ -501,7 +501,9 @@ def price_ndjson_columnar(
     policy = policy or PricingPolicy()
     source = str(path)
     if workers > 1 and span is None and tariffs is not None and len(tariffs):
-        done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, workers)
+        # spans small enough that every process gets several, large enough to amortize a block
+        size = max(4 << 20, min(64 << 20, -(-os.path.getsize(source) // (4 * workers))))
+        done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, workers, size)
         if done is not None:
             return done
     reasons: Counter[str] = Counter()

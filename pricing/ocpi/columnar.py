@@ -366,12 +366,10 @@ def _python_lines(
     nonempty = last >= starts
     shape = nonempty & (buf[np.minimum(starts, len(buf) - 1)] == 123) & (buf[np.maximum(last, 0)] == 125)
     why[~shape] = "not one JSON object on the line"
-    at = block.find(b"null")  # an explicit null in a key that decides the version: _KEY_NULL
-    while at >= 0:
-        i = int(np.searchsorted(ends, at))
-        if _KEY_NULL.search(block, int(starts[i]), int(ends[i])):
+    if b"null" in block:  # an explicit null in a key that decides the version: _KEY_NULL
+        at = np.fromiter((m.start() for m in _KEY_NULL.finditer(block)), np.int64)
+        for i in np.unique(np.searchsorted(ends, at)).tolist():
             mark(i, "explicit null in a key that decides the OCPI version")
-        at = block.find(b"null", int(ends[i]) + 1)
     pos = 0  # invalid UTF-8: those lines only (Python's decoder says where)
     view = memoryview(block)
     while pos < len(block):

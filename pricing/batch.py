@@ -32,6 +32,7 @@ from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, 
 from pricing.io import Record, RowFrame, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
+from pricing.ndjson_parallel import price_ndjson_spans
 from pricing.ocpi import detect_version, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat
@@ -89,12 +90,18 @@ def price_records(
     location_zones: dict[str, str] | None = None,
     engine: str = "reference",
     workers: int = 1,
+    file_versions: dict[str, str] | None = None,
 ) -> BatchResult:
+    """Price decoded records one by one. ``file_versions`` seeds the OCPI version each source
+    file was found to have (its first CDR's); a reader that handled that first CDR itself passes
+    it so the remaining records are checked against the file's version, not their own."""
     if engine == "kernel":
-        return price_records_kernel(records, tariffs, policy, tz, version, explain, location_zones, workers)
+        return price_records_kernel(
+            records, tariffs, policy, tz, version, explain, location_zones, workers, file_versions
+        )
     policy = policy or PricingPolicy()
     result = BatchResult(policy=policy)
-    file_version: dict[str, str] = {}
+    file_version: dict[str, str] = dict(file_versions or {})
     for rec in records:
         result.read += 1
         if rec.error is not None:
@@ -255,11 +262,12 @@ def price_records_kernel(
     explain: bool = False,
     location_zones: dict[str, str] | None = None,
     workers: int = 1,
+    file_versions: dict[str, str] | None = None,
 ) -> BatchResult:
     """``price_records`` with the pricing step in the kernel (all sessions at once)."""
     policy = policy or PricingPolicy()
     result = BatchResult(policy=policy, engine="kernel")
-    file_version: dict[str, str] = {}
+    file_version: dict[str, str] = dict(file_versions or {})
     events: list[Finding | int] = []
     pending: list[tuple[Record, Cdr, list[Finding], Any, Any]] = []
     for rec in records:
@@ -474,6 +482,8 @@ def price_ndjson_columnar(
     policy: PricingPolicy | None = None,
     tz: str | None = None,
     workers: int = 1,
+    span: tuple[int, int, str | None] | None = None,
+    stats: dict[str, int] | None = None,
 ) -> BatchResult:
     """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
     ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
@@ -483,24 +493,53 @@ def price_ndjson_columnar(
     ``columnar_reader: <reason>``); the results are merged in line order (rows sorted like
     ``price_records``). If the kernel refuses the columnar CDRs, the whole file is priced per record
     and those CDRs are counted as ``columnar_reader: kernel_refused: <reason>``.
+
+    With ``workers > 1`` and tariffs given, the file is priced in spans on that many processes
+    (:mod:`pricing.ndjson_parallel`; same output). ``span``/``stats``: one such span (see
+    :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises.
     """
     policy = policy or PricingPolicy()
     source = str(path)
+    if workers > 1 and span is None and tariffs is not None and len(tariffs):
+        # spans small enough that every process gets several, large enough to amortize a block
+        size = max(4 << 20, min(64 << 20, -(-os.path.getsize(source) // (4 * workers))))
+        done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, workers, size)
+        if done is not None:
+            return done
     reasons: Counter[str] = Counter()
-    table, fallback = read_ndjson_flat(path, reasons=reasons)
+    versions: dict[str, str] = {}
+    known = frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None else frozenset()
+    embedded: list[Tariff] = []
+    table, fallback = read_ndjson_flat(
+        path,
+        reasons=reasons,
+        versions=versions,
+        known_tariffs=known,
+        embedded=embedded,
+        span=span,
+        stats=stats,
+    )
+    # no tariffs given: the columnar CDRs are those whose own embedded tariffs are this one set
+    columnar_tariffs = tariffs if known else TariffSet.of(embedded)
     result = BatchResult(policy=policy, engine="kernel")
     if table.num_rows:
         fr = split_flat(table)
         lines = table.column("line").to_numpy()
         try:
-            result = flat_kernel_result(fr, tariffs, policy, tz, workers, source, lines[fr.first_row])
+            result = flat_kernel_result(
+                fr, columnar_tariffs, policy, tz, workers, source, lines[fr.first_row]
+            )
         except KernelRefusal as exc:  # the per-record path decides (same output)
+            if span is not None:
+                raise
             whole = price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)
             whole.fallbacks[f"columnar_reader: {kernel_refused(exc)}"] += fr.n_records
             whole.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
             return whole
     result.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
-    part = price_records(iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers)
+    part = price_records(
+        iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers, file_versions=versions
+    )
     result.read += part.read
     result.fallbacks.update(part.fallbacks)
     result.rows = merge_rows([result.rows, part.rows])

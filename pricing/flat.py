@@ -199,7 +199,8 @@ FLAT_INTS = ("cdr_start_ms", "cdr_end_ms", "period_start_ms", *FLAT_VOLUMES, *ME
 
 
 def split_flat(table: Any) -> FlatRecords:
-    """Decode a flat table, cut it into records (runs of one ``cdr_id``) and find, per record, the
+    """Decode a flat table, cut it into records (runs of one ``cdr_id``, and of one ``line`` where
+    the table has that column, as the columnar OCPI reader's does) and find, per record, the
     first problem in the parser's order: a missing field, end before start, a negative volume,
     periods out of order, a period after the end."""
     cols, same = decode_flat_columns(table)
@@ -225,6 +226,9 @@ def decode_flat_columns(table: Any) -> tuple[dict[str, Any], np.ndarray]:
         cols["tariff_id"] = (np.where(tcode == tvalues.index(""), -1, tcode), tvalues)
     for name in FLAT_INTS:
         cols[name] = ints(table.column(name))
+    if "line" in table.column_names:  # a source line per record: the same id twice is two records
+        line = table.column("line").to_numpy()
+        same = same & np.r_[False, line[1:] == line[:-1]]
     return cols, same
 
 

@@ -75,7 +75,14 @@ from pricing.fixed_point import (
 from pricing.kernel_money import settle_money
 from pricing.model import COST_CATEGORIES
 from pricing.period_table import PeriodTable
-from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
+from pricing.policy import (
+    FlatFee,
+    MissingMeasurement,
+    PeriodBoundaries,
+    PricingPolicy,
+    StepRoundingScope,
+    TimeStepRounding,
+)
 
 CHUNK = 20_000
 ONE_LIMB_BELOW = SAFE  # bound on Σ price × quantity for the one-limb path (tests lower it)
@@ -412,8 +419,11 @@ def step_rounding(
     extra_e = np.zeros(n_s, I64)
     ie_last = i_e[le] if n_pc else np.zeros(n_s, I64)
     multi = bool(pt.slot.any())  # some session has several tariffs: step rounding per tariff
+    whole = policy.step_rounding_scope is StepRoundingScope.SESSION  # every piece of the session
     if n_pc and has_e.any():
         same = has_e & (slot_pc == slot_pc[le][s_pc]) if multi else has_e
+        if whole:
+            same = np.ones(n_pc, bool)
         q_e = seg_sum(np.where(same, pc.energy, 0), sess_off)
         extra_e = np.where(last_e >= 0, round_up(q_e, ct.step_e[ie_last], exact) - q_e, 0)
     has_t = pc.el_t != NONE
@@ -428,6 +438,8 @@ def step_rounding(
         else:
             in_kind = ph_pc == kind[s_pc]
         same_t = has_t & in_kind & (slot_pc == slot_pc[lt][s_pc]) if multi else has_t & in_kind
+        if whole:
+            same_t = in_kind
         q_t = seg_sum(np.where(same_t, pc.dur, 0), sess_off)
         extra_t = np.where(last_t >= 0, round_up(q_t, ct.step_t[it_last], exact) - q_t, 0)
     return Steps(i_e, i_t, i_f, extra_e, extra_t, ie_last, it_last, TIME_KIND_CATEGORY[kind])

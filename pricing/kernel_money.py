@@ -194,6 +194,12 @@ def money(
     if ct.lim_has.any():  # clamps: the primary tariff's limits
         tex_w, tex_r, how_ex = clamp_total(sc, ct, prim, tex_w, tex_r, tex_unknown, 0, 2)
         tin_w, tin_r, how_in = clamp_total(sc, ct, prim, tin_w, tin_r, tin_unknown, 1, 3)
+    # nothing to pay: 0 incl. VAT whatever the VAT (2.1.1's free-of-charge example)
+    zw, zr = sc.normalize(tex_w, tex_r)
+    free = tin_unknown & ~tex_unknown & (zw == 0) & (zr == 0)
+    if free.any():
+        tin_unknown = tin_unknown & ~free
+        tin_w, tin_r = np.where(free, 0, tin_w), np.where(free, 0, tin_r)
     out["total_excl_e4"] = sc.rounded(tex_w, tex_r)
     out["total_excl_null"] = tex_unknown
     out["total_incl_e4"] = sc.rounded(tin_w, tin_r)

@@ -35,6 +35,16 @@ class TimeStepRounding(StrEnum):
     COMBINED = "combined"  # round charging + parking together (tag 2.2.1's tariff_14 reading)
 
 
+class StepRoundingScope(StrEnum):
+    """What step_size rounds: ``priced`` (default, PRICING-SEMANTICS §2.7 step 4) the quantity the
+    relevant tariff's components priced; ``session`` the whole session's energy / time of that
+    kind, periods no component priced included, the difference billed at the last priced rate
+    (the reading of the ``ocpi-tariffs`` library, to reproduce a CPO that computes with it)."""
+
+    PRICED = "priced"
+    SESSION = "session"
+
+
 class TimeSource(StrEnum):
     DIMENSION_VOLUMES = "dimension_volumes"
     TIMESTAMPS = "timestamps"
@@ -56,6 +66,7 @@ class PricingPolicy:
     time_step_rounding: TimeStepRounding = TimeStepRounding.LAST_TIME_KIND
     step_exact_multiple: bool = True  # an exact multiple of step_size is already rounded
     time_source: TimeSource = TimeSource.DIMENSION_VOLUMES
+    step_rounding_scope: StepRoundingScope = StepRoundingScope.PRICED
 
     def as_dict(self) -> dict[str, str | bool]:
         return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
@@ -70,6 +81,7 @@ class PricingPolicy:
             "missing_measurement": MissingMeasurement,
             "time_step_rounding": TimeStepRounding,
             "time_source": TimeSource,
+            "step_rounding_scope": StepRoundingScope,
         }
         values: dict[str, object] = {}
         for pair in pairs:

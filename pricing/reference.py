@@ -57,6 +57,7 @@ from pricing.policy import (
     MissingMeasurement,
     PeriodBoundaries,
     PricingPolicy,
+    StepRoundingScope,
     TimeStepRounding,
 )
 from pricing.units import MS_PER_HOUR, MS_PER_SECOND, MWH_PER_KWH, MWH_PER_WH
@@ -311,10 +312,14 @@ def step_rounding(
     between tariffs, S5); the step is that of the last relevant component (S3, S4).
     """
     out: list[Rounding] = []
+    whole = policy.step_rounding_scope is StepRoundingScope.SESSION  # every piece of the session
     energy = [(p, c[Dimension.ENERGY]) for p, c in priced if Dimension.ENERGY in c]
     if energy:
         last = energy[-1][1]
-        q = sum(p.energy_mwh for p, c in energy if c.tariff_idx == last.tariff_idx)
+        if whole:
+            q = sum(p.energy_mwh for p, _c in priced)
+        else:
+            q = sum(p.energy_mwh for p, c in energy if c.tariff_idx == last.tariff_idx)
         step = last.component.step_size * MWH_PER_WH
         extra = round_up(q, step, policy.step_exact_multiple) - q
         if extra:
@@ -327,11 +332,14 @@ def step_rounding(
         kinds = {kind}
         if policy.time_step_rounding is TimeStepRounding.COMBINED and kind != RESERVATION:
             kinds = {TIME, PARKING}
-        q = sum(
-            p.duration_ms
-            for p, c in timed
-            if c is not None and c.tariff_idx == last.tariff_idx and TIME_KIND[p.phase] in kinds
-        )
+        if whole:
+            q = sum(p.duration_ms for p, _c in priced if TIME_KIND[p.phase] in kinds)
+        else:
+            q = sum(
+                p.duration_ms
+                for p, c in timed
+                if c is not None and c.tariff_idx == last.tariff_idx and TIME_KIND[p.phase] in kinds
+            )
         step = last.component.step_size * MS_PER_SECOND
         extra = round_up(q, step, policy.step_exact_multiple) - q
         if extra:
@@ -505,6 +513,8 @@ def price_session(session: Session, policy: PricingPolicy | None = None) -> Pric
     lo, hi = primary.min_price, primary.max_price
     excl, how_excl = clamp(raw_excl, lo.excl if lo else None, hi.excl if hi else None)
     incl, how_incl = clamp(raw_incl, lo.incl if lo else None, hi.incl if hi else None)
+    if incl is None and excl == 0:  # nothing to pay: 0 incl. VAT whatever the VAT (2.1.1 free)
+        incl = Fraction(0)
 
     taxes = tax_lines(session, lines)
     if taxes and (how_excl or how_incl) and excl is not None and incl is not None:

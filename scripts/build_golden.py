@@ -242,8 +242,9 @@ EXTRA_NOTES = {
     "T20": "Toronto, Canada (multi-zone country): pass --tz America/Toronto. tax_included YES without vat: "
     "the CDR total_cost (a CPO report, not tested) splits the stated 5.25 with Ontario HST 13% "
     "(before_taxes 4.65 + HST 0.60); the engine cannot know the pre-tax part, so expected excl is null.",
-    "T05-free": "2.1.1 tariff (step_size 0); 2.1.1 carries no VAT so total_cost_incl_vat must be null "
-    "(spec_stated keeps the 0.00 incl. of spec_cases.json). Instance from spec_cases.json.",
+    "T05-free": "2.1.1 tariff (step_size 0); 2.1.1 carries no VAT, but a total of exactly 0 excl. VAT "
+    "is 0 incl. VAT whatever the VAT, so total_cost_incl_vat is 0.00 as spec_cases.json states. "
+    "Instance from spec_cases.json.",
     "R-max-power": "Each charging period carries MAX_POWER = MIN_POWER = the stated power; DC connector.",
     "T04-monday": "Charging period carries MAX_CURRENT = MIN_CURRENT = 16 A.",
     "T04-saturday-221": "Charging period carries MAX_CURRENT = MIN_CURRENT = 43 A.",
@@ -890,7 +891,8 @@ def expected_columns(case: dict, by_id: dict, version: str, periods: list[dict] 
         out["total_cost_excl_vat"] = money_sum([out["fixed_cost_excl_vat"], out["time_cost_excl_vat"]])
         out["total_cost_incl_vat"] = money_sum([out["fixed_cost_incl_vat"], out["time_cost_incl_vat"]])
     if version == "2.1.1":
-        out["total_cost_incl_vat"] = None  # 2.1.1 carries no VAT
+        # 2.1.1 carries no VAT; a total of exactly 0 is 0 incl. VAT all the same
+        out["total_cost_incl_vat"] = "0.00" if out.get("total_cost_excl_vat") == "0.00" else None
     if cid == "T19":
         out["total_cost_incl_vat"] = None  # tax_included NO, no vat: taxes unknown
     if cid == "T20":

@@ -56,7 +56,7 @@ def test_sample_equals_per_record(name, tariffs, tmp_path):
     n_columnar = len(set(table.column("line").to_pylist()))
     assert n_columnar + len(fallback) == n_lines
     assert n_columnar > 0.9 * n_lines  # the common case really goes columnar
-    assert table.schema.names[:-1] == arrow_schema().names
+    assert table.schema.names[:-1] == arrow_schema(optional=True).names
     a, b = both(path, tariffs)
     assert_same(a, b, tmp_path)
 
@@ -115,7 +115,10 @@ def test_odd_records_match_per_record(tariffs, tmp_path):
     table, fallback = read_ndjson_flat(path)
     n_lines = sum(1 for t in text if t.strip())
     assert len(set(table.column("line").to_pylist())) + len(fallback) == n_lines
-    assert len(fallback) >= 14
+    # per record: not JSON, no cdr_token, a negative volume, embedded tariffs (no tariff ids given
+    # to the reader), a bad and an offset timestamp, two objects, an array, "EURO", a 2.3.0 CDR;
+    # the rest is columnar (the repeated id too: the line column keeps the two records apart)
+    assert len(fallback) == 10
     a, b = both(path, tariffs)
     codes = {f.code for f in b.rejects}
     assert {"BAD_JSON", "MISSING_FIELD", "NEGATIVE_VOLUME"} <= codes
@@ -164,12 +167,16 @@ def test_fallback_records_are_counted_with_their_reason(tariffs, tmp_path):
     reasons: Counter[str] = Counter()
     _table, fallback = read_ndjson_flat(path, reasons=reasons)
     assert sum(reasons.values()) == len(fallback) >= 1
-    assert reasons["first record (fixes the file's OCPI version)"] == 1
+    assert "first record (fixes the file's OCPI version)" not in reasons  # decoded, not sent away
     result = price_ndjson_columnar(path, tariffs)
     assert {k.removeprefix("columnar_reader: "): v for k, v in result.fallbacks.items()} == reasons
     credit = tmp_path / "credit.ndjson"
     lines = path.read_text().splitlines()
     first, second = json.loads(lines[0]), json.loads(lines[1])
-    second["credit"] = True
-    credit.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
-    assert price_ndjson_columnar(credit, tariffs).fallbacks["columnar_reader: credit"] == 1
+    second["credit"] = True  # no credit_reference_id: the parser's reject, so per record
+    third = dict(second, id=second["id"] + "-C2", credit_reference_id=first["id"])
+    credit.write_text("".join(json.dumps(o) + "\n" for o in (first, second, third)))
+    result = price_ndjson_columnar(credit, tariffs)
+    assert result.fallbacks == {"columnar_reader: credit without credit_reference_id": 1}
+    assert [f.code for f in result.rejects] == ["MISSING_FIELD"]
+    assert result.priced == 2

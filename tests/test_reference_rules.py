@@ -9,7 +9,14 @@ import pytest
 from builders import comp, element, local_ms, session, tariff
 
 from pricing.model import TaxIncluded
-from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
+from pricing.policy import (
+    FlatFee,
+    MissingMeasurement,
+    PeriodBoundaries,
+    PricingPolicy,
+    StepRoundingScope,
+    TimeStepRounding,
+)
 from pricing.reference import price_session
 from pricing.report import result_row
 
@@ -189,6 +196,28 @@ def test_expired_reservation_time_prefers_expires_element_and_skips_start_fee():
     assert r["total_cost_excl_vat"] == "9.0000"
     used = row(session(t, "2024-06-03T10:00", ("RESERVATION", 22), ("CHARGING", 60, 20)))
     assert used["total_cost_excl_vat"] == "7.0000"  # 30 min x 3.00 + 0.50 + 5.00
+
+
+def test_step_rounding_scope_session_rounds_the_whole_kind_at_the_last_priced_rate():
+    """As above with ``step_rounding_scope=session`` (the ocpi-tariffs reading): all 20 parking
+    minutes round up to 30; the 10 added minutes are billed at 1.00/h: (8 + 10) min → 0.30."""
+    t = tariff(
+        element(comp("PARKING_TIME", "1.00", step=900), start_time_min=17 * 60, end_time_min=20 * 60),
+        element(comp("TIME", "2.40", step=900), start_time_min=20 * 60, end_time_min=1440),
+    )
+    policy = PricingPolicy(step_rounding_scope=StepRoundingScope.SESSION)
+    r = row(session(t, "2024-06-03T19:52", ("PARKING", 20)), policy)
+    assert r["parking_cost_excl_vat"] == "0.3000"
+    assert r["billed_parking_time_h"] == "0.5000"  # 20 measured + 10 rounding minutes
+    assert PricingPolicy.from_pairs(["step_rounding_scope=session"]) == policy
+
+
+def test_a_free_session_is_0_incl_vat_even_when_vat_is_unknown():
+    """2.1.1 free-of-charge: nothing to pay is 0 incl. VAT; the categories keep unknown VAT."""
+    old = tariff(element(comp("ENERGY", "0.00")), tax=TaxIncluded.UNKNOWN, version="2.1.1")
+    r = row(session(old, "2024-06-03T10:00", ("CHARGING", 60, 20)))
+    assert (r["total_cost_excl_vat"], r["total_cost_incl_vat"]) == ("0.0000", "0.0000")
+    assert r["energy_cost_incl_vat"] is None
 
 
 def test_vat_per_component_and_2_1_1_unknown_vat():

@@ -41,7 +41,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="kernel",
         help="pricer: the vectorized kernel (default) or the reference (same output, slower)",
     )
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="kernel threads (default 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="kernel threads; OCPI NDJSON with --tariffs: processes reading and pricing spans of "
+        "the file (same output; default 1)",
+    )
     add_fail_on_option(p)
     p.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
     p.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")

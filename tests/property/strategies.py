@@ -23,7 +23,14 @@ from pricing.model import (
     Tariff,
     TaxIncluded,
 )
-from pricing.policy import FlatFee, MissingMeasurement, PeriodBoundaries, PricingPolicy, TimeStepRounding
+from pricing.policy import (
+    FlatFee,
+    MissingMeasurement,
+    PeriodBoundaries,
+    PricingPolicy,
+    StepRoundingScope,
+    TimeStepRounding,
+)
 
 ZONES = ("Europe/Amsterdam", "America/New_York", "Australia/Lord_Howe", "UTC")
 # local dates where the zones change their offset (2024), and two ordinary days
@@ -234,6 +241,7 @@ policies = st.builds(
     missing_measurement=st.sampled_from(list(MissingMeasurement)),
     time_step_rounding=st.sampled_from(list(TimeStepRounding)),
     step_exact_multiple=st.booleans(),
+    step_rounding_scope=st.sampled_from(list(StepRoundingScope)),
 )
 
 

@@ -4,6 +4,7 @@ the ``flag`` policy's straddling periods, on random tariffs × sessions × polic
 from __future__ import annotations
 
 from contextlib import ExitStack
+from dataclasses import replace
 from unittest import mock
 
 import numpy as np
@@ -16,7 +17,7 @@ from pricing.compile import compile_tariffs
 from pricing.kernel import price_table
 from pricing.model import Phase
 from pricing.periods import from_sessions
-from pricing.policy import PricingPolicy
+from pricing.policy import PricingPolicy, StepRoundingScope
 from pricing.reference import ENERGY, PARKING, RESERVATION, TIME, price_session
 from pricing.report import result_row, result_rows
 from tests.property.strategies import batches, policies
@@ -67,3 +68,9 @@ def test_kernel_equals_reference(sessions, policy, arithmetic):
         for (module, name), value in ARITHMETIC[arithmetic].items():
             stack.enter_context(mock.patch.object(module, name, value))
         assert_same(sessions, policy)
+
+
+@given(batches(), policies.map(lambda p: replace(p, step_rounding_scope=StepRoundingScope.SESSION)))
+def test_kernel_equals_reference_rounding_the_whole_session(sessions, policy):
+    """``step_rounding_scope=session`` on every example (the mixed strategy draws it half the time)."""
+    assert_same(sessions, policy)

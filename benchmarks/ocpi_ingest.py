@@ -1,0 +1,113 @@
+"""OCPI NDJSON ingest benchmark: ``python -m benchmarks.ocpi_ingest [--sizes N,...] [--workers W,...]``.
+
+Real input is nested OCPI JSON, not the flat Parquet layout. For each size, ``roamledger
+generate`` (cached under ``benchmarks/.data``) writes a month of OCPI 2.2.1 CDRs with credits,
+duplicates, malformed lines and out-of-month sessions; every line then gets the shapes CPOs send
+and the columnar reader used to refuse: ``"tariffs": []``, an explicit ``null`` (``remark``)
+and an unknown field. ``roamledger price`` runs on it in a fresh process, NDJSON → NDJSON and →
+Parquet, with 1 and 2 worker processes: wall time (process start included), CDRs/s, peak RSS of
+the largest process of the tree, and the share of records off the columnar path (``meta.json`` "fallbacks").
+Results go to ``benchmarks/results/ocpi_ingest.json``. Nothing here asserts a time; on a shared
+machine the figures are low bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "benchmarks" / ".data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "api.cli", *args]
+
+
+def month(n: int) -> tuple[Path, Path]:
+    """A generated 2.2.1 month of ``n`` sessions, reshaped as CPOs send it (cached)."""
+    folder = DATA / f"ocpi_ingest_{n}"
+    raw, real, tariffs = folder / "gen.ndjson", folder / "cdrs.ndjson", folder / "tariffs"
+    if not real.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        args = ["--cdrs", str(n), "--seed", "5", "--malformed", "10", "--credit-rate", "0.01"]
+        args += ["--duplicate-rate", "0.01", "--out-of-month-rate", "0.01", "--jobs", "2", "--quiet"]
+        subprocess.run(cli("generate", *args, "--out", str(raw), "--tariffs-out", str(tariffs)), check=True)
+        with open(raw, "rb") as src, open(real, "wb") as out:
+            for line in src:
+                body = line.rstrip(b"\r\n")
+                if body.startswith(b"{") and body.endswith(b"}") and len(body) > 2:
+                    body = body[:-1] + b',"tariffs":[],"remark":null,"x_cpo_extension":{"v":1}}'
+                out.write(body + b"\n")
+        raw.unlink()
+    return real, tariffs
+
+
+# a fresh process that runs the command and prints the peak RSS of the largest process of its tree
+# (the command and the worker processes it spawned), in KB
+_PEAK = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+)
+
+
+def run(n: int, cdrs: Path, tariffs: Path, fmt: str, workers: int) -> dict[str, object]:
+    out = DATA / f"ocpi_ingest_out_{n}.{fmt}"
+    for old in out.parent.glob(out.name + "*"):
+        old.unlink()
+    args = ["price", "--tariffs", str(tariffs), "--workers", str(workers), "--out", str(out), str(cdrs)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, *cli(*args)], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    wall = time.perf_counter() - t0
+    printed, _, rss = proc.stdout.strip().rpartition("\n")
+    rss_kb = int(rss)
+    meta = json.loads(Path(f"{out}.meta.json").read_text())
+    read = meta["counts"]["read"]
+    off = sum(meta.get("fallbacks", {}).values())
+    return {
+        "n_cdrs": read,
+        "output": fmt,
+        "workers": workers,
+        "wall_s": round(wall, 2),
+        "cdrs_per_s": round(read / wall),
+        "peak_rss_mb": round(rss_kb / 1024),
+        "off_columnar": off,
+        "off_columnar_share": round(off / read, 5),
+        "printed": printed,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="100000", help="sessions per month, comma separated")
+    ap.add_argument("--workers", default="1,2", help="worker processes, comma separated")
+    ap.add_argument("--formats", default="ndjson,parquet")
+    args = ap.parse_args(argv)
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        cdrs, tariffs = month(n)
+        size_mb = cdrs.stat().st_size / 2**20
+        for fmt in args.formats.split(","):
+            for w in (int(x) for x in args.workers.split(",")):
+                r = run(n, cdrs, tariffs, fmt, w)
+                r["input_mb"] = round(size_mb)
+                rows.append(r)
+                print(
+                    f"{r['n_cdrs']:>9} CDRs → {fmt:<7} workers {w}: {r['wall_s']:>6} s "
+                    f"{r['cdrs_per_s']:>7} CDRs/s  peak RSS {r['peak_rss_mb']} MB  "
+                    f"off the columnar path {r['off_columnar']} ({r['off_columnar_share']:.3%})"
+                )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    note = "2-core VM shared with other jobs while measured: figures are low bounds"
+    (RESULTS / "ocpi_ingest.json").write_text(json.dumps({"note": note, "runs": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

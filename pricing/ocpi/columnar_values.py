@@ -1,0 +1,185 @@
+"""Exact column arithmetic for the columnar OCPI reader (:mod:`pricing.ocpi.columnar`).
+
+Kept apart from the reader because both CDR shapes (2.1.1 and 2.2.x) use it: decimal128 values to
+the integer units of :mod:`pricing.units` with the same half-up rounding (never through a float),
+``YYYY-MM-DDTHH:MM:SS[.mmm]Z`` timestamps to epoch ms, list-column helpers and :class:`Checks`,
+which keeps for each row the first reason it cannot go columnar.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+LIMIT = 1 << 62  # converted values must stay below this (int64 with room for sums)
+
+
+# ---- exact decimal arithmetic on decimal128 words ----------------------------------------------
+
+
+def words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(low uint64, high int64) words of a decimal128 array (nulls: whatever the buffer holds)."""
+    n = len(arr)
+    w = np.frombuffer(arr.buffers()[1], np.uint64, count=2 * (arr.offset + n))[2 * arr.offset :]
+    return w[0::2].copy(), w[1::2].view(np.int64).copy()
+
+
+def div_mod(lo: np.ndarray, hi: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``u // d`` and ``u % d`` for u = hi·2^64 + lo, 0 ≤ hi < 2^16, d < 2^44 (16-bit limbs)."""
+    dd = np.uint64(d)
+    rem = hi.astype(np.uint64)  # < 2^16 < d
+    q = np.zeros(len(lo), np.uint64)
+    for shift in (48, 32, 16, 0):
+        cur = (rem << np.uint64(16)) | ((lo >> np.uint64(shift)) & np.uint64(0xFFFF))
+        qq = cur // dd
+        rem = cur - qq * dd
+        q |= qq << np.uint64(shift)
+    return q.astype(np.int64), rem.astype(np.int64)
+
+
+def half_up(q: np.ndarray, r: np.ndarray, d: int) -> np.ndarray:
+    return q + (2 * r >= d)
+
+
+def convert(arr: pa.Array, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """A decimal128(38, 18) column in integer units, rounded half-up like
+    :func:`pricing.units.round_scaled`; kind ``mwh`` (kWh → mWh), ``ms`` (h → ms), ``milli``
+    (kW → W, A → mA): non-negative only (a negative volume is the parser's reject); ``e6``
+    (money, exact 6 decimals, else not ok): either sign, since a credit CDR's money is negative.
+    Returns (values, ok)."""
+    lo, hi = words(arr)
+    neg = np.zeros(len(lo), bool)
+    if kind == "e6":  # money may be negative (credit CDRs): work on |u|, negate at the end
+        neg = hi < 0
+        if neg.any():
+            lo, hi = lo.copy(), hi.copy()
+            nlo = (~lo[neg]) + np.uint64(1)
+            hi[neg] = ~hi[neg] + (nlo == 0)
+            lo[neg] = nlo
+    ok = (hi >= 0) & (hi < (1 << 16))
+    lo = np.where(ok, lo, 0).astype(np.uint64)
+    hi = np.where(ok, hi, 0)
+    if kind == "mwh":
+        q, r = div_mod(lo, hi, 10**12)
+        out = half_up(q, r, 10**12)
+    elif kind == "e6":
+        q, r = div_mod(lo, hi, 10**12)
+        out, ok = q, ok & (r == 0)
+    elif kind == "ms":  # u·36 / 10^13
+        q, r = div_mod(lo, hi, 10**13)
+        r36 = r * 36
+        out = q * 36 + half_up(r36 // 10**13, r36 % 10**13, 10**13)
+    elif kind == "milli":  # u / 10^15
+        q, r = div_mod(lo, hi, 10**12)
+        q2, r2 = np.divmod(q, 1000)
+        out = half_up(q2, r2 * 10**12 + r, 10**15)
+    else:
+        raise ValueError(kind)
+    ok &= out < LIMIT
+    return np.where(ok, np.where(neg, -out, out), 0), ok
+
+
+def exact(arr: pa.Array, i: int) -> Decimal:
+    return arr[i].as_py()
+
+
+# ---- timestamps ---------------------------------------------------------------------------------
+
+_DIGITS20 = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+
+
+def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """``YYYY-MM-DDTHH:MM:SSZ`` or ``…SS.mmmZ`` strings → (UTC epoch ms, ok). Any other form
+    (offsets, other fractions, no ``Z``) is not ok: the parser decides those records."""
+    n = len(arr)
+    ms = np.zeros(n, np.int64)
+    ok = np.zeros(n, bool)
+    if n == 0:
+        return ms, ok
+    arr = arr.cast(pa.string()) if arr.type != pa.string() else arr
+    off = np.frombuffer(arr.buffers()[1], np.int32, count=arr.offset + n + 1)[arr.offset :]
+    buf = arr.buffers()[2]
+    data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
+    length = np.diff(off)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    for width in (20, 24):
+        sel = np.flatnonzero(valid & (length == width))
+        if not len(sel):
+            continue
+        m = data[off[:-1][sel, None] + np.arange(width)].astype(np.int64)
+        dig = m[:, _DIGITS20] - 48
+        good = ((dig >= 0) & (dig <= 9)).all(axis=1)
+        good &= (m[:, 4] == 45) & (m[:, 7] == 45) & (m[:, 10] == 84) & (m[:, 13] == 58) & (m[:, 16] == 58)
+        good &= m[:, width - 1] == 90
+        frac = np.zeros(len(sel), np.int64)
+        if width == 24:
+            fd = m[:, 20:23] - 48
+            good &= (m[:, 19] == 46) & ((fd >= 0) & (fd <= 9)).all(axis=1)
+            frac = fd[:, 0] * 100 + fd[:, 1] * 10 + fd[:, 2]
+        y = dig[:, 0] * 1000 + dig[:, 1] * 100 + dig[:, 2] * 10 + dig[:, 3]
+        mo = dig[:, 4] * 10 + dig[:, 5]
+        d = dig[:, 6] * 10 + dig[:, 7]
+        hh = dig[:, 8] * 10 + dig[:, 9]
+        mi = dig[:, 10] * 10 + dig[:, 11]
+        ss = dig[:, 12] * 10 + dig[:, 13]
+        leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+        mdays = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mo, 0, 12)]
+        mdays = mdays + (leap & (mo == 2))
+        good &= (
+            (y >= 1) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= mdays) & (hh < 24) & (mi < 60) & (ss < 60)
+        )
+        yy = y - (mo <= 2)
+        era = yy // 400
+        yoe = yy - era * 400
+        doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + d - 1
+        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+        days = era * 146097 + doe - 719468
+        ms[sel] = ((days * 24 + hh) * 60 + mi) * 60_000 + ss * 1000 + frac
+        ok[sel] = good
+    return np.where(ok, ms, 0), ok
+
+
+def one_chunk(col: Any) -> pa.Array:
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def valid_mask(a: pa.Array) -> np.ndarray:
+    return a.is_valid().to_numpy(zero_copy_only=False)
+
+
+def list_parts(a: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """(flattened values, parent index per value, length per list with 0 for null)."""
+    values = a.flatten()
+    parent = pc.list_parent_indices(a).to_numpy(zero_copy_only=False).astype(np.int64)
+    lengths = pc.fill_null(pc.list_value_length(a), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return values, parent, lengths
+
+
+def per_parent_all(flags: np.ndarray, parent: np.ndarray, n: int) -> np.ndarray:
+    bad = np.zeros(n, bool)
+    bad[parent[~flags]] = True
+    return ~bad
+
+
+def dec6(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    words = np.empty(2 * len(values), np.int64)
+    words[0::2] = values
+    words[1::2] = values >> 63
+    mask = None if valid.all() else pa.array(valid, pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(pa.decimal128(38, 6), len(values), [mask, pa.py_buffer(words.tobytes())])
+
+
+class Checks:
+    """Which rows may go columnar, and for the others the first reason found."""
+
+    def __init__(self, n: int) -> None:
+        self.ok = np.ones(n, bool)
+        self.why = np.full(n, "", object)
+
+    def require(self, good: np.ndarray, reason: str) -> None:
+        self.why[self.ok & ~good] = reason
+        self.ok &= good

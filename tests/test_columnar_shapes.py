@@ -1,0 +1,241 @@
+"""The columnar reader on every shape a CPO sends: only broken records leave the columnar path,
+and the result equals the per-record path's (rows, rejects, warnings, written bytes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from benchmarks.workload import cli as gen
+from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
+from pricing.io import iter_sources, write_table
+from pricing.ndjson_parallel import price_ndjson_spans, spans
+from pricing.ocpi.columnar import read_ndjson_flat
+from pricing.policy import PricingPolicy
+from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
+from pricing.sessions import TariffSet
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "fixtures" / "sample"
+
+
+@pytest.fixture(scope="module")
+def tariffs():
+    store, _ = load_tariffs([SAMPLE / "tariffs"])
+    return store
+
+
+def records(name: str, n: int) -> list[dict]:
+    """The first ``n`` well-formed CDRs of a sample file (decoded exactly)."""
+    out = []
+    for raw in (SAMPLE / "cdrs" / name).read_bytes().splitlines():
+        try:
+            obj = json.loads(raw, parse_float=Decimal)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and "currency" in obj:
+            out.append(obj)
+        if len(out) == n:
+            break
+    return out
+
+
+def dump(obj) -> str:
+    """JSON with exact numbers written as numbers (not strings)."""
+    text = json.dumps(obj, default=lambda d: f"@D{d}@D", separators=(",", ":"))
+    return re.sub(r'"@D(.*?)@D"', r"\1", text)
+
+
+def check(path: Path, tariffs, tmp_path: Path, **kw) -> tuple[Counter[str], object]:
+    """Columnar == per record on ``path``; returns the reader's fallback reasons and the result."""
+    reasons: Counter[str] = Counter()
+    known = frozenset(k for k, v in tariffs.by_id.items() if v)
+    table, fallback = read_ndjson_flat(path, reasons=reasons, known_tariffs=known, **kw)
+    n_lines = sum(1 for line in path.read_bytes().splitlines() if line.strip())
+    assert len(set(table.column("line").to_pylist())) + len(fallback) == n_lines
+    assert sum(reasons.values()) == len(fallback)
+    a = price_ndjson_columnar(path, tariffs)
+    b = price_records(iter_sources([path]), tariffs, engine="kernel")
+    assert a.read == b.read == a.priced + a.rejected
+    assert a.rows == b.rows
+    assert a.rejects == b.rejects
+    assert a.warnings == b.warnings
+    cols = COLUMNS + EXTRA_COLUMNS
+    write_table(tmp_path / "a.ndjson", a.rows, cols, DECIMAL_COLUMNS)
+    write_table(tmp_path / "b.ndjson", b.rows, cols, DECIMAL_COLUMNS)
+    assert (tmp_path / "a.ndjson").read_bytes() == (tmp_path / "b.ndjson").read_bytes()
+    return reasons, a
+
+
+def write(tmp_path: Path, lines: list[str], name: str = "cdrs.ndjson", end: str = "\n") -> Path:
+    path = tmp_path / name
+    path.write_bytes("".join(line + end for line in lines).encode())
+    return path
+
+
+def test_explicit_nulls_and_unknown_fields_stay_columnar(tariffs, tmp_path):
+    good = records("cdrs.ndjson", 12)
+    lines = [
+        dump(dict(good[0], remark=None, session_id=None, total_parking_time=None)),
+        dump(dict(good[1], tariffs=None, credit=None, last_updated=None, total_energy_cost=None)),
+        dump(dict(good[2], x_vendor={"nested": [1, {"a": None}], "s": "null"}, another=None)),
+        dump(dict(good[3], cdr_location=dict(good[3]["cdr_location"], evse_uid=None))),
+    ]
+    # a null in a key that decides the version: the parser reads the key's presence
+    lines.append(dump(dict(good[4], total_cost=dict(good[4]["total_cost"], incl_vat=None))))
+    # a null where a value is required: the parser's reject
+    lines.append(dump(dict(good[5], currency=None)))
+    periods = json.loads(dump(good[6]["charging_periods"]), parse_float=Decimal)
+    periods[0]["tariff_id"] = None
+    lines.append(dump(dict(good[6], charging_periods=periods)))
+    reasons, result = check(write(tmp_path, lines), tariffs, tmp_path)
+    assert sum(reasons.values()) == 2  # the Price key and the required currency only
+    assert reasons["explicit null in a key that decides the OCPI version"] == 1
+    assert result.priced == 6 and [f.code for f in result.rejects] == ["WRONG_TYPE"]  # null currency
+
+
+def test_empty_lists(tariffs, tmp_path):
+    good = records("cdrs.ndjson", 6)
+    v230 = records("cdrs.v230.ndjson", 2)
+    no_periods = dict(good[1], charging_periods=[])
+    periods = json.loads(dump(good[2]["charging_periods"]), parse_float=Decimal)
+    periods[0]["dimensions"] = []
+    lines = [
+        dump(dict(good[0], tariffs=[])),
+        dump(no_periods),
+        dump(dict(good[2], charging_periods=periods)),
+        dump(dict(good[3], tariffs=[])),
+    ]
+    reasons, result = check(write(tmp_path, lines), tariffs, tmp_path)
+    assert result.priced == 2 and len(result.rejects) == 2
+    assert sum(reasons.values()) == 2  # the two broken ones
+    taxes = [dump(dict(v230[0], tariffs=[], total_cost=dict(v230[0]["total_cost"], taxes=[]))), dump(v230[1])]
+    reasons, result = check(write(tmp_path, taxes, "v230.ndjson"), tariffs, tmp_path)
+    assert not reasons and result.priced == 2
+
+
+def test_credits_with_negative_money(tariffs, tmp_path):
+    good = records("cdrs.ndjson", 4)
+    credit = json.loads(dump(good[1]), parse_float=Decimal)
+    for key in ("total_cost", "total_energy_cost", "total_time_cost"):
+        if key in credit:
+            credit[key] = {k: -v if isinstance(v, Decimal) else v for k, v in credit[key].items()}
+    credit.update(id=good[1]["id"] + "-CR", credit=True, credit_reference_id=good[1]["id"])
+    lines = [dump(good[0]), dump(good[1]), dump(credit), dump(dict(credit, id="X", credit_reference_id=None))]
+    reasons, result = check(write(tmp_path, lines), tariffs, tmp_path)
+    assert reasons == {"credit without credit_reference_id": 1}
+    assert result.priced == 3
+
+
+def test_crlf_and_bom(tariffs, tmp_path):
+    good = [dump(r) for r in records("cdrs.v230.ndjson", 30)]
+    path = tmp_path / "bom.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(g + "\r\n" for g in good).encode())
+    reasons, result = check(path, tariffs, tmp_path)
+    assert not reasons and result.priced == 30
+    # a BOM alone on the first line is not a record: the per-record path rejects it, and so here
+    path.write_bytes(b"\xef\xbb\xbf\n" + "".join(g + "\n" for g in good).encode())
+    reasons, result = check(path, tariffs, tmp_path)
+    assert sum(reasons.values()) == 1 and result.priced == 30
+
+
+def test_211_file_and_a_211_record_in_a_221_file(tariffs, tmp_path):
+    v211 = [dump(r) for r in records("cdrs.v211.ndjson", 40)]
+    v221 = [dump(r) for r in records("cdrs.ndjson", 20)]
+    reasons, result = check(write(tmp_path, v211, "v211.ndjson"), tariffs, tmp_path)
+    assert not reasons and result.priced == 40
+    mixed = [*v221[:10], v211[0], *v221[10:]]
+    reasons, result = check(write(tmp_path, mixed, "mixed.ndjson"), tariffs, tmp_path)
+    assert sum(reasons.values()) == 1
+    assert [f.code for f in result.rejects] == ["VERSION_MISMATCH"]
+    back = [*v211[:10], v221[0], *v211[10:]]  # and a 2.2.1 record inside a 2.1.1 file
+    reasons, result = check(write(tmp_path, back, "back.ndjson"), tariffs, tmp_path)
+    assert sum(reasons.values()) == 1
+    assert [f.code for f in result.rejects] == ["VERSION_MISMATCH"]
+
+
+def test_211_connector_tariff_needs_the_known_ids(tmp_path):
+    v211 = [dump(r) for r in records("cdrs.v211.ndjson", 5)]
+    path = write(tmp_path, v211, "v211.ndjson")
+    reasons: Counter[str] = Counter()
+    table, fallback = read_ndjson_flat(path, reasons=reasons)  # no ids given: per record
+    assert table.num_rows == 0 and len(fallback) == 5
+    assert reasons == {"2.1.1 connector tariff_id and no tariff ids given": 5}
+
+
+def test_a_50_mb_line(tariffs, tmp_path):
+    good = [dump(r) for r in records("cdrs.ndjson", 6)]
+    big = json.loads(good[2])
+    big["remark"] = "x" * (50 << 20)
+    lines = [good[0], good[1], json.dumps(big, separators=(",", ":")), *good[3:]]
+    path = write(tmp_path, lines)
+    reasons, result = check(path, tariffs, tmp_path, block_bytes=1 << 20)
+    assert not reasons and result.priced == 6
+
+
+def _generate(out: Path, *extra: str) -> None:
+    parser = argparse.ArgumentParser(prog="roamledger")
+    gen.add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = [
+        "--cdrs", "600", "--seed", "11", "--versions", "2.2.1:60,2.1.1:10,2.3.0:30", "--malformed", "8",
+        "--credit-rate", "0.03", "--duplicate-rate", "0.03", "--out-of-month-rate", "0.02",
+        "--quiet", "--out", str(out), *extra,
+    ]  # fmt: skip
+    args = parser.parse_args(["generate", *argv])
+    assert args.func(args) == 0
+
+
+@pytest.mark.parametrize("embed", [False, True])
+def test_generated_month_of_three_versions(embed, tmp_path):
+    """A generated month (credits, duplicates, malformed lines, out-of-month sessions, embedded
+    tariffs or not): with the given tariffs only broken records leave the columnar path; with
+    none given, the embedded ones price it. Columnar == per record in every case."""
+    _generate(tmp_path / "m.ndjson", *(["--embed-tariffs"] if embed else []))
+    given, _ = load_tariffs([tmp_path / "tariffs"])
+    files = sorted(tmp_path.glob("m*.ndjson"))
+    assert len(files) == 3
+    off = total = 0
+    for path in files:
+        for store in [given, *([TariffSet()] if embed else [])]:
+            reasons, result = check(path, store, tmp_path)
+            if store is given:
+                off += sum(reasons.values())
+                total += result.read
+                assert set(reasons) <= BROKEN, reasons
+    assert off <= 8 and total > 600
+
+
+# reasons that only broken records have (each ends as the parser's reject)
+BROKEN = {
+    "not one JSON object on the line",
+    "pyarrow could not read the line",
+    "missing currency",
+    "charging period not in the columnar form",
+    "not valid JSON",
+    "invalid UTF-8",
+}
+
+
+def test_spans_on_two_processes_equal_one_process(tmp_path):
+    """The file cut into ~64 KB spans priced on 2 processes: the same rows, rejects, warnings and
+    fallback counts as one process (lines renumbered across spans, malformed lines included)."""
+    _generate(tmp_path / "m.ndjson")
+    store, _ = load_tariffs([tmp_path / "tariffs"])
+    for path in sorted(tmp_path.glob("m*.ndjson")):
+        assert len(spans(str(path), 1 << 16)) > 1
+        one = price_ndjson_columnar(path, store)
+        two = price_ndjson_spans(price_ndjson_columnar, str(path), store, PricingPolicy(), None, 2, 1 << 16)
+        assert two is not None
+        assert (two.read, list(two.rows), two.rejects, two.warnings) == (
+            one.read,
+            list(one.rows),
+            one.rejects,
+            one.warnings,
+        )
+        assert two.fallbacks == one.fallbacks

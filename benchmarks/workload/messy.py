@@ -1,0 +1,87 @@
+"""Messy months: a generated flat month made to look like a CPO that omits or misreports totals.
+
+Real months are not a sea of MATCH lines: a CPO leaves ``total_cost`` out, a tariff is
+misconfigured for weeks (every total a fixed share too high), a CDR names a tariff nobody sent,
+or is billed in the wrong currency. :func:`make_messy` rewrites a flat Parquet month
+(:mod:`pricing.flat`) that way, on columns (any size), choosing each CDR's fate by a fixed hash of
+its position so the same arguments give the same file. The settle benchmark's "messy" rows and
+the columnar engine's byte-identity test use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from settlement.rules import e4_text
+
+MONEY = ("reported_total_excl", "reported_total_incl")
+
+
+@dataclass(frozen=True)
+class Mess:
+    """Shares of CDRs (0..1), each chosen independently of the others."""
+
+    no_reported: float = 0.5  # no total_cost at all (not comparable on any basis but ours)
+    overcharged: float = 0.2  # of the rest: both totals +``markup`` %, rounded half-up to the cent
+    markup_percent: int = 10
+    excl_only_missing: float = 0.0  # only the excl. VAT total left out (no amount on 'reported')
+    unknown_tariff: float = 0.0  # the periods name a tariff that was never given
+    wrong_currency: str | None = None  # ...billed in this currency instead (tariff currency mismatch)
+    wrong_currency_share: float = 0.0
+    negated: float = 0.0  # reported totals with their sign flipped (negative lines, not credits)
+
+
+def _pick(rec: pl.Expr, salt: int, share: float) -> pl.Expr:
+    """About ``share`` of the records, by a fixed multiplicative hash of the record number."""
+    h = ((rec + salt) * 2_654_435_761) % 4_294_967_296
+    return h < int(share * 4_294_967_296)
+
+
+def make_messy(src: Path, dst: Path, mess: Mess) -> dict[str, int]:
+    """Write ``src`` with ``mess`` applied to ``dst``; returns how many CDRs got each change."""
+    table = pq.read_table(src)
+    schema = table.schema
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    rec = (pl.col("period_idx") == 0).cum_sum()  # the record number (rows of a CDR are consecutive)
+    df = df.with_columns(rec.alias("_rec"))
+    r = pl.col("_rec")
+    picks = {
+        "no_reported": _pick(r, 1, mess.no_reported),
+        "overcharged": ~_pick(r, 1, mess.no_reported) & _pick(r, 2, mess.overcharged),
+        "excl_only_missing": _pick(r, 3, mess.excl_only_missing),
+        "unknown_tariff": _pick(r, 4, mess.unknown_tariff),
+        "wrong_currency": _pick(r, 5, mess.wrong_currency_share if mess.wrong_currency else 0.0),
+        "negated": _pick(r, 6, mess.negated),
+    }
+    df = df.with_columns(**{f"_{k}": v for k, v in picks.items()})
+    counts = {k: int(df.filter((pl.col("period_idx") == 0) & pl.col(f"_{k}")).height) for k in picks}
+    # money as 1e-4 integers (flat money has at most 4 decimals), back to text, then to decimal128
+    e4 = {c: (pl.col(c) * 10_000).cast(pl.Int64) for c in MONEY}
+    up = 100 + mess.markup_percent  # half-up to the cent: (v·up/100) in units of 1e-2
+    new = {}
+    for c in MONEY:
+        v = e4[c]
+        cents = (v.abs() * up + 5_000) // 10_000
+        marked = pl.when(v < 0).then(-cents).otherwise(cents) * 100
+        v = pl.when("_overcharged").then(marked).otherwise(v)
+        v = pl.when("_negated").then(-v).otherwise(v)
+        gone = pl.col("_no_reported") | (pl.col("_excl_only_missing") if c == MONEY[0] else pl.lit(False))
+        new[c] = pl.when(gone).then(None).otherwise(e4_text(v))
+    df = df.with_columns(**new)
+    df = df.with_columns(
+        pl.when("_unknown_tariff").then(pl.lit("NO-SUCH-TARIFF")).otherwise("tariff_id").alias("tariff_id"),
+        pl.when("_wrong_currency").then(pl.lit(mess.wrong_currency)).otherwise("currency").alias("currency"),
+    )
+    df = df.drop("_rec", *(f"_{k}" for k in picks))
+    out = df.to_arrow()
+    out = pa.table(
+        {name: out.column(name).cast(schema.field(name).type) for name in schema.names}, schema=schema
+    )
+    pq.write_table(out, dst)
+    return counts

@@ -42,14 +42,32 @@ def _pick(rec: pl.Expr, salt: int, share: float) -> pl.Expr:
     return h < int(share * 4_294_967_296)
 
 
-def make_messy(src: Path, dst: Path, mess: Mess) -> dict[str, int]:
-    """Write ``src`` with ``mess`` applied to ``dst``; returns how many CDRs got each change."""
-    table = pq.read_table(src)
-    schema = table.schema
-    df = pl.from_arrow(table)
-    assert isinstance(df, pl.DataFrame)
-    rec = (pl.col("period_idx") == 0).cum_sum()  # the record number (rows of a CDR are consecutive)
-    df = df.with_columns(rec.alias("_rec"))
+def make_messy(src: Path, dst: Path, mess: Mess, batch_rows: int = 1_000_000) -> dict[str, int]:
+    """Write ``src`` with ``mess`` applied to ``dst``, a batch of rows at a time (memory stays
+    bounded at any size); returns how many CDRs got each change."""
+    source = pq.ParquetFile(src)
+    schema = source.schema_arrow
+    counts: dict[str, int] = {}
+    offset = 0  # record starts seen before this batch (a CDR may continue across batches)
+    with pq.ParquetWriter(dst, schema) as out:
+        for batch in source.iter_batches(batch_size=batch_rows):
+            df = pl.from_arrow(pa.Table.from_batches([batch]))
+            assert isinstance(df, pl.DataFrame)
+            starts = (pl.col("period_idx") == 0).fill_null(False)
+            df = df.with_columns((starts.cum_sum() + offset).alias("_rec"))
+            offset += int(df.select(starts.sum()).item())
+            df, made = _mess_up(df, mess)
+            for k, v in made.items():
+                counts[k] = counts.get(k, 0) + v
+            table = df.to_arrow()
+            out.write_table(
+                pa.table({n: table.column(n).cast(schema.field(n).type) for n in schema.names}, schema=schema)
+            )
+    return counts
+
+
+def _mess_up(df: pl.DataFrame, mess: Mess) -> tuple[pl.DataFrame, dict[str, int]]:
+    """One batch (with its record numbers, ``_rec``) made messy, and the CDRs changed per kind."""
     r = pl.col("_rec")
     picks = {
         "no_reported": _pick(r, 1, mess.no_reported),
@@ -60,13 +78,13 @@ def make_messy(src: Path, dst: Path, mess: Mess) -> dict[str, int]:
         "negated": _pick(r, 6, mess.negated),
     }
     df = df.with_columns(**{f"_{k}": v for k, v in picks.items()})
-    counts = {k: int(df.filter((pl.col("period_idx") == 0) & pl.col(f"_{k}")).height) for k in picks}
+    first = (pl.col("period_idx") == 0).fill_null(False)
+    counts = {k: int(df.select((first & pl.col(f"_{k}")).sum()).item()) for k in picks}
     # money as 1e-4 integers (flat money has at most 4 decimals), back to text, then to decimal128
-    e4 = {c: (pl.col(c) * 10_000).cast(pl.Int64) for c in MONEY}
     up = 100 + mess.markup_percent  # half-up to the cent: (v·up/100) in units of 1e-2
     new = {}
     for c in MONEY:
-        v = e4[c]
+        v = (pl.col(c) * 10_000).cast(pl.Int64)
         cents = (v.abs() * up + 5_000) // 10_000
         marked = pl.when(v < 0).then(-cents).otherwise(cents) * 100
         v = pl.when("_overcharged").then(marked).otherwise(v)
@@ -78,10 +96,4 @@ def make_messy(src: Path, dst: Path, mess: Mess) -> dict[str, int]:
         pl.when("_unknown_tariff").then(pl.lit("NO-SUCH-TARIFF")).otherwise("tariff_id").alias("tariff_id"),
         pl.when("_wrong_currency").then(pl.lit(mess.wrong_currency)).otherwise("currency").alias("currency"),
     )
-    df = df.drop("_rec", *(f"_{k}" for k in picks))
-    out = df.to_arrow()
-    out = pa.table(
-        {name: out.column(name).cast(schema.field(name).type) for name in schema.names}, schema=schema
-    )
-    pq.write_table(out, dst)
-    return counts
+    return df.drop("_rec", *(f"_{k}" for k in picks)), counts

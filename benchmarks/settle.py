@@ -8,7 +8,7 @@ Two workloads, both from ``roamledger generate`` (cached under ``benchmarks/.dat
   Settled with ``--engine columnar`` (and ``--engine dask`` for ``--dask-sizes``).
 * **messy flat months** (``--messy-sizes``): the flat month made messy by
   :func:`benchmarks.workload.messy.make_messy` — 50 % of the CDRs without a reported total (not
-  comparable: disputed, no amount on the ``reported`` basis), 20 % of the rest overcharged by a
+  comparable: disputed, no amount on the ``reported`` basis), 20 % of all overcharged by a
   systematic +10 % — settled with ``--engine columnar`` right after its clean twin (the same
   month before the mess, same conditions); the rows also record how many CDRs the engine sent
   record by record (the manifest's ``record_path``) and the statuses.

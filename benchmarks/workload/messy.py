@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,7 +28,7 @@ class Mess:
     """Shares of CDRs (0..1), each chosen independently of the others."""
 
     no_reported: float = 0.5  # no total_cost at all (not comparable on any basis but ours)
-    overcharged: float = 0.2  # of the rest: both totals +``markup`` %, rounded half-up to the cent
+    overcharged: float = 0.2  # of all (among those with a total): both totals +``markup`` %, to the cent
     markup_percent: int = 10
     excl_only_missing: float = 0.0  # only the excl. VAT total left out (no amount on 'reported')
     unknown_tariff: float = 0.0  # the periods name a tariff that was never given
@@ -36,10 +37,15 @@ class Mess:
     negated: float = 0.0  # reported totals with their sign flipped (negative lines, not credits)
 
 
-def _pick(rec: pl.Expr, salt: int, share: float) -> pl.Expr:
-    """About ``share`` of the records, by a fixed multiplicative hash of the record number."""
-    h = ((rec + salt) * 2_654_435_761) % 4_294_967_296
-    return h < int(share * 4_294_967_296)
+def _uniform(rec: np.ndarray, salt: int) -> np.ndarray:
+    """A fixed pseudo-random number in [0, 1) per record number (splitmix64, wrapping uint64
+    arithmetic), independent across ``salt``s."""
+    with np.errstate(over="ignore"):
+        x = rec.astype(np.uint64) + np.uint64(salt) * np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        x = x ^ (x >> np.uint64(31))
+    return (x >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 def make_messy(src: Path, dst: Path, mess: Mess, batch_rows: int = 1_000_000) -> dict[str, int]:
@@ -68,16 +74,18 @@ def make_messy(src: Path, dst: Path, mess: Mess, batch_rows: int = 1_000_000) ->
 
 def _mess_up(df: pl.DataFrame, mess: Mess) -> tuple[pl.DataFrame, dict[str, int]]:
     """One batch (with its record numbers, ``_rec``) made messy, and the CDRs changed per kind."""
-    r = pl.col("_rec")
+    rec = df["_rec"].to_numpy()
+    no_rep = _uniform(rec, 1) < mess.no_reported
+    with_total = 1.0 - mess.no_reported
     picks = {
-        "no_reported": _pick(r, 1, mess.no_reported),
-        "overcharged": ~_pick(r, 1, mess.no_reported) & _pick(r, 2, mess.overcharged),
-        "excl_only_missing": _pick(r, 3, mess.excl_only_missing),
-        "unknown_tariff": _pick(r, 4, mess.unknown_tariff),
-        "wrong_currency": _pick(r, 5, mess.wrong_currency_share if mess.wrong_currency else 0.0),
-        "negated": _pick(r, 6, mess.negated),
+        "no_reported": no_rep,
+        "overcharged": ~no_rep & (_uniform(rec, 2) * with_total < mess.overcharged),
+        "excl_only_missing": _uniform(rec, 3) < mess.excl_only_missing,
+        "unknown_tariff": _uniform(rec, 4) < mess.unknown_tariff,
+        "wrong_currency": _uniform(rec, 5) < (mess.wrong_currency_share if mess.wrong_currency else 0.0),
+        "negated": _uniform(rec, 6) < mess.negated,
     }
-    df = df.with_columns(**{f"_{k}": v for k, v in picks.items()})
+    df = df.with_columns(**{f"_{k}": pl.Series(v) for k, v in picks.items()})
     first = (pl.col("period_idx") == 0).fill_null(False)
     counts = {k: int(df.select((first & pl.col(f"_{k}")).sum()).item()) for k in picks}
     # money as 1e-4 integers (flat money has at most 4 decimals), back to text, then to decimal128

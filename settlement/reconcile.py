@@ -24,6 +24,8 @@ from typing import Any
 from pricing.model import Cdr, Money
 from pricing.units import MS_PER_HOUR, MWH_PER_KWH
 from settlement.rules import (
+    NOT_COMPARABLE,
+    NOT_COMPARABLE_MESSAGE,
     NOT_PRICED,
     OVERCHARGED,
     ROUNDING,
@@ -31,9 +33,9 @@ from settlement.rules import (
     UNDERCHARGED,
     charge_message,
     e4,
+    line_status,
     reasons_text,
     rounding_message,
-    status_of,
     straddle_message,
     use_excl,
     worst_difference,
@@ -186,11 +188,10 @@ def reconcile_one(
     if reported.incl is not None and ours_incl is not None:
         out.diff_incl = reported.incl - k * ours_incl
     worst = worst_difference(out.diff_excl, out.diff_incl)
+    out.status = line_status(True, worst, tolerance)
     if worst is None:
-        out.status = NOT_PRICED
-        find("NOT_COMPARABLE", "neither the excl. nor the incl. VAT total can be compared")
+        find(NOT_COMPARABLE, NOT_COMPARABLE_MESSAGE)
         return out
-    out.status = status_of(worst, tolerance)
     if out.status in (OVERCHARGED, UNDERCHARGED):
         excl = use_excl(out.diff_excl, tolerance)
         diff = out.diff_excl if excl else worst

@@ -71,6 +71,49 @@ def status_expr(worst_e4: pl.Expr, tol_e4: int) -> pl.Expr:
     )
 
 
+NOT_COMPARABLE = "NOT_COMPARABLE"
+NOT_COMPARABLE_MESSAGE = "neither the excl. nor the incl. VAT total can be compared"
+
+
+def line_status(priced: bool, worst: Decimal | None, tolerance: Decimal) -> str:
+    """The status of a line: NOT_PRICED when the CDR could not be recomputed, or was but neither
+    total can be compared (``worst`` is None); else :func:`status_of` its worst difference."""
+    if not priced or worst is None:
+        return NOT_PRICED
+    return status_of(worst, tolerance)
+
+
+def line_status_expr(priced: pl.Expr, worst_e4: pl.Expr, tol_e4: int) -> pl.Expr:
+    """:func:`line_status` on columns (``worst_e4`` null where nothing can be compared)."""
+    return (
+        pl.when(~priced | worst_e4.is_null())
+        .then(pl.lit(NOT_PRICED))
+        .otherwise(status_expr(worst_e4, tol_e4))
+    )
+
+
+def status_code(status: str, refusal: str | None) -> str | None:
+    """The code of a line's own status finding: none for MATCH, the status itself for ROUNDING and
+    OVER/UNDERCHARGED; for NOT_PRICED the pricing's refusal code (``refusal``: no tariff, tariff not
+    found, currency mismatch, …) when the CDR could not be recomputed, else NOT_COMPARABLE."""
+    if status == MATCH:
+        return None
+    if status == NOT_PRICED:
+        return refusal or NOT_COMPARABLE
+    return status
+
+
+def status_code_expr(status: pl.Expr, refusal: pl.Expr) -> pl.Expr:
+    """:func:`status_code` on columns (``refusal`` null where the CDR was recomputed)."""
+    return (
+        pl.when(status == MATCH)
+        .then(pl.lit(None, pl.String))
+        .when(status == NOT_PRICED)
+        .then(refusal.fill_null(NOT_COMPARABLE))
+        .otherwise(status)
+    )
+
+
 # ---- worst difference ---------------------------------------------------------------------------
 
 
@@ -233,14 +276,31 @@ def e4_text(expr: pl.Expr) -> pl.Expr:
     return sign + (a // E4).cast(pl.String) + "." + (a % E4).cast(pl.String).str.zfill(4)
 
 
-def minor_text(expr: pl.Expr, m: int) -> pl.Expr:
-    """``str(dm(v, m))`` of a column of 1e-4 integers already rounded to ``m`` decimals."""
+def minor_text(expr: pl.Expr, m: int, negative: pl.Expr | None = None) -> pl.Expr:
+    """``str(dm(v, m))`` of a column of 1e-4 integers already rounded to ``m`` decimals.
+
+    ``negative``: where the Decimal the record engine holds is negative, for the sign of a zero —
+    ``round_minor(Decimal("-0.0040"), 2)`` is ``-0.00`` and is written so (see
+    :func:`line_negatives_expr`); by default the sign of the value."""
     a = expr.abs()
-    sign = pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    neg = expr < 0 if negative is None else negative
+    sign = pl.when(neg).then(pl.lit("-")).otherwise(pl.lit(""))
     whole = sign + (a // E4).cast(pl.String)
     if m == 0:
         return whole
     return whole + "." + ((a % E4) // 10 ** (4 - m)).cast(pl.String).str.zfill(m)
+
+
+def line_negatives_expr(
+    amt_excl: pl.Expr, amt_incl: pl.Expr, excl_r: pl.Expr, incl_r: pl.Expr
+) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """Where a line's rounded excl., VAT and incl. amounts are negative Decimals in the record
+    engine (``round_minor`` keeps the sign of a value that rounds to zero; ``incl − excl`` of two
+    zeros is ``-0`` only for ``-0 − +0``): the ``negative`` of :func:`minor_text`."""
+    neg_x, neg_i = amt_excl < 0, amt_incl < 0
+    vat = incl_r - excl_r
+    neg_vat = (vat < 0) | ((vat == 0) & (incl_r == 0) & neg_i & ~neg_x)
+    return neg_x, neg_vat, neg_i
 
 
 def signed_e4_text(expr: pl.Expr) -> pl.Expr:
@@ -325,14 +385,28 @@ def reasons_text(codes: Iterable[str]) -> str:
     return ",".join(sorted(set(codes)))
 
 
-def reasons_expr(status: pl.Expr, straddles: pl.Expr) -> pl.Expr:
-    """The sorted, distinct finding codes of a CDR whose only findings are its status finding and
-    straddling periods, comma-joined (``ReconLine.codes``)."""
-    straddle = "PERIOD_STRADDLES_BOUNDARY"
-    expr = pl.when(False).then(pl.lit(""))
-    for st in (MATCH, ROUNDING, OVERCHARGED, UNDERCHARGED):
-        own = [] if st == MATCH else [st]
-        for has in (True, False):
-            codes = reasons_text([*own, *([straddle] if has else [])])
-            expr = expr.when((status == st) & (straddles == has)).then(pl.lit(codes))
-    return expr.otherwise(pl.lit(None, pl.String))
+STRADDLE_CODE = "PERIOD_STRADDLES_BOUNDARY"
+
+
+def line_reasons(code: str | None, straddles: bool) -> str:
+    """The codes of a flat CDR's line (``ReconLine.codes``, comma-joined): its status finding's
+    ``code`` (:func:`status_code`) and PERIOD_STRADDLES_BOUNDARY when a period straddles."""
+    return reasons_text([*([code] if code else []), *([STRADDLE_CODE] if straddles else [])])
+
+
+def line_reasons_expr(code: pl.Expr, straddles: pl.Expr) -> pl.Expr:
+    """:func:`line_reasons` on columns (``code`` null for none)."""
+    both = (
+        pl.when(code < STRADDLE_CODE)
+        .then(code + pl.lit("," + STRADDLE_CODE))
+        .when(code == STRADDLE_CODE)
+        .then(code)
+        .otherwise(pl.lit(STRADDLE_CODE + ",") + code)
+    )
+    return (
+        pl.when(code.is_null())
+        .then(pl.when(straddles).then(pl.lit(STRADDLE_CODE)).otherwise(pl.lit("")))
+        .when(straddles)
+        .then(both)
+        .otherwise(code)
+    )

@@ -222,3 +222,81 @@ def test_reconcile_reads_flat_months(tmp_path: Path) -> None:
     assert main([*settle, "--out", str(tmp_path / "s")]) == 0
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert summary["by_status"] == manifest["reconciliation"]["by_status"]
+
+
+def tiny_negative(cdrs: Path) -> str:
+    """Give one CDR with a reported total the reported totals -0.0040 / -0.0010 (lines of -0.00)."""
+    import polars as pl
+
+    df = pl.read_parquet(cdrs)
+    target = df.filter(pl.col("reported_total_excl").is_not_null() & (pl.col("period_idx") == 0))["cdr_id"][3]
+    table = pq.read_table(cdrs)
+    money = {"reported_total_excl": "-0.004", "reported_total_incl": "-0.001"}
+    df = df.with_columns(
+        pl.when(pl.col("cdr_id") == target).then(pl.lit(v)).otherwise(pl.col(c).cast(pl.String)).alias(c)
+        for c, v in money.items()
+    )
+    out = df.to_arrow()
+    pq.write_table(out.cast(table.schema), cdrs)
+    return target
+
+
+@pytest.mark.parametrize(("basis", "disputed"), [("reported", "exclude"), ("recomputed", "include")])
+def test_messy_month_stays_columnar_and_byte_identical(tmp_path: Path, basis: str, disputed: str) -> None:
+    """Half the CDRs without a reported total, a fifth overcharged by a systematic +10 %, some with
+    only the excl. VAT total missing, an unknown tariff id, the wrong currency, negated totals:
+    every line status is computed on columns (only credits, duplicates and several-tariff CDRs go
+    record by record) and the files are the record engine's, byte for byte."""
+    from benchmarks.workload.messy import Mess, make_messy
+
+    cdrs, tariffs, contracts = generate(tmp_path, 31)
+    clean = tmp_path / "clean.parquet"
+    cdrs.rename(clean)
+    mess = Mess(
+        excl_only_missing=0.05,
+        unknown_tariff=0.03,
+        wrong_currency="USD",
+        wrong_currency_share=0.02,
+        negated=0.02,
+    )
+    made = make_messy(clean, cdrs, mess)
+    assert all(n > 0 for n in made.values()), made
+    tiny = tiny_negative(cdrs)
+    terms = json.loads(contracts.read_text())
+    terms["default"]["basis"] = basis
+    terms["default"]["disputed"] = disputed
+    contracts.write_text(json.dumps(terms))
+    local, columnar = run_both(tmp_path, cdrs, tariffs, contracts, 997)
+    assert_same_run(local, columnar)
+
+    manifest = json.loads((columnar / "manifest.json").read_text())
+    by_status = manifest["reconciliation"]["by_status"]
+    codes = manifest["reconciliation"]["findings_by_code"]
+    assert by_status["NOT_PRICED"] > 0.4 * manifest["counts"]["read"]
+    assert by_status["OVERCHARGED"] > 0.05 * manifest["counts"]["read"]
+    for code in ("NOT_COMPARABLE", "TARIFF_NOT_FOUND", "CURRENCY_MISMATCH", "UNDERCHARGED"):
+        assert codes.get(code, 0) > 0, code
+    # only credits, duplicate ids and several-tariff CDRs take the record path: a small share
+    path = manifest["record_path"]
+    assert set(path) <= {"credit", "duplicate id", "several tariffs"}
+    assert sum(path.values()) < 0.1 * manifest["counts"]["read"]
+    docs = [json.loads(p.read_text()) for p in columnar.rglob("statement.json")]
+    listed = [ln for d in docs for ln in d["lines"] + d["disputed"]]
+    reasons = {ln["dispute_reason"] for ln in listed}
+    assert "could not be recomputed: TARIFF_NOT_FOUND" in reasons
+    assert ("no amount on this basis" in reasons) == (basis == "reported")
+    if basis == "reported":  # the -0.0040 line is written as the record engine writes it: -0.00
+        assert [ln["line_excl_vat"] for ln in listed if ln["cdr_id"] == tiny] == ["-0.00"]
+
+
+def test_a_piece_the_kernel_refuses_is_settled_record_by_record_and_counted(tmp_path: Path) -> None:
+    """A tariff price too big for the kernel's int64 fixed point (a declared overflow): the
+    columnar engine sends those pieces to the record path (the reference pricer decides, as in the
+    record engine), counts them as "kernel refused", and writes the same files."""
+    cdrs, tariffs, contracts = generate(tmp_path, 41)
+    for path in sorted(tariffs.glob("*-AC-221.json")):  # one tariff is enough to refuse its pieces
+        path.write_text(path.read_text().replace('"price": 0.42', '"price": 900000000000', 1))
+    local, columnar = run_both(tmp_path, cdrs, tariffs, contracts, 997)
+    assert_same_run(local, columnar)
+    path = json.loads((columnar / "manifest.json").read_text())["record_path"]
+    assert path["kernel refused"] > 0

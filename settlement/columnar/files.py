@@ -124,7 +124,8 @@ def _finding_text(**cols: pl.Expr) -> pl.Expr:
 
 def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> pl.DataFrame:
     """The findings of plain CDRs as reconcile_one words them, (ord, seq, text): straddling
-    periods (in period order), then the status finding (ROUNDING, or OVER/UNDERCHARGED)."""
+    periods (in period order), then the status finding (ROUNDING, OVER/UNDERCHARGED, or why it is
+    NOT_PRICED: NOT_COMPARABLE or the pricing's refusal)."""
     keys = part.select("ord", "cdr_id", "source", "line")
     straddle = (
         straddles.join(keys, on="ord", how="inner")
@@ -162,7 +163,14 @@ def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decim
         diff,
         charge_message_expr(diff, pl.col("currency"), which_x, rep, ours),
     )
-    return pl.concat([straddle, rounding, over]).sort(["ord", "seq"])
+    not_priced = part.filter(pl.col("status") == "NOT_PRICED").select(
+        "ord",
+        last,
+        _finding_text(code=pl.col("code").cast(pl.String), message=pl.col("message").cast(pl.String)).alias(
+            "text"
+        ),
+    )
+    return pl.concat([straddle, rounding, over, not_priced]).sort(["ord", "seq"])
 
 
 def _write_in_order(
@@ -307,9 +315,8 @@ def _summary(plain: pl.DataFrame, straddles: pl.DataFrame, detail: list[ReconLin
     if plain.height:
         for status, n in plain.group_by("status").len().iter_rows():
             by_status[status] += n
-        for status, n in plain.group_by("status").len().iter_rows():
-            if status != "MATCH":
-                by_code[status] += n
+        for code, n in plain.filter(pl.col("code").is_not_null()).group_by("code").len().iter_rows():
+            by_code[code] += n
         by_code["PERIOD_STRADDLES_BOUNDARY"] += straddles.height
         diff += d4(plain["diff_excl"].sum() or 0)
     return {

@@ -1,10 +1,13 @@
 """Step 1 of the columnar engine: one piece of whole CDRs, priced and reconciled on columns.
 
-The vectorized kernel prices the piece; status, parties, month membership, line amounts and VAT
+The vectorized kernel prices the piece; every line status (match, rounding, over/under, not
+comparable, not priced), parties, month membership, line amounts, dispute and inclusion and VAT
 buckets are computed on columns (the rules of :mod:`settlement.rules`), and the piece leaves only
-integer and categorical columns behind ("plain" CDRs). The CDRs that need judgement go to the
-record path (:mod:`settlement.jobs`, the same functions as the record engine), each counted with
-its reason (:data:`RECORD_PATH_REASONS`).
+integer and categorical columns behind ("plain" CDRs), whatever share of them is disputed. Only
+the CDRs that are judged against other records — credits, duplicate ids — and those priced by
+several tariffs go to the record path (:mod:`settlement.jobs`, the same functions as the record
+engine), each counted with its reason (:data:`RECORD_PATH_REASONS`); so does a whole piece the
+kernel refuses (counted as ``kernel refused``: the reference pricer decides record by record).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pricing.compile import compile_tariffs
-from pricing.errors import Finding
+from pricing.errors import Finding, KernelRefusal
 from pricing.fixed_point import half_up_div
 from pricing.flat import E6_PER_E4, optional_column, piece_cdrs, record_id, split_piece
 from pricing.flat_columns import decimal_e6
@@ -30,12 +33,15 @@ from pricing.periods import from_flat
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
 from settlement.contracts import Contracts
-from settlement.jobs import parties
+from settlement.jobs import NO_AMOUNT, parties
 from settlement.rules import (
+    NOT_COMPARABLE_MESSAGE,
+    NOT_PRICED,
     dispute_reason_expr,
     in_month_expr,
-    reasons_expr,
-    status_expr,
+    line_reasons_expr,
+    line_status_expr,
+    status_code_expr,
     tolerance_e4,
     worst_expr,
     worst_is_excl_expr,
@@ -44,13 +50,10 @@ from settlement.statement import tariffs_vat_bucket
 
 # Why a record takes the record path, in the order they are tested (the first that applies counts).
 RECORD_PATH_REASONS = (
-    "not priceable",  # no session could be built (missing tariff, time zone, …): words from the record path
+    "kernel refused",  # the kernel refused the piece (overflow, uncompilable tariff): reference pricer
     "duplicate id",  # identical or conflicting copies are judged record by record
     "credit",  # credits net their originals
     "several tariffs",  # the VAT bucket of a line priced by several tariffs
-    "not comparable",  # neither the excl. nor the incl. VAT total can be compared
-    "no amount on the basis",  # the contract's basis has no amount for it
-    "negative amount",
 )
 
 
@@ -154,16 +157,22 @@ def process_piece(piece: Any, job: PieceJob) -> PieceResult:
     for k, (code, message, path) in sorted(rejects.items()):
         line = piece.row0 + int(first_row[k]) + 1
         found.append(Finding(code, message, piece.source, line, record_id(fr, k), path))
-    pt, _not_priced, rec_ok = from_flat(fr, job.tariffs, job.policy, job.tz)  # the record path words those
-    ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
-    res = price_table(pt, job.policy, ct)
-
-    frame = session_frame(piece, fr, pt, res, rec_ok, job.special)
-    frame = with_terms(with_parties(frame, job.contracts), job.contracts)
-    frame = frame.with_columns(in_month_expr(pl.col("end_ms"), job.window).alias("in_month"))
-    plain_mask = frame["plain"].to_numpy()
     line_of = piece.row0 + first_row.astype(np.int64) + 1
     ord_of = piece.base + first_row.astype(np.int64)  # input order across files
+    todo = np.ones(fr.n_records, bool)  # the records that are no reject
+    todo[list(rejects)] = False
+    pt, refused, rec_ok = from_flat(fr, job.tariffs, job.policy, job.tz)
+    try:
+        ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+        res = price_table(pt, job.policy, ct)
+    except KernelRefusal:  # a counted fallback: the reference pricer decides, record by record
+        detail_k = np.flatnonzero(todo).tolist()
+        why = Counter({"kernel refused": len(detail_k)})
+        return fr.n_records, found, *_nothing_plain(), _detail(piece, fr, detail_k, ord_of, line_of), +why
+
+    frame = record_frame(piece, fr, pt, res, rec_ok, np.flatnonzero(todo), refused, job.special)
+    frame = with_terms(with_parties(frame, job.contracts), job.contracts)
+    frame = frame.with_columns(in_month_expr(pl.col("end_ms"), job.window).alias("in_month"))
     plain, straddles = plain_rows(frame, pt, res, tolerance_e4(job.contracts.default.tolerance))
     rec_of_plain = plain["rec"].to_numpy()
     plain = plain.with_columns(
@@ -177,37 +186,70 @@ def process_piece(piece: Any, job: PieceJob) -> PieceResult:
     plain = plain.drop("rec", "sess")
 
     # -- the records that need the record path (not rejected, not plain), counted by reason
-    todo = np.ones(fr.n_records, bool)
-    todo[list(rejects)] = False
-    todo[rec_ok[plain_mask]] = False
+    todo[rec_of_plain] = False
     detail_k = np.flatnonzero(todo).tolist()
     why: Counter[str] = Counter(
         dict(frame.filter(~pl.col("plain")).group_by("record_path").len().iter_rows())
     )
-    why["not priceable"] += len(detail_k) - sum(why.values())
-    cdrs = piece_cdrs(piece, fr, detail_k)
-    detail = [
-        (int(ord_of[k]), Record(piece.source, int(line_of[k])), cdr)
-        for k, cdr in zip(detail_k, cdrs, strict=True)
-    ]
+    assert sum(why.values()) == len(detail_k)
+    detail = _detail(piece, fr, detail_k, ord_of, line_of)
     return fr.n_records, found, plain, tax, straddles.select("ord", "src"), detail, +why
 
 
-def session_frame(
-    piece: Any, fr: Any, pt: Any, res: dict[str, Any], rec_ok: np.ndarray, special: set[str]
+def _detail(
+    piece: Any, fr: Any, ks: list[int], ord_of: np.ndarray, line_of: np.ndarray
+) -> list[tuple[int, Record, Any]]:
+    """Records ``ks`` as (input order, record, canonical CDR) for the record path."""
+    cdrs = piece_cdrs(piece, fr, ks)
+    return [
+        (int(ord_of[k]), Record(piece.source, int(line_of[k])), cdr) for k, cdr in zip(ks, cdrs, strict=True)
+    ]
+
+
+def _nothing_plain() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """(plain, tax, straddles) of a piece without plain CDRs."""
+    tax = pl.DataFrame(schema={"ord": pl.Int64, "rate_e2": pl.Int64, "amount": pl.Int64})
+    return pl.DataFrame(), tax, pl.DataFrame(schema={"ord": pl.Int64, "src": pl.Int64})
+
+
+def record_frame(
+    piece: Any,
+    fr: Any,
+    pt: Any,
+    res: dict[str, Any],
+    rec_ok: np.ndarray,
+    recs: np.ndarray,
+    refused: dict[int, tuple[str, str, str]],
+    special: set[str],
 ) -> pl.DataFrame:
-    """Per priced session (one row each, in record order): party fields, times, reported and
-    recomputed totals and their differences (units of 1e-4), and what sends it to the record
-    path."""
+    """Per record that is no reject (``recs``, in record order): party fields, times, reported and
+    recomputed totals and their differences (units of 1e-4), why it could not be priced (the
+    pricing's refusal, ``refused``: no tariff, tariff not found, currency mismatch, …; the words of
+    :func:`pricing.sessions.build_session`), and what sends it to the record path."""
     t = piece.table
     n_s = pt.n_sessions
-    rows = fr.first_row[rec_ok]
+    sess_of = np.full(fr.n_records, -1, np.int64)
+    sess_of[rec_ok] = np.arange(n_s)
+    sess = sess_of[recs]
+    priced = sess >= 0
+    s = sess[priced]
+    rows = fr.first_row[recs]
+
+    def spread(values: np.ndarray, fill: int = 0) -> np.ndarray:
+        out = np.full(len(recs), fill, values.dtype)
+        out[priced] = values[s]
+        return out
+
     rep_x, rep_x_ok = (a[rows] for a in decimal_e6(t.column("reported_total_excl")))
     rep_i, rep_i_ok = (a[rows] for a in decimal_e6(t.column("reported_total_incl")))
     rep_x, rep_i = rep_x // E6_PER_E4, rep_i // E6_PER_E4
-    rec_x, rec_x_ok = res["total_excl_e4"], ~res["total_excl_null"]
-    rec_i, rec_i_ok = res["total_incl_e4"], ~res["total_incl_null"]
+    rec_x, rec_x_ok = spread(res["total_excl_e4"]), spread(~res["total_excl_null"])
+    rec_i, rec_i_ok = spread(res["total_incl_e4"]), spread(~res["total_incl_null"])
     dx_ok, di_ok = rep_x_ok & rec_x_ok, rep_i_ok & rec_i_ok
+    refusal = [None] * len(recs)
+    words = [None] * len(recs)
+    for j in np.flatnonzero(~priced).tolist():
+        refusal[j], words[j], _ = refused[int(recs[j])]
 
     # -- what needs the record-by-record path
     multi = np.zeros(n_s, bool)
@@ -221,7 +263,7 @@ def session_frame(
         .is_in(pl.Series(sorted(special), dtype=pl.String).implode())
         .to_numpy()
         if special
-        else np.zeros(n_s, bool)
+        else np.zeros(len(recs), bool)
     )
     names = (
         "cdr_id",
@@ -236,8 +278,9 @@ def session_frame(
     frame = pl.DataFrame(
         {
             **{name: pl.from_arrow(optional_column(t, name).take(rows)) for name in names},
-            "rec": rec_ok,
-            "sess": np.arange(n_s),
+            "rec": recs,
+            "sess": sess,
+            "priced": priced,
             "start_ms": fr.cols["cdr_start_ms"][0][rows],
             "end_ms": fr.cols["cdr_end_ms"][0][rows],
             "rep_excl": pl.Series(rep_x).set(pl.Series(~rep_x_ok), None),
@@ -246,23 +289,25 @@ def session_frame(
             "rec_incl": pl.Series(rec_i).set(pl.Series(~rec_i_ok), None),
             "diff_excl": pl.Series(rep_x - rec_x).set(pl.Series(~dx_ok), None),
             "diff_incl": pl.Series(rep_i - rec_i).set(pl.Series(~di_ok), None),
-            "energy": half_up_div(res["energy_mwh"], 100),
-            "primary": pt.s_primary,
+            "energy": spread(half_up_div(res["energy_mwh"], 100)),  # no energy where not priced
+            "primary": spread(pt.s_primary, -1),
+            "refusal": pl.Series(refusal, dtype=pl.String),
+            "message": pl.Series(words, dtype=pl.String),
             "special": is_special,
             "credit": credit,
-            "multi": multi,
+            "multi": spread(multi),
         }
     )
     dx, di = pl.col("diff_excl"), pl.col("diff_incl")
     return frame.with_columns(
         worst_expr(dx, di).alias("worst"),
         worst_is_excl_expr(dx, di).alias("worst_is_x"),
-        (dx.is_not_null() | di.is_not_null()).alias("comparable"),
     )
 
 
 def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
-    """The contract's basis and dispute treatment per pair, the amounts on that basis, and whether
+    """The contract's basis and dispute treatment per pair, the amounts on that basis (a line
+    without an amount on its basis has 0 excl. and no incl. VAT: ``payable`` is false), and whether
     the CDR is plain (else why it takes the record path)."""
     pairs = frame.select("cpo", "emsp").unique().rows()
     terms = [contracts.terms(cpo, emsp) for cpo, emsp in pairs]
@@ -278,11 +323,14 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
     frame = frame.with_columns(pl.col("currency").str.to_uppercase().alias("cur"))
     frame = frame.join(by_pair, on=["cpo", "emsp"], how="left", maintain_order="left")
     reported = pl.col("basis") == "reported"
+    amt_x = pl.when(reported).then("rep_excl").otherwise("rec_excl")
+    amt_i = pl.when(reported).then("rep_incl").otherwise("rec_incl")
+    frame = frame.with_columns(amt_x.is_not_null().alias("payable"))
+    payable = pl.col("payable")
     frame = frame.with_columns(
-        pl.when(reported).then("rep_excl").otherwise("rec_excl").alias("amt_excl"),
-        pl.when(reported).then("rep_incl").otherwise("rec_incl").alias("amt_incl"),
+        pl.when(payable).then(amt_x).otherwise(0).alias("amt_excl"),
+        pl.when(payable).then(amt_i).otherwise(None).alias("amt_incl"),
     )
-    amt_x, amt_i = pl.col("amt_excl"), pl.col("amt_incl")
     why = (
         pl.when("special")
         .then(pl.lit("duplicate id"))
@@ -290,12 +338,6 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         .then(pl.lit("credit"))
         .when("multi")
         .then(pl.lit("several tariffs"))
-        .when(~pl.col("comparable"))
-        .then(pl.lit("not comparable"))
-        .when(amt_x.is_null())
-        .then(pl.lit("no amount on the basis"))
-        .when((amt_x < 0) | (amt_i.is_not_null() & (amt_i < 0)))
-        .then(pl.lit("negative amount"))
         .otherwise(pl.lit(None, pl.String))
     )
     return frame.with_columns(why.alias("record_path")).with_columns(
@@ -304,6 +346,8 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
 
 
 CATEGORIES = [
+    "code",
+    "message",
     "cpo",
     "emsp",
     "cur",
@@ -321,14 +365,23 @@ CATEGORIES = [
 def plain_rows(
     frame: pl.DataFrame, pt: Any, res: dict[str, Any], tol: int
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The plain CDRs with their VAT bucket and status, and the (sess, src) straddling periods."""
+    """The plain CDRs with their VAT bucket, status and the code of its finding, and the
+    (sess, src) straddling periods."""
     buckets = [tariffs_vat_bucket((tf,)) for tf in pt.tariffs]  # one tariff per plain CDR
+    buckets_of = {-1: tariffs_vat_bucket(()), **dict(enumerate(buckets))}  # not priced: no tariff
     plain = frame.filter("plain").with_columns(
         pl.when(pl.col("amt_incl").is_null())
         .then(pl.lit("unknown"))
-        .otherwise(pl.col("primary").replace_strict(dict(enumerate(buckets)), return_dtype=pl.String))
+        .otherwise(pl.col("primary").replace_strict(buckets_of, return_dtype=pl.String))
         .alias("vat_rate"),
-        status_expr(pl.col("worst"), tol).alias("status"),
+        line_status_expr(pl.col("priced"), pl.col("worst"), tol).alias("status"),
+    )
+    plain = plain.with_columns(status_code_expr(pl.col("status"), pl.col("refusal")).alias("code"))
+    plain = plain.with_columns(
+        pl.when(pl.col("status") == NOT_PRICED)
+        .then(pl.col("message").fill_null(NOT_COMPARABLE_MESSAGE))
+        .otherwise(None)
+        .alias("message")
     )
     no = np.zeros(0, np.int64)
     straddles = pl.DataFrame(
@@ -341,12 +394,15 @@ def plain_rows(
 def finish_plain(plain: pl.DataFrame, straddles: pl.DataFrame) -> pl.DataFrame:
     """Finding codes, dispute and inclusion of the plain CDRs; small categorical columns."""
     plain = plain.with_columns(pl.col("sess").is_in(straddles["sess"].implode()).alias("straddles"))
-    plain = plain.with_columns(reasons_expr(pl.col("status"), pl.col("straddles")).alias("reasons"))
+    plain = plain.with_columns(line_reasons_expr(pl.col("code"), pl.col("straddles")).alias("reasons"))
     reason = dispute_reason_expr(pl.col("status"), pl.col("reasons"), pl.col("basis"), pl.lit(False))
+    # a line without an amount on its basis is disputed (at least for that) and never included
+    reason = pl.when(pl.col("payable") | (reason != "")).then(reason).otherwise(pl.lit(NO_AMOUNT))
     plain = plain.with_columns(reason.alias("dispute_reason"))
     disputed = pl.col("dispute_reason") != ""
     plain = plain.with_columns(
-        disputed.alias("disputed"), (~disputed | ~pl.col("exclude_disputed")).alias("included")
+        disputed.alias("disputed"),
+        (pl.col("payable") & (~disputed | ~pl.col("exclude_disputed"))).alias("included"),
     )
     return plain.with_columns(  # few distinct values: keep them small in memory
         pl.col(CATEGORIES).cast(pl.Categorical)
@@ -355,10 +411,11 @@ def finish_plain(plain: pl.DataFrame, straddles: pl.DataFrame) -> pl.DataFrame:
         "special",
         "credit",
         "multi",
-        "comparable",
         "record_path",
         "plain",
         "primary",
+        "refusal",
+        "priced",
         "contract_id",
         "country_code",
         "party_id",

@@ -100,7 +100,8 @@ def run_columnar(
     for n, found, plain, tax, straddles, lines, ords, why in results:
         run.read += n
         run.rejects += found
-        run.plain.append(plain)
+        if plain.width:  # a piece the kernel refused has no plain CDRs (nor columns)
+            run.plain.append(plain)
         run.taxes.append(tax)
         run.straddles.append(straddles)
         run.detail += lines

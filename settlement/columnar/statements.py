@@ -18,12 +18,26 @@ from settlement.contracts import Contracts
 from settlement.jobs import RunResult, mixed_currency_findings, place_lines
 from settlement.output import line_frame
 from settlement.reconcile import ReconLine
-from settlement.rules import d4, dm, e4_text, local_iso_expr, minor_text, minor_unit, round_e4_expr
+from settlement.rules import (
+    d4,
+    dm,
+    e4_text,
+    line_negatives_expr,
+    local_iso_expr,
+    minor_text,
+    minor_unit,
+    round_e4_expr,
+)
 from settlement.statement import LINE_COLUMNS, Aggregates, Statement, aggregate, finish
 
 
 def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
-    """Plain CDRs of one statement as the columns of its line table (+ integer columns)."""
+    """Plain CDRs of one statement as the columns of its line table (+ integer columns). A line
+    without an amount on its basis says ``0`` (``str(Decimal(0))``, as the record engine)."""
+    neg_x, neg_vat, neg_i = line_negatives_expr(
+        pl.col("amt_excl"), pl.col("amt_incl"), pl.col("excl_r"), pl.col("incl_r")
+    )
+    excl_text = minor_text(pl.col("excl_r"), m, neg_x)
     return p.select(
         pl.col("cdr_id"),
         local_iso_expr(pl.col("start_ms"), zone).alias("session_start"),
@@ -32,9 +46,9 @@ def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
         e4_text(pl.col("energy")).alias("energy_kwh"),
         e4_text(pl.col("amt_excl")).alias("amount_excl_vat"),
         e4_text(pl.col("amt_incl")).alias("amount_incl_vat"),
-        minor_text(pl.col("excl_r"), m).alias("line_excl_vat"),
-        minor_text(pl.col("incl_r") - pl.col("excl_r"), m).alias("line_vat"),
-        minor_text(pl.col("incl_r"), m).alias("line_incl_vat"),
+        pl.when("payable").then(excl_text).otherwise(pl.lit("0")).alias("line_excl_vat"),
+        minor_text(pl.col("incl_r") - pl.col("excl_r"), m, neg_vat).alias("line_vat"),
+        minor_text(pl.col("incl_r"), m, neg_i).alias("line_incl_vat"),
         pl.col("vat_rate"),
         pl.lit(False).alias("credit"),
         pl.lit(None, pl.String).alias("credit_reference_id"),

@@ -169,18 +169,82 @@ def test_charge_message(rows: list[tuple], tolerance: Decimal) -> None:
     assert got == want
 
 
-@given(st.lists(st.tuples(st.sampled_from(rules.STATUSES[:4]), st.booleans()), min_size=1, max_size=20))
-def test_reasons(rows: list[tuple[str, bool]]) -> None:
-    """The codes of a CDR whose findings are its status finding and straddling periods."""
-    frame = {"status": [s for s, _ in rows], "straddles": [b for _, b in rows]}
-    got = column(frame, rules.reasons_expr(pl.col("status"), pl.col("straddles")))
+REFUSALS = st.none() | st.sampled_from(
+    ["TARIFF_NOT_FOUND", "CURRENCY_MISMATCH", "NOT_PRICED", "TZ_UNRESOLVED"]
+)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.none() | AMOUNTS, REFUSALS), min_size=1, max_size=30), TOLERANCES)
+def test_line_status_and_its_code(rows: list[tuple], tolerance: Decimal) -> None:
+    """A line's status (not priced, not comparable, or by its worst difference) and the code of
+    its status finding."""
+    frame = pl.DataFrame(
+        {"p": [p for p, _, _ in rows], "w": [w for _, w, _ in rows], "r": [r for _, _, r in rows]},
+        schema={"p": pl.Boolean, "w": pl.Int64, "r": pl.String},
+    )
+    status = rules.line_status_expr(pl.col("p"), pl.col("w"), rules.tolerance_e4(tolerance))
+    got = frame.select(status.alias("s"))
+    want_status = [rules.line_status(p, None if w is None else rules.d4(w), tolerance) for p, w, _ in rows]
+    assert got["s"].to_list() == want_status
+    # a refusal is there exactly when the CDR could not be priced
+    refusal = [r if not p else None for (p, _, r) in rows]
+    got = pl.DataFrame({"s": want_status, "r": refusal}, schema={"s": pl.String, "r": pl.String}).select(
+        rules.status_code_expr(pl.col("s"), pl.col("r")).alias("c")
+    )
+    assert got["c"].to_list() == [rules.status_code(s, r) for s, r in zip(want_status, refusal, strict=True)]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | st.sampled_from([*rules.STATUSES[1:4], "NOT_COMPARABLE", "TARIFF_NOT_FOUND", "ZZZ"]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_reasons(rows: list[tuple[str | None, bool]]) -> None:
+    """The codes of a flat CDR's line: its status finding and its straddling periods."""
+    frame = pl.DataFrame(
+        {"code": [c for c, _ in rows], "straddles": [b for _, b in rows]},
+        schema={"code": pl.String, "straddles": pl.Boolean},
+    )
+    got = frame.select(rules.line_reasons_expr(pl.col("code"), pl.col("straddles")).alias("r"))["r"].to_list()
     want = [
-        rules.reasons_text(
-            [*([s] if s != rules.MATCH else []), *(["PERIOD_STRADDLES_BOUNDARY"] if b else [])]
-        )
-        for s, b in rows
+        rules.reasons_text([*([c] if c else []), *(["PERIOD_STRADDLES_BOUNDARY"] if b else [])])
+        for c, b in rows
     ]
     assert got == want
+    assert want == [rules.line_reasons(c, b) for c, b in rows]
+
+
+@given(
+    st.lists(
+        st.tuples(AMOUNTS | st.integers(-60, 60), AMOUNTS | st.integers(-60, 60)), min_size=1, max_size=30
+    ),
+    st.sampled_from(["EUR", "JPY", "BHD"]),
+)
+def test_line_texts_keep_the_sign_of_zero(pairs: list[tuple[int, int]], currency: str) -> None:
+    """A line's rounded excl., VAT and incl. texts are ``str`` of the record engine's Decimals,
+    whose zeros keep a sign (``-0.00`` for an amount of -0.0040)."""
+    m = rules.minor_unit(currency)
+    unit = 10 ** (4 - m)
+    frame = pl.DataFrame(
+        {"x": [x for x, _ in pairs], "i": [i for _, i in pairs]}, schema={"x": pl.Int64, "i": pl.Int64}
+    )
+    frame = frame.with_columns(
+        rules.round_e4_expr(pl.col("x"), unit).alias("xr"), rules.round_e4_expr(pl.col("i"), unit).alias("ir")
+    )
+    neg_x, neg_vat, neg_i = rules.line_negatives_expr(pl.col("x"), pl.col("i"), pl.col("xr"), pl.col("ir"))
+    got = frame.select(
+        rules.minor_text(pl.col("xr"), m, neg_x).alias("x"),
+        rules.minor_text(pl.col("ir") - pl.col("xr"), m, neg_vat).alias("v"),
+        rules.minor_text(pl.col("ir"), m, neg_i).alias("i"),
+    ).rows()
+    for (x, i), row in zip(pairs, got, strict=True):
+        excl, incl = rules.round_money(rules.d4(x), currency), rules.round_money(rules.d4(i), currency)
+        assert row == (str(excl), str(incl - excl), str(incl))
 
 
 @given(st.lists(AMOUNTS, min_size=1, max_size=30), st.sampled_from(["EUR", "JPY", "BHD", "GBP", "HUF"]))

@@ -7,7 +7,9 @@
               "roaming_fee_per_session": "0.00", "roaming_fee_percent": "0",
               "hub_fee_per_session": "0.00", "payment_terms_days": 30, "reporting_currency": "EUR"},
   "fx_rates": {"GBP/EUR": "1.1650"},
-  "pairs": {"NL*ECO/DE*MSP": {"roaming_fee_per_session": "0.15", "payment_terms_days": 14}},
+  "vat_rates": {"NL": "21", "DE": "19"},
+  "pairs": {"NL*ECO/DE*MSP": {"roaming_fee_per_session": "0.15", "payment_terms_days": 14,
+                              "vat_rate": "21"}},
   "parties_211": {"emsp_by_contract_prefix": {"NLTNM": "NL*TNM"}, "cpo_by_location": {"LOC1": "NL*ECO"}}
 }
 ```
@@ -15,6 +17,11 @@
 Terms of a pair override the defaults field by field. Fees are amounts in the statement currency
 added as separate, labelled lines (a negative fee is a discount); the percentage fee applies to the
 settled total of CDR lines.
+
+VAT rates (percent) are what the contract says VAT is charged at: a pair's ``vat_rate`` (or the
+default's) first, else ``vat_rates`` by the CPO's country code (the country of the charge points:
+the place of supply). The rate applies to lines whose CDR carries no VAT (OCPI 2.1.1) and to the
+contract fees; a statement whose pair has no rate states net amounts only.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ class Terms:
     hub_fee_per_session: Decimal = Decimal(0)
     payment_terms_days: int = 30
     reporting_currency: str | None = None
+    vat_rate: Decimal | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +60,7 @@ class Terms:
             "hub_fee_per_session": str(self.hub_fee_per_session),
             "payment_terms_days": self.payment_terms_days,
             "reporting_currency": self.reporting_currency,
+            "vat_rate": None if self.vat_rate is None else str(self.vat_rate),
         }
 
 
@@ -63,9 +72,16 @@ class Contracts:
     statement_time_zone: str | None = None
     emsp_by_contract_prefix: dict[str, str] = field(default_factory=dict)
     cpo_by_location: dict[str, str] = field(default_factory=dict)
+    vat_rates: dict[str, Decimal] = field(default_factory=dict)
 
     def terms(self, cpo: str, emsp: str) -> Terms:
-        return self.pairs.get(f"{cpo}/{emsp}", self.default)
+        """The pair's terms, with the VAT rate of the CPO's country when the pair sets none."""
+        t = self.pairs.get(f"{cpo}/{emsp}", self.default)
+        if t.vat_rate is None:
+            country = self.vat_rates.get(cpo.partition("*")[0].upper())
+            if country is not None:
+                t = replace(t, vat_rate=country)
+        return t
 
     def fx(self, currency: str, reporting: str) -> Decimal | None:
         if currency == reporting:
@@ -82,6 +98,7 @@ class Contracts:
             "pairs": {k: v.as_dict() for k, v in sorted(self.pairs.items())},
             "fx_rates": {k: str(v) for k, v in sorted(self.fx_rates.items())},
             "statement_time_zone": self.statement_time_zone,
+            "vat_rates": {k: str(v) for k, v in sorted(self.vat_rates.items())},
         }
 
 
@@ -121,6 +138,7 @@ class TermsFile(BaseModel):
     hub_fee_per_session: DecimalText = Decimal(0)
     payment_terms_days: int = 30
     reporting_currency: str | None = None
+    vat_rate: DecimalText | None = None
 
     def over(self, base: Terms) -> Terms:
         """``base`` with the fields this entry sets."""
@@ -143,6 +161,7 @@ class ContractsFile(BaseModel):
     default: TermsFile = TermsFile()
     pairs: dict[str, TermsFile] = {}
     fx_rates: dict[str, DecimalText] = {}
+    vat_rates: dict[str, DecimalText] = {}
     parties_211: Parties211File = Parties211File()
 
 
@@ -185,4 +204,5 @@ def load_contracts(path: str | Path | None, basis: str | None = None) -> Contrac
         statement_time_zone=spec.statement_time_zone,
         emsp_by_contract_prefix=dict(spec.parties_211.emsp_by_contract_prefix),
         cpo_by_location=dict(spec.parties_211.cpo_by_location),
+        vat_rates={k.upper(): v for k, v in spec.vat_rates.items()},
     )

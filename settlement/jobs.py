@@ -51,7 +51,7 @@ from settlement.output import (
 from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
 from settlement.render import render_statement
 from settlement.rules import dispute_reason, in_month, local_end_date, local_iso, month_bounds, reasons_text
-from settlement.statement import Line, Statement, build_line, finish
+from settlement.statement import Line, Statement, build_line, finish, vat_findings
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
 # start state and reported, not silently split (digest §2.4 (b)).
@@ -358,6 +358,7 @@ def settle(
         st.disputed.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
         finish(st, contracts)
         result.statements.append(st)
+    result.extra_findings += vat_findings(result.statements)
     return result, contracts
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 from babel import Locale
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
@@ -88,6 +88,18 @@ def _money(v: Any, cur: str, locale: Any) -> str:
     if v is None or v == "":
         return "—"
     return format_currency(Decimal(str(v)), cur, locale=locale, currency_digits=True)
+
+
+VAT_SOURCE = {"cdr": "the CDRs", "contract": "contract rate (CDRs without VAT)", "none": "unknown"}
+
+
+def _rate(r: Any, loc: Locale) -> str:
+    """A VAT rate ("21", Decimal) as a localized percentage; the buckets ("mixed", …) as they are."""
+    try:
+        value = Decimal(str(r))
+    except ArithmeticError:
+        return str(r)
+    return format_percent(value / 100, "#,##0.##%", locale=loc)
 
 
 def daily_sums(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
@@ -223,6 +235,8 @@ def statement_html(
             money=lambda v, cur=st.currency: _money(v, cur, loc),
             kwh=lambda v: format_decimal(Decimal(str(v)), "#,##0.000", locale=loc),
             note=line_note,
+            rate=lambda r: _rate(r, loc),
+            vat_source=VAT_SOURCE,
             show_fx=t["reporting_currency"] != st.currency and t["amount_due_reporting"] is not None,
             chart=chart_data(st, loc, daily),
             lines=st.lines[:HTML_MAX_LINES],

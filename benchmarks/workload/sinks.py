@@ -280,6 +280,9 @@ def write_tariffs(world: World, directory: Path) -> list[Path]:
     return paths
 
 
+STANDARD_VAT = {"DE": "19", "FR": "20", "GB": "20", "NL": "21"}
+
+
 def contracts_json(world: World) -> dict[str, Any]:
     """A contracts file for the generated parties (schema: :mod:`settlement.contracts`)."""
     cpos = {c.key for c in world.cpos}
@@ -315,6 +318,10 @@ def contracts_json(world: World) -> dict[str, Any]:
             "reporting_currency": "EUR",
         },
         "fx_rates": {"GBP/EUR": "1.1650"} if any(c.currency == "GBP" for c in world.cpos) else {},
+        # standard VAT rates of the CPOs' countries: 2.1.1 CDRs carry none, the statement takes these
+        "vat_rates": {
+            cc: STANDARD_VAT[cc] for cc in sorted({c.key[:2] for c in world.cpos}) if cc in STANDARD_VAT
+        },
         "pairs": pairs,
         "parties_211": {
             "emsp_by_contract_prefix": {e.prefix: e.key for e in world.emsps},

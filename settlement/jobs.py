@@ -31,7 +31,7 @@ from dask.distributed import Client, LocalCluster
 from pricing.batch import expand_inputs, kernel_outcomes, load_tariffs, parse_record
 from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
 from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
-from pricing.io import Record, iter_sources
+from pricing.io import Record, csv_unsafe, iter_sources
 from pricing.model import Cdr, Money
 from pricing.ocpi import detect_version
 from pricing.policy import PeriodBoundaries, PricingPolicy
@@ -503,7 +503,7 @@ def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
                 }
             with open(f, encoding="utf-8") as fh:
                 for row in csv.DictReader(fh):
-                    cid = row["cdr_id"]
+                    cid = csv_unsafe(row["cdr_id"])
                     out[cid] = reported[run].get(cid) or Money(
                         dec(row["amount_excl_vat"]), dec(row["amount_incl_vat"])
                     )

@@ -48,7 +48,13 @@ from settlement.output import (
     write_ndjson_rows,
     write_rejects,
 )
-from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
+from settlement.reconcile import (
+    ReconFinding,
+    ReconLine,
+    check_duplicates_and_credits,
+    reconcile_one,
+    summarize,
+)
 from settlement.render import render_statement
 from settlement.rules import dispute_reason, in_month, local_end_date, local_iso, month_bounds, reasons_text
 from settlement.statement import Line, Statement, build_line, finish, vat_findings
@@ -265,6 +271,33 @@ def reference_outcome(session: Any, policy: PricingPolicy) -> Any:
     return result_row(priced), priced.straddling
 
 
+UNKNOWN_PARTY = "UNKNOWN"  # never a statement's party: such a CDR is excluded (PARTY_UNKNOWN)
+PARTY_HINT = (
+    "Hint: add the mapping to the contracts file's parties_211: cpo_by_location "
+    '{"<location id>": "NL*ABC"} for the CPO, emsp_by_contract_prefix {"<first 5 characters of the '
+    'contract id>": "NL*XYZ"} for the eMSP'
+)
+
+
+def party_unknown_finding(ln: ReconLine, cpo: str, emsp: str) -> ReconFinding:
+    """Why a CDR whose party cannot be resolved (OCPI 2.1.1 without a mapping) is excluded."""
+    cdr = ln.cdr
+    missing = []
+    if cpo == UNKNOWN_PARTY:
+        missing.append(f"CPO of location {cdr.location_id or ''!r}")
+    if emsp == UNKNOWN_PARTY:
+        head = (cdr.contract_id or "").upper().replace("-", "").replace("*", "")[:5]
+        missing.append(f"eMSP of contract id prefix {head!r}")
+    return ReconFinding(
+        cdr.id,
+        "PARTY_UNKNOWN",
+        f"excluded: the CDR names no party and the contracts file maps no {' and no '.join(missing)}. "
+        + PARTY_HINT,
+        source=ln.source,
+        line=ln.line,
+    )
+
+
 def party_ids(cdr: Cdr, contracts: Contracts) -> tuple[str, str]:
     """(CPO, eMSP) as ``country*party``. 2.1.1 CDRs carry neither: the contracts file maps them."""
     return parties(
@@ -292,11 +325,11 @@ def parties(
     if country_code and party_id:
         cpo = f"{country_code.upper()}*{party_id.upper()}"
     else:
-        cpo = contracts.cpo_by_location.get(location_id or "", "UNKNOWN")
+        cpo = contracts.cpo_by_location.get(location_id or "", UNKNOWN_PARTY)
     if emsp_country_code and emsp_party_id:
         emsp = f"{emsp_country_code.upper()}*{emsp_party_id.upper()}"
     else:
-        emsp = "UNKNOWN"
+        emsp = UNKNOWN_PARTY
         cid = (contract_id or "").upper().replace("-", "").replace("*", "")
         for prefix in sorted(contracts.emsp_by_contract_prefix, key=len, reverse=True):
             if cid.startswith(prefix.upper().replace("-", "").replace("*", "")):
@@ -395,6 +428,10 @@ def place_lines(
             result.excluded.append(ln)
             continue
         cpo, emsp = party_ids(cdr, contracts)
+        if UNKNOWN_PARTY in (cpo, emsp):
+            ln.findings.append(party_unknown_finding(ln, cpo, emsp))
+            result.excluded.append(ln)
+            continue
         terms = contracts.terms(cpo, emsp)
         cur = cdr.currency.upper()
         pair_currencies[(cpo, emsp)].add(cur)

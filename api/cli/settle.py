@@ -24,7 +24,7 @@ from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
 from pricing.flat import is_flat_file
 from settlement.columnar.settle import settle_columnar
-from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
+from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
 from settlement.output import check_output_folder
 
 EXAMPLE = """example:
@@ -133,6 +133,27 @@ def check_locale(name: str) -> None:
         ) from exc
 
 
+def report_unknown_parties(n: int, out: Path) -> None:
+    """One console line when CDRs were left out because their party is unknown (OCPI 2.1.1 without
+    a mapping): how many, a few of the unmapped keys, and how to map them."""
+    if not n:
+        return
+    keys: list[str] = []
+    with open(out / "findings.ndjson", encoding="utf-8") as fh:
+        for text in fh:
+            if '"PARTY_UNKNOWN"' in text:
+                f = json.loads(text)
+                key = f["message"].split("maps no ", 1)[-1].split(". Hint", 1)[0]
+                if key not in keys:
+                    keys.append(key)
+                if len(keys) == 3:
+                    break
+    print(
+        f"excluded {n} CDRs whose party is unknown (PARTY_UNKNOWN in findings.ndjson; e.g. no "
+        f"{'; no '.join(keys)}). {PARTY_HINT}"
+    )
+
+
 def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out: Path) -> int:
     """Report a written run; judge it from its manifest (the same for every engine)."""
     if sys.stderr.isatty():
@@ -148,6 +169,7 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
             f"({c['out_of_month']} out of month). Hint: check --month"
         )
     recon = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["reconciliation"]
+    report_unknown_parties(recon["findings_by_code"].get("PARTY_UNKNOWN", 0), out)
     not_found = recon["findings_by_code"].get("TARIFF_NOT_FOUND", 0)
     if not_found and not_found == recon["cdrs"]:
         hint = (

@@ -564,6 +564,8 @@ def _check_cdr(col: dict[str, pa.Array], ck: _Checks) -> tuple[np.ndarray, np.nd
     readable timestamps with end >= start; returns (start, end) in epoch ms."""
     for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
         ck.require(_valid(col[name]), f"missing {name}")
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col["id"])), 0)
+    ck.require(~pc.fill_null(blank, False).to_numpy(zero_copy_only=False), "empty id")
     cur = col["currency"]
     ck.require(
         pc.fill_null(pc.and_(pc.equal(pc.binary_length(cur), 3), pc.ascii_is_alpha(cur)), False).to_numpy(

@@ -30,7 +30,7 @@ from pricing.periods import from_flat
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
 from settlement.contracts import Contracts
-from settlement.jobs import parties
+from settlement.jobs import UNKNOWN_PARTY, parties
 from settlement.rules import (
     dispute_reason_expr,
     in_month_expr,
@@ -51,6 +51,7 @@ RECORD_PATH_REASONS = (
     "not comparable",  # neither the excl. nor the incl. VAT total can be compared
     "no amount on the basis",  # the contract's basis has no amount for it
     "negative amount",
+    "party unknown",  # excluded with its PARTY_UNKNOWN finding by place_lines
 )
 
 
@@ -283,8 +284,11 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         pl.when(reported).then("rep_incl").otherwise("rec_incl").alias("amt_incl"),
     )
     amt_x, amt_i = pl.col("amt_excl"), pl.col("amt_incl")
+    unknown = (pl.col("cpo") == UNKNOWN_PARTY) | (pl.col("emsp") == UNKNOWN_PARTY)
     why = (
-        pl.when("special")
+        pl.when(unknown)
+        .then(pl.lit("party unknown"))
+        .when("special")
         .then(pl.lit("duplicate id"))
         .when("credit")
         .then(pl.lit("credit"))

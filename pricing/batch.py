@@ -50,6 +50,7 @@ def load_tariffs(paths: Iterable[str | os.PathLike[str]] | None) -> tuple[Tariff
         return None, []
     tariffs: list[Tariff] = []
     findings: list[Finding] = []
+    invalid: dict[str, str] = {}
     for rec in iter_sources(paths):
         if rec.error is not None:
             findings.append(rec.error)
@@ -59,10 +60,14 @@ def load_tariffs(paths: Iterable[str | os.PathLike[str]] | None) -> tuple[Tariff
         except RecordRejected as exc:
             rid = rec.obj.get("id") if isinstance(rec.obj, dict) else None
             findings.append(Finding(exc.code, exc.message, rec.source, rec.line, rid, exc.path))
+            if isinstance(rid, str) and rid:
+                invalid.setdefault(rid, f"{rec.source} line {rec.line}: {exc.message}")
             continue
         tariffs.append(tariff)
         findings.extend(w.located(rec.source, rec.line) for w in warns)
-    return TariffSet.of(tariffs), findings
+    store = TariffSet.of(tariffs)
+    store.invalid = invalid
+    return store, findings
 
 
 def as_records(cdrs: Iterable[Any] | str | os.PathLike[str]) -> Iterator[Record]:

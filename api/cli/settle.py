@@ -14,6 +14,7 @@ from api.cli.options import (
     add_fail_on_option,
     add_policy_option,
     check_run,
+    check_tariffs,
     command_parser,
     fail_on_status,
     policy_of,
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     check_locale(args.locale)
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
+    check_tariffs(args.tariffs)
     check_output_folder(args.out, [*inputs, *args.history])
     say = progress_printer()
     files = expand_inputs(args.cdrs)
@@ -170,7 +172,8 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
         )
     recon = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["reconciliation"]
     report_unknown_parties(recon["findings_by_code"].get("PARTY_UNKNOWN", 0), out)
-    not_found = recon["findings_by_code"].get("TARIFF_NOT_FOUND", 0)
+    by_code = recon["findings_by_code"]
+    not_found = by_code.get("TARIFF_NOT_FOUND", 0) + by_code.get("TARIFF_INVALID", 0)
     if not_found and not_found == recon["cdrs"]:
         hint = (
             "give the CPO's tariffs with --tariffs"

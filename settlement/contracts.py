@@ -8,6 +8,8 @@
               "hub_fee_per_session": "0.00", "payment_terms_days": 30, "reporting_currency": "EUR"},
   "fx_rates": {"GBP/EUR": "1.1650"},
   "vat_rates": {"NL": "21", "DE": "19"},
+  "parties": {"NL*ECO": {"name": "Eco Charge B.V.", "address": "Stationsplein 1, Utrecht",
+                         "vat_id": "NL001234567B01", "iban": "NL91ABNA0417164300"}},
   "pairs": {"NL*ECO/DE*MSP": {"roaming_fee_per_session": "0.15", "payment_terms_days": 14,
                               "vat_rate": "21"}},
   "parties_211": {"emsp_by_contract_prefix": {"NLTNM": "NL*TNM"}, "cpo_by_location": {"LOC1": "NL*ECO"}}
@@ -64,6 +66,26 @@ class Terms:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who a statement is between, as the invoice names them (all optional; the party code is the
+    fallback name)."""
+
+    name: str | None = None
+    address: str | None = None
+    vat_id: str | None = None
+    iban: str | None = None
+
+    def as_dict(self, code: str) -> dict[str, Any]:
+        return {
+            "code": code,
+            "name": self.name or code,
+            "address": self.address,
+            "vat_id": self.vat_id,
+            "iban": self.iban,
+        }
+
+
 @dataclass(frozen=True)
 class Contracts:
     default: Terms = Terms()
@@ -73,6 +95,10 @@ class Contracts:
     emsp_by_contract_prefix: dict[str, str] = field(default_factory=dict)
     cpo_by_location: dict[str, str] = field(default_factory=dict)
     vat_rates: dict[str, Decimal] = field(default_factory=dict)
+    parties: dict[str, Party] = field(default_factory=dict)
+
+    def party(self, code: str) -> dict[str, Any]:
+        return self.parties.get(code, Party()).as_dict(code)
 
     def terms(self, cpo: str, emsp: str) -> Terms:
         """The pair's terms, with the VAT rate of the CPO's country when the pair sets none."""
@@ -152,6 +178,15 @@ class Parties211File(BaseModel):
     cpo_by_location: dict[str, str] = {}
 
 
+class PartyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    address: str | None = None
+    vat_id: str | None = None
+    iban: str | None = None
+
+
 class ContractsFile(BaseModel):
     """The contracts file as written (unknown top-level keys such as ``_comment`` are ignored)."""
 
@@ -162,6 +197,7 @@ class ContractsFile(BaseModel):
     pairs: dict[str, TermsFile] = {}
     fx_rates: dict[str, DecimalText] = {}
     vat_rates: dict[str, DecimalText] = {}
+    parties: dict[str, PartyFile] = {}
     parties_211: Parties211File = Parties211File()
 
 
@@ -205,4 +241,5 @@ def load_contracts(path: str | Path | None, basis: str | None = None) -> Contrac
         emsp_by_contract_prefix=dict(spec.parties_211.emsp_by_contract_prefix),
         cpo_by_location=dict(spec.parties_211.cpo_by_location),
         vat_rates={k.upper(): v for k, v in spec.vat_rates.items()},
+        parties={k: Party(**v.model_dump()) for k, v in spec.parties.items()},
     )

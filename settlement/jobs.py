@@ -435,7 +435,7 @@ def place_lines(
         terms = contracts.terms(cpo, emsp)
         cur = cdr.currency.upper()
         pair_currencies[(cpo, emsp)].add(cur)
-        st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms))
+        st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms, time_zone=zone.key))
         line, reason, payable = statement_line(ln, terms.basis, zone)
         if origin is not None:
             origin[id(line)] = ln

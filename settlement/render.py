@@ -40,6 +40,8 @@ def statement_document(st: Statement) -> dict[str, Any]:
         "cpo": st.cpo,
         "emsp": st.emsp,
         "currency": st.currency,
+        "time_zone": st.time_zone,
+        "parties": st.parties,
         "terms": st.terms.as_dict(),
         "totals": st.totals,
         "fees": [f.as_dict() for f in st.fees],
@@ -156,6 +158,7 @@ def chart_data(
         "h": h,
         "pad": pad,
         "right": w - pad,
+        "mid_y": h // 2,
         "base": h - pad,
         "label_y": h - pad + 14,
         "bars": bars,
@@ -246,5 +249,7 @@ def statement_html(
                 (ln, "included" if id(ln) in member else "excluded") for ln in st.disputed[:HTML_MAX_LINES]
             ],
             more_disputed=n_disputed - HTML_MAX_LINES,
+            line_vat=sum((Decimal(r["vat"]) for r in t["vat_by_rate"] if r["source"] == "cdr"), Decimal(0)),
+            line_incl=None if t["vat_unknown_lines"] else t["total_incl_vat"],
         )
     )

@@ -161,6 +161,8 @@ class Statement:
     disputed: list[Line] = field(default_factory=list)  # listed apart (included ones appear in both)
     fees: list[FeeLine] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
+    time_zone: str = "UTC"  # the statement's zone: session times, days and the month are local to it
+    parties: dict[str, Any] = field(default_factory=dict)  # "cpo", "emsp": Contracts.party
 
     @property
     def id(self) -> str:
@@ -375,6 +377,7 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
     else:  # net only: every figure of the statement excl. VAT
         due, basis = total_excl + fees_total, "excl. VAT (net amounts only)"
     _, last = month_bounds(st.month)
+    st.parties = {"cpo": contracts.party(st.cpo), "emsp": contracts.party(st.emsp)}
     reporting = t.reporting_currency or cur
     rate = contracts.fx(cur, reporting)
     tax_source = "reported" if t.basis == "reported" else "computed"
@@ -413,7 +416,11 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
         "fees_total_incl_vat": None if fees_vat is None else str(fees_total + fees_vat),
         "amount_due": str(due),
         "amount_due_basis": basis,
+        # decision: issued the day after the month (no clock: the same run gives the same bytes)
+        "issue_date": (last + timedelta(days=1)).isoformat(),
         "due_date": (last + timedelta(days=t.payment_terms_days)).isoformat(),
+        "payment_terms_days": t.payment_terms_days,
+        "payment_reference": st.id,
         "rounding_rule": ROUNDING_RULE,
         "reporting_currency": reporting,
         "fx_rate": None if rate is None else str(rate),

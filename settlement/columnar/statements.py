@@ -138,7 +138,7 @@ def build(
         cpo, emsp, cur = key
         det = groups.get(key) or Statement(cpo, emsp, cur, month, contracts.terms(cpo, emsp))
         agg = add_aggregates(sums.get(key, Aggregates()), aggregate(det))
-        st = Statement(cpo, emsp, cur, month, det.terms)
+        st = Statement(cpo, emsp, cur, month, det.terms, time_zone=zone_name)
         finish(st, contracts, agg)
         member = {id(ln) for ln in det.lines}
         det_lines = line_frame(det.lines, [ord_of[id(origin[id(ln)])] for ln in det.lines])

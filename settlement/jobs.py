@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -588,12 +589,22 @@ def write_run(
     return atomic_output(out_dir, fill)
 
 
-def progress_printer(enabled: bool | None = None) -> Callable[[str], None]:
-    """Progress on a terminal (stderr), silent when not a TTY."""
-    on = sys.stderr.isatty() if enabled is None else enabled
+def progress_printer(
+    enabled: bool | None = None, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+) -> Callable[[str], None]:
+    """Progress on stderr: on a terminal one line rewritten in place; otherwise (cron, CI logs) a
+    plain line for the first step and then at most one every ``every_s`` seconds, so a long run
+    shows it is alive without flooding the log. ``enabled``: True/False force the terminal form."""
+    tty = sys.stderr.isatty() if enabled is None else enabled
+    last = [float("-inf")]
 
     def say(msg: str) -> None:
-        if on:
+        if tty:
             print(f"\r\x1b[2K[roamledger] {msg} …", end="", file=sys.stderr, flush=True)
+            return
+        now = clock()
+        if now - last[0] >= every_s:
+            last[0] = now
+            print(f"[roamledger] {msg}", file=sys.stderr, flush=True)
 
     return say

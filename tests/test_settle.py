@@ -311,6 +311,15 @@ def test_python_api_reconcile_and_settle(tmp_path: Path) -> None:
     result = settlement.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
     assert [st.folder for st in result.statements] == ["NL-CPO__DE-MSP__EUR"]
     assert result.counts["read"] == 2
+    # the CLI's names: contracts= is --contracts (its fee shows on the statement)
+    _, _, contracts = write_month(tmp_path, [cdr("OK"), cdr("OVER", reported="3.60")])
+    seen: list[str] = []
+    with_terms = settlement.settle(
+        [src], [tariffs], MONTH, contracts=contracts, basis="recomputed", progress=seen.append
+    )
+    st = with_terms.statements[0]
+    assert st.terms.basis == "recomputed" and st.fees[0].label == "Roaming fee per session"
+    assert seen and all(isinstance(x, str) for x in seen)
 
 
 def test_kernel_and_reference_pricers_settle_identically(tmp_path: Path) -> None:

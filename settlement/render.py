@@ -101,7 +101,14 @@ def _rate(r: Any, loc: Locale) -> str:
         value = Decimal(str(r))
     except ArithmeticError:
         return str(r)
-    return format_percent(value / 100, "#,##0.##%", locale=loc)
+    return format_percent(value / 100, locale=loc, decimal_quantization=False)
+
+
+def _fee_basis(f: Any, cur: str, loc: Locale) -> str:
+    """How a fee was computed, in the locale's numbers: "424 × 0,05 €" or "1,5 % × 5 198,82 €"."""
+    if f.percent_of is not None:
+        return f"{_rate(f.unit, loc)} × {_money(f.percent_of, cur, loc)}"
+    return f"{format_decimal(f.quantity, locale=loc)} × {_money(f.unit, cur, loc)}"
 
 
 def daily_sums(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
@@ -239,6 +246,7 @@ def statement_html(
             kwh=lambda v: format_decimal(Decimal(str(v)), "#,##0.000", locale=loc),
             note=line_note,
             rate=lambda r: _rate(r, loc),
+            fee_basis=lambda f: _fee_basis(f, st.currency, loc),
             vat_source=VAT_SOURCE,
             show_fx=t["reporting_currency"] != st.currency and t["amount_due_reporting"] is not None,
             chart=chart_data(st, loc, daily),

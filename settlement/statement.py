@@ -134,6 +134,11 @@ class FeeLine:
     amount: Decimal  # net
     vat_rate: Decimal | None = None  # the contract's; None: net only
     vat: Decimal | None = None
+    # what ``basis`` says, as numbers (the HTML writes them for its locale): quantity x unit price,
+    # or percent of the base
+    quantity: int | None = None
+    unit: Decimal = Decimal(0)
+    percent_of: Decimal | None = None
 
     @property
     def amount_incl(self) -> Decimal | None:
@@ -287,16 +292,24 @@ def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str) -> lis
     per fee line); a fee of zero is left out."""
     roaming, percent, hub = t.roaming_fee_per_session, t.roaming_fee_percent, t.hub_fee_per_session
     candidates = [
-        ("Roaming fee per session", roaming, f"{sessions} sessions x {roaming}", roaming * sessions),
-        ("Roaming fee (percentage)", percent, f"{percent} % of {total_excl}", total_excl * percent / 100),
-        ("Hub fee per session", hub, f"{sessions} sessions x {hub}", hub * sessions),
+        ("Roaming fee per session", roaming, f"{sessions} sessions x {roaming}", roaming * sessions, False),
+        (
+            "Roaming fee (percentage)",
+            percent,
+            f"{percent} % of {total_excl}",
+            total_excl * percent / 100,
+            True,
+        ),
+        ("Hub fee per session", hub, f"{sessions} sessions x {hub}", hub * sessions, False),
     ]
     out = []
-    for label, rate, basis, amount in candidates:
+    for label, rate, basis, amount, is_percent in candidates:
         if rate:
             net = round_money(amount, cur)
             vat = None if t.vat_rate is None else round_money(net * t.vat_rate / 100, cur)
-            out.append(FeeLine(label, basis, net, t.vat_rate, vat))
+            fee = FeeLine(label, basis, net, t.vat_rate, vat, None if is_percent else sessions, rate)
+            fee.percent_of = total_excl if is_percent else None
+            out.append(fee)
     return out
 
 

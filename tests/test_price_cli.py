@@ -204,9 +204,11 @@ def test_explain_writes_a_per_period_trace(tmp_path: Path) -> None:
     assert main(["price", "--explain", "--out", str(out), str(src)]) == 0
     trace = [json.loads(x) for x in (tmp_path / "o.csv.trace.ndjson").read_text().splitlines()]
     dims = sorted((t["dimension"], t["element"]) for t in trace)
-    assert dims == [("ENERGY", 1), ("FLAT", 0)]
+    assert dims == [("ENERGY", 1), ("FLAT", 0), ("FLAT", 0)]  # the piece's choice, then the fee row
     energy = next(t for t in trace if t["dimension"] == "ENERGY")
     assert (energy["quantity"], energy["price"], energy["cost_excl_vat"]) == ("10.0000", "0.3", "3.0000")
+    fee = next(t for t in trace if t["dimension"] == "FLAT" and t["piece"] is None)
+    assert (fee["cost_excl_vat"], fee["vat_amount"], fee["cost_incl_vat"]) == ("0.5000", "0.1050", "0.6050")
 
 
 def test_policy_and_tz_flags(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Public API (resolved on first use, PEP 562, so that ``import pricing.kernel`` stays free of
 pydantic and the readers: 0.45 s instead of 1.6 s with plain imports here):
 
-* :func:`price_cdrs` — CDRs (paths or dicts) → polars DataFrame, one row per priced CDR
+* :func:`price_cdrs` — CDRs (paths or dicts) → (polars DataFrame, one row per priced CDR; the rejects)
 * :func:`price_batch` — the same, with rejects, warnings and the per-period trace
 * :func:`price_session` — one canonical :class:`~pricing.model.Session` → exact result
 * :class:`PricingPolicy` — the explicit choices where the OCPI spec is silent

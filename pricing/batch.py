@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -51,6 +51,7 @@ def load_tariffs(paths: Iterable[str | os.PathLike[str]] | None) -> tuple[Tariff
         return None, []
     tariffs: list[Tariff] = []
     findings: list[Finding] = []
+    invalid: dict[str, str] = {}
     for rec in iter_sources(paths):
         if rec.error is not None:
             findings.append(rec.error)
@@ -60,10 +61,14 @@ def load_tariffs(paths: Iterable[str | os.PathLike[str]] | None) -> tuple[Tariff
         except RecordRejected as exc:
             rid = rec.obj.get("id") if isinstance(rec.obj, dict) else None
             findings.append(Finding(exc.code, exc.message, rec.source, rec.line, rid, exc.path))
+            if isinstance(rid, str) and rid:
+                invalid.setdefault(rid, f"{rec.source} line {rec.line}: {exc.message}")
             continue
         tariffs.append(tariff)
         findings.extend(w.located(rec.source, rec.line) for w in warns)
-    return TariffSet.of(tariffs), findings
+    store = TariffSet.of(tariffs)
+    store.invalid = invalid
+    return store, findings
 
 
 def as_records(cdrs: Iterable[Any] | str | os.PathLike[str]) -> Iterator[Record]:
@@ -172,6 +177,14 @@ def _tariff_store(tariffs: Any) -> tuple[TariffSet | None, list[Finding]]:
     return load_tariffs(items)
 
 
+class PricedCdrs(NamedTuple):
+    """What :func:`price_cdrs` returns: the priced rows and the rejected records (``read ==
+    frame height + len(rejects)``), so a caller cannot lose a record without seeing it."""
+
+    frame: Any
+    rejects: list[Finding]
+
+
 def price_cdrs(
     cdrs: Iterable[Any] | str | os.PathLike[str],
     tariffs: Any = None,
@@ -179,14 +192,15 @@ def price_cdrs(
     tz: str | None = None,
     version: str | None = None,
     frame: str = "polars",
-) -> Any:
-    """Price CDRs and return a DataFrame with the columns of ``roamledger price``: polars by
+) -> PricedCdrs:
+    """Price CDRs: ``(frame, rejects)``. ``frame`` has the columns of ``roamledger price``: polars by
     default, pandas with ``frame="pandas"`` (decimal columns stay exact in both: polars
-    ``Decimal(38, 4)``, pandas ``ArrowDtype(decimal128(38, 4))``; never float).
-
-    Rejected records are not in the frame; use :func:`price_batch` to get them too.
+    ``Decimal(38, 4)``, pandas ``ArrowDtype(decimal128(38, 4))``; never float); ``rejects`` are the
+    records that could not be priced, each a :class:`~pricing.errors.Finding` (source, line, code,
+    message), as in ``OUT.rejects.ndjson``.
     """
-    return price_batch(cdrs, tariffs, policy, tz, version).frame(frame)
+    result = price_batch(cdrs, tariffs, policy, tz, version)
+    return PricedCdrs(result.frame(frame), list(result.rejects))
 
 
 # ---- the vectorized kernel (``--engine kernel``) --------------------------------------------------

@@ -132,12 +132,17 @@ def write_ndjson(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -
 
 
 def write_csv(path: str | os.PathLike[str], rows: list[dict[str, Any]], columns: list[str]) -> None:
+    parts = [csv_row(columns)]
+    parts += [csv_row([_csv_cell(r.get(c)) for c in columns]) for r in rows]
+    atomic_write_text(path, "".join(parts))
+
+
+def csv_row(cells: list[str]) -> str:
+    """One CSV row ending in ``\n``. A cell holding a line break (``\r`` included) is quoted: the
+    writer's terminator is ``\r\n`` (csv quotes the characters of its terminator), cut back here."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(columns)
-    for r in rows:
-        w.writerow([_csv_cell(r.get(c)) for c in columns])
-    atomic_write_text(path, buf.getvalue())
+    csv.writer(buf, lineterminator="\r\n").writerow(cells)
+    return buf.getvalue()[:-2] + "\n"
 
 
 def _csv_cell(v: Any) -> str:
@@ -145,7 +150,37 @@ def _csv_cell(v: Any) -> str:
         return ""
     if isinstance(v, (list, dict)):
         return json.dumps(v, ensure_ascii=False, separators=(",", ":"), default=_json_default)
-    return str(v)
+    return csv_safe(str(v))
+
+
+# ---- CSV cells safe for spreadsheets ------------------------------------------------------------
+# A spreadsheet runs a cell that begins with = + - @ (or a tab / CR before one) as a formula, so a CDR
+# id such as '=HYPERLINK(...)' in a CSV would be a formula injection (OWASP "CSV injection"). Such a
+# cell is written with a leading apostrophe, which spreadsheets show as text. Numbers ("-3.50")
+# are left alone: they are what a negative amount looks like. A cell that itself begins with an
+# apostrophe gets one more, so the rule is undone exactly by dropping one (:func:`csv_unsafe`).
+CSV_FORMULA_START = r"^[=+\-@\t\r']"
+CSV_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+_FORMULA_START = re.compile(CSV_FORMULA_START)
+_NUMBER = re.compile(CSV_NUMBER)
+
+
+def csv_safe(text: str) -> str:
+    """A CSV cell's text neutralized for spreadsheets (see above)."""
+    if _FORMULA_START.match(text) and not _NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def csv_unsafe(text: str) -> str:
+    """The text :func:`csv_safe` was given (for reading our own CSV files back)."""
+    return text[1:] if text.startswith("'") else text
+
+
+def csv_safe_expr(expr: pl.Expr) -> pl.Expr:
+    """:func:`csv_safe` of a string column (null stays null)."""
+    risky = expr.str.contains(CSV_FORMULA_START) & ~expr.str.contains(CSV_NUMBER)
+    return pl.when(risky).then(expr.str.replace("^", "'")).otherwise(expr)
 
 
 def write_parquet(
@@ -470,9 +505,7 @@ def write_frame(
 
 
 def _csv_one(v: str) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([v, ""])
-    return buf.getvalue()[:-2]  # the cell, without the empty second cell and the line end
+    return csv_row([v, ""])[:-2]  # the cell, without the empty second cell and the line end
 
 
 def _csv_column(frame: Any, c: str) -> Any:
@@ -485,9 +518,11 @@ def _csv_column(frame: Any, c: str) -> Any:
         text = _tax_json(s)
         text = pl.select(pl.when(pl.lit(s.is_null())).then(pl.lit("")).otherwise(pl.lit(text))).to_series()
         return pl.lit(_patched(text, CSV_RISKY, lambda x: x, _csv_one))
-    text = s.cast(pl.String)
-    if isinstance(s.dtype, pl.Decimal) or not len(_risky_rows(text, CSV_RISKY)):
+    if isinstance(s.dtype, pl.Decimal) or s.dtype.is_numeric():
         return pl.col(c).cast(pl.String).fill_null("")
+    text = s.cast(pl.String).to_frame("t").select(csv_safe_expr(pl.col("t"))).to_series()
+    if not len(_risky_rows(text, CSV_RISKY)):
+        return pl.lit(text.fill_null(""))
     return pl.lit(_patched(text.fill_null(""), CSV_RISKY, lambda x: x, _csv_one))
 
 

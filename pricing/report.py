@@ -10,9 +10,11 @@ integers) into the same text, column by column, so the kernel itself never forma
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
@@ -25,7 +27,17 @@ from pricing.model import RESULT_COLUMNS, Dimension, Phase, Session
 from pricing.period_table import PeriodTable
 from pricing.periods import from_sessions
 from pricing.policy import PricingPolicy
-from pricing.reference import CATEGORIES, ENERGY, PARKING, RESERVATION, TIME, PricedSession, amount
+from pricing.reference import (
+    CATEGORIES,
+    ENERGY,
+    PARKING,
+    RESERVATION,
+    TIME,
+    PricedSession,
+    add_known,
+    amount,
+    with_taxes,
+)
 from pricing.units import MS_PER_HOUR, MWH_PER_KWH, fmt
 
 COST_COLUMNS = [f"{cat}_cost_{kind}" for cat in CATEGORIES for kind in ("excl_vat", "incl_vat")]
@@ -94,6 +106,7 @@ TRACE_COLUMNS = [
     "cdr_id",
     "piece",
     "start",
+    "start_local",
     "duration_ms",
     "phase",
     "dimension",
@@ -106,18 +119,57 @@ TRACE_COLUMNS = [
     "price",
     "vat",
     "cost_excl_vat",
+    "vat_amount",
+    "cost_incl_vat",
 ]
 
 
-def trace_rows(priced: PricedSession) -> list[dict[str, Any]]:
-    """The ``--explain`` trace: per piece and dimension, which element priced what.
+def _local(ms: int | None, zone: str) -> str | None:
+    """ISO-8601 local time with its UTC offset (milliseconds), beside the epoch-ms ``start``."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).isoformat(timespec="milliseconds")
 
-    Step-size rounding shows as its own row (dimension ``<DIM>+STEP``) so the pieces keep their
-    measured quantities and the added quantity is visible with the component that bills it.
+
+def _costs(excl: Fraction | None, incl: Fraction | None) -> dict[str, str | None]:
+    return {
+        "cost_excl_vat": None if excl is None else fmt(excl),
+        "vat_amount": None if excl is None or incl is None else fmt(incl - excl),
+        "cost_incl_vat": None if incl is None else fmt(incl),
+    }
+
+
+def trace_rows(priced: PricedSession) -> list[dict[str, Any]]:
+    """The ``--explain`` trace: per piece and dimension, which element priced what, and every other
+    amount of the total, so the rows add up to it (up to the 4-decimal rounding of each row).
+
+    * a piece's FLAT choice is shown without an amount; the FLAT amounts are rows of their own
+      (``piece`` null), as the ``flat_fee`` policy counts them (once per distinct component, …);
+    * step-size rounding is its own row (dimension ``<DIM>+STEP``) with the quantity it adds;
+    * a min/max clamp is a row (dimension ``MIN_PRICE`` / ``MAX_PRICE``) with what it adds or removes;
+    * every amount row has its excl. VAT, VAT and incl. VAT amounts (VAT null when unknown, 2.1.1).
     """
 
     s = priced.session
+    zone = s.time_zone
     rows: list[dict[str, Any]] = []
+
+    def row(**kw: Any) -> dict[str, Any]:
+        base: dict[str, Any] = dict.fromkeys(TRACE_COLUMNS)
+        base["cdr_id"] = s.id
+        base.update(kw)
+        return base
+
+    def choice_fields(choice: Any) -> dict[str, Any]:
+        c = choice.component
+        return {
+            "tariff_id": s.tariffs[choice.tariff_idx].id,
+            "element": choice.element_idx,
+            "component": choice.component_idx,
+            "price": f"{c.price}",
+            "vat": None if c.vat is None else f"{c.vat}",
+        }
+
     for n, (piece, chosen) in enumerate(priced.pieces):
         for dim, choice in chosen.items():
             if dim is Dimension.FLAT:
@@ -126,48 +178,65 @@ def trace_rows(priced: PricedSession) -> list[dict[str, Any]]:
                 qty, unit, shown = piece.energy_mwh, "kWh", fmt(kwh(piece.energy_mwh))
             else:
                 qty, unit, shown = piece.duration_ms, "h", fmt(hours(piece.duration_ms))
+            tariff = s.tariffs[choice.tariff_idx]
+            costs = (
+                dict.fromkeys(("cost_excl_vat", "vat_amount", "cost_incl_vat"))
+                if dim is Dimension.FLAT
+                else _costs(*with_taxes(tariff, choice.component, amount(choice.component, qty)))
+            )
             rows.append(
-                {
-                    "cdr_id": s.id,
-                    "piece": n,
-                    "start": piece.start_ms,
-                    "duration_ms": piece.duration_ms,
-                    "phase": piece.phase.value,
-                    "dimension": dim.value,
-                    "tariff_id": s.tariffs[choice.tariff_idx].id,
-                    "element": choice.element_idx,
-                    "component": choice.component_idx,
-                    "quantity": shown,
-                    "billed_quantity": shown,
-                    "unit": unit,
-                    "price": f"{choice.component.price}",
-                    "vat": None if choice.component.vat is None else f"{choice.component.vat}",
-                    "cost_excl_vat": fmt(amount(choice.component, qty))
-                    if dim is not Dimension.FLAT
-                    else None,
-                }
+                row(
+                    piece=n,
+                    start=piece.start_ms,
+                    start_local=_local(piece.start_ms, zone),
+                    duration_ms=piece.duration_ms,
+                    phase=piece.phase.value,
+                    dimension=dim.value,
+                    quantity=shown,
+                    billed_quantity=shown,
+                    unit=unit,
+                    **choice_fields(choice),
+                    **costs,
+                )
+            )
+    for ln in priced.lines:
+        if ln.choice.component.dimension is Dimension.FLAT:
+            rows.append(
+                row(
+                    dimension="FLAT",
+                    quantity=str(ln.quantity),
+                    billed_quantity=str(ln.quantity),
+                    unit="session",
+                    **choice_fields(ln.choice),
+                    **_costs(ln.excl, ln.incl),
+                )
             )
     for r in priced.roundings:
         is_energy = r.category == ENERGY
         conv = kwh if is_energy else hours
+        tariff = s.tariffs[r.choice.tariff_idx]
         rows.append(
-            {
-                "cdr_id": s.id,
-                "piece": None,
-                "start": None,
-                "duration_ms": None,
-                "phase": None,
-                "dimension": f"{r.choice.component.dimension.value}+STEP",
-                "tariff_id": s.tariffs[r.choice.tariff_idx].id,
-                "element": r.choice.element_idx,
-                "component": r.choice.component_idx,
-                "quantity": fmt(conv(r.measured)),
-                "billed_quantity": fmt(conv(r.measured + r.extra)),
-                "unit": "kWh" if is_energy else "h",
-                "price": f"{r.choice.component.price}",
-                "vat": None if r.choice.component.vat is None else f"{r.choice.component.vat}",
-                "cost_excl_vat": fmt(amount(r.choice.component, r.extra)),
-            }
+            row(
+                dimension=f"{r.choice.component.dimension.value}+STEP",
+                quantity=fmt(conv(r.measured)),
+                billed_quantity=fmt(conv(r.measured + r.extra)),
+                unit="kWh" if is_energy else "h",
+                **choice_fields(r.choice),
+                **_costs(*with_taxes(tariff, r.choice.component, amount(r.choice.component, r.extra))),
+            )
+        )
+    if priced.min_max_applied:
+        excl = add_known([ln.excl for ln in priced.lines])
+        incl = add_known([ln.incl for ln in priced.lines])
+        rows.append(
+            row(
+                dimension=f"{priced.min_max_applied.upper()}_PRICE",
+                unit="session",
+                **_costs(
+                    None if priced.total_excl is None or excl is None else priced.total_excl - excl,
+                    None if priced.total_incl is None or incl is None else priced.total_incl - incl,
+                ),
+            )
         )
     return rows
 

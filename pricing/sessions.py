@@ -2,7 +2,7 @@
 
 Three decisions happen here, each with a reject code when it cannot be made:
 
-* which tariff prices the CDR (``TARIFF_NOT_FOUND``, ``TARIFF_AMBIGUOUS``,
+* which tariff prices the CDR (``TARIFF_NOT_FOUND``, ``TARIFF_INVALID``, ``TARIFF_AMBIGUOUS``,
   ``TARIFF_NOT_VALID_AT_START``, ``CURRENCY_MISMATCH``);
 * the local time zone (``TZ_UNRESOLVED``);
 * how charging periods become phases (reservation / charging / parking) and durations
@@ -30,6 +30,9 @@ class TariffSet:
     """Tariffs by id, each id possibly with several versions (validity windows)."""
 
     by_id: dict[str, list[Tariff]] = field(default_factory=lambda: defaultdict(list))
+    # ids of the tariffs given that could not be read, with their own error: a CDR naming one is
+    # rejected as TARIFF_INVALID with that error, not as TARIFF_NOT_FOUND
+    invalid: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, tariffs: Iterable[Tariff]) -> TariffSet:
@@ -85,15 +88,25 @@ def choose_version(candidates: list[Tariff], tariff_id: str, start_ms: int) -> T
     return min(valid, key=lambda t: (t.last_updated_ms or 0, t.start_ms or 0))
 
 
+def _candidates(store: TariffSet, tariff_id: str, cdr: Cdr) -> list[Tariff]:
+    found = store.lookup(tariff_id, cdr)
+    if not found and tariff_id in store.invalid:
+        raise RecordRejected(
+            E.TARIFF_INVALID,
+            f"tariff {tariff_id!r} was given but could not be read: {store.invalid[tariff_id]}",
+        )
+    return found
+
+
 def select_tariffs(cdr: Cdr, given: TariffSet | None) -> tuple[list[Tariff], list[int]]:
     """The tariffs of a CDR (primary first) and, per CDR period, the index of its tariff."""
-    store = given if given is not None and len(given) else TariffSet.of(cdr.tariffs)
+    store = given if given is not None and (len(given) or given.invalid) else TariffSet.of(cdr.tariffs)
     period_ids = [p.tariff_id for p in cdr.periods]
     wanted = list(dict.fromkeys(i for i in period_ids if i))
     if not wanted and cdr.connector_tariff_ids:
         wanted = [i for i in cdr.connector_tariff_ids if store.lookup(i, cdr)][:1]
     if wanted:
-        tariffs = [choose_version(store.lookup(i, cdr), i, cdr.start_ms) for i in wanted]
+        tariffs = [choose_version(_candidates(store, i, cdr), i, cdr.start_ms) for i in wanted]
     else:
         tariffs = [implicit_tariff(cdr, store)]
     for t in tariffs:

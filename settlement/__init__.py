@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 from pricing.batch import expand_inputs, load_tariffs
@@ -55,8 +55,27 @@ def settle(
     cdrs: Sequence[str | os.PathLike[str]],
     tariffs: Sequence[str | os.PathLike[str]] | None,
     month: str,
-    **options: object,
+    *,
+    contracts: str | os.PathLike[str] | None = None,
+    tz: str | None = None,
+    basis: str | None = None,
+    policy: PricingPolicy | None = None,
+    history: Sequence[str | os.PathLike[str]] = (),
+    engine: str = "local",
+    progress: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run a monthly settlement in memory (see :func:`settlement.jobs.settle` for the options)."""
-    result, _contracts = jobs.settle(cdrs, tariffs, month, **options)  # type: ignore[arg-type]
+    """Run a monthly settlement in memory, with the names of ``roamledger settle``'s options
+    (``contracts`` is ``--contracts``); write the result with :func:`settlement.jobs.write_run`."""
+    result, _contracts = jobs.settle(
+        cdrs,
+        tariffs,
+        month,
+        tz=tz,
+        basis=basis,
+        contracts_path=contracts,
+        policy=policy,
+        history=history,
+        progress=progress,
+        engine=engine,
+    )
     return result

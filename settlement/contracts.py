@@ -7,7 +7,11 @@
               "roaming_fee_per_session": "0.00", "roaming_fee_percent": "0",
               "hub_fee_per_session": "0.00", "payment_terms_days": 30, "reporting_currency": "EUR"},
   "fx_rates": {"GBP/EUR": "1.1650"},
-  "pairs": {"NL*ECO/DE*MSP": {"roaming_fee_per_session": "0.15", "payment_terms_days": 14}},
+  "vat_rates": {"NL": "21", "DE": "19"},
+  "parties": {"NL*ECO": {"name": "Eco Charge B.V.", "address": "Stationsplein 1, Utrecht",
+                         "vat_id": "NL001234567B01", "iban": "NL91ABNA0417164300"}},
+  "pairs": {"NL*ECO/DE*MSP": {"roaming_fee_per_session": "0.15", "payment_terms_days": 14,
+                              "vat_rate": "21"}},
   "parties_211": {"emsp_by_contract_prefix": {"NLTNM": "NL*TNM"}, "cpo_by_location": {"LOC1": "NL*ECO"}}
 }
 ```
@@ -15,6 +19,11 @@
 Terms of a pair override the defaults field by field. Fees are amounts in the statement currency
 added as separate, labelled lines (a negative fee is a discount); the percentage fee applies to the
 settled total of CDR lines.
+
+VAT rates (percent) are what the contract says VAT is charged at: a pair's ``vat_rate`` (or the
+default's) first, else ``vat_rates`` by the CPO's country code (the country of the charge points:
+the place of supply). The rate applies to lines whose CDR carries no VAT (OCPI 2.1.1) and to the
+contract fees; a statement whose pair has no rate states net amounts only.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ class Terms:
     hub_fee_per_session: Decimal = Decimal(0)
     payment_terms_days: int = 30
     reporting_currency: str | None = None
+    vat_rate: Decimal | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +62,27 @@ class Terms:
             "hub_fee_per_session": str(self.hub_fee_per_session),
             "payment_terms_days": self.payment_terms_days,
             "reporting_currency": self.reporting_currency,
+            "vat_rate": None if self.vat_rate is None else str(self.vat_rate),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """Who a statement is between, as the invoice names them (all optional; the party code is the
+    fallback name)."""
+
+    name: str | None = None
+    address: str | None = None
+    vat_id: str | None = None
+    iban: str | None = None
+
+    def as_dict(self, code: str) -> dict[str, Any]:
+        return {
+            "code": code,
+            "name": self.name or code,
+            "address": self.address,
+            "vat_id": self.vat_id,
+            "iban": self.iban,
         }
 
 
@@ -63,9 +94,20 @@ class Contracts:
     statement_time_zone: str | None = None
     emsp_by_contract_prefix: dict[str, str] = field(default_factory=dict)
     cpo_by_location: dict[str, str] = field(default_factory=dict)
+    vat_rates: dict[str, Decimal] = field(default_factory=dict)
+    parties: dict[str, Party] = field(default_factory=dict)
+
+    def party(self, code: str) -> dict[str, Any]:
+        return self.parties.get(code, Party()).as_dict(code)
 
     def terms(self, cpo: str, emsp: str) -> Terms:
-        return self.pairs.get(f"{cpo}/{emsp}", self.default)
+        """The pair's terms, with the VAT rate of the CPO's country when the pair sets none."""
+        t = self.pairs.get(f"{cpo}/{emsp}", self.default)
+        if t.vat_rate is None:
+            country = self.vat_rates.get(cpo.partition("*")[0].upper())
+            if country is not None:
+                t = replace(t, vat_rate=country)
+        return t
 
     def fx(self, currency: str, reporting: str) -> Decimal | None:
         if currency == reporting:
@@ -82,6 +124,7 @@ class Contracts:
             "pairs": {k: v.as_dict() for k, v in sorted(self.pairs.items())},
             "fx_rates": {k: str(v) for k, v in sorted(self.fx_rates.items())},
             "statement_time_zone": self.statement_time_zone,
+            "vat_rates": {k: str(v) for k, v in sorted(self.vat_rates.items())},
         }
 
 
@@ -121,6 +164,7 @@ class TermsFile(BaseModel):
     hub_fee_per_session: DecimalText = Decimal(0)
     payment_terms_days: int = 30
     reporting_currency: str | None = None
+    vat_rate: DecimalText | None = None
 
     def over(self, base: Terms) -> Terms:
         """``base`` with the fields this entry sets."""
@@ -134,6 +178,15 @@ class Parties211File(BaseModel):
     cpo_by_location: dict[str, str] = {}
 
 
+class PartyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    address: str | None = None
+    vat_id: str | None = None
+    iban: str | None = None
+
+
 class ContractsFile(BaseModel):
     """The contracts file as written (unknown top-level keys such as ``_comment`` are ignored)."""
 
@@ -143,6 +196,8 @@ class ContractsFile(BaseModel):
     default: TermsFile = TermsFile()
     pairs: dict[str, TermsFile] = {}
     fx_rates: dict[str, DecimalText] = {}
+    vat_rates: dict[str, DecimalText] = {}
+    parties: dict[str, PartyFile] = {}
     parties_211: Parties211File = Parties211File()
 
 
@@ -185,4 +240,6 @@ def load_contracts(path: str | Path | None, basis: str | None = None) -> Contrac
         statement_time_zone=spec.statement_time_zone,
         emsp_by_contract_prefix=dict(spec.parties_211.emsp_by_contract_prefix),
         cpo_by_location=dict(spec.parties_211.cpo_by_location),
+        vat_rates={k.upper(): v for k, v in spec.vat_rates.items()},
+        parties={k: Party(**v.model_dump()) for k, v in spec.parties.items()},
     )

@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from dask.distributed import Client, LocalCluster
 from pricing.batch import expand_inputs, kernel_outcomes, load_tariffs, parse_record
 from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
 from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
-from pricing.io import Record, iter_sources
+from pricing.io import Record, csv_unsafe, iter_sources
 from pricing.model import Cdr, Money
 from pricing.ocpi import detect_version, parse_tariff
 from pricing.policy import PeriodBoundaries, PricingPolicy
@@ -48,7 +49,13 @@ from settlement.output import (
     write_ndjson_rows,
     write_rejects,
 )
-from settlement.reconcile import ReconLine, check_duplicates_and_credits, reconcile_one, summarize
+from settlement.reconcile import (
+    ReconFinding,
+    ReconLine,
+    check_duplicates_and_credits,
+    reconcile_one,
+    summarize,
+)
 from settlement.render import render_statement
 from settlement.rules import (
     dispute_reason,
@@ -59,7 +66,7 @@ from settlement.rules import (
     month_window_ms,
     reasons_text,
 )
-from settlement.statement import Line, Statement, build_line, finish
+from settlement.statement import Line, Statement, build_line, finish, vat_findings
 from settlement.store import Store
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
@@ -274,6 +281,33 @@ def reference_outcome(session: Any, policy: PricingPolicy) -> Any:
     return result_row(priced), priced.straddling
 
 
+UNKNOWN_PARTY = "UNKNOWN"  # never a statement's party: such a CDR is excluded (PARTY_UNKNOWN)
+PARTY_HINT = (
+    "Hint: add the mapping to the contracts file's parties_211: cpo_by_location "
+    '{"<location id>": "NL*ABC"} for the CPO, emsp_by_contract_prefix {"<first 5 characters of the '
+    'contract id>": "NL*XYZ"} for the eMSP'
+)
+
+
+def party_unknown_finding(ln: ReconLine, cpo: str, emsp: str) -> ReconFinding:
+    """Why a CDR whose party cannot be resolved (OCPI 2.1.1 without a mapping) is excluded."""
+    cdr = ln.cdr
+    missing = []
+    if cpo == UNKNOWN_PARTY:
+        missing.append(f"CPO of location {cdr.location_id or ''!r}")
+    if emsp == UNKNOWN_PARTY:
+        head = (cdr.contract_id or "").upper().replace("-", "").replace("*", "")[:5]
+        missing.append(f"eMSP of contract id prefix {head!r}")
+    return ReconFinding(
+        cdr.id,
+        "PARTY_UNKNOWN",
+        f"excluded: the CDR names no party and the contracts file maps no {' and no '.join(missing)}. "
+        + PARTY_HINT,
+        source=ln.source,
+        line=ln.line,
+    )
+
+
 def party_ids(cdr: Cdr, contracts: Contracts) -> tuple[str, str]:
     """(CPO, eMSP) as ``country*party``. 2.1.1 CDRs carry neither: the contracts file maps them."""
     return parties(
@@ -301,11 +335,11 @@ def parties(
     if country_code and party_id:
         cpo = f"{country_code.upper()}*{party_id.upper()}"
     else:
-        cpo = contracts.cpo_by_location.get(location_id or "", "UNKNOWN")
+        cpo = contracts.cpo_by_location.get(location_id or "", UNKNOWN_PARTY)
     if emsp_country_code and emsp_party_id:
         emsp = f"{emsp_country_code.upper()}*{emsp_party_id.upper()}"
     else:
-        emsp = "UNKNOWN"
+        emsp = UNKNOWN_PARTY
         cid = (contract_id or "").upper().replace("-", "").replace("*", "")
         for prefix in sorted(contracts.emsp_by_contract_prefix, key=len, reverse=True):
             if cid.startswith(prefix.upper().replace("-", "").replace("*", "")):
@@ -376,6 +410,7 @@ def settle(
         st.disputed.sort(key=lambda ln: (ln.session_end, ln.cdr_id))
         finish(st, contracts)
         result.statements.append(st)
+    result.extra_findings += vat_findings(result.statements)
     return result, contracts
 
 
@@ -422,10 +457,14 @@ def place_lines(
             result.excluded.append(ln)
             continue
         cpo, emsp = party_ids(cdr, contracts)
+        if UNKNOWN_PARTY in (cpo, emsp):
+            ln.findings.append(party_unknown_finding(ln, cpo, emsp))
+            result.excluded.append(ln)
+            continue
         terms = contracts.terms(cpo, emsp)
         cur = cdr.currency.upper()
         pair_currencies[(cpo, emsp)].add(cur)
-        st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms))
+        st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms, time_zone=zone.key))
         line, reason, payable = statement_line(ln, terms.basis, zone)
         if origin is not None:
             origin[id(line)] = ln
@@ -530,7 +569,7 @@ def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
                 }
             with open(f, encoding="utf-8") as fh:
                 for row in csv.DictReader(fh):
-                    cid = row["cdr_id"]
+                    cid = csv_unsafe(row["cdr_id"])
                     out[cid] = reported[run].get(cid) or Money(
                         dec(row["amount_excl_vat"]), dec(row["amount_incl_vat"])
                     )
@@ -578,12 +617,22 @@ def write_run(
     return atomic_output(out_dir, fill)
 
 
-def progress_printer(enabled: bool | None = None) -> Callable[[str], None]:
-    """Progress on a terminal (stderr), silent when not a TTY."""
-    on = sys.stderr.isatty() if enabled is None else enabled
+def progress_printer(
+    enabled: bool | None = None, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic
+) -> Callable[[str], None]:
+    """Progress on stderr: on a terminal one line rewritten in place; otherwise (cron, CI logs) a
+    plain line for the first step and then at most one every ``every_s`` seconds, so a long run
+    shows it is alive without flooding the log. ``enabled``: True/False force the terminal form."""
+    tty = sys.stderr.isatty() if enabled is None else enabled
+    last = [float("-inf")]
 
     def say(msg: str) -> None:
-        if on:
+        if tty:
             print(f"\r\x1b[2K[roamledger] {msg} …", end="", file=sys.stderr, flush=True)
+            return
+        now = clock()
+        if now - last[0] >= every_s:
+            last[0] = now
+            print(f"[roamledger] {msg}", file=sys.stderr, flush=True)
 
     return say

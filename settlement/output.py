@@ -24,7 +24,7 @@ import polars as pl
 
 from pricing import __version__
 from pricing.errors import Finding, RoamledgerError
-from pricing.io import all_files, dumps, sha256_file
+from pricing.io import all_files, csv_safe_expr, dumps, sha256_file
 from settlement.contracts import Contracts
 from settlement.statement import LINE_COLUMNS, Line, Statement
 
@@ -289,9 +289,10 @@ def lines_json(frame: pl.DataFrame) -> ListWriter:
 
 
 def write_lines_csv(fh: Any, frame: pl.DataFrame) -> None:
-    """A line table as ``lines.csv`` (``csv.writer`` conventions: empty for null and "")."""
+    """A line table as ``lines.csv`` (``csv.writer`` conventions: empty for null and ""; text
+    cells safe for spreadsheets, :func:`pricing.io.csv_safe`)."""
     fh.write((",".join(LINE_COLUMNS) + "\n").encode("utf-8"))
     if frame.height:
         frame.select(LINE_COLUMNS).with_columns(
-            pl.col(pl.String).replace("", None)  # csv.writer writes "" as nothing
+            csv_safe_expr(pl.col(pl.String)).replace("", None)  # csv.writer writes "" as nothing
         ).write_csv(fh, include_header=False, line_terminator="\n", quote_style="necessary", null_value="")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import html
+import io
 import json
 from collections import defaultdict
 from datetime import date
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from babel import Locale
+from babel import Locale, support
 from babel.dates import format_date
-from babel.numbers import format_currency, format_decimal
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal, format_percent
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
@@ -40,6 +43,8 @@ def statement_document(st: Statement) -> dict[str, Any]:
         "cpo": st.cpo,
         "emsp": st.emsp,
         "currency": st.currency,
+        "time_zone": st.time_zone,
+        "parties": st.parties,
         "terms": st.terms.as_dict(),
         "totals": st.totals,
         "fees": [f.as_dict() for f in st.fees],
@@ -88,6 +93,25 @@ def _money(v: Any, cur: str, locale: Any) -> str:
     if v is None or v == "":
         return "—"
     return format_currency(Decimal(str(v)), cur, locale=locale, currency_digits=True)
+
+
+VAT_SOURCE = {"cdr": "the CDRs", "contract": "contract rate (CDRs without VAT)", "none": "unknown"}
+
+
+def _rate(r: Any, loc: Locale) -> str:
+    """A VAT rate ("21", Decimal) as a localized percentage; the buckets ("mixed", …) as they are."""
+    try:
+        value = Decimal(str(r))
+    except ArithmeticError:
+        return str(r)
+    return format_percent(value / 100, locale=loc, decimal_quantization=False)
+
+
+def _fee_basis(f: Any, cur: str, loc: Locale) -> str:
+    """How a fee was computed, in the locale's numbers: "424 × 0,05 €" or "1,5 % × 5 198,82 €"."""
+    if f.percent_of is not None:
+        return f"{_rate(f.unit, loc)} × {_money(f.percent_of, cur, loc)}"
+    return f"{format_decimal(f.quantity, locale=loc)} × {_money(f.unit, cur, loc)}"
 
 
 def daily_sums(lines: pl.DataFrame) -> dict[int, tuple[Decimal, Decimal]]:
@@ -144,6 +168,7 @@ def chart_data(
         "h": h,
         "pad": pad,
         "right": w - pad,
+        "mid_y": h // 2,
         "base": h - pad,
         "label_y": h - pad + 14,
         "bars": bars,
@@ -173,16 +198,69 @@ def _escape(value: Any) -> Markup:
     return value if isinstance(value, Markup) else Markup(html.escape(str(value)))
 
 
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+
+
 @functools.cache
-def _env() -> Environment:
-    """The template environment (templates shipped in the package: ``settlement/templates``).
-    ``autoescape`` marks output as HTML; ``finalize`` does the escaping (see :func:`_escape`)."""
-    return Environment(
+def translations(language: str) -> support.NullTranslations:
+    """The statement texts of a language (``settlement/locale/<lang>/LC_MESSAGES/messages.po``,
+    compiled in memory on first use: the .po files are the only form shipped, so a catalog cannot
+    be stale); English, or a language without a catalog, is the text as written."""
+    po = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+    if not po.is_file():
+        return support.NullTranslations()
+    with open(po, "rb") as fh:
+        catalog = read_po(fh, locale=language)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return support.Translations(buf)
+
+
+@functools.cache
+def _env(language: str = "en") -> Environment:
+    """The template environment of one language (templates shipped in the package:
+    ``settlement/templates``; one per language, so statements written in parallel never share a
+    catalog). ``autoescape`` marks output as HTML; ``finalize`` does the escaping (see
+    :func:`_escape`); ``_()`` is gettext (jinja2.ext.i18n, new style: ``%(name)s`` arguments)."""
+    env = Environment(
         loader=PackageLoader("settlement", "templates"),
         autoescape=True,
         finalize=_escape,
         keep_trailing_newline=True,
         undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def vat_note_text(t: dict[str, Any], rate: Any, gettext: Any) -> str:
+    """The statement's VAT sentence (``totals.vat_note``) in the page's language."""
+    n = t["vat_unknown_lines"]
+    if t["vat_total"] is not None:
+        row = next((r for r in t["vat_by_rate"] if r["source"] == "contract"), None)
+        if row is None:
+            return ""
+        return str(
+            gettext(
+                "%(n)s lines are OCPI 2.1.1 CDRs without VAT: VAT at the contract's rate of %(rate)s "
+                "on their net total.",
+                n=n,
+                rate=rate(row["rate"]),
+            )
+        )
+    why = (
+        gettext(
+            "%(n)s lines are OCPI 2.1.1 CDRs without VAT and the contract sets no VAT rate for this "
+            "pair or country.",
+            n=n,
+        )
+        if n
+        else gettext("the contract sets no VAT rate for its fees (pair or country).")
+    )
+    return str(
+        gettext("This statement states net amounts only (VAT is settled outside it): %(why)s", why=why)
     )
 
 
@@ -210,27 +288,36 @@ def statement_html(
             dates[iso[:10]] = format_date(date.fromisoformat(iso[:10]), "medium", locale=loc)
         return dates[iso[:10]]
 
-    return (
-        _env()
-        .get_template("statement.html.j2")
-        .render(
-            st=st,
-            t=t,
-            lang=locale.replace("_", "-"),
-            first=first.isoformat(),
-            last=last.isoformat(),
-            date=date_text,
-            money=lambda v, cur=st.currency: _money(v, cur, loc),
-            kwh=lambda v: format_decimal(Decimal(str(v)), "#,##0.000", locale=loc),
-            note=line_note,
-            show_fx=t["reporting_currency"] != st.currency and t["amount_due_reporting"] is not None,
-            chart=chart_data(st, loc, daily),
-            lines=st.lines[:HTML_MAX_LINES],
-            more_lines=n_lines - HTML_MAX_LINES,
-            n_lines=n_lines,
-            disputed=[
-                (ln, "included" if id(ln) in member else "excluded") for ln in st.disputed[:HTML_MAX_LINES]
-            ],
-            more_disputed=n_disputed - HTML_MAX_LINES,
-        )
+    env = _env(loc.language)
+    rate = functools.partial(_rate, loc=loc)
+    tr = translations(loc.language)
+
+    def gettext(msgid: str, **values: Any) -> str:
+        return tr.gettext(msgid) % values
+
+    return env.get_template("statement.html.j2").render(
+        st=st,
+        t=t,
+        lang=locale.replace("_", "-"),
+        first=first.isoformat(),
+        last=last.isoformat(),
+        date=date_text,
+        money=lambda v, cur=st.currency: _money(v, cur, loc),
+        kwh=lambda v: format_decimal(Decimal(str(v)), "#,##0.000", locale=loc),
+        note=line_note,
+        rate=rate,
+        vat_note_text=vat_note_text(t, rate, gettext) if t["vat_note"] else "",
+        fee_basis=lambda f: _fee_basis(f, st.currency, loc),
+        vat_source=VAT_SOURCE,
+        show_fx=t["reporting_currency"] != st.currency and t["amount_due_reporting"] is not None,
+        chart=chart_data(st, loc, daily),
+        lines=st.lines[:HTML_MAX_LINES],
+        more_lines=n_lines - HTML_MAX_LINES,
+        n_lines=n_lines,
+        disputed=[
+            (ln, "included" if id(ln) in member else "excluded") for ln in st.disputed[:HTML_MAX_LINES]
+        ],
+        more_disputed=n_disputed - HTML_MAX_LINES,
+        line_vat=sum((Decimal(r["vat"]) for r in t["vat_by_rate"] if r["source"] == "cdr"), Decimal(0)),
+        line_incl=None if t["vat_unknown_lines"] else t["total_incl_vat"],
     )

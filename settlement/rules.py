@@ -136,6 +136,7 @@ def worst_expr(dx: pl.Expr, di: pl.Expr) -> pl.Expr:
 
 # ---- dispute reason -----------------------------------------------------------------------------
 
+CONFLICTING_DUPLICATE = "duplicate (conflicting)"  # the words of a DUPLICATE_CDR dispute
 DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "DUPLICATE_CDR"}
 
 
@@ -151,7 +152,7 @@ def dispute_reason(status: str, codes: Iterable[str], basis: str, conflicting_du
     bad = sorted(codes & DISPUTE_CODES)
     if "DUPLICATE_CDR" in bad and not conflicting_duplicate:
         bad.remove("DUPLICATE_CDR")
-    return ",".join(bad)
+    return ",".join(bad).replace("DUPLICATE_CDR", CONFLICTING_DUPLICATE)
 
 
 def dispute_reason_expr(status: pl.Expr, reasons: pl.Expr, basis: pl.Expr, conflicting: pl.Expr) -> pl.Expr:
@@ -170,7 +171,7 @@ def dispute_reason_expr(status: pl.Expr, reasons: pl.Expr, basis: pl.Expr, confl
         .then(pl.lit("could not be recomputed: ") + codes.list.sort().list.join(","))
         .when((basis == "reported") & status.is_in([OVERCHARGED, UNDERCHARGED]))
         .then(status.str.to_lowercase() + pl.lit(" beyond tolerance"))
-        .otherwise(bad.list.join(","))
+        .otherwise(bad.list.join(",").str.replace("DUPLICATE_CDR", CONFLICTING_DUPLICATE, literal=True))
     )
 
 
@@ -212,8 +213,10 @@ def in_month_expr(end_ms: pl.Expr, window: tuple[int, int]) -> pl.Expr:
 
 
 def local_iso(ms: int, zone: ZoneInfo) -> str:
-    """Local date-time text (whole seconds) of an instant in the statement zone."""
-    return datetime.fromtimestamp(ms // 1000, zone).replace(tzinfo=None).isoformat(timespec="seconds")
+    """Local date-time text (whole seconds) of an instant in the statement zone, with its UTC offset
+    (``2026-10-25T02:30:00+02:00``): a time of the DST fold is unambiguous and a reader in another
+    zone knows what it means."""
+    return datetime.fromtimestamp(ms // 1000, zone).isoformat(timespec="seconds")
 
 
 def local_iso_expr(ms: pl.Expr, zone: str) -> pl.Expr:
@@ -222,7 +225,7 @@ def local_iso_expr(ms: pl.Expr, zone: str) -> pl.Expr:
         pl.from_epoch(ms // 1000, time_unit="s")
         .dt.replace_time_zone("UTC")
         .dt.convert_time_zone(zone)
-        .dt.strftime("%Y-%m-%dT%H:%M:%S")
+        .dt.strftime("%Y-%m-%dT%H:%M:%S%:z")
     )
 
 

@@ -8,13 +8,22 @@ Rules (decisions where OCPI is silent are marked *decision*):
   (babel). The statement total is the sum of the rounded lines; the difference to the sum of the
   unrounded amounts is shown as ``rounding_difference``.
 * VAT per rate: a line's VAT is its rounded incl. minus its rounded excl. amount, grouped by the
-  VAT rate of the CDR's tariff; a tariff with several rates goes to the bucket ``mixed`` (its rates
-  are listed). 2.1.1 CDRs carry no VAT: their VAT is ``unknown`` and the statement says so.
-* 2.3.0 tax lines are summed per (name, percentage).
+  VAT rate of the CDR's tariff; a tariff with several rates goes to the bucket ``mixed``. The base
+  of a rate is the net (excl. VAT) of exactly those lines, so the bases add up to the net total.
+* Lines whose CDR carries no VAT (OCPI 2.1.1) take the contract's VAT rate for the pair or the CPO's
+  country (:mod:`settlement.contracts`): one row ``source: contract`` whose VAT is the rate times the
+  net of those lines, rounded once (*decision*: VAT on the total per rate, as EU invoices may, not
+  per line; the line rows keep their VAT unknown) and a finding per statement. With no such rate the
+  statement states net amounts only (no VAT total, no gross, amount due excl. VAT) and says why.
+* 2.3.0 tax lines are summed per (name, percentage) and labelled by where they come from: reported
+  by the CPO in the CDRs (basis ``reported``) or computed by us (basis ``recomputed``); they cover
+  the 2.3.0 lines only and are information: the VAT table is what the totals are made of.
 * Disputed lines (over/under-charged beyond the tolerance with basis ``reported``, unverifiable,
   credit problems, conflicting duplicates) are listed apart and excluded or included per contract.
-* Contract fees are separate, labelled lines (*decision*: fee amounts are VAT-exclusive and carry
-  no VAT of their own; the percentage fee applies to the included CDR lines' excl. VAT total).
+* Contract fees are separate, labelled net lines carrying the contract's VAT rate (none known: the
+  fees are net, as the rest of the statement); the percentage fee applies to the included CDR
+  lines' net total.
+* Amount due = gross (net + VAT) + fees incl. their VAT; net only: net + net fees.
 * Due date = last day of the month + payment terms. FX to a reporting currency is one labelled
   conversion of the amount due, rounded to the reporting currency's minor unit.
 """
@@ -122,10 +131,28 @@ LINE_COLUMNS = list(
 class FeeLine:
     label: str
     basis: str
-    amount: Decimal
+    amount: Decimal  # net
+    vat_rate: Decimal | None = None  # the contract's; None: net only
+    vat: Decimal | None = None
+    # what ``basis`` says, as numbers (the HTML writes them for its locale): quantity x unit price,
+    # or percent of the base
+    quantity: int | None = None
+    unit: Decimal = Decimal(0)
+    percent_of: Decimal | None = None
 
-    def as_dict(self) -> dict[str, str]:
-        return {"label": self.label, "basis": self.basis, "amount": str(self.amount)}
+    @property
+    def amount_incl(self) -> Decimal | None:
+        return None if self.vat is None else self.amount + self.vat
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "label": self.label,
+            "basis": self.basis,
+            "amount": str(self.amount),
+            "vat_rate": None if self.vat_rate is None else f"{self.vat_rate.normalize():f}",
+            "vat": None if self.vat is None else str(self.vat),
+            "amount_incl_vat": None if self.amount_incl is None else str(self.amount_incl),
+        }
 
 
 @dataclass
@@ -139,6 +166,8 @@ class Statement:
     disputed: list[Line] = field(default_factory=list)  # listed apart (included ones appear in both)
     fees: list[FeeLine] = field(default_factory=list)
     totals: dict[str, Any] = field(default_factory=dict)
+    time_zone: str = "UTC"  # the statement's zone: session times, days and the month are local to it
+    parties: dict[str, Any] = field(default_factory=dict)  # "cpo", "emsp": Contracts.party
 
     @property
     def id(self) -> str:
@@ -226,6 +255,8 @@ class Aggregates:
     unrounded_excl: Decimal = Decimal(0)
     total_excl: Decimal = Decimal(0)
     unknown_vat: int = 0
+    unknown_excl: Decimal = Decimal(0)  # rounded net of the lines without VAT information
+    unknown_unrounded_excl: Decimal = Decimal(0)
     unrounded_incl: Decimal = Decimal(0)  # over the lines with VAT information
     vat_by_rate: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     base_by_rate: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
@@ -242,6 +273,8 @@ def aggregate(st: Statement) -> Aggregates:
     a.total_excl = sum((ln.excl for ln in st.lines), Decimal(0))
     known = [ln for ln in st.lines if ln.incl is not None]
     a.unknown_vat = len(st.lines) - len(known)
+    a.unknown_excl = sum((ln.excl for ln in st.lines if ln.incl is None), Decimal(0))
+    a.unknown_unrounded_excl = sum((ln.amount_excl for ln in st.lines if ln.incl is None), Decimal(0))
     for ln in known:
         a.vat_by_rate[ln.vat_bucket] += ln.vat or Decimal(0)
         a.base_by_rate[ln.vat_bucket] += ln.excl
@@ -255,16 +288,82 @@ def aggregate(st: Statement) -> Aggregates:
 
 def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str) -> list[FeeLine]:
     """The contract's fee lines: per session (roaming, hub) and a percentage of the CDR lines'
-    excl. VAT total; each rounded to the currency's minor unit, a fee of zero is left out."""
+    net total; each rounded to the currency's minor unit, with the contract's VAT rate (VAT rounded
+    per fee line); a fee of zero is left out."""
     roaming, percent, hub = t.roaming_fee_per_session, t.roaming_fee_percent, t.hub_fee_per_session
     candidates = [
-        ("Roaming fee per session", roaming, f"{sessions} sessions x {roaming}", roaming * sessions),
-        ("Roaming fee (percentage)", percent, f"{percent} % of {total_excl}", total_excl * percent / 100),
-        ("Hub fee per session", hub, f"{sessions} sessions x {hub}", hub * sessions),
+        ("Roaming fee per session", roaming, f"{sessions} sessions x {roaming}", roaming * sessions, False),
+        (
+            "Roaming fee (percentage)",
+            percent,
+            f"{percent} % of {total_excl}",
+            total_excl * percent / 100,
+            True,
+        ),
+        ("Hub fee per session", hub, f"{sessions} sessions x {hub}", hub * sessions, False),
     ]
-    return [
-        FeeLine(label, basis, round_money(amount, cur)) for label, rate, basis, amount in candidates if rate
+    out = []
+    for label, rate, basis, amount, is_percent in candidates:
+        if rate:
+            net = round_money(amount, cur)
+            vat = None if t.vat_rate is None else round_money(net * t.vat_rate / 100, cur)
+            fee = FeeLine(label, basis, net, t.vat_rate, vat, None if is_percent else sessions, rate)
+            fee.percent_of = total_excl if is_percent else None
+            out.append(fee)
+    return out
+
+
+def rate_text(rate: Decimal) -> str:
+    return f"{rate.normalize():f}"
+
+
+def vat_rows(a: Aggregates, t: Terms, cur: str) -> list[dict[str, Any]]:
+    """The VAT table: one row per rate the CDRs carry (``source: cdr``), then the lines without
+    VAT information at the contract's rate (``source: contract``) or, with no rate, as a row whose
+    VAT is unknown (``source: none``). The bases add up to the statement's net total."""
+    rows: list[dict[str, Any]] = [
+        {"rate": r, "source": "cdr", "base_excl_vat": str(a.base_by_rate[r]), "vat": str(a.vat_by_rate[r])}
+        for r in sorted(a.vat_by_rate)
     ]
+    if a.unknown_vat:
+        if t.vat_rate is not None:
+            vat = round_money(a.unknown_excl * t.vat_rate / 100, cur)
+            rows.append(
+                {
+                    "rate": rate_text(t.vat_rate),
+                    "source": "contract",
+                    "base_excl_vat": str(a.unknown_excl),
+                    "vat": str(vat),
+                }
+            )
+        else:
+            rows.append(
+                {"rate": "unknown", "source": "none", "base_excl_vat": str(a.unknown_excl), "vat": None}
+            )
+    return rows
+
+
+def vat_note(a: Aggregates, t: Terms, has_fees: bool) -> str | None:
+    """The one sentence that says where VAT comes from when the CDRs do not carry it all, or why
+    the statement states net amounts only."""
+    n = a.unknown_vat
+    lines = "1 line is an OCPI 2.1.1 CDR" if n == 1 else f"{n} lines are OCPI 2.1.1 CDRs"
+    if t.vat_rate is not None:
+        if not n:
+            return None
+        rate = rate_text(t.vat_rate)
+        return f"{lines} without VAT: VAT at the contract's rate of {rate} % on their net total."
+    if n:
+        return (
+            f"{lines} without VAT and the contract sets no VAT rate for this pair or country: "
+            "this statement states net amounts only (VAT is settled outside it)."
+        )
+    if has_fees:
+        return (
+            "The contract sets no VAT rate for its fees (pair or country): "
+            "this statement states net amounts only (VAT is settled outside it)."
+        )
+    return None
 
 
 def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -> None:
@@ -273,50 +372,94 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
     a = agg or aggregate(st)
     cur = st.currency
     t = st.terms
-    unrounded_excl, total_excl, unknown_vat = a.unrounded_excl, a.total_excl, a.unknown_vat
-    vat_by_rate, base_by_rate, taxes = a.vat_by_rate, a.base_by_rate, a.taxes
-    vat_total = sum(vat_by_rate.values(), Decimal(0))  # VAT of the lines that carry VAT information
-    total_incl = None if unknown_vat else total_excl + vat_total
-    unrounded_incl = None if unknown_vat else a.unrounded_incl
+    total_excl = a.total_excl
+    rows = vat_rows(a, t, cur)
     st.fees = contract_fees(t, a.sessions, total_excl, cur)
+    net_only = any(r["vat"] is None for r in rows) or any(f.vat is None for f in st.fees)
+    vat_total = None if net_only else sum((Decimal(r["vat"]) for r in rows), Decimal(0))
+    gross = None if vat_total is None else total_excl + vat_total
+    unrounded_incl = None
+    if not net_only:
+        unrounded_incl = a.unrounded_incl
+        if a.unknown_vat and t.vat_rate is not None:
+            unrounded_incl += a.unknown_unrounded_excl * (100 + t.vat_rate) / 100
     fees_total = sum((f.amount for f in st.fees), Decimal(0))
-    # lines without VAT information (OCPI 2.1.1) are due at their excl. VAT amount; VAT on them is
-    # settled outside OCPI (decision: the statement never invents a rate)
-    due = total_excl + vat_total + fees_total
+    fees_vat = None if net_only else sum((f.vat or Decimal(0) for f in st.fees), Decimal(0))
+    if gross is not None and fees_vat is not None:
+        due, basis = gross + fees_total + fees_vat, "incl. VAT"
+    else:  # net only: every figure of the statement excl. VAT
+        due, basis = total_excl + fees_total, "excl. VAT (net amounts only)"
     _, last = month_bounds(st.month)
+    st.parties = {"cpo": contracts.party(st.cpo), "emsp": contracts.party(st.emsp)}
     reporting = t.reporting_currency or cur
     rate = contracts.fx(cur, reporting)
+    tax_source = "reported" if t.basis == "reported" else "computed"
+
+    def tax_line(name: str, pct: str | None, amount: Decimal) -> dict[str, Any]:
+        return {
+            "name": name,
+            "percentage": pct,
+            "amount": str(round_money(amount, cur)),
+            "source": tax_source,
+        }
+
     st.totals = {
         "lines": a.lines,
         "disputed_lines": a.disputed,
         "disputed_excluded": a.disputed_excluded,
         "energy_kwh": e4(a.energy_kwh),
         "total_excl_vat": str(total_excl),
-        "unrounded_total_excl_vat": e4(unrounded_excl),
-        "rounding_difference_excl_vat": e4(total_excl - unrounded_excl),
-        "vat_total": str(vat_total),
-        "vat_unknown_lines": unknown_vat,
-        "total_incl_vat": None if total_incl is None else str(total_incl),
+        "unrounded_total_excl_vat": e4(a.unrounded_excl),
+        "rounding_difference_excl_vat": e4(total_excl - a.unrounded_excl),
+        "vat_total": None if vat_total is None else str(vat_total),
+        "vat_unknown_lines": a.unknown_vat,
+        "vat_note": vat_note(a, t, bool(st.fees)),
+        "total_incl_vat": None if gross is None else str(gross),
         "unrounded_total_incl_vat": e4(unrounded_incl),
         "rounding_difference_incl_vat": None
-        if total_incl is None or unrounded_incl is None
-        else e4(total_incl - unrounded_incl),
-        "vat_by_rate": [
-            {"rate": r, "base_excl_vat": str(base_by_rate[r]), "vat": str(vat_by_rate[r])}
-            for r in sorted(vat_by_rate)
-        ],
+        if gross is None or unrounded_incl is None
+        else e4(gross - unrounded_incl),
+        "vat_by_rate": rows,
         "tax_lines": [
-            {"name": n, "percentage": p, "amount": str(round_money(a, cur))}
-            for (n, p), a in sorted(taxes.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
+            tax_line(n, p, amt)
+            for (n, p), amt in sorted(a.taxes.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
         ],
         "fees_total": str(fees_total),
+        "fees_vat": None if fees_vat is None else str(fees_vat),
+        "fees_total_incl_vat": None if fees_vat is None else str(fees_total + fees_vat),
         "amount_due": str(due),
-        "amount_due_basis": "incl. VAT"
-        if total_incl is not None
-        else "excl. VAT (VAT unknown for some lines)",
+        "amount_due_basis": basis,
+        # decision: issued the day after the month (no clock: the same run gives the same bytes)
+        "issue_date": (last + timedelta(days=1)).isoformat(),
         "due_date": (last + timedelta(days=t.payment_terms_days)).isoformat(),
+        "payment_terms_days": t.payment_terms_days,
+        "payment_reference": st.id,
         "rounding_rule": ROUNDING_RULE,
         "reporting_currency": reporting,
         "fx_rate": None if rate is None else str(rate),
         "amount_due_reporting": None if rate is None else str(round_money(due * rate, reporting)),
     }
+
+
+def vat_findings(statements: Any) -> list[dict[str, Any]]:
+    """One finding per statement whose VAT the CDRs do not carry in full (statement order)."""
+    out = []
+    for st in statements:
+        note = st.totals.get("vat_note")
+        if note:
+            code = "VAT_UNKNOWN" if st.totals["vat_total"] is None else "VAT_FROM_CONTRACT"
+            out.append(
+                {
+                    "cdr_id": None,
+                    "code": code,
+                    "dimension": None,
+                    "period": None,
+                    "amount": next(
+                        (r["vat"] for r in st.totals["vat_by_rate"] if r["source"] != "cdr"), None
+                    ),
+                    "message": f"statement {st.id}: {note}",
+                    "source": "",
+                    "line": None,
+                }
+            )
+    return out

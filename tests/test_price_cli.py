@@ -204,9 +204,11 @@ def test_explain_writes_a_per_period_trace(tmp_path: Path) -> None:
     assert main(["price", "--explain", "--out", str(out), str(src)]) == 0
     trace = [json.loads(x) for x in (tmp_path / "o.csv.trace.ndjson").read_text().splitlines()]
     dims = sorted((t["dimension"], t["element"]) for t in trace)
-    assert dims == [("ENERGY", 1), ("FLAT", 0)]
+    assert dims == [("ENERGY", 1), ("FLAT", 0), ("FLAT", 0)]  # the piece's choice, then the fee row
     energy = next(t for t in trace if t["dimension"] == "ENERGY")
     assert (energy["quantity"], energy["price"], energy["cost_excl_vat"]) == ("10.0000", "0.3", "3.0000")
+    fee = next(t for t in trace if t["dimension"] == "FLAT" and t["piece"] is None)
+    assert (fee["cost_excl_vat"], fee["vat_amount"], fee["cost_incl_vat"]) == ("0.5000", "0.1050", "0.6050")
 
 
 def test_policy_and_tz_flags(tmp_path: Path) -> None:
@@ -252,15 +254,16 @@ def test_wrong_command_lines_exit_2_with_a_message(argv, tmp_path: Path, capsys,
 
 
 def test_python_api_returns_a_polars_frame() -> None:
-    df = pricing.price_cdrs([variant("x")])
+    df, rejects = pricing.price_cdrs([variant("x"), {"id": "broken"}])
     assert df.height == 1
+    assert [(r.code, r.line, r.source) for r in rejects] == [("MISSING_FIELD", 2, "<memory>")]
     assert df.columns[: len(COLUMNS)] == COLUMNS
     assert str(df["total_cost_incl_vat"][0]) == "4.2350"
 
 
 def test_python_api_returns_a_pandas_frame_with_exact_decimals() -> None:
     """``frame="pandas"``: decimal columns stay exact decimals (Arrow decimal128), never float."""
-    df = pricing.price_cdrs([variant("x"), variant("y")], frame="pandas")
+    df, _ = pricing.price_cdrs([variant("x"), variant("y")], frame="pandas")
     assert isinstance(df, pd.DataFrame) and len(df) == 2
     assert list(df.columns[: len(COLUMNS)]) == COLUMNS
     for c in DECIMAL_COLUMNS:
@@ -269,7 +272,7 @@ def test_python_api_returns_a_pandas_frame_with_exact_decimals() -> None:
     value = df["total_cost_incl_vat"].iloc[0]
     assert isinstance(value, Decimal) and value == Decimal("4.2350") and str(value) == "4.2350"
     assert df["total_cost_incl_vat"].sum() == Decimal("8.4700")  # exact arithmetic, no float drift
-    polars_frame = pricing.price_cdrs([variant("x"), variant("y")])
+    polars_frame, _ = pricing.price_cdrs([variant("x"), variant("y")])
     assert df["cdr_id"].tolist() == polars_frame["cdr_id"].to_list()
     with pytest.raises(pricing.RoamledgerError, match="frame="):
         pricing.price_cdrs([variant("x")], frame="arrow")

@@ -72,7 +72,13 @@ def write_month(tmp: Path, cdrs: list, extra_lines: tuple[str, ...] = ()) -> tup
                     "payment_terms_days": 30,
                 },
                 "fx_rates": {"GBP/EUR": "1.1650"},
-                "pairs": {"NL*CPO/DE*MSP": {"roaming_fee_per_session": "0.15", "reporting_currency": "EUR"}},
+                "pairs": {
+                    "NL*CPO/DE*MSP": {
+                        "roaming_fee_per_session": "0.15",
+                        "reporting_currency": "EUR",
+                        "vat_rate": "21",
+                    }
+                },
             }
         )
     )
@@ -152,10 +158,19 @@ def test_settle_month_counts_lines_credits_disputes(tmp_path: Path, capsys) -> N
     assert Decimal(t["rounding_difference_excl_vat"]) == Decimal(t["total_excl_vat"]) - unrounded
     assert t["vat_by_rate"][0]["rate"] == "21"
     # contract fee: 0.15 per session, credits count negatively (A1, A2, S1, A4 minus A1-C = 3)
+    # the fee carries the contract's VAT rate (0.45 x 21 % = 0.0945 -> 0.09)
     assert st["fees"] == [
-        {"label": "Roaming fee per session", "basis": "3 sessions x 0.15", "amount": "0.45"}
+        {
+            "label": "Roaming fee per session",
+            "basis": "3 sessions x 0.15",
+            "amount": "0.45",
+            "vat_rate": "21",
+            "vat": "0.09",
+            "amount_incl_vat": "0.54",
+        }
     ]
-    assert Decimal(t["amount_due"]) == Decimal(t["total_incl_vat"]) + Decimal("0.45")
+    assert Decimal(t["amount_due"]) == Decimal(t["total_incl_vat"]) + Decimal("0.54")
+    assert t["amount_due_basis"] == "incl. VAT" and t["vat_note"] is None
     assert t["due_date"] == "2026-11-30"
     gbp = json.loads((out / "NL-CPO__DE-MSP__GBP" / "statement.json").read_text())
     assert gbp["totals"]["fx_rate"] == "1.1650"
@@ -296,6 +311,15 @@ def test_python_api_reconcile_and_settle(tmp_path: Path) -> None:
     result = settlement.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
     assert [st.folder for st in result.statements] == ["NL-CPO__DE-MSP__EUR"]
     assert result.counts["read"] == 2
+    # the CLI's names: contracts= is --contracts (its fee shows on the statement)
+    _, _, contracts = write_month(tmp_path, [cdr("OK"), cdr("OVER", reported="3.60")])
+    seen: list[str] = []
+    with_terms = settlement.settle(
+        [src], [tariffs], MONTH, contracts=contracts, basis="recomputed", progress=seen.append
+    )
+    st = with_terms.statements[0]
+    assert st.terms.basis == "recomputed" and st.fees[0].label == "Roaming fee per session"
+    assert seen and all(isinstance(x, str) for x in seen)
 
 
 def test_kernel_and_reference_pricers_settle_identically(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from pricing.errors import RoamledgerError
+from pricing.batch import load_tariffs
+from pricing.errors import InputError, RoamledgerError
 from pricing.policy import PricingPolicy
 
 EXIT_OK = 0
@@ -89,3 +90,26 @@ def check_run(read: int, rejected: int, source: str, rejects_file: str) -> None:
         raise RoamledgerError(f"nothing read: {source} holds no CDR records")
     if rejected == read:
         raise RoamledgerError(f"every record was rejected ({read}); the reasons are in {rejects_file}")
+
+
+def check_tariffs(paths: Iterable[str] | None, limit: int = 10) -> None:
+    """Before any work: every ``--tariffs`` path must hold a tariff (a path with none is an input
+    error), and every tariff that cannot be read is named on stderr with its own error (its CDRs
+    are rejected as TARIFF_INVALID)."""
+    shown = 0
+    for path in paths or []:
+        store, findings = load_tariffs([path])
+        errors = [f for f in findings if f.severity == "error"]
+        for f in errors:
+            if shown < limit:
+                where = f"{f.source} line {f.line}" if f.line is not None else f.source
+                print(f"tariff {f.record_id or '?'} ({where}) cannot be read: {f.message}", file=sys.stderr)
+            shown += 1
+        if not len(store):  # not one readable tariff: a wrong path, not a bad tariff among good ones
+            first = f" (first problem: {errors[0].message})" if errors else ""
+            raise InputError(
+                f"--tariffs {path}: no tariff in it{first}. "
+                "Hint: give OCPI tariffs (a file holding an object, an array or NDJSON, or a folder of them)"
+            )
+    if shown > limit:
+        print(f"... {shown - limit} more tariffs cannot be read (see the findings file)", file=sys.stderr)

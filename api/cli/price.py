@@ -11,6 +11,7 @@ from api.cli.options import (
     add_fail_on_option,
     add_pricing_options,
     check_run,
+    check_tariffs,
     command_parser,
     fail_on_status,
     policy_of,
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".ndjson", ".jsonl", ".csv", ".parquet"):
         raise RoamledgerError(f"--out {out}: unknown format. Hint: end the name in .ndjson, .csv or .parquet")
     require_existing([*args.cdrs, *(args.tariffs or [])])
+    check_tariffs(args.tariffs)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     tariffs, tariff_findings = load_tariffs(args.tariffs)

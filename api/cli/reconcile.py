@@ -11,6 +11,7 @@ from api.cli.options import (
     add_fail_on_option,
     add_pricing_options,
     check_run,
+    check_tariffs,
     command_parser,
     fail_on_status,
     policy_of,
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise RoamledgerError(f"--tolerance {args.tolerance!r} is not a number") from exc
     out = Path(args.out)
     require_existing([*args.cdrs, *(args.tariffs or [])])
+    check_tariffs(args.tariffs)
     out.parent.mkdir(parents=True, exist_ok=True)
 
     tariffs, _ = load_tariffs(args.tariffs)

@@ -15,6 +15,7 @@ from api.cli.options import (
     add_fail_on_option,
     add_policy_option,
     check_run,
+    check_tariffs,
     command_parser,
     fail_on_status,
     policy_of,
@@ -24,7 +25,7 @@ from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
 from pricing.flat import is_flat_file
 from settlement.columnar.settle import settle_columnar
-from settlement.jobs import DEFAULT_POLICY, progress_printer, settle, write_run
+from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
 from settlement.output import check_output_folder
 from settlement.rules import not_agreed
 from settlement.store import Store
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise RoamledgerError("nothing to settle. Hint: give --cdrs PATH... or --store URL")
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
+    check_tariffs(args.tariffs)
     check_output_folder(args.out, [*inputs, *args.history])
     say = progress_printer()
     files = expand_inputs(args.cdrs)
@@ -160,6 +162,27 @@ def check_locale(name: str) -> None:
         ) from exc
 
 
+def report_unknown_parties(n: int, out: Path) -> None:
+    """One console line when CDRs were left out because their party is unknown (OCPI 2.1.1 without
+    a mapping): how many, a few of the unmapped keys, and how to map them."""
+    if not n:
+        return
+    keys: list[str] = []
+    with open(out / "findings.ndjson", encoding="utf-8") as fh:
+        for text in fh:
+            if '"PARTY_UNKNOWN"' in text:
+                f = json.loads(text)
+                key = f["message"].split("maps no ", 1)[-1].split(". Hint", 1)[0]
+                if key not in keys:
+                    keys.append(key)
+                if len(keys) == 3:
+                    break
+    print(
+        f"excluded {n} CDRs whose party is unknown (PARTY_UNKNOWN in findings.ndjson; e.g. no "
+        f"{'; no '.join(keys)}). {PARTY_HINT}"
+    )
+
+
 def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out: Path) -> int:
     """Report a written run; judge it from its manifest (the same for every engine)."""
     if sys.stderr.isatty():
@@ -176,7 +199,9 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
             f"({c['out_of_month']} out of month). Hint: check --month"
         )
     recon = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["reconciliation"]
-    not_found = recon["findings_by_code"].get("TARIFF_NOT_FOUND", 0)
+    report_unknown_parties(recon["findings_by_code"].get("PARTY_UNKNOWN", 0), out)
+    by_code = recon["findings_by_code"]
+    not_found = by_code.get("TARIFF_NOT_FOUND", 0) + by_code.get("TARIFF_INVALID", 0)
     if not_found and not_found == recon["cdrs"]:
         hint = (
             "give the CPO's tariffs with --tariffs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -280,6 +281,11 @@ def write_tariffs(world: World, directory: Path) -> list[Path]:
     return paths
 
 
+def hash_text(text: str) -> int:
+    """A stable number of a text (Python's hash() changes per process)."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
 def contracts_json(world: World) -> dict[str, Any]:
     """A contracts file for the generated parties (schema: :mod:`settlement.contracts`)."""
     cpos = {c.key for c in world.cpos}
@@ -315,6 +321,17 @@ def contracts_json(world: World) -> dict[str, Any]:
             "reporting_currency": "EUR",
         },
         "fx_rates": {"GBP/EUR": "1.1650"} if any(c.currency == "GBP" for c in world.cpos) else {},
+        # the CPOs' VAT rates by country: 2.1.1 CDRs carry none, the statement takes these
+        "vat_rates": {c.country: c.vat for c in sorted(world.cpos, key=lambda c: c.country)},
+        # invoice header of each CPO (generated, not real): legal name, address, VAT id
+        "parties": {
+            c.key: {
+                "name": c.name,
+                "address": f"{c.streets[0]} 1, {c.cities[0][1]} {c.cities[0][0]}",
+                "vat_id": f"{c.country}{abs(hash_text(c.key)) % 10**9:09d}",
+            }
+            for c in sorted(world.cpos, key=lambda c: c.key)
+        },
         "pairs": pairs,
         "parties_211": {
             "emsp_by_contract_prefix": {e.prefix: e.key for e in world.emsps},

@@ -66,6 +66,16 @@ def _number(value: Any) -> Decimal:
     return d
 
 
+def _identifier(value: str) -> str:
+    """An id must identify: an empty (or blank) CDR id cannot be settled, credited or disputed."""
+    if not value.strip():
+        raise PydanticCustomError("empty_id", "Input should be a non-empty id")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+
+
 def _integer(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value

@@ -19,6 +19,7 @@ from pricing import model as M
 from pricing.ocpi._common import (
     Currency,
     DateTime,
+    Identifier,
     Integer,
     Number,
     TariffDimensionType,
@@ -101,8 +102,8 @@ class CdrBase(WireModel, Generic[PriceT, TariffT]):
     """The 2.2.x CDR; ``PriceT``: the version's Price, ``TariffT``: its Tariff."""
 
     country_code: str
-    party_id: str
-    id: str
+    party_id: Identifier
+    id: Identifier
     start_date_time: DateTime
     end_date_time: DateTime
     session_id: str | None = None
@@ -138,8 +139,8 @@ class SessionBase(WireModel, Generic[PriceT]):
     """The cost-relevant part of a 2.2.x Session; ``PriceT``: the version's Price."""
 
     country_code: str
-    party_id: str
-    id: str
+    party_id: Identifier
+    id: Identifier
     start_date_time: DateTime
     end_date_time: DateTime | None = None
     kwh: Number

@@ -535,6 +535,7 @@ def _cdr_211(
         ck.require(~valid_mask(col[key]), "version other than the file's")
     for name in ("id", "auth_id", "currency", "total_cost", "total_energy", "total_time"):
         ck.require(valid_mask(col[name]), f"missing {name}")
+    _check_id(col["id"], ck)
     _check_currency(col["currency"], ck)
     loc = col["location"]
     ck.require(valid_mask(loc), "missing location")
@@ -583,6 +584,12 @@ def _connector_tariff(loc: pa.Array, ck: Checks, known: frozenset[str] | None) -
     cdrs, pos = np.unique(cdr_of[idx], return_index=True)
     first[cdrs] = idx[pos]
     return tid.take(pa.array(first, pa.int64(), mask=first < 0))
+
+
+def _check_id(ids: pa.Array, ck: Checks) -> None:
+    """An empty or blank CDR id is the parser's INVALID_VALUE reject: such lines go per record."""
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0)
+    ck.require(~pc.fill_null(blank, False).to_numpy(zero_copy_only=False), "empty id")
 
 
 def _check_currency(cur: pa.Array, ck: Checks) -> None:
@@ -644,6 +651,7 @@ def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.nda
     what it credits, readable timestamps with end >= start; returns (start, end) in epoch ms."""
     for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
         ck.require(valid_mask(col[name]), f"missing {name}")
+    _check_id(col["id"], ck)
     _check_currency(col["currency"], ck)
     token, loc = col["cdr_token"], col["cdr_location"]
     ck.require(valid_mask(token), "missing cdr_token")

@@ -18,6 +18,7 @@ from pricing.errors import Finding
 from pricing.ocpi._common import (
     Currency,
     DateTime,
+    Identifier,
     Integer,
     Number,
     TariffDimensionType,
@@ -141,7 +142,7 @@ class Location(WireModel):
 
 
 class Cdr(WireModel):
-    id: str
+    id: Identifier
     start_date_time: DateTime
     stop_date_time: DateTime
     auth_id: str

@@ -33,7 +33,7 @@ from pricing.periods import from_flat
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
 from settlement.contracts import Contracts
-from settlement.jobs import NO_AMOUNT, parties
+from settlement.jobs import NO_AMOUNT, UNKNOWN_PARTY, parties
 from settlement.rules import (
     NOT_COMPARABLE_MESSAGE,
     NOT_PRICED,
@@ -51,6 +51,7 @@ from settlement.statement import tariffs_vat_bucket
 # Why a record takes the record path, in the order they are tested (the first that applies counts).
 RECORD_PATH_REASONS = (
     "kernel refused",  # the kernel refused the piece (overflow, uncompilable tariff): reference pricer
+    "party unknown",  # excluded with its PARTY_UNKNOWN finding by place_lines
     "duplicate id",  # identical or conflicting copies are judged record by record
     "credit",  # credits net their originals
     "several tariffs",  # the VAT bucket of a line priced by several tariffs
@@ -331,8 +332,11 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         pl.when(payable).then(amt_x).otherwise(0).alias("amt_excl"),
         pl.when(payable).then(amt_i).otherwise(None).alias("amt_incl"),
     )
+    unknown = (pl.col("cpo") == UNKNOWN_PARTY) | (pl.col("emsp") == UNKNOWN_PARTY)
     why = (
-        pl.when("special")
+        pl.when(unknown)
+        .then(pl.lit("party unknown"))
+        .when("special")
         .then(pl.lit("duplicate id"))
         .when("credit")
         .then(pl.lit("credit"))

@@ -28,7 +28,7 @@ from settlement.rules import (
     minor_unit,
     round_e4_expr,
 )
-from settlement.statement import LINE_COLUMNS, Aggregates, Statement, aggregate, finish
+from settlement.statement import LINE_COLUMNS, Aggregates, Statement, aggregate, finish, vat_findings
 
 
 def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
@@ -76,6 +76,8 @@ def add_aggregates(x: Aggregates, y: Aggregates) -> Aggregates:
         unrounded_excl=x.unrounded_excl + y.unrounded_excl,
         total_excl=x.total_excl + y.total_excl,
         unknown_vat=x.unknown_vat + y.unknown_vat,
+        unknown_excl=x.unknown_excl + y.unknown_excl,
+        unknown_unrounded_excl=x.unknown_unrounded_excl + y.unknown_unrounded_excl,
         unrounded_incl=x.unrounded_incl + y.unrounded_incl,
         sessions=x.sessions + y.sessions,
     )
@@ -150,7 +152,7 @@ def build(
         cpo, emsp, cur = key
         det = groups.get(key) or Statement(cpo, emsp, cur, month, contracts.terms(cpo, emsp))
         agg = add_aggregates(sums.get(key, Aggregates()), aggregate(det))
-        st = Statement(cpo, emsp, cur, month, det.terms)
+        st = Statement(cpo, emsp, cur, month, det.terms, time_zone=zone_name)
         finish(st, contracts, agg)
         member = {id(ln) for ln in det.lines}
         det_lines = line_frame(det.lines, [ord_of[id(origin[id(ln)])] for ln in det.lines])
@@ -165,7 +167,7 @@ def build(
         "rejected": len(run.rejects),
         "out_of_month": (plain.height - n_in) + len(sub.out_of_month),
     }
-    extra = run.extra_findings + mixed_currency_findings(pair_currencies)
+    extra = run.extra_findings + mixed_currency_findings(pair_currencies) + vat_findings(b.st for b in built)
     return built, {"counts": counts, "extra": extra}, plain, sub
 
 
@@ -192,6 +194,8 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
         pl.col("amt_excl").filter(inc).sum().alias("amt_excl"),
         pl.col("excl_r").filter(inc).sum().alias("excl_r"),
         (inc & pl.col("incl_r").is_null()).sum().alias("unknown"),
+        pl.col("excl_r").filter(inc & pl.col("incl_r").is_null()).sum().alias("unknown_excl_r"),
+        pl.col("amt_excl").filter(inc & pl.col("incl_r").is_null()).sum().alias("unknown_amt_excl"),
         pl.col("amt_incl").filter(known).sum().alias("amt_incl"),
         pl.col("disputed").sum().alias("disputed"),
         (pl.col("disputed") & ~inc).sum().alias("disputed_excluded"),
@@ -205,6 +209,7 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
             a.lines = a.sessions = int(r["n"])  # plain lines are never credits
             a.energy_kwh, a.unrounded_excl = d4(r["energy"]), d4(r["amt_excl"])
             a.total_excl, a.unknown_vat = dm(r["excl_r"], m), int(r["unknown"])
+            a.unknown_excl, a.unknown_unrounded_excl = dm(r["unknown_excl_r"], m), d4(r["unknown_amt_excl"])
             if int(r["n"]) > int(r["unknown"]):
                 a.unrounded_incl = d4(r["amt_incl"])
         out[key] = a

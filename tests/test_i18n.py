@@ -1,0 +1,70 @@
+"""Localized statements (issue 10, item 7): gettext catalogs for fr, de and nl hold every text of
+the statement templates and every data text the page translates (fee labels, VAT sources,
+treatments, dispute reasons, the amount-due basis), with the same %(name)s placeholders; a French
+page has no English label left."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+from test_settle import cdr, run_settle, write_month
+
+from settlement.render import LOCALE_DIR, VAT_SOURCE
+from settlement.rules import CONFLICTING_DUPLICATE
+from settlement.statement import ROUNDING_RULE
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "settlement" / "templates"
+DATA_TEXTS = [
+    "Roaming fee per session",
+    "Roaming fee (percentage)",
+    "Hub fee per session",
+    *VAT_SOURCE.values(),
+    "excluded",
+    "included",
+    "incl. VAT",
+    "excl. VAT (net amounts only)",
+    "overcharged beyond tolerance",
+    "undercharged beyond tolerance",
+    CONFLICTING_DUPLICATE,
+    "reported amounts",
+    "recomputed amounts",
+    "disputed lines excluded",
+    "disputed lines included",
+]
+
+
+def template_msgids() -> set[str]:
+    out: set[str] = set()
+    for path in TEMPLATES.glob("*.j2"):
+        out |= set(re.findall(r'_\("((?:[^"\\]|\\.)*)"', path.read_text()))
+    return out
+
+
+@pytest.mark.parametrize("language", ["fr", "de", "nl"])
+def test_every_text_has_a_translation(language: str) -> None:
+    with open(LOCALE_DIR / language / "LC_MESSAGES" / "messages.po", "rb") as fh:
+        catalog = read_po(fh, locale=language)
+    wanted = template_msgids() | set(DATA_TEXTS)
+    assert len(wanted) > 60
+    assert ROUNDING_RULE in next(m for m in wanted if m.startswith("Rounding:"))
+    for msgid in sorted(wanted):
+        msg = catalog.get(msgid)
+        assert msg is not None and msg.string, (language, msgid)
+        assert sorted(re.findall(r"%\(\w+\)s", msg.string)) == sorted(re.findall(r"%\(\w+\)s", msgid)), msgid
+
+
+def test_a_french_statement_has_no_english_label(tmp_path: Path) -> None:
+    src, tariffs, contracts = write_month(tmp_path, [cdr("A1"), cdr("A2", day=6, reported="9.99")])
+    out = {}
+    for loc in ("en_GB", "fr_FR"):
+        assert run_settle(tmp_path, src, tariffs, contracts, tmp_path / loc, "--locale", loc) == 0
+        out[loc] = (tmp_path / loc / "NL-CPO__DE-MSP__EUR" / "statement.html").read_text()
+    assert "Amount due" in out["en_GB"] and "Montant dû" not in out["en_GB"]
+    fr = out["fr_FR"]
+    assert "Montant dû" in fr and "Frais d'itinérance par session" in fr
+    assert "surfacturé au-delà de la tolérance" in fr
+    for english in ("Amount due", "Summary", "Disputed lines", "Contract fees", "VAT by rate", "kWh per day"):
+        assert english not in fr, english

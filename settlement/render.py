@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from settlement.output import line_frame, lines_json, write_document, write_lines_csv
-from settlement.rules import month_bounds
+from settlement.rules import NOT_RECOMPUTED, month_bounds
 from settlement.statement import Statement
 
 SCHEMA_VERSION = "roamledger.statement/1"
@@ -178,14 +178,25 @@ def chart_data(
     }
 
 
-def line_note(ln: Any) -> str:
+# The words a line's note and a disputed line's reason are built from (translated by the catalogs).
+STATUS_WORDS = ("overcharged", "undercharged", "not priced", "not comparable")
+
+
+def reason_text(reason: str, gettext: Any) -> str:
+    """A dispute reason in the page's language; "could not be recomputed: CODES" keeps its codes."""
+    if reason.startswith(NOT_RECOMPUTED):
+        return gettext("could not be recomputed: %(codes)s", codes=reason[len(NOT_RECOMPUTED) :])
+    return gettext(reason)
+
+
+def line_note(ln: Any, gettext: Any) -> str:
     notes = []
     if ln.credit:
-        notes.append(f"credit of {ln.credit_reference_id or '?'}")
+        notes.append(gettext("credit of %(id)s", id=ln.credit_reference_id or "?"))
     if ln.status not in ("MATCH", "ROUNDING"):
-        notes.append(ln.status.lower().replace("_", " "))
+        notes.append(gettext(ln.status.lower().replace("_", " ")))
     if ln.disputed:
-        notes.append(f"disputed: {ln.dispute_reason}")
+        notes.append(gettext("disputed: %(reason)s", reason=reason_text(ln.dispute_reason, gettext)))
     return "; ".join(notes)
 
 
@@ -304,7 +315,8 @@ def statement_html(
         date=date_text,
         money=lambda v, cur=st.currency: _money(v, cur, loc),
         kwh=lambda v: format_decimal(Decimal(str(v)), "#,##0.000", locale=loc),
-        note=line_note,
+        note=lambda ln: line_note(ln, gettext),
+        reason=lambda text: reason_text(text, gettext),
         rate=rate,
         vat_note_text=vat_note_text(t, rate, gettext) if t["vat_note"] else "",
         fee_basis=lambda f: _fee_basis(f, st.currency, loc),

@@ -72,6 +72,7 @@ def status_expr(worst_e4: pl.Expr, tol_e4: int) -> pl.Expr:
 
 
 NOT_COMPARABLE = "NOT_COMPARABLE"
+NOT_RECOMPUTED = "could not be recomputed: "  # the dispute reason of a line not priced, before its codes
 NOT_COMPARABLE_MESSAGE = "neither the excl. nor the incl. VAT total can be compared"
 
 
@@ -146,7 +147,7 @@ def dispute_reason(status: str, codes: Iterable[str], basis: str, conflicting_du
     no dispute)."""
     codes = set(codes)
     if status == NOT_PRICED:
-        return "could not be recomputed: " + reasons_text(codes)
+        return NOT_RECOMPUTED + reasons_text(codes)
     if basis == "reported" and status in (OVERCHARGED, UNDERCHARGED):
         return status.lower() + " beyond tolerance"
     bad = sorted(codes & DISPUTE_CODES)
@@ -168,7 +169,7 @@ def dispute_reason_expr(status: pl.Expr, reasons: pl.Expr, basis: pl.Expr, confl
     bad = pl.when(conflicting).then(only(DISPUTE_CODES)).otherwise(only(DISPUTE_CODES - {"DUPLICATE_CDR"}))
     return (
         pl.when(status == NOT_PRICED)
-        .then(pl.lit("could not be recomputed: ") + codes.list.sort().list.join(","))
+        .then(pl.lit(NOT_RECOMPUTED) + codes.list.sort().list.join(","))
         .when((basis == "reported") & status.is_in([OVERCHARGED, UNDERCHARGED]))
         .then(status.str.to_lowercase() + pl.lit(" beyond tolerance"))
         .otherwise(bad.list.join(",").str.replace("DUPLICATE_CDR", CONFLICTING_DUPLICATE, literal=True))

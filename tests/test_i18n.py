@@ -12,7 +12,7 @@ import pytest
 from babel.messages.pofile import read_po
 from test_settle import cdr, run_settle, write_month
 
-from settlement.render import LOCALE_DIR, VAT_SOURCE
+from settlement.render import LOCALE_DIR, STATUS_WORDS, VAT_SOURCE
 from settlement.rules import CONFLICTING_DUPLICATE
 from settlement.statement import ROUNDING_RULE
 
@@ -33,6 +33,10 @@ DATA_TEXTS = [
     "recomputed amounts",
     "disputed lines excluded",
     "disputed lines included",
+    "credit of %(id)s",
+    "disputed: %(reason)s",
+    "could not be recomputed: %(codes)s",
+    *STATUS_WORDS,
 ]
 
 
@@ -68,3 +72,15 @@ def test_a_french_statement_has_no_english_label(tmp_path: Path) -> None:
     assert "surfacturé au-delà de la tolérance" in fr
     for english in ("Amount due", "Summary", "Disputed lines", "Contract fees", "VAT by rate", "kWh per day"):
         assert english not in fr, english
+
+
+def test_reasons_and_notes_are_translated(tmp_path: Path) -> None:
+    unknown = cdr("A3", day=7)
+    unknown["charging_periods"][0]["tariff_id"] = "NO-SUCH-TARIFF"
+    src, tariffs, contracts = write_month(tmp_path, [cdr("A1"), cdr("A2", day=6, reported="9.99"), unknown])
+    assert run_settle(tmp_path, src, tariffs, contracts, tmp_path / "fr", "--locale", "fr_FR") == 0
+    fr = (tmp_path / "fr" / "NL-CPO__DE-MSP__EUR" / "statement.html").read_text()
+    assert "recalcul impossible : TARIFF_NOT_FOUND" in fr and "could not be recomputed" not in fr
+    assert run_settle(tmp_path, src, tariffs, contracts, tmp_path / "en", "--locale", "en_GB") == 0
+    en = (tmp_path / "en" / "NL-CPO__DE-MSP__EUR" / "statement.html").read_text()
+    assert "could not be recomputed: TARIFF_NOT_FOUND" in en

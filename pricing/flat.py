@@ -271,6 +271,17 @@ def record_problems(
             lambda r, name=name, what=what: f"{name}: missing ({what}). Hint: every row of a CDR needs it",
             lambda r, what=what: f"$.{what}",
         )
+    codes, values = cols["cdr_id"]
+    blank = np.array([i for i, v in enumerate(values) if not str(v).strip()], np.int64)
+    if len(blank):
+        flag(
+            np.isin(codes, blank),
+            E.INVALID_VALUE,
+            lambda r: (
+                "cdr_id: empty. Hint: every CDR needs a non-empty id (it is settled and credited by it)"
+            ),
+            lambda r: "$.id",
+        )
     start, end = cols["cdr_start_ms"][0], cols["cdr_end_ms"][0]
     flag(
         end < start,

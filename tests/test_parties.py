@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from test_settle import cdr, run_settle, write_month
 from test_settle_columnar import assert_same_run, generate, run_both
 
@@ -103,3 +105,18 @@ def test_an_empty_cdr_id_is_rejected(tmp_path: Path) -> None:
     ]
     assert main(["price", "--tariffs", str(tariffs), "--out", str(tmp_path / "p.ndjson"), str(src)]) == 0
     assert len((tmp_path / "p.ndjson").read_text().splitlines()) == 1
+
+
+def test_an_empty_cdr_id_is_rejected_in_flat_parquet_too(tmp_path: Path) -> None:
+    month = tmp_path / "m.parquet"
+    assert main(["generate", "--cdrs", "20", "--seed", "3", "--quiet", "--out", str(month)]) == 0
+    table = pq.read_table(month)
+    ids = table.column("cdr_id").to_pylist()
+    first = ids[0]
+    blanked = pa.array(["" if v == first else v for v in ids], table.schema.field("cdr_id").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("cdr_id"), "cdr_id", blanked), month)
+    out = tmp_path / "p.ndjson"
+    assert main(["price", "--tariffs", str(tmp_path / "tariffs"), "--out", str(out), str(month)]) == 0
+    rejects = [json.loads(x) for x in (tmp_path / "p.ndjson.rejects.ndjson").read_text().splitlines()]
+    assert [(r["code"], r["path"]) for r in rejects] == [("INVALID_VALUE", "$.id")]
+    assert "non-empty id" in rejects[0]["message"]

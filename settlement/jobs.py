@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -58,13 +58,15 @@ from settlement.reconcile import (
 )
 from settlement.render import render_statement
 from settlement.rules import (
+    LATE_CDR,
     dispute_reason,
-    in_month,
+    late_message,
     local_end_date,
     local_iso,
     month_bounds,
     month_window_ms,
     reasons_text,
+    settles_in,
 )
 from settlement.statement import Line, Statement, build_line, finish, vat_findings
 from settlement.store import Store
@@ -362,11 +364,18 @@ def settle(
     scheduler: str | None = None,
     pricer: str = "kernel",
     store: Store | None = None,
+    late: Mapping[str, str] | None = None,
+    late_rows: Sequence[int] = (),
 ) -> tuple[RunResult, Contracts]:
     """Run the monthly settlement in memory (no files written). See :func:`write_run` for files.
 
     With a ``store`` (and no ``cdrs`` / ``tariffs``), the month is what parties sent: the CDRs whose
-    session ended in the month (in the statement zone) and every tariff version they may need."""
+    session ended in the month (in the statement zone) and every tariff version they may need.
+
+    ``late``: the late CDRs this month takes (CDR id → the closed month its session ended in,
+    :func:`settlement.rules.settles_in`): they settle in ``month`` as late lines with a LATE_CDR
+    finding. They must be among the input: in ``cdrs``, or, with a store, ``late_rows`` (their
+    row ids in the store, read after the month's own CDRs)."""
     try:
         month_bounds(month)
     except ValueError as exc:
@@ -390,6 +399,7 @@ def settle(
     records = list(iter_sources([f for f in files if f not in flat_files]))
     if store is not None:
         records += store.cdr_records(*month_window_ms(month, zone))
+        records += store.cdr_records_of(late_rows)
     say(f"pricing and reconciling {len(records)} records ({engine})")
     lines = compute_lines(
         records, given, policy, tz, contracts.default.tolerance, result, engine, scheduler, pricer
@@ -402,7 +412,7 @@ def settle(
     say("building statements")
     groups: dict[tuple[str, str, str], Statement] = {}
     pair_currencies: dict[tuple[str, str], set[str]] = defaultdict(set)
-    place_lines(lines, zone, month, contracts, result, groups, pair_currencies)
+    place_lines(lines, zone, month, contracts, result, groups, pair_currencies, late=late)
     result.extra_findings += mixed_currency_findings(pair_currencies)
     for key in sorted(groups):
         st = groups[key]
@@ -444,15 +454,22 @@ def place_lines(
     groups: dict[tuple[str, str, str], Statement],
     pair_currencies: dict[tuple[str, str], set[str]],
     origin: dict[int, ReconLine] | None = None,
+    late: Mapping[str, str] | None = None,
 ) -> None:
     """Put every reconciled CDR in exactly one bucket: a statement line (settled, or disputed and
-    excluded), an identical duplicate (excluded) or out of month. ``lines`` in input order."""
+    excluded), an identical duplicate (excluded) or out of month. ``lines`` in input order;
+    ``late``: the late CDRs this month takes (see :func:`settle`)."""
     seen_identical = identical_copies(lines)
+    late = late or {}
     for i, ln in enumerate(lines):
         cdr = ln.cdr
-        if not in_month(cdr.end_ms, month, zone):
+        late_of = late.get(cdr.id)
+        if not settles_in(cdr.end_ms, month, zone, late_of):
             result.out_of_month.append(ln)
             continue
+        if late_of is not None:
+            message = late_message(late_of, month)
+            ln.findings.append(ReconFinding(cdr.id, LATE_CDR, message, source=ln.source, line=ln.line))
         if i in seen_identical:
             result.excluded.append(ln)
             continue

@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from settlement.output import line_frame, lines_json, write_document, write_lines_csv
-from settlement.rules import NOT_RECOMPUTED, month_bounds
+from settlement.rules import LATE_CDR, NOT_RECOMPUTED, month_bounds
 from settlement.statement import Statement
 
 SCHEMA_VERSION = "roamledger.statement/1"
@@ -189,8 +189,13 @@ def reason_text(reason: str, gettext: Any) -> str:
     return gettext(reason)
 
 
+LATE_NOTE = "late CDR: the session ended in %(month)s, a closed month"
+
+
 def line_note(ln: Any, gettext: Any) -> str:
     notes = []
+    if LATE_CDR in ln.reasons.split(","):  # a late line keeps its session end: in the closed month
+        notes.append(gettext(LATE_NOTE, month=ln.session_end[:7]))
     if ln.credit:
         notes.append(gettext("credit of %(id)s", id=ln.credit_reference_id or "?"))
     if ln.status not in ("MATCH", "ROUNDING"):

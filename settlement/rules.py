@@ -6,8 +6,8 @@ a whole piece as a polars expression over integer columns in units of 1e-4 (``*_
 live next to each other so a change to a rule is made once, and ``tests/property/test_rules.py``
 checks with hypothesis that both forms give the same answer on random inputs.
 
-Rules: line status, worst difference, dispute reason, month window and local times, line rounding,
-4-decimal and minor-unit text, finding wording and codes.
+Rules: line status, worst difference, dispute reason, month window (and late CDRs of closed
+months) and local times, line rounding, 4-decimal and minor-unit text, finding wording and codes.
 """
 
 from __future__ import annotations
@@ -211,6 +211,30 @@ def in_month_expr(end_ms: pl.Expr, window: tuple[int, int]) -> pl.Expr:
     lo, hi = window
     end_s = (end_ms // 1000) * 1000
     return (end_s >= lo) & (end_s < hi)
+
+
+LATE_CDR = "LATE_CDR"
+
+
+def settles_in(end_ms: int, month: str, zone: ZoneInfo, late_of: str | None) -> bool:
+    """The month rule with closed months: a CDR settles in the month its session ended in, in the
+    statement zone, unless it is a late CDR (``late_of``: the closed month its session ended in,
+    None for every other CDR), which settles in the month it is given to (the next open month) —
+    whatever its session end."""
+    return late_of is not None or in_month(end_ms, month, zone)
+
+
+def settles_in_expr(end_ms: pl.Expr, window: tuple[int, int], late: pl.Expr) -> pl.Expr:
+    """:func:`settles_in` on columns (``late``: true where the CDR is a late CDR of this run)."""
+    return late | in_month_expr(end_ms, window)
+
+
+def late_message(closed_month: str, month: str) -> str:
+    """The finding of a late CDR: which closed month it belonged to and where it is settled."""
+    return (
+        f"late CDR: its session ended in {closed_month}, a month already closed (its statements "
+        f"are final); settled on the {month} statement as a late line"
+    )
 
 
 def local_iso(ms: int, zone: ZoneInfo) -> str:

@@ -12,7 +12,7 @@ import pytest
 from babel.messages.pofile import read_po
 from test_settle import cdr, run_settle, write_month
 
-from settlement.render import LOCALE_DIR, STATUS_WORDS, VAT_SOURCE
+from settlement.render import LATE_NOTE, LOCALE_DIR, STATUS_WORDS, VAT_SOURCE
 from settlement.rules import CONFLICTING_DUPLICATE
 from settlement.statement import ROUNDING_RULE
 
@@ -36,6 +36,7 @@ DATA_TEXTS = [
     "credit of %(id)s",
     "disputed: %(reason)s",
     "could not be recomputed: %(codes)s",
+    LATE_NOTE,
     *STATUS_WORDS,
 ]
 

@@ -38,9 +38,9 @@ from settlement.rules import (
     NOT_COMPARABLE_MESSAGE,
     NOT_PRICED,
     dispute_reason_expr,
-    in_month_expr,
     line_reasons_expr,
     line_status_expr,
+    settles_in_expr,
     status_code_expr,
     tolerance_e4,
     worst_expr,
@@ -53,6 +53,7 @@ RECORD_PATH_REASONS = (
     "kernel refused",  # the kernel refused the piece (overflow, uncompilable tariff): reference pricer
     "party unknown",  # excluded with its PARTY_UNKNOWN finding by place_lines
     "duplicate id",  # identical or conflicting copies are judged record by record
+    "late CDR",  # a late CDR of a closed month: its line and LATE_CDR finding by place_lines
     "credit",  # credits net their originals
     "several tariffs",  # the VAT bucket of a line priced by several tariffs
 )
@@ -141,6 +142,7 @@ class PieceJob:
     window: tuple[int, int]  # the month in the statement zone, epoch ms [from, to)
     special: set[str]  # duplicate ids: judged record by record
     pricer: str = "kernel"
+    late: frozenset[str] = frozenset()  # the late CDRs the month takes (settlement.rules.settles_in)
 
 
 PieceResult = tuple[
@@ -172,8 +174,15 @@ def process_piece(piece: Any, job: PieceJob) -> PieceResult:
         return fr.n_records, found, *_nothing_plain(), _detail(piece, fr, detail_k, ord_of, line_of), +why
 
     frame = record_frame(piece, fr, pt, res, rec_ok, np.flatnonzero(todo), refused, job.special)
-    frame = with_terms(with_parties(frame, job.contracts), job.contracts)
-    frame = frame.with_columns(in_month_expr(pl.col("end_ms"), job.window).alias("in_month"))
+    late = (
+        pl.col("cdr_id").is_in(pl.Series(sorted(job.late), dtype=pl.String).implode())
+        if job.late
+        else pl.lit(False)
+    )
+    frame = with_terms(with_parties(frame.with_columns(late.alias("late")), job.contracts), job.contracts)
+    frame = frame.with_columns(
+        settles_in_expr(pl.col("end_ms"), job.window, pl.col("late")).alias("in_month")
+    )
     plain, straddles = plain_rows(frame, pt, res, tolerance_e4(job.contracts.default.tolerance))
     rec_of_plain = plain["rec"].to_numpy()
     plain = plain.with_columns(
@@ -338,6 +347,8 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         .then(pl.lit("party unknown"))
         .when("special")
         .then(pl.lit("duplicate id"))
+        .when("late")
+        .then(pl.lit("late CDR"))
         .when("credit")
         .then(pl.lit("credit"))
         .when("multi")

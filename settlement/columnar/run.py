@@ -6,7 +6,7 @@ checks over the run.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,7 @@ class ColumnarRun:
     detail_ord: list[int] = field(default_factory=list)
     extra_findings: list[dict[str, Any]] = field(default_factory=list)
     record_path: Counter[str] = field(default_factory=Counter)  # records sent record by record, by reason
+    late: dict[str, str] = field(default_factory=dict)  # late CDR id -> its closed month
 
 
 def originals_of_credits(run: ColumnarRun) -> dict[str, Money]:
@@ -85,13 +86,15 @@ def run_columnar(
     piece_rows: int = 500_000,
     engine: str = "local",
     scheduler: str | None = None,
+    late: Mapping[str, str] | None = None,
 ) -> ColumnarRun:
     """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
-    input order), then the duplicate and credit checks over the run."""
+    input order), then the duplicate and credit checks over the run. ``late``: the late CDRs the
+    month takes (:func:`settlement.jobs.settle`); they take the record path."""
     special = special_ids(files)
     window = month_window_ms(month, zone)
-    run = ColumnarRun()
-    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer)
+    run = ColumnarRun(late=dict(late or {}))
+    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer, frozenset(run.late))
     pieces = iter_pieces(files, piece_rows)
     if engine == "dask":
         results: Any = _dask_pieces(pieces, job, scheduler)

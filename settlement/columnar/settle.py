@@ -20,7 +20,7 @@ totals come from the kernel in the same units, line roundings are integer arithm
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -56,11 +56,13 @@ def settle_columnar(
     piece_rows: int = 500_000,
     engine: str = "local",
     scheduler: str | None = None,
+    late: Mapping[str, str] | None = None,
 ) -> tuple[Path, dict[str, int], list[Statement]]:
     """Settle a month of flat-layout Parquet files and write the run into ``out_dir``.
 
     Same outputs as :func:`settlement.jobs.settle` + :func:`settlement.jobs.write_run` on the
-    same files, in bounded memory per piece. Returns (folder, counts, statements)."""
+    same files, in bounded memory per piece. Returns (folder, counts, statements). ``late``: the
+    late CDRs the month takes (CDR id → closed month, as :func:`settlement.jobs.settle`)."""
     try:
         month_bounds(month)
     except ValueError as exc:
@@ -91,6 +93,7 @@ def settle_columnar(
         piece_rows,
         engine,
         scheduler,
+        late,
     )
     run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     return write_columnar(

@@ -70,6 +70,7 @@ from settlement.rules import (
 )
 from settlement.statement import Line, Statement, build_line, finish, vat_findings
 from settlement.store import Store
+from settlement.store.months import cdr_records_of
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
 # start state and reported, not silently split (digest §2.4 (b)).
@@ -399,7 +400,7 @@ def settle(
     records = list(iter_sources([f for f in files if f not in flat_files]))
     if store is not None:
         records += store.cdr_records(*month_window_ms(month, zone))
-        records += store.cdr_records_of(late_rows)
+        records += cdr_records_of(store, late_rows)
     say(f"pricing and reconciling {len(records)} records ({engine})")
     lines = compute_lines(
         records, given, policy, tz, contracts.default.tolerance, result, engine, scheduler, pricer

@@ -158,10 +158,13 @@ class Store:
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
-    def migrations_current(self) -> bool:
+    def head(self) -> str | None:
+        """The newest migration this code knows."""
         with self.engine.connect() as conn:
-            head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
-        return self.revision() == head
+            return ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+
+    def migrations_current(self) -> bool:
+        return self.revision() == self.head()
 
     # ---- parties ------------------------------------------------------------------------------
 

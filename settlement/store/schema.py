@@ -92,7 +92,14 @@ settlement_runs = T(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("month", String(7), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
-    Column("manifest", Text, nullable=False),
+    Column("manifest", Text, nullable=False),  # manifest.json of a done run ("" before)
+    # 0002_months: runs kept in the store (settlement.store.months)
+    Column("status", String(8)),  # queued | running | done | failed
+    Column("message", Text),  # why a run failed
+    Column("options", Text),  # the run's options (JSON)
+    Column("finished_ms", BigInteger),
+    Column("heartbeat_ms", BigInteger),  # a running run's last sign of life
+    Column("cdr_rows", Text),  # the cdrs rows the run read, as ranges "1-500,502-900"
 )
 
 statements = T(
@@ -113,4 +120,19 @@ closed_months = T(
     Column("month", String(7), primary_key=True),
     Column("closed_ms", BigInteger, nullable=False),
     Column("run_id", Integer, ForeignKey("settlement_runs.id"), nullable=False),
+)
+
+run_files = T(
+    "run_files",
+    metadata,
+    Column("run_id", Integer, ForeignKey("settlement_runs.id"), primary_key=True),
+    Column("path", String(255), primary_key=True),  # as in the run folder, e.g. NL-CPO__DE-MSP__EUR/lines.csv
+    Column("content", Text, nullable=False),
+)
+
+closed_cdrs = T(
+    "closed_cdrs",
+    metadata,
+    Column("cdr_row", Integer, ForeignKey("cdrs.id"), primary_key=True),  # settled by a final run
+    Column("month", String(7), nullable=False),  # the closed month whose final run settled it
 )

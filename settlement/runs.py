@@ -1,0 +1,161 @@
+"""A month settled from the store: the CDRs whose session ended in it plus the late CDRs of closed
+months it takes (:func:`settlement.store.months.late_cdrs`), through the record engine — the same
+for ``roamledger settle --store``, ``roamledger close --settle`` and ``POST /v1/settlements``, so
+their statement files are byte-identical.
+
+:func:`execute_run` is one run kept in the store (the API's background worker calls it): the run
+folder is written by :func:`settlement.jobs.write_run` into a temporary folder and every file of it
+is stored with the run (``run_files``); statements of a run are read back from there.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from pricing.errors import RoamledgerError
+from pricing.policy import PricingPolicy
+from pricing.timezones import validate_zone
+from settlement.contracts import Contracts
+from settlement.jobs import DEFAULT_POLICY, RunResult, settle, write_run
+from settlement.store import Store
+from settlement.store.months import (
+    create_run,
+    finish_run,
+    get_run,
+    late_cdrs,
+    refuse_closed,
+    set_status,
+)
+
+LOG = logging.getLogger("roamledger.runs")
+STORE_SOURCE = "store:cdrs/"  # the source of a record read from the store (its line: the row id)
+
+
+def redacted(url: str) -> str:
+    """The store URL as a manifest records it: without a password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def run_settings(
+    month: str, store_url: str, basis: str | None, tz: str | None, locale: str
+) -> dict[str, Any]:
+    """The manifest's ``settings`` of a month settled from the store (as ``settle --store`` writes)."""
+    return {
+        "engine": "local",
+        "pricer": "kernel",
+        "policy": DEFAULT_POLICY.as_dict(),
+        "basis": basis,
+        "tz": tz,
+        "locale": locale,
+        "month": month,
+        "store": redacted(store_url),
+    }
+
+
+def read_rows(result: RunResult) -> list[int]:
+    """The store rows a run read (every record is a reconciled line or a reject)."""
+    rows = [ln.line for ln in result.lines if ln.source.startswith(STORE_SOURCE) and ln.line is not None]
+    rows += [f.line for f in result.rejects if f.source.startswith(STORE_SOURCE) and f.line is not None]
+    return rows
+
+
+def settle_store_month(
+    store: Store,
+    month: str,
+    tz: str | None = None,
+    basis: str | None = None,
+    contracts_path: str | os.PathLike[str] | None = None,
+    policy: PricingPolicy | None = None,
+    progress: Callable[[str], None] | None = None,
+    pricer: str = "kernel",
+    engine: str = "local",
+    scheduler: str | None = None,
+    history: Sequence[str | os.PathLike[str]] = (),
+) -> tuple[RunResult, Contracts, list[int]]:
+    """Settle ``month`` from the store (refused when it is closed), with the late CDRs it takes.
+    Returns (result, contracts, the store rows it read)."""
+    with store.engine.connect() as conn:
+        refuse_closed(conn, month)
+    late, rows = late_cdrs(store, month)
+    result, contracts = settle(
+        [],
+        None,
+        month,
+        tz=tz,
+        basis=basis,
+        contracts_path=contracts_path,
+        policy=policy,
+        progress=progress,
+        engine=engine,
+        scheduler=scheduler,
+        pricer=pricer,
+        history=history,
+        store=store,
+        late=late,
+        late_rows=rows,
+    )
+    return result, contracts, read_rows(result)
+
+
+def queue_run(
+    store: Store,
+    month: str,
+    basis: str | None = None,
+    tz: str | None = None,
+    locale: str = "en_GB",
+    cpo: str | None = None,
+    emsp: str | None = None,
+) -> int:
+    """A queued run of ``month`` in the store (refused when the month is closed)."""
+    zone = validate_zone(tz or "UTC")
+    options = {"basis": basis, "tz": tz, "zone": zone, "locale": locale, "cpo": cpo, "emsp": emsp}
+    return create_run(store, month, options)
+
+
+def execute_run(store: Store, run_id: int, progress: Callable[[str], None] | None = None) -> str:
+    """Settle a queued run and keep its files in the store; returns its final status. A failure
+    is recorded with its sentence (``failed``), never raised."""
+    run = get_run(store, run_id)
+    if run is None:
+        return "failed"
+    o = run.options
+    set_status(store, run_id, "running")
+    try:
+        result, contracts, rows = settle_store_month(
+            store, run.month, tz=o.get("tz"), basis=o.get("basis"), progress=progress
+        )
+        result.statements = [
+            st
+            for st in result.statements
+            if o.get("cpo") in (None, st.cpo) and o.get("emsp") in (None, st.emsp)
+        ]
+        settings = run_settings(run.month, store.url, o.get("basis"), o.get("tz"), o["locale"])
+        with tempfile.TemporaryDirectory(prefix="roamledger-run-") as tmp:
+            out = write_run(result, contracts, Path(tmp) / "run", run.month, [], settings, o["locale"])
+            files = {
+                p.relative_to(out).as_posix(): p.read_bytes().decode("utf-8")
+                for p in sorted(out.rglob("*"))
+                if p.is_file()
+            }
+        manifest = files["manifest.json"]
+        finish_run(store, run_id, files, json.loads(manifest)["statements"], manifest, rows)
+        return "done"
+    except RoamledgerError as exc:
+        set_status(store, run_id, "failed", str(exc))
+    except Exception as exc:  # a bug: recorded on the run (one sentence) and logged with its traceback
+        LOG.exception("settlement run %s failed", run_id)
+        set_status(
+            store,
+            run_id,
+            "failed",
+            f"internal error ({type(exc).__name__}: {exc}). This is a bug in roamledger: please report it",
+        )
+    return "failed"

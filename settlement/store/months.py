@@ -1,0 +1,387 @@
+"""Settlement runs kept in the store, and closed months.
+
+A run is a row of ``settlement_runs`` (status ``queued`` → ``running`` → ``done`` | ``failed``,
+its options, a heartbeat while it works) with the files of its run folder in ``run_files`` and one
+``statements`` row per statement. A run that stops beating (its server was stopped or killed) is
+reported ``failed`` after :data:`STALE_MS`, never left ``running``.
+
+Closing a month records its final run (``closed_months``) and the CDR rows that run read
+(``closed_cdrs``): those are settled for good. A CDR stored later whose session ended in a closed
+month is a *late CDR*: it goes on the statement of the next month that is not closed, once — when
+that month is closed in turn, its final run has read it (closing refuses a run that has not).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pricing.io import Record, loads
+from settlement.rules import month_bounds, month_window_ms
+from settlement.store import Store, StoreError, batched, now_ms
+from settlement.store.schema import cdrs, closed_cdrs, closed_months, run_files, settlement_runs, statements
+
+STATUSES = ("queued", "running", "done", "failed")
+STALE_MS = 120_000  # a queued or running run without a heartbeat for this long was interrupted
+INTERRUPTED = (
+    "interrupted: the server stopped while this run was {status} (no sign of life for {s} s). "
+    "Hint: POST the settlement again"
+)
+
+
+class MonthClosed(StoreError):
+    """The month is closed: its statements are final."""
+
+
+class RunRefused(StoreError):
+    """The run cannot be used as asked (not done, another month, stale)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    id: int
+    month: str
+    status: str
+    message: str | None
+    options: dict[str, Any]
+    created_ms: int
+    finished_ms: int | None
+    manifest: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "month": self.month,
+            "status": self.status,
+            "message": self.message,
+            "options": self.options,
+            "created_ms": self.created_ms,
+            "finished_ms": self.finished_ms,
+        }
+
+
+def check_month(month: str) -> str:
+    """``YYYY-MM`` or an InputError that says so."""
+    try:
+        if len(month) != 7:
+            raise ValueError("not YYYY-MM")
+        month_bounds(month)
+    except ValueError as exc:
+        raise StoreError(f"month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
+    return month
+
+
+def next_month(month: str) -> str:
+    y, m = (int(x) for x in month.split("-"))
+    return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
+
+
+# ---- the CDR rows a run read --------------------------------------------------------------------
+
+
+def rows_text(rows: Iterable[int]) -> str:
+    """Row ids as ranges: ``1-500,502,510-900`` (sorted, distinct)."""
+    out: list[str] = []
+    ids = sorted(set(rows))
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        out.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def ranges_of(text: str | None) -> list[tuple[int, int]]:
+    out = []
+    for part in (text or "").split(","):
+        if part:
+            a, _, b = part.partition("-")
+            out.append((int(a), int(b or a)))
+    return out
+
+
+def cdr_records_of(store: Store, rows: Sequence[int]) -> Iterator[Record]:
+    """The stored CDRs of the given row ids, by row id, as :meth:`Store.cdr_records` gives them."""
+    for part in batched(sorted(rows), 500):
+        query = (
+            select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw).where(cdrs.c.id.in_(part)).order_by(cdrs.c.id)
+        )
+        with store.engine.connect() as conn:
+            for row_id, version, raw in conn.execute(query):
+                yield Record(f"store:cdrs/{version}", row_id, loads(raw))
+
+
+# ---- runs ---------------------------------------------------------------------------------------
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        row.id,
+        row.month,
+        row.status or "done",
+        row.message,
+        json.loads(row.options or "{}"),
+        row.created_ms,
+        row.finished_ms,
+        row.manifest,
+    )
+
+
+def create_run(store: Store, month: str, options: dict[str, Any]) -> int:
+    """A queued run of ``month`` (refused when the month is closed)."""
+    now = now_ms()
+    with store.engine.begin() as conn:  # the write first: on SQLite a read-then-write transaction
+        result = conn.execute(  # fails at once (no waiting) while another connection writes
+            insert(settlement_runs).values(
+                month=month,
+                created_ms=now,
+                manifest="",
+                status="queued",
+                options=json.dumps(options, sort_keys=True),
+                heartbeat_ms=now,
+            )
+        )
+        refuse_closed(conn, month)  # a closed month: the insert is rolled back
+        return int(result.inserted_primary_key[0])
+
+
+def refuse_closed(conn: Any, month: str) -> None:
+    final = conn.execute(select(closed_months.c.run_id).where(closed_months.c.month == month)).scalar()
+    if final is not None:
+        raise MonthClosed(
+            f"{month} is closed: its statements are final (run {final}). Hint: CDRs that arrive late "
+            f"for {month} are settled on the next open month; GET /v1/settlements/{final} for the final run"
+        )
+
+
+def set_status(store: Store, run_id: int, status: str, message: str | None = None) -> None:
+    values: dict[str, Any] = {"status": status, "message": message, "heartbeat_ms": now_ms()}
+    if status in ("done", "failed"):
+        values["finished_ms"] = now_ms()
+    with store.engine.begin() as conn:
+        conn.execute(update(settlement_runs).where(settlement_runs.c.id == run_id).values(**values))
+
+
+def beat(store: Store, run_ids: Iterable[int]) -> None:
+    """A sign of life of the runs this process holds (queued or running)."""
+    ids = list(run_ids)
+    if ids:
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(settlement_runs).where(settlement_runs.c.id.in_(ids)).values(heartbeat_ms=now_ms())
+            )
+
+
+def finish_run(
+    store: Store,
+    run_id: int,
+    files: dict[str, str],
+    entries: Sequence[dict[str, Any]],
+    manifest: str,
+    rows: Iterable[int],
+) -> None:
+    """Store a run's files and statements and mark it done, in one transaction."""
+    with store.engine.begin() as conn:
+        if files:
+            conn.execute(
+                insert(run_files),
+                [{"run_id": run_id, "path": p, "content": c} for p, c in sorted(files.items())],
+            )
+        if entries:
+            conn.execute(
+                insert(statements),
+                [
+                    {
+                        "run_id": run_id,
+                        "statement_id": e["id"],
+                        "cpo": e["cpo"],
+                        "emsp": e["emsp"],
+                        "currency": e["currency"],
+                        "document": e["folder"],
+                    }
+                    for e in entries
+                ],
+            )
+        now = now_ms()
+        conn.execute(
+            update(settlement_runs)
+            .where(settlement_runs.c.id == run_id)
+            .values(
+                status="done",
+                message=None,
+                manifest=manifest,
+                cdr_rows=rows_text(rows),
+                finished_ms=now,
+                heartbeat_ms=now,
+            )
+        )
+
+
+def mark_interrupted(store: Store, now: int | None = None) -> int:
+    """Queued or running runs without a heartbeat for :data:`STALE_MS` become ``failed``."""
+    now = now_ms() if now is None else now
+    n = 0
+    with store.engine.begin() as conn:
+        for status in ("queued", "running"):
+            n += conn.execute(
+                update(settlement_runs)
+                .where(
+                    and_(settlement_runs.c.status == status, settlement_runs.c.heartbeat_ms < now - STALE_MS)
+                )
+                .values(
+                    status="failed",
+                    message=INTERRUPTED.format(status=status, s=STALE_MS // 1000),
+                    finished_ms=now,
+                )
+            ).rowcount
+    return n
+
+
+def get_run(store: Store, run_id: int) -> Run | None:
+    mark_interrupted(store)
+    with store.engine.connect() as conn:
+        row = conn.execute(select(settlement_runs).where(settlement_runs.c.id == run_id)).first()
+    return None if row is None else _run(row)
+
+
+def list_runs(store: Store, month: str | None = None, limit: int = 100) -> list[Run]:
+    mark_interrupted(store)
+    query = select(settlement_runs).order_by(settlement_runs.c.id.desc()).limit(limit)
+    if month is not None:
+        query = query.where(settlement_runs.c.month == month)
+    with store.engine.connect() as conn:
+        return [_run(r) for r in conn.execute(query)]
+
+
+def run_statements(store: Store, run_id: int) -> list[dict[str, str]]:
+    query = (
+        select(statements.c.cpo, statements.c.emsp, statements.c.currency, statements.c.document)
+        .where(statements.c.run_id == run_id)
+        .order_by(statements.c.id)
+    )
+    with store.engine.connect() as conn:
+        return [{"cpo": c, "emsp": e, "currency": cur, "folder": f} for c, e, cur, f in conn.execute(query)]
+
+
+def run_file(store: Store, run_id: int, path: str) -> str | None:
+    query = select(run_files.c.content).where(and_(run_files.c.run_id == run_id, run_files.c.path == path))
+    with store.engine.connect() as conn:
+        return conn.execute(query).scalar()
+
+
+# ---- closed months ------------------------------------------------------------------------------
+
+
+def closed(store: Store) -> dict[str, tuple[int, int]]:
+    """Closed months: month → (final run id, closed at, epoch ms)."""
+    with store.engine.connect() as conn:
+        return {
+            m: (r, t)
+            for m, r, t in conn.execute(
+                select(closed_months.c.month, closed_months.c.run_id, closed_months.c.closed_ms)
+            )
+        }
+
+
+def run_zone(store: Store, run_id: int) -> ZoneInfo:
+    with store.engine.connect() as conn:
+        options = conn.execute(
+            select(settlement_runs.c.options).where(settlement_runs.c.id == run_id)
+        ).scalar()
+    return ZoneInfo(json.loads(options or "{}").get("zone") or "UTC")
+
+
+def late_cdrs(store: Store, month: str) -> tuple[dict[str, str], list[int]]:
+    """The late CDRs ``month`` takes: stored CDRs whose session ended in a closed month (in the zone
+    of its final run) that no final run read, for which ``month`` is the next month not closed.
+    Returns (CDR id → its closed month, their row ids)."""
+    done = closed(store)
+    late: dict[str, str] = {}
+    rows: list[int] = []
+    for m in sorted(done):
+        if m >= month:
+            break
+        landing = next_month(m)
+        while landing in done:
+            landing = next_month(landing)
+        if landing != month:
+            continue
+        lo, hi = month_window_ms(m, run_zone(store, done[m][0]))
+        query = (
+            select(cdrs.c.id, cdrs.c.cdr_id)
+            .outerjoin(closed_cdrs, closed_cdrs.c.cdr_row == cdrs.c.id)
+            .where(and_(cdrs.c.end_ms >= lo, cdrs.c.end_ms < hi, closed_cdrs.c.cdr_row.is_(None)))
+            .order_by(cdrs.c.id)
+        )
+        with store.engine.connect() as conn:
+            for row_id, cdr_id in conn.execute(query):
+                late.setdefault(cdr_id, m)
+                rows.append(row_id)
+    return late, rows
+
+
+def month_rows(store: Store, month: str, zone: ZoneInfo) -> set[int]:
+    """The row ids a run of ``month`` must read now: its CDRs and the late CDRs it takes."""
+    lo, hi = month_window_ms(month, zone)
+    with store.engine.connect() as conn:
+        own = set(
+            conn.execute(select(cdrs.c.id).where(and_(cdrs.c.end_ms >= lo, cdrs.c.end_ms < hi))).scalars()
+        )
+    return own | set(late_cdrs(store, month)[1])
+
+
+def close_month(store: Store, month: str, run_id: int | None = None) -> tuple[int, int]:
+    """Close ``month`` with its final run (default: the newest done run of the month). Refused when
+    the month is closed, the run is not a done run of the month, or CDRs arrived that it did not
+    read (settle again first). Returns (run id, closed at, epoch ms)."""
+    check_month(month)
+    with store.engine.connect() as conn:
+        refuse_closed(conn, month)
+    if run_id is None:
+        newest = [r for r in list_runs(store, month) if r.status == "done"]
+        if not newest:
+            raise RunRefused(
+                f"no done settlement run of {month} in the store. Hint: POST /v1/settlements "
+                f'{{"month": "{month}"}} and close when it is done'
+            )
+        run_id = newest[0].id
+    run = get_run(store, run_id)
+    if run is None:
+        raise RunRefused(f"no settlement run {run_id}. Hint: GET /v1/settlements lists the runs")
+    if run.month != month or run.status != "done":
+        raise RunRefused(
+            f"run {run_id} is a {run.status} run of {run.month}, not a done run of {month}. "
+            "Hint: close a month with a done run of that month"
+        )
+    with store.engine.connect() as conn:
+        text = conn.execute(select(settlement_runs.c.cdr_rows).where(settlement_runs.c.id == run_id)).scalar()
+    ranges = ranges_of(text)
+    read = {i for a, b in ranges for i in range(a, b + 1)}
+    missed = sorted(month_rows(store, month, run_zone(store, run_id)) - read)
+    if missed:
+        raise RunRefused(
+            f"{len(missed)} CDRs of {month} arrived after run {run_id} read the month. "
+            f"Hint: settle {month} again and close it with the new run"
+        )
+    now = now_ms()
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(insert(closed_months).values(month=month, closed_ms=now, run_id=run_id))
+            for a, b in ranges:
+                conn.execute(
+                    insert(closed_cdrs).from_select(
+                        ["cdr_row", "month"],
+                        select(cdrs.c.id, literal(month)).where(and_(cdrs.c.id >= a, cdrs.c.id <= b)),
+                    )
+                )
+    except IntegrityError as exc:  # closed by a concurrent request a moment ago
+        raise MonthClosed(f"{month} was closed by another request. Hint: GET /v1/months") from exc
+    return run_id, now

@@ -12,7 +12,19 @@ import os
 import sys
 from collections.abc import Sequence
 
-from api.cli import generate, ingest, lint, party, price, pricesheet, quote, reconcile, serve, settle
+from api.cli import (
+    close,
+    generate,
+    ingest,
+    lint,
+    party,
+    price,
+    pricesheet,
+    quote,
+    reconcile,
+    serve,
+    settle,
+)
 from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
@@ -21,6 +33,7 @@ COMMANDS = {
     "price": price,
     "reconcile": reconcile,
     "settle": settle,
+    "close": close,
     "import": ingest,
     "party": party,
     "generate": generate,

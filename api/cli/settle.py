@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
-from sqlalchemy.engine import make_url
 
 from api.cli.options import (
     add_fail_on_option,
@@ -28,6 +27,7 @@ from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
 from settlement.output import check_output_folder
 from settlement.rules import not_agreed
+from settlement.runs import redacted, settle_store_month
 from settlement.store import Store
 
 EXAMPLE = """example:
@@ -129,28 +129,26 @@ def run(args: argparse.Namespace) -> int:
             **common,
         )
         return finished(args, c, len(statements), out)
-    store = Store(args.store) if args.store else None
-    try:
-        result, contracts = settle(
-            args.cdrs,
-            args.tariffs,
-            args.month,
-            engine=engine,
-            scheduler=args.scheduler,
-            store=store,
-            **common,
-        )
-    finally:
-        if store is not None:
+    if args.store:  # the month as parties sent it, with the late CDRs of closed months it takes
+        if args.cdrs or args.tariffs:
+            raise RoamledgerError(
+                "--store settles what parties sent; it takes no --cdrs or --tariffs. "
+                "Hint: import files first (roamledger import --store URL ...)"
+            )
+        store = Store(args.store)
+        try:
+            result, contracts, _ = settle_store_month(
+                store, args.month, engine=engine, scheduler=args.scheduler, **common
+            )
+        finally:
             store.close()
+    else:
+        result, contracts = settle(
+            args.cdrs, args.tariffs, args.month, engine=engine, scheduler=args.scheduler, **common
+        )
     say("writing")
     out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
     return finished(args, result.counts, len(result.statements), out)
-
-
-def redacted(url: str) -> str:
-    """The store URL as the manifest records it: without a password."""
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def check_locale(name: str) -> None:

@@ -6,12 +6,20 @@ from fastapi import FastAPI
 
 from api.http import errors
 from api.http.limits import BodySizeLimit
-from api.http.routers import health, lint, ocpi, pricesheets, quotes, store
+from api.http.routers import health, lint, ocpi, pricesheets, quotes, settlements, store
 from api.http.settings import Settings, load_settings
 from pricing import __version__
 from settlement.store import Store
 
-ROUTERS = (health.router, quotes.router, pricesheets.router, lint.router, store.router, ocpi.router)
+ROUTERS = (
+    health.router,
+    quotes.router,
+    pricesheets.router,
+    lint.router,
+    store.router,
+    settlements.router,
+    ocpi.router,
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = Store(settings.store_url) if settings.store_url else None
+    app.state.runner = None  # the settlement worker, started by the first POST /v1/settlements
     for router in ROUTERS:
         app.include_router(router)
     errors.install(app)

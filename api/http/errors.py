@@ -21,10 +21,13 @@ TITLES = {
     400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
     413: "Request body too large",
     415: "Unsupported media type",
     422: "Unprocessable request",
     500: "Internal error",
+    503: "Service unavailable",
 }
 
 

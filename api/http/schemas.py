@@ -211,8 +211,11 @@ class LintOut(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, or unavailable when the store does not answer or is behind")
     version: str
+    store: dict[str, Any] | None = Field(
+        None, description="with a store: reachable, revision, head, migrations_current, parties"
+    )
 
 
 class Problem(BaseModel):

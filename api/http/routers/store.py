@@ -1,32 +1,28 @@
 """``GET /v1/store``: monitoring of the OCPI receiver's store — reachable, migrations current, and
-per party the tariffs and CDRs held, the last ingest and how many pushes were refused."""
+per party the tariffs and CDRs held, the last ingest, how many pushes were refused and the most
+recent refusals with their reasons (:mod:`settlement.store.monitor`). 503 when the store does not
+answer or its schema is behind."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import orjson
 from fastapi import APIRouter, Request
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
 from api.http.deps import json_response
+from settlement.store.monitor import report
 
 router = APIRouter(prefix="/v1", tags=["store"])
 
 
-@router.get("/store", summary="The store: reachable, migrations current, counts per party")
+@router.get("/store", summary="The store: reachable, migrations current, counts and refusals per party")
 def store_status(request: Request) -> Response:
     store = request.app.state.store
     if store is None:
         return json_response({"configured": False})
-    body: dict[str, Any] = {"configured": True}
-    try:
-        body |= {
-            "reachable": True,
-            "migrations_current": store.migrations_current(),
-            "parties": store.counts(),
-        }
-    except SQLAlchemyError as exc:
-        body |= {"reachable": False, "error": type(exc).__name__}
-        return Response(json_response(body).body, status_code=503, media_type="application/json")
-    return json_response(body)
+    healthy, body = report(store)
+    return Response(
+        orjson.dumps({"configured": True} | body),
+        status_code=200 if healthy else 503,
+        media_type="application/json",
+    )

@@ -1,0 +1,60 @@
+"""The service's settlement worker: runs queued by ``POST /v1/settlements`` are settled one at a
+time on a background thread that outlives the request (a month of 10^6 CDRs takes about a minute,
+longer than a client should hold a request open). While a run is queued or running, a heartbeat
+thread marks it alive in the store every :data:`BEAT_S` seconds; a run whose server stopped stops
+beating and is reported ``failed`` (:func:`settlement.store.months.mark_interrupted`), also by
+the next server that opens the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from settlement.runs import execute_run
+from settlement.store import Store
+from settlement.store.months import beat, mark_interrupted
+
+BEAT_S = 15.0
+LOG = logging.getLogger("roamledger.http")
+
+
+class Runner:
+    """One worker thread for runs, one heartbeat thread for the runs it holds."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roamledger-settle")
+        self.held: set[int] = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.beater: threading.Thread | None = None
+        mark_interrupted(store)
+
+    def submit(self, run_id: int) -> Future[str]:
+        with self.lock:
+            self.held.add(run_id)
+            if self.beater is None:
+                self.beater = threading.Thread(target=self._beat, name="roamledger-heartbeat", daemon=True)
+                self.beater.start()
+        future = self.pool.submit(execute_run, self.store, run_id)
+        future.add_done_callback(lambda _f: self._release(run_id))
+        return future
+
+    def _release(self, run_id: int) -> None:
+        with self.lock:
+            self.held.discard(run_id)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(BEAT_S):
+            with self.lock:
+                ids = sorted(self.held)
+            try:
+                beat(self.store, ids)
+            except Exception:  # the store is unreachable for a moment: the next beat tries again
+                LOG.warning("heartbeat of settlement runs %s failed", ids, exc_info=True)
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)

@@ -219,3 +219,10 @@ def test_health_reports_the_store(tmp_path: Path) -> None:
     c.app.state.store = Store("postgresql+psycopg://postgres@127.0.0.1:1/none", migrate=False)
     down = c.get("/v1/health")
     assert down.status_code == 503 and down.json()["store"]["reachable"] is False
+
+
+def test_openapi_documents_the_settlement_routes() -> None:
+    schema = client().get("/openapi.json").json()
+    assert {"/v1/settlements", "/v1/settlements/{run_id}", "/v1/months/{month}/close"} <= set(schema["paths"])
+    for name in ("SettlementIn", "CloseIn"):
+        assert schema["components"]["schemas"][name]["examples"], name

@@ -112,6 +112,32 @@ def test_month_window(year: int, month_no: int, zone: str, offsets: list[int]) -
     assert got == [rules.in_month(e, month, tz) for e in ends]
 
 
+@given(
+    st.integers(min_value=2000, max_value=2037),
+    st.integers(min_value=1, max_value=12),
+    ZONES,
+    st.lists(
+        st.tuples(st.integers(min_value=-40 * 86_400_000, max_value=70 * 86_400_000), st.booleans()),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_settles_in_with_late_cdrs(year: int, month_no: int, zone: str, ends: list[tuple[int, bool]]) -> None:
+    """The month rule with late CDRs of closed months: a late CDR settles in the month it is given
+    to, wherever its session ended; any other CDR by its session end, in both forms."""
+    month = f"{year}-{month_no:02d}"
+    tz = ZoneInfo(zone)
+    first, _ = rules.month_bounds(month)
+    base = int(pl.Series([first]).cast(pl.Datetime("ms")).cast(pl.Int64)[0])
+    frame = {"end": [base + o for o, _ in ends], "late": [late for _, late in ends]}
+    got = column(
+        frame, rules.settles_in_expr(pl.col("end"), rules.month_window_ms(month, tz), pl.col("late"))
+    )
+    want = [rules.settles_in(base + o, month, tz, "1999-12" if late else None) for o, late in ends]
+    assert got == want
+    assert all(w for w, (_, late) in zip(want, ends, strict=True) if late)
+
+
 @given(st.lists(AMOUNTS, min_size=1, max_size=30), st.sampled_from([0, 2, 3]))
 def test_decimal_text(values: list[int], m: int) -> None:
     frame = pl.DataFrame({"v": values}, schema={"v": pl.Int64})

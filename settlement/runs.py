@@ -140,13 +140,14 @@ def execute_run(store: Store, run_id: int, progress: Callable[[str], None] | Non
         settings = run_settings(run.month, store.url, o.get("basis"), o.get("tz"), o["locale"])
         with tempfile.TemporaryDirectory(prefix="roamledger-run-") as tmp:
             out = write_run(result, contracts, Path(tmp) / "run", run.month, [], settings, o["locale"])
-            files = {
-                p.relative_to(out).as_posix(): p.read_bytes().decode("utf-8")
+            del result  # the run's objects, before its files are read back one at a time
+            manifest = (out / "manifest.json").read_text(encoding="utf-8")
+            files = (
+                (p.relative_to(out).as_posix(), p.read_bytes().decode("utf-8"))
                 for p in sorted(out.rglob("*"))
                 if p.is_file()
-            }
-        manifest = files["manifest.json"]
-        finish_run(store, run_id, files, json.loads(manifest)["statements"], manifest, rows)
+            )
+            finish_run(store, run_id, files, json.loads(manifest)["statements"], manifest, rows)
         return "done"
     except RoamledgerError as exc:
         set_status(store, run_id, "failed", str(exc))

@@ -183,18 +183,16 @@ def beat(store: Store, run_ids: Iterable[int]) -> None:
 def finish_run(
     store: Store,
     run_id: int,
-    files: dict[str, str],
+    files: Iterable[tuple[str, str]],
     entries: Sequence[dict[str, Any]],
     manifest: str,
     rows: Iterable[int],
 ) -> None:
-    """Store a run's files and statements and mark it done, in one transaction."""
+    """Store a run's files (``(path, content)``, taken one at a time: memory holds one file) and
+    statements, and mark it done, in one transaction."""
     with store.engine.begin() as conn:
-        if files:
-            conn.execute(
-                insert(run_files),
-                [{"run_id": run_id, "path": p, "content": c} for p, c in sorted(files.items())],
-            )
+        for path, content in files:
+            conn.execute(insert(run_files).values(run_id=run_id, path=path, content=content))
         if entries:
             conn.execute(
                 insert(statements),

@@ -166,6 +166,7 @@ def test_bad_requests_are_clear_problems(tmp_path: Path) -> None:
     c = client(store_url=f"sqlite:///{tmp_path / 'store.db'}")
     for body, words in [
         ({"month": "2026-13"}, "month"),
+        ({"month": "0000-01"}, "YYYY-MM"),
         ({"month": "2026-10", "tz": "Mars/Olympus"}, "unknown time zone"),
         ({"month": "2026-10", "locale": "xx_QQ"}, "unknown locale"),
         ({"month": "2026-10", "cpo": "nl-cpo"}, "cpo"),
@@ -173,6 +174,7 @@ def test_bad_requests_are_clear_problems(tmp_path: Path) -> None:
         r = c.post("/v1/settlements", json=body)
         assert r.status_code == 422 and words in r.json()["detail"], (body, r.text)
     assert c.get("/v1/settlements/999").status_code == 404
+    assert c.get(f"/v1/settlements/{2**40}").status_code == 422
     assert c.get("/v1/settlements/999/statements/NL*CPO/DE*MSP/EUR").status_code == 404
     assert c.post("/v1/months/2026-10/close", json={"run_id": 999}).status_code == 404
     r = c.post("/v1/months/2026-1x/close")

@@ -13,7 +13,7 @@ import io
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -39,6 +39,8 @@ from settlement.store.months import (
 
 router = APIRouter(prefix="/v1", tags=["settlements"])
 MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MAX_ID = 2**31 - 1  # run ids are 32-bit integers on every database
+RunId = Path(ge=1, le=MAX_ID, description="the run's id (the Location of its POST)")
 PARTY = r"^[A-Z]{2}\*[A-Z0-9]{3}$"
 FORMATS = {"application/json": "json", "text/csv": "csv", "text/html": "html"}
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
@@ -75,7 +77,9 @@ class SettlementIn(BaseModel):
 class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"run_id": 1}, {}]})
 
-    run_id: int | None = Field(None, ge=1, description="the final run (default: the month's newest done run)")
+    run_id: int | None = Field(
+        None, ge=1, le=MAX_ID, description="the final run (default: the month's newest done run)"
+    )
 
 
 def store_of(request: Request) -> Store:
@@ -203,6 +207,7 @@ def not_ready(run: Run) -> Response:
 )
 def post_settlement(body: SettlementIn, request: Request) -> Response:
     store = store_of(request)
+    check_month(body.month)
     check_locale(body.locale)
     try:
         run_id = queue_run(store, body.month, body.basis, body.tz, body.locale, body.cpo, body.emsp)
@@ -230,7 +235,7 @@ def get_settlements(
     summary="A run: status (JSON), or its statements as CSV / HTML by Accept",
     responses={200: {"content": {m: {} for m in FORMATS}}, **RESPONSES},
 )
-def get_settlement(run_id: int, request: Request, accept: str | None = Header(None)) -> Response:
+def get_settlement(request: Request, run_id: int = RunId, accept: str | None = Header(None)) -> Response:
     store = store_of(request)
     fmt = negotiate(accept)
     if fmt is None:
@@ -252,7 +257,12 @@ def get_settlement(run_id: int, request: Request, accept: str | None = Header(No
     responses={200: {"content": {m: {} for m in FORMATS}}, **RESPONSES},
 )
 def get_statement(
-    run_id: int, cpo: str, emsp: str, currency: str, request: Request, accept: str | None = Header(None)
+    cpo: str,
+    emsp: str,
+    currency: str,
+    request: Request,
+    run_id: int = RunId,
+    accept: str | None = Header(None),
 ) -> Response:
     store = store_of(request)
     fmt = negotiate(accept)

@@ -1,7 +1,8 @@
 """The service's settlement worker: runs queued by ``POST /v1/settlements`` are settled one at a
 time on a background thread that outlives the request (a month of 10^6 CDRs takes about a minute,
 longer than a client should hold a request open). While a run is queued or running, a heartbeat
-thread marks it alive in the store every :data:`BEAT_S` seconds; a run whose server stopped stops
+thread marks it alive in the store every :data:`BEAT_S` seconds (or a quarter of the
+``run_stale_s`` setting); a run whose server stopped stops
 beating and is reported ``failed`` (:func:`settlement.store.months.mark_interrupted`), also by
 the next server that opens the store.
 """
@@ -16,21 +17,22 @@ from settlement.runs import execute_run
 from settlement.store import Store
 from settlement.store.months import beat, mark_interrupted
 
-BEAT_S = 15.0
+BEAT_S = 15.0  # at most; a quarter of the service's run_stale_s when that is shorter
 LOG = logging.getLogger("roamledger.http")
 
 
 class Runner:
     """One worker thread for runs, one heartbeat thread for the runs it holds."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, stale_s: int) -> None:
         self.store = store
+        self.every_s = min(BEAT_S, stale_s / 4)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="roamledger-settle")
         self.held: set[int] = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.beater: threading.Thread | None = None
-        mark_interrupted(store)
+        mark_interrupted(store, stale_ms=stale_s * 1000)
 
     def submit(self, run_id: int) -> Future[str]:
         with self.lock:
@@ -47,7 +49,7 @@ class Runner:
             self.held.discard(run_id)
 
     def _beat(self) -> None:
-        while not self.stop.wait(BEAT_S):
+        while not self.stop.wait(self.every_s):
             with self.lock:
                 ids = sorted(self.held)
             try:

@@ -34,6 +34,9 @@ class Settings(BaseModel):
     policy: tuple[str, ...] = ()  # NAME=VALUE pairs, as --policy
     log_level: str = "warning"
     store_url: str | None = Field(None, description="the OCPI receiver's store, e.g. sqlite:///roamledger.db")
+    run_stale_s: int = Field(
+        120, ge=1, description="a queued or running settlement run silent this long was interrupted (failed)"
+    )
 
     @field_validator("policy", mode="before")
     @classmethod

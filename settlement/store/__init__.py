@@ -74,12 +74,15 @@ def sha256(text: str) -> str:
 
 def sqlite_transactions(engine: Engine) -> None:
     """Let SQLAlchemy, not the sqlite3 module, open transactions (SAVEPOINTs work, and every write
-    is one transaction); foreign keys enforced."""
+    is one transaction); foreign keys enforced; write-ahead log, so a long read (a month being
+    settled) does not hold writers back."""
 
     @event.listens_for(engine, "connect")
     def connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        # readers never block a writer (a settlement reading a month, heartbeats of runs, pushes)
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
 
     @event.listens_for(engine, "begin")
     def begin(conn: Connection) -> None:

@@ -223,35 +223,43 @@ def finish_run(
         )
 
 
-def mark_interrupted(store: Store, now: int | None = None) -> int:
-    """Queued or running runs without a heartbeat for :data:`STALE_MS` become ``failed``."""
+def mark_interrupted(store: Store, now: int | None = None, stale_ms: int = STALE_MS) -> int:
+    """Queued or running runs without a heartbeat for ``stale_ms`` become ``failed``."""
     now = now_ms() if now is None else now
+    silent = and_(
+        settlement_runs.c.status.in_(("queued", "running")), settlement_runs.c.heartbeat_ms < now - stale_ms
+    )
+    with store.engine.connect() as conn:  # a read first: most of the time there is nothing to write
+        if not conn.execute(select(settlement_runs.c.id).where(silent).limit(1)).first():
+            return 0
     n = 0
     with store.engine.begin() as conn:
         for status in ("queued", "running"):
             n += conn.execute(
                 update(settlement_runs)
                 .where(
-                    and_(settlement_runs.c.status == status, settlement_runs.c.heartbeat_ms < now - STALE_MS)
+                    and_(settlement_runs.c.status == status, settlement_runs.c.heartbeat_ms < now - stale_ms)
                 )
                 .values(
                     status="failed",
-                    message=INTERRUPTED.format(status=status, s=STALE_MS // 1000),
+                    message=INTERRUPTED.format(status=status, s=stale_ms // 1000),
                     finished_ms=now,
                 )
             ).rowcount
     return n
 
 
-def get_run(store: Store, run_id: int) -> Run | None:
-    mark_interrupted(store)
+def get_run(store: Store, run_id: int, stale_ms: int = STALE_MS) -> Run | None:
+    mark_interrupted(store, stale_ms=stale_ms)
     with store.engine.connect() as conn:
         row = conn.execute(select(settlement_runs).where(settlement_runs.c.id == run_id)).first()
     return None if row is None else _run(row)
 
 
-def list_runs(store: Store, month: str | None = None, limit: int = 100) -> list[Run]:
-    mark_interrupted(store)
+def list_runs(
+    store: Store, month: str | None = None, limit: int = 100, stale_ms: int = STALE_MS
+) -> list[Run]:
+    mark_interrupted(store, stale_ms=stale_ms)
     query = select(settlement_runs).order_by(settlement_runs.c.id.desc()).limit(limit)
     if month is not None:
         query = query.where(settlement_runs.c.month == month)

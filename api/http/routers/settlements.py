@@ -82,6 +82,10 @@ class CloseIn(BaseModel):
     )
 
 
+def stale_ms(request: Request) -> int:
+    return request.app.state.settings.run_stale_s * 1000
+
+
 def store_of(request: Request) -> Store:
     store = request.app.state.store
     if store is None:
@@ -91,7 +95,7 @@ def store_of(request: Request) -> Store:
 
 def runner_of(request: Request) -> Runner:
     if getattr(request.app.state, "runner", None) is None:
-        request.app.state.runner = Runner(store_of(request))
+        request.app.state.runner = Runner(store_of(request), request.app.state.settings.run_stale_s)
     return request.app.state.runner
 
 
@@ -214,7 +218,7 @@ def post_settlement(body: SettlementIn, request: Request) -> Response:
     except MonthClosed as exc:
         return problem(409, str(exc), "month-closed")
     runner_of(request).submit(run_id)
-    run = get_run(store, run_id)
+    run = get_run(store, run_id, stale_ms(request))
     assert run is not None
     doc = orjson.dumps(run_document(store, run))
     return Response(doc, status_code=202, media_type="application/json", headers={"Location": run_links(run)})
@@ -227,7 +231,9 @@ def get_settlements(
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
     store = store_of(request)
-    return json_response({"runs": [run_document(store, r) for r in list_runs(store, month, limit)]})
+    return json_response(
+        {"runs": [run_document(store, r) for r in list_runs(store, month, limit, stale_ms(request))]}
+    )
 
 
 @router.get(
@@ -240,7 +246,7 @@ def get_settlement(request: Request, run_id: int = RunId, accept: str | None = H
     fmt = negotiate(accept)
     if fmt is None:
         return not_acceptable(accept)
-    run = get_run(store, run_id)
+    run = get_run(store, run_id, stale_ms(request))
     if run is None:
         return problem(404, f"no settlement run {run_id}. Hint: GET /v1/settlements lists them", "no-run")
     if fmt == "json":
@@ -268,7 +274,7 @@ def get_statement(
     fmt = negotiate(accept)
     if fmt is None:
         return not_acceptable(accept)
-    run = get_run(store, run_id)
+    run = get_run(store, run_id, stale_ms(request))
     if run is None:
         return problem(404, f"no settlement run {run_id}. Hint: GET /v1/settlements lists them", "no-run")
     if run.status != "done":
@@ -298,7 +304,7 @@ def post_close(month: str, request: Request, body: CloseIn | None = None) -> Res
     store = store_of(request)
     check_month(month)
     run_id = body.run_id if body else None
-    if run_id is not None and get_run(store, run_id) is None:
+    if run_id is not None and get_run(store, run_id, stale_ms(request)) is None:
         return problem(404, f"no settlement run {run_id}. Hint: GET /v1/settlements lists them", "no-run")
     try:
         final, at = close_month(store, month, run_id)

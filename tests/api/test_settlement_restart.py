@@ -1,0 +1,85 @@
+"""End to end: a settlement run whose server is killed (SIGKILL, mid-run) does not stay ``running``:
+the next server reports it ``failed`` ("interrupted: …") once it has been silent for the service's
+``run_stale_s``, and settles the next POST as usual. ``roamledger serve`` on uvicorn, a real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import ROOT
+
+from api.cli import main
+
+from .test_e2e_uvicorn import free_port
+
+
+def serve(url: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "ROAMLEDGER_STORE_URL": url, "ROAMLEDGER_RUN_STALE_S": "3"}
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail("server did not start")
+
+
+def status(base: str, run: str) -> dict:
+    return httpx.get(f"{base}{run}", timeout=10).json()
+
+
+def test_a_run_killed_with_its_server_is_reported_failed(tmp_path: Path) -> None:
+    month = tmp_path / "m.ndjson"
+    assert main(["generate", "--cdrs", "8000", "--seed", "3", "--out", str(month), "--quiet"]) == 0
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert main(["import", "--store", url, "--tariffs", str(tmp_path / "tariffs"), str(month)]) == 0
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = serve(url, port)
+    try:
+        r = httpx.post(f"{base}/v1/settlements", json={"month": "2026-10"}, timeout=10)
+        assert r.status_code == 202
+        run = r.headers["location"]
+        for _ in range(600):
+            if status(base, run)["status"] == "running":
+                break
+            time.sleep(0.05)
+        assert status(base, run)["status"] == "running"
+    finally:
+        proc.kill()  # no goodbye: the worker thread dies with the process
+        proc.wait()
+    proc = serve(url, port)
+    try:
+        for _ in range(200):
+            doc = status(base, run)
+            if doc["status"] != "running":
+                break
+            time.sleep(0.1)
+        assert doc["status"] == "failed" and doc["message"].startswith("interrupted: the server stopped")
+        r = httpx.post(f"{base}/v1/settlements", json={"month": "2026-10"}, timeout=10)
+        for _ in range(1200):
+            doc = status(base, r.headers["location"])
+            if doc["status"] in ("done", "failed"):
+                break
+            time.sleep(0.1)
+        assert doc["status"] == "done", doc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    out = tmp_path / "out"
+    assert main(["settle", "--store", url, "--month", "2026-10", "--out", str(out)]) == 0
+    assert doc["counts"] == json.loads((out / "manifest.json").read_text())["counts"]

@@ -27,9 +27,11 @@ from settlement.contracts import Contracts
 from settlement.jobs import DEFAULT_POLICY, RunResult, settle, write_run
 from settlement.store import Store
 from settlement.store.months import (
+    closed,
     create_run,
     finish_run,
     get_run,
+    history_files,
     late_cdrs,
     refuse_closed,
     set_status,
@@ -85,24 +87,39 @@ def settle_store_month(
     with store.engine.connect() as conn:
         refuse_closed(conn, month)
     late, rows = late_cdrs(store, month)
-    result, contracts = settle(
-        [],
-        None,
-        month,
-        tz=tz,
-        basis=basis,
-        contracts_path=contracts_path,
-        policy=policy,
-        progress=progress,
-        engine=engine,
-        scheduler=scheduler,
-        pricer=pricer,
-        history=history,
-        store=store,
-        late=late,
-        late_rows=rows,
-    )
+    with tempfile.TemporaryDirectory(prefix="roamledger-history-") as tmp:
+        result, contracts = settle(
+            [],
+            None,
+            month,
+            tz=tz,
+            basis=basis,
+            contracts_path=contracts_path,
+            policy=policy,
+            progress=progress,
+            engine=engine,
+            scheduler=scheduler,
+            pricer=pricer,
+            history=[*history, *closed_history(store, set(late.values()), Path(tmp))],
+            store=store,
+            late=late,
+            late_rows=rows,
+        )
     return result, contracts, read_rows(result)
+
+
+def closed_history(store: Store, months: set[str], root: Path) -> list[Path]:
+    """The final runs of the closed months that late CDRs come from, as history folders: a late
+    credit nets its original settled there (not CREDIT_WITHOUT_ORIGINAL)."""
+    finals = closed(store)
+    out = []
+    for month in sorted(months):
+        folder = root / month
+        for path, content in history_files(store, finals[month][0]):
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            (folder / path).write_bytes(content.encode("utf-8"))
+        out.append(folder)
+    return out
 
 
 def queue_run(

@@ -283,6 +283,20 @@ def run_file(store: Store, run_id: int, path: str) -> str | None:
         return conn.execute(query).scalar()
 
 
+def history_files(store: Store, run_id: int) -> Iterator[tuple[str, str]]:
+    """What a run's credits are netted against later: its ``lines.csv`` files and its
+    ``reconciliation.ndjson`` (:func:`settlement.jobs.read_history` reads a folder of them)."""
+    query = select(run_files.c.path, run_files.c.content).where(
+        and_(
+            run_files.c.run_id == run_id,
+            (run_files.c.path == "reconciliation.ndjson") | run_files.c.path.like("%/lines.csv"),
+        )
+    )
+    with store.engine.connect() as conn:
+        for path, content in conn.execute(query):
+            yield path, content
+
+
 # ---- closed months ------------------------------------------------------------------------------
 
 

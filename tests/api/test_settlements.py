@@ -121,17 +121,22 @@ def test_closing_a_month_and_a_late_cdr(url: str, tmp_path: Path, capsys) -> Non
 
     # a CDR of June arrives after the close: it goes on July, as a late line
     store.add_cdr(cdr("JUNE-LATE", 20), "NL", "CPO")
+    credit = cdr("JUNE-1-C", 3)  # a credit of a CDR settled in June: nets it from July
+    credit |= {"credit": True, "credit_reference_id": "JUNE-1"}
+    credit["total_cost"] = {k: -v for k, v in credit["total_cost"].items()}
+    store.add_cdr(credit, "NL", "CPO")
     store.add_cdr(cdr("JULY-1", 2, 7), "NL", "CPO")
     july = settle_via_api(c, {"month": "2024-07"})
     out = tmp_path / "july"
     assert main(["settle", "--store", url, "--month", "2024-07", "--out", str(out)]) == 0
     folder = next(p for p in out.iterdir() if p.is_dir())
     doc = json.loads(c.get(july["statements"][0]["href"]).content)
-    assert sorted(ln["cdr_id"] for ln in doc["lines"]) == ["JULY-1", "JUNE-LATE"]
+    assert sorted(ln["cdr_id"] for ln in doc["lines"]) == ["JULY-1", "JUNE-1-C", "JUNE-LATE"]
+    assert not doc["disputed"], "the late credit found its original in June's final run"
     late = next(ln for ln in doc["lines"] if ln["cdr_id"] == "JUNE-LATE")
     assert LATE_CDR in late["reasons"].split(",")
     findings = [json.loads(x) for x in (out / "findings.ndjson").read_text().splitlines()]
-    assert [f["cdr_id"] for f in findings if f["code"] == LATE_CDR] == ["JUNE-LATE"]
+    assert sorted(f["cdr_id"] for f in findings if f["code"] == LATE_CDR) == ["JUNE-1-C", "JUNE-LATE"]
     assert "2024-06, a month already closed" in next(f["message"] for f in findings if f["code"] == LATE_CDR)
     for fmt, accept in ACCEPT.items():
         got = c.get(july["statements"][0]["href"], headers={"Accept": accept}).content

@@ -293,8 +293,7 @@ def history_files(store: Store, run_id: int) -> Iterator[tuple[str, str]]:
         )
     )
     with store.engine.connect() as conn:
-        for path, content in conn.execute(query):
-            yield path, content
+        yield from ((str(path), str(content)) for path, content in conn.execute(query))
 
 
 # ---- closed months ------------------------------------------------------------------------------

@@ -142,6 +142,7 @@ class Store:
 
     def __init__(self, url: str = DEFAULT_URL, *, migrate: bool = True) -> None:
         self.url = url
+        self._head: str | None = None
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
             sqlite_transactions(self.engine)
@@ -162,9 +163,11 @@ class Store:
             return MigrationContext.configure(conn).get_current_revision()
 
     def head(self) -> str | None:
-        """The newest migration this code knows."""
-        with self.engine.connect() as conn:
-            return ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+        """The newest migration this code knows (read from the migration scripts once per store)."""
+        if self._head is None:
+            with self.engine.connect() as conn:
+                self._head = ScriptDirectory.from_config(alembic_config(conn)).get_current_head()
+        return self._head
 
     def migrations_current(self) -> bool:
         return self.revision() == self.head()

@@ -32,7 +32,7 @@ from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, 
 from pricing.io import Record, RowFrame, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
-from pricing.ndjson_parallel import price_ndjson_spans
+from pricing.ndjson_parallel import SPAN_BYTES, price_ndjson_spans, processes, span_bytes
 from pricing.ocpi import detect_version, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat
@@ -508,18 +508,22 @@ def price_ndjson_columnar(
     ``price_records``). If the kernel refuses the columnar CDRs, the whole file is priced per record
     and those CDRs are counted as ``columnar_reader: kernel_refused: <reason>``.
 
-    With ``workers > 1`` and tariffs given, the file is priced in spans on that many processes
-    (:mod:`pricing.ndjson_parallel`; same output). ``span``/``stats``: one such span (see
-    :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises.
+    With tariffs given, a file larger than one span is priced span by span, on
+    ``processes(path, workers)`` processes (``workers=AUTO``, 0: one per core for a large file;
+    :mod:`pricing.ndjson_parallel`; same output), so memory is bounded by the span size.
+    ``span``/``stats``: one such span (see :func:`pricing.ocpi.columnar.read_ndjson_flat`); a
+    span the kernel refuses raises.
     """
     policy = policy or PricingPolicy()
     source = str(path)
-    if workers > 1 and span is None and tariffs is not None and len(tariffs):
-        # spans small enough that every process gets several, large enough to amortize a block
-        size = max(4 << 20, min(64 << 20, -(-os.path.getsize(source) // (4 * workers))))
-        done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, workers, size)
-        if done is not None:
-            return done
+    if span is None and tariffs is not None and len(tariffs):
+        n_proc, size = processes(source, workers), os.path.getsize(source)
+        if n_proc > 1 or size > SPAN_BYTES:
+            piece = span_bytes(size, n_proc)
+            done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, n_proc, piece)
+            if done is not None:
+                return done
+    workers = workers or threads()
     reasons: Counter[str] = Counter()
     versions: dict[str, str] = {}
     known = frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None else frozenset()
@@ -579,6 +583,11 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 READABLE = (".json", ".ndjson", ".jsonl", ".parquet")
 
 
+def threads() -> int:
+    """Kernel threads for ``workers=AUTO``: one per core."""
+    return max(1, os.cpu_count() or 1)
+
+
 def price_inputs(
     paths: list[str],
     tariffs: TariffSet | None = None,
@@ -589,9 +598,12 @@ def price_inputs(
     engine: str = "kernel",
     workers: int = 1,
 ) -> BatchResult:
-    """``roamledger price``'s inputs: flat Parquet files go to :func:`price_flat_file`, every
-    other file through :func:`price_records`, in input order."""
+    """``roamledger price``'s inputs: flat Parquet files go to :func:`price_flat_file`, OCPI
+    NDJSON through :func:`price_ndjson_columnar`, every other file through
+    :func:`price_records`, in input order. ``workers``: kernel threads, and processes for NDJSON
+    files (``AUTO``, 0: one per core)."""
     policy = policy or PricingPolicy()
+    processes_or_auto, workers = workers, workers or threads()
     files = expand_inputs(paths)
     flat = [is_flat_file(f) for f in files]
     # NDJSON goes through the columnar reader (same results as the per-record path, tested), when
@@ -612,7 +624,7 @@ def price_inputs(
             part = price_flat_file(files[i], tariffs, policy, tz, explain, engine, workers)
             i += 1
         elif columnar[i]:
-            part = price_ndjson_columnar(files[i], tariffs, policy, tz, workers)
+            part = price_ndjson_columnar(files[i], tariffs, policy, tz, processes_or_auto)
             i += 1
         else:
             j = i

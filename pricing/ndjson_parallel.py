@@ -9,7 +9,13 @@ parent renumbers each span's lines by the lines before it and merges the results
 :func:`pricing.results.merge_rows` defines, so the output is byte-identical to one process.
 
 Memory stays bounded by the span size times the processes in flight (at most ``2 × workers``
-spans are submitted ahead), plus the result rows the command writes anyway.
+spans are submitted ahead), plus the result rows the command writes anyway. With one process the
+spans are priced one after the other in the caller's process (same merge): a large file never
+becomes one table.
+
+``workers=AUTO`` (``roamledger price``'s default) takes one process per core for a file of at
+least :data:`MIN_SPLIT_BYTES` (below that, starting a process costs more than it saves) and one
+otherwise (:func:`processes`).
 
 Kept on one process (the caller's path): files with no tariffs given, where embedded tariffs form
 one set in file order (the first tariff seen with an id wins), and a span the kernel refuses.
@@ -20,12 +26,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from pricing.errors import KernelRefusal
 from pricing.io import _read_ndjson
@@ -34,8 +41,29 @@ from pricing.policy import PricingPolicy
 from pricing.results import BatchResult, merge_rows
 from pricing.sessions import TariffSet
 
-SPAN_BYTES = 64 << 20
+AUTO = 0  # workers: as many processes as cores when the file is large enough
+MIN_SPLIT_BYTES = 32 << 20  # ~25k CDRs: below, one process
+SPAN_BYTES = 32 << 20  # the largest span (a worker's memory grows with it: ~0.4 GB at 32 MB)
+MIN_SPAN_BYTES = 4 << 20
 Span = tuple[int, int, str | None]  # (start byte, stop byte, the file's OCPI version)
+
+
+def processes(path: str, workers: int) -> int:
+    """How many processes price the NDJSON file: ``workers``, or for :data:`AUTO` one per core
+    (``os.cpu_count()``) when the file has at least :data:`MIN_SPLIT_BYTES`, else one."""
+    if workers != AUTO:
+        return max(1, workers)
+    if os.path.getsize(path) < MIN_SPLIT_BYTES:
+        return 1
+    return max(1, os.cpu_count() or 1)
+
+
+def span_bytes(size: int, n_processes: int) -> int:
+    """The span size: several spans per process (so none waits long for the last one), within
+    [:data:`MIN_SPAN_BYTES`, :data:`SPAN_BYTES`]."""
+    if n_processes <= 1:
+        return SPAN_BYTES
+    return max(MIN_SPAN_BYTES, min(SPAN_BYTES, -(-size // (4 * n_processes))))
 
 
 def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
@@ -94,6 +122,11 @@ def _price_span(price: Callable[..., BatchResult], path: str, span: Span, *args:
     return result, stats["lines"]
 
 
+def _init_worker() -> None:
+    """A worker process: one thread for Arrow (the other cores run the other workers)."""
+    pa.set_cpu_count(1)
+
+
 def _shift(result: BatchResult, offset: int) -> BatchResult:
     """The span's lines renumbered as lines of the file."""
     if not offset:
@@ -118,31 +151,51 @@ def price_ndjson_spans(
     span_bytes: int = SPAN_BYTES,
 ) -> BatchResult | None:
     """The file priced span by span by ``price`` (``price(path, tariffs, policy, tz, span=…,
-    stats=…)``, raising KernelRefusal) on ``workers`` processes; None when some span was
-    refused by the kernel (the caller prices the whole file on one process then)."""
+    stats=…)``, raising KernelRefusal) on ``workers`` processes (1: in this process, one span
+    after the other); None when some span was refused by the kernel (the caller prices the
+    whole file on one process then)."""
     version = first_version(path)
-    todo = deque((a, b, version) for a, b in spans(path, span_bytes))
+    todo = [(a, b, version) for a, b in spans(path, span_bytes)]
     total = BatchResult(policy=policy, engine="kernel")
     parts: list[Any] = []
     offset = 0
-    # spawn, not fork: a forked child inherits pyarrow's and polars' thread pools mid-state and hangs
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        running: deque[Future[Any]] = deque()
-        while todo or running:
-            while todo and len(running) < 2 * workers:
-                span = todo.popleft()
-                running.append(pool.submit(_price_span, price, path, span, tariffs, policy, tz))
-            out = running.popleft().result()
-            if out is None:
-                for f in running:
-                    f.cancel()
-                return None
-            part, n_lines = out
-            part = _shift(part, offset)
-            offset += n_lines
-            parts.append(part.rows)
-            total.add(part)
+    for out in _span_results(price, path, todo, (tariffs, policy, tz), workers):
+        if out is None:
+            return None
+        part, n_lines = out
+        part = _shift(part, offset)
+        offset += n_lines
+        parts.append(part.rows)
+        total.add(part)
     total.rows = merge_rows(parts)
     total.rejects.sort(key=lambda f: f.line or 0)
     total.warnings.sort(key=lambda f: f.line or 0)
     return total
+
+
+def _span_results(
+    price: Callable[..., BatchResult], path: str, todo: list[Span], args: tuple[Any, ...], workers: int
+) -> Iterator[Any]:
+    """:func:`_price_span` of each span, in span order, on ``workers`` processes (1: here);
+    stops after the first None (a span the kernel refused)."""
+    if workers <= 1:
+        for span in todo:
+            out = _price_span(price, path, span, *args)
+            yield out
+            if out is None:
+                return
+        return
+    waiting = deque(todo)
+    # spawn, not fork: a forked child inherits pyarrow's and polars' thread pools mid-state and hangs
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        running: deque[Future[Any]] = deque()
+        while waiting or running:
+            while waiting and len(running) < 2 * workers:
+                running.append(pool.submit(_price_span, price, path, waiting.popleft(), *args))
+            out = running.popleft().result()
+            yield out
+            if out is None:
+                for f in running:
+                    f.cancel()
+                return

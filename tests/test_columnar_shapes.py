@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 from collections import Counter
 from decimal import Decimal
@@ -15,7 +16,16 @@ import pytest
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.io import iter_sources, write_table
-from pricing.ndjson_parallel import price_ndjson_spans, spans
+from pricing.ndjson_parallel import (
+    AUTO,
+    MIN_SPAN_BYTES,
+    MIN_SPLIT_BYTES,
+    SPAN_BYTES,
+    price_ndjson_spans,
+    processes,
+    span_bytes,
+    spans,
+)
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.policy import PricingPolicy
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
@@ -222,15 +232,19 @@ BROKEN = {
 }
 
 
-def test_spans_on_two_processes_equal_one_process(tmp_path):
-    """The file cut into ~64 KB spans priced on 2 processes: the same rows, rejects, warnings and
-    fallback counts as one process (lines renumbered across spans, malformed lines included)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_spans_equal_one_piece(workers, tmp_path):
+    """The file cut into ~64 KB spans priced on 2 processes, or one after the other in this
+    process: the same rows, rejects, warnings and fallback counts as the whole file in one piece
+    (lines renumbered across spans, malformed lines included)."""
     _generate(tmp_path / "m.ndjson")
     store, _ = load_tariffs([tmp_path / "tariffs"])
     for path in sorted(tmp_path.glob("m*.ndjson")):
         assert len(spans(str(path), 1 << 16)) > 1
         one = price_ndjson_columnar(path, store)
-        two = price_ndjson_spans(price_ndjson_columnar, str(path), store, PricingPolicy(), None, 2, 1 << 16)
+        two = price_ndjson_spans(
+            price_ndjson_columnar, str(path), store, PricingPolicy(), None, workers, 1 << 16
+        )
         assert two is not None
         assert (two.read, list(two.rows), two.rejects, two.warnings) == (
             one.read,
@@ -239,3 +253,19 @@ def test_spans_on_two_processes_equal_one_process(tmp_path):
             one.warnings,
         )
         assert two.fallbacks == one.fallbacks
+
+
+def test_auto_workers_by_file_size(tmp_path, monkeypatch):
+    """``AUTO``: one process below MIN_SPLIT_BYTES, one per core above; a count is kept; spans
+    give every process several, within their bounds."""
+    small, large = tmp_path / "s.ndjson", tmp_path / "l.ndjson"
+    small.write_bytes(b"{}\n")
+    with open(large, "wb") as fh:
+        fh.truncate(MIN_SPLIT_BYTES)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert (processes(str(small), AUTO), processes(str(large), AUTO)) == (1, 2)
+    assert (processes(str(small), 3), processes(str(large), 1)) == (3, 1)
+    assert span_bytes(10**9, 1) == SPAN_BYTES
+    assert span_bytes(10**9, 2) == SPAN_BYTES
+    assert span_bytes(64 << 20, 2) == 8 << 20  # 4 spans per process
+    assert span_bytes(1 << 20, 2) == MIN_SPAN_BYTES

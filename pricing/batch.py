@@ -497,7 +497,8 @@ def price_ndjson_columnar(
     tz: str | None = None,
     workers: int = 1,
     span: tuple[int, int, str | None] | None = None,
-    stats: dict[str, int] | None = None,
+    stats: dict[str, Any] | None = None,
+    seen: dict[str, Any] | None = None,
 ) -> BatchResult:
     """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
     ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
@@ -508,15 +509,16 @@ def price_ndjson_columnar(
     ``price_records``). If the kernel refuses the columnar CDRs, the whole file is priced per record
     and those CDRs are counted as ``columnar_reader: kernel_refused: <reason>``.
 
-    With tariffs given, a file larger than one span is priced span by span, on
-    ``processes(path, workers)`` processes (``workers=AUTO``, 0: one per core for a large file;
-    :mod:`pricing.ndjson_parallel`; same output), so memory is bounded by the span size.
-    ``span``/``stats``: one such span (see :func:`pricing.ocpi.columnar.read_ndjson_flat`); a
-    span the kernel refuses raises.
+    A file larger than one span is priced span by span, on ``processes(path, workers)``
+    processes (``workers=AUTO``, 0: one per core for a large file; :mod:`pricing.ndjson_parallel`;
+    same output), so memory is bounded by the span size. ``span``/``stats``: one such span (see
+    :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises;
+    ``stats["embedded"]`` receives the embedded tariffs first seen (with no tariffs given:
+    ``seen`` before the span, then the span's own).
     """
     policy = policy or PricingPolicy()
     source = str(path)
-    if span is None and tariffs is not None and len(tariffs):
+    if span is None:
         n_proc, size = processes(source, workers), os.path.getsize(source)
         if n_proc > 1 or size > SPAN_BYTES:
             piece = span_bytes(size, n_proc)
@@ -528,6 +530,7 @@ def price_ndjson_columnar(
     versions: dict[str, str] = {}
     known = frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None else frozenset()
     embedded: list[Tariff] = []
+    seen = dict(seen or {})
     table, fallback = read_ndjson_flat(
         path,
         reasons=reasons,
@@ -536,7 +539,10 @@ def price_ndjson_columnar(
         embedded=embedded,
         span=span,
         stats=stats,
+        seen=seen,
     )
+    if stats is not None:
+        stats["embedded"] = seen
     # no tariffs given: the columnar CDRs are those whose own embedded tariffs are this one set
     columnar_tariffs = tariffs if known else TariffSet.of(embedded)
     result = BatchResult(policy=policy, engine="kernel")

@@ -17,8 +17,9 @@ becomes one table.
 least :data:`MIN_SPLIT_BYTES` (below that, starting a process costs more than it saves) and one
 otherwise (:func:`processes`).
 
-Kept on one process (the caller's path): files with no tariffs given, where embedded tariffs form
-one set in file order (the first tariff seen with an id wins), and a span the kernel refuses.
+With no tariffs given, the embedded tariffs form one set in file order (the first tariff seen
+with an id wins): see :func:`price_ndjson_spans`. A span the kernel refuses sends the whole file
+to the caller's one-process path.
 """
 
 from __future__ import annotations
@@ -111,15 +112,24 @@ def first_version(path: str) -> str | None:
                 return None
 
 
-def _price_span(price: Callable[..., BatchResult], path: str, span: Span, *args: Any) -> Any:
+def _price_span(
+    price: Callable[..., BatchResult], path: str, span: Span, *args: Any, seen: dict[str, Any] | None = None
+) -> Any:
     """One span priced in a worker by ``price`` (:func:`pricing.batch.price_ndjson_columnar`):
-    (result with span-relative lines, lines in the span); None when the kernel refuses it."""
-    stats: dict[str, int] = {}
+    (result with span-relative lines, lines in the span, embedded tariffs first seen: ``seen``
+    and then the span's); None when the kernel refuses it."""
+    stats: dict[str, Any] = {}
     try:
-        result = price(path, *args, span=span, stats=stats)
+        result = price(path, *args, span=span, stats=stats, seen=seen)
     except KernelRefusal:
         return None
-    return result, stats["lines"]
+    return result, stats["lines"], stats.get("embedded", {})
+
+
+def _differs(span_seen: dict[str, Any], seen: dict[str, Any]) -> bool:
+    """Whether a span took an embedded tariff as the first with its id that an earlier span had
+    seen with other content (one process would have sent its rows per record)."""
+    return any(tid in seen and seen[tid][0] != key for tid, (key, _t) in span_seen.items())
 
 
 def _init_worker() -> None:
@@ -144,25 +154,36 @@ def _shift(result: BatchResult, offset: int) -> BatchResult:
 def price_ndjson_spans(
     price: Callable[..., BatchResult],
     path: str,
-    tariffs: TariffSet,
+    tariffs: TariffSet | None,
     policy: PricingPolicy,
     tz: str | None,
     workers: int,
     span_bytes: int = SPAN_BYTES,
 ) -> BatchResult | None:
     """The file priced span by span by ``price`` (``price(path, tariffs, policy, tz, span=…,
-    stats=…)``, raising KernelRefusal) on ``workers`` processes (1: in this process, one span
-    after the other); None when some span was refused by the kernel (the caller prices the
-    whole file on one process then)."""
+    stats=…, seen=…)``, raising KernelRefusal) on ``workers`` processes (1: in this process, one
+    span after the other); None when some span was refused by the kernel (the caller prices the
+    whole file on one process then).
+
+    With no tariffs given, the embedded ones decide which rows stay columnar in file order (the
+    first tariff seen with an id): a span is priced without knowing the spans before it, and
+    priced again here, knowing them, in the rare case it took a tariff as the first with its id
+    that an earlier span had seen with other content."""
     version = first_version(path)
     todo = [(a, b, version) for a, b in spans(path, span_bytes)]
     total = BatchResult(policy=policy, engine="kernel")
     parts: list[Any] = []
     offset = 0
-    for out in _span_results(price, path, todo, (tariffs, policy, tz), workers):
+    seen: dict[str, Any] = {}
+    args = (tariffs, policy, tz)
+    for span, out in zip(todo, _span_results(price, path, todo, args, workers), strict=False):
+        if out is not None and _differs(out[2], seen):
+            out = _price_span(price, path, span, *args, seen=dict(seen))
         if out is None:
             return None
-        part, n_lines = out
+        part, n_lines, span_seen = out
+        for tid, first in span_seen.items():
+            seen.setdefault(tid, first)
         part = _shift(part, offset)
         offset += n_lines
         parts.append(part.rows)

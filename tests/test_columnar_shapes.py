@@ -255,6 +255,37 @@ def test_spans_equal_one_piece(workers, tmp_path):
         assert two.fallbacks == one.fallbacks
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_spans_with_embedded_tariffs_only(workers, tmp_path):
+    """No tariffs given: the embedded ones price each span, and a span whose first tariff with an
+    id differs from an earlier span's (one line changed) is priced again knowing it, so the
+    rows, rejects and fallback counts equal the whole file in one piece."""
+    _generate(tmp_path / "m.ndjson", "--embed-tariffs")
+    path = tmp_path / "m.ndjson"  # the 2.2.1 part
+    lines = path.read_bytes().splitlines(keepends=True)
+    changed = 0
+    for k in range(len(lines) * 2 // 3, len(lines)):  # one late line: its tariff's content changes
+        marker = b'"tariffs":[{'
+        if marker in lines[k] and not changed:
+            lines[k] = lines[k].replace(marker, marker + b'"tariff_alt_url":"https://example.com/t",', 1)
+            changed = k
+    assert changed
+    path.write_bytes(b"".join(lines))
+    assert len(spans(str(path), 1 << 16)) > 2
+    one = price_ndjson_columnar(path, None)
+    assert one.fallbacks["columnar_reader: embedded tariff differs from an earlier one with the same id"]
+    many = price_ndjson_spans(price_ndjson_columnar, str(path), None, PricingPolicy(), None, workers, 1 << 16)
+    assert many is not None
+    assert (many.read, list(many.rows), many.rejects, many.warnings) == (
+        one.read,
+        list(one.rows),
+        one.rejects,
+        one.warnings,
+    )
+    assert many.fallbacks == one.fallbacks
+    assert one.priced > 0.9 * one.read
+
+
 def test_auto_workers_by_file_size(tmp_path, monkeypatch):
     """``AUTO``: one process below MIN_SPLIT_BYTES, one per core above; a count is kept; spans
     give every process several, within their bounds."""

@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=workers_count,
         default=AUTO,
         metavar="N",
-        help="kernel threads; OCPI NDJSON with --tariffs: processes reading and pricing spans of "
+        help="kernel threads; OCPI NDJSON: processes reading and pricing spans of "
         "the file (same output); default auto: one per core, one process for a file under 32 MB",
     )
     add_fail_on_option(p)

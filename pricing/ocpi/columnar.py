@@ -257,6 +257,7 @@ def read_ndjson_flat(
     embedded: list[Tariff] | None = None,
     span: tuple[int, int, str | None] | None = None,
     stats: dict[str, int] | None = None,
+    seen: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, list[Record]]:
     """(flat table of the columnar CDRs, per-record fallback Records), both in line order.
 
@@ -277,9 +278,13 @@ def read_ndjson_flat(
     caller) as if they were a file of their own whose first record had that version; its line
     numbers count from the span's start, and ``stats["lines"]`` receives how many it had, so a
     caller reading a file in spans in several processes renumbers each by the lines before it.
+    ``seen``: the embedded tariffs first seen before (``EmbeddedTariffs.by_id``, with no tariffs
+    given), updated in place with this file's.
     """
     src = str(path)
     st = _State(src, reasons, known_tariffs)
+    if seen is not None and st.embedded is not None:
+        st.embedded.by_id = seen
     start, stop = 0, None
     if span is not None:
         start, stop, st.file_version = span

@@ -499,6 +499,7 @@ def price_ndjson_columnar(
     span: tuple[int, int, str | None] | None = None,
     stats: dict[str, Any] | None = None,
     seen: dict[str, Any] | None = None,
+    render_ndjson: bool = False,
 ) -> BatchResult:
     """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
     ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
@@ -514,7 +515,9 @@ def price_ndjson_columnar(
     same output), so memory is bounded by the span size. ``span``/``stats``: one such span (see
     :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises;
     ``stats["embedded"]`` receives the embedded tariffs first seen (with no tariffs given:
-    ``seen`` before the span, then the span's own).
+    ``seen`` before the span, then the span's own). ``render_ndjson``: where the file is priced
+    in spans, the rows are :class:`~pricing.rendered.RenderedRows` (each span's rows rendered as
+    NDJSON by the process that priced it; written, not read).
     """
     policy = policy or PricingPolicy()
     source = str(path)
@@ -522,7 +525,9 @@ def price_ndjson_columnar(
         n_proc, size = processes(source, workers), os.path.getsize(source)
         if n_proc > 1 or size > SPAN_BYTES:
             piece = span_bytes(size, n_proc)
-            done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, n_proc, piece)
+            done = price_ndjson_spans(
+                price_ndjson_columnar, source, tariffs, policy, tz, n_proc, piece, render_ndjson
+            )
             if done is not None:
                 return done
     workers = workers or threads()
@@ -603,11 +608,13 @@ def price_inputs(
     explain: bool = False,
     engine: str = "kernel",
     workers: int = 1,
+    render_ndjson: bool = False,
 ) -> BatchResult:
     """``roamledger price``'s inputs: flat Parquet files go to :func:`price_flat_file`, OCPI
     NDJSON through :func:`price_ndjson_columnar`, every other file through
     :func:`price_records`, in input order. ``workers``: kernel threads, and processes for NDJSON
-    files (``AUTO``, 0: one per core)."""
+    files (``AUTO``, 0: one per core). ``render_ndjson``: one NDJSON file priced in spans gives
+    :class:`~pricing.rendered.RenderedRows` (rendered where priced; for an NDJSON output)."""
     policy = policy or PricingPolicy()
     processes_or_auto, workers = workers, workers or threads()
     files = expand_inputs(paths)
@@ -630,7 +637,12 @@ def price_inputs(
             part = price_flat_file(files[i], tariffs, policy, tz, explain, engine, workers)
             i += 1
         elif columnar[i]:
-            part = price_ndjson_columnar(files[i], tariffs, policy, tz, processes_or_auto)
+            render = render_ndjson and len(files) == 1
+            part = price_ndjson_columnar(
+                files[i], tariffs, policy, tz, processes_or_auto, render_ndjson=render
+            )
+            if render:
+                return part
             i += 1
         else:
             j = i

@@ -221,6 +221,9 @@ def write_table(
     path: str | os.PathLike[str], rows: list[dict[str, Any]], columns: list[str], decimal_columns: list[str]
 ) -> None:
     suffix = Path(path).suffix.lower()
+    if hasattr(rows, "spills") and suffix in (".ndjson", ".jsonl"):
+        rows.write(path)  # pricing.rendered.RenderedRows: NDJSON lines rendered where priced
+        return
     frame = getattr(rows, "frame", None)
     if frame is not None and suffix in (".ndjson", ".jsonl", ".csv", ".parquet"):
         write_frame(path, frame, columns, decimal_columns)  # the same bytes, column by column
@@ -462,7 +465,7 @@ def _json_column(frame: Any, c: str) -> Any:
 WRITE_ROWS = 100_000  # rows rendered at a time: the text of one piece is held, not the file's
 
 
-def _write_lines(path: str | os.PathLike[str], pieces: Iterable[Any]) -> None:
+def write_lines(path: str | os.PathLike[str], pieces: Iterable[Any]) -> None:
     """Each piece a Series of strings, one per line, each followed by ``\n``, written as is
     (atomically), one piece after the other."""
 
@@ -497,9 +500,9 @@ def write_frame(
         csv.writer(header, lineterminator="\n").writerow(columns)
         head = pl.Series("l", [header.getvalue()[:-1]], dtype=pl.String)
         body = (_csv_lines(part, columns) for part in _slices(frame))
-        _write_lines(path, itertools.chain([head], body))
+        write_lines(path, itertools.chain([head], body))
         return
-    _write_lines(path, (_ndjson_lines(part, columns) for part in _slices(frame)))
+    write_lines(path, (_ndjson_lines(part, columns) for part in _slices(frame)))
 
 
 def _csv_lines(frame: Any, columns: list[str]) -> Any:

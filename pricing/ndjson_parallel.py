@@ -39,6 +39,7 @@ from pricing.errors import KernelRefusal
 from pricing.io import _read_ndjson
 from pricing.ocpi import detect_version
 from pricing.policy import PricingPolicy
+from pricing.rendered import RenderedRows, Spill, spill_dir, spill_rows
 from pricing.results import BatchResult, merge_rows
 from pricing.sessions import TariffSet
 
@@ -113,16 +114,24 @@ def first_version(path: str) -> str | None:
 
 
 def _price_span(
-    price: Callable[..., BatchResult], path: str, span: Span, *args: Any, seen: dict[str, Any] | None = None
+    price: Callable[..., BatchResult],
+    path: str,
+    span: Span,
+    *args: Any,
+    seen: dict[str, Any] | None = None,
+    spill_to: str | None = None,
 ) -> Any:
     """One span priced in a worker by ``price`` (:func:`pricing.batch.price_ndjson_columnar`):
     (result with span-relative lines, lines in the span, embedded tariffs first seen: ``seen``
-    and then the span's); None when the kernel refuses it."""
+    and then the span's); None when the kernel refuses it. ``spill_to``: a folder where the
+    span's rows are written as NDJSON (the result's rows are then a :class:`Spill`)."""
     stats: dict[str, Any] = {}
     try:
         result = price(path, *args, span=span, stats=stats, seen=seen)
     except KernelRefusal:
         return None
+    if spill_to is not None:
+        result.rows = spill_rows(result.rows, os.path.join(spill_to, f"{span[0]}.ndjson"))  # type: ignore[assignment]
     return result, stats["lines"], stats.get("embedded", {})
 
 
@@ -142,7 +151,9 @@ def _shift(result: BatchResult, offset: int) -> BatchResult:
     if not offset:
         return result
     frame = getattr(result.rows, "frame", None)
-    if frame is not None:
+    if isinstance(result.rows, Spill):
+        result.rows = result.rows.shifted(offset)  # type: ignore[assignment]
+    elif frame is not None:
         result.rows = type(result.rows)(frame.with_columns(pl.col("line") + offset))
     else:
         result.rows = [dict(r, line=(r["line"] or 0) + offset) for r in result.rows]
@@ -159,6 +170,7 @@ def price_ndjson_spans(
     tz: str | None,
     workers: int,
     span_bytes: int = SPAN_BYTES,
+    render_ndjson: bool = False,
 ) -> BatchResult | None:
     """The file priced span by span by ``price`` (``price(path, tariffs, policy, tz, span=…,
     stats=…, seen=…)``, raising KernelRefusal) on ``workers`` processes (1: in this process, one
@@ -168,7 +180,10 @@ def price_ndjson_spans(
     With no tariffs given, the embedded ones decide which rows stay columnar in file order (the
     first tariff seen with an id): a span is priced without knowing the spans before it, and
     priced again here, knowing them, in the rare case it took a tariff as the first with its id
-    that an earlier span had seen with other content."""
+    that an earlier span had seen with other content.
+
+    ``render_ndjson``: each span's rows are rendered as NDJSON where they were priced; the
+    result's rows are then :class:`~pricing.rendered.RenderedRows` (written, not read)."""
     version = first_version(path)
     todo = [(a, b, version) for a, b in spans(path, span_bytes)]
     total = BatchResult(policy=policy, engine="kernel")
@@ -176,9 +191,12 @@ def price_ndjson_spans(
     offset = 0
     seen: dict[str, Any] = {}
     args = (tariffs, policy, tz)
-    for span, out in zip(todo, _span_results(price, path, todo, args, workers), strict=False):
+    folder = spill_dir() if render_ndjson else None
+    rendered = None if folder is None else RenderedRows([], folder)
+    results = _span_results(price, path, todo, args, workers, folder)
+    for span, out in zip(todo, results, strict=False):
         if out is not None and _differs(out[2], seen):
-            out = _price_span(price, path, span, *args, seen=dict(seen))
+            out = _price_span(price, path, span, *args, seen=dict(seen), spill_to=folder)
         if out is None:
             return None
         part, n_lines, span_seen = out
@@ -188,20 +206,29 @@ def price_ndjson_spans(
         offset += n_lines
         parts.append(part.rows)
         total.add(part)
-    total.rows = merge_rows(parts)
+    if rendered is not None:
+        rendered.spills = parts
+        total.rows = rendered  # type: ignore[assignment]
+    else:
+        total.rows = merge_rows(parts)
     total.rejects.sort(key=lambda f: f.line or 0)
     total.warnings.sort(key=lambda f: f.line or 0)
     return total
 
 
 def _span_results(
-    price: Callable[..., BatchResult], path: str, todo: list[Span], args: tuple[Any, ...], workers: int
+    price: Callable[..., BatchResult],
+    path: str,
+    todo: list[Span],
+    args: tuple[Any, ...],
+    workers: int,
+    spill_to: str | None = None,
 ) -> Iterator[Any]:
     """:func:`_price_span` of each span, in span order, on ``workers`` processes (1: here);
     stops after the first None (a span the kernel refused)."""
     if workers <= 1:
         for span in todo:
-            out = _price_span(price, path, span, *args)
+            out = _price_span(price, path, span, *args, spill_to=spill_to)
             yield out
             if out is None:
                 return
@@ -213,7 +240,8 @@ def _span_results(
         running: deque[Future[Any]] = deque()
         while waiting or running:
             while waiting and len(running) < 2 * workers:
-                running.append(pool.submit(_price_span, price, path, waiting.popleft(), *args))
+                span = waiting.popleft()
+                running.append(pool.submit(_price_span, price, path, span, *args, spill_to=spill_to))
             out = running.popleft().result()
             yield out
             if out is None:

@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         explain=args.explain,
         engine=args.engine,
         workers=args.workers,
+        render_ndjson=out.suffix.lower() in (".ndjson", ".jsonl") and not args.explain,
     )
     findings = [*tariff_findings, *result.warnings]
     with staged_files(out) as staging:

@@ -69,9 +69,15 @@ def spill_rows(rows: Any, path: str) -> Spill:
         )
         bare = [{**r, "line": None} for r in rows]
     rio.write_table(path, bare, ROW_COLUMNS, DECIMAL_COLUMNS)
-    ends = np.flatnonzero(np.fromfile(path, np.uint8) == 10)
+    data = np.fromfile(path, np.uint8)
+    ends = np.flatnonzero(data == 10)
     if len(ends) != keys.height:  # an NDJSON row is one line (json escapes line breaks)
         raise ValueError(f"{path}: {len(ends)} lines for {keys.height} rows")
+    tail = np.frombuffer(NO_LINE.encode(), np.uint8)
+    if len(ends) and (
+        ends.min() < len(tail) or (data[ends[:, None] + 1 - len(tail) + np.arange(len(tail))] != tail).any()
+    ):
+        raise ValueError(f"{path}: a row does not end with {NO_LINE!r}")
     return Spill(path, keys, np.r_[0, ends + 1].astype(np.int64))
 
 

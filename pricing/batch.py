@@ -32,7 +32,7 @@ from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, 
 from pricing.io import Record, RowFrame, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
-from pricing.ndjson_parallel import SPAN_BYTES, price_ndjson_spans, processes, span_bytes
+from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, processes, span_bytes
 from pricing.ocpi import detect_version, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat
@@ -596,7 +596,7 @@ READABLE = (".json", ".ndjson", ".jsonl", ".parquet")
 
 def threads() -> int:
     """Kernel threads for ``workers=AUTO``: one per core."""
-    return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 def price_inputs(

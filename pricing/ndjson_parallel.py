@@ -50,14 +50,21 @@ MIN_SPAN_BYTES = 4 << 20
 Span = tuple[int, int, str | None]  # (start byte, stop byte, the file's OCPI version)
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def processes(path: str, workers: int) -> int:
     """How many processes price the NDJSON file: ``workers``, or for :data:`AUTO` one per core
-    (``os.cpu_count()``) when the file has at least :data:`MIN_SPLIT_BYTES`, else one."""
+    (:func:`cores`) when the file has at least :data:`MIN_SPLIT_BYTES`, else one."""
     if workers != AUTO:
         return max(1, workers)
     if os.path.getsize(path) < MIN_SPLIT_BYTES:
         return 1
-    return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 def span_bytes(size: int, n_processes: int) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 from collections import Counter
 from decimal import Decimal
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import pricing.ndjson_parallel
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.io import iter_sources, write_table
@@ -293,7 +293,7 @@ def test_auto_workers_by_file_size(tmp_path, monkeypatch):
     small.write_bytes(b"{}\n")
     with open(large, "wb") as fh:
         fh.truncate(MIN_SPLIT_BYTES)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(pricing.ndjson_parallel, "cores", lambda: 2)
     assert (processes(str(small), AUTO), processes(str(large), AUTO)) == (1, 2)
     assert (processes(str(small), 3), processes(str(large), 1)) == (3, 1)
     assert span_bytes(10**9, 1) == SPAN_BYTES

@@ -5,8 +5,9 @@ generate`` (cached under ``benchmarks/.data``) writes a month of OCPI 2.2.1 CDRs
 duplicates, malformed lines and out-of-month sessions; every line then gets the shapes CPOs send
 and the columnar reader used to refuse: ``"tariffs": []``, an explicit ``null`` (``remark``)
 and an unknown field. ``roamledger price`` runs on it in a fresh process, NDJSON → NDJSON and →
-Parquet, with 1 and 2 worker processes: wall time (process start included), CDRs/s, peak RSS of
-the largest process of the tree, and the share of records off the columnar path (``meta.json`` "fallbacks").
+Parquet, with 1, 2 and ``auto`` worker processes: wall time (process start included), CDRs/s, CPU
+seconds of the whole process tree, the 1-minute load before the run, peak RSS of the largest
+process of the tree, and the share of records off the columnar path (``meta.json`` "fallbacks").
 Results go to ``benchmarks/results/ocpi_ingest.json``. Nothing here asserts a time; on a shared
 machine the figures are low bounds.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -49,24 +51,26 @@ def month(n: int) -> tuple[Path, Path]:
 
 
 # a fresh process that runs the command and prints the peak RSS of the largest process of its tree
-# (the command and the worker processes it spawned), in KB
+# (the command and the worker processes it spawned), in KB, and the CPU seconds of the whole tree
 _PEAK = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); print(u.ru_maxrss, u.ru_utime + u.ru_stime)"
 )
 
 
-def run(n: int, cdrs: Path, tariffs: Path, fmt: str, workers: int) -> dict[str, object]:
+def run(n: int, cdrs: Path, tariffs: Path, fmt: str, workers: str) -> dict[str, object]:
     out = DATA / f"ocpi_ingest_out_{n}.{fmt}"
     for old in out.parent.glob(out.name + "*"):
         old.unlink()
     args = ["price", "--tariffs", str(tariffs), "--workers", str(workers), "--out", str(out), str(cdrs)]
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _PEAK, *cli(*args)], check=True, capture_output=True, text=True, cwd=ROOT
     )
     wall = time.perf_counter() - t0
-    printed, _, rss = proc.stdout.strip().rpartition("\n")
+    printed, _, usage = proc.stdout.strip().rpartition("\n")
+    rss, cpu = usage.split()
     rss_kb = int(rss)
     meta = json.loads(Path(f"{out}.meta.json").read_text())
     read = meta["counts"]["read"]
@@ -74,8 +78,10 @@ def run(n: int, cdrs: Path, tariffs: Path, fmt: str, workers: int) -> dict[str, 
     return {
         "n_cdrs": read,
         "output": fmt,
-        "workers": workers,
+        "workers": int(workers) if workers.isdigit() else workers,
         "wall_s": round(wall, 2),
+        "cpu_s": round(float(cpu), 2),
+        "load_1m_before": round(load, 2),
         "cdrs_per_s": round(read / wall),
         "peak_rss_mb": round(rss_kb / 1024),
         "off_columnar": off,
@@ -87,7 +93,7 @@ def run(n: int, cdrs: Path, tariffs: Path, fmt: str, workers: int) -> dict[str, 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100000", help="sessions per month, comma separated")
-    ap.add_argument("--workers", default="1,2", help="worker processes, comma separated")
+    ap.add_argument("--workers", default="1,2,auto", help="worker processes (or auto), comma separated")
     ap.add_argument("--formats", default="ndjson,parquet")
     args = ap.parse_args(argv)
     rows = []
@@ -95,13 +101,14 @@ def main(argv: list[str] | None = None) -> None:
         cdrs, tariffs = month(n)
         size_mb = cdrs.stat().st_size / 2**20
         for fmt in args.formats.split(","):
-            for w in (int(x) for x in args.workers.split(",")):
+            for w in args.workers.split(","):
                 r = run(n, cdrs, tariffs, fmt, w)
                 r["input_mb"] = round(size_mb)
                 rows.append(r)
                 print(
                     f"{r['n_cdrs']:>9} CDRs → {fmt:<7} workers {w}: {r['wall_s']:>6} s "
-                    f"{r['cdrs_per_s']:>7} CDRs/s  peak RSS {r['peak_rss_mb']} MB  "
+                    f"{r['cdrs_per_s']:>7} CDRs/s  CPU {r['cpu_s']} s  peak RSS {r['peak_rss_mb']} MB  "
+                    f"(load {r['load_1m_before']})  "
                     f"off the columnar path {r['off_columnar']} ({r['off_columnar_share']:.3%})"
                 )
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, 
 from pricing.io import Record, RowFrame, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
-from pricing.ndjson_parallel import price_ndjson_spans
+from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, processes, span_bytes
 from pricing.ocpi import detect_version, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat
@@ -497,7 +497,9 @@ def price_ndjson_columnar(
     tz: str | None = None,
     workers: int = 1,
     span: tuple[int, int, str | None] | None = None,
-    stats: dict[str, int] | None = None,
+    stats: dict[str, Any] | None = None,
+    seen: dict[str, Any] | None = None,
+    render_ndjson: bool = False,
 ) -> BatchResult:
     """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
     ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
@@ -508,22 +510,32 @@ def price_ndjson_columnar(
     ``price_records``). If the kernel refuses the columnar CDRs, the whole file is priced per record
     and those CDRs are counted as ``columnar_reader: kernel_refused: <reason>``.
 
-    With ``workers > 1`` and tariffs given, the file is priced in spans on that many processes
-    (:mod:`pricing.ndjson_parallel`; same output). ``span``/``stats``: one such span (see
-    :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises.
+    A file larger than one span is priced span by span, on ``processes(path, workers)``
+    processes (``workers=AUTO``, 0: one per core for a large file; :mod:`pricing.ndjson_parallel`;
+    same output), so memory is bounded by the span size. ``span``/``stats``: one such span (see
+    :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises;
+    ``stats["embedded"]`` receives the embedded tariffs first seen (with no tariffs given:
+    ``seen`` before the span, then the span's own). ``render_ndjson``: where the file is priced
+    in spans, the rows are :class:`~pricing.rendered.RenderedRows` (each span's rows rendered as
+    NDJSON by the process that priced it; written, not read).
     """
     policy = policy or PricingPolicy()
     source = str(path)
-    if workers > 1 and span is None and tariffs is not None and len(tariffs):
-        # spans small enough that every process gets several, large enough to amortize a block
-        size = max(4 << 20, min(64 << 20, -(-os.path.getsize(source) // (4 * workers))))
-        done = price_ndjson_spans(price_ndjson_columnar, source, tariffs, policy, tz, workers, size)
-        if done is not None:
-            return done
+    if span is None:
+        n_proc, size = processes(source, workers), os.path.getsize(source)
+        if n_proc > 1 or size > SPAN_BYTES:
+            piece = span_bytes(size, n_proc)
+            done = price_ndjson_spans(
+                price_ndjson_columnar, source, tariffs, policy, tz, n_proc, piece, render_ndjson
+            )
+            if done is not None:
+                return done
+    workers = workers or threads()
     reasons: Counter[str] = Counter()
     versions: dict[str, str] = {}
     known = frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None else frozenset()
     embedded: list[Tariff] = []
+    seen = dict(seen or {})
     table, fallback = read_ndjson_flat(
         path,
         reasons=reasons,
@@ -532,7 +544,10 @@ def price_ndjson_columnar(
         embedded=embedded,
         span=span,
         stats=stats,
+        seen=seen,
     )
+    if stats is not None:
+        stats["embedded"] = seen
     # no tariffs given: the columnar CDRs are those whose own embedded tariffs are this one set
     columnar_tariffs = tariffs if known else TariffSet.of(embedded)
     result = BatchResult(policy=policy, engine="kernel")
@@ -579,6 +594,11 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
 READABLE = (".json", ".ndjson", ".jsonl", ".parquet")
 
 
+def threads() -> int:
+    """Kernel threads for ``workers=AUTO``: one per core."""
+    return cores()
+
+
 def price_inputs(
     paths: list[str],
     tariffs: TariffSet | None = None,
@@ -588,10 +608,15 @@ def price_inputs(
     explain: bool = False,
     engine: str = "kernel",
     workers: int = 1,
+    render_ndjson: bool = False,
 ) -> BatchResult:
-    """``roamledger price``'s inputs: flat Parquet files go to :func:`price_flat_file`, every
-    other file through :func:`price_records`, in input order."""
+    """``roamledger price``'s inputs: flat Parquet files go to :func:`price_flat_file`, OCPI
+    NDJSON through :func:`price_ndjson_columnar`, every other file through
+    :func:`price_records`, in input order. ``workers``: kernel threads, and processes for NDJSON
+    files (``AUTO``, 0: one per core). ``render_ndjson``: one NDJSON file priced in spans gives
+    :class:`~pricing.rendered.RenderedRows` (rendered where priced; for an NDJSON output)."""
     policy = policy or PricingPolicy()
+    processes_or_auto, workers = workers, workers or threads()
     files = expand_inputs(paths)
     flat = [is_flat_file(f) for f in files]
     # NDJSON goes through the columnar reader (same results as the per-record path, tested), when
@@ -612,7 +637,12 @@ def price_inputs(
             part = price_flat_file(files[i], tariffs, policy, tz, explain, engine, workers)
             i += 1
         elif columnar[i]:
-            part = price_ndjson_columnar(files[i], tariffs, policy, tz, workers)
+            render = render_ndjson and len(files) == 1
+            part = price_ndjson_columnar(
+                files[i], tariffs, policy, tz, processes_or_auto, render_ndjson=render
+            )
+            if render:
+                return part
             i += 1
         else:
             j = i

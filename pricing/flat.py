@@ -272,10 +272,10 @@ def record_problems(
             lambda r, what=what: f"$.{what}",
         )
     codes, values = cols["cdr_id"]
-    blank = np.array([i for i, v in enumerate(values) if not str(v).strip()], np.int64)
-    if len(blank):
+    blank = values.blank()  # per row (codes are row numbers, -1 for null)
+    if blank.any():
         flag(
-            np.isin(codes, blank),
+            (codes >= 0) & blank[np.maximum(codes, 0)],
             E.INVALID_VALUE,
             lambda r: (
                 "cdr_id: empty. Hint: every CDR needs a non-empty id (it is settled and credited by it)"

@@ -22,9 +22,12 @@ from pricing import errors as E
 def valid_mask(arr: Any) -> np.ndarray:
     """Per element of a pyarrow Array: not null (from the validity bitmap, no compute kernel)."""
     n = len(arr)
-    buf = arr.buffers()[0]
-    if not arr.null_count or buf is None:
+    nulls = arr.null_count
+    if not nulls:
         return np.ones(n, bool)
+    if nulls == n:
+        return np.zeros(n, bool)
+    buf = arr.buffers()[0]
     bits = np.unpackbits(np.frombuffer(buf, np.uint8), count=arr.offset + n, bitorder="little")
     return bits[arr.offset :].view(bool)
 
@@ -163,6 +166,12 @@ class RowStrings:
 
     def column(self, rows: np.ndarray) -> ArrowStrings:
         return ArrowStrings(self.arr.take(pa.array(rows, pa.int64())))
+
+    def blank(self) -> np.ndarray:
+        """Per row: empty or only whitespace (``not value.strip()``; Arrow's Unicode whitespace is
+        Python's, checked for every code point); False for null."""
+        empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(self.arr)), 0)
+        return pc.fill_null(empty, False).to_numpy(zero_copy_only=False)
 
 
 def row_strings(column: Any) -> tuple[np.ndarray, RowStrings, np.ndarray]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -220,6 +221,9 @@ def write_table(
     path: str | os.PathLike[str], rows: list[dict[str, Any]], columns: list[str], decimal_columns: list[str]
 ) -> None:
     suffix = Path(path).suffix.lower()
+    if hasattr(rows, "spills") and suffix in (".ndjson", ".jsonl"):
+        rows.write(path)  # pricing.rendered.RenderedRows: NDJSON lines rendered where priced
+        return
     frame = getattr(rows, "frame", None)
     if frame is not None and suffix in (".ndjson", ".jsonl", ".csv", ".parquet"):
         write_frame(path, frame, columns, decimal_columns)  # the same bytes, column by column
@@ -458,23 +462,34 @@ def _json_column(frame: Any, c: str) -> Any:
     return pl.lit(json_strings(s))
 
 
-def _write_lines(path: str | os.PathLike[str], lines: Any) -> None:
-    """One string per line, each followed by ``\n``, written as is (atomically)."""
+WRITE_ROWS = 100_000  # rows rendered at a time: the text of one piece is held, not the file's
+
+
+def write_lines(path: str | os.PathLike[str], pieces: Iterable[Any]) -> None:
+    """Each piece a Series of strings, one per line, each followed by ``\n``, written as is
+    (atomically), one piece after the other."""
 
     tmp = f"{path}.tmp"
-    if len(lines):
-        pl.DataFrame({"l": lines}).write_csv(
-            tmp, include_header=False, quote_style="never", line_terminator="\n"
-        )
-    else:
-        open(tmp, "w").close()
+    with open(tmp, "wb") as fh:
+        for lines in pieces:
+            if len(lines):
+                pl.DataFrame({"l": lines}).write_csv(
+                    fh, include_header=False, quote_style="never", line_terminator="\n"
+                )
     os.replace(tmp, path)
+
+
+def _slices(frame: Any) -> Iterator[Any]:
+    for offset in range(0, frame.height, WRITE_ROWS):
+        yield frame.slice(offset, WRITE_ROWS)
 
 
 def write_frame(
     path: str | os.PathLike[str], frame: Any, columns: list[str], decimal_columns: list[str]
 ) -> None:
-    """:func:`write_table` for a :class:`RowFrame`'s frame: the same bytes as for its dict rows."""
+    """:func:`write_table` for a :class:`RowFrame`'s frame: the same bytes as for its dict rows.
+    NDJSON and CSV are rendered :data:`WRITE_ROWS` rows at a time (each row's text depends on that
+    row only), so the text of the whole file is never in memory."""
 
     suffix = Path(path).suffix.lower()
     if suffix == ".parquet":
@@ -484,24 +499,27 @@ def write_frame(
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow(columns)
         head = pl.Series("l", [header.getvalue()[:-1]], dtype=pl.String)
-        if frame.height:
-            cells = [_csv_column(frame, c) for c in columns]
-            body = frame.select(pl.concat_str(cells, separator=",").alias("l")).to_series()
-            head = head.append(body)
-        _write_lines(path, head)
+        body = (_csv_lines(part, columns) for part in _slices(frame))
+        write_lines(path, itertools.chain([head], body))
         return
-    lines: Any = []
-    if frame.height:
-        parts: list[Any] = []
-        for k, c in enumerate(columns):
-            parts.extend(
-                [
-                    pl.lit(("{" if k == 0 else ",") + json.dumps(c, ensure_ascii=False) + ":"),
-                    _json_column(frame, c),
-                ]
-            )
-        lines = frame.select(pl.concat_str([*parts, pl.lit("}")]).alias("l")).to_series()
-    _write_lines(path, lines)
+    write_lines(path, (_ndjson_lines(part, columns) for part in _slices(frame)))
+
+
+def _csv_lines(frame: Any, columns: list[str]) -> Any:
+    cells = [_csv_column(frame, c) for c in columns]
+    return frame.select(pl.concat_str(cells, separator=",").alias("l")).to_series()
+
+
+def _ndjson_lines(frame: Any, columns: list[str]) -> Any:
+    parts: list[Any] = []
+    for k, c in enumerate(columns):
+        parts.extend(
+            [
+                pl.lit(("{" if k == 0 else ",") + json.dumps(c, ensure_ascii=False) + ":"),
+                _json_column(frame, c),
+            ]
+        )
+    return frame.select(pl.concat_str([*parts, pl.lit("}")]).alias("l")).to_series()
 
 
 def _csv_one(v: str) -> str:

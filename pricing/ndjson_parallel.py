@@ -9,10 +9,17 @@ parent renumbers each span's lines by the lines before it and merges the results
 :func:`pricing.results.merge_rows` defines, so the output is byte-identical to one process.
 
 Memory stays bounded by the span size times the processes in flight (at most ``2 × workers``
-spans are submitted ahead), plus the result rows the command writes anyway.
+spans are submitted ahead), plus the result rows the command writes anyway. With one process the
+spans are priced one after the other in the caller's process (same merge): a large file never
+becomes one table.
 
-Kept on one process (the caller's path): files with no tariffs given, where embedded tariffs form
-one set in file order (the first tariff seen with an id wins), and a span the kernel refuses.
+``workers=AUTO`` (``roamledger price``'s default) takes one process per core for a file of at
+least :data:`MIN_SPLIT_BYTES` (below that, starting a process costs more than it saves) and one
+otherwise (:func:`processes`).
+
+With no tariffs given, the embedded tariffs form one set in file order (the first tariff seen
+with an id wins): see :func:`price_ndjson_spans`. A span the kernel refuses sends the whole file
+to the caller's one-process path.
 """
 
 from __future__ import annotations
@@ -20,22 +27,52 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from pricing.errors import KernelRefusal
 from pricing.io import _read_ndjson
 from pricing.ocpi import detect_version
 from pricing.policy import PricingPolicy
+from pricing.rendered import RenderedRows, Spill, spill_dir, spill_rows
 from pricing.results import BatchResult, merge_rows
 from pricing.sessions import TariffSet
 
-SPAN_BYTES = 64 << 20
+AUTO = 0  # workers: as many processes as cores when the file is large enough
+MIN_SPLIT_BYTES = 32 << 20  # ~25k CDRs: below, one process
+SPAN_BYTES = 32 << 20  # the largest span (a worker's memory grows with it: ~0.4 GB at 32 MB)
+MIN_SPAN_BYTES = 4 << 20
 Span = tuple[int, int, str | None]  # (start byte, stop byte, the file's OCPI version)
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def processes(path: str, workers: int) -> int:
+    """How many processes price the NDJSON file: ``workers``, or for :data:`AUTO` one per core
+    (:func:`cores`) when the file has at least :data:`MIN_SPLIT_BYTES`, else one."""
+    if workers != AUTO:
+        return max(1, workers)
+    if os.path.getsize(path) < MIN_SPLIT_BYTES:
+        return 1
+    return cores()
+
+
+def span_bytes(size: int, n_processes: int) -> int:
+    """The span size: several spans per process (so none waits long for the last one), within
+    [:data:`MIN_SPAN_BYTES`, :data:`SPAN_BYTES`]."""
+    if n_processes <= 1:
+        return SPAN_BYTES
+    return max(MIN_SPAN_BYTES, min(SPAN_BYTES, -(-size // (4 * n_processes))))
 
 
 def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
@@ -83,15 +120,37 @@ def first_version(path: str) -> str | None:
                 return None
 
 
-def _price_span(price: Callable[..., BatchResult], path: str, span: Span, *args: Any) -> Any:
+def _price_span(
+    price: Callable[..., BatchResult],
+    path: str,
+    span: Span,
+    *args: Any,
+    seen: dict[str, Any] | None = None,
+    spill_to: str | None = None,
+) -> Any:
     """One span priced in a worker by ``price`` (:func:`pricing.batch.price_ndjson_columnar`):
-    (result with span-relative lines, lines in the span); None when the kernel refuses it."""
-    stats: dict[str, int] = {}
+    (result with span-relative lines, lines in the span, embedded tariffs first seen: ``seen``
+    and then the span's); None when the kernel refuses it. ``spill_to``: a folder where the
+    span's rows are written as NDJSON (the result's rows are then a :class:`Spill`)."""
+    stats: dict[str, Any] = {}
     try:
-        result = price(path, *args, span=span, stats=stats)
+        result = price(path, *args, span=span, stats=stats, seen=seen)
     except KernelRefusal:
         return None
-    return result, stats["lines"]
+    if spill_to is not None:
+        result.rows = spill_rows(result.rows, os.path.join(spill_to, f"{span[0]}.ndjson"))  # type: ignore[assignment]
+    return result, stats["lines"], stats.get("embedded", {})
+
+
+def _differs(span_seen: dict[str, Any], seen: dict[str, Any]) -> bool:
+    """Whether a span took an embedded tariff as the first with its id that an earlier span had
+    seen with other content (one process would have sent its rows per record)."""
+    return any(tid in seen and seen[tid][0] != key for tid, (key, _t) in span_seen.items())
+
+
+def _init_worker() -> None:
+    """A worker process: one thread for Arrow (the other cores run the other workers)."""
+    pa.set_cpu_count(1)
 
 
 def _shift(result: BatchResult, offset: int) -> BatchResult:
@@ -99,7 +158,9 @@ def _shift(result: BatchResult, offset: int) -> BatchResult:
     if not offset:
         return result
     frame = getattr(result.rows, "frame", None)
-    if frame is not None:
+    if isinstance(result.rows, Spill):
+        result.rows = result.rows.shifted(offset)  # type: ignore[assignment]
+    elif frame is not None:
         result.rows = type(result.rows)(frame.with_columns(pl.col("line") + offset))
     else:
         result.rows = [dict(r, line=(r["line"] or 0) + offset) for r in result.rows]
@@ -111,38 +172,86 @@ def _shift(result: BatchResult, offset: int) -> BatchResult:
 def price_ndjson_spans(
     price: Callable[..., BatchResult],
     path: str,
-    tariffs: TariffSet,
+    tariffs: TariffSet | None,
     policy: PricingPolicy,
     tz: str | None,
     workers: int,
     span_bytes: int = SPAN_BYTES,
+    render_ndjson: bool = False,
 ) -> BatchResult | None:
     """The file priced span by span by ``price`` (``price(path, tariffs, policy, tz, span=…,
-    stats=…)``, raising KernelRefusal) on ``workers`` processes; None when some span was
-    refused by the kernel (the caller prices the whole file on one process then)."""
+    stats=…, seen=…)``, raising KernelRefusal) on ``workers`` processes (1: in this process, one
+    span after the other); None when some span was refused by the kernel (the caller prices the
+    whole file on one process then).
+
+    With no tariffs given, the embedded ones decide which rows stay columnar in file order (the
+    first tariff seen with an id): a span is priced without knowing the spans before it, and
+    priced again here, knowing them, in the rare case it took a tariff as the first with its id
+    that an earlier span had seen with other content.
+
+    ``render_ndjson``: each span's rows are rendered as NDJSON where they were priced; the
+    result's rows are then :class:`~pricing.rendered.RenderedRows` (written, not read)."""
     version = first_version(path)
-    todo = deque((a, b, version) for a, b in spans(path, span_bytes))
+    todo = [(a, b, version) for a, b in spans(path, span_bytes)]
     total = BatchResult(policy=policy, engine="kernel")
     parts: list[Any] = []
     offset = 0
-    # spawn, not fork: a forked child inherits pyarrow's and polars' thread pools mid-state and hangs
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        running: deque[Future[Any]] = deque()
-        while todo or running:
-            while todo and len(running) < 2 * workers:
-                span = todo.popleft()
-                running.append(pool.submit(_price_span, price, path, span, tariffs, policy, tz))
-            out = running.popleft().result()
-            if out is None:
-                for f in running:
-                    f.cancel()
-                return None
-            part, n_lines = out
-            part = _shift(part, offset)
-            offset += n_lines
-            parts.append(part.rows)
-            total.add(part)
-    total.rows = merge_rows(parts)
+    seen: dict[str, Any] = {}
+    args = (tariffs, policy, tz)
+    folder = spill_dir() if render_ndjson else None
+    rendered = None if folder is None else RenderedRows([], folder)
+    results = _span_results(price, path, todo, args, workers, folder)
+    for span, out in zip(todo, results, strict=False):
+        if out is not None and _differs(out[2], seen):
+            out = _price_span(price, path, span, *args, seen=dict(seen), spill_to=folder)
+        if out is None:
+            return None
+        part, n_lines, span_seen = out
+        for tid, first in span_seen.items():
+            seen.setdefault(tid, first)
+        part = _shift(part, offset)
+        offset += n_lines
+        parts.append(part.rows)
+        total.add(part)
+    if rendered is not None:
+        rendered.spills = parts
+        total.rows = rendered  # type: ignore[assignment]
+    else:
+        total.rows = merge_rows(parts)
     total.rejects.sort(key=lambda f: f.line or 0)
     total.warnings.sort(key=lambda f: f.line or 0)
     return total
+
+
+def _span_results(
+    price: Callable[..., BatchResult],
+    path: str,
+    todo: list[Span],
+    args: tuple[Any, ...],
+    workers: int,
+    spill_to: str | None = None,
+) -> Iterator[Any]:
+    """:func:`_price_span` of each span, in span order, on ``workers`` processes (1: here);
+    stops after the first None (a span the kernel refused)."""
+    if workers <= 1:
+        for span in todo:
+            out = _price_span(price, path, span, *args, spill_to=spill_to)
+            yield out
+            if out is None:
+                return
+        return
+    waiting = deque(todo)
+    # spawn, not fork: a forked child inherits pyarrow's and polars' thread pools mid-state and hangs
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        running: deque[Future[Any]] = deque()
+        while waiting or running:
+            while waiting and len(running) < 2 * workers:
+                span = waiting.popleft()
+                running.append(pool.submit(_price_span, price, path, span, *args, spill_to=spill_to))
+            out = running.popleft().result()
+            yield out
+            if out is None:
+                for f in running:
+                    f.cancel()
+                return

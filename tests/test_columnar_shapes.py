@@ -12,10 +12,20 @@ from pathlib import Path
 
 import pytest
 
+import pricing.ndjson_parallel
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.io import iter_sources, write_table
-from pricing.ndjson_parallel import price_ndjson_spans, spans
+from pricing.ndjson_parallel import (
+    AUTO,
+    MIN_SPAN_BYTES,
+    MIN_SPLIT_BYTES,
+    SPAN_BYTES,
+    price_ndjson_spans,
+    processes,
+    span_bytes,
+    spans,
+)
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.policy import PricingPolicy
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
@@ -222,15 +232,19 @@ BROKEN = {
 }
 
 
-def test_spans_on_two_processes_equal_one_process(tmp_path):
-    """The file cut into ~64 KB spans priced on 2 processes: the same rows, rejects, warnings and
-    fallback counts as one process (lines renumbered across spans, malformed lines included)."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_spans_equal_one_piece(workers, tmp_path):
+    """The file cut into ~64 KB spans priced on 2 processes, or one after the other in this
+    process: the same rows, rejects, warnings and fallback counts as the whole file in one piece
+    (lines renumbered across spans, malformed lines included)."""
     _generate(tmp_path / "m.ndjson")
     store, _ = load_tariffs([tmp_path / "tariffs"])
     for path in sorted(tmp_path.glob("m*.ndjson")):
         assert len(spans(str(path), 1 << 16)) > 1
         one = price_ndjson_columnar(path, store)
-        two = price_ndjson_spans(price_ndjson_columnar, str(path), store, PricingPolicy(), None, 2, 1 << 16)
+        two = price_ndjson_spans(
+            price_ndjson_columnar, str(path), store, PricingPolicy(), None, workers, 1 << 16
+        )
         assert two is not None
         assert (two.read, list(two.rows), two.rejects, two.warnings) == (
             one.read,
@@ -239,3 +253,50 @@ def test_spans_on_two_processes_equal_one_process(tmp_path):
             one.warnings,
         )
         assert two.fallbacks == one.fallbacks
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_spans_with_embedded_tariffs_only(workers, tmp_path):
+    """No tariffs given: the embedded ones price each span, and a span whose first tariff with an
+    id differs from an earlier span's (one line changed) is priced again knowing it, so the
+    rows, rejects and fallback counts equal the whole file in one piece."""
+    _generate(tmp_path / "m.ndjson", "--embed-tariffs")
+    path = tmp_path / "m.ndjson"  # the 2.2.1 part
+    lines = path.read_bytes().splitlines(keepends=True)
+    changed = 0
+    for k in range(len(lines) * 2 // 3, len(lines)):  # one late line: its tariff's content changes
+        marker = b'"tariffs":[{'
+        if marker in lines[k] and not changed:
+            lines[k] = lines[k].replace(marker, marker + b'"tariff_alt_url":"https://example.com/t",', 1)
+            changed = k
+    assert changed
+    path.write_bytes(b"".join(lines))
+    assert len(spans(str(path), 1 << 16)) > 2
+    one = price_ndjson_columnar(path, None)
+    assert one.fallbacks["columnar_reader: embedded tariff differs from an earlier one with the same id"]
+    many = price_ndjson_spans(price_ndjson_columnar, str(path), None, PricingPolicy(), None, workers, 1 << 16)
+    assert many is not None
+    assert (many.read, list(many.rows), many.rejects, many.warnings) == (
+        one.read,
+        list(one.rows),
+        one.rejects,
+        one.warnings,
+    )
+    assert many.fallbacks == one.fallbacks
+    assert one.priced > 0.9 * one.read
+
+
+def test_auto_workers_by_file_size(tmp_path, monkeypatch):
+    """``AUTO``: one process below MIN_SPLIT_BYTES, one per core above; a count is kept; spans
+    give every process several, within their bounds."""
+    small, large = tmp_path / "s.ndjson", tmp_path / "l.ndjson"
+    small.write_bytes(b"{}\n")
+    with open(large, "wb") as fh:
+        fh.truncate(MIN_SPLIT_BYTES)
+    monkeypatch.setattr(pricing.ndjson_parallel, "cores", lambda: 2)
+    assert (processes(str(small), AUTO), processes(str(large), AUTO)) == (1, 2)
+    assert (processes(str(small), 3), processes(str(large), 1)) == (3, 1)
+    assert span_bytes(10**9, 1) == SPAN_BYTES
+    assert span_bytes(10**9, 2) == SPAN_BYTES
+    assert span_bytes(64 << 20, 2) == 8 << 20  # 4 spans per process
+    assert span_bytes(1 << 20, 2) == MIN_SPAN_BYTES

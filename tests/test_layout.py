@@ -4,6 +4,8 @@ imports only what it prices with, and no module grows past what a newcomer can r
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,18 @@ def test_imports_are_at_the_top_of_modules(package: str) -> None:
                     if isinstance(node, ast.Import | ast.ImportFrom)
                 ]
     assert not inner, inner
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    """``roamledger price`` (and each worker process it spawns) loads neither the settlement
+    store, the HTTP server nor the workload generator; ``--help`` still lists every command."""
+    code = (
+        "import sys\n"
+        "from api.cli import COMMANDS, build_parser\n"
+        "args = build_parser('price').parse_args(['price', '--out', 'o.ndjson', 'c.ndjson'])\n"
+        "assert args.command == 'price'\n"
+        "heavy = [m for m in ('settlement', 'benchmarks', 'fastapi', 'alembic') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "assert len(build_parser()._subparsers._group_actions[0].choices) == len(COMMANDS)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

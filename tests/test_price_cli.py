@@ -341,3 +341,22 @@ def test_a_session_is_priced_with_the_tariff_version_published_before_it(tmp_pat
     assert main(["price", "--engine", engine, "--tariffs", str(tariffs), "--out", str(out), str(src)]) == 0
     rows = {r["cdr_id"]: r["total_cost_excl_vat"] for r in map(json.loads, out.read_text().splitlines())}
     assert rows == {"A": "3.5000", "B": "4.5000", "C": "3.5000"}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_workers_is_auto_or_a_count(value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["price", "--workers", value, "--out", "x.ndjson", "fixtures"])
+    assert exc.value.code == 2
+    assert "is not 'auto' or a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_two_worker_processes_write_the_same_bytes_as_auto(tmp_path: Path) -> None:
+    sample = ROOT / "fixtures" / "sample"
+    outs = []
+    for workers in ("auto", "2"):
+        out = tmp_path / workers / "o.ndjson"
+        args = ["price", "--workers", workers, "--tariffs", str(sample / "tariffs"), "--out", str(out)]
+        assert main([*args, str(sample / "cdrs" / "cdrs.ndjson")]) == 0
+        outs.append((out.read_bytes(), Path(f"{out}.rejects.ndjson").read_bytes()))
+    assert outs[0] == outs[1] and outs[0][0]

@@ -8,43 +8,41 @@ in :mod:`benchmarks`), and report. Every failure is one sentence on stderr and a
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
-from api.cli import (
-    close,
-    generate,
-    ingest,
-    lint,
-    party,
-    price,
-    pricesheet,
-    quote,
-    reconcile,
-    serve,
-    settle,
-)
 from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
 
+# command → its module, imported when the command is named: ``roamledger price`` (and each
+# process it starts) does not pay ~1.5 s for the settlement store, the HTTP server and the
+# workload generator it never uses. ``--help``, no command or an unknown one loads them all.
 COMMANDS = {
-    "price": price,
-    "reconcile": reconcile,
-    "settle": settle,
-    "close": close,
-    "import": ingest,
-    "party": party,
-    "generate": generate,
-    "quote": quote,
-    "price-sheet": pricesheet,
-    "lint": lint,
-    "serve": serve,
+    "price": "api.cli.price",
+    "reconcile": "api.cli.reconcile",
+    "settle": "api.cli.settle",
+    "close": "api.cli.close",
+    "import": "api.cli.ingest",
+    "party": "api.cli.party",
+    "generate": "api.cli.generate",
+    "quote": "api.cli.quote",
+    "price-sheet": "api.cli.pricesheet",
+    "lint": "api.cli.lint",
+    "serve": "api.cli.serve",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_module(command: str) -> ModuleType:
+    """The module of ``command`` (a key of :data:`COMMANDS`): ``add_parser`` and ``run``."""
+    return importlib.import_module(COMMANDS[command])
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or only of ``only`` (the one the command line names)."""
     parser = argparse.ArgumentParser(
         prog="roamledger",
         description="OCPI tariff pricing and settlement",
@@ -53,15 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"roamledger {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS.values():
-        module.add_parser(sub)
+    for command in COMMANDS:
+        if only is None or command == only:
+            command_module(command).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    only = words[0] if words and words[0] in COMMANDS else None
+    args = build_parser(only).parse_args(words)
     try:
-        return int(COMMANDS[args.command].run(args))
+        return int(command_module(args.command).run(args))
     except RoamledgerError as exc:
         return fail(str(exc), EXIT_INPUT)
     except KeyboardInterrupt:

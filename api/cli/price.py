@@ -22,6 +22,7 @@ from pricing import __version__
 from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
 from pricing.io import all_files, sha256_file, write_ndjson, write_table
+from pricing.ndjson_parallel import AUTO
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
 from pricing.timezones import validate_zone
 
@@ -44,15 +45,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workers",
-        type=int,
-        default=1,
+        type=workers_count,
+        default=AUTO,
         metavar="N",
-        help="kernel threads; OCPI NDJSON with --tariffs: processes reading and pricing spans of "
-        "the file (same output; default 1)",
+        help="kernel threads; OCPI NDJSON: processes reading and pricing spans of "
+        "the file (same output); default auto: one per core, one process for a file under 32 MB",
     )
     add_fail_on_option(p)
     p.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
     p.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
+
+
+def workers_count(text: str) -> int:
+    """``--workers``: ``auto`` (0) or a count of at least 1."""
+    if text == "auto":
+        return AUTO
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a whole number of at least 1")
+    return n
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         args.ocpi_version,
         explain=args.explain,
         engine=args.engine,
-        workers=max(1, args.workers),
+        workers=args.workers,
+        render_ndjson=out.suffix.lower() in (".ndjson", ".jsonl") and not args.explain,
     )
     findings = [*tariff_findings, *result.warnings]
     with staged_files(out) as staging:

@@ -176,10 +176,22 @@ _PARSE_211 = pj.ParseOptions(explicit_schema=SCHEMA_211, unexpected_field_behavi
 # place where presence alone matters is version detection (pricing.ocpi.detect_version): a Price
 # key or a 2.2-only CDR field decides the version even when its value is null, so only lines with
 # such a null leave the columnar path.
-_KEY_NULL = re.compile(
-    rb'"(?:before_taxes|taxes|after_taxes|excl_vat|incl_vat|end_date_time|cdr_token|cdr_location'
-    rb'|country_code|party_id)"\s*:\s*null'
+NULL_KEYS = (
+    "before_taxes",
+    "taxes",
+    "after_taxes",
+    "excl_vat",
+    "incl_vat",
+    "end_date_time",
+    "cdr_token",
+    "cdr_location",
+    "country_code",
+    "party_id",
 )
+_KEY_NULL = re.compile(rb'"(?:' + "|".join(NULL_KEYS).encode() + rb')"\s*:\s*null')
+_NULL = re.compile(rb"null")  # a literal: found by a fast scan, unlike _KEY_NULL's alternation
+_SPACE = np.zeros(256, bool)
+_SPACE[list(b" \t\n\r\f\v")] = True  # what \s matches in a bytes pattern
 BOM = b"\xef\xbb\xbf"
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -245,6 +257,7 @@ def read_ndjson_flat(
     embedded: list[Tariff] | None = None,
     span: tuple[int, int, str | None] | None = None,
     stats: dict[str, int] | None = None,
+    seen: dict[str, Any] | None = None,
 ) -> tuple[pa.Table, list[Record]]:
     """(flat table of the columnar CDRs, per-record fallback Records), both in line order.
 
@@ -265,9 +278,13 @@ def read_ndjson_flat(
     caller) as if they were a file of their own whose first record had that version; its line
     numbers count from the span's start, and ``stats["lines"]`` receives how many it had, so a
     caller reading a file in spans in several processes renumbers each by the lines before it.
+    ``seen``: the embedded tariffs first seen before (``EmbeddedTariffs.by_id``, with no tariffs
+    given), updated in place with this file's.
     """
     src = str(path)
     st = _State(src, reasons, known_tariffs)
+    if seen is not None and st.embedded is not None:
+        st.embedded.by_id = seen
     start, stop = 0, None
     if span is not None:
         start, stop, st.file_version = span
@@ -366,10 +383,8 @@ def _python_lines(
     nonempty = last >= starts
     shape = nonempty & (buf[np.minimum(starts, len(buf) - 1)] == 123) & (buf[np.maximum(last, 0)] == 125)
     why[~shape] = "not one JSON object on the line"
-    if b"null" in block:  # an explicit null in a key that decides the version: _KEY_NULL
-        at = np.fromiter((m.start() for m in _KEY_NULL.finditer(block)), np.int64)
-        for i in np.unique(np.searchsorted(ends, at)).tolist():
-            mark(i, "explicit null in a key that decides the OCPI version")
+    for i in key_null_lines(block, buf, starts, ends).tolist():
+        mark(i, "explicit null in a key that decides the OCPI version")
     pos = 0  # invalid UTF-8: those lines only (Python's decoder says where)
     view = memoryview(block)
     while pos < len(block):
@@ -388,6 +403,30 @@ def _python_lines(
                 break
             mark(i, "not valid JSON")  # a line before it that json refuses (or blank)
     return why
+
+
+def key_null_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The lines (indices, ascending) where :data:`_KEY_NULL` matches: each ``null`` of the block
+    is found by a literal scan; one written ``"key":null`` (no space) is judged on the bytes
+    before it, one with spaces by the pattern itself on its line."""
+    at = np.fromiter((m.start() for m in _NULL.finditer(block)), np.int64)
+    at = at[at >= 2]
+    if not len(at):
+        return np.zeros(0, np.int64)
+    tight = (buf[at - 1] == 58) & (buf[at - 2] == 34)  # '":null'
+    hit = np.zeros(len(at), bool)
+    for key in NULL_KEYS:
+        word = np.frombuffer(b'"' + key.encode(), np.uint8)
+        first = at - 2 - len(word)
+        sel = np.flatnonzero(tight & (first >= 0))
+        if len(sel):
+            window = buf[first[sel, None] + np.arange(len(word))]
+            hit[sel[(window == word).all(axis=1)]] = True
+    lines = np.searchsorted(ends, at[hit])
+    spaced = at[~tight & (_SPACE[buf[at - 1]] | ((buf[at - 1] == 58) & _SPACE[buf[at - 2]]))]
+    spaced_lines = np.unique(np.searchsorted(ends, spaced)).tolist()
+    more = [i for i in spaced_lines if _KEY_NULL.search(block, int(starts[i]), int(ends[i]) + 1)]
+    return np.unique(np.r_[lines, np.array(more, np.int64)])
 
 
 def _fallback_raw(st: _State, raw: bytes, n: int, reason: str) -> Record | None:

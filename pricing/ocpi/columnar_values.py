@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pricing.flat_columns import valid_mask
+
 LIMIT = 1 << 62  # converted values must stay below this (int64 with room for sums)
 
 
@@ -105,7 +107,7 @@ def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     buf = arr.buffers()[2]
     data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
     length = np.diff(off)
-    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    valid = valid_mask(arr)
     for width in (20, 24):
         sel = np.flatnonzero(valid & (length == width))
         if not len(sel):
@@ -145,10 +147,6 @@ def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def one_chunk(col: Any) -> pa.Array:
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-
-
-def valid_mask(a: pa.Array) -> np.ndarray:
-    return a.is_valid().to_numpy(zero_copy_only=False)
 
 
 def list_parts(a: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:

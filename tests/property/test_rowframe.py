@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pricing.io
 from pricing import batch
 from pricing.batch import flat_file_kernel, flat_kernel_result, price_flat_file
 from pricing.io import RowFrame, rows_to_frame, write_table
@@ -111,6 +112,21 @@ def test_row_frame_writes_the_same_bytes_for_odd_strings(tmp_path: Path) -> None
             frame_rows = RowFrame(rows_to_frame(part, ROW_COLUMNS, decimals))
             assert frame_rows == part
             same_files(part, frame_rows, tmp_path)
+
+
+def test_row_frame_written_in_pieces_is_the_same_file(tmp_path: Path, monkeypatch) -> None:
+    """NDJSON and CSV rendered a few rows at a time (odd strings in some pieces only): the same
+    bytes as in one piece."""
+    rows = weird_rows() * 3
+    frame_rows = RowFrame(rows_to_frame(rows, ROW_COLUMNS, DECIMAL_COLUMNS))
+    for suffix in SUFFIXES:
+        write_table(tmp_path / f"whole{suffix}", frame_rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    for piece in (1, 4, len(rows) - 1):
+        monkeypatch.setattr(pricing.io, "WRITE_ROWS", piece)
+        for suffix in SUFFIXES:
+            write_table(tmp_path / f"p{suffix}", frame_rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+            assert (tmp_path / f"p{suffix}").read_bytes() == (tmp_path / f"whole{suffix}").read_bytes()
+    same_files(rows, frame_rows, tmp_path)
 
 
 def test_merge_rows_sorts_like_the_list_path() -> None:

@@ -1,0 +1,154 @@
+"""Result rows rendered as NDJSON by the processes that priced them, merged in order when written.
+
+``roamledger price --out X.ndjson`` on one large OCPI NDJSON file (:mod:`pricing.ndjson_parallel`):
+each span's rows, sorted, are written by the process that priced them as the output's NDJSON lines
+(:func:`pricing.io.write_table`: the bytes the whole file would get) to a temporary file, and only
+their sort keys and line offsets come back (:class:`Spill`). A span does not know how many lines
+come before it, so it writes ``"line":null`` (``line`` is the last column); the merge writes
+each row's line number of the file there. :class:`RenderedRows` holds the spans
+in file order; :meth:`RenderedRows.write` merges their lines in the order of
+:func:`pricing.results.merge_rows` (``cdr_id``, then line: one source), :data:`MERGE_ROWS`
+lines at a time. So the parent neither renders rows (the workers do, in parallel) nor holds the
+result frame or the output text: memory is the keys, ~30 bytes per row.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from pricing import io as rio
+from pricing.report import DECIMAL_COLUMNS
+from pricing.results import ROW_COLUMNS
+
+
+@dataclass
+class Spill:
+    """One span's rows as NDJSON lines in ``path``, in result order: ``keys`` (cdr_id, line),
+    ``offsets`` (n + 1 byte offsets of the lines)."""
+
+    path: str
+    keys: Any
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def shifted(self, lines: int) -> Spill:
+        """The same rows with ``lines`` added to their line numbers."""
+        if not lines:
+            return self
+        return Spill(self.path, self.keys.with_columns(pl.col("line") + lines), self.offsets)
+
+
+MERGE_ROWS = 25_000  # lines merged at a time (~25 MB of text, held ~4 times while merged)
+NO_LINE = "null}\n"  # how each spilled row ends: "line" (the last column) left null
+
+
+def spill_rows(rows: Any, path: str) -> Spill:
+    """Result rows (a RowFrame or sorted dict rows) written to ``path`` as the output's NDJSON,
+    with ``line`` null (kept in the keys)."""
+    if ROW_COLUMNS[-1] != "line":
+        raise ValueError("the spilled rows need 'line' as their last column")
+    frame = getattr(rows, "frame", None)
+    if frame is not None:
+        keys = frame.select(pl.col("cdr_id").cast(pl.String), pl.col("line").cast(pl.Int64))
+        bare: Any = rio.RowFrame(frame.with_columns(pl.lit(None, pl.Int64).alias("line")))
+    else:
+        keys = pl.DataFrame(
+            {"cdr_id": [r["cdr_id"] for r in rows], "line": [r["line"] for r in rows]},
+            schema={"cdr_id": pl.String, "line": pl.Int64},
+        )
+        bare = [{**r, "line": None} for r in rows]
+    rio.write_table(path, bare, ROW_COLUMNS, DECIMAL_COLUMNS)
+    data = np.fromfile(path, np.uint8)
+    ends = np.flatnonzero(data == 10)
+    if len(ends) != keys.height:  # an NDJSON row is one line (json escapes line breaks)
+        raise ValueError(f"{path}: {len(ends)} lines for {keys.height} rows")
+    tail = np.frombuffer(NO_LINE.encode(), np.uint8)
+    if len(ends) and (
+        ends.min() < len(tail) or (data[ends[:, None] + 1 - len(tail) + np.arange(len(tail))] != tail).any()
+    ):
+        raise ValueError(f"{path}: a row does not end with {NO_LINE!r}")
+    return Spill(path, keys, np.r_[0, ends + 1].astype(np.int64))
+
+
+def spill_dir() -> str:
+    return tempfile.mkdtemp(prefix="roamledger-spans-")
+
+
+class RenderedRows:
+    """The result rows of a file priced in spans, each span rendered to a :class:`Spill` (in file
+    order, lines already numbered in the file); owns the temporary directory ``folder`` (removed
+    when this object goes). Reads like its length only: it is written, not iterated."""
+
+    def __init__(self, spills: list[Spill], folder: str) -> None:
+        self.spills = spills
+        self.folder = folder
+        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.spills)
+
+    def __iter__(self) -> Any:
+        raise TypeError("rendered result rows are written with write(), not read")
+
+    def order(self) -> np.ndarray:
+        """Row indices (spans concatenated) in result order: a stable sort by (cdr_id, line)."""
+        if not len(self):
+            return np.zeros(0, np.int64)
+        keys = pl.concat([s.keys for s in self.spills])
+        by = [pl.col("cdr_id"), pl.col("line").fill_null(0)]
+        return keys.select(pl.arg_sort_by(by, maintain_order=True)).to_series().to_numpy().astype(np.int64)
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        """The rows as NDJSON (atomically), the bytes :func:`pricing.io.write_table` writes for
+        the merged rows; then the temporary files go."""
+        order = self.order()
+        counts = np.array([len(s) for s in self.spills], np.int64)
+        first = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+        span_of = np.repeat(np.arange(len(self.spills)), counts)
+        line = pl.concat([s.keys.get_column("line") for s in self.spills]) if len(order) else None
+        files = [open(s.path, "rb") for s in self.spills]
+        try:
+            pieces = (
+                self._piece(order[lo : lo + MERGE_ROWS], span_of, first, files, line)
+                for lo in range(0, len(order), MERGE_ROWS)
+            )
+            rio.write_lines(path, pieces)
+        finally:
+            for fh in files:
+                fh.close()
+        self._cleanup()
+
+    def _piece(
+        self, idx: np.ndarray, span_of: np.ndarray, first: np.ndarray, files: list[Any], line: Any
+    ) -> Any:
+        """The lines of rows ``idx`` (in this order, without their line ends), each with its
+        line number. A span's rows keep their order in the merge, so those of one piece are one
+        run of its file."""
+        spans = span_of[idx]
+        local = idx - first[spans]
+        arrays, pos, base = [], np.empty(len(idx), np.int64), 0
+        for s in np.unique(spans).tolist():
+            sel = spans == s
+            a, b = int(local[sel].min()), int(local[sel].max()) + 1
+            offs = self.spills[s].offsets[a : b + 1]
+            files[s].seek(int(offs[0]))
+            slab = files[s].read(int(offs[-1] - offs[0]))
+            rel = pa.py_buffer((offs - offs[0]).astype(np.int64).tobytes())
+            arrays.append(pa.LargeStringArray.from_buffers(b - a, rel, pa.py_buffer(slab)))
+            pos[sel] = base + local[sel] - a
+            base += b - a
+        text = pl.Series(pa.concat_arrays(arrays).take(pa.array(pos, pa.int64()))).cast(pl.String)
+        number = line.gather(idx).cast(pl.String).fill_null("null")
+        row = pl.concat_str([pl.lit(text.str.head(-len(NO_LINE))), pl.lit(number), pl.lit("}")])
+        return pl.select(row).to_series()

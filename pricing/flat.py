@@ -114,11 +114,13 @@ FLAT_COLUMNS: dict[str, str] = {
     "reported_total_incl": "decimal128(38,6)",
 }
 # optional (settlement): absent columns read as null
-FLAT_OPTIONAL: dict[str, str] = {
+FLAT_SETTLEMENT: dict[str, str] = {
     "location_id": "string",
     "contract_id": "string",
     "credit": "bool",
     "credit_reference_id": "string",
+}
+FLAT_REPORTED: dict[str, str] = {  # optional: what the CPO reported beyond the total
     **{
         f"reported_{d}_cost_excl": "decimal128(38,6)"
         for d in ("fixed", "energy", "time", "parking", "reservation")
@@ -127,6 +129,7 @@ FLAT_OPTIONAL: dict[str, str] = {
     "reported_total_time": "decimal128(38,6)",
     "reported_taxes": "taxes",
 }
+FLAT_OPTIONAL: dict[str, str] = {**FLAT_SETTLEMENT, **FLAT_REPORTED}
 DIMENSION_COLUMNS = {  # Cdr field → flat column (the reported costs per dimension, excl. VAT)
     f"total_{d}_cost": f"reported_{d}_cost_excl"
     for d in ("fixed", "energy", "time", "parking", "reservation")
@@ -136,8 +139,9 @@ TAXES_TYPE = pa.list_(
 )
 
 
-def arrow_schema(optional: bool = False) -> pa.Schema:
-    """The layout's schema; with ``optional`` also the optional settlement columns."""
+def arrow_schema(optional: bool = False, reported: bool = False) -> pa.Schema:
+    """The layout's schema; with ``optional`` also the optional settlement columns, with
+    ``reported`` also the optional ``reported_*`` columns."""
 
     types = {
         "string": pa.string(),
@@ -147,7 +151,7 @@ def arrow_schema(optional: bool = False) -> pa.Schema:
         "decimal128(38,6)": pa.decimal128(38, 6),
         "taxes": TAXES_TYPE,
     }
-    cols = {**FLAT_COLUMNS, **(FLAT_OPTIONAL if optional else {})}
+    cols = {**FLAT_COLUMNS, **(FLAT_SETTLEMENT if optional else {}), **(FLAT_REPORTED if reported else {})}
     return pa.schema([pa.field(name, types[t]) for name, t in cols.items()])
 
 
@@ -441,7 +445,7 @@ def optional_column(table: Any, name: str) -> Any:
     return pa.nulls(table.num_rows, OPTIONAL_TYPES[name])
 
 
-OPTIONAL_TYPES = {f.name: f.type for f in arrow_schema(optional=True) if f.name in FLAT_OPTIONAL}
+OPTIONAL_TYPES = {f.name: f.type for f in arrow_schema(True, True) if f.name in FLAT_OPTIONAL}
 
 
 def plain_decimal(v: int, places: int = 6) -> Decimal:

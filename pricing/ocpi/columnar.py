@@ -232,8 +232,8 @@ class _State:
 
 
 def table_schema() -> pa.Schema:
-    """The reader's table: the flat layout with its optional settlement columns, plus ``line``."""
-    return arrow_schema(optional=True).append(pa.field("line", pa.int64()))
+    """The reader's table: the flat layout with its optional columns, plus ``line``."""
+    return arrow_schema(optional=True, reported=True).append(pa.field("line", pa.int64()))
 
 
 def read_ndjson_flat(

@@ -228,7 +228,7 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
         pl.lit(piece.source).alias("source"),
     )
     plain, dims, other_sign = dimension_findings(plain, res, job.contracts.default.tolerance)
-    plain = with_reported_text(plain, piece)
+    plain = with_exact_words(plain, piece, job.tariffs is not None and len(job.tariffs) > 0)
     rec_of_plain = plain["rec"].to_numpy()
     straddles = straddles.join(plain.select("sess", "ord"), on="sess", how="inner")
     plain = finish_plain(plain, straddles)
@@ -455,28 +455,46 @@ def reported_checks(t: Any, fr: Any, rows: np.ndarray, recs: np.ndarray) -> dict
     return out
 
 
-def with_reported_text(plain: pl.DataFrame, piece: Piece) -> pl.DataFrame:
-    """``rep_x_text`` / ``rep_i_text``: the reported totals of over/under-charged CDRs of a JSON
-    source as the CDR writes them (the status finding quotes them: ``36.21``, not ``36.2100``),
-    from their exact records; null elsewhere (the 4-decimal text of the columns is the same)."""
+def with_exact_words(plain: pl.DataFrame, piece: Piece, given: bool) -> pl.DataFrame:
+    """What the columns of a JSON source cannot say, from the exact records of the few CDRs that
+    need it: ``rep_x_text`` / ``rep_i_text``, the reported totals of over/under-charged CDRs as the
+    CDR writes them (the status finding quotes them: ``36.21``, not ``36.2100``; null elsewhere),
+    and the VAT bucket of a CDR that could not be priced: that of its own embedded tariffs, if any
+    (:func:`settlement.statement.vat_bucket`) — only with tariffs ``given``: else a CDR with
+    embedded tariffs is read record by record (:mod:`pricing.ocpi.columnar_tariffs`)."""
     over = plain["status"].is_in(["OVERCHARGED", "UNDERCHARGED"])
-    if piece.exact is None or not over.any():
-        return plain.with_columns(
-            pl.lit(None, pl.String).alias("rep_x_text"), pl.lit(None, pl.String).alias("rep_i_text")
-        )
-    lines = plain.filter(over)["line"].to_list()
+    unpriced = ~plain["priced"] & plain["amt_incl"].is_not_null() & given
+    none = pl.lit(None, pl.String)
+    if piece.exact is None or not (over | unpriced).any():
+        return plain.with_columns(none.alias("rep_x_text"), none.alias("rep_i_text"))
+    lines = plain.filter(over | unpriced)["line"].to_list()
     recs = piece.exact(lines)
-    texts: dict[int, tuple[str | None, str | None]] = {}
-    for p in parse_all([recs[n] for n in sorted(recs)], None, RunResult(), piece.versions):
-        m = p.cdr.total_cost or Money(None)
-        texts[p.rec.line or 0] = (
-            None if m.excl is None else str(m.excl),
-            None if m.incl is None else str(m.incl),
-        )
-    line = plain["line"].to_list()
-    return plain.with_columns(
-        pl.Series("rep_x_text", [texts.get(n, (None, None))[0] for n in line], dtype=pl.String),
-        pl.Series("rep_i_text", [texts.get(n, (None, None))[1] for n in line], dtype=pl.String),
+    cdrs = {
+        p.rec.line or 0: p.cdr
+        for p in parse_all([recs[n] for n in sorted(recs)], None, RunResult(), piece.versions)
+    }
+
+    def text(v: Decimal | None) -> str | None:
+        return None if v is None else str(v)
+
+    sel = over | unpriced
+    few = plain.filter(sel).select("line").with_columns(o=over.filter(sel), u=unpriced.filter(sel))
+    rep_x, rep_i, bucket = [], [], []
+    for n, is_over, is_unpriced in few.iter_rows():
+        cdr = cdrs.get(n)
+        m = (cdr.total_cost if cdr is not None else None) or Money(None)
+        rep_x.append(text(m.excl) if is_over else None)
+        rep_i.append(text(m.incl) if is_over else None)
+        own = is_unpriced and cdr is not None and cdr.tariffs
+        bucket.append(tariffs_vat_bucket(cdr.tariffs) if own else None)  # type: ignore[union-attr]
+    words = few.select("line").with_columns(
+        pl.Series("rep_x_text", rep_x, dtype=pl.String),
+        pl.Series("rep_i_text", rep_i, dtype=pl.String),
+        pl.Series("own_vat", bucket, dtype=pl.String),
+    )
+    plain = plain.join(words, on="line", how="left", maintain_order="left")
+    return plain.with_columns(pl.col("own_vat").fill_null(pl.col("vat_rate")).alias("vat_rate")).drop(
+        "own_vat"
     )
 
 

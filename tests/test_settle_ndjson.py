@@ -131,7 +131,7 @@ def test_nulls_empty_tariffs_crlf_bom_json_and_flat_inputs(tmp_path: Path) -> No
     args += ["--tariffs-out", str(tmp_path / "flat_tariffs")]
     assert main(args) == 0
     inputs = [flat, *cdrs, doc]
-    local, columnar, counts = run_both(tmp_path, inputs, tariffs, contracts, 30_000)
+    local, columnar, _ = run_both(tmp_path, inputs, tariffs, contracts, 30_000)
     path = assert_same_run(local, columnar)
     assert path["not NDJSON (read record by record)"] == len(lines)
     assert path["reported quantities inconsistent"] > 0
@@ -189,3 +189,24 @@ def test_history_credits_and_tiny_spans(tmp_path: Path) -> None:
     )
     local, columnar, _ = run_both(tmp_path, cdrs, tariffs, contracts, 3_000, history=[first])
     assert_same_run(local, columnar)
+
+
+@pytest.mark.parametrize("suffix", ["ndjson", "csv", "parquet"])
+def test_reconcile_columnar_equals_local(tmp_path: Path, suffix: str) -> None:
+    """``roamledger reconcile`` (auto: columnar) on NDJSON of three versions and a flat month gives
+    the local engine's four files, byte for byte."""
+    cdrs, tariffs, _ = generate(tmp_path, 13)
+    flat = tmp_path / "flat.parquet"
+    args = ["generate", "--cdrs", "300", "--seed", "14", "--out", str(flat), "--quiet"]
+    assert main([*args, "--tariffs-out", str(tmp_path / "flat_tariffs")]) == 0
+    base = ["reconcile", "--tariffs", str(tariffs), *map(str, cdrs), str(flat)]
+    outs = {}
+    for engine in ("auto", "local"):
+        out = tmp_path / engine / f"recon.{suffix}"
+        assert main([*base[:3], "--engine", engine, "--out", str(out), *base[3:]]) in (0, 1)
+        outs[engine] = {p.name: p.read_bytes() for p in sorted(out.parent.iterdir())}
+    assert sorted(outs["auto"]) == sorted(outs["local"]) and len(outs["auto"]) == 4
+    for name, data in outs["local"].items():
+        assert outs["auto"][name] == data, name
+    found = outs["auto"][f"recon.{suffix}.findings.ndjson"].decode().splitlines()
+    assert any('"dimension":"energy"' in f or '"dimension":"time"' in f for f in found)

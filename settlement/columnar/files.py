@@ -87,13 +87,13 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
     (folder / "statement.html").write_text(html, encoding="utf-8")
 
 
-def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
-    """reconciliation.ndjson rows of plain CDRs: (ord, seq, text)."""
+def recon_columns() -> dict[str, pl.Expr]:
+    """``ReconLine.as_row`` of plain CDRs, column by column (``RECON_COLUMNS`` order)."""
     cols = {
         "cdr_id": pl.col("cdr_id"),
-        "status": pl.col("status"),
-        "reasons": pl.col("reasons"),
-        "currency": pl.col("currency"),
+        "status": pl.col("status").cast(pl.String),
+        "reasons": pl.col("reasons").cast(pl.String),
+        "currency": pl.col("currency").cast(pl.String),
         "credit": pl.lit(False),
         "reported_total_excl_vat": e4_text(pl.col("rep_excl")),
         "recomputed_total_excl_vat": e4_text(pl.col("rec_excl")),
@@ -101,12 +101,19 @@ def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
         "reported_total_incl_vat": e4_text(pl.col("rep_incl")),
         "recomputed_total_incl_vat": e4_text(pl.col("rec_incl")),
         "diff_incl_vat": e4_text(pl.col("diff_incl")),
-        "source": pl.col("source"),
+        "source": pl.col("source").cast(pl.String),
         "line": pl.col("line"),
     }
     assert list(cols) == RECON_COLUMNS
+    return cols
+
+
+def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
+    """reconciliation.ndjson rows of plain CDRs: (ord, seq, text)."""
     return part.select(
-        "ord", pl.lit(0, pl.Int64).alias("seq"), pl.struct(**cols).struct.json_encode().alias("text")
+        "ord",
+        pl.lit(0, pl.Int64).alias("seq"),
+        pl.struct(**recon_columns()).struct.json_encode().alias("text"),
     )
 
 
@@ -123,7 +130,7 @@ def _finding_text(**cols: pl.Expr) -> pl.Expr:
     return pl.struct(**{k: row[k] for k in FINDING_COLUMNS}).struct.json_encode()
 
 
-def _finding_texts(
+def finding_texts(
     part: pl.DataFrame, straddles: pl.DataFrame, dims: pl.DataFrame, tolerance: Decimal
 ) -> pl.DataFrame:
     """The findings of plain CDRs as reconcile_one words them, (ord, seq, text): straddling
@@ -228,7 +235,7 @@ def write_columnar(
         say("findings.ndjson written")
         write_rejects(tmp, run.rejects)
         entries = [statement_entry(b.st, b.n_lines) for b in built]
-        summary = _summary(plain, straddles, dims, run.detail)
+        summary = summary_of(plain, straddles, dims, run.detail)
         record_path = dict(run.record_path)
         write_manifest(tmp, month, inputs, settings, contracts, meta["counts"], summary, entries, record_path)
         say("manifest.json written")
@@ -290,7 +297,7 @@ def write_findings(
         _write_in_order(
             fh,
             plain,
-            lambda part: _finding_texts(part, straddles, dims, tolerance),
+            lambda part: finding_texts(part, straddles, dims, tolerance),
             detail_texts(run.detail, ord_of, lambda ln: [f.as_row() for f in ln.findings]),
         )
         outside = plain.filter(~pl.col("in_month")) if plain.height else plain
@@ -313,7 +320,7 @@ def write_findings(
         write_ndjson_rows(fh, extra)
 
 
-def _summary(
+def summary_of(
     plain: pl.DataFrame, straddles: pl.DataFrame, dims: pl.DataFrame, detail: list[ReconLine]
 ) -> dict[str, Any]:
     """``summarize`` of the whole run: the record-path lines' summary plus the plain rows'."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -79,13 +80,21 @@ class NdjsonPiece:
 
     def records(self, lines: Sequence[int]) -> dict[int, Record]:
         """The Records of these lines of the file (each in this span), as ``read_records`` gives them."""
-        wanted = set(lines)
         data = _read_span(self.source, self.start, self.stop)
         out: dict[int, Record] = {}
-        for n, raw in enumerate(data.splitlines(), start=self.line0 + 1):
-            if n in wanted:
-                for rec in _read_ndjson(raw, self.source):
-                    out[n] = _shifted(rec, n - 1)
+        if data.count(b"\r") == data.count(b"\r\n"):  # no lone \r: a line ends at each \n
+            ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+            starts = np.r_[0, ends + 1]
+            ends = np.r_[ends, len(data)]
+            raws = (
+                (n, data[starts[n - self.line0 - 1] : ends[n - self.line0 - 1]]) for n in sorted(set(lines))
+            )
+        else:
+            wanted = set(lines)
+            raws = ((n, raw) for n, raw in enumerate(data.splitlines(), start=self.line0 + 1) if n in wanted)
+        for n, raw in raws:
+            for rec in _read_ndjson(raw, self.source):
+                out[n] = _shifted(rec, n - 1)
         return out
 
 

@@ -7,11 +7,17 @@ Spans are made small so that pieces cut the files at many line ends."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from api.cli import main
+from pricing.batch import parse_record
+from pricing.flat import FlatPiece, piece_cdrs, split_flat
+from pricing.io import iter_sources
+from pricing.ndjson_parallel import first_version
+from pricing.ocpi.columnar import read_ndjson_flat
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import settle, write_run
 
@@ -210,3 +216,44 @@ def test_reconcile_columnar_equals_local(tmp_path: Path, suffix: str) -> None:
         assert outs["auto"][name] == data, name
     found = outs["auto"][f"recon.{suffix}.findings.ndjson"].decode().splitlines()
     assert any('"dimension":"energy"' in f or '"dimension":"time"' in f for f in found)
+
+
+def test_reader_reported_columns_are_the_parsers_values(tmp_path: Path) -> None:
+    """The NDJSON reader's ``reported_*`` columns, read back as CDRs, hold what the per-record parser
+    gives (dimension costs, total energy and time, 2.3.0 tax lines); a value with more than 6
+    decimals leaves the columnar path, counted."""
+
+    cdrs, _, _ = generate(tmp_path, 15)
+    odd = cdrs[0].read_text().splitlines()
+    at = next(i for i, t in enumerate(odd) if '"total_energy":' in t and t.startswith("{"))
+    obj = json.loads(odd[at])
+    obj["total_energy"] = 12.1234567
+    odd[at] = json.dumps(obj)
+    cdrs[0].write_text("\n".join(odd) + "\n")
+    fields = (
+        "total_energy",
+        "total_time",
+        *(f"total_{d}_cost" for d in ("fixed", "energy", "time", "parking")),
+    )
+    compared = 0
+    for f in cdrs:
+        reasons: Counter[str] = Counter()
+        table, _ = read_ndjson_flat(f, reasons=reasons, known_tariffs=frozenset({"any"}))
+        fr = split_flat(table)
+        built = piece_cdrs(FlatPiece(str(f), 0, table), fr, list(range(fr.n_records)))
+        lines = table.column("line").to_numpy()[fr.first_row]
+        recs = {r.line: r for r in iter_sources([f])}
+        for cdr, line in zip(built, lines.tolist(), strict=True):
+            exact, _ = parse_record(recs[line], None, {str(f): first_version(str(f))})
+            for name in fields:
+                a, b = getattr(cdr, name), getattr(exact, name)
+                assert (a.excl if name.endswith("cost") and a else a) == (
+                    b.excl if name.endswith("cost") and b else b
+                ), name
+            assert cdr.total_cost.taxes == tuple(
+                (n, p if p is None else p.normalize(), a) for n, p, a in exact.total_cost.taxes
+            )
+            compared += 1
+        if f == cdrs[0]:
+            assert reasons["reported value with more than 6 decimals"] == 1
+    assert compared > 1000

@@ -7,7 +7,16 @@ integer and categorical columns behind ("plain" CDRs), whatever share of them is
 the CDRs that are judged against other records — credits, duplicate ids — and those priced by
 several tariffs go to the record path (:mod:`settlement.jobs`, the same functions as the record
 engine), each counted with its reason (:data:`RECORD_PATH_REASONS`); so does a whole piece the
-kernel refuses (counted as ``kernel refused``: the reference pricer decides record by record).
+kernel refuses (counted as ``kernel refused``: the reference pricer decides record by record), and
+so do the CDRs whose findings quote the CDR's own decimals (TOTALS_INCONSISTENT, QUANTITY_MISMATCH:
+a JSON number's text is not in the columns).
+
+Over/under-charges are explained per dimension on columns (the reported ``reported_*`` costs of
+:mod:`pricing.flat` against the kernel's per-dimension results, in the words of
+:func:`settlement.reconcile.explain_dimensions`); the statement's energy is the reported total
+energy where the CDR has one; 2.3.0 tax lines come from ``reported_taxes`` (basis ``reported``) or
+the kernel (basis ``recomputed``). For a JSON source (NDJSON), the few values a finding quotes as the
+CDR wrote them are read from the exact records (:meth:`settlement.columnar.source.Piece.exact`).
 """
 
 from __future__ import annotations

@@ -213,6 +213,12 @@ def test_reconcile_columnar_equals_local(tmp_path: Path, suffix: str) -> None:
         outs[engine] = {p.name: p.read_bytes() for p in sorted(out.parent.iterdir())}
     assert sorted(outs["auto"]) == sorted(outs["local"]) and len(outs["auto"]) == 4
     for name, data in outs["local"].items():
+        if name.endswith(".summary.json"):  # the columnar engine counts what went record by record
+            auto, local = json.loads(outs["auto"][name]), json.loads(data)
+            path = auto.pop("record_path")
+            assert path["credit"] > 0 and "party unknown" not in path
+            assert auto == local
+            continue
         assert outs["auto"][name] == data, name
     found = outs["auto"][f"recon.{suffix}.findings.ndjson"].decode().splitlines()
     assert any('"dimension":"energy"' in f or '"dimension":"time"' in f for f in found)

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
             "read": done.read,
             "rejected": len(done.rejects),
             "policy": policy.as_dict(),
+            "record_path": dict(sorted(done.record_path.items())),  # what went record by record
         }
         return write_outputs(args, out, done.rows, done.findings, done.rejects, summary, done.read)
     result = RunResult()

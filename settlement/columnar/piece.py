@@ -172,6 +172,7 @@ class PieceJob:
     window: tuple[int, int]  # the month in the statement zone, epoch ms [from, to)
     special: set[str]  # duplicate ids: judged record by record
     pricer: str = "kernel"
+    parties: bool = True  # False: reconciliation only (a CDR of unknown party needs no statement)
 
 
 PieceResult = tuple[
@@ -227,7 +228,7 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
         return n_read, _in_order(found), *_nothing_plain(), no_dims(), _sorted(detail), +why
 
     frame = record_frame(piece, fr, pt, res, rec_ok, np.flatnonzero(todo), refused, job.special)
-    frame = with_terms(with_parties(frame, job.contracts), job.contracts)
+    frame = with_terms(with_parties(frame, job.contracts), job.contracts, job.parties)
     frame = frame.with_columns(in_month_expr(pl.col("end_ms"), job.window).alias("in_month"))
     plain, straddles = plain_rows(frame, pt, res, tolerance_e4(job.contracts.default.tolerance))
     rec_of_plain = plain["rec"].to_numpy()
@@ -555,7 +556,7 @@ def dimension_findings(
     return plain, dims_frame, len(other)
 
 
-def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
+def with_terms(frame: pl.DataFrame, contracts: Contracts, parties: bool = True) -> pl.DataFrame:
     """The contract's basis and dispute treatment per pair, the amounts on that basis (a line
     without an amount on its basis has 0 excl. and no incl. VAT: ``payable`` is false), and whether
     the CDR is plain (else why it takes the record path)."""
@@ -581,7 +582,7 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         pl.when(payable).then(amt_x).otherwise(0).alias("amt_excl"),
         pl.when(payable).then(amt_i).otherwise(None).alias("amt_incl"),
     )
-    unknown = (pl.col("cpo") == UNKNOWN_PARTY) | (pl.col("emsp") == UNKNOWN_PARTY)
+    unknown = ((pl.col("cpo") == UNKNOWN_PARTY) | (pl.col("emsp") == UNKNOWN_PARTY)) & parties
     why = (
         pl.when(unknown)
         .then(pl.lit("party unknown"))

@@ -51,7 +51,7 @@ def reconcile_columnar(
 ) -> Reconciled:
     """Reconcile every CDR of ``cdrs`` (files or folders) on the columnar engine."""
     contracts = Contracts(default=Terms(tolerance=tolerance))
-    extra = {} if span_bytes is None else {"span_bytes": span_bytes}
+    extra: dict[str, Any] = {"parties": False} | ({} if span_bytes is None else {"span_bytes": span_bytes})
     files = expand_inputs(cdrs)
     run = run_columnar(
         files,

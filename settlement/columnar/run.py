@@ -120,13 +120,14 @@ def run_columnar(
     engine: str = "local",
     scheduler: str | None = None,
     span_bytes: int = SPAN_BYTES,
+    parties: bool = True,
 ) -> ColumnarRun:
     """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
     input order), then the duplicate and credit checks over the run."""
     special = special_ids([f for f in files if is_flat_file(f)])
     window = month_window_ms(month, zone)
     run = ColumnarRun()
-    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer)
+    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer, parties)
     known = (
         frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None and len(tariffs) else None
     )

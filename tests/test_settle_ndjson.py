@@ -117,6 +117,10 @@ def reshape(path: Path, every: int) -> None:
             )
         if isinstance(obj, dict) and i % every == 2 and "total_energy" in obj:
             obj["total_energy"] = float(obj["total_energy"]) + 1.0
+        if isinstance(obj, dict) and i % every == 3 and isinstance(obj.get("total_cost"), dict):
+            price = obj["total_cost"]
+            key = "excl_vat" if "excl_vat" in price else "before_taxes"
+            price[key] = float(price[key]) + 0.00001  # 5 decimals: the parser keeps it exact
         out.append(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode())
     path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(out) + b"\r\n")
 
@@ -141,6 +145,7 @@ def test_nulls_empty_tariffs_crlf_bom_json_and_flat_inputs(tmp_path: Path) -> No
     path = assert_same_run(local, columnar)
     assert path["not NDJSON (read record by record)"] == len(lines)
     assert path["reported quantities inconsistent"] > 0
+    assert path["more than 4 decimals"] > 0
     codes = {f["code"] for f in findings(columnar)}
     assert "QUANTITY_MISMATCH" in codes
 

@@ -209,8 +209,11 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
         line_of = piece.row0 + first_row.astype(np.int64) + 1
         ord_of = piece.base + first_row.astype(np.int64)  # input order across files
     todo = np.ones(fr.n_records, bool)  # the records that are no reject
-    if piece.exact is not None:  # a JSON record the columns cannot take: the parser judges it
-        why["more than 4 decimals"] += len(rejects)
+    judged: list[int] = []  # JSON records the columns cannot take (a total of 5+ decimals): parsed
+    if piece.exact is not None:
+        judged = sorted(rejects)
+        why["more than 4 decimals"] += len(judged)
+        todo[judged] = False
         rejects = {}
     for k, (code, message, path) in sorted(rejects.items()):
         found.append(
@@ -224,7 +227,7 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
     except KernelRefusal:  # a counted fallback: the reference pricer decides, record by record
         detail_k = np.flatnonzero(todo).tolist()
         why["kernel refused"] += len(detail_k)
-        detail += _detail(piece, fr, detail_k, ord_of, line_of, found, job)
+        detail += _detail(piece, fr, judged + detail_k, ord_of, line_of, found, job)
         return n_read, _in_order(found), *_nothing_plain(), no_dims(), _sorted(detail), +why
 
     frame = record_frame(piece, fr, pt, res, rec_ok, np.flatnonzero(todo), refused, job.special)
@@ -251,7 +254,7 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
     why += Counter(dict(frame.filter(~pl.col("plain")).group_by("record_path").len().iter_rows()))
     if other_sign:
         why["dimension finding of the other sign"] += other_sign
-    detail += _detail(piece, fr, detail_k, ord_of, line_of, found, job)
+    detail += _detail(piece, fr, judged + detail_k, ord_of, line_of, found, job)
     return n_read, _in_order(found), plain, tax, straddles.select("ord", "src"), dims, _sorted(detail), +why
 
 

@@ -206,7 +206,9 @@ def write_parquet(
             ]
         elif c == "line":
             typ = pa.int64()
-        elif values and all(v is None or isinstance(v, bool) for v in values):
+        elif any(isinstance(v, bool) for v in values) and all(
+            v is None or isinstance(v, bool) for v in values
+        ):
             typ = pa.bool_()  # reconcile's ``credit``
         else:
             typ = pa.string()

@@ -117,7 +117,11 @@ def reshape(path: Path, every: int) -> None:
             )
         if isinstance(obj, dict) and i % every == 2 and "total_energy" in obj:
             obj["total_energy"] = float(obj["total_energy"]) + 1.0
-        if isinstance(obj, dict) and i % every == 3 and isinstance(obj.get("total_cost"), dict):
+        if isinstance(obj, dict) and obj.get("credit") and i % 2 and isinstance(obj.get("total_cost"), dict):
+            price = obj["total_cost"]
+            key = "excl_vat" if "excl_vat" in price else "before_taxes"
+            price[key] = float(price[key]) - 1.0  # does not net its original: CREDIT_AMOUNT_MISMATCH
+        elif isinstance(obj, dict) and i % every == 3 and isinstance(obj.get("total_cost"), dict):
             price = obj["total_cost"]
             key = "excl_vat" if "excl_vat" in price else "before_taxes"
             price[key] = float(price[key]) + 0.00001  # 5 decimals: the parser keeps it exact
@@ -147,7 +151,7 @@ def test_nulls_empty_tariffs_crlf_bom_json_and_flat_inputs(tmp_path: Path) -> No
     assert path["reported quantities inconsistent"] > 0
     assert path["more than 4 decimals"] > 0
     codes = {f["code"] for f in findings(columnar)}
-    assert "QUANTITY_MISMATCH" in codes
+    assert {"QUANTITY_MISMATCH", "CREDIT_AMOUNT_MISMATCH"} <= codes
 
 
 def test_embedded_tariffs_without_given_tariffs(tmp_path: Path) -> None:

@@ -174,9 +174,8 @@ def late_duplicates(run: ColumnarRun, job: PieceJob, ndjson: Sequence[Any]) -> d
                 part.filter(is_dup).select("ord", pl.col("source").cast(pl.String), "line").iter_rows()
             ):
                 moved.append((o, src, line))
-    for cid, (src, line, _, _) in _credited(run).items():
-        if cid not in dups:
-            wanted.setdefault(src, []).append(line)
+    for _, src, line in _mismatched_originals(run, set(dups)):
+        wanted.setdefault(src, []).append(line)
     for _, src, line in moved:
         wanted.setdefault(src, []).append(line)
     if not wanted:
@@ -200,6 +199,22 @@ def late_duplicates(run: ColumnarRun, job: PieceJob, ndjson: Sequence[Any]) -> d
     run.detail_ord = [o for o, _ in both]
     run.detail = [ln for _, ln in both]
     return exact
+
+
+def _mismatched_originals(run: ColumnarRun, dups: set[str]) -> list[tuple[str, str, int]]:
+    """The plain originals a credit does not net (CREDIT_AMOUNT_MISMATCH quotes their reported
+    total as the CDR wrote it): (id, source, line). A credit that nets its original needs no words."""
+    credits: dict[str, list[Any]] = {}
+    for ln in run.detail:
+        if ln.cdr.credit and ln.cdr.credit_reference_id and ln.cdr.total_cost is not None:
+            credits.setdefault(ln.cdr.credit_reference_id, []).append(ln.cdr.total_cost.excl)
+    out = []
+    for cid, (src, line, x, _) in _credited(run).items():
+        if cid in dups or x is None:
+            continue
+        if any(mine is not None and mine != -d4(x) for mine in credits.get(cid, [])):
+            out.append((cid, src, line))
+    return out
 
 
 def _parse_exact(records: list[Record]) -> list[tuple[Record, Cdr | None]]:

@@ -118,14 +118,6 @@ def iter_ndjson_pieces(
         line0 += count_lines(_read_span(src, start, stop))
 
 
-def file_lines(path: str | Path) -> int:
-    """Lines of a file (the order keys one input takes)."""
-    n = 0
-    for start, stop in spans(str(path), SPAN_BYTES):
-        n += count_lines(_read_span(str(path), start, stop))
-    return n
-
-
 def exact_records(pieces: Sequence[Any], source: str, lines: Sequence[int]) -> dict[int, Record]:
     """The Records of ``lines`` of ``source`` from its pieces (each span re-read once)."""
     out: dict[int, Record] = {}

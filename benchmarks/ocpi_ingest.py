@@ -116,5 +116,91 @@ def main(argv: list[str] | None = None) -> None:
     (RESULTS / "ocpi_ingest.json").write_text(json.dumps({"note": note, "runs": rows}, indent=2) + "\n")
 
 
+# ---- roamledger settle on OCPI NDJSON months ------------------------------------------------------
+# ``python -m benchmarks.ocpi_ingest --settle [--sizes N,...]``: a month of the three OCPI versions
+# mixed (one NDJSON file per version) with credits, duplicates, malformed lines and out-of-month
+# sessions, every line reshaped as above (``"tariffs": []``, an explicit null, an unknown field),
+# settled by ``roamledger settle`` (``--engine auto``: the columnar engine) in a fresh process: wall
+# time, CDRs/s, peak RSS, the share of records off the columnar path (``manifest.json``
+# "record_path"). Results go to ``benchmarks/results/ocpi_settle.json``.
+
+
+def settle_month(n: int) -> tuple[Path, Path, Path]:
+    """A generated month of ``n`` sessions, three versions mixed, reshaped (cached)."""
+    folder = DATA / f"ocpi_settle_{n}"
+    cdrs, tariffs, contracts = folder / "cdrs", folder / "tariffs", folder / "contracts.json"
+    if not contracts.exists():
+        raw = folder / "gen"
+        raw.mkdir(parents=True, exist_ok=True)
+        cdrs.mkdir(exist_ok=True)
+        args = ["--cdrs", str(n), "--seed", "7", "--versions", "2.2.1:60,2.1.1:10,2.3.0:30"]
+        args += ["--malformed", "10", "--credit-rate", "0.01", "--duplicate-rate", "0.01"]
+        args += ["--out-of-month-rate", "0.01", "--jobs", "2", "--quiet", "--tariffs-out", str(tariffs)]
+        args += ["--out", str(raw / "month.ndjson"), "--contracts-out", str(folder / "contracts.tmp")]
+        subprocess.run(cli("generate", *args), check=True)
+        for f in sorted(raw.glob("*.ndjson")):
+            with open(f, "rb") as src, open(cdrs / f.name, "wb") as out:
+                for line in src:
+                    body = line.rstrip(b"\r\n")
+                    if body.startswith(b"{") and body.endswith(b"}") and len(body) > 2:
+                        body = body[:-1] + b',"tariffs":[],"remark":null,"x_cpo_extension":{"v":1}}'
+                    out.write(body + b"\n")
+            f.unlink()
+        raw.rmdir()
+        (folder / "contracts.tmp").rename(contracts)
+    return cdrs, tariffs, contracts
+
+
+def run_settle(n: int, cdrs: Path, tariffs: Path, contracts: Path) -> dict[str, object]:
+    out = DATA / f"ocpi_settle_out_{n}"
+    args = ["settle", "--cdrs", str(cdrs), "--tariffs", str(tariffs), "--contracts", str(contracts)]
+    args += ["--month", "2026-10", "--out", str(out)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, *cli(*args)], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    wall = time.perf_counter() - t0
+    printed, _, rss = proc.stdout.strip().rpartition("\n")
+    manifest = json.loads((out / "manifest.json").read_text())
+    read = manifest["counts"]["read"]
+    path = manifest.get("record_path", {})
+    off = sum(path.values())
+    return {
+        "n_cdrs": read,
+        "engine": manifest["settings"]["engine"],
+        "wall_s": round(wall, 2),
+        "cdrs_per_s": round(read / wall),
+        "peak_rss_mb": round(int(rss) / 1024),
+        "off_columnar": off,
+        "off_columnar_share": round(off / read, 5),
+        "record_path": path,
+        "input_mb": round(sum(f.stat().st_size for f in cdrs.iterdir()) / 2**20),
+        "printed": printed,
+    }
+
+
+def settle_main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="roamledger settle on OCPI NDJSON months")
+    ap.add_argument("--sizes", default="100000", help="sessions per month, comma separated")
+    args = ap.parse_args(argv)
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        r = run_settle(n, *settle_month(n))
+        rows.append(r)
+        print(
+            f"settle {r['n_cdrs']:>9} CDRs ({r['engine']}): {r['wall_s']:>6} s {r['cdrs_per_s']:>7} CDRs/s  "
+            f"peak RSS {r['peak_rss_mb']} MB  off the columnar path {r['off_columnar']} "
+            f"({r['off_columnar_share']:.3%}): {r['record_path']}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    note = "2-core VM shared with other jobs while measured: figures are low bounds"
+    doc = {"note": note, "uptime_at_end": uptime, "runs": rows}
+    (RESULTS / "ocpi_settle.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
 if __name__ == "__main__":
-    main()
+    if "--settle" in sys.argv[1:]:
+        settle_main([a for a in sys.argv[1:] if a != "--settle"])
+    else:
+        main()

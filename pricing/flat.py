@@ -41,6 +41,20 @@ location_id                string?           CDR location id (statement lines)
 contract_id                string?           cdr_token.contract_id / 2.1.1 auth_id (maps 2.1.1 eMSPs)
 credit                     bool?             credit CDR (its money is negative)
 credit_reference_id        string?           the credited CDR's id
+reported_fixed_cost_excl   decimal128(38,6)? CDR.total_fixed_cost excl. VAT / before taxes
+reported_energy_cost_excl  decimal128(38,6)? CDR.total_energy_cost excl. VAT / before taxes
+reported_time_cost_excl    decimal128(38,6)? CDR.total_time_cost excl. VAT / before taxes
+reported_parking_cost_excl decimal128(38,6)? CDR.total_parking_cost excl. VAT / before taxes
+reported_reservation_cost_excl decimal128(38,6)? CDR.total_reservation_cost excl. VAT / ...
+reported_total_energy      decimal128(38,6)? CDR.total_energy (kWh, exact: 1e-6 kWh = 1 mWh)
+reported_total_time        decimal128(38,6)? CDR.total_time (hours, exact)
+reported_taxes             list<struct>?     2.3.0 total_cost.taxes: name string, percentage
+                                             decimal128(38,6)?, amount decimal128(38,6)
+
+The ``reported_*`` columns are what reconciliation checks beyond the total (settlement's
+dimension-level findings, QUANTITY_MISMATCH, TOTALS_INCONSISTENT, the 2.3.0 tax lines of a
+statement on the reported basis); a null is a value the CDR did not report. Their incl. VAT
+parts are not kept: nothing reads them.
 
 Money in this layout has at most 4 decimals (OCPI amounts); settlement rejects a record whose
 reported total needs more (``UNSUPPORTED_PRECISION``).
@@ -100,16 +114,34 @@ FLAT_COLUMNS: dict[str, str] = {
     "reported_total_incl": "decimal128(38,6)",
 }
 # optional (settlement): absent columns read as null
-FLAT_OPTIONAL: dict[str, str] = {
+FLAT_SETTLEMENT: dict[str, str] = {
     "location_id": "string",
     "contract_id": "string",
     "credit": "bool",
     "credit_reference_id": "string",
 }
+FLAT_REPORTED: dict[str, str] = {  # optional: what the CPO reported beyond the total
+    **{
+        f"reported_{d}_cost_excl": "decimal128(38,6)"
+        for d in ("fixed", "energy", "time", "parking", "reservation")
+    },
+    "reported_total_energy": "decimal128(38,6)",
+    "reported_total_time": "decimal128(38,6)",
+    "reported_taxes": "taxes",
+}
+FLAT_OPTIONAL: dict[str, str] = {**FLAT_SETTLEMENT, **FLAT_REPORTED}
+DIMENSION_COLUMNS = {  # Cdr field → flat column (the reported costs per dimension, excl. VAT)
+    f"total_{d}_cost": f"reported_{d}_cost_excl"
+    for d in ("fixed", "energy", "time", "parking", "reservation")
+}
+TAXES_TYPE = pa.list_(
+    pa.struct([("name", pa.string()), ("percentage", pa.decimal128(38, 6)), ("amount", pa.decimal128(38, 6))])
+)
 
 
-def arrow_schema(optional: bool = False) -> pa.Schema:
-    """The layout's schema; with ``optional`` also the optional settlement columns."""
+def arrow_schema(optional: bool = False, reported: bool = False) -> pa.Schema:
+    """The layout's schema; with ``optional`` also the optional settlement columns, with
+    ``reported`` also the optional ``reported_*`` columns."""
 
     types = {
         "string": pa.string(),
@@ -117,8 +149,9 @@ def arrow_schema(optional: bool = False) -> pa.Schema:
         "int32": pa.int32(),
         "bool": pa.bool_(),
         "decimal128(38,6)": pa.decimal128(38, 6),
+        "taxes": TAXES_TYPE,
     }
-    cols = {**FLAT_COLUMNS, **(FLAT_OPTIONAL if optional else {})}
+    cols = {**FLAT_COLUMNS, **(FLAT_SETTLEMENT if optional else {}), **(FLAT_REPORTED if reported else {})}
     return pa.schema([pa.field(name, types[t]) for name, t in cols.items()])
 
 
@@ -409,7 +442,43 @@ def optional_column(table: Any, name: str) -> Any:
 
     if name in table.column_names:
         return table.column(name)
-    return pa.nulls(table.num_rows, pa.bool_() if name == "credit" else pa.string())
+    return pa.nulls(table.num_rows, OPTIONAL_TYPES[name])
+
+
+OPTIONAL_TYPES = {f.name: f.type for f in arrow_schema(True, True) if f.name in FLAT_OPTIONAL}
+
+
+def plain_decimal(v: int, places: int = 6) -> Decimal:
+    """A value in units of ``10**-places`` as a Decimal without trailing zeros (``12.5``, ``3``)."""
+    d = Decimal(int(v)).scaleb(-places)
+    return d.quantize(Decimal(1)) if d == d.to_integral_value() else d.normalize()
+
+
+def reported_detail(table: Any, lo: np.ndarray) -> list[dict[str, Any]]:
+    """Per record starting at rows ``lo``: the Cdr fields of the ``reported_*`` columns (dimension
+    costs as Money excl. VAT, total energy and time, and the 2.3.0 tax lines on ``total_cost``)."""
+    take = pa.array(lo, pa.int64())
+    out: list[dict[str, Any]] = [{} for _ in range(len(lo))]
+
+    def e6(name: str) -> list[Decimal | None]:
+        v, ok = decimal_e6(optional_column(table, name).take(take))
+        return [plain_decimal(int(x)) if k else None for x, k in zip(v.tolist(), ok.tolist(), strict=True)]
+
+    for field_name, col in DIMENSION_COLUMNS.items():
+        for j, d in enumerate(e6(col)):
+            if d is not None:
+                out[j][field_name] = Money(d, None)
+    for field_name, col in (("total_energy", "reported_total_energy"), ("total_time", "reported_total_time")):
+        for j, d in enumerate(e6(col)):
+            if d is not None:
+                out[j][field_name] = d
+    for j, taxes in enumerate(optional_column(table, "reported_taxes").take(take).to_pylist()):
+        if taxes:
+            out[j]["taxes"] = tuple(
+                (t["name"], None if t["percentage"] is None else t["percentage"].normalize(), t["amount"])
+                for t in taxes
+            )
+    return out
 
 
 def precision_rejects(table: Any, first_row: np.ndarray) -> dict[int, tuple[str, str, str]]:
@@ -493,6 +562,7 @@ def piece_cdrs(piece: FlatPiece, fr: Any, ks: Sequence[int]) -> list[Cdr]:
     incl, incl_ok = decimal_e6(t.column("reported_total_incl"))
     names = list(PERIOD_FIELDS)
     columns = [per_row[f] for f in names]
+    detail = reported_detail(t, lo)
     out = []
     for j in range(len(k)):
         r = int(lo[j])
@@ -502,12 +572,15 @@ def piece_cdrs(piece: FlatPiece, fr: Any, ks: Sequence[int]) -> list[Cdr]:
             for vals in zip(*(c[a:b] for c in columns), strict=True)
         )
         money = None
+        extra = dict(detail[j])
+        taxes = extra.pop("taxes", ())
         if excl_ok[r] or incl_ok[r]:
             money = Money(
                 e4_decimal(int(excl[r]) // E6_PER_E4) if excl_ok[r] else None,
                 e4_decimal(int(incl[r]) // E6_PER_E4) if incl_ok[r] else None,
+                taxes,
             )
-        fields = {f: per_cdr[f][j] for f in CDR_FIELDS}
+        fields = {f: per_cdr[f][j] for f in CDR_FIELDS} | extra
         fields["version"] = fields["version"] or ""
         fields["credit"] = bool(fields["credit"])
         out.append(Cdr(periods=periods, total_cost=money, **fields))

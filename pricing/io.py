@@ -207,6 +207,10 @@ def write_parquet(
             ]
         elif c == "line":
             typ = pa.int64()
+        elif any(isinstance(v, bool) for v in values) and all(
+            v is None or isinstance(v, bool) for v in values
+        ):
+            typ = pa.bool_()  # reconcile's ``credit``
         else:
             typ = pa.string()
         arrays.append(pa.array(values, type=typ))

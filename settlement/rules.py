@@ -389,9 +389,16 @@ def charge_message(diff: Decimal, currency: str, excl: bool, reported: Decimal, 
 
 
 def charge_message_expr(
-    diff_e4: pl.Expr, currency: pl.Expr, excl: pl.Expr, reported_e4: pl.Expr, ours_e4: pl.Expr
+    diff_e4: pl.Expr,
+    currency: pl.Expr,
+    excl: pl.Expr,
+    reported_e4: pl.Expr,
+    ours_e4: pl.Expr,
+    reported_text: pl.Expr | None = None,
 ) -> pl.Expr:
-    """:func:`charge_message` on 1e-4 integer columns (the reported totals have 4 decimals)."""
+    """:func:`charge_message` on 1e-4 integer columns (the reported totals have 4 decimals);
+    ``reported_text``, where not null, is the reported total as the CDR wrote it."""
+    rep = e4_text(reported_e4) if reported_text is None else reported_text.fill_null(e4_text(reported_e4))
     return (
         pl.lit("the CPO billed ")
         + e4_text(diff_e4.abs())
@@ -401,7 +408,7 @@ def charge_message_expr(
         + " than the tariff gives ("
         + pl.when(excl).then(pl.lit("excl. VAT")).otherwise(pl.lit("incl. VAT"))
         + ": reported "
-        + e4_text(reported_e4)
+        + rep
         + ", recomputed "
         + e4_text(ours_e4)
         + ")"

@@ -287,7 +287,7 @@ def test_dask_engine_gives_byte_identical_statements(tmp_path: Path, monkeypatch
     monkeypatch.setattr(jobs, "CHUNK", 3)
     src, tariffs, contracts = write_month(tmp_path, month_cdrs(), ('{"truncated": ',))
     local, dask = tmp_path / "local", tmp_path / "dask"
-    assert run_settle(tmp_path, src, tariffs, contracts, local) == 0
+    assert run_settle(tmp_path, src, tariffs, contracts, local, "--engine", "local") == 0
     assert run_settle(tmp_path, src, tariffs, contracts, dask, "--engine", "dask") == 0
     files = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(dask) for p in dask.rglob("*") if p.is_file())
@@ -397,5 +397,5 @@ def test_a_pricing_bug_is_an_error_not_a_business_status(tmp_path: Path, monkeyp
     monkeypatch.setattr(pricing.batch, "price_sessions_detailed", crash)
     with pytest.raises(ZeroDivisionError, match="division by zero"):
         jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
-    args = ["settle", "--cdrs", str(src), "--tariffs", str(tariffs), "--month", MONTH]
+    args = ["settle", "--cdrs", str(src), "--tariffs", str(tariffs), "--month", MONTH, "--engine", "local"]
     assert main([*args, "--out", str(tmp_path / "out")]) == 70, "the command line: a bug, one sentence"

@@ -113,19 +113,23 @@ def test_more_than_4_decimals_is_a_reject_in_both(tmp_path: Path) -> None:
     assert any(r["code"] == "UNSUPPORTED_PRECISION" and r["record_id"] == first for r in rejects)
 
 
-def test_cli_auto_picks_columnar_for_flat_and_refuses_mixed(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_auto_picks_columnar_for_every_input(tmp_path: Path) -> None:
+    """``--engine auto`` settles flat Parquet, NDJSON and both mixed with the columnar engine; the
+    mixed run is the record engine's, byte for byte."""
     cdrs, tariffs, contracts = generate(tmp_path, 4)
     args = ["settle", "--cdrs", str(cdrs), "--tariffs", str(tariffs), "--contracts", str(contracts)]
     assert main([*args, "--month", "2026-10", "--out", str(tmp_path / "o")]) == 0
     assert json.loads((tmp_path / "o" / "manifest.json").read_text())["settings"]["engine"] == "columnar"
     nd = tmp_path / "x.ndjson"
     nd.write_text("{}\n")
-    bad = ["settle", "--cdrs", str(cdrs), str(nd), "--tariffs", str(tariffs), "--month", "2026-10"]
-    assert main([*bad, "--engine", "columnar", "--out", str(tmp_path / "p")]) == 2
-    assert "flat-layout Parquet only" in capsys.readouterr().err
-    assert not (tmp_path / "p").exists()
+    mixed = ["settle", "--cdrs", str(cdrs), str(nd), "--tariffs", str(tariffs), "--month", "2026-10"]
+    mixed += ["--contracts", str(contracts)]
+    assert main([*mixed, "--out", str(tmp_path / "p")]) == 0
+    assert main([*mixed, "--engine", "local", "--out", str(tmp_path / "q")]) == 0
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text())
+    assert manifest["settings"]["engine"] == "columnar"
+    assert manifest["counts"]["rejected"] == 5  # the 4 malformed flat records and the "{}" line
+    assert_same_run(tmp_path / "q", tmp_path / "p")
 
 
 def test_columnar_on_dask_is_byte_identical(tmp_path: Path) -> None:

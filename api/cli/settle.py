@@ -54,9 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--engine",
         choices=["auto", "local", "columnar", "dask"],
         default="auto",
-        help="local: record by record; columnar: flat-layout Parquet at scale (same files); dask: "
-        "the same on a Dask cluster (flat Parquet: columnar pieces; other inputs: record chunks); "
-        "auto (default): columnar when every CDR input is flat Parquet, else local",
+        help="local: record by record; columnar: at scale in pieces (flat Parquet and OCPI NDJSON as "
+        "columns, other files record by record; same files); dask: on a Dask cluster (flat Parquet: "
+        "columnar pieces; other inputs: record chunks); auto (default): columnar, or local with --store",
     )
     st.add_argument(
         "--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)"
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     all_flat = bool(files) and all(is_flat_file(f) for f in files)
     engine = args.engine
     if engine == "auto":
-        engine = "columnar" if all_flat and not args.store else "local"
+        engine = "local" if args.store else "columnar"
     if engine == "columnar" and args.store:
         raise RoamledgerError("--store is settled by the local engine. Hint: leave out --engine columnar")
     settings = {

@@ -45,6 +45,7 @@ from pricing.io import Record, _read_ndjson, loads
 from pricing.model import Tariff
 from pricing.ocpi import CDR_MONEY, detect_version
 from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
+from pricing.ocpi.columnar_reported import reported as _reported
 from pricing.ocpi.columnar_tariffs import EmbeddedTariffs
 from pricing.ocpi.columnar_values import (
     Checks,
@@ -244,8 +245,8 @@ class _State:
 
 
 def table_schema() -> pa.Schema:
-    """The reader's table: the flat layout with its optional settlement columns, plus ``line``."""
-    return arrow_schema(optional=True).append(pa.field("line", pa.int64()))
+    """The reader's table: the flat layout with its optional columns, plus ``line``."""
+    return arrow_schema(optional=True, reported=True).append(pa.field("line", pa.int64()))
 
 
 def read_ndjson_flat(
@@ -559,6 +560,7 @@ def _cdr_22(
         "contract_id": token.field("contract_id"),
         "credit": col["credit"],
         "credit_reference_id": col["credit_reference_id"],
+        **_reported(col, ck, v230),
     }
     return start, end, per_cdr, totals
 
@@ -598,6 +600,7 @@ def _cdr_211(
         "contract_id": col["auth_id"],
         "credit": pa.nulls(n, pa.bool_()),
         "credit_reference_id": pa.nulls(n, _S),
+        **_reported(col, ck, None),
     }
     return start, end, per_cdr, totals, _connector_tariff(loc, ck, known)
 

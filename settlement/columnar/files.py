@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from pricing.io import dumps
+from settlement.columnar.piece import no_dims
 from settlement.columnar.run import ColumnarRun
 from settlement.columnar.statements import Built, build
 from settlement.contracts import Contracts
@@ -86,13 +87,13 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
     (folder / "statement.html").write_text(html, encoding="utf-8")
 
 
-def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
-    """reconciliation.ndjson rows of plain CDRs: (ord, seq, text)."""
+def recon_columns() -> dict[str, pl.Expr]:
+    """``ReconLine.as_row`` of plain CDRs, column by column (``RECON_COLUMNS`` order)."""
     cols = {
         "cdr_id": pl.col("cdr_id"),
-        "status": pl.col("status"),
-        "reasons": pl.col("reasons"),
-        "currency": pl.col("currency"),
+        "status": pl.col("status").cast(pl.String),
+        "reasons": pl.col("reasons").cast(pl.String),
+        "currency": pl.col("currency").cast(pl.String),
         "credit": pl.lit(False),
         "reported_total_excl_vat": e4_text(pl.col("rep_excl")),
         "recomputed_total_excl_vat": e4_text(pl.col("rec_excl")),
@@ -100,12 +101,19 @@ def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
         "reported_total_incl_vat": e4_text(pl.col("rep_incl")),
         "recomputed_total_incl_vat": e4_text(pl.col("rec_incl")),
         "diff_incl_vat": e4_text(pl.col("diff_incl")),
-        "source": pl.col("source"),
+        "source": pl.col("source").cast(pl.String),
         "line": pl.col("line"),
     }
     assert list(cols) == RECON_COLUMNS
+    return cols
+
+
+def _recon_text(part: pl.DataFrame) -> pl.DataFrame:
+    """reconciliation.ndjson rows of plain CDRs: (ord, seq, text)."""
     return part.select(
-        "ord", pl.lit(0, pl.Int64).alias("seq"), pl.struct(**cols).struct.json_encode().alias("text")
+        "ord",
+        pl.lit(0, pl.Int64).alias("seq"),
+        pl.struct(**recon_columns()).struct.json_encode().alias("text"),
     )
 
 
@@ -122,11 +130,14 @@ def _finding_text(**cols: pl.Expr) -> pl.Expr:
     return pl.struct(**{k: row[k] for k in FINDING_COLUMNS}).struct.json_encode()
 
 
-def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decimal) -> pl.DataFrame:
+def finding_texts(
+    part: pl.DataFrame, straddles: pl.DataFrame, dims: pl.DataFrame, tolerance: Decimal
+) -> pl.DataFrame:
     """The findings of plain CDRs as reconcile_one words them, (ord, seq, text): straddling
     periods (in period order), then the status finding (ROUNDING, OVER/UNDERCHARGED, or why it is
-    NOT_PRICED: NOT_COMPARABLE or the pricing's refusal)."""
+    NOT_PRICED: NOT_COMPARABLE or the pricing's refusal), then the dimension findings (``dims``)."""
     keys = part.select("ord", "cdr_id", "source", "line")
+    explained = dims.join(keys.select("ord"), on="ord", how="inner").select("ord", "seq", "text")
     straddle = (
         straddles.join(keys, on="ord", how="inner")
         .sort(["ord", "src"])
@@ -157,11 +168,12 @@ def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decim
     diff = pl.when(use_x).then(dx).otherwise(w)
     rep = pl.when(which_x).then(pl.col("rep_excl")).otherwise(pl.col("rep_incl"))
     ours = pl.when(which_x).then(pl.col("rec_excl")).otherwise(pl.col("rec_incl"))
+    rep_text = pl.when(which_x).then(pl.col("rep_x_text")).otherwise(pl.col("rep_i_text"))
     over = total_finding(
         pl.col("status").is_in(["OVERCHARGED", "UNDERCHARGED"]),
         pl.col("status"),
         diff,
-        charge_message_expr(diff, pl.col("currency"), which_x, rep, ours),
+        charge_message_expr(diff, pl.col("currency"), which_x, rep, ours, rep_text),
     )
     not_priced = part.filter(pl.col("status") == "NOT_PRICED").select(
         "ord",
@@ -170,7 +182,7 @@ def _finding_texts(part: pl.DataFrame, straddles: pl.DataFrame, tolerance: Decim
             "text"
         ),
     )
-    return pl.concat([straddle, rounding, over, not_priced]).sort(["ord", "seq"])
+    return pl.concat([straddle, rounding, over, not_priced, explained]).sort(["ord", "seq"])
 
 
 def _write_in_order(
@@ -212,17 +224,18 @@ def write_columnar(
     built, meta, plain, sub = build(run, contracts, month, zone)
     ord_of = dict(zip(map(id, run.detail), run.detail_ord, strict=True))
     straddles = pl.concat(run.straddles).sort("ord") if run.straddles else pl.DataFrame()
+    dims = pl.concat(run.dims).sort("ord", "seq") if run.dims else no_dims()
 
     def run_files(tmp: Path) -> None:
         write_reconciliation(tmp, plain, run, ord_of)
         say("reconciliation.ndjson written")
         write_findings(
-            tmp, plain, run, ord_of, straddles, sub, month, contracts.default.tolerance, meta["extra"]
+            tmp, plain, run, ord_of, straddles, dims, sub, month, contracts.default.tolerance, meta["extra"]
         )
         say("findings.ndjson written")
         write_rejects(tmp, run.rejects)
         entries = [statement_entry(b.st, b.n_lines) for b in built]
-        summary = _summary(plain, straddles, run.detail)
+        summary = summary_of(plain, straddles, dims, run.detail)
         record_path = dict(run.record_path)
         write_manifest(tmp, month, inputs, settings, contracts, meta["counts"], summary, entries, record_path)
         say("manifest.json written")
@@ -272,6 +285,7 @@ def write_findings(
     run: ColumnarRun,
     ord_of: dict[int, int],
     straddles: pl.DataFrame,
+    dims: pl.DataFrame,
     sub: RunResult,
     month: str,
     tolerance: Decimal,
@@ -283,7 +297,7 @@ def write_findings(
         _write_in_order(
             fh,
             plain,
-            lambda part: _finding_texts(part, straddles, tolerance),
+            lambda part: finding_texts(part, straddles, dims, tolerance),
             detail_texts(run.detail, ord_of, lambda ln: [f.as_row() for f in ln.findings]),
         )
         outside = plain.filter(~pl.col("in_month")) if plain.height else plain
@@ -306,7 +320,9 @@ def write_findings(
         write_ndjson_rows(fh, extra)
 
 
-def _summary(plain: pl.DataFrame, straddles: pl.DataFrame, detail: list[ReconLine]) -> dict[str, Any]:
+def summary_of(
+    plain: pl.DataFrame, straddles: pl.DataFrame, dims: pl.DataFrame, detail: list[ReconLine]
+) -> dict[str, Any]:
     """``summarize`` of the whole run: the record-path lines' summary plus the plain rows'."""
     s = summarize(detail)
     by_status = Counter(s["by_status"])
@@ -318,6 +334,8 @@ def _summary(plain: pl.DataFrame, straddles: pl.DataFrame, detail: list[ReconLin
         for code, n in plain.filter(pl.col("code").is_not_null()).group_by("code").len().iter_rows():
             by_code[code] += n
         by_code["PERIOD_STRADDLES_BOUNDARY"] += straddles.height
+        for code, n in dims.group_by("code").len().iter_rows():
+            by_code[code] += n
         diff += d4(plain["diff_excl"].sum() or 0)
     return {
         "cdrs": len(detail) + plain.height,

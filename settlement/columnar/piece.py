@@ -7,7 +7,16 @@ integer and categorical columns behind ("plain" CDRs), whatever share of them is
 the CDRs that are judged against other records — credits, duplicate ids — and those priced by
 several tariffs go to the record path (:mod:`settlement.jobs`, the same functions as the record
 engine), each counted with its reason (:data:`RECORD_PATH_REASONS`); so does a whole piece the
-kernel refuses (counted as ``kernel refused``: the reference pricer decides record by record).
+kernel refuses (counted as ``kernel refused``: the reference pricer decides record by record), and
+so do the CDRs whose findings quote the CDR's own decimals (TOTALS_INCONSISTENT, QUANTITY_MISMATCH:
+a JSON number's text is not in the columns).
+
+Over/under-charges are explained per dimension on columns (the reported ``reported_*`` costs of
+:mod:`pricing.flat` against the kernel's per-dimension results, in the words of
+:func:`settlement.reconcile.explain_dimensions`); the statement's energy is the reported total
+energy where the CDR has one; 2.3.0 tax lines come from ``reported_taxes`` (basis ``reported``) or
+the kernel (basis ``recomputed``). For a JSON source (NDJSON), the few values a finding quotes as the
+CDR wrote them are read from the exact records (:meth:`settlement.columnar.source.Piece.exact`).
 """
 
 from __future__ import annotations
@@ -15,25 +24,42 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pricing.compile import compile_tariffs
 from pricing.errors import Finding, KernelRefusal
 from pricing.fixed_point import half_up_div
-from pricing.flat import E6_PER_E4, optional_column, piece_cdrs, record_id, split_piece
+from pricing.flat import (
+    DIMENSION_COLUMNS,
+    E6_PER_E4,
+    FlatPiece,
+    optional_column,
+    piece_cdrs,
+    plain_decimal,
+    record_id,
+    split_piece,
+)
 from pricing.flat_columns import decimal_e6
-from pricing.io import Record
+from pricing.io import Record, dumps
 from pricing.kernel import price_table
+from pricing.model import Money
 from pricing.periods import from_flat
 from pricing.policy import PricingPolicy
+from pricing.report import percentage, result_decimals
 from pricing.sessions import TariffSet
+from settlement.columnar.source import Piece
 from settlement.contracts import Contracts
-from settlement.jobs import NO_AMOUNT, UNKNOWN_PARTY, parties
+from settlement.jobs import NO_AMOUNT, UNKNOWN_PARTY, Parsed, RunResult, parse_all, parties
+from settlement.reconcile import ReconFinding, explain_dimensions
 from settlement.rules import (
     NOT_COMPARABLE_MESSAGE,
     NOT_PRICED,
@@ -56,6 +82,11 @@ RECORD_PATH_REASONS = (
     "late CDR",  # a late CDR of a closed month: its line and LATE_CDR finding by place_lines
     "credit",  # credits net their originals
     "several tariffs",  # the VAT bucket of a line priced by several tariffs
+    "reported totals inconsistent",  # TOTALS_INCONSISTENT: its words quote the CDR's own numbers
+    "reported quantities inconsistent",  # QUANTITY_MISMATCH: likewise
+    "total energy beyond 4 decimals",  # the statement sums the reported energy exactly
+    "dimension finding of the other sign",  # a dimension over/under-charged against the total
+    "more than 4 decimals",  # a JSON CDR's reported total: the parser keeps it exact
 )
 
 
@@ -142,27 +173,54 @@ class PieceJob:
     window: tuple[int, int]  # the month in the statement zone, epoch ms [from, to)
     special: set[str]  # duplicate ids: judged record by record
     pricer: str = "kernel"
+    parties: bool = True  # False: reconciliation only (a CDR of unknown party needs no statement)
     late: frozenset[str] = frozenset()  # the late CDRs the month takes (settlement.rules.settles_in)
 
 
 PieceResult = tuple[
-    int, list[Finding], pl.DataFrame, pl.DataFrame, pl.DataFrame, list[tuple[int, Record, Any]], Counter[str]
+    int,
+    list[Finding],
+    pl.DataFrame,
+    pl.DataFrame,
+    pl.DataFrame,
+    pl.DataFrame,
+    list[tuple[int, Record, Any]],
+    Counter[str],
 ]
 
 
-def process_piece(piece: Any, job: PieceJob) -> PieceResult:
-    """One piece: (records read, rejects, plain CDR columns, their tax lines, their straddling
-    periods, the records for the record path, how many took it by reason)."""
+def process_piece(item: Any, job: PieceJob) -> PieceResult:
+    """One piece (a :class:`settlement.columnar.source.Piece`, or a flat piece): (records read,
+    rejects in input order, plain CDR columns, their tax lines, their straddling periods, their
+    dimension findings, the records for the record path, how many took it by reason)."""
+    piece = Piece(item.source, item.table, item.base, item.row0) if isinstance(item, FlatPiece) else item
+    found: list[tuple[int, Finding]] = []
+    why: Counter[str] = Counter(piece.fallback_why)
+    detail = _parsed(piece, piece.fallback, found, job)
+    if piece.table is None or not piece.table.num_rows:
+        n = len(piece.fallback)
+        return n, _in_order(found), *_nothing_plain(), no_dims(), detail, +why
     fr, rejects = split_piece(piece)
-    fr.rejects = rejects
+    n_read = fr.n_records + len(piece.fallback)
     first_row = fr.first_row
-    found: list[Finding] = []
-    for k, (code, message, path) in sorted(rejects.items()):
-        line = piece.row0 + int(first_row[k]) + 1
-        found.append(Finding(code, message, piece.source, line, record_id(fr, k), path))
-    line_of = piece.row0 + first_row.astype(np.int64) + 1
-    ord_of = piece.base + first_row.astype(np.int64)  # input order across files
+    has_line = "line" in piece.table.column_names
+    if has_line:
+        line_of = piece.table.column("line").to_numpy()[first_row].astype(np.int64)
+        ord_of = piece.base + line_of
+    else:
+        line_of = piece.row0 + first_row.astype(np.int64) + 1
+        ord_of = piece.base + first_row.astype(np.int64)  # input order across files
     todo = np.ones(fr.n_records, bool)  # the records that are no reject
+    judged: list[int] = []  # JSON records the columns cannot take (a total of 5+ decimals): parsed
+    if piece.exact is not None:
+        judged = sorted(rejects)
+        why["more than 4 decimals"] += len(judged)
+        todo[judged] = False
+        rejects = {}
+    for k, (code, message, path) in sorted(rejects.items()):
+        found.append(
+            (int(ord_of[k]), Finding(code, message, piece.source, int(line_of[k]), record_id(fr, k), path))
+        )
     todo[list(rejects)] = False
     pt, refused, rec_ok = from_flat(fr, job.tariffs, job.policy, job.tz)
     try:
@@ -170,8 +228,9 @@ def process_piece(piece: Any, job: PieceJob) -> PieceResult:
         res = price_table(pt, job.policy, ct)
     except KernelRefusal:  # a counted fallback: the reference pricer decides, record by record
         detail_k = np.flatnonzero(todo).tolist()
-        why = Counter({"kernel refused": len(detail_k)})
-        return fr.n_records, found, *_nothing_plain(), _detail(piece, fr, detail_k, ord_of, line_of), +why
+        why["kernel refused"] += len(detail_k)
+        detail += _detail(piece, fr, judged + detail_k, ord_of, line_of, found, job)
+        return n_read, _in_order(found), *_nothing_plain(), no_dims(), _sorted(detail), +why
 
     frame = record_frame(piece, fr, pt, res, rec_ok, np.flatnonzero(todo), refused, job.special)
     late = (
@@ -179,7 +238,9 @@ def process_piece(piece: Any, job: PieceJob) -> PieceResult:
         if job.late
         else pl.lit(False)
     )
-    frame = with_terms(with_parties(frame.with_columns(late.alias("late")), job.contracts), job.contracts)
+    frame = with_terms(
+        with_parties(frame.with_columns(late.alias("late")), job.contracts), job.contracts, job.parties
+    )
     frame = frame.with_columns(
         settles_in_expr(pl.col("end_ms"), job.window, pl.col("late")).alias("in_month")
     )
@@ -190,26 +251,61 @@ def process_piece(piece: Any, job: PieceJob) -> PieceResult:
         pl.Series("line", line_of[rec_of_plain]),
         pl.lit(piece.source).alias("source"),
     )
+    plain, dims, other_sign = dimension_findings(plain, res, job.contracts.default.tolerance)
+    plain = with_exact_words(plain, piece, job.tariffs is not None and len(job.tariffs) > 0)
+    rec_of_plain = plain["rec"].to_numpy()
     straddles = straddles.join(plain.select("sess", "ord"), on="sess", how="inner")
     plain = finish_plain(plain, straddles)
-    tax = plain_taxes(res, plain)
+    tax = plain_taxes(res, plain, piece.table, first_row)
     plain = plain.drop("rec", "sess")
 
     # -- the records that need the record path (not rejected, not plain), counted by reason
     todo[rec_of_plain] = False
     detail_k = np.flatnonzero(todo).tolist()
-    why: Counter[str] = Counter(
-        dict(frame.filter(~pl.col("plain")).group_by("record_path").len().iter_rows())
-    )
-    assert sum(why.values()) == len(detail_k)
-    detail = _detail(piece, fr, detail_k, ord_of, line_of)
-    return fr.n_records, found, plain, tax, straddles.select("ord", "src"), detail, +why
+    why += Counter(dict(frame.filter(~pl.col("plain")).group_by("record_path").len().iter_rows()))
+    if other_sign:
+        why["dimension finding of the other sign"] += other_sign
+    detail += _detail(piece, fr, judged + detail_k, ord_of, line_of, found, job)
+    return n_read, _in_order(found), plain, tax, straddles.select("ord", "src"), dims, _sorted(detail), +why
+
+
+def _in_order(found: list[tuple[int, Finding]]) -> list[Finding]:
+    return [f for _, f in sorted(found, key=lambda x: x[0])]
+
+
+def _sorted(detail: list[tuple[int, Record, Any]]) -> list[tuple[int, Record, Any]]:
+    return sorted(detail, key=lambda x: x[0])
+
+
+def _parsed(
+    piece: Piece, records: list[Record], found: list[tuple[int, Finding]], job: PieceJob
+) -> list[tuple[int, Record, Any]]:
+    """Records parsed as the record engine parses them (:func:`settlement.jobs.parse_all`): its
+    rejects into ``found``, the CDRs as (input order, record, CDR)."""
+    if not records:
+        return []
+    part = RunResult()
+    parsed: list[Parsed] = parse_all(records, None, part, piece.versions)
+    found += [(piece.base + (f.line or 0), f) for f in part.rejects]
+    return [(piece.base + (p.rec.line or 0), p.rec, p.cdr) for p in parsed]
 
 
 def _detail(
-    piece: Any, fr: Any, ks: list[int], ord_of: np.ndarray, line_of: np.ndarray
+    piece: Piece,
+    fr: Any,
+    ks: list[int],
+    ord_of: np.ndarray,
+    line_of: np.ndarray,
+    found: list[tuple[int, Finding]],
+    job: PieceJob,
 ) -> list[tuple[int, Record, Any]]:
-    """Records ``ks`` as (input order, record, canonical CDR) for the record path."""
+    """Records ``ks`` as (input order, record, canonical CDR) for the record path: parsed from the
+    exact JSON where the piece has it, else built from the columns."""
+    if piece.exact is not None:
+        if not ks:
+            return []
+        recs = piece.exact([int(line_of[k]) for k in ks])
+        return _parsed(piece, [recs[n] for n in sorted(recs)], found, job)
     cdrs = piece_cdrs(piece, fr, ks)
     return [
         (int(ord_of[k]), Record(piece.source, int(line_of[k])), cdr) for k, cdr in zip(ks, cdrs, strict=True)
@@ -218,8 +314,19 @@ def _detail(
 
 def _nothing_plain() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(plain, tax, straddles) of a piece without plain CDRs."""
-    tax = pl.DataFrame(schema={"ord": pl.Int64, "rate_e2": pl.Int64, "amount": pl.Int64})
-    return pl.DataFrame(), tax, pl.DataFrame(schema={"ord": pl.Int64, "src": pl.Int64})
+    return (
+        pl.DataFrame(),
+        pl.DataFrame(schema=TAX_SCHEMA),
+        pl.DataFrame(schema={"ord": pl.Int64, "src": pl.Int64}),
+    )
+
+
+TAX_SCHEMA = {"ord": pl.Int64, "name": pl.String, "pct": pl.String, "amount6": pl.Int64}
+DIMS_SCHEMA = {"ord": pl.Int64, "seq": pl.Int64, "code": pl.String, "text": pl.String}
+
+
+def no_dims() -> pl.DataFrame:
+    return pl.DataFrame(schema=DIMS_SCHEMA)
 
 
 def record_frame(
@@ -308,6 +415,14 @@ def record_frame(
             "multi": spread(multi),
         }
     )
+    frame = frame.with_columns(**reported_checks(t, fr, rows, recs))
+    # the statement's energy: the reported total where the CDR has one, else the recomputed
+    frame = frame.with_columns(
+        pl.when(pl.col("rep_energy").is_not_null())
+        .then(pl.col("rep_energy") // E6_PER_E4)
+        .otherwise(pl.col("energy"))
+        .alias("energy")
+    )
     dx, di = pl.col("diff_excl"), pl.col("diff_incl")
     return frame.with_columns(
         worst_expr(dx, di).alias("worst"),
@@ -315,7 +430,147 @@ def record_frame(
     )
 
 
-def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
+DIMS = tuple(DIMENSION_COLUMNS.values())
+
+
+def reported_checks(t: Any, fr: Any, rows: np.ndarray, recs: np.ndarray) -> dict[str, Any]:
+    """Per record (first rows ``rows`` of records ``recs``): the reported dimension costs excl. VAT
+    (1e-6 units, null where not reported), the reported total energy (1e-6 kWh = mWh) and whether
+    :func:`settlement.reconcile.check_reported_consistency` / ``check_quantities`` would find
+    something (those CDRs take the record path: their words quote the CDR's own decimals), or the
+    reported energy has more than 4 decimals."""
+    out: dict[str, Any] = {}
+    n = len(recs)
+    if not n:
+        empty = pl.Series([], dtype=pl.Int64)
+        return {c: empty for c in (*DIMS, "rep_energy")} | {
+            c: np.zeros(0, bool) for c in ("tot_bad", "qty_bad", "energy_frac")
+        }
+    parts = np.zeros(n, np.int64)
+    present = np.zeros(n, np.int64)
+    for col in DIMS:
+        v, ok = (a[rows] for a in decimal_e6(optional_column(t, col)))
+        out[col] = pl.Series(v).set(pl.Series(~ok), None)
+        parts += np.where(ok, v, 0)
+        present += ok
+    total, total_ok = (a[rows] for a in decimal_e6(t.column("reported_total_excl")))
+    tot_bad = (present > 0) & total_ok & (np.abs(total - parts) > 50 * present)
+    energy, e_ok = (a[rows] for a in decimal_e6(optional_column(t, "reported_total_energy")))
+    hours, h_ok = (a[rows] for a in decimal_e6(optional_column(t, "reported_total_time")))
+    e_v, e_has = fr.cols["energy_mwh"]
+    t_v, t_has = fr.cols["time_ms"]
+    p_v, p_has = fr.cols["parking_ms"]
+    first = fr.first_row
+
+    def per_record(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, first)[recs] if len(values) else np.zeros(n, values.dtype)
+
+    e_sum = per_record(np.where(e_has, e_v, 0))
+    e_any = per_record(e_has.astype(np.int64)) > 0
+    t_sum = per_record(np.where(t_has, t_v, 0) + np.where(p_has, p_v, 0))
+    t_any = per_record((t_has | p_has).astype(np.int64)) > 0
+    qty_bad = (e_ok & e_any & (np.abs(energy - e_sum) > 500)) | (
+        h_ok & t_any & (np.abs(36 * hours - 10 * t_sum) > 18_000)  # |h·3.6e6 − ms| > 1800, ×10
+    )
+    out["rep_energy"] = pl.Series(energy).set(pl.Series(~e_ok), None)
+    out["tot_bad"] = tot_bad
+    out["qty_bad"] = qty_bad
+    out["energy_frac"] = e_ok & (energy % E6_PER_E4 != 0)
+    return out
+
+
+def with_exact_words(plain: pl.DataFrame, piece: Piece, given: bool) -> pl.DataFrame:
+    """What the columns of a JSON source cannot say, from the exact records of the few CDRs that
+    need it: ``rep_x_text`` / ``rep_i_text``, the reported totals of over/under-charged CDRs as the
+    CDR writes them (the status finding quotes them: ``36.21``, not ``36.2100``; null elsewhere),
+    and the VAT bucket of a CDR that could not be priced: that of its own embedded tariffs, if any
+    (:func:`settlement.statement.vat_bucket`) — only with tariffs ``given``: else a CDR with
+    embedded tariffs is read record by record (:mod:`pricing.ocpi.columnar_tariffs`)."""
+    over = plain["status"].is_in(["OVERCHARGED", "UNDERCHARGED"])
+    unpriced = ~plain["priced"] & plain["amt_incl"].is_not_null() & given
+    none = pl.lit(None, pl.String)
+    if piece.exact is None or not (over | unpriced).any():
+        return plain.with_columns(none.alias("rep_x_text"), none.alias("rep_i_text"))
+    lines = plain.filter(over | unpriced)["line"].to_list()
+    recs = piece.exact(lines)
+    cdrs = {
+        p.rec.line or 0: p.cdr
+        for p in parse_all([recs[n] for n in sorted(recs)], None, RunResult(), piece.versions)
+    }
+
+    def text(v: Decimal | None) -> str | None:
+        return None if v is None else str(v)
+
+    sel = over | unpriced
+    few = plain.filter(sel).select("line").with_columns(o=over.filter(sel), u=unpriced.filter(sel))
+    rep_x, rep_i, bucket = [], [], []
+    for n, is_over, is_unpriced in few.iter_rows():
+        cdr = cdrs.get(n)
+        m = (cdr.total_cost if cdr is not None else None) or Money(None)
+        rep_x.append(text(m.excl) if is_over else None)
+        rep_i.append(text(m.incl) if is_over else None)
+        own = is_unpriced and cdr is not None and cdr.tariffs
+        bucket.append(tariffs_vat_bucket(cdr.tariffs) if own else None)  # type: ignore[union-attr]
+    words = few.select("line").with_columns(
+        pl.Series("rep_x_text", rep_x, dtype=pl.String),
+        pl.Series("rep_i_text", rep_i, dtype=pl.String),
+        pl.Series("own_vat", bucket, dtype=pl.String),
+    )
+    plain = plain.join(words, on="line", how="left", maintain_order="left")
+    return plain.with_columns(pl.col("own_vat").fill_null(pl.col("vat_rate")).alias("vat_rate")).drop(
+        "own_vat"
+    )
+
+
+def dimension_findings(
+    plain: pl.DataFrame, res: dict[str, Any], tolerance: Decimal
+) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """The dimension-level findings of over/under-charged plain CDRs, in the words of
+    :func:`settlement.reconcile.explain_dimensions` (the same function, on the kernel's per-dimension
+    results): (plain without the CDRs whose dimension finding has the other sign than the total —
+    their reasons list both codes: the record path decides them —, findings as (ord, seq, code,
+    text), how many left)."""
+    over = plain["status"].is_in(["OVERCHARGED", "UNDERCHARGED"]) & pl.any_horizontal(
+        [plain[c].is_not_null() for c in DIMS]
+    )
+    cand = plain.filter(over)
+    if not cand.height:
+        return plain, no_dims(), 0
+    decimals = result_decimals(res)
+    sess = cand["sess"].to_numpy()
+    wanted = [
+        *(f"{cat}_cost_excl_vat" for cat in ("energy", "time", "parking", "fixed", "reservation")),
+        "billed_energy_kwh",
+        "billed_charging_time_h",
+        "billed_parking_time_h",
+        "billed_reservation_time_h",
+    ]
+    rows = pl.DataFrame({c: decimals[c].gather(sess).cast(pl.String) for c in wanted}).to_dicts()
+    fields = list(DIMENSION_COLUMNS)
+    texts: list[tuple[int, int, str, str]] = []
+    other: list[int] = []
+    keys = cand.select("ord", "cdr_id", "source", "line", "status", *DIMS).iter_rows()
+    for (o, cid, src, line, status, *dims), row in zip(keys, rows, strict=True):
+        cdr = SimpleNamespace(
+            **{f: None if v is None else Money(plain_decimal(v)) for f, v in zip(fields, dims, strict=True)}
+        )
+        got: list[ReconFinding] = []
+
+        def find(code: str, msg: str, dim: Any = None, period: Any = None, amt: Any = None) -> None:
+            got.append(ReconFinding(cid, code, msg, dim, period, src, line, amt))  # noqa: B023
+
+        explain_dimensions(cdr, row, 1, tolerance, find)  # type: ignore[arg-type]
+        if any(f.code != status for f in got):
+            other.append(o)
+            continue
+        texts += [(o, (1 << 40) + 1 + i, f.code, dumps(f.as_row())) for i, f in enumerate(got)]
+    dims_frame = pl.DataFrame(texts, schema=DIMS_SCHEMA, orient="row")
+    if other:
+        plain = plain.filter(~pl.col("ord").is_in(pl.Series(other, dtype=pl.Int64).implode()))
+    return plain, dims_frame, len(other)
+
+
+def with_terms(frame: pl.DataFrame, contracts: Contracts, parties: bool = True) -> pl.DataFrame:
     """The contract's basis and dispute treatment per pair, the amounts on that basis (a line
     without an amount on its basis has 0 excl. and no incl. VAT: ``payable`` is false), and whether
     the CDR is plain (else why it takes the record path)."""
@@ -341,7 +596,7 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         pl.when(payable).then(amt_x).otherwise(0).alias("amt_excl"),
         pl.when(payable).then(amt_i).otherwise(None).alias("amt_incl"),
     )
-    unknown = (pl.col("cpo") == UNKNOWN_PARTY) | (pl.col("emsp") == UNKNOWN_PARTY)
+    unknown = ((pl.col("cpo") == UNKNOWN_PARTY) | (pl.col("emsp") == UNKNOWN_PARTY)) & parties
     why = (
         pl.when(unknown)
         .then(pl.lit("party unknown"))
@@ -353,6 +608,12 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         .then(pl.lit("credit"))
         .when("multi")
         .then(pl.lit("several tariffs"))
+        .when("tot_bad")
+        .then(pl.lit("reported totals inconsistent"))
+        .when("qty_bad")
+        .then(pl.lit("reported quantities inconsistent"))
+        .when("energy_frac")
+        .then(pl.lit("total energy beyond 4 decimals"))
         .otherwise(pl.lit(None, pl.String))
     )
     return frame.with_columns(why.alias("record_path")).with_columns(
@@ -436,15 +697,52 @@ def finish_plain(plain: pl.DataFrame, straddles: pl.DataFrame) -> pl.DataFrame:
         "party_id",
         "emsp_country_code",
         "emsp_party_id",
+        "tot_bad",
+        "qty_bad",
+        "energy_frac",
+        "rep_energy",
+        *DIMS,
     )
 
 
-def plain_taxes(res: dict[str, Any], plain: pl.DataFrame) -> pl.DataFrame:
-    """Recomputed 2.3.0 tax lines of plain CDRs on the recomputed basis: (ord, rate_e2, amount)."""
+def plain_taxes(res: dict[str, Any], plain: pl.DataFrame, table: Any, first_row: np.ndarray) -> pl.DataFrame:
+    """The 2.3.0 tax lines of plain CDRs on their basis, (ord, name, pct, amount6 in 1e-6): the
+    recomputed ones (basis ``recomputed``) and the CPO's own (``reported_taxes``, basis
+    ``reported``), as :func:`settlement.statement.build_line` takes them."""
     tax = pl.DataFrame(
         {"sess": res["tax_sess"], "rate_e2": res["tax_rate_e2"], "amount": res["tax_amount_e4"]},
         schema={"sess": pl.Int64, "rate_e2": pl.Int64, "amount": pl.Int64},
     )
-    return tax.join(
+    rates = {r: percentage(r) for r in tax["rate_e2"].unique().to_list()}
+    recomputed = tax.join(
         plain.filter(pl.col("basis") == "recomputed").select("sess", "ord"), on="sess", how="inner"
-    ).select("ord", "rate_e2", "amount")
+    ).select(
+        "ord",
+        pl.lit("VAT").alias("name"),
+        pl.col("rate_e2").replace_strict(rates, return_dtype=pl.String).alias("pct"),
+        (pl.col("amount") * E6_PER_E4).alias("amount6"),
+    )
+    mine = plain.filter(pl.col("basis") == "reported").select("rec", "ord")
+    if "reported_taxes" not in table.column_names or not mine.height:
+        return recomputed
+    lists = table.column("reported_taxes").take(pa.array(first_row[mine["rec"].to_numpy()], pa.int64()))
+    lists = lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+    items = lists.flatten()
+    if not len(items):
+        return recomputed
+    parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
+    pct, pct_ok = decimal_e6(items.field("percentage"))
+    amount, _ = decimal_e6(items.field("amount"))
+    texts = {v: f"{plain_decimal(v):f}" for v in np.unique(pct[pct_ok]).tolist()}
+    reported = pl.DataFrame(
+        {
+            "ord": mine["ord"].to_numpy()[parent],
+            "name": pl.from_arrow(items.field("name")),
+            "pct": pl.Series(pct)
+            .replace_strict(texts, default=None, return_dtype=pl.String)
+            .set(pl.Series(~pct_ok), None),
+            "amount6": amount,
+        },
+        schema=TAX_SCHEMA,
+    )
+    return pl.concat([recomputed, reported]).sort("ord", maintain_order=True)

@@ -1,5 +1,6 @@
-"""The columnar settlement engine's entry point: a month of flat Parquet files
-(:mod:`pricing.flat`) settled at scale, one piece of whole CDRs at a time.
+"""The columnar settlement engine's entry point: a month of CDR files settled at scale, one piece
+of whole CDRs at a time (flat Parquet, :mod:`pricing.flat`; OCPI NDJSON read into the same layout,
+:mod:`pricing.ndjson_pieces`; other files record by record: :mod:`settlement.columnar.source`).
 
 The pipeline, one module per step:
 
@@ -27,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from pricing.batch import expand_inputs, load_tariffs
 from pricing.errors import InputError
-from pricing.flat import is_flat_file
+from pricing.ndjson_pieces import SPAN_BYTES
 from pricing.policy import PricingPolicy
 from pricing.timezones import validate_zone
 from settlement.columnar.files import write_columnar
@@ -56,9 +57,11 @@ def settle_columnar(
     piece_rows: int = 500_000,
     engine: str = "local",
     scheduler: str | None = None,
+    span_bytes: int = SPAN_BYTES,
     late: Mapping[str, str] | None = None,
 ) -> tuple[Path, dict[str, int], list[Statement]]:
-    """Settle a month of flat-layout Parquet files and write the run into ``out_dir``.
+    """Settle a month of CDR files (flat Parquet, OCPI NDJSON, OCPI JSON) and write the run into
+    ``out_dir``. ``span_bytes``: the size of an NDJSON piece.
 
     Same outputs as :func:`settlement.jobs.settle` + :func:`settlement.jobs.write_run` on the
     same files, in bounded memory per piece. Returns (folder, counts, statements). ``late``: the
@@ -68,12 +71,6 @@ def settle_columnar(
     except ValueError as exc:
         raise InputError(f"--month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
     files = expand_inputs(cdrs)
-    other = [str(f) for f in files if not is_flat_file(f)]
-    if other:
-        raise InputError(
-            "the columnar engine reads flat-layout Parquet only (pricing.flat); not flat: "
-            f"{', '.join(other)}. Hint: use --engine local for OCPI JSON/NDJSON"
-        )
     contracts = load_contracts(contracts_path, basis)
     zone = ZoneInfo(validate_zone(tz or contracts.statement_time_zone or "UTC"))
     say = progress or (lambda _msg: None)
@@ -93,7 +90,8 @@ def settle_columnar(
         piece_rows,
         engine,
         scheduler,
-        late,
+        span_bytes,
+        late=late,
     )
     run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     return write_columnar(

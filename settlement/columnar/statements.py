@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from pricing.report import percentage
 from settlement.columnar.run import ColumnarRun
 from settlement.contracts import Contracts
 from settlement.jobs import RunResult, mixed_currency_findings, place_lines
@@ -131,7 +131,7 @@ def build(
     ord_of = {id(ln): o for ln, o in zip(run.detail, run.detail_ord, strict=True)}
     plain = pl.concat(run.plain, how="vertical_relaxed", rechunk=False) if run.plain else pl.DataFrame()
     run.plain.clear()
-    taxes = pl.concat(run.taxes) if run.taxes else pl.DataFrame()
+    taxes = pl.concat(run.taxes, how="vertical_relaxed") if run.taxes else pl.DataFrame()
     sums: dict[tuple[str, str, str], Aggregates] = {}
     n_in = excluded_plain = 0
     if plain.height:
@@ -225,11 +225,11 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
     if taxes.height:
         tax = (
             taxes.join(rows.filter(inc).select(*keys, "ord"), on="ord", how="inner")
-            .group_by([*keys, "rate_e2"])
-            .agg(pl.col("amount").sum())
+            .group_by([*keys, "name", "pct"])
+            .agg(pl.col("amount6").sum())
         )
-        for cpo, emsp, cur, rate, amount in tax.iter_rows():
-            out[(str(cpo), str(emsp), str(cur))].taxes[("VAT", percentage(int(rate)))] += d4(amount)
+        for cpo, emsp, cur, name, pct, amount in tax.iter_rows():
+            out[(str(cpo), str(emsp), str(cur))].taxes[(name, pct)] += Decimal(int(amount)).scaleb(-6)
     return out
 
 

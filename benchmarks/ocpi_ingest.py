@@ -155,12 +155,14 @@ def run_settle(n: int, cdrs: Path, tariffs: Path, contracts: Path) -> dict[str, 
     out = DATA / f"ocpi_settle_out_{n}"
     args = ["settle", "--cdrs", str(cdrs), "--tariffs", str(tariffs), "--contracts", str(contracts)]
     args += ["--month", "2026-10", "--out", str(out)]
+    load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _PEAK, *cli(*args)], check=True, capture_output=True, text=True, cwd=ROOT
     )
     wall = time.perf_counter() - t0
-    printed, _, rss = proc.stdout.strip().rpartition("\n")
+    printed, _, usage = proc.stdout.strip().rpartition("\n")
+    rss, cpu = usage.split()
     manifest = json.loads((out / "manifest.json").read_text())
     read = manifest["counts"]["read"]
     path = manifest.get("record_path", {})
@@ -169,6 +171,8 @@ def run_settle(n: int, cdrs: Path, tariffs: Path, contracts: Path) -> dict[str, 
         "n_cdrs": read,
         "engine": manifest["settings"]["engine"],
         "wall_s": round(wall, 2),
+        "cpu_s": round(float(cpu), 2),
+        "load_1m_before": round(load, 2),
         "cdrs_per_s": round(read / wall),
         "peak_rss_mb": round(int(rss) / 1024),
         "off_columnar": off,

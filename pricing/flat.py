@@ -514,6 +514,16 @@ def piece_cdrs(piece: FlatPiece, fr: Any, ks: Sequence[int]) -> list[Cdr]:
     return out
 
 
+def record_lines(piece: FlatPiece, first_row: np.ndarray) -> np.ndarray:
+    """The line each record of a piece cites: its ``line`` column where the piece has one (a
+    source that numbers its records itself, e.g. the store's row ids), else its 1-based row in
+    the file."""
+    if "line" in piece.table.column_names:
+        line = piece.table.column("line").combine_chunks()
+        return line.to_numpy(zero_copy_only=False)[first_row].astype(np.int64)
+    return piece.row0 + np.asarray(first_row, np.int64) + 1
+
+
 def split_piece(piece: FlatPiece) -> tuple[Any, dict[int, tuple[str, str, str]]]:
     """``split_flat`` of the piece and its structural rejects (incl. money precision)."""
 

@@ -92,10 +92,10 @@ def run(args: argparse.Namespace) -> int:
     files = expand_inputs(args.cdrs)
     all_flat = bool(files) and all(is_flat_file(f) for f in files)
     engine = args.engine
-    if engine == "auto":
-        engine = "columnar" if all_flat and not args.store else "local"
-    if engine == "columnar" and args.store:
-        raise RoamledgerError("--store is settled by the local engine. Hint: leave out --engine columnar")
+    if engine == "auto":  # a store alone: its month in flat pieces
+        engine = "columnar" if (all_flat and not args.store) or (args.store and not files) else "local"
+    if engine == "columnar" and args.store and files:
+        raise RoamledgerError("--store with --cdrs is settled by the local engine. Hint: leave out --engine")
     settings = {
         "engine": engine,
         "pricer": args.pricer,
@@ -115,19 +115,12 @@ def run(args: argparse.Namespace) -> int:
         "pricer": args.pricer,
     }
     if engine == "columnar" or (engine == "dask" and all_flat):  # flat months: columnar, here or on Dask
-        out, c, statements = settle_columnar(
-            args.cdrs,
-            args.tariffs,
-            args.month,
-            args.out,
-            settings=settings,
-            locale=args.locale,
-            inputs=inputs,
-            piece_rows=max(1, args.piece_rows),
-            engine="dask" if engine == "dask" else "local",
-            scheduler=args.scheduler,
-            **common,
-        )
+        store = Store(args.store) if args.store else None
+        try:
+            out, c, statements = columnar(args, settings, inputs, engine, common, store)
+        finally:
+            if store is not None:
+                store.close()
         return finished(args, c, len(statements), out)
     store = Store(args.store) if args.store else None
     try:
@@ -146,6 +139,31 @@ def run(args: argparse.Namespace) -> int:
     say("writing")
     out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
     return finished(args, result.counts, len(result.statements), out)
+
+
+def columnar(
+    args: argparse.Namespace,
+    settings: dict[str, Any],
+    inputs: list[str],
+    engine: str,
+    common: dict[str, Any],
+    store: Store | None,
+) -> Any:
+    """The columnar engine (flat Parquet files, or the store's month), here or on Dask."""
+    return settle_columnar(
+        args.cdrs,
+        args.tariffs,
+        args.month,
+        args.out,
+        settings=settings,
+        locale=args.locale,
+        inputs=inputs,
+        piece_rows=max(1, args.piece_rows),
+        engine="dask" if engine == "dask" else "local",
+        scheduler=args.scheduler,
+        store=store,
+        **common,
+    )
 
 
 def redacted(url: str) -> str:

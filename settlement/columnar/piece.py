@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from pricing.compile import compile_tariffs
 from pricing.errors import Finding, KernelRefusal
 from pricing.fixed_point import half_up_div
-from pricing.flat import E6_PER_E4, optional_column, piece_cdrs, record_id, split_piece
+from pricing.flat import E6_PER_E4, optional_column, piece_cdrs, record_id, record_lines, split_piece
 from pricing.flat_columns import decimal_e6
 from pricing.io import Record
 from pricing.kernel import price_table
@@ -154,11 +154,10 @@ def process_piece(piece: Any, job: PieceJob) -> PieceResult:
     fr, rejects = split_piece(piece)
     fr.rejects = rejects
     first_row = fr.first_row
+    line_of = record_lines(piece, first_row)
     found: list[Finding] = []
     for k, (code, message, path) in sorted(rejects.items()):
-        line = piece.row0 + int(first_row[k]) + 1
-        found.append(Finding(code, message, piece.source, line, record_id(fr, k), path))
-    line_of = piece.row0 + first_row.astype(np.int64) + 1
+        found.append(Finding(code, message, piece.source, int(line_of[k]), record_id(fr, k), path))
     ord_of = piece.base + first_row.astype(np.int64)  # input order across files
     todo = np.ones(fr.n_records, bool)  # the records that are no reject
     todo[list(rejects)] = False

@@ -6,7 +6,7 @@ checks over the run.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +17,14 @@ import polars as pl
 from dask.distributed import Client, LocalCluster
 
 from pricing.errors import Finding
-from pricing.flat import iter_pieces
+from pricing.flat import FlatPiece, iter_pieces
+from pricing.io import Record
 from pricing.model import Money
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
 from settlement.columnar.piece import PieceJob, process_piece, special_ids
 from settlement.contracts import Contracts
-from settlement.jobs import Parsed, reconcile_all
+from settlement.jobs import Parsed, file_versions, process_chunk, reconcile_all
 from settlement.reconcile import ReconLine, check_duplicates_and_credits
 from settlement.rules import d4, month_window_ms
 
@@ -41,6 +42,23 @@ class ColumnarRun:
     detail_ord: list[int] = field(default_factory=list)
     extra_findings: list[dict[str, Any]] = field(default_factory=list)
     record_path: Counter[str] = field(default_factory=Counter)  # records sent record by record, by reason
+
+
+@dataclass
+class PieceSource:
+    """Where a run's CDRs come from: flat pieces in input order (``pieces(piece_rows)``), the ids
+    on more than one record of the run (judged record by record), and records that take the
+    record path from the start (before the pieces, counted under ``records_reason``)."""
+
+    pieces: Callable[[int], Iterator[FlatPiece]]
+    special: set[str]
+    records: list[Record] = field(default_factory=list)
+    records_reason: str = ""
+
+
+def file_source(files: Sequence[Path]) -> PieceSource:
+    """Flat-layout Parquet files, in order."""
+    return PieceSource(lambda n: iter_pieces(files, n), special_ids(files))
 
 
 def originals_of_credits(run: ColumnarRun) -> dict[str, Money]:
@@ -72,7 +90,7 @@ def work_piece(
 
 
 def run_columnar(
-    files: Sequence[Path],
+    files: Sequence[Path] | PieceSource,
     tariffs: TariffSet | None,
     policy: PricingPolicy,
     tz: str | None,
@@ -87,12 +105,22 @@ def run_columnar(
     scheduler: str | None = None,
 ) -> ColumnarRun:
     """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
-    input order), then the duplicate and credit checks over the run."""
-    special = special_ids(files)
+    input order), then the duplicate and credit checks over the run. ``files``: flat Parquet
+    files, or a :class:`PieceSource`."""
+    source = files if isinstance(files, PieceSource) else file_source(files)
     window = month_window_ms(month, zone)
     run = ColumnarRun()
-    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer)
-    pieces = iter_pieces(files, piece_rows)
+    job = PieceJob(tariffs, policy, tz, contracts, window, source.special, pricer)
+    if source.records:  # record by record from the start, before every piece (negative order)
+        tolerance = contracts.default.tolerance
+        versions = file_versions(source.records)
+        n, found, lines = process_chunk(source.records, tariffs, policy, tz, tolerance, versions, pricer)
+        run.read += n
+        run.rejects += found
+        run.detail += lines
+        run.detail_ord += list(range(-len(lines), 0))
+        run.record_path[source.records_reason] += len(source.records)
+    pieces = source.pieces(piece_rows)
     if engine == "dask":
         results: Any = _dask_pieces(pieces, job, scheduler)
     else:

@@ -31,11 +31,26 @@ from pricing.flat import is_flat_file
 from pricing.policy import PricingPolicy
 from pricing.timezones import validate_zone
 from settlement.columnar.files import write_columnar
-from settlement.columnar.run import run_columnar
+from settlement.columnar.run import PieceSource, run_columnar
 from settlement.contracts import load_contracts
-from settlement.jobs import DEFAULT_POLICY, read_history
-from settlement.rules import month_bounds
+from settlement.jobs import DEFAULT_POLICY, read_history, store_tariffs
+from settlement.rules import month_bounds, month_window_ms
 from settlement.statement import Statement
+from settlement.store import Store
+from settlement.store.read import month_pieces, raw_records, special_ids
+
+HELD_RAW = "held without kernel columns"
+
+
+def store_source(store: Store, window: tuple[int, int]) -> PieceSource:
+    """A store's month as a piece source: kernel CDRs in flat pieces, the others as records."""
+    lo, hi = window
+    return PieceSource(
+        lambda n: month_pieces(store.engine, lo, hi, n),
+        special_ids(store.engine, lo, hi),
+        raw_records(store.engine, lo, hi),
+        HELD_RAW,
+    )
 
 
 def settle_columnar(
@@ -56,8 +71,10 @@ def settle_columnar(
     piece_rows: int = 500_000,
     engine: str = "local",
     scheduler: str | None = None,
+    store: Store | None = None,
 ) -> tuple[Path, dict[str, int], list[Statement]]:
-    """Settle a month of flat-layout Parquet files and write the run into ``out_dir``.
+    """Settle a month of flat-layout Parquet files, or of a ``store`` (its tariff versions and the
+    CDRs whose session ended in the month, read in flat pieces), and write the run into ``out_dir``.
 
     Same outputs as :func:`settlement.jobs.settle` + :func:`settlement.jobs.write_run` on the
     same files, in bounded memory per piece. Returns (folder, counts, statements)."""
@@ -67,6 +84,10 @@ def settle_columnar(
         raise InputError(f"--month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
     files = expand_inputs(cdrs)
     other = [str(f) for f in files if not is_flat_file(f)]
+    if store is not None and files:
+        raise InputError(
+            "the columnar engine settles --store alone. Hint: leave out --cdrs, or use --engine local"
+        )
     if other:
         raise InputError(
             "the columnar engine reads flat-layout Parquet only (pricing.flat); not flat: "
@@ -76,10 +97,15 @@ def settle_columnar(
     zone = ZoneInfo(validate_zone(tz or contracts.statement_time_zone or "UTC"))
     say = progress or (lambda _msg: None)
     say("reading tariffs")
-    store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
+    source: Any = files
+    if store is not None:
+        given, tariff_findings = store_tariffs(store)
+        source = store_source(store, month_window_ms(month, zone))
+    else:
+        given, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     run = run_columnar(
-        files,
-        store,
+        source,
+        given,
         policy or DEFAULT_POLICY,
         tz,
         contracts,

@@ -23,6 +23,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from pricing.errors import InputError, RoamledgerError
@@ -46,6 +48,15 @@ DEFAULT_URL = "sqlite:///roamledger.db"
 
 class StoreError(InputError):
     """The store refuses a write (the message says why and how to fix it)."""
+
+
+class StoredMeanwhile(Exception):
+    """A concurrent writer stored the same id between our check and our insert."""
+
+
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` (PostgreSQL and SQLite have the same clause)."""
+    return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
 
 
 class Conflict(StoreError):
@@ -76,16 +87,21 @@ def raw_text(obj: Any) -> str:
 
 def sqlite_transactions(engine: Engine) -> None:
     """Let SQLAlchemy, not the sqlite3 module, open transactions (SAVEPOINTs work, and every write
-    is one transaction); foreign keys enforced."""
+    is one transaction); foreign keys enforced. Transactions take the write lock when they begin
+    (``BEGIN IMMEDIATE``): several server processes then queue for it (busy timeout) instead of
+    failing with "database is locked" when a read transaction would upgrade to a write; the
+    write-ahead log lets readers go on while one writes."""
 
     @event.listens_for(engine, "connect")
     def connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
 
     @event.listens_for(engine, "begin")
     def begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def cdr_conflict(cdr_id: str) -> Conflict:
@@ -287,8 +303,13 @@ class Store:
         """Store a CDR once. Re-sending the same CDR is ``duplicate`` (idempotent); a different CDR
         under a stored id is a :class:`Conflict`, logged as such."""
         try:
-            with self.engine.begin() as conn:
-                return self._add_cdr(conn, obj, country_code, party_id, source)
+            for _ in range(3):
+                try:
+                    with self.engine.begin() as conn:
+                        return self._add_cdr(conn, obj, country_code, party_id, source)
+                except StoredMeanwhile:  # rolled back; the second pass finds it held
+                    continue
+            raise StoreError(f"{source}: the CDR could not be stored. Hint: send it again")
         except Conflict as exc:
             self.log_refusal(country_code, party_id, "cdr", exc, source)
             raise
@@ -302,6 +323,8 @@ class Store:
         source: str,
         stand_in: bool = False,
     ) -> Stored:
+        """One CDR in the caller's transaction: held (duplicate or conflict) or inserted with its
+        periods; :class:`StoredMeanwhile` when a concurrent writer got there first."""
         try:
             row, periods = record_rows(obj, country_code, party_id, stand_in)
         except RowError as exc:
@@ -318,18 +341,15 @@ class Store:
                 self._log(conn, cc, pid, "cdr", cdr_id, "duplicate", None, source)
                 return Stored("duplicate", cdr_id)
             raise cdr_conflict(cdr_id)
-        try:
-            with conn.begin_nested():
-                log_id = self._log(conn, cc, pid, "cdr", cdr_id, "stored", None, source)
-                pk = conn.execute(
-                    insert(cdrs)
-                    .values(**row, country_code=cc, party_id=pid, ingest_id=log_id)
-                    .returning(cdrs.c.id)
-                ).scalar_one()
-                if periods:
-                    conn.execute(insert(cdr_periods), [period_row(p, pk) for p in periods])
-        except IntegrityError:  # the same id stored by a concurrent request a moment ago
-            return self._add_cdr(conn, obj, country_code, party_id, source, stand_in)
+        log_id = self._log(conn, cc, pid, "cdr", cdr_id, "stored", None, source)
+        new = dialect_insert(conn, cdrs).on_conflict_do_nothing()
+        pk = conn.execute(
+            new.values(**row, country_code=cc, party_id=pid, ingest_id=log_id).returning(cdrs.c.id)
+        ).scalar()
+        if pk is None:  # the same id stored by a concurrent request a moment ago
+            raise StoredMeanwhile(cdr_id)
+        if periods:
+            conn.execute(insert(cdr_periods), [period_row(p, pk) for p in periods])
         return Stored("stored", cdr_id)
 
     def cdr(self, country_code: str, party_id: str, cdr_id: str) -> Any | None:

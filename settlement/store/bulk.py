@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
@@ -253,10 +255,45 @@ def _again(
     log(conn, key[0], key[1], "cdr", key[2], "conflict", conflict_message(key[2]), where)
 
 
+def prefetched(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """``items`` made by a background thread, up to ``depth`` ahead: reading and parsing the next
+    span overlaps the database's work on this one (both release the GIL for most of their time)."""
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    done = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in items:
+                if done.is_set():
+                    return
+                queue.put((True, item))
+            queue.put((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put((False, exc))
+
+    worker = threading.Thread(target=fill, daemon=True)
+    worker.start()
+    try:
+        while True:
+            more, item = queue.get()
+            if not more:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        done.set()
+        while worker.is_alive():  # let a blocked producer finish
+            try:
+                queue.get_nowait()
+            except Empty:
+                worker.join(0.05)
+
+
 def run_batches(store: Any, batches: Iterable[Batch], counts: dict[str, int]) -> None:
     """Each batch in its own transaction; a batch that meets a concurrent writer's insert of the
     same id is tried again (its held ids are then read as such)."""
-    for b in batches:
+    for b in prefetched(iter(batches)):
         counts["read"] += b.cdrs.num_rows + len(b.rejects)
         for attempt in range(3):
             before = dict(counts)

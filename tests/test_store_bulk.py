@@ -5,15 +5,20 @@ the record engine makes of it."""
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
+from test_price_cli import CDR
 from test_store import SAMPLE, url  # noqa: F401  (the fixture)
 
 from api.cli import main
-from pricing.io import iter_sources
-from settlement.store import Store
+from pricing.io import dumps, iter_sources
+from settlement.store import Store, alembic_config
+from settlement.store.read import month_pieces, raw_records
 
 CDR_COLS = (
     "country_code, party_id, cdr_id, ocpi_version, start_ms, end_ms, currency, credit, kernel, "
@@ -90,3 +95,65 @@ def test_the_columnar_engine_settles_the_store_as_the_record_engine(url: str, tm
     with Store(url).engine.connect() as conn:
         kernel = conn.execute(sa.text("SELECT count(*) FROM cdrs WHERE kernel")).scalar()
     assert kernel > 100, "most CDRs of the month were settled from columns"
+
+
+def test_cdrs_stored_before_the_kernel_columns_settle_from_their_raw_json(url: str) -> None:  # noqa: F811
+    """A store at migration 0001 upgrades in place: its CDRs are held without kernel columns and
+    read record by record (their raw JSON) by both engines."""
+    old = Store(url, migrate=False)
+    with old.engine.begin() as conn:
+        command.upgrade(alembic_config(conn), "0001")
+    with old.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO cdrs (country_code, party_id, cdr_id, ocpi_version, start_ms, end_ms, currency, "
+                "credit, raw, raw_sha256, received_ms) VALUES ('NL', 'CPO', 'CDR-1', '2.2.1', 1, 2, 'EUR', "
+                ":f, :raw, 'x', 3)"
+            ),
+            {"f": False, "raw": dumps(CDR)},
+        )
+    old.close()
+    store = Store(url)
+    assert store.migrations_current()
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT kernel FROM cdrs")).scalar() in (False, 0)
+    assert [r.obj["id"] for r in raw_records(store.engine, 0, 10)] == ["CDR-1"]
+    assert list(month_pieces(store.engine, 0, 10, 100)) == []
+    assert store.add_cdr(copy.deepcopy(CDR), "NL", "CPO").outcome == "duplicate", "same JSON, other digest"
+    store.close()
+
+
+def test_ocpi_211_cdrs_settle_from_columns_with_their_connector_tariffs(url: str, tmp_path: Path) -> None:  # noqa: F811
+    """2.1.1 CDRs name their tariff by their connectors: the store keeps those ids and the reader
+    takes the first one held, so the month goes through the columns (nothing record by record) and
+    gives the record engine's statements and reconciliation."""
+    month = tmp_path / "m"
+    assert main(
+        [
+            "generate", "--cdrs", "200", "--seed", "3", "--versions", "2.1.1:100", "--quiet",
+            "--out", str(month / "m.ndjson"), "--contracts-out", str(month / "contracts.json"),
+        ]
+    ) == 0  # fmt: skip
+    cdrs = [str(p) for p in sorted(month.glob("*.ndjson"))]
+    assert (
+        main(["import", "--store", url, "--party", "NL*ECO", "--tariffs", str(month / "tariffs"), *cdrs]) == 0
+    )
+    common = ["--store", url, "--month", "2026-10", "--contracts", str(month / "contracts.json")]
+    assert main(["settle", *common, "--out", str(tmp_path / "columnar")]) == 0
+    assert main(["settle", *common, "--engine", "local", "--out", str(tmp_path / "local")]) == 0
+    col, loc = tmp_path / "columnar", tmp_path / "local"
+    manifest = json.loads((col / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["settings"]["engine"] == "columnar" and manifest["record_path"] == {}
+    names = sorted(str(p.relative_to(loc)) for p in loc.rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(col)) for p in col.rglob("*") if p.is_file())
+    for name in names:
+        if name not in ("findings.ndjson", "manifest.json"):
+            assert (col / name).read_bytes() == (loc / name).read_bytes(), name
+
+    def codes(folder: Path) -> list[tuple[str, str]]:
+        """Findings by CDR and code (the record engine spells a reported amount as received, the
+        flat layout with 4 decimals)."""
+        rows = (folder / "findings.ndjson").read_text(encoding="utf-8").splitlines()
+        return [(f["cdr_id"], f["code"]) for f in map(json.loads, rows)]
+
+    assert codes(col) == codes(loc) and len(codes(col)) > 10

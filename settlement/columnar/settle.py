@@ -29,6 +29,7 @@ from pricing.batch import expand_inputs, load_tariffs
 from pricing.errors import InputError
 from pricing.flat import is_flat_file
 from pricing.policy import PricingPolicy
+from pricing.sessions import TariffSet
 from pricing.timezones import validate_zone
 from settlement.columnar.files import write_columnar
 from settlement.columnar.run import PieceSource, run_columnar
@@ -42,11 +43,12 @@ from settlement.store.read import month_pieces, raw_records, special_ids
 HELD_RAW = "held without kernel columns"
 
 
-def store_source(store: Store, window: tuple[int, int]) -> PieceSource:
+def store_source(store: Store, window: tuple[int, int], tariffs: TariffSet) -> PieceSource:
     """A store's month as a piece source: kernel CDRs in flat pieces, the others as records."""
     lo, hi = window
+    known = frozenset(k for k, v in tariffs.by_id.items() if v)
     return PieceSource(
-        lambda n: month_pieces(store.engine, lo, hi, n),
+        lambda n: month_pieces(store.engine, lo, hi, n, known),
         special_ids(store.engine, lo, hi),
         raw_records(store.engine, lo, hi),
         HELD_RAW,
@@ -100,7 +102,7 @@ def settle_columnar(
     source: Any = files
     if store is not None:
         given, tariff_findings = store_tariffs(store)
-        source = store_source(store, month_window_ms(month, zone))
+        source = store_source(store, month_window_ms(month, zone), given)
     else:
         given, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     run = run_columnar(

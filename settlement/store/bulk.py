@@ -57,6 +57,7 @@ from pricing.ocpi import parse_cdr
 from pricing.ocpi.columnar import read_ndjson_flat
 from settlement.store.rows import (
     CDR_SCHEMA,
+    CONNECTORS,
     PERIOD_FLAT,
     PERIOD_SCHEMA,
     credit_flags,
@@ -473,6 +474,7 @@ def _columnar_cdrs(
         "received_ms": pa.array(np.full(n, now, np.int64)),
         "kernel": pa.array([kernel_text(r) for r in raws], pa.bool_()),
     }
+    columns[CONNECTORS] = pa.nulls(n, pa.string())  # the reader leaves connector tariffs to the parser
     for name in CDR_SCHEMA.names:
         if name not in columns:
             columns[name] = per_cdr[name]

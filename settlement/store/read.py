@@ -14,6 +14,7 @@ is read once it is there); a flat column not held by the store reads as null.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, literal, null, sele
 
 from pricing.flat import FlatPiece, arrow_schema
 from pricing.io import Record, loads
-from settlement.store.rows import CDR_FLAT, MONEY_FLAT, PERIOD_FLAT
+from settlement.store.rows import CDR_FLAT, CONNECTORS, MONEY_FLAT, PERIOD_FLAT
 from settlement.store.schema import cdr_periods, cdrs
 
 SCHEMA = arrow_schema(optional=True).append(pa.field("line", pa.int64()))
@@ -48,6 +49,7 @@ def _columns() -> dict[str, Any]:
     cols.update({flat: c[col] for flat, col in CDR_FLAT.items()})
     cols.update({flat: c[col] for flat, col in MONEY_FLAT.items()})
     cols.update({name: p[name] for name in PERIOD_FLAT})
+    cols[CONNECTORS] = c[CONNECTORS]
     return cols
 
 
@@ -75,8 +77,12 @@ def raw_records(engine: Engine, lo_ms: int, hi_ms: int) -> list[Record]:
         return [Record(f"store:cdrs/{v}", i, loads(raw)) for i, v, raw in conn.execute(query)]
 
 
-def month_pieces(engine: Engine, lo_ms: int, hi_ms: int, piece_rows: int) -> Iterator[FlatPiece]:
-    """The month's kernel CDRs as flat pieces: per OCPI version, by row id, whole CDRs."""
+def month_pieces(
+    engine: Engine, lo_ms: int, hi_ms: int, piece_rows: int, known: frozenset[str] = frozenset()
+) -> Iterator[FlatPiece]:
+    """The month's kernel CDRs as flat pieces: per OCPI version, by row id, whole CDRs. ``known``:
+    the ids of the tariffs the month is priced with (a 2.1.1 CDR takes the first of its connector
+    tariff ids among them, as :func:`pricing.sessions.select_tariffs` does)."""
     sizes = (
         select(cdrs.c.ocpi_version, cdrs.c.id, func.count())
         .select_from(cdrs.join(cdr_periods, cdr_periods.c.cdr_pk == cdrs.c.id))
@@ -94,7 +100,7 @@ def month_pieces(engine: Engine, lo_ms: int, hi_ms: int, piece_rows: int) -> Ite
         row0, k = 0, 0
         while k < len(ids):
             stop = max(k + 1, int(np.searchsorted(ends, row0 + piece_rows, "right")))
-            table = _read(engine, version, int(ids[k]), int(ids[stop - 1]), lo_ms, hi_ms)
+            table = _read(engine, version, int(ids[k]), int(ids[stop - 1]), lo_ms, hi_ms, known)
             yield FlatPiece(f"store:cdrs/{version}", row0, table, base)
             row0 += table.num_rows
             base += table.num_rows
@@ -104,7 +110,7 @@ def month_pieces(engine: Engine, lo_ms: int, hi_ms: int, piece_rows: int) -> Ite
 def _query(version: str, first: int, last: int, lo_ms: int, hi_ms: int) -> Any:
     cols = _columns()
     return (
-        select(*(cols[f.name].label(f.name) for f in SCHEMA if f.name in cols))
+        select(*(expr.label(name) for name, expr in cols.items()))
         .select_from(cdrs.join(cdr_periods, cdr_periods.c.cdr_pk == cdrs.c.id))
         .where(
             and_(
@@ -119,7 +125,9 @@ def _query(version: str, first: int, last: int, lo_ms: int, hi_ms: int) -> Any:
     )
 
 
-def _read(engine: Engine, version: str, first: int, last: int, lo_ms: int, hi_ms: int) -> pa.Table:
+def _read(
+    engine: Engine, version: str, first: int, last: int, lo_ms: int, hi_ms: int, known: frozenset[str]
+) -> pa.Table:
     query = _query(version, first, last, lo_ms, hi_ms)
     names = [c.name for c in query.selected_columns]
     with engine.connect() as conn:
@@ -128,13 +136,32 @@ def _read(engine: Engine, version: str, first: int, last: int, lo_ms: int, hi_ms
         else:
             rows = conn.execute(query).all()
             columns = {name: pa.array([r[i] for r in rows], _wire_type(name)) for i, name in enumerate(names)}
+    columns["tariff_id"] = connector_tariffs(columns["tariff_id"], columns.pop(CONNECTORS), known)
     return _flat_table(columns)
+
+
+def connector_tariffs(tariff_id: pa.Array, connectors: pa.Array, known: frozenset[str]) -> pa.Array:
+    """Periods that name no tariff take their CDR's first connector tariff id among ``known``."""
+    rows = np.flatnonzero(connectors.is_valid().to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return tariff_id
+    tids = tariff_id.to_pylist()
+    lists = connectors.take(pa.array(rows, pa.int64())).to_pylist()
+    first: dict[str, str | None] = {}
+    for r, ids in zip(rows.tolist(), lists, strict=True):
+        if tids[r] is None:
+            if ids not in first:
+                first[ids] = next((i for i in json.loads(ids) if i in known), None)
+            tids[r] = first[ids]
+    return pa.array(tids, pa.string())
 
 
 def _wire_type(name: str) -> pa.DataType:
     """The Arrow type a selected column is read as (money as int64 micro-units)."""
     if name in MONEY_FLAT:
         return pa.int64()
+    if name == CONNECTORS:
+        return pa.string()
     return SCHEMA.field(name).type
 
 

@@ -9,14 +9,17 @@ and :data:`PERIOD_FLAT`, which are also what the settlement reader selects (``se
 — a new flat column is one entry in these maps, one column in the schema and a migration.
 
 A CDR the kernel cannot take from columns alone is stored with ``kernel`` false and no period rows
-(its raw JSON is settled record by record): embedded tariffs, OCPI 2.1.1 connector tariffs (which
-one applies depends on the tariffs given when settling), no charging period, a reported amount that
-is not a whole number of micro-units within 64 bits, reported tax lines (:func:`kernel_text`).
+(its raw JSON is settled record by record): embedded tariffs, no charging period, a reported
+amount that is not a whole number of micro-units within 64 bits, reported tax lines
+(:func:`kernel_text`). An OCPI 2.1.1 CDR whose connectors name its tariff keeps those ids
+(``connector_tariff_ids``): which one prices it depends on the tariffs held when settling, so the
+store reader resolves them then.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from decimal import Decimal
 from typing import Any
@@ -38,6 +41,7 @@ CDR_FLAT: dict[str, str] = {
     "contract_id": "contract_id",
     "credit_reference_id": "credit_reference_id",
 }
+CONNECTORS = "connector_tariff_ids"  # stored column (JSON list), resolved into tariff_id when read
 MONEY_FLAT: dict[str, str] = {  # decimal128(38, 6) flat column → BIGINT micro-units
     "reported_total_excl": "reported_total_excl_e6",
     "reported_total_incl": "reported_total_incl_e6",
@@ -74,6 +78,7 @@ CDR_SCHEMA = pa.schema(
         ("kernel", _B),
         *((c, _S) for c in CDR_FLAT.values()),
         *((c, _I) for c in MONEY_FLAT.values()),
+        (CONNECTORS, _S),
     ]
 )
 PERIOD_SCHEMA = pa.schema(
@@ -136,8 +141,8 @@ def model_rows(
         "received_ms": now_ms(),
         "kernel": False,
     }
-    row.update({col: None for col in (*CDR_FLAT.values(), *MONEY_FLAT.values())})
-    if cdr.tariffs or cdr.connector_tariff_ids or not cdr.periods or not kernel_text(raw):
+    row.update({col: None for col in (*CDR_FLAT.values(), *MONEY_FLAT.values(), CONNECTORS)})
+    if cdr.tariffs or not cdr.periods or not kernel_text(raw):
         return row, []
     try:
         excl, incl = money_e6(cdr.total_cost)
@@ -154,6 +159,8 @@ def model_rows(
     }
     row.update({CDR_FLAT[k]: v for k, v in fields.items()})
     row.update({"reported_total_excl_e6": excl, "reported_total_incl_e6": incl, "kernel": True})
+    if cdr.connector_tariff_ids:
+        row[CONNECTORS] = json.dumps(list(cdr.connector_tariff_ids))
     periods = [
         {
             "seq": seq,

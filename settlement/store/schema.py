@@ -72,8 +72,8 @@ cdrs = T(
     Column("ingest_id", Integer, ForeignKey("ingest_log.id")),
     # the columns the kernel reads (migration 0002; settlement.store.rows fills them): CDR-level
     # fields of the flat layout (pricing.flat) here, one cdr_periods row per charging period.
-    # ``kernel`` false: only the raw JSON is held (stored before 0002, embedded tariffs, 2.1.1
-    # connector tariffs, amounts beyond micro-units) and settlement reads that CDR record by record.
+    # ``kernel`` false: only the raw JSON is held (stored before 0002, embedded tariffs, reported
+    # tax lines, amounts beyond micro-units) and settlement reads that CDR record by record.
     Column("kernel", Boolean, nullable=False, server_default=false()),
     Column("emsp_country_code", Text),
     Column("emsp_party_id", Text),
@@ -84,6 +84,9 @@ cdrs = T(
     Column("credit_reference_id", Text),
     Column("reported_total_excl_e6", BigInteger),  # exact micro-units of the currency
     Column("reported_total_incl_e6", BigInteger),
+    # OCPI 2.1.1: the tariff ids its location's connectors name (JSON list, document order); the
+    # first one among the tariffs held when settling prices it (pricing.sessions.select_tariffs)
+    Column("connector_tariff_ids", Text),
     UniqueConstraint("country_code", "party_id", "cdr_id", name="uq_cdr"),
 )
 

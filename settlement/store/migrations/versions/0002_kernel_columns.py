@@ -24,6 +24,7 @@ CDR_TEXT = (
     "location_id",
     "contract_id",
     "credit_reference_id",
+    "connector_tariff_ids",
 )
 VOLUMES = (
     "energy_mwh",

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -157,3 +161,41 @@ def test_ocpi_211_cdrs_settle_from_columns_with_their_connector_tariffs(url: str
         return [(f["cdr_id"], f["code"]) for f in map(json.loads, rows)]
 
     assert codes(col) == codes(loc) and len(codes(col)) > 10
+
+
+def test_a_killed_bulk_import_leaves_nothing_half_stored_and_resumes(url: str) -> None:  # noqa: F811
+    Store(url).close()  # migrated before the race
+    code = (
+        "import sys; from settlement.store import Store\n"
+        "Store(sys.argv[1]).import_files([sys.argv[2]], 'NL', 'ECO', batch=200)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, url, str(SAMPLE)])
+    store = Store(url)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        with store.engine.connect() as conn:
+            if conn.execute(sa.text("SELECT count(*) FROM cdrs")).scalar():
+                break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # the import we started, by its process id
+    proc.wait()
+    with store.engine.connect() as conn:
+        partial = conn.execute(sa.text("SELECT count(*) FROM cdrs")).scalar()
+        bare = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM cdrs c WHERE c.kernel AND NOT EXISTS "
+                "(SELECT 1 FROM cdr_periods p WHERE p.cdr_pk = c.id)"
+            )
+        ).scalar()
+        orphans = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM cdrs c LEFT JOIN ingest_log l ON l.id = c.ingest_id WHERE l.id IS NULL"
+            )
+        ).scalar()
+    assert bare == 0 and orphans == 0
+    assert partial < 4828, "killed before the end"
+    resumed, _ = store.import_files([SAMPLE], "NL", "ECO")
+    assert resumed["duplicate"] >= partial
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM cdrs")).scalar() == 4828
+    store.close()

@@ -42,6 +42,7 @@ from settlement.store.bulk import (
 from settlement.store.rows import now_ms, period_row, sha256
 from settlement.store.schema import cdr_periods, cdrs, ingest_log, parties, tariffs
 
+WRITE = "roamledger_write"  # execution option of write transactions
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///roamledger.db"
 
@@ -87,10 +88,10 @@ def raw_text(obj: Any) -> str:
 
 def sqlite_transactions(engine: Engine) -> None:
     """Let SQLAlchemy, not the sqlite3 module, open transactions (SAVEPOINTs work, and every write
-    is one transaction); foreign keys enforced. Transactions take the write lock when they begin
-    (``BEGIN IMMEDIATE``): several server processes then queue for it (busy timeout) instead of
-    failing with "database is locked" when a read transaction would upgrade to a write; the
-    write-ahead log lets readers go on while one writes."""
+    is one transaction); foreign keys enforced. Write transactions (``Store.writer``) take the write
+    lock when they begin (``BEGIN IMMEDIATE``): several server processes then queue for it (busy
+    timeout) instead of failing with "database is locked" when a transaction that has read would
+    upgrade to a write; the write-ahead log lets readers go on while one writes."""
 
     @event.listens_for(engine, "connect")
     def connect(dbapi_connection: Any, _record: Any) -> None:
@@ -101,7 +102,7 @@ def sqlite_transactions(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
 
 def cdr_conflict(cdr_id: str) -> Conflict:
@@ -121,6 +122,7 @@ class Store:
     def __init__(self, url: str = DEFAULT_URL, *, migrate: bool = True) -> None:
         self.url = url
         self.engine: Engine = create_engine(url)
+        self.writer: Engine = self.engine.execution_options(**{WRITE: True})  # write transactions
         if self.engine.dialect.name == "sqlite":
             sqlite_transactions(self.engine)
         if migrate:
@@ -132,7 +134,7 @@ class Store:
     # ---- schema -------------------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             command.upgrade(alembic_config(conn), "head")
 
     def revision(self) -> str | None:
@@ -150,7 +152,7 @@ class Store:
         self, country_code: str, party_id: str, role: str, token: str, name: str | None = None
     ) -> None:
         try:
-            with self.engine.begin() as conn:
+            with self.writer.begin() as conn:
                 conn.execute(
                     insert(parties).values(
                         country_code=country_code,
@@ -166,7 +168,7 @@ class Store:
 
     def replace_token(self, old: str, new: str) -> bool:
         """The credentials handshake: the party's registration token stops working, the new one works."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             n = conn.execute(
                 update(parties).where(parties.c.token_sha256 == sha256(old)).values(token_sha256=sha256(new))
             ).rowcount
@@ -212,7 +214,7 @@ class Store:
             )
         text = raw_text(obj)
         key = (country_code, party_id, tariff.id, tariff.last_updated_ms)
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             held = conn.execute(
                 select(tariffs.c.raw).where(
                     and_(
@@ -272,7 +274,7 @@ class Store:
 
     def delete_tariff(self, country_code: str, party_id: str, tariff_id: str) -> bool:
         """Mark every version deleted (kept: CDRs of sessions before the deletion still price with them)."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             n = conn.execute(
                 update(tariffs)
                 .where(
@@ -305,7 +307,7 @@ class Store:
         try:
             for _ in range(3):
                 try:
-                    with self.engine.begin() as conn:
+                    with self.writer.begin() as conn:
                         return self._add_cdr(conn, obj, country_code, party_id, source)
                 except StoredMeanwhile:  # rolled back; the second pass finds it held
                     continue
@@ -452,7 +454,7 @@ class Store:
         """A refused write, logged in its own transaction (the refused one was rolled back)."""
         object_id = exc.object_id if isinstance(exc, Conflict) else None
         outcome = "conflict" if isinstance(exc, Conflict) else "rejected"
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             self._log(conn, cc, pid, kind, object_id, outcome, str(exc), source)
 
     def _log(

@@ -299,7 +299,7 @@ def run_batches(store: Any, batches: Iterable[Batch], counts: dict[str, int]) ->
         for attempt in range(3):
             before = dict(counts)
             try:
-                with store.engine.begin() as conn:
+                with store.writer.begin() as conn:
                     write_batch(store, conn, b, counts)
                 break
             except IntegrityError:

@@ -301,14 +301,22 @@ class Store:
 
     # ---- CDRs ---------------------------------------------------------------------------------
 
-    def add_cdr(self, obj: Any, country_code: str | None, party_id: str | None, source: str = "") -> Stored:
-        """Store a CDR once. Re-sending the same CDR is ``duplicate`` (idempotent); a different CDR
-        under a stored id is a :class:`Conflict`, logged as such."""
+    def add_cdr(
+        self,
+        obj: Any,
+        country_code: str | None,
+        party_id: str | None,
+        source: str = "",
+        raw: str | None = None,
+    ) -> Stored:
+        """Store a CDR once. Re-sending the same CDR is ``duplicate`` (idempotent, whatever its
+        whitespace); a different CDR under a stored id is a :class:`Conflict`, logged as such.
+        ``raw``: the JSON text as received, kept byte for byte (else its compact form)."""
         try:
             for _ in range(3):
                 try:
                     with self.writer.begin() as conn:
-                        return self._add_cdr(conn, obj, country_code, party_id, source)
+                        return self._add_cdr(conn, obj, country_code, party_id, source, raw)
                 except StoredMeanwhile:  # rolled back; the second pass finds it held
                     continue
             raise StoreError(f"{source}: the CDR could not be stored. Hint: send it again")
@@ -323,12 +331,12 @@ class Store:
         country_code: str | None,
         party_id: str | None,
         source: str,
-        stand_in: bool = False,
+        raw: str | None = None,
     ) -> Stored:
         """One CDR in the caller's transaction: held (duplicate or conflict) or inserted with its
         periods; :class:`StoredMeanwhile` when a concurrent writer got there first."""
         try:
-            row, periods = record_rows(obj, country_code, party_id, stand_in)
+            row, periods = record_rows(obj, country_code, party_id, False, raw)
         except RowError as exc:
             raise StoreError(str(exc)) from None
         cc, pid, cdr_id = row.pop("country_code"), row.pop("party_id"), row["cdr_id"]

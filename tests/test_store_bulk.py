@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from test_price_cli import CDR
@@ -21,8 +20,9 @@ from test_store import SAMPLE, url  # noqa: F401  (the fixture)
 
 from api.cli import main
 from pricing.io import dumps, iter_sources
+from settlement.columnar.stored import store_pieces
 from settlement.store import Store, alembic_config
-from settlement.store.read import month_pieces, raw_records
+from settlement.store.read import last_row, month_pieces, raw_records
 
 CDR_COLS = (
     "country_code, party_id, cdr_id, ocpi_version, start_ms, end_ms, currency, credit, kernel, "
@@ -65,12 +65,6 @@ def test_columnar_import_stores_what_the_record_path_stores(url: str, tmp_path: 
     one.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the flat layout has no reported quantities nor per-dimension costs yet (the record "
-    "engine's TOTALS_INCONSISTENT reason and per-dimension findings); the store must hold them once "
-    "pricing.flat has those optional columns",
-)
 def test_the_columnar_engine_settles_the_store_as_the_record_engine(url: str, tmp_path: Path) -> None:  # noqa: F811
     month = tmp_path / "m"
     assert main(
@@ -90,15 +84,21 @@ def test_the_columnar_engine_settles_the_store_as_the_record_engine(url: str, tm
     col, loc = tmp_path / "columnar", tmp_path / "local"
     names = sorted(str(p.relative_to(loc)) for p in loc.rglob("*") if p.is_file())
     assert names == sorted(str(p.relative_to(col)) for p in col.rglob("*") if p.is_file())
-    # findings.ndjson differs until the flat layout has per-dimension reported costs; manifest:
-    # the engine and its record_path counts
-    same = [n for n in names if n not in ("findings.ndjson", "manifest.json")]
-    assert len(same) > 10
+    same = [n for n in names if n != "manifest.json"]
+    assert len(same) > 10 and "findings.ndjson" in same
     for name in same:
         assert (col / name).read_bytes() == (loc / name).read_bytes(), name
+    # the manifests differ in the engine named and the columnar engine's record_path counts only
+    manifests = [json.loads((d / "manifest.json").read_text()) for d in (col, loc)]
+    assert manifests[0].pop("settings")["engine"] == "columnar"
+    assert manifests[1].pop("settings")["engine"] == "local"
+    assert "held without kernel columns" not in manifests[0].pop("record_path", {})
+    assert manifests[0] == manifests[1]
     with Store(url).engine.connect() as conn:
-        kernel = conn.execute(sa.text("SELECT count(*) FROM cdrs WHERE kernel")).scalar()
-    assert kernel > 100, "most CDRs of the month were settled from columns"
+        held = conn.execute(sa.text("SELECT ocpi_version, kernel, count(*) FROM cdrs GROUP BY 1, 2")).all()
+    assert {(v, k) for v, k, _ in held} == {("2.1.1", True), ("2.2.1", True), ("2.3.0", True)}, (
+        "every CDR, 2.3.0 tax lines included, is settled from columns"
+    )
 
 
 def test_cdrs_stored_before_the_kernel_columns_settle_from_their_raw_json(url: str) -> None:  # noqa: F811
@@ -198,4 +198,28 @@ def test_a_killed_bulk_import_leaves_nothing_half_stored_and_resumes(url: str) -
     assert resumed["duplicate"] >= partial
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM cdrs")).scalar() == 4828
+    store.close()
+
+
+def test_a_run_reads_the_store_under_its_snapshot_bound(url: str) -> None:  # noqa: F811
+    """Every piece of a store's month reads the rows up to the bound taken when the run began (a CDR
+    stored meanwhile is left whole for the next run), and each of those rows once."""
+    store = Store(url)
+    store.import_files([SAMPLE], "NL", "ECO")
+    everything = (-(1 << 62), 1 << 62)
+    with store.engine.connect() as conn:
+        ids = sorted(conn.execute(sa.text("SELECT id FROM cdrs")).scalars())
+    assert len(ids) > 10
+
+    def lines(bound: int) -> list[int]:
+        out: list[int] = []
+        for piece in store_pieces(store, everything, 50, frozenset(), bound):
+            out += [rec.line or 0 for rec in piece.fallback]
+            if piece.table is not None:
+                out += sorted(set(piece.table.column("line").to_pylist()))
+        return sorted(out)
+
+    assert lines(last_row(store.engine)) == ids
+    half = ids[len(ids) // 2]
+    assert lines(half) == [i for i in ids if i <= half]
     store.close()

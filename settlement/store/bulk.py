@@ -62,7 +62,6 @@ from settlement.store.rows import (
     PERIOD_SCHEMA,
     credit_flags,
     first_rows,
-    kernel_text,
     model_rows,
     now_ms,
     sha256,
@@ -472,7 +471,6 @@ def _columnar_cdrs(
         "raw": pa.array(raws, pa.string()),
         "raw_sha256": pa.array(digests, pa.string()),
         "received_ms": pa.array(np.full(n, now, np.int64)),
-        "kernel": pa.array([kernel_text(r) for r in raws], pa.bool_()),
     }
     columns[CONNECTORS] = pa.nulls(n, pa.string())  # the reader leaves connector tariffs to the parser
     for name in CDR_SCHEMA.names:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -23,12 +24,12 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 from sqlalchemy import Connection, Engine, and_, case, func, literal, null, select
 
-from pricing.flat import FlatPiece, arrow_schema
+from pricing.flat import TAXES_TYPE, FlatPiece, arrow_schema
 from pricing.io import Record, loads
-from settlement.store.rows import CDR_FLAT, CONNECTORS, MONEY_FLAT, PERIOD_FLAT
+from settlement.store.rows import CDR_FLAT, CONNECTORS, MONEY_FLAT, PERIOD_FLAT, TAXES
 from settlement.store.schema import cdr_periods, cdrs
 
-SCHEMA = arrow_schema(optional=True).append(pa.field("line", pa.int64()))
+SCHEMA = arrow_schema(optional=True, reported=True).append(pa.field("line", pa.int64()))
 
 
 def _columns() -> dict[str, Any]:
@@ -49,6 +50,7 @@ def _columns() -> dict[str, Any]:
     cols.update({flat: c[col] for flat, col in CDR_FLAT.items()})
     cols.update({flat: c[col] for flat, col in MONEY_FLAT.items()})
     cols.update({name: p[name] for name in PERIOD_FLAT})
+    cols[TAXES] = c[TAXES]
     cols[CONNECTORS] = c[CONNECTORS]
     return cols
 
@@ -194,7 +196,7 @@ def _wire_type(name: str) -> pa.DataType:
     """The Arrow type a selected column is read as (money as int64 micro-units)."""
     if name in MONEY_FLAT:
         return pa.int64()
-    if name == CONNECTORS:
+    if name in (CONNECTORS, TAXES):
         return pa.string()
     return SCHEMA.field(name).type
 
@@ -234,12 +236,34 @@ def e6_decimal(values: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(pa.decimal128(38, 6), n, [mask, pa.py_buffer(words.tobytes())])
 
 
+def tax_lines(texts: pa.Array) -> pa.Array:
+    """Stored tax lines (JSON, micro-units) as the flat layout's ``reported_taxes``."""
+
+    def e6(v: int | None) -> Decimal | None:
+        return None if v is None else Decimal(v).scaleb(-6)
+
+    return pa.array(
+        [
+            None
+            if t is None
+            else [
+                {"name": name, "percentage": e6(pct), "amount": e6(amount)}
+                for name, pct, amount in json.loads(t)
+            ]
+            for t in texts.to_pylist()
+        ],
+        TAXES_TYPE,
+    )
+
+
 def _flat_table(columns: dict[str, pa.Array]) -> pa.Table:
     n = len(next(iter(columns.values())))
     arrays = []
     for f in SCHEMA:
         if f.name in MONEY_FLAT:
             arrays.append(e6_decimal(columns[f.name]))
+        elif f.name == TAXES:
+            arrays.append(tax_lines(columns[f.name]))
         elif f.name in columns:
             arrays.append(columns[f.name].cast(f.type))
         else:

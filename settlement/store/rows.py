@@ -10,10 +10,11 @@ and :data:`PERIOD_FLAT`, which are also what the settlement reader selects (``se
 
 A CDR the kernel cannot take from columns alone is stored with ``kernel`` false and no period rows
 (its raw JSON is settled record by record): embedded tariffs, no charging period, a reported
-amount that is not a whole number of micro-units within 64 bits, reported tax lines
-(:func:`kernel_text`). An OCPI 2.1.1 CDR whose connectors name its tariff keeps those ids
-(``connector_tariff_ids``): which one prices it depends on the tariffs held when settling, so the
-store reader resolves them then.
+amount or quantity that is not a whole number of micro-units within 64 bits. The ``reported_*``
+columns (per-dimension costs, total energy and time, 2.3.0 tax lines) give the engine the CDR's
+own numbers (:func:`pricing.flat.reported_detail`). An OCPI 2.1.1 CDR whose connectors name its
+tariff keeps those ids (``connector_tariff_ids``): which one prices it depends on the tariffs held
+when settling, so the store reader resolves them then.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pricing.flat import DIMENSION_COLUMNS
 from pricing.flat_columns import decimal_e6
 from pricing.model import Cdr, Money
 
@@ -45,7 +47,11 @@ CONNECTORS = "connector_tariff_ids"  # stored column (JSON list), resolved into 
 MONEY_FLAT: dict[str, str] = {  # decimal128(38, 6) flat column → BIGINT micro-units
     "reported_total_excl": "reported_total_excl_e6",
     "reported_total_incl": "reported_total_incl_e6",
+    **{flat: f"{flat}_e6" for flat in DIMENSION_COLUMNS.values()},  # reported cost per dimension, excl.
+    "reported_total_energy": "reported_total_energy_e6",  # kWh
+    "reported_total_time": "reported_total_time_e6",  # hours
 }
+TAXES = "reported_taxes"  # the 2.3.0 tax lines of total_cost: JSON [[name, percentage e6, amount e6]]
 PERIOD_FLAT: tuple[str, ...] = (
     "period_idx",
     "period_start_ms",
@@ -78,6 +84,7 @@ CDR_SCHEMA = pa.schema(
         ("kernel", _B),
         *((c, _S) for c in CDR_FLAT.values()),
         *((c, _I) for c in MONEY_FLAT.values()),
+        (TAXES, _S),
         (CONNECTORS, _S),
     ]
 )
@@ -109,16 +116,31 @@ def e6(amount: Decimal | None) -> int | None:
     return int(v)
 
 
-def kernel_text(raw: str) -> bool:
-    """Whether a CDR's JSON leaves nothing to settle beyond the flat columns: the flat layout has no
-    column for reported tax lines (OCPI 2.3.0 ``taxes``), so a CDR naming any goes record by record."""
-    return '"taxes"' not in raw
-
-
 def money_e6(money: Money | None) -> tuple[int | None, int | None]:
     if money is None:
         return None, None
     return e6(money.excl), e6(money.incl)
+
+
+def taxes_text(taxes: Any) -> str | None:
+    """Tax lines ((name, percentage, amount), Decimals or None) as the stored JSON (micro-units);
+    None for none. ValueError when an amount is not a whole number of micro-units."""
+    if not taxes:
+        return None
+    return json.dumps([[name, e6(pct), e6(amount)] for name, pct, amount in taxes], separators=(",", ":"))
+
+
+def reported_e6(cdr: Cdr) -> dict[str, int | None]:
+    """The ``reported_*`` money and quantity columns of a parsed CDR (ValueError as :func:`e6`)."""
+    out = dict(
+        zip(("reported_total_excl_e6", "reported_total_incl_e6"), money_e6(cdr.total_cost), strict=True)
+    )
+    for field_name, flat in DIMENSION_COLUMNS.items():
+        money = getattr(cdr, field_name)
+        out[MONEY_FLAT[flat]] = None if money is None else e6(money.excl)
+    out["reported_total_energy_e6"] = e6(cdr.total_energy)
+    out["reported_total_time_e6"] = e6(cdr.total_time)
+    return out
 
 
 def model_rows(
@@ -141,11 +163,12 @@ def model_rows(
         "received_ms": now_ms(),
         "kernel": False,
     }
-    row.update({col: None for col in (*CDR_FLAT.values(), *MONEY_FLAT.values(), CONNECTORS)})
-    if cdr.tariffs or not cdr.periods or not kernel_text(raw):
+    row.update({col: None for col in (*CDR_FLAT.values(), *MONEY_FLAT.values(), TAXES, CONNECTORS)})
+    if cdr.tariffs or not cdr.periods:
         return row, []
     try:
-        excl, incl = money_e6(cdr.total_cost)
+        reported = reported_e6(cdr)
+        taxes = taxes_text(cdr.total_cost.taxes if cdr.total_cost is not None else ())
     except ValueError:
         return row, []
     fields = {
@@ -158,7 +181,8 @@ def model_rows(
         "credit_reference_id": cdr.credit_reference_id,
     }
     row.update({CDR_FLAT[k]: v for k, v in fields.items()})
-    row.update({"reported_total_excl_e6": excl, "reported_total_incl_e6": incl, "kernel": True})
+    row.update(reported)
+    row.update({TAXES: taxes, "kernel": True})
     if cdr.connector_tariff_ids:
         row[CONNECTORS] = json.dumps(list(cdr.connector_tariff_ids))
     periods = [
@@ -197,7 +221,8 @@ def first_rows(line: np.ndarray) -> np.ndarray:
 def table_rows(flat: pa.Table, first: np.ndarray) -> tuple[dict[str, pa.Array], pa.Table]:
     """The flat-layout columns of a columnar reader's table (``line`` included), per CDR
     (``first``: the first row of each) and per period (a table of :data:`PERIOD_SCHEMA`, ``seq`` =
-    line). The caller adds the store's key, raw JSON and digest."""
+    line); ``kernel``: false for a CDR with an amount beyond 64-bit micro-units (held raw). The
+    caller adds the store's key, raw JSON and digest."""
     take = pa.array(first, _I)
     per_cdr = {
         name: flat.column(name).take(take)
@@ -207,13 +232,25 @@ def table_rows(flat: pa.Table, first: np.ndarray) -> tuple[dict[str, pa.Array], 
     per_cdr["end_ms"] = flat.column("cdr_end_ms").take(take)
     for name, col in CDR_FLAT.items():
         per_cdr[col] = flat.column(name).take(take)
+    fits = np.ones(len(first), bool)
     for name, col in MONEY_FLAT.items():
-        v, ok = decimal_e6(flat.column(name).take(take))
+        given = flat.column(name).take(take)
+        v, ok = decimal_e6(given)
+        fits &= ok | ~given.is_valid().to_numpy(zero_copy_only=False)
         per_cdr[col] = pa.array(v, _I, mask=~ok)
+    per_cdr[TAXES] = pa.array([taxes_json(t) for t in flat.column(TAXES).take(take).to_pylist()], _S)
+    per_cdr["kernel"] = pa.array(fits, _B)
     periods = {"seq": flat.column("line")}
     periods.update({name: flat.column(name) for name in PERIOD_FLAT})
     ptable = pa.table(periods).cast(PERIOD_SCHEMA)
     return per_cdr, ptable
+
+
+def taxes_json(lines: list[dict[str, Any]] | None) -> str | None:
+    """A ``reported_taxes`` value of the flat layout as the stored JSON."""
+    if not lines:
+        return None
+    return taxes_text([(t["name"], t["percentage"], t["amount"]) for t in lines])
 
 
 def credit_flags(column: pa.Array) -> pa.Array:

@@ -25,6 +25,14 @@ CDR_TEXT = (
     "contract_id",
     "credit_reference_id",
     "connector_tariff_ids",
+    "reported_taxes",
+)
+MONEY_E6 = (  # exact micro-units: reported totals, per-dimension costs excl. VAT, energy, time
+    "reported_total_excl_e6",
+    "reported_total_incl_e6",
+    *(f"reported_{d}_cost_excl_e6" for d in ("fixed", "energy", "time", "parking", "reservation")),
+    "reported_total_energy_e6",
+    "reported_total_time_e6",
 )
 VOLUMES = (
     "energy_mwh",
@@ -43,8 +51,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("kernel", sa.Boolean, nullable=False, server_default=sa.false()))
         for name in CDR_TEXT:
             batch.add_column(sa.Column(name, sa.Text))
-        batch.add_column(sa.Column("reported_total_excl_e6", sa.BigInteger))
-        batch.add_column(sa.Column("reported_total_incl_e6", sa.BigInteger))
+        for name in MONEY_E6:
+            batch.add_column(sa.Column(name, sa.BigInteger))
     op.create_table(
         "cdr_periods",
         sa.Column("cdr_pk", sa.Integer, sa.ForeignKey("cdrs.id"), primary_key=True),
@@ -58,5 +66,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("cdr_periods")
     with op.batch_alter_table("cdrs") as batch:
-        for name in ("kernel", *CDR_TEXT, "reported_total_excl_e6", "reported_total_incl_e6"):
+        for name in ("kernel", *CDR_TEXT, *MONEY_E6):
             batch.drop_column(name)

@@ -1,10 +1,11 @@
 """A month settled from the store: the CDRs whose session ended in it plus the late CDRs of closed
-months it takes (:func:`settlement.store.months.late_cdrs`), through the record engine — the same
-for ``roamledger settle --store``, ``roamledger close --settle`` and ``POST /v1/settlements``, so
-their statement files are byte-identical.
+months it takes (:func:`settlement.store.months.late_cdrs`), through the columnar engine (the
+record engine on request: the oracle). ``roamledger settle --store``, ``roamledger close --settle``
+and ``POST /v1/settlements`` all run :func:`settle_store_month`, so their statement files are
+byte-identical.
 
 :func:`execute_run` is one run kept in the store (the API's background worker calls it): the run
-folder is written by :func:`settlement.jobs.write_run` into a temporary folder and every file of it
+folder is written by :func:`settle_store_month` into a temporary folder and every file of it
 is stored with the run (``run_files``); statements of a run are read back from there.
 """
 
@@ -23,8 +24,9 @@ from sqlalchemy.engine import make_url
 from pricing.errors import RoamledgerError
 from pricing.policy import PricingPolicy
 from pricing.timezones import validate_zone
-from settlement.contracts import Contracts
+from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, RunResult, settle, write_run
+from settlement.statement import Statement
 from settlement.store import Store
 from settlement.store.months import (
     closed,
@@ -47,11 +49,11 @@ def redacted(url: str) -> str:
 
 
 def run_settings(
-    month: str, store_url: str, basis: str | None, tz: str | None, locale: str
+    month: str, store_url: str, basis: str | None, tz: str | None, locale: str, engine: str = "columnar"
 ) -> dict[str, Any]:
     """The manifest's ``settings`` of a month settled from the store (as ``settle --store`` writes)."""
     return {
-        "engine": "local",
+        "engine": engine,
         "pricer": "kernel",
         "policy": DEFAULT_POLICY.as_dict(),
         "basis": basis,
@@ -63,7 +65,7 @@ def run_settings(
 
 
 def read_rows(result: RunResult) -> list[int]:
-    """The store rows a run read (every record is a reconciled line or a reject)."""
+    """The store rows a record-engine run read (every record is a reconciled line or a reject)."""
     rows = [ln.line for ln in result.lines if ln.source.startswith(STORE_SOURCE) and ln.line is not None]
     rows += [f.line for f in result.rejects if f.source.startswith(STORE_SOURCE) and f.line is not None]
     return rows
@@ -72,40 +74,74 @@ def read_rows(result: RunResult) -> list[int]:
 def settle_store_month(
     store: Store,
     month: str,
+    out_dir: str | os.PathLike[str],
+    settings: dict[str, Any],
+    locale: str = "en_GB",
+    keep: Callable[[Statement], bool] | None = None,
     tz: str | None = None,
     basis: str | None = None,
     contracts_path: str | os.PathLike[str] | None = None,
     policy: PricingPolicy | None = None,
     progress: Callable[[str], None] | None = None,
     pricer: str = "kernel",
-    engine: str = "local",
+    engine: str = "columnar",
     scheduler: str | None = None,
     history: Sequence[str | os.PathLike[str]] = (),
-) -> tuple[RunResult, Contracts, list[int]]:
-    """Settle ``month`` from the store (refused when it is closed), with the late CDRs it takes.
-    Returns (result, contracts, the store rows it read)."""
+    piece_rows: int = 500_000,
+) -> tuple[Path, dict[str, int], list[Statement], list[int]]:
+    """Settle ``month`` from the store (refused when it is closed), with the late CDRs it takes,
+    and write the run folder ``out_dir`` (``keep``: the statements written, all when None).
+    ``engine``: ``columnar`` (default: the month in flat pieces), or the record engine (``local``,
+    ``dask``: the oracle). Returns (folder, counts, statements, the store rows it read)."""
     with store.engine.connect() as conn:
         refuse_closed(conn, month)
     late, rows = late_cdrs(store, month)
+    common: dict[str, Any] = {
+        "tz": tz,
+        "basis": basis,
+        "contracts_path": contracts_path,
+        "policy": policy,
+        "progress": progress,
+        "pricer": pricer,
+        "late": late,
+    }
     with tempfile.TemporaryDirectory(prefix="roamledger-history-") as tmp:
+        past = [*history, *closed_history(store, set(late.values()), Path(tmp))]
+        if engine == "columnar":
+            read: list[int] = []
+            out, counts, statements = settle_columnar(
+                [],
+                None,
+                month,
+                out_dir,
+                history=past,
+                settings=settings,
+                locale=locale,
+                inputs=[],
+                piece_rows=piece_rows,
+                store=store,
+                late_rows=rows,
+                keep=keep,
+                rows_read=read,
+                **common,
+            )
+            return out, counts, statements, read
         result, contracts = settle(
             [],
             None,
             month,
-            tz=tz,
-            basis=basis,
-            contracts_path=contracts_path,
-            policy=policy,
-            progress=progress,
             engine=engine,
             scheduler=scheduler,
-            pricer=pricer,
-            history=[*history, *closed_history(store, set(late.values()), Path(tmp))],
+            history=past,
             store=store,
-            late=late,
             late_rows=rows,
+            **common,
         )
-    return result, contracts, read_rows(result)
+    if keep is not None:
+        result.statements = [st for st in result.statements if keep(st)]
+    (progress or (lambda _m: None))("writing")
+    out = write_run(result, contracts, out_dir, month, [], settings, locale)
+    return out, result.counts, result.statements, read_rows(result)
 
 
 def closed_history(store: Store, months: set[str], root: Path) -> list[Path]:
@@ -146,18 +182,23 @@ def execute_run(store: Store, run_id: int, progress: Callable[[str], None] | Non
     o = run.options
     set_status(store, run_id, "running")
     try:
-        result, contracts, rows = settle_store_month(
-            store, run.month, tz=o.get("tz"), basis=o.get("basis"), progress=progress
-        )
-        result.statements = [
-            st
-            for st in result.statements
-            if o.get("cpo") in (None, st.cpo) and o.get("emsp") in (None, st.emsp)
-        ]
         settings = run_settings(run.month, store.url, o.get("basis"), o.get("tz"), o["locale"])
+
+        def keep(st: Statement) -> bool:
+            return o.get("cpo") in (None, st.cpo) and o.get("emsp") in (None, st.emsp)
+
         with tempfile.TemporaryDirectory(prefix="roamledger-run-") as tmp:
-            out = write_run(result, contracts, Path(tmp) / "run", run.month, [], settings, o["locale"])
-            del result  # the run's objects, before its files are read back one at a time
+            out, _, _, rows = settle_store_month(
+                store,
+                run.month,
+                Path(tmp) / "run",
+                settings,
+                o["locale"],
+                keep,
+                tz=o.get("tz"),
+                basis=o.get("basis"),
+                progress=progress,
+            )
             manifest = (out / "manifest.json").read_text(encoding="utf-8")
             files = (
                 (p.relative_to(out).as_posix(), p.read_bytes().decode("utf-8"))

@@ -45,13 +45,18 @@ def run(args: argparse.Namespace) -> int:
                 raise RoamledgerError(f"--tariffs {' '.join(args.tariffs)}: no tariff found")
         if not args.cdrs:
             return 0
-        c = store.import_records(iter_sources(args.cdrs), cc, pid)
+        c, reasons = store.import_files(args.cdrs, cc, pid)
     finally:
         store.close()
     print(
         f"read {c['read']}, stored {c['stored']}, duplicate {c['duplicate']}, conflict {c['conflict']}, "
         f"rejected {c['rejected']} into {args.store}"
     )
+    if reasons:  # a fallback is counted, never silent
+        why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+        print(
+            f"columnar {c['read'] - sum(reasons.values())}, record by record {sum(reasons.values())} ({why})"
+        )
     check_run(c["read"], c["rejected"], " ".join(args.cdrs), "the store's ingest log")
     return fail_on_status(args, c["rejected"] + c["conflict"], 0, "")
 

@@ -93,9 +93,7 @@ def run(args: argparse.Namespace) -> int:
     all_flat = bool(files) and all(is_flat_file(f) for f in files)
     engine = args.engine
     if engine == "auto":
-        engine = "local" if args.store else "columnar"
-    if engine == "columnar" and args.store:
-        raise RoamledgerError("--store is settled by the local engine. Hint: leave out --engine columnar")
+        engine = "columnar"
     settings = {
         "engine": engine,
         "pricer": args.pricer,
@@ -114,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         "progress": say,
         "pricer": args.pricer,
     }
+    if args.store:  # the month as parties sent it, with the late CDRs of closed months it takes
+        return settle_store(args, engine, settings, common)
     if engine == "columnar" or (engine == "dask" and all_flat):  # flat months: columnar, here or on Dask
         out, c, statements = settle_columnar(
             args.cdrs,
@@ -129,26 +129,39 @@ def run(args: argparse.Namespace) -> int:
             **common,
         )
         return finished(args, c, len(statements), out)
-    if args.store:  # the month as parties sent it, with the late CDRs of closed months it takes
-        if args.cdrs or args.tariffs:
-            raise RoamledgerError(
-                "--store settles what parties sent; it takes no --cdrs or --tariffs. "
-                "Hint: import files first (roamledger import --store URL ...)"
-            )
-        store = Store(args.store)
-        try:
-            result, contracts, _ = settle_store_month(
-                store, args.month, engine=engine, scheduler=args.scheduler, **common
-            )
-        finally:
-            store.close()
-    else:
-        result, contracts = settle(
-            args.cdrs, args.tariffs, args.month, engine=engine, scheduler=args.scheduler, **common
-        )
+    result, contracts = settle(
+        args.cdrs, args.tariffs, args.month, engine=engine, scheduler=args.scheduler, **common
+    )
     say("writing")
     out = write_run(result, contracts, args.out, args.month, inputs, settings, args.locale)
     return finished(args, result.counts, len(result.statements), out)
+
+
+def settle_store(
+    args: argparse.Namespace, engine: str, settings: dict[str, Any], common: dict[str, Any]
+) -> int:
+    """``--store``: :func:`settlement.runs.settle_store_month` (what ``close --settle`` and the API run)."""
+    if args.cdrs or args.tariffs:
+        raise RoamledgerError(
+            "--store settles what parties sent; it takes no --cdrs or --tariffs. "
+            "Hint: import files first (roamledger import --store URL ...)"
+        )
+    store = Store(args.store)
+    try:
+        out, counts, statements, _ = settle_store_month(
+            store,
+            args.month,
+            args.out,
+            settings,
+            args.locale,
+            engine=engine,
+            scheduler=args.scheduler,
+            piece_rows=max(1, args.piece_rows),
+            **common,
+        )
+    finally:
+        store.close()
+    return finished(args, counts, len(statements), out)
 
 
 def check_locale(name: str) -> None:

@@ -218,10 +218,14 @@ def write_columnar(
     settings: dict[str, Any],
     locale: str,
     say: Callable[[str], None],
+    keep: Callable[[Statement], bool] | None = None,
 ) -> tuple[Path, dict[str, int], list[Statement]]:
-    """Build the statements of a columnar run and write the run folder (in one rename)."""
+    """Build the statements of a columnar run and write the run folder (in one rename); ``keep``:
+    the statements written (all when None)."""
     say("building statements")
     built, meta, plain, sub = build(run, contracts, month, zone)
+    if keep is not None:
+        built = [b for b in built if keep(b.st)]
     ord_of = dict(zip(map(id, run.detail), run.detail_ord, strict=True))
     straddles = pl.concat(run.straddles).sort("ord") if run.straddles else pl.DataFrame()
     dims = pl.concat(run.dims).sort("ord", "seq") if run.dims else no_dims()

@@ -11,7 +11,7 @@ credit check quotes their reported total.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from pricing.ndjson_pieces import SPAN_BYTES
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
 from settlement.columnar.piece import PieceJob, process_piece, special_ids
-from settlement.columnar.source import exact_cdrs, iter_run_pieces, load
+from settlement.columnar.source import Piece, exact_cdrs, iter_run_pieces, load
 from settlement.contracts import Contracts
 from settlement.jobs import Parsed, RunResult, parse_all, reconcile_all
 from settlement.reconcile import ReconLine, check_duplicates_and_credits
@@ -123,11 +123,16 @@ def run_columnar(
     span_bytes: int = SPAN_BYTES,
     parties: bool = True,
     late: Mapping[str, str] | None = None,
+    pieces: Iterable[Piece] | None = None,
+    special: set[str] | None = None,
 ) -> ColumnarRun:
     """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
     input order), then the duplicate and credit checks over the run. ``late``: the late CDRs the
-    month takes (:func:`settlement.jobs.settle`); they take the record path."""
-    special = special_ids([f for f in files if is_flat_file(f)])
+    month takes (:func:`settlement.jobs.settle`); they take the record path. ``pieces``: the run's
+    pieces from elsewhere than ``files`` (a CDR store, :mod:`settlement.columnar.stored`), with
+    ``special``, the ids on more than one of their records."""
+    if special is None:
+        special = special_ids([f for f in files if is_flat_file(f)])
     window = month_window_ms(month, zone)
     run = ColumnarRun(late=dict(late or {}))
     job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer, parties, frozenset(run.late))
@@ -135,11 +140,16 @@ def run_columnar(
         frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None and len(tariffs) else None
     )
     ndjson: list[Any] = []
-    pieces = iter_run_pieces(files, piece_rows, known, span_bytes, ndjson)
+    readers: dict[str, Callable[[list[int]], dict[int, Record]]] = {}
+    items: Iterable[Any] = (
+        iter_run_pieces(files, piece_rows, known, span_bytes, ndjson)
+        if pieces is None
+        else _exact_readers(pieces, readers)
+    )
     if engine == "dask":
-        results: Any = _dask_pieces(pieces, job, scheduler)
+        results: Any = _dask_pieces(items, job, scheduler)
     else:
-        results = ordered_map(lambda piece: work_piece(piece, job), pieces, WORKERS)
+        results = ordered_map(lambda piece: work_piece(piece, job), items, WORKERS)
     for n, found, plain, tax, straddles, dims, lines, ords, why in results:
         run.read += n
         run.rejects += found
@@ -152,17 +162,33 @@ def run_columnar(
         run.detail_ord += ords
         run.record_path += why
         say(f"priced and reconciled {run.read} records ({len(run.detail)} record by record)")
-    exact = late_duplicates(run, job, ndjson)
+    exact = late_duplicates(run, job, ndjson, readers)
     # a credit's original may be a plain CDR of this run (it precedes the history, as in-run
     # originals do in the record engine)
     check_duplicates_and_credits(run.detail, {**history, **originals_of_credits(run, exact)})
     return run
 
 
-def late_duplicates(run: ColumnarRun, job: PieceJob, ndjson: Sequence[Any]) -> dict[tuple[str, int], Cdr]:
+def _exact_readers(
+    pieces: Iterable[Piece], readers: dict[str, Callable[[list[int]], dict[int, Record]]]
+) -> Iterator[Piece]:
+    """The pieces, keeping each source's ``exact`` callback (what :func:`late_duplicates` re-reads)."""
+    for p in pieces:
+        if p.exact is not None:
+            readers.setdefault(p.source, p.exact)
+        yield p
+
+
+def late_duplicates(
+    run: ColumnarRun,
+    job: PieceJob,
+    ndjson: Sequence[Any],
+    readers: Mapping[str, Callable[[list[int]], dict[int, Record]]] | None = None,
+) -> dict[tuple[str, int], Cdr]:
     """Plain CDRs whose id is on another record of the run (found after the run for JSON sources)
     move to the record path, their exact CDRs parsed again (counted as ``duplicate id``); returns
-    the exact CDRs read (those of the credited originals too)."""
+    the exact CDRs read (those of the credited originals too). ``readers``: the ``exact`` callback
+    of the pieces' sources that are no files."""
     counts: Counter[str] = Counter(ln.cdr.id for ln in run.detail)
     if run.plain:
         ids = pl.concat([p.select("cdr_id") for p in run.plain])["cdr_id"].value_counts()
@@ -183,7 +209,7 @@ def late_duplicates(run: ColumnarRun, job: PieceJob, ndjson: Sequence[Any]) -> d
         wanted.setdefault(src, []).append(line)
     if not wanted:
         return {}
-    exact = exact_cdrs({s: sorted(set(v)) for s, v in wanted.items()}, ndjson, _parse_exact)
+    exact = exact_cdrs({s: sorted(set(v)) for s, v in wanted.items()}, ndjson, _parse_exact, readers)
     if not moved:
         return exact
     gone = pl.Series([o for o, _, _ in moved], dtype=pl.Int64).implode()

@@ -33,10 +33,13 @@ from pricing.policy import PricingPolicy
 from pricing.timezones import validate_zone
 from settlement.columnar.files import write_columnar
 from settlement.columnar.run import run_columnar
+from settlement.columnar.stored import store_pieces
 from settlement.contracts import load_contracts
-from settlement.jobs import DEFAULT_POLICY, read_history
-from settlement.rules import month_bounds
+from settlement.jobs import DEFAULT_POLICY, read_history, store_tariffs
+from settlement.rules import month_bounds, month_window_ms
 from settlement.statement import Statement
+from settlement.store import Store
+from settlement.store.read import last_row, month_rows, special_ids
 
 
 def settle_columnar(
@@ -59,13 +62,23 @@ def settle_columnar(
     scheduler: str | None = None,
     span_bytes: int = SPAN_BYTES,
     late: Mapping[str, str] | None = None,
+    store: Store | None = None,
+    late_rows: Sequence[int] = (),
+    keep: Callable[[Statement], bool] | None = None,
+    rows_read: list[int] | None = None,
 ) -> tuple[Path, dict[str, int], list[Statement]]:
     """Settle a month of CDR files (flat Parquet, OCPI NDJSON, OCPI JSON) and write the run into
     ``out_dir``. ``span_bytes``: the size of an NDJSON piece.
 
     Same outputs as :func:`settlement.jobs.settle` + :func:`settlement.jobs.write_run` on the
     same files, in bounded memory per piece. Returns (folder, counts, statements). ``late``: the
-    late CDRs the month takes (CDR id → closed month, as :func:`settlement.jobs.settle`)."""
+    late CDRs the month takes (CDR id → closed month, as :func:`settlement.jobs.settle`).
+
+    With a ``store`` (and no ``cdrs`` / ``tariffs``) the month is what parties sent: the store's
+    tariff versions and its CDRs whose session ended in the month, plus the late CDRs of rows
+    ``late_rows`` (:mod:`settlement.columnar.stored`), read under the highest row id held when the
+    run began; ``rows_read`` receives the rows read. ``keep``: the statements written (all when
+    None)."""
     try:
         month_bounds(month)
     except ValueError as exc:
@@ -75,10 +88,21 @@ def settle_columnar(
     zone = ZoneInfo(validate_zone(tz or contracts.statement_time_zone or "UTC"))
     say = progress or (lambda _msg: None)
     say("reading tariffs")
-    store, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
+    pieces, special = None, None
+    if store is not None:
+        given, tariff_findings = store_tariffs(store)
+        window = month_window_ms(month, zone)
+        bound = last_row(store.engine)
+        known = frozenset(k for k, v in given.by_id.items() if v)
+        pieces = store_pieces(store, window, max(1, piece_rows), known, bound, late_rows)
+        special = special_ids(store.engine, *window, bound)
+        if rows_read is not None:
+            rows_read += month_rows(store.engine, *window, bound) + [r for r in late_rows if r <= bound]
+    else:
+        given, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
     run = run_columnar(
         files,
-        store,
+        given,
         policy or DEFAULT_POLICY,
         tz,
         contracts,
@@ -92,6 +116,8 @@ def settle_columnar(
         scheduler,
         span_bytes,
         late=late,
+        pieces=pieces,
+        special=special,
     )
     run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     return write_columnar(
@@ -104,4 +130,5 @@ def settle_columnar(
         settings or {},
         locale,
         say,
+        keep,
     )

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,13 +136,16 @@ def exact_cdrs(
     wanted: dict[str, list[int]],
     ndjson: Sequence[NdjsonPiece],
     parse: Callable[[list[Record]], list[tuple[Record, Cdr | None]]],
+    readers: Mapping[str, Callable[[list[int]], dict[int, Record]]] | None = None,
 ) -> dict[tuple[str, int], Cdr]:
-    """The CDRs of (source, line) as the record engine parses them: re-read from NDJSON spans, or
+    """The CDRs of (source, line) as the record engine parses them: re-read from NDJSON spans, by
+    a source's ``exact`` callback (``readers``: sources that are no files, e.g. the store), or
     from a flat file's columns."""
     out: dict[tuple[str, int], Cdr] = {}
     for source, lines in wanted.items():
-        if any(p.source == source for p in ndjson):
-            recs = exact_records(ndjson, source, lines)
+        reader = (readers or {}).get(source)
+        if reader is not None or any(p.source == source for p in ndjson):
+            recs = reader(lines) if reader is not None else exact_records(ndjson, source, lines)
             for rec, cdr in parse([recs[n] for n in sorted(recs)]):
                 if cdr is not None and rec.line is not None:
                     out[(source, rec.line)] = cdr

@@ -10,9 +10,9 @@ ingest log, so a process killed mid-write leaves nothing half-stored.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import time
+import os
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,19 +23,41 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from pricing.errors import InputError, RecordRejected, RoamledgerError
+from pricing.errors import InputError, RoamledgerError
 from pricing.io import Record, dumps, loads
-from pricing.ocpi import parse_cdr, parse_tariff
-from settlement.store.schema import cdrs, ingest_log, parties, tariffs
+from pricing.ocpi import parse_tariff
+from settlement.store.bulk import (
+    RowError,
+    conflict_message,
+    import_paths,
+    record_batches,
+    record_rows,
+    run_batches,
+    same_json,
+)
+from settlement.store.rows import now_ms, period_row, sha256
+from settlement.store.schema import cdr_periods, cdrs, ingest_log, parties, tariffs
 
+WRITE = "roamledger_write"  # execution option of write transactions
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///roamledger.db"
 
 
 class StoreError(InputError):
     """The store refuses a write (the message says why and how to fix it)."""
+
+
+class StoredMeanwhile(Exception):
+    """A concurrent writer stored the same id between our check and our insert."""
+
+
+def dialect_insert(conn: Connection, table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` (PostgreSQL and SQLite have the same clause)."""
+    return pg_insert(table) if conn.dialect.name == "postgresql" else sqlite_insert(table)
 
 
 class Conflict(StoreError):
@@ -59,75 +81,33 @@ def batched(items: Iterable[Any], n: int) -> Iterator[tuple[Any, ...]]:
         yield chunk
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def raw_text(obj: Any) -> str:
     """The JSON text kept for an object: compact, keys in the order received, exact numbers."""
     return dumps(obj)
 
 
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def sqlite_transactions(engine: Engine) -> None:
     """Let SQLAlchemy, not the sqlite3 module, open transactions (SAVEPOINTs work, and every write
-    is one transaction); foreign keys enforced; write-ahead log, so a long read (a month being
-    settled) does not hold writers back."""
+    is one transaction); foreign keys enforced. Write transactions (``Store.writer``) take the write
+    lock when they begin (``BEGIN IMMEDIATE``): several server processes then queue for it (busy
+    timeout) instead of failing with "database is locked" when a transaction that has read would
+    upgrade to a write; the write-ahead log lets readers go on while one writes."""
 
     @event.listens_for(engine, "connect")
     def connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        dbapi_connection.execute("PRAGMA busy_timeout = 30000")
         # readers never block a writer (a settlement reading a month, heartbeats of runs, pushes)
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
 
     @event.listens_for(engine, "begin")
     def begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
-
-
-def cdr_row(obj: Any, country_code: str | None, party_id: str | None, stand_in: bool) -> dict[str, Any]:
-    """The ``cdrs`` row of an OCPI CDR (validated by the wire models; RecordRejected says why not).
-
-    ``stand_in``: the given party only names the CPO of CDRs that name none (2.1.1, in imports);
-    otherwise it is the sender, and a CDR of another party is refused (the receiver)."""
-    cdr, _ = parse_cdr(obj)
-    if not cdr.id:
-        raise StoreError("CDR without an id. Hint: every CDR needs a unique id")
-    cc, pid = cdr.country_code or country_code, cdr.party_id or party_id
-    if cc is None or pid is None:
-        raise StoreError(
-            f"CDR {cdr.id} (OCPI {cdr.version}) names no CPO. Hint: say which party sent it (--party CC*PID)"
-        )
-    if not stand_in and country_code is not None and (cc, pid) != (country_code, party_id):
-        raise StoreError(
-            f"CDR {cdr.id} belongs to {cc}*{pid}, not to the sending party {country_code}*{party_id}"
-        )
-    text = raw_text(obj)
-    return {
-        "country_code": cc,
-        "party_id": pid,
-        "cdr_id": cdr.id,
-        "ocpi_version": cdr.version,
-        "start_ms": cdr.start_ms,
-        "end_ms": cdr.end_ms,
-        "currency": cdr.currency,
-        "credit": cdr.credit,
-        "raw": text,
-        "raw_sha256": sha256(text),
-        "received_ms": now_ms(),
-    }
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
 
 def cdr_conflict(cdr_id: str) -> Conflict:
-    return Conflict(
-        f"CDR {cdr_id}: a different CDR with this id is stored. Hint: send corrections as a "
-        "credit CDR (credit: true, credit_reference_id) and a new CDR with a new id",
-        cdr_id,
-    )
+    return Conflict(conflict_message(cdr_id), cdr_id)
 
 
 def alembic_config(connection: Connection) -> Config:
@@ -144,6 +124,7 @@ class Store:
         self.url = url
         self._head: str | None = None
         self.engine: Engine = create_engine(url)
+        self.writer: Engine = self.engine.execution_options(**{WRITE: True})  # write transactions
         if self.engine.dialect.name == "sqlite":
             sqlite_transactions(self.engine)
         if migrate:
@@ -155,7 +136,7 @@ class Store:
     # ---- schema -------------------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             command.upgrade(alembic_config(conn), "head")
 
     def revision(self) -> str | None:
@@ -178,7 +159,7 @@ class Store:
         self, country_code: str, party_id: str, role: str, token: str, name: str | None = None
     ) -> None:
         try:
-            with self.engine.begin() as conn:
+            with self.writer.begin() as conn:
                 conn.execute(
                     insert(parties).values(
                         country_code=country_code,
@@ -194,7 +175,7 @@ class Store:
 
     def replace_token(self, old: str, new: str) -> bool:
         """The credentials handshake: the party's registration token stops working, the new one works."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             n = conn.execute(
                 update(parties).where(parties.c.token_sha256 == sha256(old)).values(token_sha256=sha256(new))
             ).rowcount
@@ -240,7 +221,7 @@ class Store:
             )
         text = raw_text(obj)
         key = (country_code, party_id, tariff.id, tariff.last_updated_ms)
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             held = conn.execute(
                 select(tariffs.c.raw).where(
                     and_(
@@ -300,7 +281,7 @@ class Store:
 
     def delete_tariff(self, country_code: str, party_id: str, tariff_id: str) -> bool:
         """Mark every version deleted (kept: CDRs of sessions before the deletion still price with them)."""
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             n = conn.execute(
                 update(tariffs)
                 .where(
@@ -327,12 +308,25 @@ class Store:
 
     # ---- CDRs ---------------------------------------------------------------------------------
 
-    def add_cdr(self, obj: Any, country_code: str | None, party_id: str | None, source: str = "") -> Stored:
-        """Store a CDR once. Re-sending the same CDR is ``duplicate`` (idempotent); a different CDR
-        under a stored id is a :class:`Conflict`, logged as such."""
+    def add_cdr(
+        self,
+        obj: Any,
+        country_code: str | None,
+        party_id: str | None,
+        source: str = "",
+        raw: str | None = None,
+    ) -> Stored:
+        """Store a CDR once. Re-sending the same CDR is ``duplicate`` (idempotent, whatever its
+        whitespace); a different CDR under a stored id is a :class:`Conflict`, logged as such.
+        ``raw``: the JSON text as received, kept byte for byte (else its compact form)."""
         try:
-            with self.engine.begin() as conn:
-                return self._add_cdr(conn, obj, country_code, party_id, source)
+            for _ in range(3):
+                try:
+                    with self.writer.begin() as conn:
+                        return self._add_cdr(conn, obj, country_code, party_id, source, raw)
+                except StoredMeanwhile:  # rolled back; the second pass finds it held
+                    continue
+            raise StoreError(f"{source}: the CDR could not be stored. Hint: send it again")
         except Conflict as exc:
             self.log_refusal(country_code, party_id, "cdr", exc, source)
             raise
@@ -344,26 +338,35 @@ class Store:
         country_code: str | None,
         party_id: str | None,
         source: str,
-        stand_in: bool = False,
+        raw: str | None = None,
     ) -> Stored:
-        row = cdr_row(obj, country_code, party_id, stand_in)
-        cc, pid, cdr_id = row["country_code"], row["party_id"], row["cdr_id"]
+        """One CDR in the caller's transaction: held (duplicate or conflict) or inserted with its
+        periods; :class:`StoredMeanwhile` when a concurrent writer got there first."""
+        try:
+            row, periods = record_rows(obj, country_code, party_id, False, raw)
+        except RowError as exc:
+            raise StoreError(str(exc)) from None
+        cc, pid, cdr_id = row.pop("country_code"), row.pop("party_id"), row["cdr_id"]
+        row.pop("seq")
         held = conn.execute(
-            select(cdrs.c.raw_sha256).where(
+            select(cdrs.c.raw_sha256, cdrs.c.raw).where(
                 and_(cdrs.c.country_code == cc, cdrs.c.party_id == pid, cdrs.c.cdr_id == cdr_id)
             )
-        ).scalar()
+        ).first()
         if held is not None:
-            if held == row["raw_sha256"]:
+            if held[0] == row["raw_sha256"] or same_json(held[1], row["raw"]):
                 self._log(conn, cc, pid, "cdr", cdr_id, "duplicate", None, source)
                 return Stored("duplicate", cdr_id)
             raise cdr_conflict(cdr_id)
-        try:
-            with conn.begin_nested():
-                log_id = self._log(conn, cc, pid, "cdr", cdr_id, "stored", None, source)
-                conn.execute(insert(cdrs).values(**row, ingest_id=log_id))
-        except IntegrityError:  # the same id stored by a concurrent request a moment ago
-            return self._add_cdr(conn, obj, country_code, party_id, source, stand_in)
+        log_id = self._log(conn, cc, pid, "cdr", cdr_id, "stored", None, source)
+        new = dialect_insert(conn, cdrs).on_conflict_do_nothing()
+        pk = conn.execute(
+            new.values(**row, country_code=cc, party_id=pid, ingest_id=log_id).returning(cdrs.c.id)
+        ).scalar()
+        if pk is None:  # the same id stored by a concurrent request a moment ago
+            raise StoredMeanwhile(cdr_id)
+        if periods:
+            conn.execute(insert(cdr_periods), [period_row(p, pk) for p in periods])
         return Stored("stored", cdr_id)
 
     def cdr(self, country_code: str, party_id: str, cdr_id: str) -> Any | None:
@@ -382,8 +385,11 @@ class Store:
     def cdr_records(self, lo_ms: int | None = None, hi_ms: int | None = None) -> Iterator[Record]:
         """The stored CDRs whose session ended in [lo_ms, hi_ms), in the order they were stored, as
         records for the settlement engines (``source`` names the table and OCPI version, ``line`` the
-        row id)."""
-        query = select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw).order_by(cdrs.c.id)
+        row id), in the order the columnar store reader settles them: the CDRs held without kernel
+        columns first, then by OCPI version and row id."""
+        query = select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw).order_by(
+            cdrs.c.kernel, cdrs.c.ocpi_version, cdrs.c.id
+        )
         if lo_ms is not None:
             query = query.where(cdrs.c.end_ms >= lo_ms)
         if hi_ms is not None:
@@ -399,110 +405,25 @@ class Store:
         party_id: str | None = None,
         batch: int = 5_000,
     ) -> dict[str, int]:
-        """Bulk load, one transaction per ``batch`` records (a killed import keeps whole batches and
-        resumes: what is stored is a duplicate the second time). Every record is counted as stored,
-        duplicate, conflict or rejected (``read`` is their sum), refusals logged with file and line. A
-        CDR's own ``country_code`` / ``party_id`` name its CPO; the given party stands in for 2.1.1
-        CDRs, which carry none."""
+        """Bulk load of records (any reader), one transaction per ``batch`` records (a killed
+        import keeps whole batches and resumes: what is stored is a duplicate the second time).
+        Every record is counted as stored, duplicate, conflict or rejected (``read`` is their sum),
+        refusals logged with file and line. A CDR's own ``country_code`` / ``party_id`` name its
+        CPO; the given party stands in for 2.1.1 CDRs, which carry none."""
         counts = {"read": 0, "stored": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
-        for chunk in batched(records, batch):
-            before = dict(counts)
-            try:
-                with self.engine.begin() as conn:
-                    self._import_batch(conn, chunk, country_code, party_id, counts)
-            except IntegrityError:  # a concurrent writer stored one of these ids: record by record
-                counts.update(before)
-                with self.engine.begin() as conn:
-                    for rec in chunk:
-                        self._import_one(conn, rec, country_code, party_id, counts)
+        run_batches(self, record_batches(records, country_code, party_id, batch), counts)
         return counts
 
-    def _import_batch(
+    def import_files(
         self,
-        conn: Connection,
-        chunk: tuple[Record, ...],
-        country_code: str | None,
-        party_id: str | None,
-        counts: dict[str, int],
-    ) -> None:
-        fresh: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for rec in chunk:
-            counts["read"] += 1
-            where = f"{rec.source}:{rec.line}"
-            try:
-                if rec.error is not None:
-                    raise StoreError(rec.error.message)
-                row = cdr_row(rec.obj, country_code, party_id, stand_in=True)
-            except (RecordRejected, StoreError) as exc:
-                counts["rejected"] += 1
-                self._log(conn, country_code, party_id, "import", None, "rejected", str(exc), where)
-                continue
-            key = (row["country_code"], row["party_id"], row["cdr_id"])
-            if key in fresh:
-                self._count_again(conn, fresh[key]["raw_sha256"], row, where, counts)
-                continue
-            fresh[key] = row | {"_where": where}
-        held = self._held_digests(conn, {k[2] for k in fresh})
-        new = []
-        for key, row in fresh.items():
-            if key in held:
-                self._count_again(conn, held[key], row, row["_where"], counts)
-            else:
-                new.append({k: v for k, v in row.items() if k != "_where"})
-        if new:
-            lines = f"{chunk[0].source}:{chunk[0].line}-{chunk[-1].line}"
-            log_id = self._log(
-                conn, country_code, party_id, "import", None, "stored", f"{len(new)} CDRs", lines
-            )
-            conn.execute(insert(cdrs), [dict(r, ingest_id=log_id) for r in new])
-            counts["stored"] += len(new)
-
-    def _count_again(
-        self, conn: Connection, digest: str, row: dict[str, Any], where: str, counts: dict[str, int]
-    ) -> None:
-        """A CDR id seen before (stored, or earlier in this import): the same CDR or a conflict."""
-        if digest == row["raw_sha256"]:
-            counts["duplicate"] += 1
-            return
-        counts["conflict"] += 1
-        exc = cdr_conflict(row["cdr_id"])
-        self._log(
-            conn, row["country_code"], row["party_id"], "cdr", row["cdr_id"], "conflict", str(exc), where
-        )
-
-    def _held_digests(self, conn: Connection, ids: set[str]) -> dict[tuple[str, str, str], str]:
-        held: dict[tuple[str, str, str], str] = {}
-        for part in batched(sorted(ids), 500):
-            query = select(cdrs.c.country_code, cdrs.c.party_id, cdrs.c.cdr_id, cdrs.c.raw_sha256).where(
-                cdrs.c.cdr_id.in_(part)
-            )
-            for cc, pid, cdr_id, digest in conn.execute(query):
-                held[(cc, pid, cdr_id)] = digest
-        return held
-
-    def _import_one(
-        self,
-        conn: Connection,
-        rec: Record,
-        country_code: str | None,
-        party_id: str | None,
-        counts: dict[str, int],
-    ) -> None:
-        counts["read"] += 1
-        where = f"{rec.source}:{rec.line}"
-        try:
-            if rec.error is not None:
-                raise StoreError(rec.error.message)
-            with conn.begin_nested():
-                counts[
-                    self._add_cdr(conn, rec.obj, country_code, party_id, where, stand_in=True).outcome
-                ] += 1
-        except Conflict as exc:
-            counts["conflict"] += 1
-            self._log(conn, country_code, party_id, "cdr", exc.object_id, "conflict", str(exc), where)
-        except (RecordRejected, StoreError) as exc:
-            counts["rejected"] += 1
-            self._log(conn, country_code, party_id, "import", None, "rejected", str(exc), where)
+        paths: Iterable[str | os.PathLike[str]],
+        country_code: str | None = None,
+        party_id: str | None = None,
+        batch: int = 5_000,
+    ) -> tuple[dict[str, int], Counter[str]]:
+        """Files and folders, OCPI NDJSON through the columnar reader (:mod:`settlement.store.bulk`):
+        the counts of :meth:`import_records` and the records that went record by record, by reason."""
+        return import_paths(self, paths, country_code, party_id, batch)
 
     # ---- monitoring ---------------------------------------------------------------------------
 
@@ -548,7 +469,7 @@ class Store:
         """A refused write, logged in its own transaction (the refused one was rolled back)."""
         object_id = exc.object_id if isinstance(exc, Conflict) else None
         outcome = "conflict" if isinstance(exc, Conflict) else "rejected"
-        with self.engine.begin() as conn:
+        with self.writer.begin() as conn:
             self._log(conn, cc, pid, kind, object_id, outcome, str(exc), source)
 
     def _log(

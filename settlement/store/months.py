@@ -138,7 +138,7 @@ def _run(row: Any) -> Run:
 def create_run(store: Store, month: str, options: dict[str, Any]) -> int:
     """A queued run of ``month`` (refused when the month is closed)."""
     now = now_ms()
-    with store.engine.begin() as conn:  # the write first: on SQLite a read-then-write transaction
+    with store.writer.begin() as conn:  # the write first: on SQLite a read-then-write transaction
         result = conn.execute(  # fails at once (no waiting) while another connection writes
             insert(settlement_runs).values(
                 month=month,
@@ -166,7 +166,7 @@ def set_status(store: Store, run_id: int, status: str, message: str | None = Non
     values: dict[str, Any] = {"status": status, "message": message, "heartbeat_ms": now_ms()}
     if status in ("done", "failed"):
         values["finished_ms"] = now_ms()
-    with store.engine.begin() as conn:
+    with store.writer.begin() as conn:
         conn.execute(update(settlement_runs).where(settlement_runs.c.id == run_id).values(**values))
 
 
@@ -174,7 +174,7 @@ def beat(store: Store, run_ids: Iterable[int]) -> None:
     """A sign of life of the runs this process holds (queued or running)."""
     ids = list(run_ids)
     if ids:
-        with store.engine.begin() as conn:
+        with store.writer.begin() as conn:
             conn.execute(
                 update(settlement_runs).where(settlement_runs.c.id.in_(ids)).values(heartbeat_ms=now_ms())
             )
@@ -190,7 +190,7 @@ def finish_run(
 ) -> None:
     """Store a run's files (``(path, content)``, taken one at a time: memory holds one file) and
     statements, and mark it done, in one transaction."""
-    with store.engine.begin() as conn:
+    with store.writer.begin() as conn:
         for path, content in files:
             conn.execute(insert(run_files).values(run_id=run_id, path=path, content=content))
         if entries:
@@ -233,7 +233,7 @@ def mark_interrupted(store: Store, now: int | None = None, stale_ms: int = STALE
         if not conn.execute(select(settlement_runs.c.id).where(silent).limit(1)).first():
             return 0
     n = 0
-    with store.engine.begin() as conn:
+    with store.writer.begin() as conn:
         for status in ("queued", "running"):
             n += conn.execute(
                 update(settlement_runs)
@@ -392,7 +392,7 @@ def close_month(store: Store, month: str, run_id: int | None = None) -> tuple[in
         )
     now = now_ms()
     try:
-        with store.engine.begin() as conn:
+        with store.writer.begin() as conn:
             conn.execute(insert(closed_months).values(month=month, closed_ms=now, run_id=run_id))
             for a, b in ranges:
                 conn.execute(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import Table as T
 
@@ -69,7 +70,51 @@ cdrs = T(
     Column("raw_sha256", String(64), nullable=False),
     Column("received_ms", BigInteger, nullable=False),
     Column("ingest_id", Integer, ForeignKey("ingest_log.id")),
+    # the columns the kernel reads (migration 0003; settlement.store.rows fills them): CDR-level
+    # fields of the flat layout (pricing.flat) here, one cdr_periods row per charging period.
+    # ``kernel`` false: only the raw JSON is held (stored before 0003, embedded tariffs, amounts
+    # beyond micro-units) and settlement reads that CDR record by record.
+    Column("kernel", Boolean, nullable=False, server_default=false()),
+    Column("emsp_country_code", Text),
+    Column("emsp_party_id", Text),
+    Column("time_zone", Text),
+    Column("location_country", Text),
+    Column("location_id", Text),
+    Column("contract_id", Text),
+    Column("credit_reference_id", Text),
+    Column("reported_total_excl_e6", BigInteger),  # exact micro-units of the currency
+    Column("reported_total_incl_e6", BigInteger),
+    # what the CPO reported beyond the total (pricing.flat FLAT_REPORTED), micro-units: the cost
+    # of each dimension excl. VAT, total energy (kWh) and time (hours); the 2.3.0 tax lines of
+    # total_cost as JSON [[name, percentage e6, amount e6], ...]
+    *(
+        Column(f"reported_{d}_cost_excl_e6", BigInteger)
+        for d in ("fixed", "energy", "time", "parking", "reservation")
+    ),
+    Column("reported_total_energy_e6", BigInteger),
+    Column("reported_total_time_e6", BigInteger),
+    Column("reported_taxes", Text),
+    # OCPI 2.1.1: the tariff ids its location's connectors name (JSON list, document order); the
+    # first one among the tariffs held when settling prices it (pricing.sessions.select_tariffs)
+    Column("connector_tariff_ids", Text),
     UniqueConstraint("country_code", "party_id", "cdr_id", name="uq_cdr"),
+)
+
+cdr_periods = T(
+    "cdr_periods",
+    metadata,
+    Column("cdr_pk", Integer, ForeignKey("cdrs.id"), primary_key=True),
+    Column("period_idx", Integer, primary_key=True, autoincrement=False),
+    Column("period_start_ms", BigInteger, nullable=False),
+    Column("tariff_id", Text),
+    Column("energy_mwh", BigInteger),
+    Column("time_ms", BigInteger),
+    Column("parking_ms", BigInteger),
+    Column("reservation_ms", BigInteger),
+    Column("min_power_w", BigInteger),
+    Column("max_power_w", BigInteger),
+    Column("min_current_ma", BigInteger),
+    Column("max_current_ma", BigInteger),
 )
 
 ingest_log = T(

@@ -130,6 +130,19 @@ def test_closing_a_month_and_a_late_cdr(url: str, tmp_path: Path, capsys) -> Non
     out = tmp_path / "july"
     assert main(["settle", "--store", url, "--month", "2024-07", "--out", str(out)]) == 0
     folder = next(p for p in out.iterdir() if p.is_dir())
+    # the columnar engine (default) and the record engine (the oracle) write the same month
+    local = tmp_path / "july-local"
+    assert (
+        main(["settle", "--store", url, "--month", "2024-07", "--engine", "local", "--out", str(local)]) == 0
+    )
+    written = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert written == sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    for name in written:
+        if name.name != "manifest.json":
+            assert (out / name).read_bytes() == (local / name).read_bytes(), name
+    # JULY-1 embeds its tariff (held raw); the two late CDRs of June go record by record
+    record_path = json.loads((out / "manifest.json").read_text())["record_path"]
+    assert record_path == {"held without kernel columns": 1, "late CDR": 2}
     doc = json.loads(c.get(july["statements"][0]["href"]).content)
     assert sorted(ln["cdr_id"] for ln in doc["lines"]) == ["JULY-1", "JUNE-1-C", "JUNE-LATE"]
     assert not doc["disputed"], "the late credit found its original in June's final run"

@@ -117,12 +117,15 @@ def own(party: tuple[str, str, str], country_code: str, party_id: str) -> None:
 
 
 async def body_of(request: Request) -> Any:
+    """The JSON object of the body (its text is kept on ``request.state.raw``: what the store keeps)."""
     try:
-        obj = loads(await request.body())
+        raw = await request.body()
+        obj = loads(raw)
     except ValueError as exc:
         raise OcpiError(400, 2001, f"the body is not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise OcpiError(400, 2001, "the body must be one JSON object")
+    request.state.raw = raw.strip().removeprefix(b"\xef\xbb\xbf").decode("utf-8")
     return obj
 
 
@@ -251,7 +254,9 @@ def delete_tariff(ref: TariffDep, store: StoreDep) -> Response:
 def post_cdr(request: Request, version: str, obj: BodyDep, party: PartyDep, store: StoreDep) -> Response:
     version_of(version)
     where = f"POST {request.url.path}"
-    stored = write(store, party, "cdr", where, lambda: store.add_cdr(obj, party[0], party[1], where))
+    stored = write(
+        store, party, "cdr", where, lambda: store.add_cdr(obj, party[0], party[1], where, request.state.raw)
+    )
     location = f"{base_url(request)}/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{stored.object_id}"
     return ocpi_response(None, 201 if stored.outcome == "stored" else 200, {"Location": location})
 

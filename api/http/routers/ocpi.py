@@ -128,9 +128,6 @@ async def pusher_of(request: Request, store: StoreDep) -> tuple[tuple[str, str, 
     return pushes.remember(token, *found)
 
 
-PusherDep = Annotated[tuple[tuple[str, str, str], str], Depends(pusher_of)]
-
-
 def version_of(version: str) -> str:
     if version not in VERSIONS:
         raise OcpiError(
@@ -285,13 +282,14 @@ PUSH_ERRORS = {"conflict": (409, 2000), "rejected": (400, 2001), "token": (401, 
 
 
 @router.post("/{version}/cdrs", summary="A CPO posts a CDR (Location: where to GET it)")
-async def post_cdr(
-    request: Request, version: str, obj: BodyDep, pusher: PusherDep, store: StoreDep
-) -> Response:
+async def post_cdr(request: Request, version: str) -> Response:
     """Validated here, written by the process's group-commit writer with the POSTs that arrive
-    meanwhile; answered once its transaction is committed."""
+    meanwhile; answered once its transaction is committed. The hottest route: its steps are
+    called in line (the same functions as the dependencies of the other routes)."""
+    store = await get_store(request)
+    obj = await body_of(request)
+    party, token_sha256 = await pusher_of(request, store)
     version_of(version)
-    party, token_sha256 = pusher
     push = stage(obj, party, token_sha256, f"POST {request.url.path}", request.state.raw)
     try:
         done = await asyncio.wrap_future(store.pushes.submit(push))
@@ -299,9 +297,8 @@ async def post_cdr(
         raise OcpiError(503, 3000, str(exc)) from exc
     if done.outcome in PUSH_ERRORS:
         http_status, status_code = PUSH_ERRORS[done.outcome]
-        raise OcpiError(
-            http_status, status_code, UNKNOWN_TOKEN if done.outcome == "token" else done.message or ""
-        )
+        message = UNKNOWN_TOKEN if done.outcome == "token" else done.message or ""
+        raise OcpiError(http_status, status_code, message)
     location = f"{base_url(request)}/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{done.object_id}"
     return ocpi_response(None, 201 if done.outcome == "stored" else 200, {"Location": location})
 

@@ -315,7 +315,7 @@ class Pushes:
         try:
             outcomes = self._commit(pushes)
         except DBAPIError as exc:
-            if not self.split or len(pushes) == 1:
+            if not self.split or len(pushes) == 1 or exc.connection_invalidated:  # a lost link: no split
                 failed = NotStored(
                     f"the CDR was not stored: the database failed ({type(exc.orig).__name__}). "
                     "Hint: send it again"
@@ -328,10 +328,11 @@ class Pushes:
             for p, f in zip(pushes, futures, strict=True):
                 self.write([p], [f])
             return
-        except BaseException as exc:  # answered as a server error, nothing acknowledged
+        except Exception as exc:  # answered as a server error, nothing acknowledged
+            LOG.exception("a batch of %d pushed CDRs failed", len(pushes))
             for f in futures:
                 f.set_exception(exc)
-            raise
+            return
         for f, o in zip(futures, outcomes, strict=True):
             f.set_result(o)
 

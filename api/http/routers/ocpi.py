@@ -5,7 +5,9 @@ Every answer is an OCPI envelope (``data``, ``status_code``, ``status_message``,
 request carries ``Authorization: Token …`` (plain, or base64 as 2.2.1 sends it); the token names one
 party, and that party reads and writes only objects under its own ``country_code``/``party_id``.
 Writes go through :class:`settlement.store.Store`: one transaction each, a re-posted CDR is
-idempotent, a different CDR under a stored id is refused (and logged as a conflict).
+idempotent, a different CDR under a stored id is refused (and logged as a conflict). CDR POSTs
+share their transaction with the POSTs that wait at the same time (group commit,
+:mod:`settlement.store.pushes`) and are answered only once it is committed.
 """
 
 from __future__ import annotations

@@ -11,14 +11,15 @@ from api.http.settings import Settings, load_settings
 from pricing import __version__
 from settlement.store import Store
 
+# the OCPI receiver first: CDR POSTs are the most frequent requests (fewer routes tried per request)
 ROUTERS = (
+    ocpi.router,
     health.router,
     quotes.router,
     pricesheets.router,
     lint.router,
     store.router,
     settlements.router,
-    ocpi.router,
 )
 
 

@@ -39,6 +39,7 @@ from settlement.store.bulk import (
     run_batches,
     same_json,
 )
+from settlement.store.pushes import Pushes
 from settlement.store.rows import now_ms, period_row, sha256
 from settlement.store.schema import cdr_periods, cdrs, ingest_log, parties, tariffs
 
@@ -127,10 +128,20 @@ class Store:
         self.writer: Engine = self.engine.execution_options(**{WRITE: True})  # write transactions
         if self.engine.dialect.name == "sqlite":
             sqlite_transactions(self.engine)
+        self._pushes: Pushes | None = None
         if migrate:
             self.upgrade()
 
+    @property
+    def pushes(self) -> Pushes:
+        """The process's group-commit writer of pushed CDRs (:mod:`settlement.store.pushes`)."""
+        if self._pushes is None:
+            self._pushes = Pushes(self)
+        return self._pushes
+
     def close(self) -> None:
+        if self._pushes is not None:
+            self._pushes.close()
         self.engine.dispose()
 
     # ---- schema -------------------------------------------------------------------------------
@@ -179,6 +190,8 @@ class Store:
             n = conn.execute(
                 update(parties).where(parties.c.token_sha256 == sha256(old)).values(token_sha256=sha256(new))
             ).rowcount
+        if self._pushes is not None:
+            self._pushes.forget_tokens()
         return bool(n)
 
     def party_of_token(self, token: str) -> tuple[str, str, str] | None:

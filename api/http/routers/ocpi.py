@@ -5,11 +5,14 @@ Every answer is an OCPI envelope (``data``, ``status_code``, ``status_message``,
 request carries ``Authorization: Token …`` (plain, or base64 as 2.2.1 sends it); the token names one
 party, and that party reads and writes only objects under its own ``country_code``/``party_id``.
 Writes go through :class:`settlement.store.Store`: one transaction each, a re-posted CDR is
-idempotent, a different CDR under a stored id is refused (and logged as a conflict).
+idempotent, a different CDR under a stored id is refused (and logged as a conflict). CDR POSTs
+share their transaction with the POSTs that wait at the same time (group commit,
+:mod:`settlement.store.pushes`) and are answered only once it is committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import secrets
@@ -19,11 +22,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from pricing.errors import RoamledgerError
 from pricing.io import loads
 from settlement.store import Conflict, Store, StoreError
+from settlement.store.pushes import NotStored, stage
 
 VERSIONS = ("2.1.1", "2.2.1", "2.3.0")
 MODULES = ("credentials", "tariffs", "cdrs")
@@ -65,7 +70,7 @@ def install(app: FastAPI) -> None:
 # ---- dependencies -------------------------------------------------------------------------------
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:  # async: no thread pool hop
     store = getattr(request.app.state, "store", None)
     if store is None:
         raise OcpiError(503, 3000, "no store configured. Hint: start the service with ROAMLEDGER_STORE_URL")
@@ -83,21 +88,46 @@ def token_of(request: Request) -> str:
     return token.strip()
 
 
+UNKNOWN_TOKEN = "unknown token. Hint: register with the credentials module first"
+
+
+def lookup_token(store: Store, token: str) -> tuple[tuple[str, str, str], str] | None:
+    """The party of a request token and the token text the store knows: the token as sent, or
+    its base64 decoding (2.2.1 sends tokens base64-encoded)."""
+    found = store.party_of_token(token)
+    if found is not None:
+        return found, token
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    found = store.party_of_token(decoded)
+    return None if found is None else (found, decoded)
+
+
 def party_of(request: Request, store: StoreDep) -> tuple[str, str, str]:
     """(country_code, party_id, role) of the request's token; the token may be base64 (2.2.1)."""
-    token = token_of(request)
-    found = store.party_of_token(token)
+    found = lookup_token(store, token_of(request))
     if found is None:
-        try:
-            found = store.party_of_token(base64.b64decode(token, validate=True).decode("utf-8"))
-        except (binascii.Error, UnicodeDecodeError):
-            found = None
-    if found is None:
-        raise OcpiError(401, 2000, "unknown token. Hint: register with the credentials module first")
-    return found
+        raise OcpiError(401, 2000, UNKNOWN_TOKEN)
+    return found[0]
 
 
 PartyDep = Annotated[tuple[str, str, str], Depends(party_of)]
+
+
+async def pusher_of(request: Request, store: StoreDep) -> tuple[tuple[str, str, str], str]:
+    """The party of a CDR push and the digest of its token, from the process's token cache when
+    the token was seen lately (:mod:`settlement.store.pushes`: the write checks it again)."""
+    token = token_of(request)
+    pushes = store.pushes
+    hit = pushes.cached_party(token)
+    if hit is not None:
+        return hit
+    found = await run_in_threadpool(lookup_token, store, token)
+    if found is None:
+        raise OcpiError(401, 2000, UNKNOWN_TOKEN)
+    return pushes.remember(token, *found)
 
 
 def version_of(version: str) -> str:
@@ -250,15 +280,29 @@ def delete_tariff(ref: TariffDep, store: StoreDep) -> Response:
 # ---- CDRs ---------------------------------------------------------------------------------------
 
 
+PUSH_ERRORS = {"conflict": (409, 2000), "rejected": (400, 2001), "token": (401, 2000)}
+
+
 @router.post("/{version}/cdrs", summary="A CPO posts a CDR (Location: where to GET it)")
-def post_cdr(request: Request, version: str, obj: BodyDep, party: PartyDep, store: StoreDep) -> Response:
+async def post_cdr(request: Request, version: str) -> Response:
+    """Validated here, written by the process's group-commit writer with the POSTs that arrive
+    meanwhile; answered once its transaction is committed. The hottest route: its steps are
+    called in line (the same functions as the dependencies of the other routes)."""
+    store = await get_store(request)
+    obj = await body_of(request)
+    party, token_sha256 = await pusher_of(request, store)
     version_of(version)
-    where = f"POST {request.url.path}"
-    stored = write(
-        store, party, "cdr", where, lambda: store.add_cdr(obj, party[0], party[1], where, request.state.raw)
-    )
-    location = f"{base_url(request)}/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{stored.object_id}"
-    return ocpi_response(None, 201 if stored.outcome == "stored" else 200, {"Location": location})
+    push = stage(obj, party, token_sha256, f"POST {request.url.path}", request.state.raw)
+    try:
+        done = await asyncio.wrap_future(store.pushes.submit(push))
+    except NotStored as exc:
+        raise OcpiError(503, 3000, str(exc)) from exc
+    if done.outcome in PUSH_ERRORS:
+        http_status, status_code = PUSH_ERRORS[done.outcome]
+        message = UNKNOWN_TOKEN if done.outcome == "token" else done.message or ""
+        raise OcpiError(http_status, status_code, message)
+    location = f"{base_url(request)}/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{done.object_id}"
+    return ocpi_response(None, 201 if done.outcome == "stored" else 200, {"Location": location})
 
 
 @router.get("/{version}/cdrs/{country_code}/{party_id}/{cdr_id}", summary="A stored CDR, as it was sent")

@@ -19,15 +19,19 @@ from test_price_cli import CDR
 from test_store import SAMPLE, url  # noqa: F401  (the fixture)
 
 from api.cli import main
-from pricing.io import dumps, iter_sources
+from pricing.io import dumps, iter_sources, loads
 from settlement.columnar.stored import store_pieces
 from settlement.store import Store, alembic_config
+from settlement.store.pushes import stage, write_pushes
 from settlement.store.read import last_row, month_pieces, raw_records
+from settlement.store.rows import sha256
 
 CDR_COLS = (
     "country_code, party_id, cdr_id, ocpi_version, start_ms, end_ms, currency, credit, kernel, "
     "emsp_country_code, emsp_party_id, time_zone, location_country, location_id, contract_id, "
-    "credit_reference_id, reported_total_excl_e6, reported_total_incl_e6"
+    "credit_reference_id, reported_total_excl_e6, reported_total_incl_e6, reported_fixed_cost_excl_e6, "
+    "reported_energy_cost_excl_e6, reported_time_cost_excl_e6, reported_parking_cost_excl_e6, "
+    "reported_reservation_cost_excl_e6, reported_total_energy_e6, reported_total_time_e6, reported_taxes"
 )
 PERIOD_COLS = (
     "c.country_code, c.party_id, c.cdr_id, p.period_idx, p.period_start_ms, p.tariff_id, p.energy_mwh, "
@@ -55,6 +59,8 @@ def test_columnar_import_stores_what_the_record_path_stores(url: str, tmp_path: 
     a, b = held(bulk), held(one)
     assert a[0] == b[0] and a[1] == b[1]
     assert sum(r[8] for r in a[0]) > 2800, "2.2.1 CDRs hold their kernel columns"
+    assert sum(r[-1] is not None for r in a[0]) > 100, "2.3.0 tax lines held (pushes and imports alike)"
+    assert sum(r[19] is not None for r in a[0]) > 1000, "reported energy costs held"
     assert len(a[1]) > len(a[0]) // 2
     lines = {ln.strip().decode() for f in sorted(SAMPLE.iterdir()) for ln in f.read_bytes().splitlines()}
     assert sum(raw in lines for raw in a[2]) > 4000, "raw JSON kept byte for byte as received"
@@ -223,3 +229,39 @@ def test_a_run_reads_the_store_under_its_snapshot_bound(url: str) -> None:  # no
     half = ids[len(ids) // 2]
     assert lines(half) == [i for i in ids if i <= half]
     store.close()
+
+
+def test_pushed_cdrs_hold_what_imported_ones_hold(url: str, tmp_path: Path) -> None:  # noqa: F811
+    """A CDR pushed to the receiver (group commit, ``settlement.store.pushes``) is stored with the
+    same kernel and reported_* columns (2.3.0 tax lines included) and the same raw JSON as the
+    same CDR bulk-imported, so a month settles the same whichever way its CDRs arrived."""
+    month = tmp_path / "m"
+    assert main(
+        [
+            "generate", "--cdrs", "120", "--seed", "12", "--versions", "2.2.1:50,2.3.0:50",
+            "--credit-rate", "0.03", "--quiet", "--out", str(month / "m.ndjson"),
+        ]
+    ) == 0  # fmt: skip
+    files = sorted(month.glob("*.ndjson"))
+    lines = [ln for f in files for ln in f.read_bytes().decode("utf-8").splitlines() if ln.strip()]
+    objs = [(ln, loads(ln)) for ln in lines]
+    pushed = Store(url)
+    parties = sorted({(o["country_code"], o["party_id"]) for _, o in objs if isinstance(o, dict)})
+    for cc, pid in parties:
+        pushed.add_party(cc, pid, "CPO", f"token-{cc}-{pid}")
+    batch = []
+    for ln, o in objs:
+        cc, pid = o["country_code"], o["party_id"]
+        batch.append(stage(o, (cc, pid, "CPO"), sha256(f"token-{cc}-{pid}"), "POST /ocpi/2.2.1/cdrs", raw=ln))
+    with pushed.writer.begin() as conn:
+        outcomes = write_pushes(conn, batch)
+    assert sum(o.outcome == "stored" for o in outcomes) > 100
+    imported = Store(f"sqlite:///{tmp_path / 'imported.db'}")
+    for cc, pid in parties:
+        imported.add_party(cc, pid, "CPO", f"token-{cc}-{pid}")
+    imported.import_files(files)
+    a, b = held(pushed), held(imported)
+    assert a == b
+    assert sum(r[-1] is not None for r in a[0]) > 10, "2.3.0 tax lines held"
+    pushed.close()
+    imported.close()

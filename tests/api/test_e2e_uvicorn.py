@@ -3,44 +3,19 @@ with httpx; the server is stopped by its process id at the end."""
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
-from conftest import ROOT
 
 from tests.api.client import EXAMPLE_TARIFF
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.api.servers import start_server
 
 
 @pytest.fixture
 def server():
-    port = free_port()
-    env = {**os.environ, "ROAMLEDGER_MAX_BODY_BYTES": "65536"}
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_server({"ROAMLEDGER_MAX_BODY_BYTES": "65536"})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"server did not start: {out}")
-            time.sleep(0.1)
         yield base
     finally:
         proc.terminate()

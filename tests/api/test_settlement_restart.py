@@ -5,36 +5,19 @@ the next server reports it ``failed`` ("interrupted: …") once it has been sile
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
-from conftest import ROOT
 
 from api.cli import main
 
-from .test_e2e_uvicorn import free_port
+from .servers import free_port, start_server
 
 
 def serve(url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "ROAMLEDGER_STORE_URL": url, "ROAMLEDGER_RUN_STALE_S": "3"}
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    proc.kill()
-    pytest.fail("server did not start")
+    return start_server({"ROAMLEDGER_STORE_URL": url, "ROAMLEDGER_RUN_STALE_S": "3"}, port)[0]
 
 
 def status(base: str, run: str) -> dict:

@@ -5,23 +5,19 @@ PostgreSQL (the per-test-schema fixture of test_store)."""
 from __future__ import annotations
 
 import copy
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 import sqlalchemy as sa
-from conftest import ROOT
 from test_price_cli import CDR
 from test_store import url  # noqa: F401  (the fixture)
 
 from settlement.store import Store
-from tests.api.test_e2e_uvicorn import free_port
+from tests.api.servers import start_server
 
 N = 400
 TOKEN = "token-cpo-faults"
@@ -35,22 +31,7 @@ def cdr(i: int) -> dict:
 
 
 def start(store_url: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "ROAMLEDGER_STORE_URL": store_url}
-    cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("server did not start")
-        time.sleep(0.1)
+    return start_server({"ROAMLEDGER_STORE_URL": store_url})
 
 
 def post_all(base: str, answers: list[int], stop: threading.Event | None = None) -> None:

@@ -147,3 +147,17 @@ def test_the_output_folder_follows_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o750
+
+
+def test_a_store_that_cannot_be_opened_is_an_input_error(tmp_path: Path, capsys) -> None:
+    """A store URL whose SQLite folder does not exist (or whose server does not answer) is the
+    user's input: exit 2 with the URL and the reason, not exit 70 (a bug)."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'store.db'}"
+    for argv in (
+        ["close", "--store", url, "--month", "2026-10"],
+        ["settle", "--store", url, "--month", "2026-10", "--out", str(tmp_path / "out")],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "cannot be opened" in err and "missing" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

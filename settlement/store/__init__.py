@@ -25,7 +25,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pricing.errors import InputError, RoamledgerError
 from pricing.io import Record, dumps, loads
@@ -147,8 +147,16 @@ class Store:
     # ---- schema -------------------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        with self.writer.begin() as conn:
-            command.upgrade(alembic_config(conn), "head")
+        try:
+            with self.writer.begin() as conn:
+                command.upgrade(alembic_config(conn), "head")
+        except OperationalError as exc:  # a path, server or database that is not there: the user's input
+            url = self.engine.url.render_as_string(hide_password=True)
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+            raise InputError(
+                f"the store {url} cannot be opened: {reason}. Hint: check the URL (an SQLite file's folder "
+                "must exist; a PostgreSQL server must answer and the database exist)"
+            ) from exc
 
     def revision(self) -> str | None:
         with self.engine.connect() as conn:

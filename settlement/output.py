@@ -202,16 +202,14 @@ def write_manifest(
 # ---- JSON documents with streamed lists ---------------------------------------------------------
 
 
-def write_document(
-    doc: dict[str, Any], lists: dict[str, ListWriter], fh: Any, ensure_ascii: bool = False
-) -> None:
+def write_document(doc: dict[str, Any], lists: dict[str, ListWriter], fh: Any) -> None:
     """Write ``doc`` as ``json.dumps(indent=2, sort_keys=True)`` does, plus the lists of ``lists``
     (key → (items, writer)) whose items the writers stream (each item on its own line, already
     indented, separated by ``,\n``). Big statements never exist as one Python object. ``fh`` is a
     binary file."""
     marks = {key: f"\x00{key}\x00" for key, (n, _) in lists.items() if n}
     full = {**doc, **{k: ([marks[k]] if k in marks else []) for k in lists}}
-    text = json.dumps(full, indent=2, sort_keys=True, ensure_ascii=ensure_ascii)
+    text = json.dumps(full, indent=2, sort_keys=True, ensure_ascii=False)
     for key in sorted(marks):  # sort_keys: the lists appear in key order
         head, text = text.split(json.dumps(marks[key]), 1)
         fh.write(head.rstrip(" ").encode("utf-8"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import html
 import io
-import json
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -79,9 +78,8 @@ def render_statement(st: Statement, folder: Path, locale: str = "en_GB") -> None
         write_document(doc, {"lines": lines_json(lines), "disputed": lines_json(disputed)}, fh)
     with open(folder / "lines.csv", "wb") as fh:
         write_lines_csv(fh, lines)
-    (folder / "invoice_reconciliation_record.json").write_text(
-        json.dumps(invoice_reconciliation_record(st), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    with open(folder / "invoice_reconciliation_record.json", "wb") as fh:
+        write_document(invoice_reconciliation_record(st), {}, fh)
     html_page = statement_html(st, locale, daily_sums(lines))
     (folder / "statement.html").write_text(html_page, encoding="utf-8")
 

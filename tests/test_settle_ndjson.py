@@ -272,3 +272,28 @@ def test_reader_reported_columns_are_the_parsers_values(tmp_path: Path) -> None:
         if f == cdrs[0]:
             assert reasons["reported value with more than 6 decimals"] == 1
     assert compared > 1000
+
+
+def test_ids_beyond_ascii_and_json_escapes(tmp_path: Path) -> None:
+    """CDR ids with letters beyond ASCII and characters JSON escapes (a quote, a backslash): every
+    file the same bytes in both engines, the ``InvoiceReconciliationRecord`` included (it was
+    written ASCII-escaped by one engine and as UTF-8 by the other)."""
+    cdrs, tariffs, contracts = generate(tmp_path, 11)
+    marks = ["Ü", "é東", '"q"', "b\\s"]
+    for f in cdrs:
+        out = []
+        for i, text in enumerate(f.read_text(encoding="utf-8").splitlines()):
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                out.append(text)
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("id"), str) and i % 7 == 0:
+                obj["id"] += marks[i % len(marks)]
+                text = json.dumps(obj, ensure_ascii=i % 2 == 0)
+            out.append(text)
+        f.write_text("\n".join(out) + "\n", encoding="utf-8")
+    local, columnar, _ = run_both(tmp_path, cdrs, tariffs, contracts, 40_000)
+    assert_same_run(local, columnar)
+    irr = [p.read_text(encoding="utf-8") for p in columnar.rglob("invoice_reconciliation_record.json")]
+    assert any("Ü" in t for t in irr) and not any("\\u00dc" in t for t in irr)

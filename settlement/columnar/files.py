@@ -78,7 +78,7 @@ def write_statement(b: Built, folder: Path, locale: str) -> None:
         write_items(fh, lines, json_value("cdr_id"))
 
     with open(folder / "invoice_reconciliation_record.json", "wb") as fh:
-        write_document(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh, ensure_ascii=True)
+        write_document(invoice_reconciliation_record(st), {"cdrs": (n, ids)}, fh)
     st.lines = [Line.from_row(r) for r in lines.head(HTML_MAX_LINES).iter_rows(named=True)]
     shown = [(Line.from_row(r), r["included"]) for r in disputed.head(HTML_MAX_LINES).iter_rows(named=True)]
     st.disputed = [ln for ln, _ in shown]

@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="local: record by record; columnar: at scale in pieces (flat Parquet and OCPI NDJSON as "
         "columns, other files record by record; same files); dask: on a Dask cluster (flat Parquet: "
-        "columnar pieces; other inputs: record chunks); auto (default): columnar, or local with --store",
+        "columnar pieces; other inputs: record chunks); auto (default): columnar (files and --store)",
     )
     st.add_argument(
         "--scheduler", metavar="ADDRESS", help="existing Dask scheduler (default: a LocalCluster)"

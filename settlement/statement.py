@@ -176,7 +176,17 @@ class Statement:
 
     @property
     def folder(self) -> str:
-        return f"{self.cpo.replace('*', '-')}__{self.emsp.replace('*', '-')}__{self.currency}"
+        """``CPO__EMSP__CURRENCY`` (``*`` written ``-``); any other character than an ASCII letter,
+        digit or ``-`` is percent-encoded, so that no party code can name a path elsewhere."""
+        parts = (self.cpo.replace("*", "-"), self.emsp.replace("*", "-"), self.currency)
+        return "__".join(_UNSAFE.sub(_percent, part) for part in parts)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+
+
+def _percent(m: re.Match[str]) -> str:
+    return "".join(f"%{b:02X}" for b in m.group().encode("utf-8"))
 
 
 def vat_bucket(ln: ReconLine) -> str:

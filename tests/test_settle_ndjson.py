@@ -19,7 +19,9 @@ from pricing.io import iter_sources
 from pricing.ndjson_parallel import first_version
 from pricing.ocpi.columnar import read_ndjson_flat
 from settlement.columnar.settle import settle_columnar
+from settlement.contracts import Terms
 from settlement.jobs import settle, write_run
+from settlement.statement import Statement
 
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample"
 MONTH = "2026-10"
@@ -297,3 +299,43 @@ def test_ids_beyond_ascii_and_json_escapes(tmp_path: Path) -> None:
     assert_same_run(local, columnar)
     irr = [p.read_text(encoding="utf-8") for p in columnar.rglob("invoice_reconciliation_record.json")]
     assert any("Ü" in t for t in irr) and not any("\\u00dc" in t for t in irr)
+
+
+def test_party_codes_of_another_form_are_rejected_and_name_no_path(tmp_path: Path) -> None:
+    """A CDR's party codes name its statement and folder: a country code that is not 2 letters or
+    a party id that is not 3 letters or digits (a path, a slash) is rejected with the field's path,
+    in both engines; lower case is taken (OCPI's CiString). Nothing is written outside the run."""
+    cdrs, tariffs, contracts = generate(tmp_path, 12)
+    bad = [("cdr_token", "party_id", "../../../../../PWN"), (None, "party_id", "AB/")]
+    bad.append((None, "country_code", "N1"))
+    wanted: dict[str, str] = {}
+    out, k = [], 0
+    for text in cdrs[0].read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and "cdr_token" in obj and obj.get("id") not in wanted and k < 60:
+            holder, key, value = bad[k % 3] if k < 30 else (None, "party_id", obj["party_id"].lower())
+            (obj[holder] if holder else obj)[key] = value
+            if k < 30:
+                wanted[obj["id"]] = f"$.{holder}.{key}" if holder else f"$.{key}"
+            k += 1
+            text = json.dumps(obj)
+        out.append(text)
+    cdrs[0].write_text("\n".join(out) + "\n", encoding="utf-8")
+    local, columnar, _ = run_both(tmp_path, cdrs, tariffs, contracts, 40_000)
+    assert_same_run(local, columnar)
+    rejects = [json.loads(x) for x in (columnar / "rejects.ndjson").read_text().splitlines()]
+    got = {r["record_id"]: (r["code"], r["path"]) for r in rejects if r.get("record_id") in wanted}
+    assert got == {i: ("INVALID_VALUE", path) for i, path in wanted.items()}
+    assert not list(tmp_path.parent.rglob("*PWN*"))
+    folders = [p.name for p in columnar.iterdir() if p.is_dir()]
+    assert folders and all(set(name) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") for name in folders)
+
+
+def test_statement_folder_names_no_path() -> None:
+    """Whatever a party code holds (contracts map 2.1.1 parties), the folder is one plain name."""
+    st = Statement("NL*A/.", "../x*Ü", "EUR", "2026-10", Terms())
+    assert st.folder == "NL-A%2F%2E__%2E%2E%2Fx-%C3%9C__EUR"
+    assert Statement("NL*ABC", "DE*MSP", "EUR", "2026-10", Terms()).folder == "NL-ABC__DE-MSP__EUR"

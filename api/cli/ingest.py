@@ -8,6 +8,7 @@ import sys
 from api.cli.options import add_fail_on_option, check_run, command_parser, fail_on_status, require_existing
 from pricing.errors import RecordRejected, RoamledgerError
 from pricing.io import iter_sources
+from pricing.ocpi import COUNTRY_CODE, PARTY_ID
 from settlement.store import DEFAULT_URL, Store, StoreError
 
 EXAMPLE = """example:
@@ -77,7 +78,11 @@ def import_tariffs(store: Store, paths: list[str], cc: str | None, pid: str | No
 
 
 def party(text: str) -> tuple[str, str]:
+    """``CC*PID`` (OCPI's 2-letter country code and 3-character party id, any case) as upper case."""
     cc, sep, pid = text.partition("*")
-    if not sep or len(cc) != 2 or not 1 <= len(pid) <= 3:
-        raise RoamledgerError(f"--party {text}: expected COUNTRY*PARTY, e.g. NL*ECO")
+    if not sep or not COUNTRY_CODE.fullmatch(cc) or not PARTY_ID.fullmatch(pid):
+        raise RoamledgerError(
+            f"party {text}: expected COUNTRY*PARTY, a 2-letter country code and a party id of 3 "
+            "letters or digits, e.g. NL*ECO"
+        )
     return cc.upper(), pid.upper()

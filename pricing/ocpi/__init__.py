@@ -30,8 +30,11 @@ from pricing import errors as E
 from pricing import model as M
 from pricing.errors import Finding, InputError, RecordRejected
 from pricing.ocpi import v211, v221, v230
+from pricing.ocpi._common import COUNTRY_CODE, PARTY_ID
 
 __all__ = [
+    "COUNTRY_CODE",
+    "PARTY_ID",
     "VERSIONS",
     "WireSession",
     "detect_version",

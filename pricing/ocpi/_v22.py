@@ -17,11 +17,13 @@ from pydantic import Field
 
 from pricing import model as M
 from pricing.ocpi._common import (
+    CountryCode,
     Currency,
     DateTime,
     Identifier,
     Integer,
     Number,
+    PartyId,
     TariffDimensionType,
     TariffRestrictions,
     WireModel,
@@ -83,8 +85,8 @@ class ChargingPeriod(WireModel):
 
 
 class CdrToken(WireModel):
-    country_code: str | None = None  # 2.2.1: mandatory from 2.2.1-d2; absent in the 2.2.1 tag's example
-    party_id: str | None = None
+    country_code: CountryCode | None = None  # 2.2.1: mandatory from 2.2.1-d2; absent in the tag's example
+    party_id: PartyId | None = None
     uid: str | None = None
     type: str | None = None
     contract_id: str
@@ -101,8 +103,8 @@ class CdrLocation(WireModel):
 class CdrBase(WireModel, Generic[PriceT, TariffT]):
     """The 2.2.x CDR; ``PriceT``: the version's Price, ``TariffT``: its Tariff."""
 
-    country_code: str
-    party_id: Identifier
+    country_code: CountryCode
+    party_id: PartyId
     id: Identifier
     start_date_time: DateTime
     end_date_time: DateTime

@@ -43,7 +43,7 @@ import pyarrow.json as pj
 from pricing.flat import arrow_schema
 from pricing.io import Record, _read_ndjson, loads
 from pricing.model import Tariff
-from pricing.ocpi import CDR_MONEY, detect_version
+from pricing.ocpi import CDR_MONEY, COUNTRY_CODE, PARTY_ID, detect_version
 from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
 from pricing.ocpi.columnar_reported import reported as _reported
 from pricing.ocpi.columnar_tariffs import EmbeddedTariffs
@@ -688,14 +688,28 @@ def _check_times(col: dict[str, pa.Array], ck: Checks, end_key: str) -> tuple[np
     return start, end
 
 
+def _check_party(values: pa.Array, pattern: str, ck: Checks, what: str) -> None:
+    """A party code (given) of OCPI's form (``COUNTRY_CODE`` / ``PARTY_ID`` of the wire models):
+    other values go per record, which refuses them with the parser's message."""
+    bad = pc.invert(pc.match_substring_regex(values, f"^{pattern}$"))
+    ck.require(~pc.fill_null(bad, False).to_numpy(zero_copy_only=False), what)
+
+
 def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.ndarray]:
-    """Required CDR fields, currency, token and location, no embedded tariffs, a credit names
-    what it credits, readable timestamps with end >= start; returns (start, end) in epoch ms."""
+    """Required CDR fields, currency, party codes, token and location, no embedded tariffs, a
+    credit names what it credits, readable timestamps with end >= start; returns (start, end)
+    in epoch ms."""
     for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
         ck.require(valid_mask(col[name]), f"missing {name}")
     _check_id(col["id"], ck)
     _check_currency(col["currency"], ck)
     token, loc = col["cdr_token"], col["cdr_location"]
+    for cc, pid in (
+        (col["country_code"], col["party_id"]),
+        (token.field("country_code"), token.field("party_id")),
+    ):
+        _check_party(cc, COUNTRY_CODE.pattern, ck, "country code not 2 letters")
+        _check_party(pid, PARTY_ID.pattern, ck, "party id not 3 letters or digits")
     ck.require(valid_mask(token), "missing cdr_token")
     ck.require(valid_mask(loc), "missing cdr_location")
     ck.require(valid_mask(token.field("contract_id")), "missing cdr_token.contract_id")

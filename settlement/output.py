@@ -35,6 +35,9 @@ ListWriter = tuple[int, Callable[[Any], None]]
 
 
 RUN_FILES = frozenset({"manifest.json", "findings.ndjson", "reconciliation.ndjson", "rejects.ndjson"})
+STATEMENT_FILES = frozenset(
+    {"statement.json", "lines.csv", "statement.html", "invoice_reconciliation_record.json"}
+)
 
 
 def check_output_folder(
@@ -62,6 +65,8 @@ def check_output_folder(
     folders = earlier_run_folders(out)
     if folders is not None:
         foreign = sorted(entries - RUN_FILES - folders)
+        for name in sorted(folders & entries):
+            foreign += not_written(out / name)
         if not foreign:
             return
         why = f"besides an earlier run it holds {', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''}"
@@ -69,6 +74,15 @@ def check_output_folder(
         f"--out {out_dir}: {why}, and the run replaces the whole folder. "
         "Hint: give a new or empty folder, or one holding only an earlier settlement run"
     )
+
+
+def not_written(folder: Path) -> list[str]:
+    """What a statement folder of an earlier run holds that the run did not write (a note, a
+    signed copy): the folder itself when it is not one."""
+    if not folder.is_dir():
+        return [folder.name]
+    inside = sorted(folder.iterdir())
+    return [f"{folder.name}/{p.name}" for p in inside if p.name not in STATEMENT_FILES or not p.is_file()]
 
 
 def earlier_run_folders(out: Path) -> set[str] | None:

@@ -140,6 +140,23 @@ def test_settle_replaces_an_earlier_run_but_not_what_was_added_to_it(tmp_path: P
     assert (out / "notes.txt").exists()
 
 
+def test_settle_keeps_what_was_added_inside_a_statement_folder(tmp_path: Path, capsys) -> None:
+    """A file put beside an earlier run's statement (an approval, a signed copy) is the user's."""
+    out = tmp_path / "out"
+    assert main(settle(tmp_path, "--out", str(out))) == 0
+    folder = next(p for p in out.iterdir() if p.is_dir())
+    (folder / "approved-by-cfo.txt").write_text("ok")
+    assert main(settle(tmp_path, "--out", str(out))) == 2
+    assert f"besides an earlier run it holds {folder.name}/approved-by-cfo.txt" in capsys.readouterr().err
+    assert (folder / "approved-by-cfo.txt").read_text() == "ok"
+    (folder / "approved-by-cfo.txt").unlink()
+    (folder / "signed").mkdir()
+    assert main(settle(tmp_path, "--out", str(out))) == 2
+    assert (folder / "signed").is_dir()
+    (folder / "signed").rmdir()
+    assert main(settle(tmp_path, "--out", str(out))) == 0
+
+
 def test_the_output_folder_follows_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o027)
     try:
@@ -161,3 +178,31 @@ def test_a_store_that_cannot_be_opened_is_an_input_error(tmp_path: Path, capsys)
         err = capsys.readouterr().err
         assert "cannot be opened" in err and "missing" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["price", "reconcile"])
+def test_price_and_reconcile_never_write_over_their_inputs(tmp_path: Path, command: str, capsys) -> None:
+    src, tariffs, _ = write_month(tmp_path, [cdr("A1"), cdr("A2")], ())
+    before = src.read_bytes()
+    assert main([command, "--tariffs", str(tariffs), "--out", str(src), str(src)]) == 2
+    assert "the run would write over its input" in capsys.readouterr().err
+    assert src.read_bytes() == before
+    sibling = src.parent / f"{src.name}.rejects.ndjson"  # a file the run would write beside --out
+    sibling.write_text(src.read_text())
+    assert main([command, "--tariffs", str(tariffs), "--out", str(src), str(sibling)]) == 2
+    assert sibling.read_text() == before.decode()
+
+
+@pytest.mark.parametrize("command", ["price", "reconcile"])
+def test_a_failed_run_leaves_an_existing_output_as_it_was(tmp_path: Path, command: str, capsys) -> None:
+    """Every record rejected: the rejects file says why; the user's file under --out stays."""
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text("garbage\n")
+    report = tmp_path / "report.csv"
+    report.write_text("my,own,report\n")
+    _, tariffs, _ = write_month(tmp_path, [cdr("A1")], ())
+    assert main([command, "--tariffs", str(tariffs), "--out", str(report), str(bad)]) == 2
+    assert "every record was rejected (1)" in capsys.readouterr().err
+    assert report.read_text() == "my,own,report\n"
+    assert "BAD_JSON" in (tmp_path / "report.csv.rejects.ndjson").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

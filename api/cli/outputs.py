@@ -8,9 +8,26 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pricing.batch import expand_inputs
+from pricing.errors import RoamledgerError
+
+REJECTS = ".rejects.ndjson"  # the suffix of a run's rejects file (``OUT.rejects.ndjson``)
+
+
+def check_output_file(out: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse an output whose files (``OUT`` and its ``OUT.*`` siblings) would replace an input of
+    the run: the input would be lost even when the run fails."""
+    target = out.resolve()
+    for given in expand_inputs(inputs):
+        path = Path(given).resolve()
+        if path == target or (path.parent == target.parent and path.name.startswith(f"{target.name}.")):
+            raise RoamledgerError(
+                f"--out {out}: the run would write over its input {given}. Hint: choose another output name"
+            )
 
 
 class Staged:
@@ -18,6 +35,9 @@ class Staged:
         self.out = out
         self.folder = out.parent / f".{out.name}.roamledger-partial-{os.getpid()}"
         self.names: list[str] = []
+        # a failed run (nothing read, every record rejected) moves only its rejects into place:
+        # the files of an earlier run under the same name stay as they were
+        self.failed = False
 
     def path(self, name: str) -> Path:
         """Where to write the output file ``name`` (a sibling of ``out``) for now."""
@@ -33,6 +53,8 @@ def staged_files(out: Path) -> Iterator[Staged]:
     try:
         yield staged
         for name in staged.names:
+            if staged.failed and not name.endswith(REJECTS):
+                continue
             src = staged.folder / name
             if src.exists():
                 os.replace(src, out.parent / name)

@@ -17,7 +17,7 @@ from api.cli.options import (
     policy_of,
     require_existing,
 )
-from api.cli.outputs import staged_files
+from api.cli.outputs import check_output_file, staged_files
 from pricing import __version__
 from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".ndjson", ".jsonl", ".csv", ".parquet"):
         raise RoamledgerError(f"--out {out}: unknown format. Hint: end the name in .ndjson, .csv or .parquet")
     require_existing([*args.cdrs, *(args.tariffs or [])])
+    check_output_file(out, [*args.cdrs, *(args.tariffs or [])])
     check_tariffs(args.tariffs)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     )
     findings = [*tariff_findings, *result.warnings]
     with staged_files(out) as staging:
+        staging.failed = result.read == 0 or result.rejected == result.read
         write_table(staging.path(out.name), result.rows, COLUMNS + EXTRA_COLUMNS, DECIMAL_COLUMNS)
         write_ndjson(staging.path(f"{out.name}.rejects.ndjson"), (f.as_row() for f in result.rejects))
         if findings:

@@ -18,7 +18,7 @@ from api.cli.options import (
     policy_of,
     require_existing,
 )
-from api.cli.outputs import staged_files
+from api.cli.outputs import check_output_file, staged_files
 from pricing.batch import expand_inputs, load_tariffs
 from pricing.errors import Finding, RoamledgerError
 from pricing.flat import is_flat_file
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise RoamledgerError(f"--tolerance {args.tolerance!r} is not a number") from exc
     out = Path(args.out)
     require_existing([*args.cdrs, *(args.tariffs or [])])
+    check_output_file(out, [*args.cdrs, *(args.tariffs or [])])
     check_tariffs(args.tariffs)
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -112,6 +113,7 @@ def write_outputs(
 ) -> int:
     """The reconciliation files of either engine, and the command's verdict."""
     with staged_files(out) as staging:
+        staging.failed = read == 0 or len(rejects) == read
         write_table(staging.path(out.name), rows, RECON_COLUMNS, [])
         staging.path(f"{out.name}.findings.ndjson").write_text(
             "".join(t + "\n" for t in findings), encoding="utf-8"

@@ -23,7 +23,7 @@ def free_port() -> int:
 
 
 def start_server(
-    env: dict[str, str], port: int | None = None, timeout: float = 30
+    env: dict[str, str], port: int | None = None, timeout: float = 120
 ) -> tuple[subprocess.Popen, str]:
     """(process, base URL) of a started server whose environment adds ``env``."""
     port = port or free_port()

@@ -153,10 +153,16 @@ def test_a_killed_import_leaves_nothing_half_stored_and_resumes(url: str, tmp_pa
 def test_import_command(tmp_path: Path, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert main(["import", "--store", url, "--party", "nl*eco", str(SAMPLE)]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert out.startswith("read 4845, stored 4828, duplicate 6, conflict 5, rejected 6")
+    said = [x for x in err.splitlines() if x.startswith("roamledger: CDR ")]  # why, with file and line
+    assert len(said) == 10 and all(".ndjson:" in x for x in said) and "… and 1 more" in err
+    assert sum(" conflict (" in x and "send corrections as a credit CDR" in x for x in said) >= 4
     assert main(["import", "--store", url, "--fail-on", "rejects", str(SAMPLE)]) == 1
-    assert "rejected 530" in capsys.readouterr().out, "2.1.1 CDRs name no CPO without --party"
+    out, err = capsys.readouterr()
+    assert "rejected 530" in out, "2.1.1 CDRs name no CPO without --party"
+    assert err.count("roamledger: CDR ") == 10 and "names no CPO" in err
+    assert "… and 525 more in the store's ingest log" in err
     assert main(["import", "--store", url, "--party", "NLECO", str(SAMPLE)]) == 2
     assert "expected COUNTRY*PARTY" in capsys.readouterr().err
 

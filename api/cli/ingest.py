@@ -10,7 +10,9 @@ from pricing.errors import RecordRejected, RoamledgerError
 from pricing.io import iter_sources
 from pricing.ocpi import COUNTRY_CODE, PARTY_ID
 from settlement.store import DEFAULT_URL, Store, StoreError
+from settlement.store.monitor import last_log_id, refusals_since
 
+SHOWN = 10  # refusals printed by an import (all are in the ingest log)
 EXAMPLE = """example:
   roamledger import --store sqlite:///roamledger.db fixtures/sample/cdrs --party NL*ECO
   roamledger import --store postgresql+psycopg://user@host/db cdrs-2026-10.ndjson
@@ -46,13 +48,20 @@ def run(args: argparse.Namespace) -> int:
                 raise RoamledgerError(f"--tariffs {' '.join(args.tariffs)}: no tariff found")
         if not args.cdrs:
             return 0
+        before = last_log_id(store)
         c, reasons = store.import_files(args.cdrs, cc, pid)
+        refused = refusals_since(store, before, SHOWN) if c["rejected"] or c["conflict"] else []
     finally:
         store.close()
     print(
         f"read {c['read']}, stored {c['stored']}, duplicate {c['duplicate']}, conflict {c['conflict']}, "
         f"rejected {c['rejected']} into {args.store}"
     )
+    for outcome, where, message in refused:  # why, in words: the first few of the ingest log
+        print(f"roamledger: CDR {outcome} ({where}): {message}", file=sys.stderr)
+    if c["rejected"] + c["conflict"] > len(refused):
+        more = c["rejected"] + c["conflict"] - len(refused)
+        print(f"roamledger: … and {more} more in the store's ingest log (GET /v1/store)", file=sys.stderr)
     if reasons:  # a fallback is counted, never silent
         why = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
         print(

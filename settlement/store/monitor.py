@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from settlement.store import Store
@@ -46,6 +46,25 @@ def recent_refusals(
                     }
                 )
     return out
+
+
+def last_log_id(store: Store) -> int:
+    """The newest ingest log entry's id (0 for none): what a run logs comes after it."""
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.coalesce(func.max(ingest_log.c.id), 0))).scalar_one()
+
+
+def refusals_since(store: Store, after: int, limit: int) -> list[tuple[str, str, str]]:
+    """(outcome, source, message) of the first ``limit`` refusals (rejected, conflict) logged after
+    the entry ``after``, in the order they were logged."""
+    query = (
+        select(ingest_log.c.outcome, ingest_log.c.source, ingest_log.c.message)
+        .where(ingest_log.c.id > after, ingest_log.c.outcome.in_(("rejected", "conflict")))
+        .order_by(ingest_log.c.id)
+        .limit(limit)
+    )
+    with store.engine.connect() as conn:
+        return [(r.outcome, r.source or "", r.message or "") for r in conn.execute(query)]
 
 
 def schema_state(store: Store) -> dict[str, Any]:

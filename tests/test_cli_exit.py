@@ -161,3 +161,37 @@ def test_a_store_that_cannot_be_opened_is_an_input_error(tmp_path: Path, capsys)
         err = capsys.readouterr().err
         assert "cannot be opened" in err and "missing" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("m.db", "the store 'm.db' is not a URL"),
+        ("mysql://x/y", "the store mysql://x/y is not supported"),
+        ("sqlite://x.db", "the store sqlite://x.db cannot be used"),
+        ("postgresql+nodriver://x/y", "the store postgresql+nodriver://x/y cannot be used"),
+    ],
+)
+def test_a_store_url_that_is_not_supported_is_an_input_error(
+    tmp_path: Path, capsys, url: str, said: str
+) -> None:
+    """A path or an unsupported URL given as --store is the user's input (exit 2, the supported forms
+    named), not exit 70 (a bug): import, settle, close and party alike; nothing is written."""
+    cdrs = tmp_path / "c.ndjson"
+    cdrs.write_text("{}\n", encoding="utf-8")
+    for argv in (
+        ["import", "--store", url, str(cdrs)],
+        ["settle", "--store", url, "--month", "2026-10", "--out", str(tmp_path / "out")],
+        ["close", "--store", url, "--month", "2026-10"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "sqlite:///PATH" in err and "postgresql+psycopg://" in err, err
+        assert "Traceback" not in err and "bug" not in err
+    assert "e.g. sqlite:///m.db" in main_err(["close", "--store", "m.db", "--month", "2026-10"], capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def main_err(argv: list[str], capsys) -> str:
+    main(argv)
+    return capsys.readouterr().err

@@ -151,11 +151,14 @@ def test_the_output_folder_follows_the_umask(tmp_path: Path) -> None:
 
 def test_a_store_that_cannot_be_opened_is_an_input_error(tmp_path: Path, capsys) -> None:
     """A store URL whose SQLite folder does not exist (or whose server does not answer) is the
-    user's input: exit 2 with the URL and the reason, not exit 70 (a bug)."""
+    user's input: exit 2 with the URL and the reason, not exit 70 (a bug). (settle and close refuse
+    a missing file before: see the next tests; import and party add may create a store.)"""
     url = f"sqlite:///{tmp_path / 'missing' / 'store.db'}"
+    cdrs = tmp_path / "c.ndjson"
+    cdrs.write_text("{}\n", encoding="utf-8")
     for argv in (
-        ["close", "--store", url, "--month", "2026-10"],
-        ["settle", "--store", url, "--month", "2026-10", "--out", str(tmp_path / "out")],
+        ["import", "--store", url, str(cdrs)],
+        ["party", "add", "NL*ABC", "--store", url],
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -195,3 +198,20 @@ def test_a_store_url_that_is_not_supported_is_an_input_error(
 def main_err(argv: list[str], capsys) -> str:
     main(argv)
     return capsys.readouterr().err
+
+
+def test_settle_and_close_refuse_an_sqlite_store_that_does_not_exist(tmp_path: Path, capsys) -> None:
+    """settle --store and close read an existing store: a misspelled SQLite path is refused (exit 2,
+    the path named) instead of being created empty, and settle writes no output folder."""
+    typo = tmp_path / "typo.db"
+    url = f"sqlite:///{typo}"
+    for argv in (
+        ["settle", "--store", url, "--month", "2026-10", "--out", str(tmp_path / "o9")],
+        ["close", "--store", url, "--month", "2026-10"],
+        ["close", "--store", url, "--month", "2026-10", "--settle"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"does not exist (no file {typo})" in err and "Traceback" not in err, err
+    assert not typo.exists()
+    assert not (tmp_path / "o9").exists()

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             "--store settles what parties sent; it takes no --cdrs or --tariffs. "
             "Hint: import files first (roamledger import --store URL ...)"
         )
-    store = Store(args.store) if args.store else None  # a URL that is not one: refused before any work
+    # a URL that is not one, an SQLite file that is not there: refused before any work
+    store = Store(args.store, create=False) if args.store else None
     try:
         return settle_run(args, policy, store)
     finally:

@@ -139,13 +139,27 @@ def store_engine(url: str) -> Engine:
         raise InputError(f"the store {shown} cannot be used ({reason}). {hint}") from None
 
 
-class Store:
-    """One store, one URL. ``Store(url)`` brings its schema to the newest migration."""
+def check_exists(engine: Engine) -> None:
+    """An SQLite store must be there already (``Store(url, create=False)``): a misspelled path would
+    otherwise be a new, empty store, read and settled as if it were the user's."""
+    path = engine.url.database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:" and not Path(path).is_file():
+        raise InputError(
+            f"the store {engine.url.render_as_string(hide_password=True)} does not exist (no file {path}). "
+            "Hint: check the path; roamledger import, party add or serve create a new store"
+        )
 
-    def __init__(self, url: str = DEFAULT_URL, *, migrate: bool = True) -> None:
+
+class Store:
+    """One store, one URL. ``Store(url)`` brings its schema to the newest migration; with
+    ``create=False`` an SQLite file that is not there is refused instead of created."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, migrate: bool = True, create: bool = True) -> None:
         self.url = url
         self._head: str | None = None
         self.engine: Engine = store_engine(url)
+        if not create:
+            check_exists(self.engine)
         self.writer: Engine = self.engine.execution_options(**{WRITE: True})  # write transactions
         if self.engine.dialect.name == "sqlite":
             sqlite_transactions(self.engine)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -215,3 +217,29 @@ def test_settle_and_close_refuse_an_sqlite_store_that_does_not_exist(tmp_path: P
         assert f"does not exist (no file {typo})" in err and "Traceback" not in err, err
     assert not typo.exists()
     assert not (tmp_path / "o9").exists()
+
+
+def test_ctrl_c_while_the_command_loads_is_one_sentence(monkeypatch, capsys) -> None:
+    """Loading a command's modules takes seconds: Ctrl-C then is exit 130 and one sentence, not a
+    KeyboardInterrupt traceback."""
+
+    def interrupted(command: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api.cli, "command_module", interrupted)
+    assert main(["settle", "--month", "2026-10", "--out", "o"]) == 130
+    assert capsys.readouterr().err == "roamledger: error: interrupted, nothing written\n"
+
+
+def test_settle_loads_dask_only_for_the_dask_engine() -> None:
+    """``settle`` (its --help, the default engine) does not import dask.distributed (seconds, and
+    tornado); :mod:`settlement.cluster` loads it when the dask engine starts."""
+    code = (
+        "import sys\n"
+        "from api.cli import build_parser, command_module\n"
+        "build_parser('settle'); command_module('settle')\n"
+        "assert 'dask.distributed' not in sys.modules and 'tornado' not in sys.modules\n"
+        "from settlement.cluster import DISTRIBUTED\n"
+        "assert DISTRIBUTED == 'dask.distributed'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -7,22 +7,18 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+# the exit statuses live in api.cli.status (loaded before any heavy module); re-exported here
+from api.cli.status import (  # noqa: F401
+    EXIT_BUG,
+    EXIT_FAIL_ON,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STATUS_HELP,
+)
 from pricing.batch import load_tariffs
 from pricing.errors import InputError, RoamledgerError
 from pricing.policy import PricingPolicy
-
-EXIT_OK = 0
-EXIT_FAIL_ON = 1  # the run completed and wrote its files, but --fail-on found what it was asked to
-EXIT_INPUT = 2  # usage or input error: nothing useful could be done with what was given
-EXIT_BUG = 70  # an internal error (a bug): one sentence, no traceback
-EXIT_INTERRUPTED = 130  # Ctrl-C: nothing written
-EXIT_STATUS_HELP = """exit status:
-  0    done (rejected records, if any, are in the rejects file)
-  1    done, but --fail-on rejects|findings found rejected records or findings
-  2    usage or input error (no such path, nothing read, every record rejected, ...)
-  70   internal error (a bug; please report it)
-  130  interrupted (Ctrl-C); nothing written
-"""
 
 
 def command_parser(

@@ -17,7 +17,7 @@ from api.cli.status import (  # noqa: F401
     EXIT_STATUS_HELP,
 )
 from pricing.batch import load_tariffs
-from pricing.errors import InputError, RoamledgerError
+from pricing.errors import BAD_JSON, InputError, RoamledgerError
 from pricing.policy import PricingPolicy
 
 
@@ -90,12 +90,17 @@ def check_run(read: int, rejected: int, source: str, rejects_file: str) -> None:
 
 def check_tariffs(paths: Iterable[str] | None, limit: int = 10) -> None:
     """Before any work: every ``--tariffs`` path must hold a tariff (a path with none is an input
-    error), and every tariff that cannot be read is named on stderr with its own error (its CDRs
-    are rejected as TARIFF_INVALID)."""
+    error), a tariff file that is not JSON is an input error (the ids of its tariffs are unknown:
+    their CDRs would all be rejected as TARIFF_NOT_FOUND), and every tariff that is JSON but cannot
+    be read is named on stderr with its own error (its CDRs are rejected as TARIFF_INVALID)."""
     shown = 0
     for path in paths or []:
         store, findings = load_tariffs([path])
         errors = [f for f in findings if f.severity == "error"]
+        for f in errors:  # a file that is not JSON: its tariffs (ids unknown) would be silently missing
+            if f.code == BAD_JSON:
+                line = f" line {f.line}" if f.line is not None else ""
+                raise InputError(f"--tariffs {path}: {f.source}{line} cannot be read: {f.message}")
         for f in errors:
             if shown < limit:
                 where = f"{f.source} line {f.line}" if f.line is not None else f.source

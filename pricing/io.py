@@ -4,8 +4,9 @@ Readers never raise on a bad record: a line that is not JSON becomes a :class:`R
 ``BAD_JSON`` finding, with its source file and line, and reading goes on.
 
 * ``.json``: one object, an array of objects, or an OCPI response envelope (``{"data": …}``).
-  For an array, ``line`` is the 1-based item number. A ``.json`` file that is not one JSON
-  document is read as NDJSON.
+  For an array, ``line`` is the 1-based item number. A ``.json`` file whose first line is a JSON
+  value on its own is read as NDJSON; any other ``.json`` file that does not parse is one
+  ``BAD_JSON`` record at the line of its error (not one per line).
 * ``.ndjson`` / ``.jsonl``: one object per line; ``line`` is the line number.
 * ``.parquet``: one nested OCPI object per row (``line`` = 1-based row number).
 """
@@ -72,14 +73,43 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
         data = p.read_bytes()
         try:
             doc = unwrap_envelope(loads(data))
-        except ValueError:
-            yield from _read_ndjson(data, src)
+        except ValueError as exc:
+            if _first_line_is_json(data):  # NDJSON under a .json name
+                yield from _read_ndjson(data, src)
+            else:  # one document with an error in it: reported once, where it is
+                yield _broken_document(exc, src)
             return
         if isinstance(doc, list):
             for i, item in enumerate(doc, start=1):
                 yield Record(src, i, item)
         else:
             yield Record(src, 1, doc)
+
+
+def _first_line_is_json(data: bytes) -> bool:
+    """Whether the first non-blank line of ``data`` is a JSON value on its own (NDJSON), as the
+    first line of an indented document (``{``) never is."""
+    first = next((line for line in data.splitlines() if line.strip()), b"")
+    try:
+        loads(first)
+    except ValueError:
+        return False
+    return True
+
+
+def _broken_document(exc: ValueError, src: str) -> Record:
+    """The one ``BAD_JSON`` record of a ``.json`` file that is not valid JSON: line and column of
+    the error (a file that is not UTF-8 has neither)."""
+    if isinstance(exc, json.JSONDecodeError):
+        line: int | None = exc.lineno
+        what = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    else:
+        line, what = None, str(exc)
+    msg = (
+        f"the file is not valid JSON ({what}). Hint: a .json file holds one JSON document (an object, "
+        "an array or an OCPI envelope); fix it there, or name a file of one object per line .ndjson"
+    )
+    return Record(src, line, None, Finding(E.BAD_JSON, msg, src, line))
 
 
 def _read_ndjson(data: bytes, src: str) -> Iterator[Record]:

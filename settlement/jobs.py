@@ -27,8 +27,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dask.distributed import Client, LocalCluster
-
 from pricing.batch import expand_inputs, kernel_outcomes, load_tariffs, parse_record
 from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
 from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
@@ -40,6 +38,7 @@ from pricing.reference import price_session
 from pricing.report import result_row
 from pricing.sessions import TariffSet, build_session
 from pricing.timezones import validate_zone
+from settlement.cluster import dask_client
 from settlement.contracts import Contracts, load_contracts
 from settlement.output import (
     atomic_output,
@@ -211,23 +210,13 @@ def flat_lines(
 
 
 def _run_dask(chunks, tariffs, policy, tz, tolerance, versions, scheduler, pricer):  # type: ignore[no-untyped-def]
-    if scheduler:
-        client = Client(scheduler)
-        cluster = None
-    else:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
+    with dask_client(scheduler) as client:
         shared = client.scatter([tariffs, versions], broadcast=True)
         futures = [
             client.submit(process_chunk, c, shared[0], policy, tz, tolerance, shared[1], pricer, pure=False)
             for c in chunks
         ]
         return client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def reconcile_all(

@@ -12,6 +12,7 @@ from test_price_cli import TARIFF
 from test_settle import cdr, run_settle, write_month
 
 from api.cli import main
+from pricing.io import read_records
 
 
 def bad_tariff_month(tmp: Path) -> tuple[Path, Path, Path]:
@@ -68,3 +69,59 @@ def test_a_tariffs_path_without_a_tariff_is_an_input_error(tmp_path: Path, capsy
         assert f"--tariffs {path}: no tariff in it" in capsys.readouterr().err
         assert run_settle(tmp_path, src, path, contracts, tmp_path / "out") == 2
         assert not (tmp_path / "out").exists()
+
+
+def broken_tariff_folder(tmp: Path) -> Path:
+    """An indented tariff .json with one comma missing (after "currency"), next to a good one."""
+    folder = tmp / "broken"
+    folder.mkdir()
+    text = json.dumps(TARIFF, indent=2).replace('"currency": "EUR",', '"currency": "EUR"')
+    assert text != json.dumps(TARIFF, indent=2)
+    (folder / "a.json").write_text(text, encoding="utf-8")
+    good = copy.deepcopy(TARIFF)
+    good["id"] = "T2"
+    (folder / "b.json").write_text(json.dumps(good, indent=2), encoding="utf-8")
+    return folder
+
+
+def error_line(folder: Path) -> int:
+    text = (folder / "a.json").read_text(encoding="utf-8")
+    return 1 + text[: text.index('"currency": "EUR"')].count("\n") + 1  # the key after it
+
+
+def test_a_json_file_with_a_syntax_error_is_one_error_where_it_is(tmp_path: Path) -> None:
+    folder = broken_tariff_folder(tmp_path)
+    records = list(read_records(folder / "a.json"))
+    assert len(records) == 1 and records[0].error is not None
+    assert records[0].line == error_line(folder)
+    assert f"line {error_line(folder)} column" in records[0].error.message
+    assert "each line must hold" not in records[0].error.message
+    ndjson_named_json = tmp_path / "n.json"  # one object per line under a .json name: still read
+    ndjson_named_json.write_text(json.dumps(TARIFF) + "\n" + json.dumps(TARIFF) + "\n", encoding="utf-8")
+    assert [r.line for r in read_records(ndjson_named_json) if r.error is None] == [1, 2]
+
+
+def test_price_refuses_a_tariff_file_that_is_not_json(tmp_path: Path, capsys) -> None:
+    """Its tariffs' ids are unknown: every CDR on them would be rejected as TARIFF_NOT_FOUND, so the
+    run stops before any work (exit 2), naming the file, line and column once."""
+    folder = broken_tariff_folder(tmp_path)
+    src, _, _ = write_month(tmp_path, [cdr("C1")])
+    out = tmp_path / "p.ndjson"
+    assert main(["price", "--tariffs", str(folder), "--out", str(out), str(src)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"a.json line {error_line(folder)} cannot be read" in err, err
+    assert "column" in err and not out.exists()
+
+
+def test_lint_quote_and_price_sheet_point_to_the_syntax_error(tmp_path: Path, capsys) -> None:
+    folder = broken_tariff_folder(tmp_path)
+    bad, n = folder / "a.json", error_line(folder)
+    assert main(["lint", str(bad)]) == 2
+    assert f"a.json:{n}: the file is not valid JSON" in capsys.readouterr().err
+    quote = ["quote", "--start", "2026-10-05T10:00", "--tz", "Europe/Amsterdam", "--energy-kwh", "10"]
+    for argv in ([*quote, "--tariff", str(bad)], ["price-sheet", "--tariff", str(bad)]):
+        assert main(argv) == 2
+        assert f"a.json line {n}: the file is not valid JSON" in capsys.readouterr().err
+    for argv in ([*quote, "--tariff", str(folder)], ["price-sheet", "--tariff", str(folder)]):
+        assert main(argv) == 2
+        assert f"{folder} is a folder: give one file holding one OCPI tariff" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from api.cli.options import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
+from api.cli.status import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
 from pricing import __version__
 from pricing.errors import RoamledgerError
 
@@ -58,15 +58,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
+    """Run one command. Ctrl-C at any moment — also while the command's modules load, which takes
+    seconds (this module itself loads only light ones) — is one sentence and exit 130."""
+    try:
+        return run_command(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        return fail("interrupted, nothing written", EXIT_INTERRUPTED)
+
+
+def run_command(words: list[str]) -> int:
     only = words[0] if words and words[0] in COMMANDS else None
     args = build_parser(only).parse_args(words)
     try:
         return int(command_module(args.command).run(args))
     except RoamledgerError as exc:
         return fail(str(exc), EXIT_INPUT)
-    except KeyboardInterrupt:
-        return fail("interrupted, nothing written", EXIT_INTERRUPTED)
     except OSError as exc:
         where = f": {exc.filename}" if exc.filename else ""
         return fail(f"{exc.strerror or exc}{where}", EXIT_INPUT)

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_month(args.month)
     check_locale(args.locale)
-    store = Store(args.store)
+    store = Store(args.store, create=False)  # a misspelled SQLite path is refused, not created
     try:
         run_id = args.run
         if args.settle:

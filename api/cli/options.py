@@ -7,22 +7,18 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+# the exit statuses live in api.cli.status (loaded before any heavy module); re-exported here
+from api.cli.status import (  # noqa: F401
+    EXIT_BUG,
+    EXIT_FAIL_ON,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_STATUS_HELP,
+)
 from pricing.batch import load_tariffs
-from pricing.errors import InputError, RoamledgerError
+from pricing.errors import BAD_JSON, InputError, RoamledgerError
 from pricing.policy import PricingPolicy
-
-EXIT_OK = 0
-EXIT_FAIL_ON = 1  # the run completed and wrote its files, but --fail-on found what it was asked to
-EXIT_INPUT = 2  # usage or input error: nothing useful could be done with what was given
-EXIT_BUG = 70  # an internal error (a bug): one sentence, no traceback
-EXIT_INTERRUPTED = 130  # Ctrl-C: nothing written
-EXIT_STATUS_HELP = """exit status:
-  0    done (rejected records, if any, are in the rejects file)
-  1    done, but --fail-on rejects|findings found rejected records or findings
-  2    usage or input error (no such path, nothing read, every record rejected, ...)
-  70   internal error (a bug; please report it)
-  130  interrupted (Ctrl-C); nothing written
-"""
 
 
 def command_parser(
@@ -94,12 +90,17 @@ def check_run(read: int, rejected: int, source: str, rejects_file: str) -> None:
 
 def check_tariffs(paths: Iterable[str] | None, limit: int = 10) -> None:
     """Before any work: every ``--tariffs`` path must hold a tariff (a path with none is an input
-    error), and every tariff that cannot be read is named on stderr with its own error (its CDRs
-    are rejected as TARIFF_INVALID)."""
+    error), a tariff file that is not JSON is an input error (the ids of its tariffs are unknown:
+    their CDRs would all be rejected as TARIFF_NOT_FOUND), and every tariff that is JSON but cannot
+    be read is named on stderr with its own error (its CDRs are rejected as TARIFF_INVALID)."""
     shown = 0
     for path in paths or []:
         store, findings = load_tariffs([path])
         errors = [f for f in findings if f.severity == "error"]
+        for f in errors:  # a file that is not JSON: its tariffs (ids unknown) would be silently missing
+            if f.code == BAD_JSON:
+                line = f" line {f.line}" if f.line is not None else ""
+                raise InputError(f"--tariffs {path}: {f.source}{line} cannot be read: {f.message}")
         for f in errors:
             if shown < limit:
                 where = f"{f.source} line {f.line}" if f.line is not None else f.source

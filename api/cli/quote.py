@@ -23,8 +23,13 @@ EXAMPLE = """example:
 def one_object(path: str, what: str) -> Any:
     """The single JSON object in a file (an OCPI response envelope is unwrapped)."""
     require_existing([path])
+    if Path(path).is_dir():
+        raise InputError(f"{path} is a folder: give one file holding one {what}")
     records = list(read_records(path))
-    if len(records) != 1 or records[0].error is not None or not isinstance(records[0].obj, dict):
+    if records and records[0].error is not None:  # not JSON: where and why
+        line = f" line {records[0].line}" if records[0].line is not None else ""
+        raise InputError(f"{path}{line}: {records[0].error.message}")
+    if len(records) != 1 or not isinstance(records[0].obj, dict):
         raise InputError(f"{path}: expected one JSON object ({what}). Hint: put one {what} in the file")
     return records[0].obj
 

@@ -23,6 +23,7 @@ from api.cli.options import (
 from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
 from pricing.flat import is_flat_file
+from pricing.policy import PricingPolicy
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
 from settlement.output import check_output_folder
@@ -84,6 +85,21 @@ def run(args: argparse.Namespace) -> int:
     check_locale(args.locale)
     if not args.cdrs and not args.store:
         raise RoamledgerError("nothing to settle. Hint: give --cdrs PATH... or --store URL")
+    if args.store and (args.cdrs or args.tariffs):
+        raise RoamledgerError(
+            "--store settles what parties sent; it takes no --cdrs or --tariffs. "
+            "Hint: import files first (roamledger import --store URL ...)"
+        )
+    # a URL that is not one, an SQLite file that is not there: refused before any work
+    store = Store(args.store, create=False) if args.store else None
+    try:
+        return settle_run(args, policy, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def settle_run(args: argparse.Namespace, policy: PricingPolicy, store: Store | None) -> int:
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
     check_tariffs(args.tariffs)
@@ -112,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
         "progress": say,
         "pricer": args.pricer,
     }
-    if args.store:  # the month as parties sent it, with the late CDRs of closed months it takes
-        return settle_store(args, engine, settings, common)
+    if store is not None:  # the month as parties sent it, with the late CDRs of closed months it takes
+        return settle_store(args, store, engine, settings, common)
     if engine == "columnar" or (engine == "dask" and all_flat):  # flat months: columnar, here or on Dask
         out, c, statements = settle_columnar(
             args.cdrs,
@@ -138,29 +154,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 def settle_store(
-    args: argparse.Namespace, engine: str, settings: dict[str, Any], common: dict[str, Any]
+    args: argparse.Namespace,
+    store: Store,
+    engine: str,
+    settings: dict[str, Any],
+    common: dict[str, Any],
 ) -> int:
     """``--store``: :func:`settlement.runs.settle_store_month` (what ``close --settle`` and the API run)."""
-    if args.cdrs or args.tariffs:
-        raise RoamledgerError(
-            "--store settles what parties sent; it takes no --cdrs or --tariffs. "
-            "Hint: import files first (roamledger import --store URL ...)"
-        )
-    store = Store(args.store)
-    try:
-        out, counts, statements, _ = settle_store_month(
-            store,
-            args.month,
-            args.out,
-            settings,
-            args.locale,
-            engine=engine,
-            scheduler=args.scheduler,
-            piece_rows=max(1, args.piece_rows),
-            **common,
-        )
-    finally:
-        store.close()
+    out, counts, statements, _ = settle_store_month(
+        store,
+        args.month,
+        args.out,
+        settings,
+        args.locale,
+        engine=engine,
+        scheduler=args.scheduler,
+        piece_rows=max(1, args.piece_rows),
+        **common,
+    )
     return finished(args, counts, len(statements), out)
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from dask.distributed import Client, LocalCluster
 
 from pricing.errors import Finding
 from pricing.flat import is_flat_file
@@ -28,6 +27,7 @@ from pricing.model import Cdr, Money
 from pricing.ndjson_pieces import SPAN_BYTES
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet
+from settlement.cluster import dask_client
 from settlement.columnar.piece import PieceJob, process_piece, special_ids
 from settlement.columnar.source import Piece, exact_cdrs, iter_run_pieces, load
 from settlement.contracts import Contracts
@@ -278,13 +278,7 @@ def ordered_map(fn: Callable[[Any], Any], items: Any, workers: int) -> Any:
 def _dask_pieces(pieces: Any, job: PieceJob, scheduler: str | None) -> Any:
     """Pieces on dask.distributed (a 2-worker LocalCluster unless ``scheduler`` is given), at most
     a few in flight, results yielded in input order."""
-    cluster = None
-    if scheduler:
-        client = Client(scheduler)
-    else:
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    try:
+    with dask_client(scheduler) as client:
         shared = client.scatter(job, broadcast=True)
         pending: list[Any] = []
         for piece in pieces:
@@ -293,7 +287,3 @@ def _dask_pieces(pieces: Any, job: PieceJob, scheduler: str | None) -> Any:
                 yield pending.pop(0).result()
         for fut in pending:
             yield fut.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

@@ -25,7 +25,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, and_, case, create_engine, event, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from pricing.errors import InputError, RoamledgerError
 from pricing.io import Record, dumps, loads
@@ -46,6 +47,7 @@ from settlement.store.schema import cdr_periods, cdrs, ingest_log, parties, tari
 WRITE = "roamledger_write"  # execution option of write transactions
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///roamledger.db"
+URL_FORMS = "sqlite:///PATH (an SQLite file) or postgresql+psycopg://USER@HOST/DATABASE"
 
 
 class StoreError(InputError):
@@ -118,13 +120,46 @@ def alembic_config(connection: Connection) -> Config:
     return cfg
 
 
-class Store:
-    """One store, one URL. ``Store(url)`` brings its schema to the newest migration."""
+def store_engine(url: str) -> Engine:
+    """The engine of a store URL; a text that is not a supported URL is the user's input error
+    (one sentence naming the supported forms), not a SQLAlchemy traceback."""
+    example = f"sqlite:///{url}" if "://" not in url else "sqlite:///roamledger.db"
+    hint = f"Hint: a store URL is {URL_FORMS}, e.g. {example}"
+    try:
+        parsed: URL = make_url(url)
+    except ArgumentError:
+        raise InputError(f"the store {url!r} is not a URL. {hint}") from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InputError(f"the store {shown} is not supported. {hint}")
+    try:
+        return create_engine(parsed)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # e.g. sqlite://x.db, an absent driver
+        reason = str(exc).strip().splitlines()[0]
+        raise InputError(f"the store {shown} cannot be used ({reason}). {hint}") from None
 
-    def __init__(self, url: str = DEFAULT_URL, *, migrate: bool = True) -> None:
+
+def check_exists(engine: Engine) -> None:
+    """An SQLite store must be there already (``Store(url, create=False)``): a misspelled path would
+    otherwise be a new, empty store, read and settled as if it were the user's."""
+    path = engine.url.database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:" and not Path(path).is_file():
+        raise InputError(
+            f"the store {engine.url.render_as_string(hide_password=True)} does not exist (no file {path}). "
+            "Hint: check the path; roamledger import, party add or serve create a new store"
+        )
+
+
+class Store:
+    """One store, one URL. ``Store(url)`` brings its schema to the newest migration; with
+    ``create=False`` an SQLite file that is not there is refused instead of created."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, migrate: bool = True, create: bool = True) -> None:
         self.url = url
         self._head: str | None = None
-        self.engine: Engine = create_engine(url)
+        self.engine: Engine = store_engine(url)
+        if not create:
+            check_exists(self.engine)
         self.writer: Engine = self.engine.execution_options(**{WRITE: True})  # write transactions
         if self.engine.dialect.name == "sqlite":
             sqlite_transactions(self.engine)

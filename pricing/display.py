@@ -48,6 +48,9 @@ WORDS: dict[str, dict[str, str]] = {
         "min_price": "Minimum price",
         "max_price": "Maximum price",
         "always": "at all times",
+        "other_times": "other times",
+        "parking_price": "parking {x}",
+        "prices_incl_vat": "prices incl. VAT ({x})",
         "every_day": "every day",
         "from_kwh": "from {x} kWh",
         "below_kwh": "below {x} kWh",
@@ -62,6 +65,12 @@ WORDS: dict[str, dict[str, str]] = {
         "billed_per": "billed per {x}",
         "min_applied": "the minimum price applies",
         "max_applied": "the maximum price applies",
+        "min_adjust": "Minimum price adjustment",
+        "max_adjust": "Maximum price adjustment",
+        "adjustment": "Adjustment",
+        "lines_rounded": (
+            "lines rounded by largest remainder so that they add up to the total; exact amounts in JSON"
+        ),
         "free": "Free",
     },
     "fr": {
@@ -82,6 +91,9 @@ WORDS: dict[str, dict[str, str]] = {
         "min_price": "Prix minimum",
         "max_price": "Prix maximum",
         "always": "à toute heure",
+        "other_times": "aux autres heures",
+        "parking_price": "stationnement {x}",
+        "prices_incl_vat": "prix TTC (TVA {x})",
         "every_day": "tous les jours",
         "from_kwh": "à partir de {x} kWh",
         "below_kwh": "en dessous de {x} kWh",
@@ -96,6 +108,13 @@ WORDS: dict[str, dict[str, str]] = {
         "billed_per": "facturé par {x}",
         "min_applied": "le prix minimum s'applique",
         "max_applied": "le prix maximum s'applique",
+        "min_adjust": "Ajustement au prix minimum",
+        "max_adjust": "Ajustement au prix maximum",
+        "adjustment": "Ajustement",
+        "lines_rounded": (
+            "lignes arrondies pour que leur somme soit le total (plus fo"
+            "rts restes) ; montants exacts dans le JSON"
+        ),
         "free": "Gratuit",
     },
     "de": {
@@ -116,6 +135,9 @@ WORDS: dict[str, dict[str, str]] = {
         "min_price": "Mindestpreis",
         "max_price": "Höchstpreis",
         "always": "jederzeit",
+        "other_times": "zu anderen Zeiten",
+        "parking_price": "Parken {x}",
+        "prices_incl_vat": "Preise inkl. MwSt. ({x})",
         "every_day": "täglich",
         "from_kwh": "ab {x} kWh",
         "below_kwh": "unter {x} kWh",
@@ -130,6 +152,13 @@ WORDS: dict[str, dict[str, str]] = {
         "billed_per": "abgerechnet je {x}",
         "min_applied": "der Mindestpreis gilt",
         "max_applied": "der Höchstpreis gilt",
+        "min_adjust": "Anpassung an den Mindestpreis",
+        "max_adjust": "Anpassung an den Höchstpreis",
+        "adjustment": "Anpassung",
+        "lines_rounded": (
+            "Positionen so gerundet, dass ihre Summe der Gesamtbetrag is"
+            "t (größte Reste); genaue Beträge im JSON"
+        ),
         "free": "Kostenlos",
     },
     "nl": {
@@ -150,6 +179,9 @@ WORDS: dict[str, dict[str, str]] = {
         "min_price": "Minimumprijs",
         "max_price": "Maximumprijs",
         "always": "altijd",
+        "other_times": "overige tijden",
+        "parking_price": "parkeren {x}",
+        "prices_incl_vat": "prijzen incl. btw ({x})",
         "every_day": "elke dag",
         "from_kwh": "vanaf {x} kWh",
         "below_kwh": "onder {x} kWh",
@@ -164,6 +196,12 @@ WORDS: dict[str, dict[str, str]] = {
         "billed_per": "afgerekend per {x}",
         "min_applied": "de minimumprijs geldt",
         "max_applied": "de maximumprijs geldt",
+        "min_adjust": "Correctie minimumprijs",
+        "max_adjust": "Correctie maximumprijs",
+        "adjustment": "Correctie",
+        "lines_rounded": (
+            "regels zo afgerond dat ze optellen tot het totaal (grootste resten); exacte bedragen in de JSON"
+        ),
         "free": "Gratis",
     },
 }
@@ -258,6 +296,27 @@ def money_format(currency: str, loc: Locale) -> MoneyFormat | None:
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):
         return None
     return fast
+
+
+def shares(total: Fraction, parts: list[Fraction], currency: str) -> list[Decimal]:
+    """Display amounts of ``parts`` that add up to ``total`` shown half-up (largest remainder).
+
+    The billed amount is the exact total rounded half-up to the currency's minor unit; it is never
+    changed to fit the lines. Each part is rounded down to the minor unit and the units still
+    missing go, one each, to the parts with the largest remainders (the earlier part on a tie).
+    ``parts`` must add up exactly to ``total`` (a caller adds an adjustment line when they don't).
+    """
+    if sum(parts, Fraction(0)) != total:
+        raise ValueError("display shares: the parts do not add up to the total")
+    digits = minor_digits(currency)
+    scale = 10**digits
+    shown = int(round_half_up(total, digits).scaleb(digits))
+    floors = [(p * scale).numerator // (p * scale).denominator for p in parts]
+    missing = shown - sum(floors)  # 0 <= missing <= len(parts): half-up of the summed remainders
+    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] * scale - floors[i]), i))
+    for i in order[:missing]:
+        floors[i] += 1
+    return [Decimal(units).scaleb(-digits) for units in floors]
 
 
 def unit_price(value: Decimal, currency: str, loc: Locale) -> str:

@@ -4,7 +4,12 @@ into the tariff and a fix.
 What is checked (codes are stable strings; severity ``error`` = the tariff cannot mean what it says,
 ``warning`` = probably not what was meant, ``info`` = worth knowing):
 
+* ``NOT_A_TARIFF`` (error): an object without ``elements`` that is no tariff at all (a CDR, or
+  neither ``currency`` nor ``elements``): said so, not reported as a tariff missing fields.
 * ``INVALID_TARIFF`` (error): the tariff does not parse; the parser's code, path and hint.
+* ``UNKNOWN_FIELD`` (warning): a key OCPI does not define (for the tariff's version) in an element,
+  a price component or restrictions — the parser ignores it, so e.g. a misspelled ``start_tme``
+  leaves the element unrestricted; the fix names the closest known key.
 * ``MIN_ABOVE_MAX`` (error): min_price above max_price (excl. or incl. VAT).
 * ``NEVER_MATCHES`` (error): restrictions that can never hold together (start_time = end_time,
   min ≥ max for kWh/power/current/duration, start_date ≥ end_date, weekdays outside a short date
@@ -28,6 +33,7 @@ What is checked (codes are stable strings; severity ``error`` = the tariff canno
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
@@ -51,6 +57,22 @@ BOUNDS = (
     ("min_current_ma", "max_current_ma", "min_current", "max_current"),
     ("min_duration_s", "max_duration_s", "min_duration", "max_duration"),
 )
+
+
+# The keys OCPI defines per object, by version (2.3.0 has the 2.2.1 ones).
+ELEMENT_KEYS = frozenset({"price_components", "restrictions"})
+COMPONENT_KEYS = {
+    "2.1.1": frozenset({"type", "price", "step_size"}),
+    "2.2.1": frozenset({"type", "price", "vat", "step_size"}),
+}
+RESTRICTION_KEYS = {
+    "2.1.1": frozenset(
+        "start_time end_time start_date end_date min_kwh max_kwh min_power max_power min_duration "
+        "max_duration day_of_week".split()
+    )
+}
+RESTRICTION_KEYS["2.2.1"] = RESTRICTION_KEYS["2.1.1"] | {"min_current", "max_current", "reservation"}
+CDR_KEYS = ("charging_periods", "cdr_token", "cdr_location", "total_cost", "total_energy", "auth_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,17 +106,23 @@ class LintReport:
 
 def lint_tariff(obj: Any, ocpi_version: str | None = None) -> LintReport:
     """Lint one OCPI tariff (decoded JSON, any version). Never raises for a bad tariff."""
+    stranger = not_a_tariff(obj)
+    if stranger is not None:
+        return LintReport(None, None, (stranger,))
     try:
         tariff, warnings = parse_tariff(obj, ocpi_version)
     except RecordRejected as exc:
         message, _, hint = exc.message.partition(" Hint: ")
         tid = obj.get("id") if isinstance(obj, dict) else None
-        finding = LintFinding("INVALID_TARIFF", "error", exc.path or "$", f"{exc.code}: {message}", hint)
+        finding = LintFinding(
+            "INVALID_TARIFF", "error", exc.path or "$", sentence(f"{exc.code}: {message}"), sentence(hint)
+        )
         return LintReport(tid if isinstance(tid, str) else None, None, (finding,))
     found: list[LintFinding] = []
     for w in warnings:
         message, _, hint = w.message.partition(" Hint: ")
-        found.append(LintFinding(w.code, w.severity, w.path or "$", message, hint))
+        found.append(LintFinding(w.code, w.severity, w.path or "$", sentence(message), sentence(hint)))
+    found += unknown_fields(obj, tariff.version)
     found += limits(tariff)
     for i, el in enumerate(tariff.elements):
         found += never_matches(i, el)
@@ -108,7 +136,70 @@ def lint_tariff(obj: Any, ocpi_version: str | None = None) -> LintReport:
     return LintReport(tariff.id, tariff.version, tuple(found))
 
 
+def sentence(text: str) -> str:
+    """A message or fix without its final full stop: a reader joins them (``message. Fix: fix``)."""
+    return text.strip().removesuffix(".")
+
+
 # ---- checks -------------------------------------------------------------------------------------
+
+
+def not_a_tariff(obj: Any) -> LintFinding | None:
+    """An object without ``elements`` that is no tariff at all: a CDR, or one with neither
+    ``elements`` nor ``currency`` (a tariff missing only ``elements`` is INVALID_TARIFF)."""
+    if not isinstance(obj, dict) or "elements" in obj:
+        return None
+    cdr = [k for k in CDR_KEYS if k in obj]
+    if cdr:
+        why = f"it looks like a CDR or a Session (it has {', '.join(cdr)})"
+        fix = "lint tariffs only: keep CDRs and Sessions out of the folders and files given to lint"
+    elif "currency" not in obj:
+        why = "it has neither elements nor currency"
+        fix = "give lint OCPI Tariff objects (a file with one, an array, or an OCPI response envelope)"
+    else:
+        return None
+    return LintFinding("NOT_A_TARIFF", "error", "$", f"not an OCPI tariff (no elements): {why}", fix)
+
+
+def unknown_fields(obj: Any, version: str) -> list[LintFinding]:
+    """Keys OCPI does not define in elements, price components and restrictions (the parser
+    ignores them: a misspelled restriction silently does not restrict)."""
+    v = "2.1.1" if version == "2.1.1" else "2.2.1"
+    out: list[LintFinding] = []
+
+    def check(value: Any, known: frozenset[str], path: str, what: str) -> None:
+        if not isinstance(value, dict):
+            return
+        for key in sorted(value, key=str):
+            if key in known:
+                continue
+            near = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            fix = (
+                f"did you mean `{near[0]}`? Rename it"
+                if near
+                else f"remove it (known: {', '.join(sorted(known))})"
+            )
+            out.append(
+                LintFinding(
+                    "UNKNOWN_FIELD",
+                    "warning",
+                    f"{path}.{key}",
+                    f"`{key}` is not a field of OCPI {version} {what}: it is ignored",
+                    fix,
+                )
+            )
+
+    elements = obj.get("elements") if isinstance(obj, dict) else None
+    for i, el in enumerate(elements if isinstance(elements, list) else []):
+        here = f"$.elements[{i}]"
+        check(el, ELEMENT_KEYS, here, "tariff elements")
+        if not isinstance(el, dict):
+            continue
+        check(el.get("restrictions"), RESTRICTION_KEYS[v], f"{here}.restrictions", "restrictions")
+        comps = el.get("price_components")
+        for j, comp in enumerate(comps if isinstance(comps, list) else []):
+            check(comp, COMPONENT_KEYS[v], f"{here}.price_components[{j}]", "price components")
+    return out
 
 
 def limits(t: Tariff) -> list[LintFinding]:

@@ -98,7 +98,9 @@ def component_entry(tariff: Tariff, comp: PriceComponent, loc: Locale) -> dict[s
     if step:
         entry["step_size"] = comp.step_size
         texts.append(w["billed_per"].format(x=step))
-    entry["text"] = ", ".join(texts)
+    text = ", ".join(texts)
+    # parking is priced per hour like charging time: the text names it, not only the JSON kind
+    entry["text"] = w["parking_price"].format(x=text) if comp.dimension is Dimension.PARKING_TIME else text
     return entry
 
 
@@ -179,14 +181,41 @@ def limit_entry(limit: PriceLimit | None, currency: str, loc: Locale) -> dict[st
     }
 
 
-def element_entry(tariff: Tariff, index: int, el: Element, loc: Locale) -> dict[str, Any]:
+def element_entry(
+    tariff: Tariff, index: int, el: Element, loc: Locale, earlier: set[Dimension]
+) -> dict[str, Any]:
+    """One element; ``earlier`` holds the dimensions priced by earlier elements of its group.
+
+    An element without restrictions applies "at all times" only to a dimension no earlier element
+    prices: otherwise an earlier (restricted) element takes precedence when it matches, and this
+    one is the price at the other times. Each price carries its own ``when_text`` for that reason.
+    """
     fields, phrase = when(el.restrictions, loc)
+    w = display.words(loc)
+    prices = []
+    for comp in el.components:
+        entry = component_entry(tariff, comp, loc)
+        fallback = phrase == w["always"] and comp.dimension in earlier
+        entry["when_text"] = w["other_times"] if fallback else phrase
+        prices.append(entry)
+    earlier.update(c.dimension for c in el.components)
+    shown = {p["when_text"] for p in prices}
     return {
         "element": index,
         "when": fields,
-        "when_text": phrase,
-        "prices": [component_entry(tariff, c, loc) for c in el.components],
+        "when_text": shown.pop() if len(shown) == 1 else phrase,
+        "prices": prices,
     }
+
+
+def element_entries(tariff: Tariff, loc: Locale, reservation: bool) -> list[dict[str, Any]]:
+    """The regular (or reservation) elements in tariff order: earlier ones take precedence."""
+    earlier: set[Dimension] = set()
+    return [
+        element_entry(tariff, i, e, loc, earlier)
+        for i, e in enumerate(tariff.elements)
+        if (e.restrictions.reservation is not None) is reservation
+    ]
 
 
 def price_sheet(
@@ -205,10 +234,8 @@ def price_sheet(
     loc = display.locale_of(locale)
     t, _ = resolve_tariff(tariff, store, ocpi_version)
     w = display.words(loc)
-    regular = [
-        element_entry(t, i, e, loc) for i, e in enumerate(t.elements) if e.restrictions.reservation is None
-    ]
-    reserve = [element_entry(t, i, e, loc) for i, e in enumerate(t.elements) if e.restrictions.reservation]
+    regular = element_entries(t, loc, reservation=False)
+    reserve = element_entries(t, loc, reservation=True)
     rates = sorted({c.vat for e in t.elements for c in e.components if c.vat is not None})
     body: dict[str, Any] = {
         "tariff_id": t.id,
@@ -226,7 +253,7 @@ def price_sheet(
         "min_price": limit_entry(t.min_price, t.currency, loc),
         "max_price": limit_entry(t.max_price, t.currency, loc),
     }
-    summary = [f"{e['when_text']}: {p['text']}" for e in regular for p in e["prices"]]
+    summary = [f"{p['when_text']}: {p['text']}" for e in regular for p in e["prices"]]
     for key in ("min_price", "max_price"):
         if body[key] is not None:
             summary.append(f"{w[key]}: {body[key]['text']}")
@@ -241,4 +268,5 @@ def vat_text(t: Tariff, rates: list[Decimal], loc: Locale) -> str:
     if not rates or t.tax_included is TaxIncluded.NOT_APPLICABLE:
         return f"0 % {w['vat']}"
     shown = ", ".join(f"{display.number(r, loc)} %" for r in rates)
-    return f"{w['vat']} {shown} ({w['incl_vat'] if t.tax_included is TaxIncluded.YES else w['excl_vat']})"
+    # every price the sheet shows includes VAT (a tariff stated excl. VAT is shown with it added)
+    return w["prices_incl_vat"].format(x=shown)

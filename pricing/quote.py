@@ -553,30 +553,56 @@ def build_quote(
 
 
 def display_strings(priced: PricedSession, loc: Locale) -> dict[str, Any]:
-    """Babel-formatted amounts (half-up to the currency's minor unit) and their labels."""
+    """Babel-formatted amounts and their labels; the lines add up to the total shown.
+
+    The total is the exact total half-up to the currency's minor unit (the amount billed). The
+    lines are rounded by largest remainder (:func:`pricing.display.shares`) so that they add up to
+    it; when a minimum or maximum price applies, an adjustment line carries the difference. The
+    exact amounts stay in the quote's JSON (``costs``, ``total``). The quote API shows these strings.
+    """
     w = display.words(loc)
     cur = priced.session.currency
+    cats = [cat for cat in COST_CATEGORIES if any(ln.category == cat for ln in priced.lines)]
+    labels = [w[cat] for cat in cats]
+    columns = {"excl_vat": [priced.category(cat)[0] for cat in cats]}
+    columns["incl_vat"] = [priced.category(cat)[1] for cat in cats]
+    totals = {"excl_vat": priced.total_excl, "incl_vat": priced.total_incl}
+    gaps = {
+        name: totals[name] - sum(amounts, Fraction(0))
+        for name, amounts in columns.items()
+        if totals[name] is not None and None not in amounts
+    }
+    if any(gaps.values()):
+        cats.append("adjustment")
+        labels.append(w[f"{priced.min_max_applied}_adjust" if priced.min_max_applied else "adjustment"])
+        for name, amounts in columns.items():
+            amounts.append(gaps.get(name))
+    shown: dict[str, list[Any]] = {}
+    for name, amounts in columns.items():
+        total = totals[name]
+        if total is not None and None not in amounts:
+            shown[name] = display.shares(total, amounts, cur)  # type: ignore[arg-type]
+        else:  # a column with an unknown amount: each line on its own, half-up
+            shown[name] = amounts
     out: dict[str, Any] = {
         "locale": str(loc),
         "total_excl_vat": display.money(priced.total_excl, cur, loc),
         "total_incl_vat": display.money(priced.total_incl, cur, loc),
-        "lines": [],
-    }
-    for cat in COST_CATEGORIES:
-        if not any(ln.category == cat for ln in priced.lines):
-            continue
-        excl, incl = priced.category(cat)
-        out["lines"].append(
+        "lines": [
             {
                 "category": cat,
-                "label": w[cat],
-                "excl_vat": display.money(excl, cur, loc),
-                "incl_vat": display.money(incl, cur, loc),
+                "label": label,
+                "excl_vat": display.money(shown["excl_vat"][i], cur, loc),
+                "incl_vat": display.money(shown["incl_vat"][i], cur, loc),
             }
-        )
-    shown = priced.total_incl if priced.total_incl is not None else priced.total_excl
+            for i, (cat, label) in enumerate(zip(cats, labels, strict=True))
+        ],
+        "rounding": "largest_remainder",
+        "rounding_note": w["lines_rounded"],
+    }
+    total_shown = priced.total_incl if priced.total_incl is not None else priced.total_excl
     tag = w["incl_vat"] if priced.total_incl is not None else w["excl_vat"]
-    out["summary"] = f"{w['total']}: {display.money(shown, cur, loc)} ({tag})"
+    out["summary"] = f"{w['total']}: {display.money(total_shown, cur, loc)} ({tag})"
     if priced.min_max_applied:
         out["note"] = w[f"{priced.min_max_applied}_applied"]
     return out

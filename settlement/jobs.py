@@ -92,6 +92,7 @@ class RunResult:
     excluded: list[ReconLine] = field(default_factory=list)
     settled_ids: list[str] = field(default_factory=list)
     extra_findings: list[dict[str, Any]] = field(default_factory=list)
+    time_zone: str = "UTC"  # the statement zone of a settlement run (out-of-month findings)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -374,7 +375,7 @@ def settle(
     zone_name = validate_zone(tz or contracts.statement_time_zone or "UTC")
     zone = ZoneInfo(zone_name)
     policy = policy or DEFAULT_POLICY
-    result = RunResult()
+    result = RunResult(time_zone=zone_name)
     say = progress or (lambda _msg: None)
 
     say("reading tariffs")
@@ -601,6 +602,8 @@ def write_run(
     half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole.
     """
 
+    zone = ZoneInfo(result.time_zone)
+
     def fill(tmp: Path) -> None:
         for st in result.statements:
             render_statement(st, tmp / st.folder, locale)
@@ -609,7 +612,7 @@ def write_run(
             write_ndjson_rows(fh, (ln.as_row() for ln in lines))
         findings = [f.as_row() for ln in lines for f in ln.findings]
         findings += [
-            out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line)
+            out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line, zone)
             for ln in result.out_of_month
         ]
         findings += result.extra_findings

@@ -16,9 +16,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -26,6 +26,7 @@ from pricing import __version__
 from pricing.errors import Finding, RoamledgerError
 from pricing.io import all_files, csv_safe_expr, dumps, sha256_file
 from settlement.contracts import Contracts
+from settlement.rules import local_end_date, local_iso
 from settlement.statement import LINE_COLUMNS, Line, Statement
 
 SLICE = 200_000  # rows formatted at a time when writing
@@ -139,16 +140,18 @@ def current_umask() -> int:
 
 
 def out_of_month_finding(
-    cdr_id: str, end_ms: int, month: str, source: str, line: int | None
+    cdr_id: str, end_ms: int, month: str, source: str, line: int | None, zone: ZoneInfo
 ) -> dict[str, Any]:
+    """The finding of a CDR outside the month: its session end in the statement zone (the zone
+    that decides the month), so the date shown is the one that puts it in another month."""
     return {
         "cdr_id": cdr_id,
         "code": "OUT_OF_MONTH",
         "dimension": None,
         "period": None,
         "amount": None,
-        "message": f"session ended {datetime.fromtimestamp(end_ms // 1000, UTC).date()} (UTC date), "
-        f"outside {month} in the statement zone; settle it in its own month",
+        "message": f"session ended {local_iso(end_ms, zone)} ({zone.key}), in "
+        f"{local_end_date(end_ms, zone).isoformat()[:7]}, not {month}; settle it in its own month",
         "source": source,
         "line": line,
     }

@@ -249,25 +249,32 @@ def _env(language: str = "en") -> Environment:
     return env
 
 
-def vat_note_text(t: dict[str, Any], rate: Any, gettext: Any) -> str:
-    """The statement's VAT sentence (``totals.vat_note``) in the page's language."""
+def vat_note_text(t: dict[str, Any], rate: Any, gettext: Any, ngettext: Any) -> str:
+    """The statement's VAT sentence (``totals.vat_note``) in the page's language (plural forms of
+    the catalog for the number of lines)."""
     n = t["vat_unknown_lines"]
     if t["vat_total"] is not None:
         row = next((r for r in t["vat_by_rate"] if r["source"] == "contract"), None)
         if row is None:
             return ""
         return str(
-            gettext(
+            ngettext(
+                "%(n)s line is an OCPI 2.1.1 CDR without VAT: VAT at the contract's rate of %(rate)s "
+                "on its net total.",
                 "%(n)s lines are OCPI 2.1.1 CDRs without VAT: VAT at the contract's rate of %(rate)s "
                 "on their net total.",
+                n,
                 n=n,
                 rate=rate(row["rate"]),
             )
         )
     why = (
-        gettext(
+        ngettext(
+            "%(n)s line is an OCPI 2.1.1 CDR without VAT and the contract sets no VAT rate for this "
+            "pair or country.",
             "%(n)s lines are OCPI 2.1.1 CDRs without VAT and the contract sets no VAT rate for this "
             "pair or country.",
+            n,
             n=n,
         )
         if n
@@ -309,6 +316,9 @@ def statement_html(
     def gettext(msgid: str, **values: Any) -> str:
         return tr.gettext(msgid) % values
 
+    def ngettext(singular: str, plural: str, count: int, /, **values: Any) -> str:
+        return tr.ngettext(singular, plural, count) % values
+
     return env.get_template("statement.html.j2").render(
         st=st,
         t=t,
@@ -321,7 +331,7 @@ def statement_html(
         note=lambda ln: line_note(ln, gettext),
         reason=lambda text: reason_text(text, gettext),
         rate=rate,
-        vat_note_text=vat_note_text(t, rate, gettext) if t["vat_note"] else "",
+        vat_note_text=vat_note_text(t, rate, gettext, ngettext) if t["vat_note"] else "",
         fee_basis=lambda f: _fee_basis(f, st.currency, loc),
         vat_source=VAT_SOURCE,
         show_fx=t["reporting_currency"] != st.currency and t["amount_due_reporting"] is not None,

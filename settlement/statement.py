@@ -332,7 +332,12 @@ def vat_rows(a: Aggregates, t: Terms, cur: str) -> list[dict[str, Any]]:
     VAT information at the contract's rate (``source: contract``) or, with no rate, as a row whose
     VAT is unknown (``source: none``). The bases add up to the statement's net total."""
     rows: list[dict[str, Any]] = [
-        {"rate": r, "source": "cdr", "base_excl_vat": str(a.base_by_rate[r]), "vat": str(a.vat_by_rate[r])}
+        {
+            "rate": r,
+            "source": "cdr",
+            "base_excl_vat": str(round_money(a.base_by_rate[r], cur)),
+            "vat": str(round_money(a.vat_by_rate[r], cur)),
+        }
         for r in sorted(a.vat_by_rate)
     ]
     if a.unknown_vat:
@@ -342,13 +347,18 @@ def vat_rows(a: Aggregates, t: Terms, cur: str) -> list[dict[str, Any]]:
                 {
                     "rate": rate_text(t.vat_rate),
                     "source": "contract",
-                    "base_excl_vat": str(a.unknown_excl),
+                    "base_excl_vat": str(round_money(a.unknown_excl, cur)),
                     "vat": str(vat),
                 }
             )
         else:
             rows.append(
-                {"rate": "unknown", "source": "none", "base_excl_vat": str(a.unknown_excl), "vat": None}
+                {
+                    "rate": "unknown",
+                    "source": "none",
+                    "base_excl_vat": str(round_money(a.unknown_excl, cur)),
+                    "vat": None,
+                }
             )
     return rows
 
@@ -405,6 +415,11 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
     rate = contracts.fx(cur, reporting)
     tax_source = "reported" if t.basis == "reported" else "computed"
 
+    def money(amount: Decimal) -> str:
+        """A total at the edge: the currency's decimals, also for zero ("0.00", not "0"); the
+        amounts are sums of amounts already rounded to the minor unit, so nothing is re-rounded."""
+        return str(round_money(amount, cur))
+
     def tax_line(name: str, pct: str | None, amount: Decimal) -> dict[str, Any]:
         return {
             "name": name,
@@ -418,13 +433,13 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
         "disputed_lines": a.disputed,
         "disputed_excluded": a.disputed_excluded,
         "energy_kwh": e4(a.energy_kwh),
-        "total_excl_vat": str(total_excl),
+        "total_excl_vat": money(total_excl),
         "unrounded_total_excl_vat": e4(a.unrounded_excl),
         "rounding_difference_excl_vat": e4(total_excl - a.unrounded_excl),
-        "vat_total": None if vat_total is None else str(vat_total),
+        "vat_total": None if vat_total is None else money(vat_total),
         "vat_unknown_lines": a.unknown_vat,
         "vat_note": vat_note(a, t, bool(st.fees)),
-        "total_incl_vat": None if gross is None else str(gross),
+        "total_incl_vat": None if gross is None else money(gross),
         "unrounded_total_incl_vat": e4(unrounded_incl),
         "rounding_difference_incl_vat": None
         if gross is None or unrounded_incl is None
@@ -434,10 +449,10 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
             tax_line(n, p, amt)
             for (n, p), amt in sorted(a.taxes.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))
         ],
-        "fees_total": str(fees_total),
-        "fees_vat": None if fees_vat is None else str(fees_vat),
-        "fees_total_incl_vat": None if fees_vat is None else str(fees_total + fees_vat),
-        "amount_due": str(due),
+        "fees_total": money(fees_total),
+        "fees_vat": None if fees_vat is None else money(fees_vat),
+        "fees_total_incl_vat": None if fees_vat is None else money(fees_total + fees_vat),
+        "amount_due": money(due),
         "amount_due_basis": basis,
         # decision: issued the day after the month (no clock: the same run gives the same bytes)
         "issue_date": (last + timedelta(days=1)).isoformat(),

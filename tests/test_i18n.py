@@ -12,7 +12,7 @@ import pytest
 from babel.messages.pofile import read_po
 from test_settle import cdr, run_settle, write_month
 
-from settlement.render import LATE_NOTE, LOCALE_DIR, STATUS_WORDS, VAT_SOURCE
+from settlement.render import LATE_NOTE, LOCALE_DIR, STATUS_WORDS, VAT_SOURCE, translations, vat_note_text
 from settlement.rules import CONFLICTING_DUPLICATE
 from settlement.statement import ROUNDING_RULE
 
@@ -44,8 +44,18 @@ DATA_TEXTS = [
 def template_msgids() -> set[str]:
     out: set[str] = set()
     for path in TEMPLATES.glob("*.j2"):
-        out |= set(re.findall(r'_\("((?:[^"\\]|\\.)*)"', path.read_text()))
+        out |= set(re.findall(r'(?<!n)_\("((?:[^"\\]|\\.)*)"', path.read_text()))
     return out
+
+
+def plural_msgids() -> set[tuple[str, str]]:
+    """(singular, plural) of every ngettext in the templates and in settlement/render.py."""
+    text = "".join(p.read_text() for p in TEMPLATES.glob("*.j2"))
+    pairs = set(re.findall(r'ngettext\(\s*"((?:[^"\\]|\\.)*)",\s*"((?:[^"\\]|\\.)*)"', text))
+    render = (TEMPLATES.parent / "render.py").read_text()
+    for call in re.findall(r"ngettext\(\s*((?:\"[^\"]*\"\s*)+),\s*((?:\"[^\"]*\"\s*)+),", render):
+        pairs.add(tuple("".join(re.findall(r'"([^"]*)"', part)) for part in call))  # type: ignore[arg-type]
+    return pairs
 
 
 @pytest.mark.parametrize("language", ["fr", "de", "nl"])
@@ -59,6 +69,51 @@ def test_every_text_has_a_translation(language: str) -> None:
         msg = catalog.get(msgid)
         assert msg is not None and msg.string, (language, msgid)
         assert sorted(re.findall(r"%\(\w+\)s", msg.string)) == sorted(re.findall(r"%\(\w+\)s", msgid)), msgid
+
+
+@pytest.mark.parametrize("language", ["fr", "de", "nl"])
+def test_every_count_text_has_its_plural_forms(language: str) -> None:
+    with open(LOCALE_DIR / language / "LC_MESSAGES" / "messages.po", "rb") as fh:
+        catalog = read_po(fh, locale=language)
+    pairs = plural_msgids()
+    assert len(pairs) == 6
+    for singular, plural in sorted(pairs):
+        msg = catalog.get(singular)
+        assert msg is not None and msg.id == (singular, plural), (language, singular)
+        assert len(msg.string) == catalog.num_plurals and all(msg.string), (language, singular)
+        for form in msg.string:
+            assert sorted(re.findall(r"%\(\w+\)s", form)) == sorted(re.findall(r"%\(\w+\)s", plural))
+
+
+@pytest.mark.parametrize(
+    ("language", "one", "two"),
+    [
+        ("en", "1 line is an OCPI 2.1.1 CDR without VAT", "2 lines are OCPI 2.1.1 CDRs without VAT"),
+        ("de", "1 Position ist ein OCPI-2.1.1-CDR ohne USt.", "2 Positionen sind OCPI-2.1.1-CDRs ohne USt."),
+        ("fr", "1 ligne est un CDR OCPI 2.1.1 sans TVA", "2 lignes sont des CDR OCPI 2.1.1 sans TVA"),
+        ("nl", "1 regel is een OCPI 2.1.1-CDR zonder btw", "2 regels zijn OCPI 2.1.1-CDR's zonder btw"),
+    ],
+)
+def test_the_vat_sentence_counts_lines_in_the_page_language(language: str, one: str, two: str) -> None:
+    tr = translations(language)
+
+    def gettext(msgid: str, **values: object) -> str:
+        return tr.gettext(msgid) % values
+
+    def ngettext(singular: str, plural: str, count: int, /, **values: object) -> str:
+        return tr.ngettext(singular, plural, count) % values
+
+    for n, wanted in ((1, one), (2, two)):
+        totals = {"vat_unknown_lines": n, "vat_total": None, "vat_by_rate": []}
+        assert wanted in vat_note_text(totals, str, gettext, ngettext)
+
+
+def test_one_line_is_singular_on_the_page(tmp_path: Path) -> None:
+    src, tariffs, contracts = write_month(tmp_path, [cdr("A1")])
+    for loc, wanted in (("en_GB", "Total, 1 line<"), ("de_DE", "Summe, 1 Position<")):
+        assert run_settle(tmp_path, src, tariffs, contracts, tmp_path / loc, "--locale", loc) == 0
+        page = (tmp_path / loc / "NL-CPO__DE-MSP__EUR" / "statement.html").read_text()
+        assert wanted in page and "1 lines" not in page and "1 Positionen" not in page
 
 
 def test_a_french_statement_has_no_english_label(tmp_path: Path) -> None:

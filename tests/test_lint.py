@@ -47,6 +47,7 @@ def test_spec_example_tariffs(path: Path):
     assert [f.code for f in report.findings] == EXPECTED.get(rel(path), [])
     for f in report.findings:
         assert f.path.startswith("$") and f.message and f.fix
+        assert not f.message.endswith(".") and not f.fix.endswith(".")  # readers add "message. Fix: fix"
 
 
 def test_no_fallback_says_where():
@@ -70,6 +71,9 @@ GOOD = {
     ],
     "last_updated": "2025-01-01T00:00:00Z",
 }
+
+
+TYPO = {"start_tme": "09:00", "end_time": "18:00"}  # a misspelled key: the element is not restricted
 
 
 def with_changes(**changes) -> dict:
@@ -206,6 +210,29 @@ CRAFTED = [
         "$.currency",
     ),
     ("not a tariff", {"id": "X", "currency": "EUR"}, ["INVALID_TARIFF"], "$.elements"),
+    (
+        "misspelled restriction",
+        with_changes(elements=[element("ENERGY", TYPO), element("ENERGY")]),
+        ["UNKNOWN_FIELD"],
+        "$.elements[0].restrictions.start_tme",
+    ),
+    (
+        "unknown component and element keys",
+        with_changes(
+            elements=[
+                {**element("ENERGY"), "restriction": {}},
+                {
+                    "price_components": [
+                        {"type": "PARKING_TIME", "price": "2", "vat": "21", "step_size": 60, "step": 60}
+                    ]
+                },
+            ]
+        ),
+        ["UNKNOWN_FIELD", "UNKNOWN_FIELD"],
+        "$.elements[0].restriction",
+    ),
+    ("a CDR", {"id": "12345", "currency": "EUR", "charging_periods": []}, ["NOT_A_TARIFF"], "$"),
+    ("an object of nothing known", {"foo": 1}, ["NOT_A_TARIFF"], "$"),
     ("not an object", ["nope"], ["INVALID_TARIFF"], "$"),
 ]
 
@@ -219,3 +246,23 @@ def test_crafted_bad_tariffs(name, tariff, codes, path):
         assert report.findings[0].fix
     body = report.as_dict()
     assert sum(body["counts"].values()) == len(codes)
+
+
+def test_unknown_field_names_the_nearest_key():
+    t = with_changes(elements=[element("ENERGY", TYPO), element("ENERGY")])
+    (f,) = lint_tariff(t).findings
+    assert f.severity == "warning" and "start_tme" in f.message and "`start_time`" in f.fix
+
+
+def test_not_a_tariff_says_so(tmp_path, capsys):
+    from api.cli import main
+
+    (tmp_path / "cdr.json").write_text(json.dumps({"id": "12345", "currency": "EUR", "charging_periods": []}))
+    (tmp_path / "foo.json").write_text(json.dumps({"foo": 1}))
+    (tmp_path / "patch.json").write_text(json.dumps({"id": "X", "currency": "EUR"}))
+    assert main(["lint", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "tariff 12345" not in out and "tariff None" not in out and ".." not in out
+    assert "cdr.json [1] no tariff id: 1 findings" in out
+    assert "not an OCPI tariff (no elements): it looks like a CDR" in out
+    assert "foo.json [1] no tariff id" in out and "patch.json [1] tariff X: 1 findings" in out

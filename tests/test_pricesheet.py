@@ -19,7 +19,9 @@ def example(version: str, name: str) -> dict:
 def test_complex_tariff_in_english():
     sheet = price_sheet(example("2.2.1", "tariff_4_complex.json"), "en").as_dict()
     assert sheet["summary"][0] == "at all times: €2.875 per session"  # 2.50 + 15 % VAT, every decimal kept
-    assert sheet["summary"][-1] == "Sat, 10:00–17:00: €0.11 per minute, €6.60 per hour, billed per 5 min"
+    assert (
+        sheet["summary"][-1] == "Sat, 10:00–17:00: parking €0.11 per minute, €6.60 per hour, billed per 5 min"
+    )
     weekday_parking = sheet["elements"][4]
     assert weekday_parking["when"] == {"days": [1, 2, 3, 4, 5], "start_time": "09:00", "end_time": "18:00"}
     (price,) = weekday_parking["prices"]
@@ -57,3 +59,57 @@ def test_every_spec_tariff_has_a_sheet():
             continue
         sheet = price_sheet(json.loads(path.read_text(encoding="utf-8")), "de").as_dict()
         assert sheet["summary"], path
+
+
+WINDOWED = {
+    "country_code": "NL",
+    "party_id": "ABC",
+    "id": "ABC-T1",
+    "currency": "EUR",
+    "last_updated": "2026-01-01T00:00:00Z",
+    "elements": [
+        {"price_components": [{"type": "FLAT", "price": 0.5, "vat": 21.0, "step_size": 1}]},
+        {
+            "price_components": [{"type": "ENERGY", "price": 0.3, "vat": 21.0, "step_size": 1}],
+            "restrictions": {"start_time": "09:00", "end_time": "18:00"},
+        },
+        {"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 21.0, "step_size": 1}]},
+        {"price_components": [{"type": "PARKING_TIME", "price": 6.0, "vat": 21.0, "step_size": 300}]},
+    ],
+}
+
+
+def test_parking_fallback_and_vat_label_in_english():
+    sheet = price_sheet(WINDOWED, "en_GB").as_dict()
+    assert sheet["summary"] == [
+        "at all times: €0.605 per session",
+        "09:00–18:00: €0.363 per kWh",
+        "other times: €0.3025 per kWh",  # the 09:00–18:00 element takes precedence when it matches
+        "at all times: parking €0.121 per minute, €7.26 per hour, billed per 5 min",
+    ]
+    # every price shown includes VAT, although the tariff states them excl. VAT
+    assert sheet["vat_text"] == "prices incl. VAT (21 %)"
+    assert [p["when_text"] for e in sheet["elements"] for p in e["prices"]][2] == "other times"
+
+
+def test_fallback_is_per_dimension():
+    """An unrestricted element is the fallback only for dimensions an earlier element prices."""
+    tariff = json.loads(json.dumps(WINDOWED))
+    tariff["elements"][2]["price_components"].append(
+        {"type": "TIME", "price": 1.2, "vat": 21.0, "step_size": 60}
+    )
+    (element,) = [e for e in price_sheet(tariff, "en").as_dict()["elements"] if e["element"] == 2]
+    assert [p["when_text"] for p in element["prices"]] == ["other times", "at all times"]
+
+
+@pytest.mark.parametrize("locale", ["en", "fr", "de", "nl"])
+def test_every_shipped_locale_has_every_word(locale):
+    from pricing.display import TRANSLATED, WORDS
+
+    assert locale in TRANSLATED and set(WORDS[locale]) == set(WORDS["en"])
+    sheet = price_sheet(WINDOWED, locale).as_dict()
+    words = WORDS[locale]
+    parking = sheet["summary"][-1]
+    assert parking.split(": ", 1)[1].startswith(words["parking_price"].format(x="").strip())
+    assert sheet["summary"][2].startswith(words["other_times"] + ": ")
+    assert sheet["vat_text"] == words["prices_incl_vat"].format(x="21 %")

@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import pytest
 from conftest import ROOT
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pricing
 from pricing.errors import InputError, RoamledgerError, TariffError
@@ -217,3 +219,96 @@ def test_ocpi_sessions_of_every_version(version, tariff_name, so_far, projected)
 def test_far_years_are_input_errors():
     with pytest.raises(InputError, match="outside 1970–2199"):
         quote(ENERGY_TARIFF, start="9999-12-31T23:00:00Z", energy_kwh=20, power_kw=1)
+
+
+WINDOWED_TARIFF = {
+    "country_code": "NL",
+    "party_id": "ABC",
+    "id": "ABC-T1",
+    "currency": "EUR",
+    "last_updated": "2026-01-01T00:00:00Z",
+    "elements": [
+        {"price_components": [{"type": "FLAT", "price": 0.5, "vat": 21.0, "step_size": 1}]},
+        {
+            "price_components": [{"type": "ENERGY", "price": 0.3, "vat": 21.0, "step_size": 1}],
+            "restrictions": {"start_time": "09:00", "end_time": "18:00"},
+        },
+        {"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 21.0, "step_size": 1}]},
+        {"price_components": [{"type": "PARKING_TIME", "price": 6.0, "vat": 21.0, "step_size": 300}]},
+    ],
+}
+RUNNING_SESSION = {
+    "country_code": "NL", "party_id": "ABC", "id": "SESS-1", "start_date_time": "2026-11-03T10:00:00Z",
+    "kwh": 6.0, "auth_method": "WHITELIST", "location_id": "LOC-A1", "evse_uid": "A1-1", "connector_id": "1",
+    "cdr_token": {"country_code": "DE", "party_id": "MSP", "uid": "AA11", "type": "RFID",
+                  "contract_id": "DE-MSP-C00000001-1"},
+    "currency": "EUR", "status": "ACTIVE", "last_updated": "2026-11-03T10:30:00Z",
+    "charging_periods": [{"start_date_time": "2026-11-03T10:00:00Z", "tariff_id": "ABC-T1",
+                          "dimensions": [{"type": "ENERGY", "volume": 6.0},
+                                         {"type": "TIME", "volume": 0.5}]}],
+}  # fmt: skip
+
+
+def shown_amount(text: str) -> Decimal:
+    return Decimal(text.replace("€", "").replace(",", ""))
+
+
+def assert_lines_add_up(d: dict, exact: dict) -> None:
+    for col in ("excl_vat", "incl_vat"):
+        total = shown_amount(d[f"total_{col}"])
+        assert total == Decimal(exact[col]).quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")  # billed
+        assert sum(shown_amount(ln[col]) for ln in d["lines"]) == total
+
+
+def test_display_lines_add_up_to_the_total_shown():
+    q = quote(WINDOWED_TARIFF, session=RUNNING_SESSION, time_zone="Europe/Amsterdam",
+              project_to="2026-11-03T11:00:00Z")  # fmt: skip
+    body = q.as_dict()
+    # exact 2.178 + 0.605 = 2.783: half-up each line would show 2.18 + 0.61 under a total of 2.78
+    assert body["costs"]["fixed"]["incl_vat"] == "0.6050" and body["total"]["incl_vat"] == "2.7830"
+    assert [ln["incl_vat"] for ln in body["display"]["lines"]] == ["€2.18", "€0.60"]
+    assert body["display"]["rounding"] == "largest_remainder" and body["display"]["rounding_note"]
+    assert_lines_add_up(body["display"], body["total"])
+    assert_lines_add_up(body["projected"]["display"], body["projected"]["total"])
+    assert body["projected"]["display"]["total_incl_vat"] == "€4.96"
+
+
+def test_a_maximum_price_shows_an_adjustment_line():
+    capped = {**ENERGY_TARIFF, "max_price": {"excl_vat": "5.00", "incl_vat": "6.05"}}
+    q = quote(capped, start="2025-03-04T10:00Z", energy_kwh=20, power_kw=11)
+    d = q.as_dict()
+    assert d["min_max_applied"] == "max"
+    assert d["display"]["lines"][-1]["category"] == "adjustment"
+    assert d["display"]["lines"][-1]["label"] == "Maximum price adjustment"
+    assert_lines_add_up(d["display"], d["total"])
+
+
+@pytest.mark.parametrize(
+    ("parts", "shown"),
+    [
+        (["2.178", "0.605"], ["2.18", "0.60"]),
+        (["0.005", "0.005", "0.005"], ["0.01", "0.01", "0.00"]),  # 0.015 → 0.02: earlier part on a tie
+        (["1.004", "1.004", "1.004"], ["1.01", "1.00", "1.00"]),
+        (["7.333", "-1.333"], ["7.33", "-1.33"]),
+    ],
+)
+def test_shares_by_largest_remainder(parts, shown):
+    from fractions import Fraction
+
+    from pricing.display import shares
+
+    values = [Fraction(p) for p in parts]
+    assert shares(sum(values, Fraction(0)), values, "EUR") == [Decimal(s) for s in shown]
+
+
+@given(st.lists(st.fractions(min_value=-50, max_value=500, max_denominator=10_000), min_size=1, max_size=6))
+def test_shares_add_up_and_stay_within_a_cent(parts):
+    from fractions import Fraction
+
+    from pricing.display import shares
+    from pricing.units import round_half_up
+
+    total = sum(parts, Fraction(0))
+    shown = shares(total, parts, "EUR")
+    assert sum(shown) == round_half_up(total, 2)  # the billed amount, never moved to fit the lines
+    assert all(abs(Fraction(s) - p) < Fraction(1, 100) for s, p in zip(shown, parts, strict=True))

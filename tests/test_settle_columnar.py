@@ -304,3 +304,25 @@ def test_a_piece_the_kernel_refuses_is_settled_record_by_record_and_counted(tmp_
     assert_same_run(local, columnar)
     path = json.loads((columnar / "manifest.json").read_text())["record_path"]
     assert path["kernel refused"] > 0
+
+
+def test_out_of_month_says_the_end_in_the_statement_zone(tmp_path: Path) -> None:
+    """A session ending 2026-10-31 23:30 UTC ended on 1 November in Amsterdam: the finding shows
+    that local end (the one that decides the month), the same bytes in both engines."""
+    from test_settle import cdr, run_settle, write_month
+
+    late = cdr("NOV-1")
+    late["start_date_time"] = late["charging_periods"][0]["start_date_time"] = "2026-10-31T22:30:00Z"
+    late["end_date_time"] = "2026-10-31T23:30:00Z"
+    src, tariffs, contracts = write_month(tmp_path, [cdr("A1"), late])
+    texts = {}
+    for engine in ("local", "columnar"):
+        assert run_settle(tmp_path, src, tariffs, contracts, tmp_path / engine, "--engine", engine) == 0
+        texts[engine] = (tmp_path / engine / "findings.ndjson").read_bytes()
+    assert texts["local"] == texts["columnar"]
+    (oom,) = [f for f in map(json.loads, texts["local"].splitlines()) if f["code"] == "OUT_OF_MONTH"]
+    assert oom["cdr_id"] == "NOV-1"
+    assert oom["message"].startswith(
+        "session ended 2026-11-01T00:30:00+01:00 (Europe/Amsterdam), in 2026-11, not"
+    )
+    assert "UTC date" not in oom["message"] and "2026-10-31" not in oom["message"]

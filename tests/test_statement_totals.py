@@ -7,6 +7,7 @@ net + VAT = gross; the VAT bases add up to the net; amount due = gross + fees in
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -112,3 +113,25 @@ def test_generated_months_totals_add_up_in_both_engines(tmp_path: Path, vat_rate
         settle(out, cdrs, tmp_path / "tariffs", contracts, "--engine", engine)
         kinds = check_run(out)
         assert kinds["gross" if vat_rates else "net"] > 0
+
+
+@pytest.mark.parametrize("engine", ["local", "columnar"])
+def test_zero_amounts_have_the_currency_decimals(tmp_path: Path, engine: str) -> None:
+    """A statement whose only line is disputed and excluded owes 0.00 (not "0"), in both engines."""
+    from test_settle import cdr, run_settle, write_month
+
+    src, tariffs, contracts = write_month(tmp_path, [cdr("A1", reported="9.99")])
+    assert run_settle(tmp_path, src, tariffs, contracts, tmp_path / "out", "--engine", engine) == 0
+    doc = json.loads((tmp_path / "out" / "NL-CPO__DE-MSP__EUR" / "statement.json").read_text())
+    t = doc["totals"]
+    assert (t["lines"], t["disputed_lines"]) == (0, 1)
+    assert t["amount_due"] == "0.00"
+    for key in (
+        "total_excl_vat",
+        "vat_total",
+        "total_incl_vat",
+        "fees_total",
+        "fees_vat",
+        "fees_total_incl_vat",
+    ):
+        assert t[key] is None or re.fullmatch(r"-?\d+\.\d\d", t[key]), (key, t[key])

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
             raise RoamledgerError(f"{rec.source}:{rec.line}: {rec.error.message}")
         report = lint_tariff(rec.obj, args.ocpi_version)
         reports.append({"source": rec.source, "index": rec.line, **report.as_dict()})
-        lines.append(f"{rec.source} [{rec.line}] tariff {report.tariff_id}: {len(report.findings)} findings")
+        what = "no tariff id" if report.tariff_id is None else f"tariff {report.tariff_id}"
+        lines.append(f"{rec.source} [{rec.line}] {what}: {len(report.findings)} findings")
         lines += [f"  {f.severity} {f.code} {f.path}: {f.message}. Fix: {f.fix}" for f in report.findings]
     if not reports:
         raise RoamledgerError(f"no tariff found in {' '.join(args.tariffs)}")

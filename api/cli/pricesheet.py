@@ -30,6 +30,6 @@ def run(args: argparse.Namespace) -> int:
     ]
     lines += [f"  {line}" for line in body["summary"]]
     if body["reservation"]:
-        lines += [f"  {e['when_text']}: {p['text']}" for e in body["reservation"] for p in e["prices"]]
+        lines += [f"  {p['when_text']}: {p['text']}" for e in body["reservation"] for p in e["prices"]]
     emit(args, body, "\n".join(lines))
     return EXIT_OK

@@ -111,6 +111,7 @@ def quote_text(q: Quote) -> str:
     if "note" in q.display:
         lines.append(f"  ({q.display['note']})")
     lines.append(f"  exact: excl. VAT {body['total']['excl_vat']}, incl. VAT {body['total']['incl_vat']}")
+    lines.append(f"  ({q.display['rounding_note']})")
     if q.projected is not None:
         lines.append(quote_text(q.projected))
     return "\n".join(lines)

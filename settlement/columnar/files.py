@@ -234,7 +234,17 @@ def write_columnar(
         write_reconciliation(tmp, plain, run, ord_of)
         say("reconciliation.ndjson written")
         write_findings(
-            tmp, plain, run, ord_of, straddles, dims, sub, month, contracts.default.tolerance, meta["extra"]
+            tmp,
+            plain,
+            run,
+            ord_of,
+            straddles,
+            dims,
+            sub,
+            month,
+            zone,
+            contracts.default.tolerance,
+            meta["extra"],
         )
         say("findings.ndjson written")
         write_rejects(tmp, run.rejects)
@@ -292,6 +302,7 @@ def write_findings(
     dims: pl.DataFrame,
     sub: RunResult,
     month: str,
+    zone: ZoneInfo,
     tolerance: Decimal,
     extra: list[dict[str, Any]],
 ) -> None:
@@ -306,7 +317,7 @@ def write_findings(
         )
         outside = plain.filter(~pl.col("in_month")) if plain.height else plain
         oom = [
-            (o, out_of_month_finding(cid, end, month, src, line))
+            (o, out_of_month_finding(cid, end, month, src, line, zone))
             for o, cid, src, line, end in (
                 outside.select(
                     "ord", "cdr_id", pl.col("source").cast(pl.String), "line", "end_ms"
@@ -316,7 +327,7 @@ def write_findings(
             )
         ]
         oom += [
-            (ord_of[id(ln)], out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line))
+            (ord_of[id(ln)], out_of_month_finding(ln.cdr.id, ln.cdr.end_ms, month, ln.source, ln.line, zone))
             for ln in sub.out_of_month
         ]
         oom.sort(key=lambda r: r[0])

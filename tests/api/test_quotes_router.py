@@ -111,3 +111,16 @@ def test_a_bug_is_a_500_problem_without_traceback(monkeypatch):
     r = client().post("/v1/quotes", json=PLANNED)
     assert r.status_code == 500 and r.headers["content-type"] == "application/problem+json"
     assert "secret" not in r.text and "Traceback" not in r.text
+
+
+def test_display_lines_add_up_to_the_total_shown():
+    """The API shows the library's display rule: lines by largest remainder, the total half-up."""
+    from tests.test_quote import RUNNING_SESSION, WINDOWED_TARIFF, assert_lines_add_up
+
+    asked = {"tariff": WINDOWED_TARIFF, "session": RUNNING_SESSION, "time_zone": "Europe/Amsterdam"}
+    r = client().post("/v1/quotes", json={**asked, "project_to": "2026-11-03T11:00:00Z"})
+    assert r.status_code == 200
+    body = r.json()
+    assert [ln["incl_vat"] for ln in body["display"]["lines"]] == ["€2.18", "€0.60"]
+    assert_lines_add_up(body["display"], body["total"])
+    assert_lines_add_up(body["projected"]["display"], body["projected"]["total"])

@@ -18,6 +18,8 @@ import os
 import shutil
 import tempfile
 import weakref
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,7 @@ class Spill:
 
 
 MERGE_ROWS = 25_000  # lines merged at a time (~25 MB of text, held twice while merged)
+MERGE_THREADS = 2  # pieces gathered at once
 
 
 def spill_rows(rows: Any, path: str) -> Spill:
@@ -101,21 +104,29 @@ class RenderedRows:
         counts = np.array([len(s) for s in self.spills], np.int64)
         first = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
         span_of = np.repeat(np.arange(len(self.spills)), counts)
-        files = [open(s.path, "rb") for s in self.spills]
+        files = [os.open(s.path, os.O_RDONLY) for s in self.spills]
         tmp = f"{path}.tmp"
         try:
-            with open(tmp, "wb") as out:
+            with open(tmp, "wb") as out, ThreadPoolExecutor(MERGE_THREADS) as pool:
+                # pieces gathered on threads (reads and Arrow release the GIL), written in order;
+                # at most MERGE_THREADS + 1 pieces held
+                pending: deque[Future[Any]] = deque()
                 for lo in range(0, len(order), MERGE_ROWS):
-                    out.write(self._piece(order[lo : lo + MERGE_ROWS], span_of, first, files))
+                    idx = order[lo : lo + MERGE_ROWS]
+                    pending.append(pool.submit(self._piece, idx, span_of, first, files))
+                    if len(pending) > MERGE_THREADS:
+                        out.write(pending.popleft().result())
+                while pending:
+                    out.write(pending.popleft().result())
             os.replace(tmp, path)
         finally:
-            for fh in files:
-                fh.close()
+            for fd in files:
+                os.close(fd)
             if os.path.exists(tmp):
                 os.unlink(tmp)
         self._cleanup()
 
-    def _piece(self, idx: np.ndarray, span_of: np.ndarray, first: np.ndarray, files: list[Any]) -> Any:
+    def _piece(self, idx: np.ndarray, span_of: np.ndarray, first: np.ndarray, files: list[int]) -> Any:
         """The bytes of the lines of rows ``idx``, in this order. A span's rows keep their order
         in the merge, so those of one piece are one run of its file: read once, then the lines
         are gathered (Arrow ``take`` on the runs as one string array)."""
@@ -126,8 +137,9 @@ class RenderedRows:
             sel = spans == s
             a, b = int(local[sel].min()), int(local[sel].max()) + 1
             offs = self.spills[s].offsets[a : b + 1]
-            files[s].seek(int(offs[0]))
-            slab = files[s].read(int(offs[-1] - offs[0]))
+            slab = os.pread(files[s], int(offs[-1] - offs[0]), int(offs[0]))
+            if len(slab) != offs[-1] - offs[0]:
+                raise OSError(f"{self.spills[s].path}: temporary file shorter than written")
             rel = pa.py_buffer((offs - offs[0]).astype(np.int64).tobytes())
             buffers = [None, rel, pa.py_buffer(slab)]
             arrays.append(pa.LargeBinaryArray.from_buffers(pa.large_binary(), b - a, buffers))

@@ -39,7 +39,7 @@ from pricing.errors import KernelRefusal
 from pricing.io import _read_ndjson
 from pricing.ocpi import detect_version
 from pricing.policy import PricingPolicy
-from pricing.rendered import RenderedRows, Spill, spill_dir, spill_rows
+from pricing.rendered import RenderedRows, spill_dir, spill_rows
 from pricing.results import BatchResult, merge_rows
 from pricing.sessions import TariffSet
 
@@ -103,6 +103,25 @@ def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
     return out
 
 
+def count_lines(data: bytes) -> int:
+    """Lines of ``data`` as ``data.splitlines()`` counts them (``\\n``, ``\\r\\n`` and a lone
+    ``\\r``; what the reader counts), without splitting."""
+    n = data.count(b"\n")
+    if b"\r" in data:
+        n += data.count(b"\r") - data.count(b"\r\n")
+    return n + (1 if data and not data.endswith((b"\n", b"\r")) else 0)
+
+
+def span_lines(path: str, todo: list[Span]) -> Iterator[int]:
+    """For each span, the lines of the file before it (each span read and counted when asked)."""
+    line0 = 0
+    with open(path, "rb") as fh:
+        for start, stop, _v in todo:
+            yield line0
+            fh.seek(start)
+            line0 += count_lines(fh.read(stop - start))
+
+
 def first_version(path: str) -> str | None:
     """The OCPI version of the file's first JSON object (as :func:`pricing.batch.parse_record`
     fixes it), decoding lines from the start only until one is found."""
@@ -127,19 +146,23 @@ def _price_span(
     *args: Any,
     seen: dict[str, Any] | None = None,
     spill_to: str | None = None,
+    line0: int | None = None,
 ) -> Any:
     """One span priced in a worker by ``price`` (:func:`pricing.batch.price_ndjson_columnar`):
-    (result with span-relative lines, lines in the span, embedded tariffs first seen: ``seen``
-    and then the span's); None when the kernel refuses it. ``spill_to``: a folder where the
-    span's rows are written as NDJSON (the result's rows are then a :class:`Spill`)."""
+    (result, lines in the span, embedded tariffs first seen: ``seen`` and then the span's,
+    ``line0``); None when the kernel refuses it. ``spill_to``: a folder where the
+    span's rows are written as NDJSON (the result's rows are then a :class:`Spill`) with their
+    lines numbered in the file: ``line0``, the lines before the span (:func:`span_lines`), is
+    added to every line number of the result (rows, rejects, warnings) first."""
     stats: dict[str, Any] = {}
     try:
         result = price(path, *args, span=span, stats=stats, seen=seen)
     except KernelRefusal:
         return None
     if spill_to is not None:
+        result = _shift(result, line0 or 0)
         result.rows = spill_rows(result.rows, os.path.join(spill_to, f"{span[0]}.ndjson"))  # type: ignore[assignment]
-    return result, stats["lines"], stats.get("embedded", {})
+    return result, stats["lines"], stats.get("embedded", {}), line0
 
 
 def _differs(span_seen: dict[str, Any], seen: dict[str, Any]) -> bool:
@@ -158,9 +181,7 @@ def _shift(result: BatchResult, offset: int) -> BatchResult:
     if not offset:
         return result
     frame = getattr(result.rows, "frame", None)
-    if isinstance(result.rows, Spill):
-        result.rows = result.rows.shifted(offset)  # type: ignore[assignment]
-    elif frame is not None:
+    if frame is not None:
         result.rows = type(result.rows)(frame.with_columns(pl.col("line") + offset))
     else:
         result.rows = [dict(r, line=(r["line"] or 0) + offset) for r in result.rows]
@@ -200,16 +221,20 @@ def price_ndjson_spans(
     args = (tariffs, policy, tz)
     folder = spill_dir() if render_ndjson else None
     rendered = None if folder is None else RenderedRows([], folder)
-    results = _span_results(price, path, todo, args, workers, folder)
+    line0s = span_lines(path, todo) if folder is not None else None
+    results = _span_results(price, path, todo, args, workers, folder, line0s)
     for span, out in zip(todo, results, strict=False):
         if out is not None and _differs(out[2], seen):
-            out = _price_span(price, path, span, *args, seen=dict(seen), spill_to=folder)
+            out = _price_span(price, path, span, *args, seen=dict(seen), spill_to=folder, line0=offset)
         if out is None:
             return None
-        part, n_lines, span_seen = out
+        part, n_lines, span_seen, numbered_from = out
+        if folder is not None and numbered_from != offset:  # the count and the reader disagree
+            raise RuntimeError(f"{path}: {numbered_from} lines counted before byte {span[0]}, {offset} read")
         for tid, first in span_seen.items():
             seen.setdefault(tid, first)
-        part = _shift(part, offset)
+        if folder is None:
+            part = _shift(part, offset)  # spilled spans were numbered where they were priced
         offset += n_lines
         parts.append(part.rows)
         total.add(part)
@@ -230,12 +255,15 @@ def _span_results(
     args: tuple[Any, ...],
     workers: int,
     spill_to: str | None = None,
+    line0s: Iterator[int] | None = None,
 ) -> Iterator[Any]:
     """:func:`_price_span` of each span, in span order, on ``workers`` processes (1: here);
-    stops after the first None (a span the kernel refused)."""
+    stops after the first None (a span the kernel refused). ``line0s``: the lines before each
+    span (:func:`span_lines`), for spilled spans."""
     if workers <= 1:
         for span in todo:
-            out = _price_span(price, path, span, *args, spill_to=spill_to)
+            line0 = next(line0s) if line0s is not None else None
+            out = _price_span(price, path, span, *args, spill_to=spill_to, line0=line0)
             yield out
             if out is None:
                 return
@@ -248,7 +276,10 @@ def _span_results(
         while waiting or running:
             while waiting and len(running) < 2 * workers:
                 span = waiting.popleft()
-                running.append(pool.submit(_price_span, price, path, span, *args, spill_to=spill_to))
+                line0 = next(line0s) if line0s is not None else None
+                running.append(
+                    pool.submit(_price_span, price, path, span, *args, spill_to=spill_to, line0=line0)
+                )
             out = running.popleft().result()
             yield out
             if out is None:

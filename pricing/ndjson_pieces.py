@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pricing.io import Record, _read_ndjson
-from pricing.ndjson_parallel import first_version, spans
+from pricing.ndjson_parallel import count_lines, first_version, spans
 from pricing.ocpi.columnar import read_ndjson_flat
 
 SPAN_BYTES = 32 << 20
@@ -43,12 +43,6 @@ def _read_span(path: str, start: int, stop: int) -> bytes:
     with open(path, "rb") as fh:
         fh.seek(start)
         return fh.read(stop - start)
-
-
-def count_lines(data: bytes) -> int:
-    """Lines of ``data`` as ``data.splitlines()`` counts them, without splitting."""
-    n = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-    return n + (1 if data and not data.endswith((b"\n", b"\r")) else 0)
 
 
 @dataclass(frozen=True)

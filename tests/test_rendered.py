@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+import pricing.ndjson_parallel
 import pricing.rendered
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar
 from pricing.io import RowFrame, rows_to_frame, write_table
-from pricing.ndjson_parallel import price_ndjson_spans
+from pricing.ndjson_parallel import count_lines, price_ndjson_spans
 from pricing.policy import PricingPolicy
 from pricing.rendered import RenderedRows, spill_dir, spill_rows
 from pricing.report import DECIMAL_COLUMNS
@@ -54,7 +55,7 @@ def test_rendered_spans_write_the_bytes_of_the_merged_rows(workers, month, tmp_p
 
 def test_spilled_dict_rows_and_frames_are_the_same_lines(tmp_path):
     """A span whose rows came per record (dicts) spills the bytes its frame would; lines and
-    odd strings survive the merge (here: two spans, one of each kind, shifted)."""
+    odd strings survive the merge (here: two spans, one of each kind, the second 100 lines on)."""
     rows = sorted(weird_rows(), key=lambda r: (r["cdr_id"], r["line"] or 0))
     folder = spill_dir()
     a = spill_rows(rows, os.path.join(folder, "a.ndjson"))
@@ -63,10 +64,77 @@ def test_spilled_dict_rows_and_frames_are_the_same_lines(tmp_path):
     )
     assert Path(a.path).read_bytes() == Path(b.path).read_bytes()
     shifted = [{**r, "line": None if r["line"] is None else r["line"] + 100} for r in rows]
-    rendered = RenderedRows([a, b.shifted(100)], folder)
+    c = spill_rows(
+        RowFrame(rows_to_frame(shifted, ROW_COLUMNS, DECIMAL_COLUMNS)), os.path.join(folder, "c.ndjson")
+    )
+    rendered = RenderedRows([a, c], folder)
     rendered.write(tmp_path / "merged.ndjson")
     expected = sorted(rows + shifted, key=lambda r: (r["cdr_id"], r["line"] or 0))
     write_table(tmp_path / "expected.ndjson", expected, ROW_COLUMNS, DECIMAL_COLUMNS)
     assert (tmp_path / "merged.ndjson").read_bytes() == (tmp_path / "expected.ndjson").read_bytes()
     with pytest.raises(TypeError):
         list(rendered)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"a", b"a\n", b"a\r\nb", b"a\rb\r\n\r\nc\r", b"\n\n\r", b"a\r\rb\n\r"],
+)
+def test_line_counts_are_those_of_splitlines(data):
+    assert count_lines(data) == len(data.splitlines())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rendered_lines_numbered_across_odd_line_ends(workers, month, tmp_path):
+    """CRLF line ends, a lone carriage return and no line end at the end: the lines counted before
+    each span are the ones the reader numbers, so the spilled lines carry the file's numbers."""
+    store, _ = load_tariffs([month / "tariffs"])
+    lines = (month / "m.ndjson").read_bytes().splitlines()
+    third = len(lines) // 3
+    path = tmp_path / "odd.ndjson"
+    path.write_bytes(b"\r\n".join(lines[:third]) + b"\r" + b"\n".join(lines[third:]))
+    one = price_ndjson_columnar(path, store)
+    args = (price_ndjson_columnar, str(path), store, PricingPolicy(), None, workers, 1 << 15)
+    rendered = price_ndjson_spans(*args, render_ndjson=True)
+    assert rendered is not None and len(rendered.rows.spills) > 3
+    assert (rendered.read, rendered.rejects, rendered.warnings) == (one.read, one.rejects, one.warnings)
+    write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()
+
+
+def test_rendered_span_priced_again_keeps_its_line_numbers(tmp_path, monkeypatch):
+    """No tariffs given and a late span that took another body for an embedded tariff id: it is
+    priced again (in this process) and spilled with the same line numbers as the first time."""
+    folder = tmp_path / "emb"
+    folder.mkdir()
+    parser = argparse.ArgumentParser(prog="roamledger")
+    gen.add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = ["--cdrs", "400", "--seed", "5", "--malformed", "4", "--embed-tariffs", "--quiet"]
+    args = parser.parse_args(["generate", *argv, "--out", str(folder / "m.ndjson")])
+    assert args.func(args) == 0
+    path = folder / "m.ndjson"
+    lines = path.read_bytes().splitlines(keepends=True)
+    marker = b'"tariffs":[{'
+    late = next(k for k in range(len(lines) * 2 // 3, len(lines)) if marker in lines[k])
+    lines[late] = lines[late].replace(marker, marker + b'"tariff_alt_url":"https://example.com/t",', 1)
+    path.write_bytes(b"".join(lines))
+    one = price_ndjson_columnar(path, None)
+    assert one.fallbacks["columnar_reader: embedded tariff differs from an earlier one with the same id"]
+    again = []
+    first_try = pricing.ndjson_parallel._price_span
+
+    def price_span(*args, seen=None, **kw):
+        if seen is not None:
+            again.append(kw["line0"])
+        return first_try(*args, seen=seen, **kw)
+
+    monkeypatch.setattr(pricing.ndjson_parallel, "_price_span", price_span)
+    rendered = price_ndjson_spans(
+        price_ndjson_columnar, str(path), None, PricingPolicy(), None, 1, 1 << 15, render_ndjson=True
+    )
+    assert again and min(again) > 0
+    assert rendered is not None and (rendered.read, rendered.rejects) == (one.read, one.rejects)
+    write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from api.cli.options import (
@@ -23,6 +24,7 @@ from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
 from pricing.io import all_files, sha256_file, write_ndjson, write_table
 from pricing.ndjson_parallel import AUTO
+from pricing.policy import PricingPolicy
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
 from pricing.timezones import validate_zone
 
@@ -80,7 +82,18 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(out, [*args.cdrs, *(args.tariffs or [])])
     check_tariffs(args.tariffs)
     out.parent.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(1) as hasher:  # hashlib lets the pricing run meanwhile
+        inputs = hasher.submit(input_hashes, [*args.cdrs, *(args.tariffs or [])])
+        return priced(args, policy, out, inputs)
 
+
+def input_hashes(paths: list[str]) -> dict[str, str]:
+    """``meta.json`` ``inputs``: the SHA-256 of every input file."""
+    return {str(p): sha256_file(p) for p in all_files(paths)}
+
+
+def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: Future[dict[str, str]]) -> int:
+    """The pricing and its files (``inputs``: the input hashes, computed meanwhile)."""
     tariffs, tariff_findings = load_tariffs(args.tariffs)
     result = price_inputs(
         args.cdrs,
@@ -109,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             "policy": policy.as_dict(),
             "tz": args.tz,
             "ocpi_version": args.ocpi_version,
-            "inputs": {str(p): sha256_file(p) for p in all_files([*args.cdrs, *(args.tariffs or [])])},
+            "inputs": inputs.result(),
             "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
             "fallbacks": result.fallback_counts(),
             "rounding": "OCPI 4 decimals, half-up, from exact values",

@@ -193,6 +193,8 @@ _KEY_NULL = re.compile(rb'"(?:' + "|".join(NULL_KEYS).encode() + rb')"\s*:\s*nul
 _NULL = re.compile(rb"null")  # a literal: found by a fast scan, unlike _KEY_NULL's alternation
 _SPACE = np.zeros(256, bool)
 _SPACE[list(b" \t\n\r\f\v")] = True  # what \s matches in a bytes pattern
+_KEY_LAST = np.zeros(256, bool)
+_KEY_LAST[[ord(k[-1]) for k in NULL_KEYS]] = True  # the last letter of each of NULL_KEYS
 BOM = b"\xef\xbb\xbf"
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -415,6 +417,8 @@ def key_null_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.n
     if not len(at):
         return np.zeros(0, np.int64)
     tight = (buf[at - 1] == 58) & (buf[at - 2] == 34)  # '":null'
+    if len(at):  # the key's last letter first: most nulls belong to other keys (cheap to rule out)
+        tight &= _KEY_LAST[buf[np.maximum(at - 3, 0)]]
     hit = np.zeros(len(at), bool)
     for key in NULL_KEYS:
         word = np.frombuffer(b'"' + key.encode(), np.uint8)

@@ -68,7 +68,7 @@ from settlement.rules import (
     reasons_text,
     settles_in,
 )
-from settlement.statement import Line, Statement, build_line, finish, vat_findings
+from settlement.statement import Line, Statement, build_line, finish, vat_findings, with_contract_vat
 from settlement.store import Store
 from settlement.store.months import cdr_records_of
 
@@ -484,6 +484,8 @@ def place_lines(
         pair_currencies[(cpo, emsp)].add(cur)
         st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms, time_zone=zone.key))
         line, reason, payable = statement_line(ln, terms.basis, zone)
+        if payable:
+            with_contract_vat(line, terms.vat_rate, cur)
         if origin is not None:
             origin[id(line)] = ln
         if reason:

@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,8 @@ def parse_all(
         except RecordRejected as exc:
             result.rejects.append(Finding(exc.code, exc.message, rec.source, rec.line, rid, exc.path))
             continue
+        if rec.party is not None and not (cdr.country_code and cdr.party_id):
+            cdr = replace(cdr, country_code=rec.party[0], party_id=rec.party[1])  # held under its CPO
         parsed.append(Parsed(rec, cdr))
     return parsed
 
@@ -357,7 +359,7 @@ def settle(
     month: str,
     tz: str | None = None,
     basis: str | None = None,
-    contracts_path: str | os.PathLike[str] | None = None,
+    contracts_path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     policy: PricingPolicy | None = None,
     history: Sequence[str | os.PathLike[str]] = (),
     progress: Callable[[str], None] | None = None,

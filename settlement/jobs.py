@@ -59,6 +59,7 @@ from settlement.reconcile import (
 from settlement.render import render_statement
 from settlement.rules import (
     LATE_CDR,
+    PaidMonths,
     dispute_reason,
     late_message,
     local_end_date,
@@ -411,6 +412,10 @@ def settle(
         lines += flat_lines(flat_files, given, policy, tz, contracts.default.tolerance, result, pricer)
     check_duplicates_and_credits(lines, read_history(history))
     result.lines = lines
+    if store is None and history:  # file mode: CDRs of months the history paid are late CDRs
+        paid = paid_months(history, month, zone)
+        found = {ln.cdr.id: paid.late_of(ln.cdr.id, ln.cdr.end_ms) for ln in lines}
+        late = {**{k: v for k, v in found.items() if v is not None}, **(late or {})}
 
     say("building statements")
     groups: dict[tuple[str, str, str], Statement] = {}
@@ -596,6 +601,26 @@ def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
                         dec(row["amount_excl_vat"]), dec(row["amount_incl_vat"])
                     )
     return out
+
+
+def paid_months(paths: Sequence[str | os.PathLike[str]], month: str, zone: ZoneInfo) -> PaidMonths:
+    """The months before ``month`` that the history runs settled (their ``manifest.json``), with the
+    CDR ids each read (``reconciliation.ndjson``, and the ids of its ``lines.csv``)."""
+    months: dict[str, set[str]] = {}
+    for root in paths:
+        for manifest in sorted(Path(root).rglob("manifest.json")):
+            run = manifest.parent
+            paid = json.loads(manifest.read_text(encoding="utf-8")).get("month")
+            if not isinstance(paid, str) or paid >= month:
+                continue
+            read = months.setdefault(paid, set())
+            rec = run / "reconciliation.ndjson"
+            if rec.is_file():
+                read.update(json.loads(x)["cdr_id"] for x in rec.read_text(encoding="utf-8").splitlines())
+            for f in run.glob("*/lines.csv"):
+                with open(f, encoding="utf-8") as fh:
+                    read.update(csv_unsafe(row["cdr_id"]) for row in csv.DictReader(fh))
+    return PaidMonths({m: (month_window_ms(m, zone), frozenset(ids)) for m, ids in months.items()})
 
 
 # ---- files --------------------------------------------------------------------------------------

@@ -134,7 +134,8 @@ def out_of_month_finding(
         "period": None,
         "amount": None,
         "message": f"session ended {datetime.fromtimestamp(end_ms // 1000, UTC).date()} (UTC date), "
-        f"outside {month} in the statement zone; settle it in its own month",
+        f"outside {month} in the statement zone; settle it in its own month (if that month is "
+        "settled already, give its run folder as --history: it is settled here as a late line)",
         "source": source,
         "line": line,
     }

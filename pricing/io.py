@@ -41,6 +41,9 @@ class Record:
     line: int | None
     obj: Any = None
     error: Finding | None = None
+    # (country code, party id) the record is held under (a store's key): the CPO of a CDR that
+    # names none (OCPI 2.1.1)
+    party: tuple[str, str] | None = None
 
 
 def loads(text: str | bytes) -> Any:

@@ -29,6 +29,7 @@ contract fees; a statement whose pair has no rate states net amounts only.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -216,14 +217,23 @@ def _message(name: str, exc: ValidationError) -> str:
     return f"{name}: " + f"\n{name}: ".join(out)
 
 
-def load_contracts(path: str | Path | None, basis: str | None = None) -> Contracts:
-    """Read a contracts file (None → defaults). ``basis`` (the CLI flag) overrides every pair."""
+def contracts_document(path: str | Path) -> Any:
+    """The JSON document of a contracts file, as written (validated by :func:`load_contracts`)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"contracts file {path}: {exc}. Hint: it must be a JSON object") from exc
+
+
+def load_contracts(path: str | Path | Mapping[str, Any] | None, basis: str | None = None) -> Contracts:
+    """Read a contracts file (None → defaults), or take the document itself (a mapping: the
+    ``contracts`` of ``POST /v1/settlements``, a stored run's), validated the same way. ``basis``
+    (the CLI flag) overrides every pair."""
     raw: Any = {}
-    if path is not None:
-        try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"contracts file {path}: {exc}. Hint: it must be a JSON object") from exc
+    if isinstance(path, Mapping):
+        raw, path = dict(path), None
+    elif path is not None:
+        raw = contracts_document(path)
     try:
         spec = ContractsFile.model_validate(raw)
     except ValidationError as exc:

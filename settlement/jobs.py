@@ -21,7 +21,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ from settlement.reconcile import (
 from settlement.render import render_statement
 from settlement.rules import (
     LATE_CDR,
+    PaidMonths,
     dispute_reason,
     late_message,
     local_end_date,
@@ -67,7 +68,7 @@ from settlement.rules import (
     reasons_text,
     settles_in,
 )
-from settlement.statement import Line, Statement, build_line, finish, vat_findings
+from settlement.statement import Line, Statement, build_line, finish, vat_findings, with_contract_vat
 from settlement.store import Store
 from settlement.store.months import cdr_records_of
 
@@ -124,6 +125,8 @@ def parse_all(
         except RecordRejected as exc:
             result.rejects.append(Finding(exc.code, exc.message, rec.source, rec.line, rid, exc.path))
             continue
+        if rec.party is not None and not (cdr.country_code and cdr.party_id):
+            cdr = replace(cdr, country_code=rec.party[0], party_id=rec.party[1])  # held under its CPO
         parsed.append(Parsed(rec, cdr))
     return parsed
 
@@ -347,7 +350,7 @@ def settle(
     month: str,
     tz: str | None = None,
     basis: str | None = None,
-    contracts_path: str | os.PathLike[str] | None = None,
+    contracts_path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     policy: PricingPolicy | None = None,
     history: Sequence[str | os.PathLike[str]] = (),
     progress: Callable[[str], None] | None = None,
@@ -399,6 +402,10 @@ def settle(
         lines += flat_lines(flat_files, given, policy, tz, contracts.default.tolerance, result, pricer)
     check_duplicates_and_credits(lines, read_history(history))
     result.lines = lines
+    if store is None and history:  # file mode: CDRs of months the history paid are late CDRs
+        paid = paid_months(history, month, zone)
+        found = {ln.cdr.id: paid.late_of(ln.cdr.id, ln.cdr.end_ms) for ln in lines}
+        late = {**{k: v for k, v in found.items() if v is not None}, **(late or {})}
 
     say("building statements")
     groups: dict[tuple[str, str, str], Statement] = {}
@@ -474,6 +481,8 @@ def place_lines(
         pair_currencies[(cpo, emsp)].add(cur)
         st = groups.setdefault((cpo, emsp, cur), Statement(cpo, emsp, cur, month, terms, time_zone=zone.key))
         line, reason, payable = statement_line(ln, terms.basis, zone)
+        if payable:
+            with_contract_vat(line, terms.vat_rate, cur)
         if origin is not None:
             origin[id(line)] = ln
         if reason:
@@ -582,6 +591,26 @@ def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
                         dec(row["amount_excl_vat"]), dec(row["amount_incl_vat"])
                     )
     return out
+
+
+def paid_months(paths: Sequence[str | os.PathLike[str]], month: str, zone: ZoneInfo) -> PaidMonths:
+    """The months before ``month`` that the history runs settled (their ``manifest.json``), with the
+    CDR ids each read (``reconciliation.ndjson``, and the ids of its ``lines.csv``)."""
+    months: dict[str, set[str]] = {}
+    for root in paths:
+        for manifest in sorted(Path(root).rglob("manifest.json")):
+            run = manifest.parent
+            paid = json.loads(manifest.read_text(encoding="utf-8")).get("month")
+            if not isinstance(paid, str) or paid >= month:
+                continue
+            read = months.setdefault(paid, set())
+            rec = run / "reconciliation.ndjson"
+            if rec.is_file():
+                read.update(json.loads(x)["cdr_id"] for x in rec.read_text(encoding="utf-8").splitlines())
+            for f in run.glob("*/lines.csv"):
+                with open(f, encoding="utf-8") as fh:
+                    read.update(csv_unsafe(row["cdr_id"]) for row in csv.DictReader(fh))
+    return PaidMonths({m: (month_window_ms(m, zone), frozenset(ids)) for m, ids in months.items()})
 
 
 # ---- files --------------------------------------------------------------------------------------

@@ -151,7 +151,8 @@ def out_of_month_finding(
         "period": None,
         "amount": None,
         "message": f"session ended {local_iso(end_ms, zone)} ({zone.key}), in "
-        f"{local_end_date(end_ms, zone).isoformat()[:7]}, not {month}; settle it in its own month",
+        f"{local_end_date(end_ms, zone).isoformat()[:7]}, not {month}; settle it in its own month (if "
+        "that month is settled already, give its run folder as --history: it is settled here as a late line)",
         "source": source,
         "line": line,
     }

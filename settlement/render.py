@@ -260,11 +260,11 @@ def vat_note_text(t: dict[str, Any], rate: Any, gettext: Any, ngettext: Any) -> 
         return str(
             ngettext(
                 "%(n)s line is an OCPI 2.1.1 CDR without VAT: VAT at the contract's rate of %(rate)s "
-                "on its net total.",
+                "on its net amount.",
                 "%(n)s lines are OCPI 2.1.1 CDRs without VAT: VAT at the contract's rate of %(rate)s "
-                "on their net total.",
-                n,
-                n=n,
+                "on each line's net amount.",
+                t["vat_from_contract_lines"],
+                n=t["vat_from_contract_lines"],
                 rate=rate(row["rate"]),
             )
         )
@@ -343,6 +343,6 @@ def statement_html(
             (ln, "included" if id(ln) in member else "excluded") for ln in st.disputed[:HTML_MAX_LINES]
         ],
         more_disputed=n_disputed - HTML_MAX_LINES,
-        line_vat=sum((Decimal(r["vat"]) for r in t["vat_by_rate"] if r["source"] == "cdr"), Decimal(0)),
+        line_vat=sum((Decimal(r["vat"]) for r in t["vat_by_rate"] if r["vat"] is not None), Decimal(0)),
         line_incl=None if t["vat_unknown_lines"] else t["total_incl_vat"],
     )

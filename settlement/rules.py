@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
@@ -227,6 +228,34 @@ def settles_in(end_ms: int, month: str, zone: ZoneInfo, late_of: str | None) -> 
 def settles_in_expr(end_ms: pl.Expr, window: tuple[int, int], late: pl.Expr) -> pl.Expr:
     """:func:`settles_in` on columns (``late``: true where the CDR is a late CDR of this run)."""
     return late | in_month_expr(end_ms, window)
+
+
+@dataclass(frozen=True)
+class PaidMonths:
+    """Months already settled by earlier runs given as history (file mode, ``--history``): month →
+    (its window in this run's statement zone, epoch ms [from, to); the CDR ids that run read).
+
+    The file-mode late rule, the store's in other words: a CDR (credit or not) whose session ended
+    in such a month and that its run did not read is a late CDR of that month — it settles in this
+    month as a late line (LATE_CDR), a credit netting its original from the history. A CDR that run
+    read (a re-send) stays out of month."""
+
+    months: dict[str, tuple[tuple[int, int], frozenset[str]]]
+
+    def late_of(self, cdr_id: str, end_ms: int) -> str | None:
+        """The paid month ``cdr_id`` is a late CDR of, or None."""
+        for month, ((lo, hi), read) in sorted(self.months.items()):
+            if lo <= end_ms < hi and cdr_id not in read:
+                return month
+        return None
+
+    def late_expr(self, cdr_id: pl.Expr, end_ms: pl.Expr) -> pl.Expr:
+        """:meth:`late_of` is not None, on columns."""
+        out = pl.lit(False)
+        for _, ((lo, hi), read) in sorted(self.months.items()):
+            ids = pl.Series(sorted(read), dtype=pl.String).implode()
+            out = out | ((end_ms >= lo) & (end_ms < hi) & ~cdr_id.cast(pl.String).is_in(ids))
+        return out
 
 
 def late_message(closed_month: str, month: str) -> str:

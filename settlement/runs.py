@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from pricing.errors import RoamledgerError
 from pricing.policy import PricingPolicy
 from pricing.timezones import validate_zone
 from settlement.columnar.settle import settle_columnar
+from settlement.contracts import load_contracts
 from settlement.jobs import DEFAULT_POLICY, RunResult, settle, write_run
 from settlement.statement import Statement
 from settlement.store import Store
@@ -80,7 +81,7 @@ def settle_store_month(
     keep: Callable[[Statement], bool] | None = None,
     tz: str | None = None,
     basis: str | None = None,
-    contracts_path: str | os.PathLike[str] | None = None,
+    contracts_path: str | os.PathLike[str] | Mapping[str, Any] | None = None,
     policy: PricingPolicy | None = None,
     progress: Callable[[str], None] | None = None,
     pricer: str = "kernel",
@@ -166,10 +167,24 @@ def queue_run(
     locale: str = "en_GB",
     cpo: str | None = None,
     emsp: str | None = None,
+    contracts: Mapping[str, Any] | None = None,
 ) -> int:
-    """A queued run of ``month`` in the store (refused when the month is closed)."""
-    zone = validate_zone(tz or "UTC")
-    options = {"basis": basis, "tz": tz, "zone": zone, "locale": locale, "cpo": cpo, "emsp": emsp}
+    """A queued run of ``month`` in the store (refused when the month is closed). ``contracts``:
+    the contract terms (the contracts file's document), validated now (InputError) and kept in
+    the run's options, so the run settles with them and can be reproduced (*decision*: the
+    document itself is stored with the run, not a path or a digest: a file may change or vanish)."""
+    terms = load_contracts(contracts) if contracts is not None else None
+    zone = validate_zone(tz or (terms and terms.statement_time_zone) or "UTC")
+    options: dict[str, Any] = {
+        "basis": basis,
+        "tz": tz,
+        "zone": zone,
+        "locale": locale,
+        "cpo": cpo,
+        "emsp": emsp,
+    }
+    if contracts is not None:
+        options["contracts"] = dict(contracts)
     return create_run(store, month, options)
 
 
@@ -197,6 +212,7 @@ def execute_run(store: Store, run_id: int, progress: Callable[[str], None] | Non
                 keep,
                 tz=o.get("tz"),
                 basis=o.get("basis"),
+                contracts_path=o.get("contracts"),
                 progress=progress,
             )
             manifest = (out / "manifest.json").read_text(encoding="utf-8")

@@ -11,10 +11,14 @@ Rules (decisions where OCPI is silent are marked *decision*):
   VAT rate of the CDR's tariff; a tariff with several rates goes to the bucket ``mixed``. The base
   of a rate is the net (excl. VAT) of exactly those lines, so the bases add up to the net total.
 * Lines whose CDR carries no VAT (OCPI 2.1.1) take the contract's VAT rate for the pair or the CPO's
-  country (:mod:`settlement.contracts`): one row ``source: contract`` whose VAT is the rate times the
-  net of those lines, rounded once (*decision*: VAT on the total per rate, as EU invoices may, not
-  per line; the line rows keep their VAT unknown) and a finding per statement. With no such rate the
-  statement states net amounts only (no VAT total, no gross, amount due excl. VAT) and says why.
+  country (:mod:`settlement.contracts`), per line (:func:`contract_line_vat`, the one rule for the
+  VAT of such a line): the line's VAT is the rate times its rounded net, rounded half-up; its
+  ``vat_rate`` is the contract's rate, its ``amount_incl_vat`` (what the CDR said) stays empty.
+  The VAT table has one row ``source: contract`` whose base and VAT are the sums of those lines
+  (*decision*: per line, so ``lines.csv`` adds up to the statement; before, the VAT was rounded
+  once on their net total and the lines kept it unknown), and a finding per statement. With no
+  such rate the lines' VAT stays unknown and the statement states net amounts only (no VAT total,
+  no gross, amount due excl. VAT) and says why.
 * 2.3.0 tax lines are summed per (name, percentage) and labelled by where they come from: reported
   by the CPO in the CDRs (basis ``reported``) or computed by us (basis ``recomputed``); they cover
   the 2.3.0 lines only and are information: the VAT table is what the totals are made of.
@@ -68,6 +72,11 @@ class Line:
     @property
     def vat(self) -> Decimal | None:
         return None if self.incl is None else self.incl - self.excl
+
+    @property
+    def vat_from_contract(self) -> bool:
+        """The CDR carries no VAT and the line's VAT is the contract's (:func:`contract_line_vat`)."""
+        return self.amount_incl is None and self.incl is not None
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Line:
@@ -254,6 +263,22 @@ def build_line(
     )
 
 
+def contract_line_vat(excl: Decimal, rate: Decimal, currency: str) -> Decimal:
+    """The VAT of a line whose CDR carries none, at the contract's ``rate`` (percent): the rate
+    times the line's rounded net ``excl``, rounded half-up to the currency's minor unit. Both
+    engines use this function (the columnar one on the distinct nets of such lines)."""
+    return round_money(excl * rate / 100, currency)
+
+
+def with_contract_vat(line: Line, rate: Decimal | None, currency: str) -> Line:
+    """``line`` with the contract's VAT when its CDR carries none and the contract sets a rate."""
+    if line.amount_incl is not None or rate is None:
+        return line
+    line.incl = line.excl + contract_line_vat(line.excl, rate, currency)
+    line.vat_bucket = rate_text(rate)
+    return line
+
+
 @dataclass
 class Aggregates:
     """The sums a statement's totals are made of (from Line objects or from columns)."""
@@ -264,10 +289,11 @@ class Aggregates:
     energy_kwh: Decimal = Decimal(0)
     unrounded_excl: Decimal = Decimal(0)
     total_excl: Decimal = Decimal(0)
-    unknown_vat: int = 0
+    unknown_vat: int = 0  # lines whose CDR carries no VAT (at the contract's rate, or unknown)
     unknown_excl: Decimal = Decimal(0)  # rounded net of the lines without VAT information
     unknown_unrounded_excl: Decimal = Decimal(0)
-    unrounded_incl: Decimal = Decimal(0)  # over the lines with VAT information
+    contract_vat: Decimal = Decimal(0)  # the sum of their line VAT at the contract's rate
+    unrounded_incl: Decimal = Decimal(0)  # over the lines with VAT information from the CDR
     vat_by_rate: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     base_by_rate: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     taxes: dict[tuple[str, str | None], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
@@ -281,10 +307,12 @@ def aggregate(st: Statement) -> Aggregates:
     a.energy_kwh = sum((ln.energy_kwh for ln in st.lines), Decimal(0))
     a.unrounded_excl = sum((ln.amount_excl for ln in st.lines), Decimal(0))
     a.total_excl = sum((ln.excl for ln in st.lines), Decimal(0))
-    known = [ln for ln in st.lines if ln.incl is not None]
-    a.unknown_vat = len(st.lines) - len(known)
-    a.unknown_excl = sum((ln.excl for ln in st.lines if ln.incl is None), Decimal(0))
-    a.unknown_unrounded_excl = sum((ln.amount_excl for ln in st.lines if ln.incl is None), Decimal(0))
+    known = [ln for ln in st.lines if ln.amount_incl is not None]
+    unknown = [ln for ln in st.lines if ln.amount_incl is None]
+    a.unknown_vat = len(unknown)
+    a.unknown_excl = sum((ln.excl for ln in unknown), Decimal(0))
+    a.unknown_unrounded_excl = sum((ln.amount_excl for ln in unknown), Decimal(0))
+    a.contract_vat = sum((ln.vat or Decimal(0) for ln in unknown), Decimal(0))
     for ln in known:
         a.vat_by_rate[ln.vat_bucket] += ln.vat or Decimal(0)
         a.base_by_rate[ln.vat_bucket] += ln.excl
@@ -329,8 +357,9 @@ def rate_text(rate: Decimal) -> str:
 
 def vat_rows(a: Aggregates, t: Terms, cur: str) -> list[dict[str, Any]]:
     """The VAT table: one row per rate the CDRs carry (``source: cdr``), then the lines without
-    VAT information at the contract's rate (``source: contract``) or, with no rate, as a row whose
-    VAT is unknown (``source: none``). The bases add up to the statement's net total."""
+    VAT information at the contract's rate (``source: contract``: the sums of their lines) or, with
+    no rate, as a row whose VAT is unknown (``source: none``). The bases add up to the statement's
+    net total, the VAT to the sum of the lines' VAT."""
     rows: list[dict[str, Any]] = [
         {
             "rate": r,
@@ -342,13 +371,12 @@ def vat_rows(a: Aggregates, t: Terms, cur: str) -> list[dict[str, Any]]:
     ]
     if a.unknown_vat:
         if t.vat_rate is not None:
-            vat = round_money(a.unknown_excl * t.vat_rate / 100, cur)
             rows.append(
                 {
                     "rate": rate_text(t.vat_rate),
                     "source": "contract",
                     "base_excl_vat": str(round_money(a.unknown_excl, cur)),
-                    "vat": str(vat),
+                    "vat": str(round_money(a.contract_vat, cur)),
                 }
             )
         else:
@@ -372,7 +400,7 @@ def vat_note(a: Aggregates, t: Terms, has_fees: bool) -> str | None:
         if not n:
             return None
         rate = rate_text(t.vat_rate)
-        return f"{lines} without VAT: VAT at the contract's rate of {rate} % on their net total."
+        return f"{lines} without VAT: VAT at the contract's rate of {rate} % on each line's net amount."
     if n:
         return (
             f"{lines} without VAT and the contract sets no VAT rate for this pair or country: "
@@ -437,7 +465,8 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
         "unrounded_total_excl_vat": e4(a.unrounded_excl),
         "rounding_difference_excl_vat": e4(total_excl - a.unrounded_excl),
         "vat_total": None if vat_total is None else money(vat_total),
-        "vat_unknown_lines": a.unknown_vat,
+        "vat_unknown_lines": 0 if t.vat_rate is not None else a.unknown_vat,
+        "vat_from_contract_lines": a.unknown_vat if t.vat_rate is not None else 0,
         "vat_note": vat_note(a, t, bool(st.fees)),
         "total_incl_vat": None if gross is None else money(gross),
         "unrounded_total_incl_vat": e4(unrounded_incl),

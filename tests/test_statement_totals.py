@@ -6,12 +6,14 @@ net + VAT = gross; the VAT bases add up to the net; amount due = gross + fees in
 
 from __future__ import annotations
 
+import csv
 import json
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
+from trial import write_inputs
 
 from api.cli import main
 
@@ -29,19 +31,36 @@ def check_statement(doc: dict) -> str:
     assert sum((D(r["base_excl_vat"]) for r in rows), D(0)) == net  # the VAT bases are the net
     unknown = [ln for ln in doc["lines"] if ln["line_vat"] is None]
     assert t["vat_unknown_lines"] == len(unknown)
+    no_cdr_vat = [ln for ln in doc["lines"] if ln["amount_incl_vat"] is None]  # 2.1.1: the contract's
+    assert t["vat_from_contract_lines"] == len(no_cdr_vat) - len(unknown)
     for r in rows:
         if r["source"] == "cdr":
-            mine = [ln for ln in doc["lines"] if ln["line_vat"] is not None and ln["vat_rate"] == r["rate"]]
+            mine = [
+                ln for ln in doc["lines"] if ln["amount_incl_vat"] is not None and ln["vat_rate"] == r["rate"]
+            ]
             assert D(r["base_excl_vat"]) == sum((D(ln["line_excl_vat"]) for ln in mine), D(0))
             assert D(r["vat"]) == sum((D(ln["line_vat"]) for ln in mine), D(0))
         else:  # the lines without VAT information, at the contract's rate or unknown
-            assert D(r["base_excl_vat"]) == sum((D(ln["line_excl_vat"]) for ln in unknown), D(0))
+            assert D(r["base_excl_vat"]) == sum((D(ln["line_excl_vat"]) for ln in no_cdr_vat), D(0))
+            if r["source"] == "contract":  # one rule for a line's VAT: rate x its net, per line
+                for ln in no_cdr_vat:
+                    assert ln["vat_rate"] == r["rate"]
+                    want = (D(ln["line_excl_vat"]) * D(r["rate"]) / 100).quantize(
+                        D(ln["line_vat"]), ROUND_HALF_UP
+                    )
+                    assert D(ln["line_vat"]) == want
+                    assert D(ln["line_incl_vat"]) == D(ln["line_excl_vat"]) + D(ln["line_vat"])
+                assert D(r["vat"]) == sum((D(ln["line_vat"]) for ln in no_cdr_vat), D(0))
     fees_net = sum((D(f["amount"]) for f in doc["fees"]), D(0))
     assert D(t["fees_total"]) == fees_net
     if t["vat_total"] is not None:
         vat = D(t["vat_total"])
         assert vat == sum((D(r["vat"]) for r in rows), D(0))
         assert net + vat == D(t["total_incl_vat"])
+        # finance sums the lines to the statement: every line has its VAT, and they add up
+        assert not unknown
+        assert vat == sum((D(ln["line_vat"]) for ln in doc["lines"]), D(0))
+        assert D(t["total_incl_vat"]) == sum((D(ln["line_incl_vat"]) for ln in doc["lines"]), D(0))
         for f in doc["fees"]:
             assert D(f["amount"]) + D(f["vat"]) == D(f["amount_incl_vat"])
         fees_incl = D(t["fees_total_incl_vat"])
@@ -49,9 +68,7 @@ def check_statement(doc: dict) -> str:
         assert D(t["amount_due"]) == D(t["total_incl_vat"]) + fees_incl
         assert t["amount_due_basis"] == "incl. VAT"
         contract_rows = [r for r in rows if r["source"] == "contract"]
-        assert bool(contract_rows) == bool(unknown) == bool(t["vat_note"])
-        for r in contract_rows:
-            assert D(r["vat"]) == (D(r["base_excl_vat"]) * D(r["rate"]) / 100).quantize(D(r["vat"]))
+        assert bool(contract_rows) == bool(no_cdr_vat) == bool(t["vat_note"])
         return "gross"
     assert t["total_incl_vat"] is None and t["fees_vat"] is None
     assert D(t["amount_due"]) == net + fees_net
@@ -135,3 +152,34 @@ def test_zero_amounts_have_the_currency_decimals(tmp_path: Path, engine: str) ->
         "fees_total_incl_vat",
     ):
         assert t[key] is None or re.fullmatch(r"-?\d+\.\d\d", t[key]), (key, t[key])
+
+
+def test_2_1_1_line_carries_the_contracts_vat_in_both_engines(tmp_path: Path) -> None:
+    """The new-user trial: a 2.1.1 CDR in a statement whose contract sets 21 % for NL. Its line in
+    lines.csv and statement.json has the VAT the totals include (4.00 + 0.84), so the CSV sums to
+    the statement, and the statement does not count it as a line of unknown VAT."""
+    inputs = write_inputs(tmp_path)
+    outs = []
+    for engine in ("local", "columnar"):
+        out = tmp_path / engine
+        argv = ["settle", "--cdrs", str(inputs / "cdrs"), "--tariffs", str(inputs / "tariffs")]
+        argv += ["--month", "2026-11", "--contracts", str(inputs / "contracts.json"), "--engine", engine]
+        assert main([*argv, "--out", str(out)]) == 0
+        check_run(out)
+        folder = out / "NL-ABC__DE-MSP__EUR"
+        with open(folder / "lines.csv", encoding="utf-8", newline="") as fh:
+            rows = {r["cdr_id"]: r for r in csv.DictReader(fh)}
+        line = rows["ABC211-C1"]
+        assert (line["amount_incl_vat"], line["vat_rate"]) == ("", "21")
+        assert (line["line_excl_vat"], line["line_vat"], line["line_incl_vat"]) == ("4.00", "0.84", "4.84")
+        t = json.loads((folder / "statement.json").read_text())["totals"]
+        assert sum(Decimal(r["line_incl_vat"]) for r in rows.values()) == Decimal(t["total_incl_vat"])
+        assert (t["vat_unknown_lines"], t["vat_from_contract_lines"]) == (0, 1)
+        outs.append(
+            {
+                p.relative_to(out): p.read_bytes()
+                for p in out.rglob("*")
+                if p.is_file() and p.name != "manifest.json"
+            }
+        )
+    assert outs[0] == outs[1]

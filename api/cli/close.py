@@ -8,6 +8,7 @@ import argparse
 from api.cli.options import command_parser
 from api.cli.settle import check_locale
 from pricing.errors import RoamledgerError
+from settlement.contracts import contracts_document, load_contracts
 from settlement.jobs import progress_printer
 from settlement.runs import execute_run, queue_run
 from settlement.store import Store
@@ -37,6 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--basis", choices=["reported", "recomputed"], help="with --settle: pay reported or recomputed"
     )
     p.add_argument("--locale", default="en_GB", help="with --settle: statement language, e.g. fr_FR")
+    p.add_argument(
+        "--contracts",
+        metavar="FILE",
+        help="with --settle: contract terms (JSON, see settlement/contracts.py), kept with the run",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         run_id = args.run
         if args.settle:
-            run_id = queue_run(store, args.month, args.basis, args.tz, args.locale)
+            doc = None
+            if args.contracts:
+                load_contracts(args.contracts)  # a bad file is named in the error
+                doc = contracts_document(args.contracts)
+            run_id = queue_run(store, args.month, args.basis, args.tz, args.locale, contracts=doc)
             if execute_run(store, run_id, progress_printer()) != "done":
                 settled = get_run(store, run_id)
                 raise RoamledgerError(

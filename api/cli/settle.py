@@ -73,7 +73,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--pricer", choices=["kernel", "reference"], default="kernel", help="pricer (they agree exactly)"
     )
     st.add_argument(
-        "--history", nargs="*", default=[], metavar="DIR", help="earlier settle outputs (for credits)"
+        "--history",
+        nargs="*",
+        default=[],
+        metavar="DIR",
+        help="earlier settle outputs: credits net their originals; a CDR of their (paid) month "
+        "that they did not read settles here as a late line (LATE_CDR)",
     )
     add_policy_option(st, "pricing policy (default period_boundaries=flag for reconciliation)")
     add_fail_on_option(st)

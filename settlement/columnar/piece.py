@@ -63,6 +63,7 @@ from settlement.reconcile import ReconFinding, explain_dimensions
 from settlement.rules import (
     NOT_COMPARABLE_MESSAGE,
     NOT_PRICED,
+    PaidMonths,
     dispute_reason_expr,
     line_reasons_expr,
     line_status_expr,
@@ -175,6 +176,7 @@ class PieceJob:
     pricer: str = "kernel"
     parties: bool = True  # False: reconciliation only (a CDR of unknown party needs no statement)
     late: frozenset[str] = frozenset()  # the late CDRs the month takes (settlement.rules.settles_in)
+    paid: PaidMonths | None = None  # file mode: months the history settled (their CDRs are late)
 
 
 PieceResult = tuple[
@@ -238,6 +240,8 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
         if job.late
         else pl.lit(False)
     )
+    if job.paid is not None:
+        late = late | job.paid.late_expr(pl.col("cdr_id"), pl.col("end_ms"))
     frame = with_terms(
         with_parties(frame.with_columns(late.alias("late")), job.contracts), job.contracts, job.parties
     )

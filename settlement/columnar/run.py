@@ -33,7 +33,7 @@ from settlement.columnar.source import Piece, exact_cdrs, iter_run_pieces, load
 from settlement.contracts import Contracts
 from settlement.jobs import Parsed, RunResult, parse_all, reconcile_all
 from settlement.reconcile import ReconLine, check_duplicates_and_credits
-from settlement.rules import d4, month_window_ms
+from settlement.rules import PaidMonths, d4, month_window_ms
 
 
 @dataclass
@@ -125,6 +125,7 @@ def run_columnar(
     late: Mapping[str, str] | None = None,
     pieces: Iterable[Piece] | None = None,
     special: set[str] | None = None,
+    paid: PaidMonths | None = None,
 ) -> ColumnarRun:
     """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
     input order), then the duplicate and credit checks over the run. ``late``: the late CDRs the
@@ -135,7 +136,8 @@ def run_columnar(
         special = special_ids([f for f in files if is_flat_file(f)])
     window = month_window_ms(month, zone)
     run = ColumnarRun(late=dict(late or {}))
-    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer, parties, frozenset(run.late))
+    late_ids = frozenset(run.late)
+    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer, parties, late_ids, paid)
     known = (
         frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None and len(tariffs) else None
     )
@@ -163,6 +165,11 @@ def run_columnar(
         run.record_path += why
         say(f"priced and reconciled {run.read} records ({len(run.detail)} record by record)")
     exact = late_duplicates(run, job, ndjson, readers)
+    if paid is not None:  # the late CDRs of paid months took the record path: their months
+        for ln in run.detail:
+            of = paid.late_of(ln.cdr.id, ln.cdr.end_ms)
+            if of is not None:
+                run.late.setdefault(ln.cdr.id, of)
     # a credit's original may be a plain CDR of this run (it precedes the history, as in-run
     # originals do in the record engine)
     check_duplicates_and_credits(run.detail, {**history, **originals_of_credits(run, exact)})

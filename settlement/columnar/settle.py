@@ -35,7 +35,7 @@ from settlement.columnar.files import write_columnar
 from settlement.columnar.run import run_columnar
 from settlement.columnar.stored import store_pieces
 from settlement.contracts import load_contracts
-from settlement.jobs import DEFAULT_POLICY, read_history, store_tariffs
+from settlement.jobs import DEFAULT_POLICY, paid_months, read_history, store_tariffs
 from settlement.rules import month_bounds, month_window_ms
 from settlement.statement import Statement
 from settlement.store import Store
@@ -100,6 +100,7 @@ def settle_columnar(
             rows_read += month_rows(store.engine, *window, bound) + [r for r in late_rows if r <= bound]
     else:
         given, tariff_findings = load_tariffs(tariffs) if tariffs else (None, [])
+    paid = paid_months(history, month, zone) if store is None and history else None
     run = run_columnar(
         files,
         given,
@@ -118,6 +119,7 @@ def settle_columnar(
         late=late,
         pieces=pieces,
         special=special,
+        paid=paid,
     )
     run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     return write_columnar(

@@ -28,14 +28,25 @@ from settlement.rules import (
     minor_unit,
     round_e4_expr,
 )
-from settlement.statement import LINE_COLUMNS, Aggregates, Statement, aggregate, finish, vat_findings
+from settlement.statement import (
+    LINE_COLUMNS,
+    Aggregates,
+    Statement,
+    aggregate,
+    contract_line_vat,
+    finish,
+    rate_text,
+    vat_findings,
+)
 
 
 def plain_lines(p: pl.DataFrame, zone: str, m: int) -> pl.DataFrame:
     """Plain CDRs of one statement as the columns of its line table (+ integer columns). A line
     without an amount on its basis says ``0`` (``str(Decimal(0))``, as the record engine)."""
+    # a line at the contract's VAT rate (no amount incl. VAT in the CDR) has the sign of its net
+    amt_incl = pl.col("amt_incl").fill_null(pl.col("amt_excl"))
     neg_x, neg_vat, neg_i = line_negatives_expr(
-        pl.col("amt_excl"), pl.col("amt_incl"), pl.col("excl_r"), pl.col("incl_r")
+        pl.col("amt_excl"), amt_incl, pl.col("excl_r"), pl.col("incl_r")
     )
     excl_text = minor_text(pl.col("excl_r"), m, neg_x)
     return p.select(
@@ -78,6 +89,7 @@ def add_aggregates(x: Aggregates, y: Aggregates) -> Aggregates:
         unknown_vat=x.unknown_vat + y.unknown_vat,
         unknown_excl=x.unknown_excl + y.unknown_excl,
         unknown_unrounded_excl=x.unknown_unrounded_excl + y.unknown_unrounded_excl,
+        contract_vat=x.contract_vat + y.contract_vat,
         unrounded_incl=x.unrounded_incl + y.unrounded_incl,
         sessions=x.sessions + y.sessions,
     )
@@ -139,6 +151,7 @@ def build(
         unit = pl.col("cur").cast(pl.String).replace_strict(units, return_dtype=pl.Int64)
         plain = plain.with_columns(round_e4_expr(pl.col("amt_excl"), unit).alias("excl_r"))
         plain = plain.with_columns(round_e4_expr(pl.col("amt_incl"), unit).alias("incl_r"))
+        plain = with_contract_vat_columns(plain, contracts)
         sums = group_aggregates(plain, taxes)
         n_in, excluded_plain = plain.select(
             pl.col("in_month").sum().alias("n"), (pl.col("in_month") & ~pl.col("included")).sum().alias("x")
@@ -171,6 +184,44 @@ def build(
     return built, {"counts": counts, "extra": extra}, plain, sub
 
 
+def with_contract_vat_columns(plain: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
+    """The plain lines whose CDR carries no VAT at the contract's rate of their pair, if it sets
+    one: ``incl_r`` = net + :func:`settlement.statement.contract_line_vat` (computed once per
+    distinct pair, currency and net), ``vat_rate`` = the rate."""
+    keys = ["cpo", "emsp", "cur", "excl_r"]
+    need = plain.filter(pl.col("payable") & pl.col("amt_incl").is_null()).select(keys).unique()
+    if not need.height:
+        return plain
+    rates: dict[tuple[str, str], Decimal | None] = {}
+    rows = []
+    for cpo, emsp, cur, excl in need.iter_rows():
+        pair = (str(cpo), str(emsp))
+        if pair not in rates:
+            rates[pair] = contracts.terms(*pair).vat_rate
+        rate = rates[pair]
+        if rate is not None:
+            vat = contract_line_vat(dm(excl, minor_unit(str(cur))), rate, str(cur))
+            rows.append((*pair, str(cur), excl, int(vat.scaleb(4)), rate_text(rate)))
+    if not rows:
+        return plain
+    schema = {"_cpo": pl.String, "_emsp": pl.String, "_cur": pl.String, "excl_r": pl.Int64}
+    found = pl.DataFrame(rows, schema={**schema, "_vat": pl.Int64, "_rate": pl.String}, orient="row")
+    plain = plain.with_columns(
+        pl.col("cpo").cast(pl.String).alias("_cpo"),
+        pl.col("emsp").cast(pl.String).alias("_emsp"),
+        pl.col("cur").cast(pl.String).alias("_cur"),
+    ).join(found, on=list(schema), how="left", maintain_order="left")
+    take = pl.col("_vat").is_not_null() & pl.col("amt_incl").is_null() & pl.col("payable")
+    return plain.with_columns(
+        pl.when(take).then(pl.col("excl_r") + pl.col("_vat")).otherwise(pl.col("incl_r")).alias("incl_r"),
+        pl.when(take)
+        .then(pl.col("_rate"))
+        .otherwise(pl.col("vat_rate").cast(pl.String))
+        .cast(pl.Categorical)
+        .alias("vat_rate"),
+    ).drop("_cpo", "_emsp", "_cur", "_vat", "_rate")
+
+
 def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str, str, str], Aggregates]:
     """Per statement (CPO, eMSP, currency): the sums of its plain lines, in one pass."""
     keys = ["cpo", "emsp", "cur"]
@@ -187,15 +238,17 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
         "ord",
     )
     inc = pl.col("included")
-    known = inc & pl.col("incl_r").is_not_null()
+    known = inc & pl.col("amt_incl").is_not_null()  # VAT from the CDR
+    no_vat = inc & pl.col("amt_incl").is_null()  # at the contract's rate (incl_r) or unknown
     main = rows.group_by(keys).agg(
         inc.sum().alias("n"),
         pl.col("energy").filter(inc).sum().alias("energy"),
         pl.col("amt_excl").filter(inc).sum().alias("amt_excl"),
         pl.col("excl_r").filter(inc).sum().alias("excl_r"),
-        (inc & pl.col("incl_r").is_null()).sum().alias("unknown"),
-        pl.col("excl_r").filter(inc & pl.col("incl_r").is_null()).sum().alias("unknown_excl_r"),
-        pl.col("amt_excl").filter(inc & pl.col("incl_r").is_null()).sum().alias("unknown_amt_excl"),
+        no_vat.sum().alias("unknown"),
+        pl.col("excl_r").filter(no_vat).sum().alias("unknown_excl_r"),
+        pl.col("amt_excl").filter(no_vat).sum().alias("unknown_amt_excl"),
+        (pl.col("incl_r") - pl.col("excl_r")).filter(no_vat).sum().alias("contract_vat"),
         pl.col("amt_incl").filter(known).sum().alias("amt_incl"),
         pl.col("disputed").sum().alias("disputed"),
         (pl.col("disputed") & ~inc).sum().alias("disputed_excluded"),
@@ -210,6 +263,7 @@ def group_aggregates(plain: pl.DataFrame, taxes: pl.DataFrame) -> dict[tuple[str
             a.energy_kwh, a.unrounded_excl = d4(r["energy"]), d4(r["amt_excl"])
             a.total_excl, a.unknown_vat = dm(r["excl_r"], m), int(r["unknown"])
             a.unknown_excl, a.unknown_unrounded_excl = dm(r["unknown_excl_r"], m), d4(r["unknown_amt_excl"])
+            a.contract_vat = dm(r["contract_vat"], m)
             if int(r["n"]) > int(r["unknown"]):
                 a.unrounded_incl = d4(r["amt_incl"])
         out[key] = a

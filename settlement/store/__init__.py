@@ -443,16 +443,18 @@ class Store:
         records for the settlement engines (``source`` names the table and OCPI version, ``line`` the
         row id), in the order the columnar store reader settles them: the CDRs held without kernel
         columns first, then by OCPI version and row id."""
-        query = select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw).order_by(
-            cdrs.c.kernel, cdrs.c.ocpi_version, cdrs.c.id
+        c = cdrs.c
+        query = select(c.id, c.ocpi_version, c.raw, c.country_code, c.party_id).order_by(
+            c.kernel, c.ocpi_version, c.id
         )
         if lo_ms is not None:
             query = query.where(cdrs.c.end_ms >= lo_ms)
         if hi_ms is not None:
             query = query.where(cdrs.c.end_ms < hi_ms)
         with self.engine.connect() as conn:
-            for row_id, version, raw in conn.execution_options(stream_results=True).execute(query):
-                yield Record(f"store:cdrs/{version}", row_id, loads(raw))  # one OCPI version per source
+            for row_id, version, raw, cc, pid in conn.execution_options(stream_results=True).execute(query):
+                # one OCPI version per source; the key it is held under is the CPO (2.1.1 names none)
+                yield Record(f"store:cdrs/{version}", row_id, loads(raw), party=(cc, pid))
 
     def import_records(
         self,

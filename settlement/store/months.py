@@ -111,12 +111,15 @@ def ranges_of(text: str | None) -> list[tuple[int, int]]:
 def cdr_records_of(store: Store, rows: Sequence[int]) -> Iterator[Record]:
     """The stored CDRs of the given row ids, by row id, as :meth:`Store.cdr_records` gives them."""
     for part in batched(sorted(rows), 500):
+        c = cdrs.c
         query = (
-            select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw).where(cdrs.c.id.in_(part)).order_by(cdrs.c.id)
+            select(c.id, c.ocpi_version, c.raw, c.country_code, c.party_id)
+            .where(c.id.in_(part))
+            .order_by(c.id)
         )
         with store.engine.connect() as conn:
-            for row_id, version, raw in conn.execute(query):
-                yield Record(f"store:cdrs/{version}", row_id, loads(raw))
+            for row_id, version, raw, cc, pid in conn.execute(query):
+                yield Record(f"store:cdrs/{version}", row_id, loads(raw), party=(cc, pid))
 
 
 # ---- runs ---------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
-from sqlalchemy import Connection, Engine, and_, case, func, literal, null, select
+from sqlalchemy import Connection, Engine, and_, func, literal, select
 
 from pricing.flat import TAXES_TYPE, FlatPiece, arrow_schema
 from pricing.io import Record, loads
@@ -35,12 +35,12 @@ SCHEMA = arrow_schema(optional=True, reported=True).append(pa.field("line", pa.i
 def _columns() -> dict[str, Any]:
     """Flat column → SQL expression."""
     c, p = cdrs.c, cdr_periods.c
-    own = c.ocpi_version != "2.1.1"  # a 2.1.1 CDR names no CPO (the store's key is a stand-in)
     cols: dict[str, Any] = {
         "cdr_id": c.cdr_id,
         "ocpi_version": c.ocpi_version,
-        "country_code": case((own, c.country_code), else_=null()),
-        "party_id": case((own, c.party_id), else_=null()),
+        # the key a CDR is held under is its CPO (a 2.1.1 CDR names none: the sender, or import --party)
+        "country_code": c.country_code,
+        "party_id": c.party_id,
         "cdr_start_ms": c.start_ms,
         "cdr_end_ms": c.end_ms,
         "currency": c.currency,
@@ -79,9 +79,12 @@ def raw_by_row(engine: Engine, rows: list[int]) -> dict[int, Record]:
     out: dict[int, Record] = {}
     with engine.connect() as conn:
         for i in range(0, len(rows), 500):
-            query = select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw).where(cdrs.c.id.in_(rows[i : i + 500]))
-            for row_id, version, raw in conn.execute(query):
-                out[row_id] = Record(f"store:cdrs/{version}", row_id, loads(raw))
+            c = cdrs.c
+            query = select(c.id, c.ocpi_version, c.raw, c.country_code, c.party_id).where(
+                c.id.in_(rows[i : i + 500])
+            )
+            for row_id, version, raw, cc, pid in conn.execute(query):
+                out[row_id] = Record(f"store:cdrs/{version}", row_id, loads(raw), party=(cc, pid))
     return out
 
 
@@ -99,13 +102,17 @@ def special_ids(engine: Engine, lo_ms: int, hi_ms: int, bound: int | None = None
 
 def raw_records(engine: Engine, lo_ms: int, hi_ms: int, bound: int | None = None) -> list[Record]:
     """The month's CDRs held without kernel columns, as records (the order of ``cdr_records``)."""
+    c = cdrs.c
     query = (
-        select(cdrs.c.id, cdrs.c.ocpi_version, cdrs.c.raw)
-        .where(and_(_window(lo_ms, hi_ms, bound), cdrs.c.kernel.is_(False)))
-        .order_by(cdrs.c.ocpi_version, cdrs.c.id)
+        select(c.id, c.ocpi_version, c.raw, c.country_code, c.party_id)
+        .where(and_(_window(lo_ms, hi_ms, bound), c.kernel.is_(False)))
+        .order_by(c.ocpi_version, c.id)
     )
     with engine.connect() as conn:
-        return [Record(f"store:cdrs/{v}", i, loads(raw)) for i, v, raw in conn.execute(query)]
+        return [
+            Record(f"store:cdrs/{v}", i, loads(raw), party=(cc, pid))
+            for i, v, raw, cc, pid in conn.execute(query)
+        ]
 
 
 def month_pieces(

@@ -71,7 +71,14 @@ class SettlementIn(BaseModel):
     emsp: str | None = Field(None, pattern=PARTY, description="keep only this eMSP's statements, e.g. DE*MSP")
     basis: Literal["reported", "recomputed"] | None = Field(None, description="pay reported or recomputed")
     locale: str = Field("en_GB", max_length=35, description="statement language (babel), e.g. fr_FR")
-    tz: str | None = Field(None, max_length=64, description="statement time zone (IANA), default UTC")
+    tz: str | None = Field(
+        None, max_length=64, description="statement time zone (IANA), default the contracts', else UTC"
+    )
+    contracts: dict[str, Any] | None = Field(
+        None,
+        description="contract terms: the document of a contracts file (settlement/contracts.py: terms, "
+        "vat_rates, parties, parties_211 …), validated as the file is and kept with the run",
+    )
 
 
 class CloseIn(BaseModel):
@@ -214,7 +221,9 @@ def post_settlement(body: SettlementIn, request: Request) -> Response:
     check_month(body.month)
     check_locale(body.locale)
     try:
-        run_id = queue_run(store, body.month, body.basis, body.tz, body.locale, body.cpo, body.emsp)
+        run_id = queue_run(
+            store, body.month, body.basis, body.tz, body.locale, body.cpo, body.emsp, body.contracts
+        )
     except MonthClosed as exc:
         return problem(409, str(exc), "month-closed")
     runner_of(request).submit(run_id)

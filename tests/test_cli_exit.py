@@ -243,3 +243,13 @@ def test_settle_loads_dask_only_for_the_dask_engine() -> None:
         "assert DISTRIBUTED == 'dask.distributed'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_a_typo_in_the_contracts_file_is_an_input_error(tmp_path: Path, capsys) -> None:
+    """A pair key written NL-ABC/DE-MSP would drop its fees silently: exit 2 naming the key."""
+    args = settle(tmp_path, "--out", str(tmp_path / "out"))
+    contracts = Path(args[args.index("--contracts") + 1])
+    contracts.write_text(json.dumps({"pairs": {"NL-ABC/DE-MSP": {"roaming_fee_per_session": "0.15"}}}))
+    assert main(args) == 2
+    assert "pairs.NL-ABC/DE-MSP: not CPO/EMSP, e.g. NL*ECO/DE*MSP" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -3,6 +3,7 @@ always one sentence on stderr, never a traceback, and nothing half-written."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
@@ -253,3 +254,28 @@ def test_a_typo_in_the_contracts_file_is_an_input_error(tmp_path: Path, capsys) 
     assert main(args) == 2
     assert "pairs.NL-ABC/DE-MSP: not CPO/EMSP, e.g. NL*ECO/DE*MSP" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_files_a_folder_holds_but_are_not_read_are_named(tmp_path: Path, capsys) -> None:
+    """A CDR folder with a .txt and a .ndjson.gz: both named in one warning line and in the
+    manifest (nothing skipped silently); a gzip file given by name is refused (exit 2)."""
+    args = settle(tmp_path, "--out", str(tmp_path / "out"))
+    src = Path(args[args.index("--cdrs") + 1])
+    cdrs = tmp_path / "cdrs"
+    cdrs.mkdir()
+    (cdrs / src.name).write_bytes(src.read_bytes())
+    (cdrs / "c.ndjson.gz").write_bytes(gzip.compress(src.read_bytes()))
+    (cdrs / "d.txt").write_text("notes\n", encoding="utf-8")
+    args[args.index("--cdrs") + 1] = str(cdrs)
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "2 entries" in warning[0], err
+    assert f"{cdrs / 'c.ndjson.gz'}, {cdrs / 'd.txt'}" in warning[0]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["skipped_inputs"] == [str(cdrs / "c.ndjson.gz"), str(cdrs / "d.txt")]
+    args[args.index("--cdrs") + 1] = str(cdrs / "c.ndjson.gz")
+    args[args.index("--out") + 1] = str(tmp_path / "gz")
+    assert main(args) == 2
+    assert "compressed input (gzip) is not supported. Hint: gunzip it first" in capsys.readouterr().err
+    assert not (tmp_path / "gz").exists()

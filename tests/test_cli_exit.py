@@ -16,6 +16,8 @@ from test_settle import MONTH, cdr, write_month
 
 import api.cli.price
 from api.cli import build_parser, main
+from api.http.routers.settlements import MONTH as API_MONTH
+from settlement.rules import MONTH_PATTERN, parse_month
 
 
 def settle(tmp: Path, *extra: str, cdrs: Path | None = None, with_tariffs: bool = True) -> list[str]:
@@ -279,3 +281,24 @@ def test_files_a_folder_holds_but_are_not_read_are_named(tmp_path: Path, capsys)
     assert main(args) == 2
     assert "compressed input (gzip) is not supported. Hint: gunzip it first" in capsys.readouterr().err
     assert not (tmp_path / "gz").exists()
+
+
+@pytest.mark.parametrize("month", ["11/2026", "2026-11-01", "2026-1", "2026-13", "2026-00", "0000-01"])
+def test_a_month_not_written_yyyy_mm_is_one_clear_error(tmp_path: Path, capsys, month: str) -> None:
+    """One reader of --month for settle, close and the API (2026-1 was taken by the command line
+    and refused by the API; 11/2026 and 2026-11-01 failed inside int() and unpacking)."""
+    args = settle(tmp_path, "--out", str(tmp_path / "out"))
+    args[args.index("--month") + 1] = month
+    for argv in (args, ["close", "--store", f"sqlite:///{tmp_path / 'm.db'}", "--month", month]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"roamledger: error: month {month!r} is not YYYY-MM. Hint: ")
+            and err.count("\n") == 1
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_api_reads_a_month_as_the_command_line_does() -> None:
+    assert API_MONTH == MONTH_PATTERN
+    assert parse_month("2026-01") == (2026, 1)

@@ -302,3 +302,18 @@ def test_a_month_not_written_yyyy_mm_is_one_clear_error(tmp_path: Path, capsys, 
 def test_the_api_reads_a_month_as_the_command_line_does() -> None:
     assert API_MONTH == MONTH_PATTERN
     assert parse_month("2026-01") == (2026, 1)
+
+
+def test_a_store_that_cannot_be_opened_gets_the_hint_of_its_case(tmp_path: Path, capsys) -> None:
+    """A folder given as the SQLite file, a file that is not a database: exit 2 with a hint for that
+    case (not "the folder must exist" when it does), not exit 70."""
+    cdrs = tmp_path / "c.ndjson"
+    cdrs.write_text("{}\n", encoding="utf-8")
+    (tmp_path / "junk.db").write_text("junk\n", encoding="utf-8")
+    for target, hint in (
+        (tmp_path, f"{tmp_path} is a folder; give a file in it"),
+        (tmp_path / "junk.db", f"{tmp_path / 'junk.db'} must be an SQLite database"),
+    ):
+        assert main(["import", "--store", f"sqlite:///{target}", str(cdrs)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot be opened" in err and hint in err and "folder must exist" not in err, err

@@ -3,9 +3,11 @@ always one sentence on stderr, never a traceback, and nothing half-written."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -317,3 +319,27 @@ def test_a_store_that_cannot_be_opened_gets_the_hint_of_its_case(tmp_path: Path,
         assert main(["import", "--store", f"sqlite:///{target}", str(cdrs)]) == 2
         err = capsys.readouterr().err
         assert "cannot be opened" in err and hint in err and "folder must exist" not in err, err
+
+
+def test_serve_on_a_port_in_use_is_one_sentence(capsys) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--host", "127.0.0.1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} is in use on 127.0.0.1. Hint: choose another --port" in err
+
+
+def test_a_read_only_output_folder_is_named_with_a_hint(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The file system refuses the write of a staging file: the folder is named, not the file."""
+    staging = tmp_path / "out" / ".p.csv.roamledger-partial-12445"
+
+    def refused(args: object) -> int:
+        raise OSError(errno.EROFS, "Read-only file system", str(staging))
+
+    monkeypatch.setattr(api.cli.price, "run", refused)
+    assert main(["price", "--out", str(tmp_path / "out" / "p.csv"), "c.ndjson"]) == 2
+    err = capsys.readouterr().err
+    said = f"cannot write to {tmp_path / 'out'}: read-only file system. Hint: choose another --out"
+    assert err == f"roamledger: error: {said}\n"

@@ -29,7 +29,7 @@ from pricing import errors as E
 from pricing.compile import compile_tariffs
 from pricing.errors import Finding, KernelRefusal, RecordRejected, RoamledgerError
 from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, read_flat, split_flat
-from pricing.io import Record, RowFrame, iter_sources
+from pricing.io import READABLE, Record, RowFrame, check_not_compressed, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
 from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, processes, span_bytes
@@ -585,13 +585,13 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(expand_inputs(c for c in sorted(p.iterdir()) if c.suffix.lower() in READABLE))
+            out.extend(
+                expand_inputs(c for c in sorted(p.iterdir()) if c.suffix.lower() in READABLE and c.is_file())
+            )
         else:
+            check_not_compressed(p)
             out.append(p)
     return out
-
-
-READABLE = (".json", ".ndjson", ".jsonl", ".parquet")
 
 
 def threads() -> int:

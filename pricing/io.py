@@ -57,6 +57,34 @@ def unwrap_envelope(doc: Any) -> Any:
     return doc
 
 
+READABLE = (".json", ".ndjson", ".jsonl", ".parquet")  # the files a folder's records are read from
+COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
+
+
+def check_not_compressed(path: Path) -> None:
+    """A compressed file is refused by name (read as text, every record would be BAD_JSON)."""
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    for magic, kind in COMPRESSED.items():
+        if head.startswith(magic) and not head.startswith(b"PAR1"):
+            tool = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz", "zstd": "unzstd"}[kind]
+            raise InputError(f"{path}: compressed input ({kind}) is not supported. Hint: {tool} it first")
+
+
+def skipped_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """What the given folders hold that is not read: files of another kind and sub-folders
+    (hidden ones, starting with ``.``, aside). Files given by name are always read."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += [
+                c
+                for c in sorted(p.iterdir())
+                if not c.name.startswith(".") and (c.is_dir() or c.suffix.lower() not in READABLE)
+            ]
+    return out
+
+
 def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
     p = Path(path)
     src = str(path)
@@ -64,9 +92,10 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
         raise InputError(f"{src}: no such file. Hint: check the path")
     if p.is_dir():
         for child in sorted(p.iterdir()):
-            if child.suffix.lower() in (".json", ".ndjson", ".jsonl", ".parquet"):
+            if child.suffix.lower() in READABLE and child.is_file():
                 yield from read_records(child)
         return
+    check_not_compressed(p)
     suffix = p.suffix.lower()
     if suffix == ".parquet":
         yield from _read_parquet(p, src)

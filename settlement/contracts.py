@@ -28,7 +28,9 @@ contract fees; a statement whose pair has no rate states net amounts only.
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
@@ -189,7 +191,8 @@ class PartyFile(BaseModel):
 
 
 class ContractsFile(BaseModel):
-    """The contracts file as written (unknown top-level keys such as ``_comment`` are ignored)."""
+    """The contracts file as written (keys starting with ``_``, such as ``_comment``, are notes;
+    any other unknown top-level key is refused by :func:`_layout_problems`)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -225,6 +228,45 @@ def contracts_document(path: str | Path) -> Any:
         raise InputError(f"contracts file {path}: {exc}. Hint: it must be a JSON object") from exc
 
 
+PARTY = r"[A-Z]{2}\*[A-Z0-9]{3}"  # an OCPI party: country code * party id, e.g. NL*ECO
+CODE_FORMS = {  # section → (pattern of its keys (or values), what one looks like)
+    "pairs": (re.compile(f"{PARTY}/{PARTY}"), "CPO/EMSP, e.g. NL*ECO/DE*MSP"),
+    "parties": (re.compile(PARTY), "COUNTRY*PARTY, e.g. NL*ECO"),
+    "vat_rates": (re.compile(r"[A-Za-z]{2}"), "a country code, e.g. NL"),
+    "fx_rates": (re.compile(r"[A-Z]{3}/[A-Z]{3}"), "FROM/TO currencies, e.g. GBP/EUR"),
+}
+
+
+def _layout_problems(raw: Any) -> list[str]:
+    """What pydantic does not see: a top-level key that is not a section (a typo, or another kind
+    of file given as contracts) and a party code written another way than COUNTRY*PARTY — both
+    would otherwise be ignored silently, and the terms they hold never applied."""
+    if not isinstance(raw, dict):
+        return [f"the file holds a JSON {type(raw).__name__}, not an object of contract terms"]
+    sections = sorted(ContractsFile.model_fields)
+    out = []
+    unknown = [k for k in raw if k not in sections and not k.startswith("_")]  # "_comment": a note
+    if unknown:
+        near = [m for k in unknown for m in difflib.get_close_matches(k, sections, n=1)]
+        guess = f"did you mean {near[0]!r}? " if len(unknown) == 1 and near else ""
+        what = "this is an OCPI object, not contract terms; " if {"id", "currency"} <= set(raw) else ""
+        out.append(
+            f"unknown section{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}. "
+            f"Hint: {what}{guess}the sections are {sections} (keys starting with _ are notes)"
+        )
+    for section, (pattern, form) in CODE_FORMS.items():
+        values = raw.get(section)
+        for key in values if isinstance(values, dict) else ():
+            if not pattern.fullmatch(key):
+                out.append(f"{section}.{key}: not {form}")
+    mapping = raw.get("parties_211")
+    for name, values in mapping.items() if isinstance(mapping, dict) else ():
+        for key, code in values.items() if isinstance(values, dict) else ():
+            if isinstance(code, str) and not re.fullmatch(PARTY, code):
+                out.append(f"parties_211.{name}.{key}: {code!r} is not COUNTRY*PARTY, e.g. NL*ECO")
+    return out
+
+
 def load_contracts(path: str | Path | Mapping[str, Any] | None, basis: str | None = None) -> Contracts:
     """Read a contracts file (None → defaults), or take the document itself (a mapping: the
     ``contracts`` of ``POST /v1/settlements``, a stored run's), validated the same way. ``basis``
@@ -234,10 +276,13 @@ def load_contracts(path: str | Path | Mapping[str, Any] | None, basis: str | Non
         raw, path = dict(path), None
     elif path is not None:
         raw = contracts_document(path)
+    name = Path(path).name if path is not None else "contracts"
+    if problems := _layout_problems(raw):
+        raise InputError(f"{name}: " + f"\n{name}: ".join(problems))
     try:
         spec = ContractsFile.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(_message(Path(path).name if path is not None else "contracts", exc)) from None
+        raise InputError(_message(name, exc)) from None
     default = spec.default.over(Terms())
     pairs = {k: v.over(default) for k, v in spec.pairs.items()}
     if basis is not None:

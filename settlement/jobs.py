@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pricing.batch import expand_inputs, kernel_outcomes, load_tariffs, parse_record
-from pricing.errors import Finding, InputError, RecordRejected, RoamledgerError
+from pricing.errors import Finding, RecordRejected, RoamledgerError
 from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
 from pricing.io import Record, csv_unsafe, iter_sources
 from pricing.model import Cdr, Money
@@ -63,8 +63,8 @@ from settlement.rules import (
     late_message,
     local_end_date,
     local_iso,
-    month_bounds,
     month_window_ms,
+    parse_month,
     reasons_text,
     settles_in,
 )
@@ -370,10 +370,7 @@ def settle(
     :func:`settlement.rules.settles_in`): they settle in ``month`` as late lines with a LATE_CDR
     finding. They must be among the input: in ``cdrs``, or, with a store, ``late_rows`` (their
     row ids in the store, read after the month's own CDRs)."""
-    try:
-        month_bounds(month)
-    except ValueError as exc:
-        raise InputError(f"--month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
+    parse_month(month)
     contracts = load_contracts(contracts_path, basis)
     zone_name = validate_zone(tz or contracts.statement_time_zone or "UTC")
     zone = ZoneInfo(zone_name)

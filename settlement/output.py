@@ -24,7 +24,7 @@ import polars as pl
 
 from pricing import __version__
 from pricing.errors import Finding, RoamledgerError
-from pricing.io import all_files, csv_safe_expr, dumps, sha256_file
+from pricing.io import all_files, csv_safe_expr, dumps, sha256_file, skipped_files
 from settlement.contracts import Contracts
 from settlement.rules import local_end_date, local_iso
 from settlement.statement import LINE_COLUMNS, Line, Statement
@@ -210,6 +210,8 @@ def write_manifest(
         "reconciliation": reconciliation,
         "statements": statements,
     }
+    if skipped := skipped_files(inputs):  # in the given folders but not read: named, not silent
+        manifest["skipped_inputs"] = [str(p) for p in skipped]
     if record_path is not None:
         manifest["record_path"] = dict(sorted(record_path.items()))
     (tmp / "manifest.json").write_text(

@@ -13,6 +13,7 @@ months) and local times, line rounding, 4-decimal and minor-unit text, finding w
 from __future__ import annotations
 
 import calendar
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 from babel.numbers import get_currency_precision
+
+from pricing.errors import InputError
 
 E4 = 10_000  # units of 1e-4 per currency unit: OCPI's 4 decimals
 
@@ -180,9 +183,21 @@ def dispute_reason_expr(status: pl.Expr, reasons: pl.Expr, basis: pl.Expr, confl
 # ---- month window -------------------------------------------------------------------------------
 
 
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"  # the API's request models validate with it too
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """``YYYY-MM`` → (year, month): the one reader of a month (command line, API and store agree)."""
+    if not re.fullmatch(MONTH_PATTERN, month) or month.startswith("0000"):  # no year 0
+        raise InputError(
+            f"month {month!r} is not YYYY-MM. Hint: a four-digit year and a two-digit month, e.g. 2026-10"
+        )
+    return int(month[:4]), int(month[5:])
+
+
 def month_bounds(month: str) -> tuple[date, date]:
-    """First and last day of ``YYYY-MM`` (ValueError when it is not a month)."""
-    y, m = (int(x) for x in month.split("-"))
+    """First and last day of ``YYYY-MM`` (an InputError, a ValueError, when it is not a month)."""
+    y, m = parse_month(month)
     return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
 
 

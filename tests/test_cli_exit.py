@@ -3,8 +3,11 @@ always one sentence on stderr, never a traceback, and nothing half-written."""
 
 from __future__ import annotations
 
+import errno
+import gzip
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -15,6 +18,8 @@ from test_settle import MONTH, cdr, write_month
 
 import api.cli.price
 from api.cli import build_parser, main
+from api.http.routers.settlements import MONTH as API_MONTH
+from settlement.rules import MONTH_PATTERN, parse_month
 
 
 def settle(tmp: Path, *extra: str, cdrs: Path | None = None, with_tariffs: bool = True) -> list[str]:
@@ -288,3 +293,98 @@ def test_settle_loads_dask_only_for_the_dask_engine() -> None:
         "assert DISTRIBUTED == 'dask.distributed'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_a_typo_in_the_contracts_file_is_an_input_error(tmp_path: Path, capsys) -> None:
+    """A pair key written NL-ABC/DE-MSP would drop its fees silently: exit 2 naming the key."""
+    args = settle(tmp_path, "--out", str(tmp_path / "out"))
+    contracts = Path(args[args.index("--contracts") + 1])
+    contracts.write_text(json.dumps({"pairs": {"NL-ABC/DE-MSP": {"roaming_fee_per_session": "0.15"}}}))
+    assert main(args) == 2
+    assert "pairs.NL-ABC/DE-MSP: not CPO/EMSP, e.g. NL*ECO/DE*MSP" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_a_folder_holds_but_are_not_read_are_named(tmp_path: Path, capsys) -> None:
+    """A CDR folder with a .txt and a .ndjson.gz: both named in one warning line and in the
+    manifest (nothing skipped silently); a gzip file given by name is refused (exit 2)."""
+    args = settle(tmp_path, "--out", str(tmp_path / "out"))
+    src = Path(args[args.index("--cdrs") + 1])
+    cdrs = tmp_path / "cdrs"
+    cdrs.mkdir()
+    (cdrs / src.name).write_bytes(src.read_bytes())
+    (cdrs / "c.ndjson.gz").write_bytes(gzip.compress(src.read_bytes()))
+    (cdrs / "d.txt").write_text("notes\n", encoding="utf-8")
+    args[args.index("--cdrs") + 1] = str(cdrs)
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "2 entries" in warning[0], err
+    assert f"{cdrs / 'c.ndjson.gz'}, {cdrs / 'd.txt'}" in warning[0]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["skipped_inputs"] == [str(cdrs / "c.ndjson.gz"), str(cdrs / "d.txt")]
+    args[args.index("--cdrs") + 1] = str(cdrs / "c.ndjson.gz")
+    args[args.index("--out") + 1] = str(tmp_path / "gz")
+    assert main(args) == 2
+    assert "compressed input (gzip) is not supported. Hint: gunzip it first" in capsys.readouterr().err
+    assert not (tmp_path / "gz").exists()
+
+
+@pytest.mark.parametrize("month", ["11/2026", "2026-11-01", "2026-1", "2026-13", "2026-00", "0000-01"])
+def test_a_month_not_written_yyyy_mm_is_one_clear_error(tmp_path: Path, capsys, month: str) -> None:
+    """One reader of --month for settle, close and the API (2026-1 was taken by the command line
+    and refused by the API; 11/2026 and 2026-11-01 failed inside int() and unpacking)."""
+    args = settle(tmp_path, "--out", str(tmp_path / "out"))
+    args[args.index("--month") + 1] = month
+    for argv in (args, ["close", "--store", f"sqlite:///{tmp_path / 'm.db'}", "--month", month]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"roamledger: error: month {month!r} is not YYYY-MM. Hint: ")
+            and err.count("\n") == 1
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_api_reads_a_month_as_the_command_line_does() -> None:
+    assert API_MONTH == MONTH_PATTERN
+    assert parse_month("2026-01") == (2026, 1)
+
+
+def test_a_store_that_cannot_be_opened_gets_the_hint_of_its_case(tmp_path: Path, capsys) -> None:
+    """A folder given as the SQLite file, a file that is not a database: exit 2 with a hint for that
+    case (not "the folder must exist" when it does), not exit 70."""
+    cdrs = tmp_path / "c.ndjson"
+    cdrs.write_text("{}\n", encoding="utf-8")
+    (tmp_path / "junk.db").write_text("junk\n", encoding="utf-8")
+    for target, hint in (
+        (tmp_path, f"{tmp_path} is a folder; give a file in it"),
+        (tmp_path / "junk.db", f"{tmp_path / 'junk.db'} must be an SQLite database"),
+    ):
+        assert main(["import", "--store", f"sqlite:///{target}", str(cdrs)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot be opened" in err and hint in err and "folder must exist" not in err, err
+
+
+def test_serve_on_a_port_in_use_is_one_sentence(capsys) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--host", "127.0.0.1", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"port {port} is in use on 127.0.0.1. Hint: choose another --port" in err
+
+
+def test_a_read_only_output_folder_is_named_with_a_hint(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The file system refuses the write of a staging file: the folder is named, not the file."""
+    staging = tmp_path / "out" / ".p.csv.roamledger-partial-12445"
+
+    def refused(args: object) -> int:
+        raise OSError(errno.EROFS, "Read-only file system", str(staging))
+
+    monkeypatch.setattr(api.cli.price, "run", refused)
+    assert main(["price", "--out", str(tmp_path / "out" / "p.csv"), "c.ndjson"]) == 2
+    err = capsys.readouterr().err
+    said = f"cannot write to {tmp_path / 'out'}: read-only file system. Hint: choose another --out"
+    assert err == f"roamledger: error: {said}\n"

@@ -69,3 +69,33 @@ def test_not_json_is_an_input_error(tmp_path: Path) -> None:
     path.write_text("{", encoding="utf-8")
     with pytest.raises(InputError, match="it must be a JSON object"):
         load_contracts(path)
+
+
+@pytest.mark.parametrize(
+    ("doc", "said"),
+    [
+        (
+            {"pairs": {"NL-ABC/DE-MSP": {"roaming_fee_per_session": "0.15"}}},
+            "pairs.NL-ABC/DE-MSP: not CPO/EMSP",
+        ),
+        ({"parties": {"NL ABC": {"name": "ABC"}}}, "parties.NL ABC: not COUNTRY*PARTY"),
+        (
+            {"defualt": {"roaming_fee_per_session": "0.15"}},
+            "unknown section 'defualt'. Hint: did you mean 'default'?",
+        ),
+        ({"id": "T1", "currency": "EUR", "elements": []}, "this is an OCPI object, not contract terms"),
+        ({"parties_211": {"cpo_by_location": {"L1": "NLECO"}}}, "'NLECO' is not COUNTRY*PARTY"),
+        ({"vat_rates": {"NLD": "21"}}, "vat_rates.NLD: not a country code"),
+        ([{"default": {}}], "holds a JSON list, not an object"),
+    ],
+)
+def test_a_section_or_code_written_another_way_is_refused(tmp_path: Path, doc: object, said: str) -> None:
+    """Typos the model alone would ignore (the terms then silently not applied) are refused."""
+    with pytest.raises(InputError) as err:
+        load_contracts(write(tmp_path, doc))
+    assert str(err.value).startswith("contracts.json: ") and said in str(err.value)
+
+
+def test_notes_and_well_formed_codes_are_accepted(tmp_path: Path) -> None:
+    doc = {"_comment": "n", "_by": "me", "pairs": {"NL*ECO/DE*MSP": {"payment_terms_days": 14}}}
+    assert load_contracts(write(tmp_path, doc)).terms("NL*ECO", "DE*MSP").payment_terms_days == 14

@@ -8,6 +8,7 @@ in :mod:`benchmarks`), and report. Every failure is one sentence on stderr and a
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -74,8 +75,7 @@ def run_command(words: list[str]) -> int:
     except RoamledgerError as exc:
         return fail(str(exc), EXIT_INPUT)
     except OSError as exc:
-        where = f": {exc.filename}" if exc.filename else ""
-        return fail(f"{exc.strerror or exc}{where}", EXIT_INPUT)
+        return fail(os_error_message(exc), EXIT_INPUT)
     except Exception as exc:
         if os.environ.get("ROAMLEDGER_DEBUG"):
             raise
@@ -84,6 +84,19 @@ def run_command(words: list[str]) -> int:
             "with the command line (ROAMLEDGER_DEBUG=1 shows the traceback)",
             EXIT_BUG,
         )
+
+
+WRITE_ERRORS = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on the device"}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One sentence for an operating-system error; a file system that refuses writes names the
+    folder (not a hidden staging file in it) and how to go on."""
+    if exc.errno in WRITE_ERRORS and exc.filename:
+        folder = os.path.dirname(os.path.abspath(exc.filename))
+        return f"cannot write to {folder}: {WRITE_ERRORS[exc.errno]}. Hint: choose another --out"
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{exc.strerror or exc}{where}"
 
 
 def fail(message: str, code: int) -> int:

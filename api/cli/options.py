@@ -18,6 +18,7 @@ from api.cli.status import (  # noqa: F401
 )
 from pricing.batch import load_tariffs
 from pricing.errors import BAD_JSON, InputError, RoamledgerError
+from pricing.io import READABLE, skipped_files
 from pricing.policy import PricingPolicy
 
 
@@ -75,9 +76,24 @@ def policy_of(pairs: list[str], default: PricingPolicy | None = None) -> Pricing
 
 
 def require_existing(paths: Iterable[str | None]) -> None:
-    missing = [p for p in paths if p is not None and not Path(p).exists()]
+    """Every given path exists (else an input error); what the given folders hold but is not read
+    is named in one warning line (nothing is skipped without a word)."""
+    given = [p for p in paths if p is not None]
+    missing = [p for p in given if not Path(p).exists()]
     if missing:
         raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
+    warn_skipped(skipped_files(given))
+
+
+def warn_skipped(skipped: list[Path]) -> None:
+    if not skipped:
+        return
+    names = [f"{p}{'/' if p.is_dir() else ''}" for p in skipped]
+    print(
+        f"roamledger: warning: {len(skipped)} entries of the given folders are not read: {', '.join(names)} "
+        f"(only {', '.join(READABLE)} files directly in a folder are read; decompress compressed ones first)",
+        file=sys.stderr,
+    )
 
 
 def check_run(read: int, rejected: int, source: str, rejects_file: str) -> None:

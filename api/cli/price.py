@@ -22,7 +22,7 @@ from api.cli.outputs import check_output_file, staged_files
 from pricing import __version__
 from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
-from pricing.io import all_files, sha256_file, write_ndjson, write_table
+from pricing.io import all_files, sha256_file, skipped_files, write_ndjson, write_table
 from pricing.ndjson_parallel import AUTO
 from pricing.policy import PricingPolicy
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
@@ -127,6 +127,8 @@ def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: F
             "fallbacks": result.fallback_counts(),
             "rounding": "OCPI 4 decimals, half-up, from exact values",
         }
+        if skipped := skipped_files([*args.cdrs, *(args.tariffs or [])]):  # named, not silent
+            meta["skipped_inputs"] = [str(p) for p in skipped]
         staging.path(f"{out.name}.meta.json").write_text(
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )

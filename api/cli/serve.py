@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 
 import uvicorn
 
 from api.cli.options import EXIT_OK, command_parser
 from api.http.settings import ENV_PREFIX, load_settings
+from pricing.errors import InputError
 
 EXAMPLE = """example:
   roamledger serve --port 8000 --workers 2
@@ -37,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value)
     settings = load_settings()
+    check_port(settings.host, settings.port)
     uvicorn.run(
         "api.http.app:app_from_environment",
         factory=True,
@@ -49,3 +53,19 @@ def run(args: argparse.Namespace) -> int:
         access_log=False,
     )
     return EXIT_OK
+
+
+def check_port(host: str, port: int) -> None:
+    """A port another process listens on is the user's input (exit 2, one sentence), not uvicorn's
+    raw message and exit 3. (Checked by binding once; uvicorn binds again right after.)"""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise InputError(
+                    f"port {port} is in use on {host}. Hint: choose another --port, or stop the server on it"
+                ) from None
+            raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}. Hint: check --host") from None

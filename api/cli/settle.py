@@ -27,7 +27,7 @@ from pricing.policy import PricingPolicy
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
 from settlement.output import check_output_folder
-from settlement.rules import not_agreed
+from settlement.rules import not_agreed, parse_month
 from settlement.runs import redacted, settle_store_month
 from settlement.store import Store
 
@@ -88,6 +88,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     policy = policy_of(args.policy, DEFAULT_POLICY)
     check_locale(args.locale)
+    parse_month(args.month)
     if not args.cdrs and not args.store:
         raise RoamledgerError("nothing to settle. Hint: give --cdrs PATH... or --store URL")
     if args.store and (args.cdrs or args.tariffs):

@@ -27,7 +27,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pricing.batch import expand_inputs, load_tariffs
-from pricing.errors import InputError
 from pricing.ndjson_pieces import SPAN_BYTES
 from pricing.policy import PricingPolicy
 from pricing.timezones import validate_zone
@@ -36,7 +35,7 @@ from settlement.columnar.run import run_columnar
 from settlement.columnar.stored import store_pieces
 from settlement.contracts import load_contracts
 from settlement.jobs import DEFAULT_POLICY, paid_months, read_history, store_tariffs
-from settlement.rules import month_bounds, month_window_ms
+from settlement.rules import month_window_ms, parse_month
 from settlement.statement import Statement
 from settlement.store import Store
 from settlement.store.read import last_row, month_rows, special_ids
@@ -79,10 +78,7 @@ def settle_columnar(
     ``late_rows`` (:mod:`settlement.columnar.stored`), read under the highest row id held when the
     run began; ``rows_read`` receives the rows read. ``keep``: the statements written (all when
     None)."""
-    try:
-        month_bounds(month)
-    except ValueError as exc:
-        raise InputError(f"--month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
+    parse_month(month)
     files = expand_inputs(cdrs)
     contracts = load_contracts(contracts_path, basis)
     zone = ZoneInfo(validate_zone(tz or contracts.statement_time_zone or "UTC"))

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, and_, case, create_engine, event, fun
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError, OperationalError
 
 from pricing.errors import InputError, RoamledgerError
 from pricing.io import Record, dumps, loads
@@ -185,13 +185,24 @@ class Store:
         try:
             with self.writer.begin() as conn:
                 command.upgrade(alembic_config(conn), "head")
-        except OperationalError as exc:  # a path, server or database that is not there: the user's input
+        except (OperationalError, DatabaseError) as exc:  # a path, server or database not there: input
             url = self.engine.url.render_as_string(hide_password=True)
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-            raise InputError(
-                f"the store {url} cannot be opened: {reason}. Hint: check the URL (an SQLite file's folder "
-                "must exist; a PostgreSQL server must answer and the database exist)"
-            ) from exc
+            raise InputError(f"the store {url} cannot be opened: {reason}. Hint: {self.open_hint()}") from exc
+
+    def open_hint(self) -> str:
+        """What to check when the store cannot be opened, for the case at hand."""
+        path = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not path:
+            return "check the URL (the PostgreSQL server must answer and the database exist)"
+        p = Path(path)
+        if p.is_dir():
+            return f"{p} is a folder; give a file in it, e.g. sqlite:///{p / 'roamledger.db'}"
+        if not p.parent.is_dir():
+            return f"the folder {p.parent} does not exist; create it or give another path"
+        if p.exists():
+            return f"{p} must be an SQLite database roamledger may write (or a new path)"
+        return f"roamledger must be allowed to create files in {p.parent}"
 
     def revision(self) -> str | None:
         with self.engine.connect() as conn:

@@ -22,8 +22,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
+from pricing.errors import InputError
 from pricing.io import Record, loads
-from settlement.rules import month_bounds, month_window_ms
+from settlement.rules import month_window_ms, parse_month
 from settlement.store import Store, StoreError, batched, now_ms
 from settlement.store.schema import cdrs, closed_cdrs, closed_months, run_files, settlement_runs, statements
 
@@ -69,16 +70,14 @@ class Run:
 def check_month(month: str) -> str:
     """``YYYY-MM`` or an InputError that says so."""
     try:
-        if len(month) != 7:
-            raise ValueError("not YYYY-MM")
-        month_bounds(month)
-    except ValueError as exc:
-        raise StoreError(f"month {month!r}: {exc}. Hint: use YYYY-MM, e.g. 2026-10") from exc
+        parse_month(month)
+    except InputError as exc:
+        raise StoreError(str(exc)) from None
     return month
 
 
 def next_month(month: str) -> str:
-    y, m = (int(x) for x in month.split("-"))
+    y, m = parse_month(month)
     return f"{y + m // 12:04d}-{m % 12 + 1:02d}"
 
 

@@ -22,6 +22,7 @@ from api.http.deps import json_response
 from api.http.errors import problem
 from api.http.runs import Runner
 from api.http.schemas import Problem
+from settlement.rules import MONTH_PATTERN
 from settlement.runs import queue_run
 from settlement.store import Store
 from settlement.store.months import (
@@ -38,7 +39,7 @@ from settlement.store.months import (
 )
 
 router = APIRouter(prefix="/v1", tags=["settlements"])
-MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+MONTH = MONTH_PATTERN
 MAX_ID = 2**31 - 1  # run ids are 32-bit integers on every database
 RunId = Path(ge=1, le=MAX_ID, description="the run's id (the Location of its POST)")
 PARTY = r"^[A-Z]{2}\*[A-Z0-9]{3}$"

@@ -27,24 +27,22 @@ from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Connection,
-    Integer,
     MetaData,
     Table,
     Text,
     and_,
     case,
     delete,
-    exists,
+    func,
     insert,
-    literal,
     select,
     text,
 )
@@ -59,7 +57,6 @@ from pricing.ocpi.columnar import read_ndjson_flat
 from settlement.store.rows import (
     CDR_SCHEMA,
     CONNECTORS,
-    PERIOD_FLAT,
     PERIOD_SCHEMA,
     credit_flags,
     first_rows,
@@ -124,48 +121,76 @@ def record_rows(
     return model_rows(cdr, (cc, pid), raw if raw is not None else dumps(obj), seq)
 
 
-# ---- staging ------------------------------------------------------------------------------------
+# ---- writing ------------------------------------------------------------------------------------
 
 _STAGE = MetaData()
-_TYPES = {pa.string(): Text, pa.int64(): BigInteger, pa.bool_(): Boolean, pa.int32(): Integer}
+# the keys of a batch's CDRs (SQLite; PostgreSQL reads them from arrays): which ids are held
+stage_keys = Table(
+    "stage_keys",
+    _STAGE,
+    Column("seq", BigInteger),
+    *(Column(k, Text) for k in KEY),
+    Column("raw_sha256", Text),
+    prefixes=["TEMPORARY"],
+)
+STORED = [n for n in CDR_SCHEMA.names if n != "seq"]  # a cdrs row beside its id and ingest_id
+
+_HELD_PG = text(
+    "SELECT s.seq, c.raw_sha256 = s.raw_sha256, CASE WHEN c.raw_sha256 = s.raw_sha256 THEN NULL "
+    "ELSE c.raw END, c.country_code, c.party_id, c.cdr_id "
+    "FROM unnest(CAST(:seq AS bigint[]), CAST(:cc AS text[]), CAST(:pid AS text[]), "
+    "CAST(:cdr_id AS text[]), CAST(:sha AS text[])) AS s(seq, country_code, party_id, cdr_id, raw_sha256) "
+    "JOIN cdrs c ON c.country_code = s.country_code AND c.party_id = s.party_id AND c.cdr_id = s.cdr_id "
+    "ORDER BY s.seq"
+)
 
 
-def _stage_table(name: str, schema: pa.Schema) -> Table:
-    cols = [Column(f.name, _TYPES[f.type]) for f in schema]
-    return Table(name, _STAGE, *cols, prefixes=["TEMPORARY"])
+def _held(conn: Connection, t: pa.Table) -> list[Any]:
+    """(seq, same digest, the held raw JSON when the digests differ, key) of the batch's CDRs whose
+    id the store holds, in line order: one lookup of the batch's keys in the unique key's index."""
+    cols = {"seq": "seq", "cc": "country_code", "pid": "party_id", "cdr_id": "cdr_id", "sha": "raw_sha256"}
+    if conn.dialect.name == "postgresql":
+        return list(conn.execute(_HELD_PG, {p: t.column(c).to_pylist() for p, c in cols.items()}).all())
+    conn.execute(CreateTable(stage_keys, if_not_exists=True))
+    conn.execute(delete(stage_keys))
+    conn.execute(insert(stage_keys), t.select(list(stage_keys.c.keys())).to_pylist())
+    s, c = stage_keys, cdrs
+    same = s.c.raw_sha256 == c.c.raw_sha256
+    on = and_(*(c.c[k] == s.c[k] for k in KEY))
+    query = select(s.c.seq, same, case((same, None), else_=c.c.raw), *(c.c[k] for k in KEY))
+    return list(conn.execute(query.select_from(s.join(c, on)).order_by(s.c.seq)).all())
 
 
-stage_cdrs = _stage_table("stage_cdrs", CDR_SCHEMA)
-stage_periods = _stage_table("stage_periods", PERIOD_SCHEMA)
+def _new_ids(conn: Connection, n: int) -> np.ndarray:
+    """``n`` new ``cdrs`` row ids, ascending: drawn from the id sequence in one call (PostgreSQL),
+    the next ones after the highest (SQLite: the batch holds the write lock)."""
+    if conn.dialect.name == "postgresql":
+        drawn = conn.execute(
+            text("SELECT nextval(pg_get_serial_sequence('cdrs', 'id')) FROM generate_series(1, :n)"), {"n": n}
+        ).scalars()
+        return np.sort(np.fromiter(drawn, np.int64, n))
+    top = conn.execute(select(func.coalesce(func.max(cdrs.c.id), 0))).scalar_one()
+    return np.arange(top + 1, top + 1 + n, dtype=np.int64)
 
 
-def _stage(conn: Connection, table: Table, rows: pa.Table) -> None:
-    """Load ``rows`` into the staging table ``table`` (emptied first). PostgreSQL never vacuums or
-    analyzes a temporary table by itself: it is truncated (a DELETE would leave every earlier
-    batch's rows dead, to be scanned again) and analyzed after the COPY, so the joins with ``cdrs``
-    look its few thousand keys up in the unique index instead of scanning ``cdrs`` per batch (an
-    import of 10^6 CDRs was quadratic without it)."""
-    for t in (stage_cdrs, stage_periods):
-        conn.execute(CreateTable(t, if_not_exists=True))
-    pg = conn.dialect.name == "postgresql"
-    conn.execute(text(f"TRUNCATE {table.name}") if pg else delete(table))
-    if not rows.num_rows:
-        return
-    if pg:
-        sink = pa.BufferOutputStream()
-        opts = pcsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        pcsv.write_csv(rows, sink, opts)
-        names = ", ".join(rows.column_names)
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        with (
-            dbapi.cursor() as cur,
-            cur.copy(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)") as cp,
-        ):
-            cp.write(sink.getvalue().to_pybytes())
-        conn.execute(text(f"ANALYZE {table.name}"))
-    else:
+def _write(conn: Connection, table: Table, rows: pa.Table) -> None:
+    """Append ``rows`` (columns named as the table's) to ``table``: PostgreSQL ``COPY … FROM
+    STDIN`` of CSV written by Arrow, SQLite ``executemany``. A row whose key a concurrent writer
+    stored meanwhile fails the batch (IntegrityError: it is tried again)."""
+    if conn.dialect.name != "postgresql":
         conn.execute(insert(table), rows.to_pylist())
+        return
+    sink = pa.BufferOutputStream()
+    pcsv.write_csv(rows, sink, pcsv.WriteOptions(include_header=False, quoting_style="all_valid"))
+    names = ", ".join(rows.column_names)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    statement = f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)"
+    try:
+        with dbapi.cursor() as cur, cur.copy(statement) as cp:
+            cp.write(sink.getvalue().to_pybytes())
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
 
 
 # ---- a batch --------------------------------------------------------------------------------------
@@ -184,7 +209,8 @@ class Batch:
 
 def write_batch(store: Any, conn: Connection, b: Batch, counts: dict[str, int]) -> None:
     """One batch in the caller's transaction: rejects logged, duplicates skipped, conflicts logged,
-    the new CDRs and their periods inserted set-based."""
+    the new CDRs and their periods appended under row ids drawn for them (no statement reads
+    ``cdrs`` but the one lookup of the batch's keys in the unique index)."""
     log = store._log
     for where, cc, pid, message in b.rejects:
         counts["rejected"] += 1
@@ -213,43 +239,33 @@ def write_batch(store: Any, conn: Connection, b: Batch, counts: dict[str, int]) 
                 counts,
                 b.where(seqs[i]),
             )
-    if not keep.all():
-        t = t.filter(pa.array(keep))
-        kept = pa.array(np.asarray(seqs)[keep], pa.int64())
-        b.periods = b.periods.filter(pc.is_in(b.periods.column("seq"), value_set=kept))
-    _stage(conn, stage_cdrs, t)
-    _stage(conn, stage_periods, b.periods)
-    s, c = stage_cdrs, cdrs
-    on = and_(c.c.country_code == s.c.country_code, c.c.party_id == s.c.party_id, c.c.cdr_id == s.c.cdr_id)
-    held = conn.execute(
-        select(
-            s.c.seq,
-            s.c.raw_sha256 == c.c.raw_sha256,
-            case((s.c.raw_sha256 == c.c.raw_sha256, None), else_=s.c.raw),  # only to compare
-            case((s.c.raw_sha256 == c.c.raw_sha256, None), else_=c.c.raw),
-            *(c.c[k] for k in KEY),
-        )
-        .select_from(s.join(c, on))
-        .order_by(s.c.seq)
-    ).all()
-    for seq, same, mine, theirs, cc, pid, cdr_id in held:
+    held = _held(conn, t.filter(pa.array(keep))) if t.num_rows else []
+    row_of = {s: i for i, s in enumerate(seqs)}
+    for seq, same, theirs, cc, pid, cdr_id in held:
+        mine = None if same else raw[row_of[seq]].as_py()
         _again(conn, log, (cc, pid, cdr_id), bool(same) or same_json(mine, theirs), counts, b.where(seq))
-    n_new = t.num_rows - len(held)
-    if n_new <= 0:
+        keep[row_of[seq]] = False
+    n_new = int(keep.sum())
+    if n_new == 0:
         return
+    t = t.filter(pa.array(keep))
     lo, hi = b.where(seqs[0]), b.where(seqs[-1]).rsplit(":", 1)[-1]
     cc0, pid0 = t.column("country_code")[0].as_py(), t.column("party_id")[0].as_py()
     log_id = log(conn, cc0, pid0, "import", None, "stored", f"{n_new} CDRs", f"{lo}-{hi}")
-    names = [n for n in CDR_SCHEMA.names if n != "seq"]
-    new = select(*(s.c[n] for n in names), literal(log_id).label("ingest_id")).where(~exists().where(on))
-    conn.execute(insert(cdrs).from_select([*names, "ingest_id"], new.order_by(s.c.seq)))
-    p = stage_periods
-    rows = (
-        select(c.c.id, *(p.c[n] for n in PERIOD_FLAT))
-        .select_from(p.join(s, p.c.seq == s.c.seq).join(c, on))
-        .where(c.c.ingest_id == log_id)
+    ids = _new_ids(conn, n_new)
+    new = (
+        t.select(STORED)
+        .append_column("id", pa.array(ids))
+        .append_column("ingest_id", pa.array(np.full(n_new, log_id, np.int64)))
     )
-    conn.execute(insert(cdr_periods).from_select(["cdr_pk", *PERIOD_FLAT], rows))
+    _write(conn, cdrs, new)
+    p = b.periods
+    new_seq = t.column("seq").to_numpy()
+    pseq = p.column("seq").to_numpy()
+    at = np.minimum(np.searchsorted(new_seq, pseq), n_new - 1)
+    mine_p = new_seq[at] == pseq  # periods of the CDRs stored now (not of held or repeated ones)
+    p = p.filter(pa.array(mine_p)).drop_columns(["seq"])
+    _write(conn, cdr_periods, p.append_column("cdr_pk", pa.array(ids[at[mine_p]])))
     counts["stored"] += n_new
 
 

@@ -30,7 +30,6 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -54,6 +53,7 @@ from pricing.errors import RecordRejected
 from pricing.io import Record, dumps, loads, read_records
 from pricing.ocpi import parse_cdr
 from pricing.ocpi.columnar import read_ndjson_flat
+from settlement.store.copy import copy_text
 from settlement.store.rows import (
     CDR_SCHEMA,
     CONNECTORS,
@@ -124,7 +124,7 @@ def record_rows(
 # ---- writing ------------------------------------------------------------------------------------
 
 _STAGE = MetaData()
-# the keys of a batch's CDRs (SQLite; PostgreSQL reads them from arrays): which ids are held
+# the keys of a batch's CDRs, looked up in the store in one join (emptied by each commit)
 stage_keys = Table(
     "stage_keys",
     _STAGE,
@@ -132,28 +132,25 @@ stage_keys = Table(
     *(Column(k, Text) for k in KEY),
     Column("raw_sha256", Text),
     prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
 )
 STORED = [n for n in CDR_SCHEMA.names if n != "seq"]  # a cdrs row beside its id and ingest_id
 
-_HELD_PG = text(
-    "SELECT s.seq, c.raw_sha256 = s.raw_sha256, CASE WHEN c.raw_sha256 = s.raw_sha256 THEN NULL "
-    "ELSE c.raw END, c.country_code, c.party_id, c.cdr_id "
-    "FROM unnest(CAST(:seq AS bigint[]), CAST(:cc AS text[]), CAST(:pid AS text[]), "
-    "CAST(:cdr_id AS text[]), CAST(:sha AS text[])) AS s(seq, country_code, party_id, cdr_id, raw_sha256) "
-    "JOIN cdrs c ON c.country_code = s.country_code AND c.party_id = s.party_id AND c.cdr_id = s.cdr_id "
-    "ORDER BY s.seq"
+_NEW_IDS = text(
+    "WITH d AS (SELECT nextval(pg_get_serial_sequence('cdrs', 'id')) AS v FROM generate_series(1, :n)) "
+    "SELECT min(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END "
+    "FROM d"
 )
 
 
 def _held(conn: Connection, t: pa.Table) -> list[Any]:
     """(seq, same digest, the held raw JSON when the digests differ, key) of the batch's CDRs whose
-    id the store holds, in line order: one lookup of the batch's keys in the unique key's index."""
-    cols = {"seq": "seq", "cc": "country_code", "pid": "party_id", "cdr_id": "cdr_id", "sha": "raw_sha256"}
-    if conn.dialect.name == "postgresql":
-        return list(conn.execute(_HELD_PG, {p: t.column(c).to_pylist() for p, c in cols.items()}).all())
+    id the store holds, in line order: the batch's keys staged, then one join with the unique key's
+    index."""
     conn.execute(CreateTable(stage_keys, if_not_exists=True))
-    conn.execute(delete(stage_keys))
-    conn.execute(insert(stage_keys), t.select(list(stage_keys.c.keys())).to_pylist())
+    if conn.dialect.name != "postgresql":
+        conn.execute(delete(stage_keys))
+    _write(conn, stage_keys, t.select(list(stage_keys.c.keys())))
     s, c = stage_keys, cdrs
     same = s.c.raw_sha256 == c.c.raw_sha256
     on = and_(*(c.c[k] == s.c[k] for k in KEY))
@@ -162,33 +159,31 @@ def _held(conn: Connection, t: pa.Table) -> list[Any]:
 
 
 def _new_ids(conn: Connection, n: int) -> np.ndarray:
-    """``n`` new ``cdrs`` row ids, ascending: drawn from the id sequence in one call (PostgreSQL),
+    """``n`` new ``cdrs`` row ids, ascending: drawn from the id sequence in one statement
+    (PostgreSQL; only a range's start comes back unless a concurrent writer drew ids in between),
     the next ones after the highest (SQLite: the batch holds the write lock)."""
     if conn.dialect.name == "postgresql":
-        drawn = conn.execute(
-            text("SELECT nextval(pg_get_serial_sequence('cdrs', 'id')) FROM generate_series(1, :n)"), {"n": n}
-        ).scalars()
-        return np.sort(np.fromiter(drawn, np.int64, n))
+        lo, gaps = conn.execute(_NEW_IDS, {"n": n}).one()
+        return np.asarray(gaps, np.int64) if gaps is not None else np.arange(lo, lo + n, dtype=np.int64)
     top = conn.execute(select(func.coalesce(func.max(cdrs.c.id), 0))).scalar_one()
     return np.arange(top + 1, top + 1 + n, dtype=np.int64)
 
 
 def _write(conn: Connection, table: Table, rows: pa.Table) -> None:
     """Append ``rows`` (columns named as the table's) to ``table``: PostgreSQL ``COPY … FROM
-    STDIN`` of CSV written by Arrow, SQLite ``executemany``. A row whose key a concurrent writer
-    stored meanwhile fails the batch (IntegrityError: it is tried again)."""
+    STDIN`` of text made by Arrow (:mod:`settlement.store.copy`), SQLite ``executemany``. A row
+    whose key a concurrent writer stored meanwhile fails the batch (IntegrityError: it is tried
+    again)."""
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), rows.to_pylist())
         return
-    sink = pa.BufferOutputStream()
-    pcsv.write_csv(rows, sink, pcsv.WriteOptions(include_header=False, quoting_style="all_valid"))
-    names = ", ".join(rows.column_names)
+    payload = copy_text(rows)
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
-    statement = f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)"
+    statement = f"COPY {table.name} ({', '.join(rows.column_names)}) FROM STDIN"
     try:
         with dbapi.cursor() as cur, cur.copy(statement) as cp:
-            cp.write(sink.getvalue().to_pybytes())
+            cp.write(memoryview(payload))
     except psycopg.IntegrityError as exc:
         raise IntegrityError(statement, None, exc) from exc
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from test_store import SAMPLE, url  # noqa: F401  (the fixture)
 from api.cli import main
 from pricing.io import dumps, iter_sources, loads
 from settlement.columnar.stored import store_pieces
-from settlement.store import Store, alembic_config
+from settlement.store import Store, alembic_config, bulk
 from settlement.store.pushes import stage, write_pushes
 from settlement.store.read import last_row, month_pieces, raw_records
 from settlement.store.rows import sha256
@@ -293,3 +294,24 @@ def test_imported_text_is_held_exactly_whatever_its_characters(url: str, tmp_pat
     again, _ = store.import_files([tmp_path / "odd.ndjson"], "NL", "ECO")
     assert again["duplicate"] == len(odd)
     store.close()
+
+
+def test_a_lone_carriage_return_is_found_across_piece_boundaries(tmp_path: Path, monkeypatch) -> None:
+    """The file is read in pieces: a ``\\r`` is lone when no ``\\n`` follows it, wherever the pieces end."""
+    texts = [
+        b"a\r\nb\n",
+        b"a\rb\n",
+        b"ab\r",
+        b"\r\r\n",
+        b"ab\r\ncd\r\n",
+        b"\r",
+        b"x" * 7 + b"\r\n",
+        b"",
+        b"ab\n\r",
+    ]
+    for size in range(1, 7):
+        monkeypatch.setattr(bulk, "SPAN_BYTES", size)
+        for i, data in enumerate(texts):
+            path = tmp_path / f"{size}_{i}.ndjson"
+            path.write_bytes(data)
+            assert bulk.has_lone_cr(path) == (re.search(rb"\r(?!\n)", data) is not None), (size, data)

@@ -234,7 +234,7 @@ def write_batch(store: Any, conn: Connection, b: Batch, counts: dict[str, int]) 
                 counts,
                 b.where(seqs[i]),
             )
-    held = _held(conn, t.filter(pa.array(keep))) if t.num_rows else []
+    held = _held(conn, t if keep.all() else t.filter(pa.array(keep))) if t.num_rows else []
     row_of = {s: i for i, s in enumerate(seqs)}
     for seq, same, theirs, cc, pid, cdr_id in held:
         mine = None if same else raw[row_of[seq]].as_py()
@@ -243,7 +243,8 @@ def write_batch(store: Any, conn: Connection, b: Batch, counts: dict[str, int]) 
     n_new = int(keep.sum())
     if n_new == 0:
         return
-    t = t.filter(pa.array(keep))
+    if not keep.all():
+        t = t.filter(pa.array(keep))
     lo, hi = b.where(seqs[0]), b.where(seqs[-1]).rsplit(":", 1)[-1]
     cc0, pid0 = t.column("country_code")[0].as_py(), t.column("party_id")[0].as_py()
     log_id = log(conn, cc0, pid0, "import", None, "stored", f"{n_new} CDRs", f"{lo}-{hi}")
@@ -371,13 +372,16 @@ def _batch(
 
 def has_lone_cr(path: Path) -> bool:
     """Whether a ``\\r`` not followed by ``\\n`` occurs (the readers then count lines differently)."""
-    prev = b""
+    prev_cr = False  # the piece before ended with \r (judged by this piece's first byte)
     with open(path, "rb") as fh:
         while chunk := fh.read(SPAN_BYTES):
-            if _LONE_CR.search(prev + chunk[:-1] if chunk.endswith(b"\r") else prev + chunk):
+            if prev_cr and not chunk.startswith(b"\n"):
                 return True
-            prev = b"\r" if chunk.endswith(b"\r") else b""
-    return bool(prev)
+            prev_cr = chunk.endswith(b"\r")
+            body = chunk[:-1] if prev_cr else chunk
+            if b"\r" in body and _LONE_CR.search(body):  # most files hold no \r at all
+                return True
+    return prev_cr
 
 
 def spans(path: Path, size: int = SPAN_BYTES) -> Iterator[tuple[int, bytes]]:
@@ -422,8 +426,9 @@ def ndjson_batches(
         raws = [_line_text(lines[k - 1], start == 0 and k == 1) for k in local.tolist()]
         rows, rejects = _columnar_cdrs(per_cdr, raws, country_code, party_id, before, src)
         periods = periods.set_column(0, "seq", pc.add(periods.column("seq"), before))
-        held_flat = rows.filter(rows.column("kernel")).column("seq")  # periods of kernel CDRs only
-        periods = periods.filter(pc.is_in(periods.column("seq"), value_set=held_flat.combine_chunks()))
+        if rows.num_rows < len(raws) or not pc.all(rows.column("kernel")).as_py():
+            held_flat = rows.filter(rows.column("kernel")).column("seq")  # periods of kernel CDRs only
+            periods = periods.filter(pc.is_in(periods.column("seq"), value_set=held_flat.combine_chunks()))
         more, more_periods, wheres = [], [], {}
         for rec in fallback:
             line = before + (rec.line or 0)
@@ -437,12 +442,29 @@ def ndjson_batches(
                 wheres[line] = where
             except (RecordRejected, RowError) as exc:
                 rejects.append((line, (where, country_code, party_id, str(exc))))
-        t = pa.concat_tables([rows, pa.Table.from_pylist(more, CDR_SCHEMA)])
-        t = t.take(pc.sort_indices(t.column("seq")))
-        p = pa.concat_tables([periods, pa.Table.from_pylist(more_periods, PERIOD_SCHEMA)])
-        p = p.take(pc.sort_indices(p, [("seq", "ascending"), ("period_idx", "ascending")]))
+        t = pa.concat_tables([rows, pa.Table.from_pylist(more, CDR_SCHEMA)]) if more else rows
+        if not _ordered(t.column("seq")):  # the parser's CDRs among the reader's, in line order
+            t = t.take(pc.sort_indices(t.column("seq")))
+        p = (
+            pa.concat_tables([periods, pa.Table.from_pylist(more_periods, PERIOD_SCHEMA)])
+            if more
+            else periods
+        )
+        if not _ordered(p.column("seq"), p.column("period_idx")):
+            p = p.take(pc.sort_indices(p, [("seq", "ascending"), ("period_idx", "ascending")]))
         yield from _cut(t, p, sorted(rejects, key=lambda r: r[0]), batch, src)
         before += stats.get("lines", 0)
+
+
+def _ordered(seq: pa.ChunkedArray, idx: pa.ChunkedArray | None = None) -> bool:
+    """Whether rows are in ascending ``seq`` order (then ``idx``): a sort (a copy of every
+    column, the raw JSON included) is needed only when they are not."""
+    s = seq.to_numpy()
+    later = s[1:] > s[:-1]
+    if idx is not None:
+        i = idx.to_numpy()
+        later |= (s[1:] == s[:-1]) & (i[1:] > i[:-1])
+    return bool(later.all())
 
 
 def _line_text(raw: bytes, file_start: bool) -> str:

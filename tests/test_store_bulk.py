@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from test_store import SAMPLE, url  # noqa: F401  (the fixture)
 from api.cli import main
 from pricing.io import dumps, iter_sources, loads
 from settlement.columnar.stored import store_pieces
-from settlement.store import Store, alembic_config
+from settlement.store import Store, alembic_config, bulk
 from settlement.store.pushes import stage, write_pushes
 from settlement.store.read import last_row, month_pieces, raw_records
 from settlement.store.rows import sha256
@@ -265,3 +266,52 @@ def test_pushed_cdrs_hold_what_imported_ones_hold(url: str, tmp_path: Path) -> N
     assert sum(r[-1] is not None for r in a[0]) > 10, "2.3.0 tax lines held"
     pushed.close()
     imported.close()
+
+
+def test_imported_text_is_held_exactly_whatever_its_characters(url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Values with the characters COPY reads specially (backslash, tab, newline, carriage return,
+    ``\\N``) and JSON escapes in the raw line are held exactly: the raw JSON byte for byte, the
+    columns as the CDR's decoded values, an empty text as empty (not null)."""
+    line = next(ln for ln in (SAMPLE / "cdrs.ndjson").read_text(encoding="utf-8").splitlines() if ln.strip())
+    odd = ["a\tb", "x\\Ny", "new\nline", "cr\r", "\\", "é\u0001", "\\t"]
+    lines = []
+    for i, value in enumerate(odd):
+        obj = json.loads(line)
+        obj["id"] = f"ODD-{i}"
+        obj["cdr_location"]["id"] = value
+        obj["cdr_token"]["contract_id"] = value if i % 2 else ""
+        lines.append(json.dumps(obj, ensure_ascii=i % 2 == 0))
+    (tmp_path / "odd.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = Store(url)
+    counts, _ = store.import_files([tmp_path / "odd.ndjson"], "NL", "ECO")
+    assert counts["stored"] == len(odd)
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT cdr_id, raw, location_id, contract_id FROM cdrs ORDER BY cdr_id")
+        ).all()
+    assert [r[1] for r in rows] == lines
+    assert [(r[2], r[3]) for r in rows] == [(v, v if i % 2 else "") for i, v in enumerate(odd)]
+    again, _ = store.import_files([tmp_path / "odd.ndjson"], "NL", "ECO")
+    assert again["duplicate"] == len(odd)
+    store.close()
+
+
+def test_a_lone_carriage_return_is_found_across_piece_boundaries(tmp_path: Path, monkeypatch) -> None:
+    """The file is read in pieces: a ``\\r`` is lone when no ``\\n`` follows it, wherever the pieces end."""
+    texts = [
+        b"a\r\nb\n",
+        b"a\rb\n",
+        b"ab\r",
+        b"\r\r\n",
+        b"ab\r\ncd\r\n",
+        b"\r",
+        b"x" * 7 + b"\r\n",
+        b"",
+        b"ab\n\r",
+    ]
+    for size in range(1, 7):
+        monkeypatch.setattr(bulk, "SPAN_BYTES", size)
+        for i, data in enumerate(texts):
+            path = tmp_path / f"{size}_{i}.ndjson"
+            path.write_bytes(data)
+            assert bulk.has_lone_cr(path) == (re.search(rb"\r(?!\n)", data) is not None), (size, data)

@@ -27,24 +27,21 @@ from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     Connection,
-    Integer,
     MetaData,
     Table,
     Text,
     and_,
     case,
     delete,
-    exists,
+    func,
     insert,
-    literal,
     select,
     text,
 )
@@ -56,10 +53,10 @@ from pricing.errors import RecordRejected
 from pricing.io import Record, dumps, loads, read_records
 from pricing.ocpi import parse_cdr
 from pricing.ocpi.columnar import read_ndjson_flat
+from settlement.store.copy import copy_text
 from settlement.store.rows import (
     CDR_SCHEMA,
     CONNECTORS,
-    PERIOD_FLAT,
     PERIOD_SCHEMA,
     credit_flags,
     first_rows,
@@ -124,48 +121,71 @@ def record_rows(
     return model_rows(cdr, (cc, pid), raw if raw is not None else dumps(obj), seq)
 
 
-# ---- staging ------------------------------------------------------------------------------------
+# ---- writing ------------------------------------------------------------------------------------
 
 _STAGE = MetaData()
-_TYPES = {pa.string(): Text, pa.int64(): BigInteger, pa.bool_(): Boolean, pa.int32(): Integer}
+# the keys of a batch's CDRs, looked up in the store in one join (emptied by each commit)
+stage_keys = Table(
+    "stage_keys",
+    _STAGE,
+    Column("seq", BigInteger),
+    *(Column(k, Text) for k in KEY),
+    Column("raw_sha256", Text),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DELETE ROWS",
+)
+STORED = [n for n in CDR_SCHEMA.names if n != "seq"]  # a cdrs row beside its id and ingest_id
+
+_NEW_IDS = text(
+    "WITH d AS (SELECT nextval(pg_get_serial_sequence('cdrs', 'id')) AS v FROM generate_series(1, :n)) "
+    "SELECT min(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END "
+    "FROM d"
+)
 
 
-def _stage_table(name: str, schema: pa.Schema) -> Table:
-    cols = [Column(f.name, _TYPES[f.type]) for f in schema]
-    return Table(name, _STAGE, *cols, prefixes=["TEMPORARY"])
+def _held(conn: Connection, t: pa.Table) -> list[Any]:
+    """(seq, same digest, the held raw JSON when the digests differ, key) of the batch's CDRs whose
+    id the store holds, in line order: the batch's keys staged, then one join with the unique key's
+    index."""
+    conn.execute(CreateTable(stage_keys, if_not_exists=True))
+    if conn.dialect.name != "postgresql":
+        conn.execute(delete(stage_keys))
+    _write(conn, stage_keys, t.select(list(stage_keys.c.keys())))
+    s, c = stage_keys, cdrs
+    same = s.c.raw_sha256 == c.c.raw_sha256
+    on = and_(*(c.c[k] == s.c[k] for k in KEY))
+    query = select(s.c.seq, same, case((same, None), else_=c.c.raw), *(c.c[k] for k in KEY))
+    return list(conn.execute(query.select_from(s.join(c, on)).order_by(s.c.seq)).all())
 
 
-stage_cdrs = _stage_table("stage_cdrs", CDR_SCHEMA)
-stage_periods = _stage_table("stage_periods", PERIOD_SCHEMA)
+def _new_ids(conn: Connection, n: int) -> np.ndarray:
+    """``n`` new ``cdrs`` row ids, ascending: drawn from the id sequence in one statement
+    (PostgreSQL; only a range's start comes back unless a concurrent writer drew ids in between),
+    the next ones after the highest (SQLite: the batch holds the write lock)."""
+    if conn.dialect.name == "postgresql":
+        lo, gaps = conn.execute(_NEW_IDS, {"n": n}).one()
+        return np.asarray(gaps, np.int64) if gaps is not None else np.arange(lo, lo + n, dtype=np.int64)
+    top = conn.execute(select(func.coalesce(func.max(cdrs.c.id), 0))).scalar_one()
+    return np.arange(top + 1, top + 1 + n, dtype=np.int64)
 
 
-def _stage(conn: Connection, table: Table, rows: pa.Table) -> None:
-    """Load ``rows`` into the staging table ``table`` (emptied first). PostgreSQL never vacuums or
-    analyzes a temporary table by itself: it is truncated (a DELETE would leave every earlier
-    batch's rows dead, to be scanned again) and analyzed after the COPY, so the joins with ``cdrs``
-    look its few thousand keys up in the unique index instead of scanning ``cdrs`` per batch (an
-    import of 10^6 CDRs was quadratic without it)."""
-    for t in (stage_cdrs, stage_periods):
-        conn.execute(CreateTable(t, if_not_exists=True))
-    pg = conn.dialect.name == "postgresql"
-    conn.execute(text(f"TRUNCATE {table.name}") if pg else delete(table))
-    if not rows.num_rows:
-        return
-    if pg:
-        sink = pa.BufferOutputStream()
-        opts = pcsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        pcsv.write_csv(rows, sink, opts)
-        names = ", ".join(rows.column_names)
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        with (
-            dbapi.cursor() as cur,
-            cur.copy(f"COPY {table.name} ({names}) FROM STDIN WITH (FORMAT csv)") as cp,
-        ):
-            cp.write(sink.getvalue().to_pybytes())
-        conn.execute(text(f"ANALYZE {table.name}"))
-    else:
+def _write(conn: Connection, table: Table, rows: pa.Table) -> None:
+    """Append ``rows`` (columns named as the table's) to ``table``: PostgreSQL ``COPY … FROM
+    STDIN`` of text made by Arrow (:mod:`settlement.store.copy`), SQLite ``executemany``. A row
+    whose key a concurrent writer stored meanwhile fails the batch (IntegrityError: it is tried
+    again)."""
+    if conn.dialect.name != "postgresql":
         conn.execute(insert(table), rows.to_pylist())
+        return
+    payload = copy_text(rows)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    statement = f"COPY {table.name} ({', '.join(rows.column_names)}) FROM STDIN"
+    try:
+        with dbapi.cursor() as cur, cur.copy(statement) as cp:
+            cp.write(memoryview(payload))
+    except psycopg.IntegrityError as exc:
+        raise IntegrityError(statement, None, exc) from exc
 
 
 # ---- a batch --------------------------------------------------------------------------------------
@@ -184,7 +204,8 @@ class Batch:
 
 def write_batch(store: Any, conn: Connection, b: Batch, counts: dict[str, int]) -> None:
     """One batch in the caller's transaction: rejects logged, duplicates skipped, conflicts logged,
-    the new CDRs and their periods inserted set-based."""
+    the new CDRs and their periods appended under row ids drawn for them (no statement reads
+    ``cdrs`` but the one lookup of the batch's keys in the unique index)."""
     log = store._log
     for where, cc, pid, message in b.rejects:
         counts["rejected"] += 1
@@ -213,43 +234,34 @@ def write_batch(store: Any, conn: Connection, b: Batch, counts: dict[str, int]) 
                 counts,
                 b.where(seqs[i]),
             )
+    held = _held(conn, t if keep.all() else t.filter(pa.array(keep))) if t.num_rows else []
+    row_of = {s: i for i, s in enumerate(seqs)}
+    for seq, same, theirs, cc, pid, cdr_id in held:
+        mine = None if same else raw[row_of[seq]].as_py()
+        _again(conn, log, (cc, pid, cdr_id), bool(same) or same_json(mine, theirs), counts, b.where(seq))
+        keep[row_of[seq]] = False
+    n_new = int(keep.sum())
+    if n_new == 0:
+        return
     if not keep.all():
         t = t.filter(pa.array(keep))
-        kept = pa.array(np.asarray(seqs)[keep], pa.int64())
-        b.periods = b.periods.filter(pc.is_in(b.periods.column("seq"), value_set=kept))
-    _stage(conn, stage_cdrs, t)
-    _stage(conn, stage_periods, b.periods)
-    s, c = stage_cdrs, cdrs
-    on = and_(c.c.country_code == s.c.country_code, c.c.party_id == s.c.party_id, c.c.cdr_id == s.c.cdr_id)
-    held = conn.execute(
-        select(
-            s.c.seq,
-            s.c.raw_sha256 == c.c.raw_sha256,
-            case((s.c.raw_sha256 == c.c.raw_sha256, None), else_=s.c.raw),  # only to compare
-            case((s.c.raw_sha256 == c.c.raw_sha256, None), else_=c.c.raw),
-            *(c.c[k] for k in KEY),
-        )
-        .select_from(s.join(c, on))
-        .order_by(s.c.seq)
-    ).all()
-    for seq, same, mine, theirs, cc, pid, cdr_id in held:
-        _again(conn, log, (cc, pid, cdr_id), bool(same) or same_json(mine, theirs), counts, b.where(seq))
-    n_new = t.num_rows - len(held)
-    if n_new <= 0:
-        return
     lo, hi = b.where(seqs[0]), b.where(seqs[-1]).rsplit(":", 1)[-1]
     cc0, pid0 = t.column("country_code")[0].as_py(), t.column("party_id")[0].as_py()
     log_id = log(conn, cc0, pid0, "import", None, "stored", f"{n_new} CDRs", f"{lo}-{hi}")
-    names = [n for n in CDR_SCHEMA.names if n != "seq"]
-    new = select(*(s.c[n] for n in names), literal(log_id).label("ingest_id")).where(~exists().where(on))
-    conn.execute(insert(cdrs).from_select([*names, "ingest_id"], new.order_by(s.c.seq)))
-    p = stage_periods
-    rows = (
-        select(c.c.id, *(p.c[n] for n in PERIOD_FLAT))
-        .select_from(p.join(s, p.c.seq == s.c.seq).join(c, on))
-        .where(c.c.ingest_id == log_id)
+    ids = _new_ids(conn, n_new)
+    new = (
+        t.select(STORED)
+        .append_column("id", pa.array(ids))
+        .append_column("ingest_id", pa.array(np.full(n_new, log_id, np.int64)))
     )
-    conn.execute(insert(cdr_periods).from_select(["cdr_pk", *PERIOD_FLAT], rows))
+    _write(conn, cdrs, new)
+    p = b.periods
+    new_seq = t.column("seq").to_numpy()
+    pseq = p.column("seq").to_numpy()
+    at = np.minimum(np.searchsorted(new_seq, pseq), n_new - 1)
+    mine_p = new_seq[at] == pseq  # periods of the CDRs stored now (not of held or repeated ones)
+    p = p.filter(pa.array(mine_p)).drop_columns(["seq"])
+    _write(conn, cdr_periods, p.append_column("cdr_pk", pa.array(ids[at[mine_p]])))
     counts["stored"] += n_new
 
 
@@ -360,13 +372,16 @@ def _batch(
 
 def has_lone_cr(path: Path) -> bool:
     """Whether a ``\\r`` not followed by ``\\n`` occurs (the readers then count lines differently)."""
-    prev = b""
+    prev_cr = False  # the piece before ended with \r (judged by this piece's first byte)
     with open(path, "rb") as fh:
         while chunk := fh.read(SPAN_BYTES):
-            if _LONE_CR.search(prev + chunk[:-1] if chunk.endswith(b"\r") else prev + chunk):
+            if prev_cr and not chunk.startswith(b"\n"):
                 return True
-            prev = b"\r" if chunk.endswith(b"\r") else b""
-    return bool(prev)
+            prev_cr = chunk.endswith(b"\r")
+            body = chunk[:-1] if prev_cr else chunk
+            if b"\r" in body and _LONE_CR.search(body):  # most files hold no \r at all
+                return True
+    return prev_cr
 
 
 def spans(path: Path, size: int = SPAN_BYTES) -> Iterator[tuple[int, bytes]]:
@@ -411,8 +426,9 @@ def ndjson_batches(
         raws = [_line_text(lines[k - 1], start == 0 and k == 1) for k in local.tolist()]
         rows, rejects = _columnar_cdrs(per_cdr, raws, country_code, party_id, before, src)
         periods = periods.set_column(0, "seq", pc.add(periods.column("seq"), before))
-        held_flat = rows.filter(rows.column("kernel")).column("seq")  # periods of kernel CDRs only
-        periods = periods.filter(pc.is_in(periods.column("seq"), value_set=held_flat.combine_chunks()))
+        if rows.num_rows < len(raws) or not pc.all(rows.column("kernel")).as_py():
+            held_flat = rows.filter(rows.column("kernel")).column("seq")  # periods of kernel CDRs only
+            periods = periods.filter(pc.is_in(periods.column("seq"), value_set=held_flat.combine_chunks()))
         more, more_periods, wheres = [], [], {}
         for rec in fallback:
             line = before + (rec.line or 0)
@@ -426,12 +442,29 @@ def ndjson_batches(
                 wheres[line] = where
             except (RecordRejected, RowError) as exc:
                 rejects.append((line, (where, country_code, party_id, str(exc))))
-        t = pa.concat_tables([rows, pa.Table.from_pylist(more, CDR_SCHEMA)])
-        t = t.take(pc.sort_indices(t.column("seq")))
-        p = pa.concat_tables([periods, pa.Table.from_pylist(more_periods, PERIOD_SCHEMA)])
-        p = p.take(pc.sort_indices(p, [("seq", "ascending"), ("period_idx", "ascending")]))
+        t = pa.concat_tables([rows, pa.Table.from_pylist(more, CDR_SCHEMA)]) if more else rows
+        if not _ordered(t.column("seq")):  # the parser's CDRs among the reader's, in line order
+            t = t.take(pc.sort_indices(t.column("seq")))
+        p = (
+            pa.concat_tables([periods, pa.Table.from_pylist(more_periods, PERIOD_SCHEMA)])
+            if more
+            else periods
+        )
+        if not _ordered(p.column("seq"), p.column("period_idx")):
+            p = p.take(pc.sort_indices(p, [("seq", "ascending"), ("period_idx", "ascending")]))
         yield from _cut(t, p, sorted(rejects, key=lambda r: r[0]), batch, src)
         before += stats.get("lines", 0)
+
+
+def _ordered(seq: pa.ChunkedArray, idx: pa.ChunkedArray | None = None) -> bool:
+    """Whether rows are in ascending ``seq`` order (then ``idx``): a sort (a copy of every
+    column, the raw JSON included) is needed only when they are not."""
+    s = seq.to_numpy()
+    later = s[1:] > s[:-1]
+    if idx is not None:
+        i = idx.to_numpy()
+        later |= (s[1:] == s[:-1]) & (i[1:] > i[:-1])
+    return bool(later.all())
 
 
 def _line_text(raw: bytes, file_start: bool) -> str:

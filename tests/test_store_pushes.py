@@ -21,7 +21,6 @@ from test_store import url  # noqa: F401  (the fixture)
 from api.http.app import create_app
 from api.http.settings import Settings
 from settlement.store import Store
-from settlement.store import pushes as pushes_module
 from settlement.store.pushes import NotStored, Outcome, Push, stage
 from settlement.store.rows import sha256
 
@@ -177,45 +176,6 @@ def test_a_batch_stores_each_cdr_with_its_own_periods(store: Store) -> None:
     assert [tuple(r) for r in rows] == staged
     assert [r[0] for r in rows] == ["P1", "P2", "P2", "P3", "P3", "P3"]
     assert [r[3] for r in rows] == [10_000_000, 20_000_000, 21_000_000, 30_000_000, 31_000_000, 32_000_000]
-
-
-def test_the_batch_insert_is_a_statement_psycopg_keeps_parsed(store: Store, monkeypatch) -> None:
-    """psycopg parses a statement's text again on every execution when it is longer than 4096
-    characters or has more than 50 parameters: the PostgreSQL batch insert stays within both."""
-    from psycopg import _queries
-
-    assert pushes_module.PSYCOPG_CACHED == (
-        _queries.MAX_CACHED_STATEMENT_LENGTH,
-        _queries.MAX_CACHED_STATEMENT_PARAMS,
-    )
-    seen = []
-
-    class Conn:
-        def exec_driver_sql(self, sql: str, params: dict) -> None:
-            seen.append((sql, params))
-
-    pushes = [
-        push(cdr("A")),
-        push(cdr("B", country_code="DE", party_id="XYZ"), "token-xyz", ("DE", "XYZ", "CPO")),
-    ]
-    logs = [
-        {
-            "at_ms": 0,
-            "country_code": p.country_code,
-            "party_id": p.party_id,
-            "kind": "cdr",
-            "object_id": p.key[2],
-            "outcome": "stored",
-            "message": None,
-            "source": p.source,
-        }
-        for p in pushes
-    ]
-    pushes_module._insert_pg(Conn(), logs, pushes)
-    ((sql, params),) = seen
-    assert sql.startswith("WITH l AS (INSERT INTO ingest_log") and "INSERT INTO cdr_periods" in sql
-    assert pushes_module.cacheable(sql, params), (len(sql), len(params))
-    assert not pushes_module.cacheable(sql + " " * 4096, params)
 
 
 def poison(store: Store) -> None:

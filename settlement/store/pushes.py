@@ -47,9 +47,6 @@ TOKEN_TTL_S = 30.0
 MAX_BATCH = 256
 LOG = logging.getLogger("roamledger.store.pushes")
 PG = postgresql.dialect()
-# psycopg keeps the parsed form of a statement of at most this many characters and parameters
-# (psycopg._queries.MAX_CACHED_STATEMENT_LENGTH, _PARAMS): the batch insert stays within them
-PSYCOPG_CACHED = (4096, 50)
 TABLES = {t.name: t for t in (cdrs, cdr_periods, ingest_log, parties)}
 # the text columns of a cdrs row with a length limit (PostgreSQL refuses a longer value)
 LIMITS = {c.name: c.type.length for c in cdrs.columns if isinstance(c.type, String) and c.type.length}
@@ -237,8 +234,7 @@ def _lookups_pg(
 def _insert_pg(conn: Connection, logs: list[dict[str, Any]], new: list[Push]) -> None:
     """The batch's ingest log lines, new CDRs and their periods in **one** statement: each insert
     a data-modifying CTE that hands its new ids on (a stored CDR's log line by its key and outcome
-    ``stored``; a period's CDR by its key, found by the CDR's place in the batch: both unique in
-    a batch). The statement stays within what psycopg caches parsed (:func:`cacheable`)."""
+    ``stored``; a period's CDR by its key: both unique in a batch)."""
     if not new:
         _insert(conn, ingest_log, logs, ())
         return
@@ -253,30 +249,24 @@ def _insert_pg(conn: Connection, logs: list[dict[str, Any]], new: list[Push]) ->
     log_arrays = arrays("l", ingest_log, log_cols, [[r[c] for r in logs] for c in log_cols])
     rows = [p.row for p in new]
     cdr_cols = [c for c in rows[0] if c != "seq"]  # type: ignore[union-attr]
-    assert cdr_cols[:3] == ["country_code", "party_id", "cdr_id"], "the key first: r(cc, pid, id)"
-    cdr_arrays = arrays("c", cdrs, cdr_cols, [[r[c] for r in rows] for c in cdr_cols])  # type: ignore[index]
-    cols = list(PERIOD_FLAT)
-    period_arrays = arrays("p", cdr_periods, cols, [[s[c] for p in new for s in p.periods] for c in cols])
-    params["n"] = [n for n, p in enumerate(new, 1) for _ in p.periods]  # the period's CDR in the batch
+    periods = [(p.key, s) for p in new for s in p.periods]
+    key = ["country_code", "party_id", "cdr_id"]
     sql = (
-        f"WITH l AS (INSERT INTO ingest_log ({', '.join(log_cols)}) SELECT * FROM unnest({log_arrays}) "
+        f"WITH l AS (INSERT INTO ingest_log ({', '.join(log_cols)}) "
+        f"SELECT * FROM unnest({log_arrays}) "
         "RETURNING id, country_code, party_id, object_id, outcome), "
         f"c AS (INSERT INTO cdrs ({', '.join(cdr_cols)}, ingest_id) SELECT r.*, l.id "
-        f"FROM unnest({cdr_arrays}) AS r(cc, pid, id) JOIN l ON l.outcome = 'stored' "
-        "AND (l.country_code, l.party_id, l.object_id) = (r.cc, r.pid, r.id) "
+        f"FROM unnest({arrays('c', cdrs, cdr_cols, [[r[c] for r in rows] for c in cdr_cols])}) "  # type: ignore[index]
+        f"AS r({', '.join(cdr_cols)}) JOIN l ON l.outcome = 'stored' AND l.country_code = r.country_code "
+        "AND l.party_id = r.party_id AND l.object_id = r.cdr_id "
         "RETURNING id, country_code, party_id, cdr_id) "
-        f"INSERT INTO cdr_periods (cdr_pk, {', '.join(cols)}) SELECT c.id, {', '.join(cols)} "
-        f"FROM unnest({period_arrays}, %(n)b::BIGINT[]) AS p({', '.join(cols)}, n) "
-        "JOIN unnest(%(c0)b::VARCHAR(2)[], %(c1)b::VARCHAR(3)[], %(c2)b::VARCHAR(39)[]) WITH ORDINALITY "
-        "AS k(cc, pid, id, n) ON k.n = p.n "
-        "JOIN c ON (c.country_code, c.party_id, c.cdr_id) = (k.cc, k.pid, k.id)"
+        f"INSERT INTO cdr_periods (cdr_pk, {', '.join(PERIOD_FLAT)}) SELECT c.id, {', '.join(PERIOD_FLAT)} "
+        f"FROM unnest({arrays('k', cdrs, key, [[k[i] for k, _ in periods] for i in range(3)])}, "
+        f"{arrays('p', cdr_periods, list(PERIOD_FLAT), [[s[c] for _, s in periods] for c in PERIOD_FLAT])}) "
+        f"AS p(k_cc, k_pid, k_id, {', '.join(PERIOD_FLAT)}) "
+        "JOIN c ON c.country_code = p.k_cc AND c.party_id = p.k_pid AND c.cdr_id = p.k_id"
     )
     conn.exec_driver_sql(sql, params)
-
-
-def cacheable(sql: str, params: dict[str, Any]) -> bool:
-    """Whether psycopg keeps the statement's parsed form (else it parses the text on every batch)."""
-    return len(sql) <= PSYCOPG_CACHED[0] and len(params) <= PSYCOPG_CACHED[1]
 
 
 def _token_holders(conn: Connection, digests: list[str]) -> dict[str, tuple[str, str]]:

@@ -139,45 +139,6 @@ def test_one_batch_answers_each_push(store: Store) -> None:
     assert sorted(rows) == [(i, i, "stored") for i in "ABCG"]
 
 
-def test_a_batch_stores_each_cdr_with_its_own_periods(store: Store) -> None:
-    """CDRs of 1 to 3 charging periods (and one without kernel columns) in one batch: every
-    period row goes to its own CDR with its own values (PostgreSQL writes the batch in one
-    statement that joins each period to its CDR by key)."""
-
-    def periods_of(n: int, energy: int) -> list[dict]:
-        p = CDR["charging_periods"][0]
-        return [
-            dict(
-                p,
-                start_date_time=f"2024-06-03T08:{10 * i:02d}:00Z",
-                dimensions=[{"type": "ENERGY", "volume": energy + i}],
-            )
-            for i in range(n)
-        ]
-
-    objs = [cdr(f"P{n}", charging_periods=periods_of(n, 10 * n)) for n in (1, 3, 2)]
-    objs.append({**cdr("RAW"), "tariffs": CDR["tariffs"]})  # embedded tariffs: held raw, no periods
-    pushes = [push(o) for o in objs]
-    with writes_blocked(store):
-        futures = [store.pushes.submit(p) for p in pushes]
-    assert [f.result(30).outcome for f in futures] == ["stored"] * 4
-    with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT c.cdr_id, p.period_idx, p.period_start_ms, p.energy_mwh FROM cdr_periods p "
-                "JOIN cdrs c ON c.id = p.cdr_pk ORDER BY c.cdr_id, p.period_idx"
-            )
-        ).all()
-    staged = sorted(
-        (p.row["cdr_id"], s["period_idx"], s["period_start_ms"], s["energy_mwh"])
-        for p in pushes
-        for s in p.periods
-    )
-    assert [tuple(r) for r in rows] == staged
-    assert [r[0] for r in rows] == ["P1", "P2", "P2", "P3", "P3", "P3"]
-    assert [r[3] for r in rows] == [10_000_000, 20_000_000, 21_000_000, 30_000_000, 31_000_000, 32_000_000]
-
-
 def poison(store: Store) -> None:
     """The database refuses the CDR with id POISON (a trigger): a failure no validation sees."""
     with store.writer.begin() as conn:

@@ -30,24 +30,20 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from functools import cache
 from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import Connection, String, Table, and_, insert, or_, select
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pricing.errors import RoamledgerError
 from settlement.store.bulk import RowError, conflict_message, record_rows, same_json
-from settlement.store.rows import PERIOD_FLAT, now_ms, period_row, sha256
+from settlement.store.rows import now_ms, period_row, sha256
 from settlement.store.schema import cdr_periods, cdrs, ingest_log, parties
 
 TOKEN_TTL_S = 30.0
 MAX_BATCH = 256
 LOG = logging.getLogger("roamledger.store.pushes")
-PG = postgresql.dialect()
-TABLES = {t.name: t for t in (cdrs, cdr_periods, ingest_log, parties)}
 # the text columns of a cdrs row with a length limit (PostgreSQL refuses a longer value)
 LIMITS = {c.name: c.type.length for c in cdrs.columns if isinstance(c.type, String) and c.type.length}
 
@@ -104,12 +100,8 @@ def stage(obj: Any, party: Party, token_sha256: str, source: str, raw: str | Non
 
 def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
     """Every push of a batch in the caller's transaction; one outcome per push, in order."""
-    digests = sorted({p.token_sha256 for p in pushes})
-    keys = [p.key for p in pushes if p.row is not None]
-    if _pg(conn):
-        holder, held = _lookups_pg(conn, digests, keys)
-    else:
-        holder, held = _token_holders(conn, digests), _held(conn, keys)
+    holder = _token_holders(conn, sorted({p.token_sha256 for p in pushes}))
+    held = _held(conn, [p.key for p in pushes if p.row is not None])
     outcomes: list[Outcome] = []
     logs: list[dict[str, Any]] = []
     new: list[Push] = []
@@ -152,9 +144,6 @@ def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
                 outcomes.append(Outcome("conflict", cdr_id, message))
     if not logs:
         return outcomes
-    if _pg(conn):
-        _insert_pg(conn, logs, new)
-        return outcomes
     # the ids the inserts gave, found by key (a new CDR's key is unique in the batch)
     out = ("id", "country_code", "party_id", "object_id", "outcome")
     log_ids = {
@@ -180,10 +169,8 @@ def _pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-@cache
-def _pg_array(table: str, column: str) -> str:
-    """The PostgreSQL array type of a column (``VARCHAR(2)[]``)."""
-    return f"{TABLES[table].c[column].type.compile(dialect=PG)}[]"
+def _array_type(conn: Connection, table: Table, column: str) -> str:
+    return f"{table.c[column].type.compile(dialect=conn.dialect)}[]"
 
 
 def _insert(
@@ -200,7 +187,7 @@ def _insert(
         conn.execute(stmt, rows)
         return []
     cols = list(rows[0])
-    arrays = ", ".join(f"%({c})b::{_pg_array(table.name, c)}" for c in cols)
+    arrays = ", ".join(f"%({c})b::{_array_type(conn, table, c)}" for c in cols)
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays})"
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
@@ -208,91 +195,45 @@ def _insert(
     return list(result.all()) if returning else []
 
 
-def _lookups_pg(
-    conn: Connection, digests: list[str], keys: list[tuple[str, str, str]]
-) -> tuple[dict[str, tuple[str, str]], dict[tuple[str, str, str], tuple[str, str]]]:
-    """The party of each token digest the store holds now, and (digest, raw JSON) of the CDR keys
-    it holds (on the unique index): one query."""
-    found = conn.exec_driver_sql(
-        "SELECT true, token_sha256, country_code, party_id, NULL, NULL FROM parties "
-        "WHERE token_sha256 = ANY(%(t)b::text[]) UNION ALL "
-        "SELECT false, c.cdr_id, c.country_code, c.party_id, c.raw_sha256, c.raw FROM cdrs c "
-        "JOIN unnest(%(cc)b::text[], %(pid)b::text[], %(id)b::text[]) AS k(cc, pid, id) "
-        "ON c.country_code = k.cc AND c.party_id = k.pid AND c.cdr_id = k.id",
-        {"t": digests, "cc": [k[0] for k in keys], "pid": [k[1] for k in keys], "id": [k[2] for k in keys]},
-    )
-    holder: dict[str, tuple[str, str]] = {}
-    held: dict[tuple[str, str, str], tuple[str, str]] = {}
-    for token, key, cc, pid, sha, raw in found:
-        if token:
-            holder[key] = (cc, pid)
-        else:
-            held[(cc, pid, key)] = (sha, raw)
-    return holder, held
-
-
-def _insert_pg(conn: Connection, logs: list[dict[str, Any]], new: list[Push]) -> None:
-    """The batch's ingest log lines, new CDRs and their periods in **one** statement: each insert
-    a data-modifying CTE that hands its new ids on (a stored CDR's log line by its key and outcome
-    ``stored``; a period's CDR by its key: both unique in a batch)."""
-    if not new:
-        _insert(conn, ingest_log, logs, ())
-        return
-    params: dict[str, list[Any]] = {}
-
-    def arrays(prefix: str, table: Table, columns: list[str], values: list[list[Any]]) -> str:
-        for i, vals in enumerate(values):
-            params[f"{prefix}{i}"] = vals
-        return ", ".join(f"%({prefix}{i})b::{_pg_array(table.name, c)}" for i, c in enumerate(columns))
-
-    log_cols = list(logs[0])
-    log_arrays = arrays("l", ingest_log, log_cols, [[r[c] for r in logs] for c in log_cols])
-    rows = [p.row for p in new]
-    cdr_cols = [c for c in rows[0] if c != "seq"]  # type: ignore[union-attr]
-    periods = [(p.key, s) for p in new for s in p.periods]
-    key = ["country_code", "party_id", "cdr_id"]
-    sql = (
-        f"WITH l AS (INSERT INTO ingest_log ({', '.join(log_cols)}) "
-        f"SELECT * FROM unnest({log_arrays}) "
-        "RETURNING id, country_code, party_id, object_id, outcome), "
-        f"c AS (INSERT INTO cdrs ({', '.join(cdr_cols)}, ingest_id) SELECT r.*, l.id "
-        f"FROM unnest({arrays('c', cdrs, cdr_cols, [[r[c] for r in rows] for c in cdr_cols])}) "  # type: ignore[index]
-        f"AS r({', '.join(cdr_cols)}) JOIN l ON l.outcome = 'stored' AND l.country_code = r.country_code "
-        "AND l.party_id = r.party_id AND l.object_id = r.cdr_id "
-        "RETURNING id, country_code, party_id, cdr_id) "
-        f"INSERT INTO cdr_periods (cdr_pk, {', '.join(PERIOD_FLAT)}) SELECT c.id, {', '.join(PERIOD_FLAT)} "
-        f"FROM unnest({arrays('k', cdrs, key, [[k[i] for k, _ in periods] for i in range(3)])}, "
-        f"{arrays('p', cdr_periods, list(PERIOD_FLAT), [[s[c] for _, s in periods] for c in PERIOD_FLAT])}) "
-        f"AS p(k_cc, k_pid, k_id, {', '.join(PERIOD_FLAT)}) "
-        "JOIN c ON c.country_code = p.k_cc AND c.party_id = p.k_pid AND c.cdr_id = p.k_id"
-    )
-    conn.exec_driver_sql(sql, params)
-
-
 def _token_holders(conn: Connection, digests: list[str]) -> dict[str, tuple[str, str]]:
-    """Party (country code, party id) of each token digest the store holds now (SQLite)."""
+    """Party (country code, party id) of each token digest the store holds now."""
     p = parties.c
-    found = conn.execute(
-        select(p.token_sha256, p.country_code, p.party_id).where(p.token_sha256.in_(digests))
-    )
+    if _pg(conn):
+        found = conn.exec_driver_sql(
+            "SELECT token_sha256, country_code, party_id FROM parties "
+            "WHERE token_sha256 = ANY(%(t)b::text[])",
+            {"t": digests},
+        )
+    else:
+        found = conn.execute(
+            select(p.token_sha256, p.country_code, p.party_id).where(p.token_sha256.in_(digests))
+        )
     return {sha: (cc, pid) for sha, cc, pid in found}
 
 
 def _held(conn: Connection, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[str, str]]:
-    """(digest, raw JSON) of the CDR keys the store holds, in one query on the unique index (SQLite)."""
+    """(digest, raw JSON) of the CDR keys the store holds, in one query on the unique index."""
     if not keys:
         return {}
     c = cdrs.c
-    by_party: dict[tuple[str, str], set[str]] = {}
-    for cc, pid, cdr_id in keys:
-        by_party.setdefault((cc, pid), set()).add(cdr_id)
-    where = or_(
-        *(
-            and_(c.country_code == cc, c.party_id == pid, c.cdr_id.in_(sorted(ids)))
-            for (cc, pid), ids in sorted(by_party.items())
+    if _pg(conn):
+        found = conn.exec_driver_sql(
+            "SELECT c.country_code, c.party_id, c.cdr_id, c.raw_sha256, c.raw FROM cdrs c "
+            "JOIN unnest(%(cc)b::text[], %(pid)b::text[], %(id)b::text[]) AS k(cc, pid, id) "
+            "ON c.country_code = k.cc AND c.party_id = k.pid AND c.cdr_id = k.id",
+            {"cc": [k[0] for k in keys], "pid": [k[1] for k in keys], "id": [k[2] for k in keys]},
         )
-    )
-    found = conn.execute(select(c.country_code, c.party_id, c.cdr_id, c.raw_sha256, c.raw).where(where))
+    else:
+        by_party: dict[tuple[str, str], set[str]] = {}
+        for cc, pid, cdr_id in keys:
+            by_party.setdefault((cc, pid), set()).add(cdr_id)
+        where = or_(
+            *(
+                and_(c.country_code == cc, c.party_id == pid, c.cdr_id.in_(sorted(ids)))
+                for (cc, pid), ids in sorted(by_party.items())
+            )
+        )
+        found = conn.execute(select(c.country_code, c.party_id, c.cdr_id, c.raw_sha256, c.raw).where(where))
     return {(cc, pid, i): (sha, raw) for cc, pid, i, sha, raw in found}
 
 

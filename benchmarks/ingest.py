@@ -82,11 +82,62 @@ def store_url(kind: str, tmp: Path) -> Iterator[str | None]:
         yield None
         return
     try:
-        yield f"{PG}?options=-csearch_path%3D{schema}"
+        yield f"{PG}?options=-csearch_path%3D{schema}&application_name={schema}"
     finally:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
+
+
+def _procs() -> list[tuple[int, int, str, int]]:
+    """(pid, parent pid, command name, CPU ticks: user + system) of every process now."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out.append((int(entry.name), int(fields[1]), name, int(fields[11]) + int(fields[12])))
+    return out
+
+
+def backends(url: str) -> set[int]:
+    """The PostgreSQL backend processes of the benchmark's schema (its ``application_name``)."""
+    if not url.startswith("postgresql"):
+        return set()
+    name = url.rpartition("application_name=")[2]
+    engine = sa.create_engine(PG)
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %(n)s", {"n": name}
+        )
+        pids = {pid for (pid,) in found}
+    engine.dispose()
+    return pids
+
+
+def cpu_s(server: int, url: str) -> dict[str, float]:
+    """CPU seconds so far of the server process tree and of its PostgreSQL backends (Linux)."""
+    ours = backends(url)
+    procs = _procs()
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _, _ in procs:
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = set(), [server]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, ()))
+    tick = os.sysconf("SC_CLK_TCK")
+    return {
+        "server": sum(t for pid, _, _, t in procs if pid in tree) / tick,
+        "postgres": sum(t for pid, _, _, t in procs if pid in ours) / tick,
+        "client": time.process_time(),
+    }
 
 
 def free_port() -> int:
@@ -96,17 +147,26 @@ def free_port() -> int:
 
 
 def cdr_lines(files: list[Path], limit: int) -> list[tuple[str, bytes]]:
-    """Up to ``limit`` CDR lines of the month with their CPO (``CC*PID``), 2.2.1 and 2.3.0."""
+    """Up to ``limit`` CDR lines of the month with their CPO (``CC*PID``): from each file a share
+    by its size (2.2.1 and 2.3.0), read from its start only as far as needed."""
+    sizes = [f.stat().st_size for f in files]
+    shares = [limit * s // sum(sizes) for s in sizes]
+    shares[0] += limit - sum(shares)
     out: list[tuple[str, bytes]] = []
-    for f in files:
-        for line in f.read_bytes().splitlines():
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and obj.get("country_code") and obj.get("party_id"):
-                out.append((f"{obj['country_code']}*{obj['party_id']}", line))
-    return out[:limit]
+    for f, share in zip(files, shares, strict=True):
+        taken = 0
+        with f.open("rb") as lines:
+            for line in lines:
+                if taken == share:
+                    break
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and obj.get("country_code") and obj.get("party_id"):
+                    out.append((f"{obj['country_code']}*{obj['party_id']}", line.rstrip(b"\r\n")))
+                    taken += 1
+    return out
 
 
 async def _post_all(
@@ -155,7 +215,9 @@ async def _post_all(
     return latencies, status
 
 
-def bench_posts(url: str, files: list[Path], posts: int, concurrency: int, workers: int) -> dict[str, Any]:
+def bench_posts(
+    url: str, files: list[Path], posts: int, concurrency: int, workers: int, scratch: Path
+) -> dict[str, Any]:
     lines = cdr_lines(files, posts)
     store = Store(url)
     for party in sorted({p for p, _ in lines}):
@@ -165,7 +227,7 @@ def bench_posts(url: str, files: list[Path], posts: int, concurrency: int, worke
     port = free_port()
     env = {**os.environ, "ROAMLEDGER_STORE_URL": url}
     cmd = cli("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers))
-    log = open(DATA / "ingest_server.log", "wb")  # closed below
+    log = open(scratch / "ingest_server.log", "wb")  # closed below
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -182,9 +244,11 @@ def bench_posts(url: str, files: list[Path], posts: int, concurrency: int, worke
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_post_all(base, lines[: min(200, len(lines))], concurrency))  # warm-up (stored)
             rest = lines[min(200, len(lines)) :]
+            cpu0, load0 = cpu_s(proc.pid, url), os.getloadavg()[0]
             t0 = time.perf_counter()
             latencies, status = runner.run(_post_all(base, rest, concurrency))
             wall = time.perf_counter() - t0
+            cpu1, load1 = cpu_s(proc.pid, url), os.getloadavg()[0]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -203,6 +267,33 @@ def bench_posts(url: str, files: list[Path], posts: int, concurrency: int, worke
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "status": {str(k): v for k, v in sorted(status.items(), key=lambda kv: str(kv[0]))},
+        # CPU milliseconds per POST of the timed run (PostgreSQL: the server's backends, by their
+        # application_name; their WAL writer and checkpointer not counted), the 1-minute load
+        "cpu_ms_per_post": {k: round(1000 * (cpu1[k] - cpu0[k]) / max(len(latencies), 1), 3) for k in cpu0},
+        "load": [round(load0, 2), round(load1, 2)],
+        "batches": batches(url),
+    }
+
+
+def batches(url: str) -> dict[str, Any]:
+    """The group commits as the ingest log saw them: CDRs logged per distinct ``at_ms`` (one batch
+    writes its rows with one time; two batches in the same millisecond count as one)."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        sizes = [
+            n
+            for (n,) in conn.exec_driver_sql(
+                "SELECT count(*) FROM ingest_log WHERE kind = 'cdr' GROUP BY at_ms ORDER BY 1"
+            )
+        ]
+    engine.dispose()
+    if not sizes:
+        return {}
+    return {
+        "count": len(sizes),
+        "mean": round(sum(sizes) / len(sizes), 2),
+        "p50": sizes[len(sizes) // 2],
+        "max": sizes[-1],
     }
 
 
@@ -249,26 +340,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     ap.add_argument("--stores", default="sqlite,postgresql")
     ap.add_argument("--note", default="", help="conditions of the run (e.g. a shared machine)")
-    ap.add_argument("--out", default="ingest.json", help="file name under benchmarks/results")
+    ap.add_argument("--out", default="ingest.json", help="file name under benchmarks/results (or a path)")
+    ap.add_argument("--what", default="posts,import,settle", help="the measurements to take")
+    ap.add_argument(
+        "--scratch", type=Path, default=DATA / "ingest_tmp", help="folder of the SQLite stores and server log"
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    tmp = DATA / "ingest_tmp"
+    what = set(args.what.split(","))
+    tmp = args.scratch
     tmp.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for kind in args.stores.split(","):
-        files, _, _ = month(max(args.posts, 1000))
+        # the posted CDRs: from the first month of --sizes that holds enough of them
+        files, _, _ = month(next((n for n in sizes if n >= args.posts), max(args.posts, 1000)))
         with store_url(kind, tmp) as url:
             if url is None:
                 print(f"{kind}: not reachable, skipped")
                 continue
-            row = {
-                "what": "posts",
-                "store": kind,
-                **bench_posts(url, files, args.posts, args.concurrency, args.workers),
-            }
-            print(json.dumps(row))
-            rows.append(row)
-        for n in sizes:
+            if "posts" in what:
+                row = {
+                    "what": "posts",
+                    "store": kind,
+                    **bench_posts(url, files, args.posts, args.concurrency, args.workers, tmp),
+                }
+                print(json.dumps(row))
+                rows.append(row)
+        for n in sizes if what & {"import", "settle"} else ():
             files, tariffs, contracts = month(n)
             with store_url(kind, tmp) as url:
                 if url is None:
@@ -276,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"what": "import", "store": kind, "size": n, **bench_import(url, files, tariffs)}
                 print(json.dumps(row))
                 rows.append(row)
+                if "settle" not in what:
+                    continue
                 row = {"what": "settle", "store": kind, "size": n, **bench_settle(url, contracts, tmp)}
                 print(json.dumps(row))
                 rows.append(row)

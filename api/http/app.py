@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.http import errors
+from api.http.cdr_posts import CdrPosts
 from api.http.limits import BodySizeLimit
 from api.http.routers import health, lint, ocpi, pricesheets, quotes, settlements, store
 from api.http.settings import Settings, load_settings
@@ -23,8 +24,10 @@ ROUTERS = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The service with ``settings`` (default: :func:`load_settings`, i.e. file and environment)."""
+def create_app(settings: Settings | None = None, *, cdr_posts: bool = True) -> FastAPI:
+    """The service with ``settings`` (default: :func:`load_settings`, i.e. file and environment).
+    ``cdr_posts``: CDR POSTs answered in front of the router (:mod:`api.http.cdr_posts`; off only
+    to compare with the route)."""
     settings = settings or load_settings()
     app = FastAPI(
         title="roamledger",
@@ -41,6 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     errors.install(app)
     ocpi.install(app)
+    if cdr_posts:
+        app.add_middleware(CdrPosts)  # inside the size limit (added before it: inside)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

@@ -17,6 +17,7 @@ from pricing.errors import InputError, RecordRejected, RoamledgerError
 
 PROBLEM = "application/problem+json"
 LOG = logging.getLogger("roamledger.http")
+INTERNAL = "internal error (a bug in roamledger, logged on the server). Hint: please report the request"
 TITLES = {
     400: "Bad request",
     404: "Not found",
@@ -76,18 +77,19 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        hints = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
-        detail = (
-            f"{exc.detail}. Hint: {hints[exc.status_code]}" if exc.status_code in hints else str(exc.detail)
-        )
-        kind = "body-too-large" if exc.status_code == 413 else "http-error"
-        return problem(exc.status_code, detail, kind, instance=request.url.path)
+        return http_problem(exc, request.url.path)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> Response:
         LOG.exception("internal error on %s %s", request.method, request.url.path)
-        detail = "internal error (a bug in roamledger, logged on the server). Hint: please report the request"
-        return problem(500, detail, "internal-error", instance=request.url.path)
+        return problem(500, INTERNAL, "internal-error", instance=request.url.path)
+
+
+def http_problem(exc: StarletteHTTPException, path: str) -> Response:
+    hints = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
+    detail = f"{exc.detail}. Hint: {hints[exc.status_code]}" if exc.status_code in hints else str(exc.detail)
+    kind = "body-too-large" if exc.status_code == 413 else "http-error"
+    return problem(exc.status_code, detail, kind, instance=path)
 
 
 UNION_BRANCHES = {"QuoteIn": False, "QuoteBatchIn": True}  # the body models of a union, and "is a batch"

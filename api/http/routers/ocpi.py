@@ -71,7 +71,10 @@ def install(app: FastAPI) -> None:
 
 
 async def get_store(request: Request) -> Store:  # async: no thread pool hop
-    store = getattr(request.app.state, "store", None)
+    return need_store(getattr(request.app.state, "store", None))
+
+
+def need_store(store: Store | None) -> Store:
     if store is None:
         raise OcpiError(503, 3000, "no store configured. Hint: start the service with ROAMLEDGER_STORE_URL")
     return store
@@ -81,7 +84,11 @@ StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def token_of(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+    return token_in(request.headers.get("authorization", ""))
+
+
+def token_in(header: str) -> str:
+    """The token of an ``Authorization`` header value (401 without one)."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "token" or not token.strip():
         raise OcpiError(401, 2000, "missing Authorization header. Hint: send 'Authorization: Token <token>'")
@@ -116,10 +123,10 @@ def party_of(request: Request, store: StoreDep) -> tuple[str, str, str]:
 PartyDep = Annotated[tuple[str, str, str], Depends(party_of)]
 
 
-async def pusher_of(request: Request, store: StoreDep) -> tuple[tuple[str, str, str], str]:
+async def pusher_of(store: Store, authorization: str) -> tuple[tuple[str, str, str], str]:
     """The party of a CDR push and the digest of its token, from the process's token cache when
     the token was seen lately (:mod:`settlement.store.pushes`: the write checks it again)."""
-    token = token_of(request)
+    token = token_in(authorization)
     pushes = store.pushes
     hit = pushes.cached_party(token)
     if hit is not None:
@@ -148,15 +155,19 @@ def own(party: tuple[str, str, str], country_code: str, party_id: str) -> None:
 
 async def body_of(request: Request) -> Any:
     """The JSON object of the body (its text is kept on ``request.state.raw``: what the store keeps)."""
+    obj, request.state.raw = json_object(await request.body())
+    return obj
+
+
+def json_object(raw: bytes) -> tuple[dict[str, Any], str]:
+    """A body's JSON object and its text as the store keeps it (400 when it is not one object)."""
     try:
-        raw = await request.body()
         obj = loads(raw)
     except ValueError as exc:
         raise OcpiError(400, 2001, f"the body is not JSON: {exc}") from exc
     if not isinstance(obj, dict):
         raise OcpiError(400, 2001, "the body must be one JSON object")
-    request.state.raw = raw.strip().removeprefix(b"\xef\xbb\xbf").decode("utf-8")
-    return obj
+    return obj, raw.strip().removeprefix(b"\xef\xbb\xbf").decode("utf-8")
 
 
 BodyDep = Annotated[dict[str, Any], Depends(body_of)]
@@ -286,13 +297,27 @@ PUSH_ERRORS = {"conflict": (409, 2000), "rejected": (400, 2001), "token": (401, 
 @router.post("/{version}/cdrs", summary="A CPO posts a CDR (Location: where to GET it)")
 async def post_cdr(request: Request, version: str) -> Response:
     """Validated here, written by the process's group-commit writer with the POSTs that arrive
-    meanwhile; answered once its transaction is committed. The hottest route: its steps are
-    called in line (the same functions as the dependencies of the other routes)."""
-    store = await get_store(request)
-    obj = await body_of(request)
-    party, token_sha256 = await pusher_of(request, store)
+    meanwhile; answered once its transaction is committed. Served by :mod:`api.http.cdr_posts`
+    in front of the router (this route answers the same where that is not installed)."""
+    store = getattr(request.app.state, "store", None)
+    raw = await request.body()
+    authorization = request.headers.get("authorization", "")
+    http_status, location = await push_cdr(store, version, raw, authorization, request.url.path)
+    location = f"{base_url(request)}{location}"
+    return ocpi_response(None, http_status, {"Location": location})
+
+
+async def push_cdr(
+    store: Store | None, version: str, raw: bytes, authorization: str, path: str
+) -> tuple[int, str]:
+    """A pushed CDR through its checks (store, body, token, version) and the group commit: the HTTP
+    status of its success (201 new, 200 the same again) and the path of the stored CDR, for the
+    Location header; an :class:`OcpiError` otherwise."""
+    store = need_store(store)
+    obj, text = json_object(raw)
+    party, token_sha256 = await pusher_of(store, authorization)
     version_of(version)
-    push = stage(obj, party, token_sha256, f"POST {request.url.path}", request.state.raw)
+    push = stage(obj, party, token_sha256, f"POST {path}", text)
     try:
         done = await asyncio.wrap_future(store.pushes.submit(push))
     except NotStored as exc:
@@ -301,8 +326,8 @@ async def post_cdr(request: Request, version: str) -> Response:
         http_status, status_code = PUSH_ERRORS[done.outcome]
         message = UNKNOWN_TOKEN if done.outcome == "token" else done.message or ""
         raise OcpiError(http_status, status_code, message)
-    location = f"{base_url(request)}/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{done.object_id}"
-    return ocpi_response(None, 201 if done.outcome == "stored" else 200, {"Location": location})
+    location = f"/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{done.object_id}"
+    return (201 if done.outcome == "stored" else 200), location
 
 
 @router.get("/{version}/cdrs/{country_code}/{party_id}/{cdr_id}", summary="A stored CDR, as it was sent")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.http import errors
@@ -30,6 +33,7 @@ def create_app(settings: Settings | None = None, *, cdr_posts: bool = True) -> F
     to compare with the route)."""
     settings = settings or load_settings()
     app = FastAPI(
+        lifespan=lifespan,
         title="roamledger",
         version=__version__,
         description=(
@@ -48,6 +52,18 @@ def create_app(settings: Settings | None = None, *, cdr_posts: bool = True) -> F
         app.add_middleware(CdrPosts)  # inside the size limit (added before it: inside)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown: the settlement worker stops taking runs, the group-commit writer ends, the
+    store's connections close (an SQLite store then folds its write-ahead log into the file, so
+    copying the .db file alone after a stop copies everything)."""
+    yield
+    if app.state.runner is not None:
+        app.state.runner.shutdown()
+    if app.state.store is not None:
+        app.state.store.close()
 
 
 def app_from_environment() -> FastAPI:

@@ -3,6 +3,7 @@ with httpx; the server is stopped by its process id at the end."""
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 
 import httpx
@@ -47,3 +48,22 @@ def test_serve_answers_quotes_sheets_and_lint(server):
         assert big.status_code == 413 and big.headers["content-type"] == "application/problem+json"
         bad = c.post("/v1/quotes", json={"tariff": EXAMPLE_TARIFF, "start": "2025-03-04T10:00:00Z"})
         assert bad.status_code == 422 and "Hint:" in bad.json()["detail"]
+
+
+def test_a_stopped_server_leaves_its_sqlite_store_whole_in_one_file(tmp_path) -> None:
+    """SIGTERM: the store's connections close, so SQLite folds its write-ahead log into the .db
+    file (a run written just before the stop lived only in ``-wal``; copying the .db lost it)."""
+    db = tmp_path / "r.db"
+    proc, base = start_server({"ROAMLEDGER_STORE_URL": f"sqlite:///{db}"})
+    try:
+        r = httpx.post(f"{base}/v1/settlements", json={"month": "2026-11"}, timeout=30)
+        assert r.status_code == 202
+        assert (tmp_path / "r.db-wal").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert not (tmp_path / "r.db-wal").exists()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(db.read_bytes())
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT month FROM settlement_runs").fetchall() == [("2026-11",)]

@@ -108,6 +108,20 @@ def test_cdrs_posted_by_the_cpo(setup) -> None:
     assert status["parties"]["NL*CPO"]["refused"] == 2
 
 
+def test_a_cdr_id_beyond_latin_1_gets_a_percent_encoded_location(setup) -> None:
+    """The Location header is latin-1 bytes: an id with '€' was stored but answered 500 (a CPO
+    would re-send it forever); now 201 with the id percent-encoded, and that URL finds the CDR."""
+    c, _ = setup
+    h = auth(handshake(c))
+    odd = {**copy.deepcopy(CDR), "id": "ÄBC-ünï-€ 1"}
+    r = c.post(f"/ocpi/{V}/cdrs", headers=h, json=odd)
+    assert r.status_code == 201, r.text
+    location = r.headers["location"]
+    assert location.endswith(f"/ocpi/{V}/cdrs/NL/CPO/%C3%84BC-%C3%BCn%C3%AF-%E2%82%AC%201")
+    assert c.get(location, headers=h).json()["data"]["id"] == odd["id"]
+    assert c.post(f"/ocpi/{V}/cdrs", headers=h, json=odd).status_code == 200
+
+
 @pytest.mark.parametrize(
     "method, path, body",
     [

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -326,7 +327,8 @@ async def push_cdr(
         http_status, status_code = PUSH_ERRORS[done.outcome]
         message = UNKNOWN_TOKEN if done.outcome == "token" else done.message or ""
         raise OcpiError(http_status, status_code, message)
-    location = f"/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{done.object_id}"
+    # the id percent-encoded: a header is latin-1 bytes, and an id may hold any character
+    location = f"/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{quote(done.object_id, safe='')}"
     return (201 if done.outcome == "stored" else 200), location
 
 

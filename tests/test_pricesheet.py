@@ -6,6 +6,7 @@ import json
 
 import pytest
 from conftest import ROOT
+from test_quote import WINDOWED_TARIFF as WINDOWED
 
 from pricing.pricesheet import price_sheet
 
@@ -59,24 +60,6 @@ def test_every_spec_tariff_has_a_sheet():
             continue
         sheet = price_sheet(json.loads(path.read_text(encoding="utf-8")), "de").as_dict()
         assert sheet["summary"], path
-
-
-WINDOWED = {
-    "country_code": "NL",
-    "party_id": "ABC",
-    "id": "ABC-T1",
-    "currency": "EUR",
-    "last_updated": "2026-01-01T00:00:00Z",
-    "elements": [
-        {"price_components": [{"type": "FLAT", "price": 0.5, "vat": 21.0, "step_size": 1}]},
-        {
-            "price_components": [{"type": "ENERGY", "price": 0.3, "vat": 21.0, "step_size": 1}],
-            "restrictions": {"start_time": "09:00", "end_time": "18:00"},
-        },
-        {"price_components": [{"type": "ENERGY", "price": 0.25, "vat": 21.0, "step_size": 1}]},
-        {"price_components": [{"type": "PARKING_TIME", "price": 6.0, "vat": 21.0, "step_size": 300}]},
-    ],
-}
 
 
 def test_parking_fallback_and_vat_label_in_english():

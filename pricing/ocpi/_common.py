@@ -168,16 +168,15 @@ COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
 PARTY_ID = re.compile(r"[A-Za-z0-9]{3}")
 
 
-def _country_code(value: str) -> str:
-    if not COUNTRY_CODE.fullmatch(value):
-        raise ValueError("should be a 2-letter ISO 3166-1 country code such as NL")
-    return value
+def _code(pattern: re.Pattern[str], should: str) -> AfterValidator:
+    """A validator of a code written as ``pattern``, refusing others with ``should``."""
 
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(should)
+        return value
 
-def _party_id(value: str) -> str:
-    if not PARTY_ID.fullmatch(value):
-        raise ValueError("should be a 3-character party id of letters and digits (ISO 15118) such as ABC")
-    return value
+    return AfterValidator(check)
 
 
 Number = Annotated[Decimal, BeforeValidator(_number)]
@@ -188,8 +187,10 @@ StartTime = Annotated[str, AfterValidator(_start_time)]
 EndTime = Annotated[str, AfterValidator(_end_time)]
 Currency = Annotated[str, AfterValidator(_currency)]
 # the parties of a CDR name statements and their folders: OCPI's CiString(2) / CiString(3) codes
-CountryCode = Annotated[str, AfterValidator(_country_code)]
-PartyId = Annotated[str, AfterValidator(_party_id)]
+CountryCode = Annotated[str, _code(COUNTRY_CODE, "should be a 2-letter ISO 3166-1 country code such as NL")]
+PartyId = Annotated[
+    str, _code(PARTY_ID, "should be a 3-character party id of letters and digits (ISO 15118) such as ABC")
+]
 
 
 class WireModel(BaseModel):

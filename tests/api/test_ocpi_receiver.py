@@ -176,4 +176,5 @@ def test_quotes_and_price_sheets_of_a_pushed_tariff(setup) -> None:
     inline = c.post("/v1/quotes", json={"tariff": TARIFF, **planned})
     assert by_ref.status_code == 200 and by_ref.json()["total"] == inline.json()["total"]
     missing = c.get("/v1/tariffs/NL/CPO/NOPE/price-sheet")
-    assert missing.status_code == 422 and "no stored tariff NL/CPO/NOPE" in missing.json()["detail"]
+    assert missing.status_code == 404 and "no stored tariff NL/CPO/NOPE" in missing.json()["detail"]
+    assert missing.headers["content-type"] == "application/problem+json"

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from api.http.deps import SettingsDep, TariffsDep, json_response
+from api.http.errors import problem
 from api.http.routers.quotes import PROBLEMS
 from api.http.schemas import PriceSheetIn, PriceSheetOut
 from pricing.pricesheet import price_sheet
@@ -29,7 +30,7 @@ async def post_price_sheet(body: PriceSheetIn, settings: SettingsDep) -> Respons
 @router.get(
     "/tariffs/{country_code}/{party_id}/{tariff_id}/price-sheet",
     summary="The price sheet of a stored tariff (as its CPO pushed it), localized",
-    responses={200: {"model": PriceSheetOut}, **PROBLEMS},
+    responses={200: {"model": PriceSheetOut}, 404: {"description": "no such stored tariff"}, **PROBLEMS},
 )
 async def get_price_sheet(
     country_code: str,
@@ -40,4 +41,8 @@ async def get_price_sheet(
     locale: str | None = None,
 ) -> Response:
     key = TariffKey(country_code, party_id, tariff_id)
-    return json_response(price_sheet(key, locale or settings.default_locale, store=tariffs).as_dict())
+    found = tariffs(key) if tariffs is not None else key  # no store: price_sheet says so (422)
+    if found is None:  # the URL names a resource that is not there
+        detail = f"no stored tariff {country_code}/{party_id}/{tariff_id}. Hint: check the three ids"
+        return problem(404, detail, "not-found")
+    return json_response(price_sheet(found, locale or settings.default_locale, store=tariffs).as_dict())

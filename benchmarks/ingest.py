@@ -301,13 +301,21 @@ def bench_import(url: str, files: list[Path], tariffs: Path) -> dict[str, Any]:
     store = Store(url)
     for rec in iter_sources([tariffs]):  # the tariffs the month is settled with (not timed)
         store.put_tariff(rec.obj, stand_in=True)
+    before = {pid: t for pid, _, _, t in _procs()}
     t0 = time.perf_counter()
     counts, reasons = store.import_files([str(f) for f in files])
     wall = time.perf_counter() - t0
+    ours, tick = backends(url) | {os.getpid()}, os.sysconf("SC_CLK_TCK")
+    cpu = {pid: (t - before.get(pid, 0)) / tick for pid, _, _, t in _procs() if pid in ours}
     store.close()
+    per = 1e5 / max(counts["read"], 1)
     return {
         "wall_s": round(wall, 3),
         "cdrs_per_s": round(counts["read"] / wall, 1),
+        "cpu_s_per_1e5": {  # this process (reader, writer) and its PostgreSQL backends
+            "importer": round(cpu.pop(os.getpid()) * per, 2),
+            "postgres": round(sum(cpu.values()) * per, 2),
+        },
         "counts": counts,
         "record_by_record": dict(reasons),
     }

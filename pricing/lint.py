@@ -7,9 +7,9 @@ What is checked (codes are stable strings; severity ``error`` = the tariff canno
 * ``NOT_A_TARIFF`` (error): an object without ``elements`` that is no tariff at all (a CDR, or
   neither ``currency`` nor ``elements``): said so, not reported as a tariff missing fields.
 * ``INVALID_TARIFF`` (error): the tariff does not parse; the parser's code, path and hint.
-* ``UNKNOWN_FIELD`` (warning): a key OCPI does not define (for the tariff's version) in an element,
-  a price component or restrictions — the parser ignores it, so e.g. a misspelled ``start_tme``
-  leaves the element unrestricted; the fix names the closest known key.
+* ``UNKNOWN_FIELD`` (warning): a key OCPI does not define (for the tariff's version) in the tariff,
+  an element, a price component or restrictions — the parser ignores it, so e.g. a misspelled
+  ``start_tme`` leaves the element unrestricted; the fix names the closest known key.
 * ``MIN_ABOVE_MAX`` (error): min_price above max_price (excl. or incl. VAT).
 * ``NEVER_MATCHES`` (error): restrictions that can never hold together (start_time = end_time,
   min ≥ max for kWh/power/current/duration, start_date ≥ end_date, weekdays outside a short date
@@ -60,6 +60,14 @@ BOUNDS = (
 
 
 # The keys OCPI defines per object, by version (2.3.0 has the 2.2.1 ones).
+_TARIFF_211 = "id currency tariff_alt_text tariff_alt_url elements energy_mix last_updated"
+_TARIFF_221 = "country_code party_id type min_price max_price start_date_time end_date_time"
+TARIFF_KEYS = {
+    "2.1.1": frozenset(_TARIFF_211.split()),
+    "2.2.1": frozenset(f"{_TARIFF_211} {_TARIFF_221}".split()),
+    # preauthorize_amount: only in the tag v2.3.0 (the Payments module), not in later editions
+    "2.3.0": frozenset(f"{_TARIFF_211} {_TARIFF_221} tax_included preauthorize_amount".split()),
+}
 ELEMENT_KEYS = frozenset({"price_components", "restrictions"})
 COMPONENT_KEYS = {
     "2.1.1": frozenset({"type", "price", "step_size"}),
@@ -162,8 +170,9 @@ def not_a_tariff(obj: Any) -> LintFinding | None:
 
 
 def unknown_fields(obj: Any, version: str) -> list[LintFinding]:
-    """Keys OCPI does not define in elements, price components and restrictions (the parser
-    ignores them: a misspelled restriction silently does not restrict)."""
+    """Keys OCPI does not define in the tariff, its elements, price components and restrictions
+    (the parser ignores them: a misspelled restriction silently does not restrict, a misspelled
+    ``max_price`` silently does not cap)."""
     v = "2.1.1" if version == "2.1.1" else "2.2.1"
     out: list[LintFinding] = []
 
@@ -189,6 +198,7 @@ def unknown_fields(obj: Any, version: str) -> list[LintFinding]:
                 )
             )
 
+    check(obj, TARIFF_KEYS.get(version, TARIFF_KEYS["2.2.1"]), "$", "tariffs")
     elements = obj.get("elements") if isinstance(obj, dict) else None
     for i, el in enumerate(elements if isinstance(elements, list) else []):
         here = f"$.elements[{i}]"

@@ -231,6 +231,12 @@ CRAFTED = [
         ["UNKNOWN_FIELD", "UNKNOWN_FIELD"],
         "$.elements[0].restriction",
     ),
+    (
+        "misspelled tariff key (the cap is ignored)",
+        with_changes(max_prce={"excl_vat": "10.00", "incl_vat": "12.10"}),
+        ["UNKNOWN_FIELD"],
+        "$.max_prce",
+    ),
     ("a CDR", {"id": "12345", "currency": "EUR", "charging_periods": []}, ["NOT_A_TARIFF"], "$"),
     ("an object of nothing known", {"foo": 1}, ["NOT_A_TARIFF"], "$"),
     ("not an object", ["nope"], ["INVALID_TARIFF"], "$"),

@@ -292,6 +292,15 @@ def test_not_an_object_is_a_bad_record() -> None:
         assert rejected(parse_tariff, bad, "2.2.1").code == E.BAD_RECORD
 
 
+def test_a_tariff_given_as_a_cdr_is_named_a_tariff() -> None:
+    """Not "end_date_time: required field is missing (6 more problems)": the record is a tariff."""
+    for version in VERSIONS:
+        tariff = load(version, sorted(p.name for p in (EXAMPLES / version).glob("tariff*.json"))[0])
+        err = rejected(parse_cdr, tariff)
+        assert (err.code, err.path) == (E.BAD_RECORD, "$")
+        assert "an OCPI tariff" in err.message and "--tariffs" in err.message
+
+
 def test_missing_required_field_names_its_path() -> None:
     c = cdr221()
     del c["currency"]

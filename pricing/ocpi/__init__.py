@@ -280,9 +280,18 @@ def parse_cdr(obj: object, version: str | None = None) -> tuple[M.Cdr, list[Find
     """A decoded CDR → (canonical CDR, warnings). Embedded tariffs use the CDR's version.
 
     ``version=None`` detects it (:func:`detect_version`); a given version that the data clearly
-    contradicts raises ``VERSION_MISMATCH``. Any problem raises :class:`RecordRejected`.
+    contradicts raises ``VERSION_MISMATCH``. Any problem raises :class:`RecordRejected` (a tariff
+    given as a CDR: ``BAD_RECORD`` saying so, not the CDR fields it lacks).
     """
     record = _record(obj, "cdr")
+    if "elements" in record and "charging_periods" not in record:
+        raise RecordRejected(
+            E.BAD_RECORD,
+            "an OCPI tariff (it has elements, no charging_periods), not a CDR. "
+            "Hint: give tariff files as tariffs (--tariffs, or PUT to the tariffs module) and keep "
+            "them out of the CDR files and folders",
+            "$",
+        )
     v = _resolve(record, "cdr", version)
     wire = _validate(_MODULES[v].Cdr, record, v, "cdr")
     findings: list[Finding] = []

@@ -299,6 +299,10 @@ def test_a_tariff_given_as_a_cdr_is_named_a_tariff() -> None:
         err = rejected(parse_cdr, tariff)
         assert (err.code, err.path) == (E.BAD_RECORD, "$")
         assert "an OCPI tariff" in err.message and "--tariffs" in err.message
+    contracts = {"statement_time_zone": "Europe/Amsterdam", "default": {"basis": "reported"}}
+    err = rejected(parse_cdr, contracts)
+    assert (err.code, err.path) == (E.BAD_RECORD, "$")
+    assert "not an OCPI CDR" in err.message and "default, statement_time_zone" in err.message
 
 
 def test_missing_required_field_names_its_path() -> None:

@@ -281,7 +281,8 @@ def parse_cdr(obj: object, version: str | None = None) -> tuple[M.Cdr, list[Find
 
     ``version=None`` detects it (:func:`detect_version`); a given version that the data clearly
     contradicts raises ``VERSION_MISMATCH``. Any problem raises :class:`RecordRejected` (a tariff
-    given as a CDR: ``BAD_RECORD`` saying so, not the CDR fields it lacks).
+    given as a CDR, or an object with neither ``id`` nor ``charging_periods``: ``BAD_RECORD``
+    saying so, not the CDR fields it lacks).
     """
     record = _record(obj, "cdr")
     if "elements" in record and "charging_periods" not in record:
@@ -290,6 +291,15 @@ def parse_cdr(obj: object, version: str | None = None) -> tuple[M.Cdr, list[Find
             "an OCPI tariff (it has elements, no charging_periods), not a CDR. "
             "Hint: give tariff files as tariffs (--tariffs, or PUT to the tariffs module) and keep "
             "them out of the CDR files and folders",
+            "$",
+        )
+    if not {"id", "charging_periods"} & record.keys():
+        keys = ", ".join(sorted(map(str, record))[:6]) or "none"
+        raise RecordRejected(
+            E.BAD_RECORD,
+            f"not an OCPI CDR: it has neither id nor charging_periods (its keys: {keys}). "
+            "Hint: give CDR files only where CDRs are read; keep contracts and other JSON out of "
+            "CDR folders",
             "$",
         )
     v = _resolve(record, "cdr", version)

@@ -21,7 +21,16 @@ from babel import Locale
 from babel.dates import format_date
 
 from pricing import display
-from pricing.model import Dimension, Element, PriceComponent, PriceLimit, Restrictions, Tariff, TaxIncluded
+from pricing.model import (
+    Dimension,
+    Element,
+    PriceComponent,
+    PriceLimit,
+    ReservationKind,
+    Restrictions,
+    Tariff,
+    TaxIncluded,
+)
 from pricing.quote import TariffStore, resolve_tariff
 from pricing.units import round_half_up
 
@@ -73,7 +82,9 @@ def with_vat(tariff: Tariff, comp: PriceComponent) -> tuple[Fraction | None, Fra
     return price, price * vat
 
 
-def component_entry(tariff: Tariff, comp: PriceComponent, loc: Locale) -> dict[str, Any]:
+def component_entry(
+    tariff: Tariff, comp: PriceComponent, loc: Locale, reservation: bool = False
+) -> dict[str, Any]:
     w = display.words(loc)
     cur = tariff.currency
     excl, incl = with_vat(tariff, comp)
@@ -86,7 +97,8 @@ def component_entry(tariff: Tariff, comp: PriceComponent, loc: Locale) -> dict[s
             entry[f"price_{name}_exact"] = False
     entry["unit"] = UNIT[comp.dimension]
     entry["vat"] = None if comp.vat is None else f"{comp.vat.normalize():f}"
-    per = {Dimension.ENERGY: "per_kwh", Dimension.FLAT: "per_session"}.get(comp.dimension, "per_hour")
+    flat = "per_reservation" if reservation else "per_session"  # a reservation's FLAT is its fee
+    per = {Dimension.ENERGY: "per_kwh", Dimension.FLAT: flat}.get(comp.dimension, "per_hour")
     texts = [f"{price_text(shown_price, cur, loc)} {w[per]}"]
     if comp.dimension in (Dimension.TIME, Dimension.PARKING_TIME):
         minute, exact = dec_text(shown_price / 60) if shown_price is not None else (None, True)
@@ -161,8 +173,10 @@ def when(r: Restrictions, loc: Locale) -> tuple[dict[str, Any], str]:
         if value is not None:
             fields[key] = value
             parts.append(w[word].format(x=display.number(Fraction(value, 60), loc)))
-    if r.reservation is not None:
+    if r.reservation is not None:  # said first: these prices apply to a reservation, not to charging
         fields["reservation"] = r.reservation.value
+        expired = r.reservation is ReservationKind.RESERVATION_EXPIRES
+        parts.insert(0, w["reservation_expired" if expired else "while_reserved"])
     return fields, (", ".join(parts) if parts else w["always"])
 
 
@@ -194,7 +208,7 @@ def element_entry(
     w = display.words(loc)
     prices = []
     for comp in el.components:
-        entry = component_entry(tariff, comp, loc)
+        entry = component_entry(tariff, comp, loc, reservation=el.restrictions.reservation is not None)
         fallback = phrase == w["always"] and comp.dimension in earlier
         entry["when_text"] = w["other_times"] if fallback else phrase
         prices.append(entry)
@@ -254,6 +268,7 @@ def price_sheet(
         "max_price": limit_entry(t.max_price, t.currency, loc),
     }
     summary = [f"{p['when_text']}: {p['text']}" for e in regular for p in e["prices"]]
+    summary += [f"{p['when_text']}: {p['text']}" for e in reserve for p in e["prices"]]
     for key in ("min_price", "max_price"):
         if body[key] is not None:
             summary.append(f"{w[key]}: {body[key]['text']}")

@@ -49,6 +49,17 @@ def test_caps_reservation_and_unknown_vat():
     assert capped["max_price"]["excl_vat"] is not None and capped["summary"][-1].startswith("Maximum price: ")
     reserve = price_sheet(example("2.2.1", "tariff_16_reservation_2_euro_fee_5_euro_per_hour.json")).as_dict()
     assert reserve["reservation"] and all(e["when"].get("reservation") for e in reserve["reservation"])
+    # reservation prices are said to be such (not "at all times … per session", read as a start fee
+    # on every session), in the summary the CLI and the API show, after the charging prices
+    assert reserve["summary"] == [
+        "at all times: €0.60 per session",
+        "at all times: €0.275 per kWh",
+        "reservation, until charging starts: €2.40 per reservation",
+        "reservation, until charging starts: €0.10 per minute, €6.00 per hour, billed per 5 min",
+    ]
+    tariff_16 = example("2.2.1", "tariff_16_reservation_2_euro_fee_5_euro_per_hour.json")
+    nl = price_sheet(tariff_16, "nl").as_dict()
+    assert nl["summary"][2] == "reservering, tot het laden begint: €\xa02,40 per reservering"
     old = price_sheet(example("2.1.1", "tariff_simple_2_euro_per_hour.json"), "nl").as_dict()
     assert old["vat_known"] is False and old["vat_text"] == "btw niet vermeld"
     assert old["elements"][0]["prices"][0]["price_incl_vat"] is None

@@ -28,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
     lines = [
         f"tariff {body['tariff_id']} ({body['currency']}, OCPI {body['ocpi_version']}): {body['vat_text']}"
     ]
-    lines += [f"  {line}" for line in body["summary"]]
-    if body["reservation"]:
-        lines += [f"  {p['when_text']}: {p['text']}" for e in body["reservation"] for p in e["prices"]]
+    lines += [f"  {line}" for line in body["summary"]]  # reservation prices too, named as such
     emit(args, body, "\n".join(lines))
     return EXIT_OK

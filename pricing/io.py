@@ -278,7 +278,7 @@ def write_parquet(
         arrays.append(pa.array(values, type=typ))
         fields.append(pa.field(c, typ))
     table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-    tmp = f"{path}.tmp"
+    tmp = temp_sibling(path)
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
 
@@ -535,7 +535,7 @@ def write_lines(path: str | os.PathLike[str], pieces: Iterable[Any]) -> None:
     """Each piece a Series of strings, one per line, each followed by ``\n``, written as is
     (atomically), one piece after the other."""
 
-    tmp = f"{path}.tmp"
+    tmp = temp_sibling(path)
     with open(tmp, "wb") as fh:
         for lines in pieces:
             if len(lines):
@@ -639,14 +639,21 @@ def _write_parquet_frame(
         arrays.append(arr)
         fields.append(pa.field(c, typ))
     table = pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-    tmp = f"{path}.tmp"
+    tmp = temp_sibling(path)
     pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, path)
 
 
+def temp_sibling(path: str | os.PathLike[str]) -> str:
+    """Where a file is written before it is renamed to ``path``: a hidden sibling named after it
+    and this process (a user's ``path.tmp`` is never overwritten; two runs never share one)."""
+    head, name = os.path.split(os.fspath(path))
+    return os.path.join(head, f".{name}.roamledger-partial-{os.getpid()}")
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write to a temporary file and rename: a crash never leaves a half-written output."""
-    tmp = f"{path}.tmp"
+    tmp = temp_sibling(path)
     with open(tmp, "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
     os.replace(tmp, path)

@@ -105,7 +105,7 @@ class RenderedRows:
         first = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
         span_of = np.repeat(np.arange(len(self.spills)), counts)
         files = [os.open(s.path, os.O_RDONLY) for s in self.spills]
-        tmp = f"{path}.tmp"
+        tmp = rio.temp_sibling(path)
         try:
             with open(tmp, "wb") as out, ThreadPoolExecutor(MERGE_THREADS) as pool:
                 # pieces gathered on threads (reads and Arrow release the GIL), written in order;

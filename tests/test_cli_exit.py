@@ -388,3 +388,27 @@ def test_a_read_only_output_folder_is_named_with_a_hint(tmp_path: Path, monkeypa
     err = capsys.readouterr().err
     said = f"cannot write to {tmp_path / 'out'}: read-only file system. Hint: choose another --out"
     assert err == f"roamledger: error: {said}\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [(errno.EPERM, "the folder does not allow writing"), (errno.EACCES, "permission denied")],
+)
+def test_a_folder_refusing_the_staging_file_is_named_with_a_hint(
+    tmp_path: Path, monkeypatch, capsys, code: int, why: str
+) -> None:
+    """chattr +i or a folder without write permission: the folder and --out, not the staging file;
+    the same error on an input file is said as it is (it is no output problem)."""
+    staging = tmp_path / "out" / ".p.csv.roamledger-partial-12445"
+    failing = [staging]
+
+    def refused(args: object) -> int:
+        raise OSError(code, os.strerror(code), str(failing[0]))
+
+    monkeypatch.setattr(api.cli.price, "run", refused)
+    assert main(["price", "--out", str(tmp_path / "out" / "p.csv"), "c.ndjson"]) == 2
+    said = f"cannot write to {tmp_path / 'out'}: {why}. Hint: choose another --out"
+    assert capsys.readouterr().err == f"roamledger: error: {said}\n"
+    failing[0] = tmp_path / "c.ndjson"
+    assert main(["price", "--out", str(tmp_path / "out" / "p.csv"), "c.ndjson"]) == 2
+    assert capsys.readouterr().err == f"roamledger: error: {os.strerror(code)}: {tmp_path / 'c.ndjson'}\n"

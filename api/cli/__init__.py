@@ -11,6 +11,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -87,14 +88,19 @@ def run_command(words: list[str]) -> int:
 
 
 WRITE_ERRORS = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on the device"}
+# refused on a file the run stages its outputs in (a folder without write permission, or immutable)
+DENIED = {errno.EACCES: "permission denied", errno.EPERM: "the folder does not allow writing"}
+STAGING = re.compile(r"^\..+\.(roamledger-partial|partial)-")
 
 
 def os_error_message(exc: OSError) -> str:
     """One sentence for an operating-system error; a file system that refuses writes names the
     folder (not a hidden staging file in it) and how to go on."""
-    if exc.errno in WRITE_ERRORS and exc.filename:
+    staging = bool(exc.filename) and STAGING.search(os.path.basename(str(exc.filename))) is not None
+    if exc.filename and (exc.errno in WRITE_ERRORS or (staging and exc.errno in DENIED)):
         folder = os.path.dirname(os.path.abspath(exc.filename))
-        return f"cannot write to {folder}: {WRITE_ERRORS[exc.errno]}. Hint: choose another --out"
+        why = WRITE_ERRORS.get(exc.errno) or DENIED[exc.errno]
+        return f"cannot write to {folder}: {why}. Hint: choose another --out"
     where = f": {exc.filename}" if exc.filename else ""
     return f"{exc.strerror or exc}{where}"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from api.cli.options import EXIT_OK, add_policy_option, command_parser, policy_of, require_existing
 from pricing.errors import InputError
-from pricing.io import read_records
+from pricing.io import atomic_write_text, read_records
 from pricing.quote import Quote, quote
 
 EXAMPLE = """example:
@@ -42,7 +42,7 @@ def add_format_option(p: argparse.ArgumentParser) -> None:
 def emit(args: argparse.Namespace, body: dict[str, Any], text: str) -> None:
     out = json.dumps(body, indent=2, ensure_ascii=False, default=str) if args.format == "json" else text
     if args.out:
-        Path(args.out).write_text(out + "\n", encoding="utf-8")
+        atomic_write_text(args.out, out + "\n")
     else:
         sys.stdout.write(out + "\n")
 

@@ -370,8 +370,9 @@ def close_month(store: Store, month: str, run_id: int | None = None) -> tuple[in
         newest = [r for r in list_runs(store, month) if r.status == "done"]
         if not newest:
             raise RunRefused(
-                f"no done settlement run of {month} in the store. Hint: POST /v1/settlements "
-                f'{{"month": "{month}"}} and close when it is done'
+                f"no done settlement run of {month} in the store (settle --store writes files, "
+                f"not runs). Hint: roamledger close --month {month} --settle (settles and closes), "
+                f'or POST /v1/settlements {{"month": "{month}"}} and close when it is done'
             )
         run_id = newest[0].id
     run = get_run(store, run_id)

@@ -206,11 +206,36 @@ def instant_ms(value: datetime | str, zone: str, what: str) -> int:
     if not isinstance(value, datetime):
         raise InputError(f"{what} must be a date-time, not {type(value).__name__}")
     if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo(zone))
+        value = local_instant(value, ZoneInfo(zone), what)
     if not EARLIEST <= value <= LATEST:
         raise InputError(f"{what} {value.isoformat()} is outside 1970–2199. Hint: check the year")
     delta = value.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
     return delta // timedelta(milliseconds=1)
+
+
+def local_instant(value: datetime, zone: ZoneInfo, what: str) -> datetime:
+    """A naive local time in ``zone``; refused where the zone's clocks skip it (a DST gap) or show
+    it twice (the hour after a DST end): no instant is guessed for the caller."""
+    first, second = value.replace(tzinfo=zone, fold=0), value.replace(tzinfo=zone, fold=1)
+    shown = value.replace(microsecond=0).isoformat()
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
+        raise InputError(
+            f"{what} {shown} does not exist in {zone.key}: the clocks go forward over it. "
+            f"Hint: give a time outside the gap, or an offset (e.g. {offset_text(first.utcoffset())})"
+        )
+    a, b = first.utcoffset(), second.utcoffset()
+    if a != b and a is not None and b is not None:
+        raise InputError(
+            f"{what} {shown} happens twice in {zone.key} (the clocks go back). Hint: give an offset: "
+            f"{offset_text(a)} for the first, {offset_text(b)} for the second"
+        )
+    return first
+
+
+def offset_text(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def iso_utc(ms: int) -> str:

@@ -83,6 +83,22 @@ def test_time_zone_from_location_and_from_the_tariff_country():
     assert by_tariff.row["time_zone"] == "Europe/Amsterdam"
 
 
+def test_a_local_start_the_clocks_skip_or_show_twice_is_refused_not_guessed():
+    with pytest.raises(InputError, match=r"2026-03-29T02:30:00 does not exist in Europe/Amsterdam.*\+01:00"):
+        quote(ENERGY_TARIFF, start="2026-03-29T02:30", energy_kwh=1, power_kw=1)
+    with pytest.raises(InputError, match=r"happens twice .* \+02:00 for the first, \+01:00 for the second"):
+        quote(ENERGY_TARIFF, start="2026-10-25T02:30", energy_kwh=1, power_kw=1)
+    # an offset says which; the hours around the changes are unambiguous
+    first = quote(ENERGY_TARIFF, start="2026-10-25T02:30+02:00", energy_kwh=1, power_kw=1)
+    second = quote(ENERGY_TARIFF, start="2026-10-25T02:30+01:00", energy_kwh=1, power_kw=1)
+    assert (first.as_dict()["start"], second.as_dict()["start"]) == (
+        "2026-10-25T00:30:00Z",
+        "2026-10-25T01:30:00Z",
+    )
+    for start in ("2026-03-29T01:59", "2026-03-29T03:00", "2026-10-25T01:59", "2026-10-25T03:00"):
+        quote(ENERGY_TARIFF, start=start, energy_kwh=1, power_kw=1)
+
+
 def test_profile_stops_when_the_energy_is_delivered():
     q = quote(
         ENERGY_TARIFF,

@@ -15,9 +15,11 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -29,7 +31,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, NoSuchModuleError, OperationalError
 
 from pricing.errors import InputError, RoamledgerError
-from pricing.io import Record, dumps, loads
+from pricing.io import Record, loads
 from pricing.ocpi import parse_tariff
 from settlement.store.bulk import (
     RowError,
@@ -85,8 +87,15 @@ def batched(items: Iterable[Any], n: int) -> Iterator[tuple[Any, ...]]:
 
 
 def raw_text(obj: Any) -> str:
-    """The JSON text kept for an object: compact, keys in the order received, exact numbers."""
-    return dumps(obj)
+    """The JSON text kept for an object: compact, keys in the order received, exact numbers written
+    as JSON numbers (a decoded Decimal as its digits, not as text: GET gives OCPI numbers back)."""
+    return orjson.dumps(obj, default=_json_number).decode()
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    raise TypeError(f"cannot store {type(value).__name__} {value!r} in JSON")
 
 
 def sqlite_transactions(engine: Engine) -> None:
@@ -329,7 +338,12 @@ class Store:
         raise conflict
 
     def tariff(self, country_code: str, party_id: str, tariff_id: str) -> Any | None:
-        """The newest version of a tariff that is not deleted, as the party sent it."""
+        """The newest version of a tariff that is not deleted, as the party sent it (decoded)."""
+        raw = self.tariff_json(country_code, party_id, tariff_id)
+        return None if raw is None else loads(raw)
+
+    def tariff_json(self, country_code: str, party_id: str, tariff_id: str) -> str | None:
+        """The JSON text of :meth:`tariff` (numbers as the party wrote them)."""
         with self.engine.connect() as conn:
             raw = conn.execute(
                 select(tariffs.c.raw)
@@ -344,7 +358,7 @@ class Store:
                 .order_by(tariffs.c.last_updated_ms.desc())
                 .limit(1)
             ).scalar()
-        return None if raw is None else loads(raw)
+        return raw
 
     def delete_tariff(self, country_code: str, party_id: str, tariff_id: str) -> bool:
         """Mark every version deleted (kept: CDRs of sessions before the deletion still price with them)."""
@@ -437,6 +451,12 @@ class Store:
         return Stored("stored", cdr_id)
 
     def cdr(self, country_code: str, party_id: str, cdr_id: str) -> Any | None:
+        """A stored CDR as the party sent it (decoded)."""
+        raw = self.cdr_json(country_code, party_id, cdr_id)
+        return None if raw is None else loads(raw)
+
+    def cdr_json(self, country_code: str, party_id: str, cdr_id: str) -> str | None:
+        """The JSON text of :meth:`cdr` (numbers as the party wrote them)."""
         with self.engine.connect() as conn:
             raw = conn.execute(
                 select(cdrs.c.raw).where(
@@ -447,7 +467,7 @@ class Store:
                     )
                 )
             ).scalar()
-        return None if raw is None else loads(raw)
+        return raw
 
     def cdr_records(self, lo_ms: int | None = None, hi_ms: int | None = None) -> Iterator[Record]:
         """The stored CDRs whose session ended in [lo_ms, hi_ms), in the order they were stored, as

@@ -65,7 +65,8 @@ def test_tariffs_pushed_by_the_cpo(setup) -> None:
     h = auth(handshake(c))
     assert c.put(TARIFF_URL, headers=h, json=TARIFF).status_code == 201
     assert c.put(TARIFF_URL, headers=h, json=TARIFF).status_code == 200, "the same version again: unchanged"
-    assert c.get(TARIFF_URL, headers=h).json()["data"]["currency"] == "EUR"
+    got = c.get(TARIFF_URL, headers=h)
+    assert got.json()["data"] == TARIFF and b'"price":"' not in got.content, "numbers stay numbers"
     other = copy.deepcopy(TARIFF)
     other["currency"] = "GBP"
     r = c.put(TARIFF_URL, headers=h, json=other)
@@ -73,6 +74,8 @@ def test_tariffs_pushed_by_the_cpo(setup) -> None:
     r = c.patch(TARIFF_URL, headers=h, json={"currency": "GBP", "last_updated": "2024-02-01T00:00:00Z"})
     assert r.status_code == 200
     assert c.get(TARIFF_URL, headers=h).json()["data"]["currency"] == "GBP"
+    price = c.get(TARIFF_URL, headers=h).json()["data"]["elements"][0]["price_components"][0]["price"]
+    assert isinstance(price, float | int), f"an OCPI number, not {price!r}"
     r = c.put(f"/ocpi/{V}/tariffs/NL/CPO/OTHER", headers=h, json=TARIFF)
     assert r.status_code == 400 and "not the URL's tariff id" in r.json()["status_message"]
     assert c.delete(TARIFF_URL, headers=h).status_code == 200

@@ -276,10 +276,10 @@ def patch_tariff(
 
 @router.get(TARIFF, summary="The stored tariff (its newest version)")
 def get_tariff(ref: TariffDep, store: StoreDep) -> Response:
-    tariff = store.tariff(ref.country_code, ref.party_id, ref.tariff_id)
+    tariff = store.tariff_json(ref.country_code, ref.party_id, ref.tariff_id)
     if tariff is None:
         raise OcpiError(404, 2004, f"tariff {ref} is not stored")
-    return ocpi_response(tariff)
+    return ocpi_response(orjson.Fragment(tariff))  # its numbers as sent: JSON numbers, not text
 
 
 @router.delete(TARIFF, summary="A CPO withdraws a tariff (kept for sessions before the deletion)")
@@ -338,10 +338,10 @@ def get_cdr(
 ) -> Response:
     version_of(version)
     own(party, country_code, party_id)
-    cdr = store.cdr(country_code, party_id, cdr_id)
+    cdr = store.cdr_json(country_code, party_id, cdr_id)
     if cdr is None:
         raise OcpiError(404, 2004, f"CDR {country_code}*{party_id}*{cdr_id} is not stored")
-    return ocpi_response(cdr)
+    return ocpi_response(orjson.Fragment(cdr))
 
 
 def write(store: Store, party: tuple[str, str, str], kind: str, source: str, action: Any) -> Any:

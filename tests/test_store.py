@@ -24,6 +24,7 @@ from api.cli import main
 from pricing.io import iter_sources
 from settlement.store import Conflict, Store, StoreError
 from settlement.store.schema import metadata
+from settlement.store.schema import tariffs as tariffs_table
 
 PG = os.environ.get("ROAMLEDGER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "cdrs"
@@ -95,6 +96,18 @@ def test_tariff_versions(store: Store) -> None:
     assert store.tariff("NL", "CPO", TARIFF["id"]) is None
     assert len(list(store.tariff_versions())) == 2, "deleted versions still price earlier sessions"
     assert store.counts()["NL*CPO"]["refused"] == 1
+
+
+def test_a_tariff_stored_with_numbers_as_text_is_unchanged_when_sent_again(store: Store) -> None:
+    """Stores written before tariffs kept JSON numbers held prices as text ("0.3"): the same tariff
+    sent again is the same version, not a conflict; what is stored now keeps numbers."""
+    assert store.put_tariff(tariff(), "NL", "CPO").outcome == "stored"
+    assert '"price":0.3' in store.tariff_json("NL", "CPO", TARIFF["id"])
+    with store.engine.begin() as conn:
+        raw = conn.execute(sa.select(tariffs_table.c.raw)).scalar()
+        conn.execute(sa.update(tariffs_table).values(raw=raw.replace('"price":0.3', '"price":"0.3"')))
+    assert '"price":"0.3"' in store.tariff_json("NL", "CPO", TARIFF["id"])
+    assert store.put_tariff(tariff(), "NL", "CPO").outcome == "unchanged"
 
 
 def test_cdrs_are_append_only_and_idempotent(store: Store) -> None:

@@ -326,7 +326,7 @@ class Store:
                 )
                 self._log(conn, country_code, party_id, "tariff", tariff.id, "stored", None, source)
                 return Stored("stored", tariff.id)
-            if held == text:
+            if held == text or same_json(held, text):  # (a store of older code kept numbers as text)
                 self._log(conn, country_code, party_id, "tariff", tariff.id, "unchanged", None, source)
                 return Stored("unchanged", tariff.id)
         conflict = Conflict(

@@ -326,3 +326,88 @@ def test_out_of_month_says_the_end_in_the_statement_zone(tmp_path: Path) -> None
         "session ended 2026-11-01T00:30:00+01:00 (Europe/Amsterdam), in 2026-11, not"
     )
     assert "UTC date" not in oom["message"] and "2026-10-31" not in oom["message"]
+
+
+def _cdr(cdr_id: str, tariff_id: str, total_cost: dict) -> dict:
+    return {
+        "country_code": "NL",
+        "party_id": "MYC",
+        "id": cdr_id,
+        "start_date_time": "2026-10-15T10:00:00Z",
+        "end_date_time": "2026-10-15T11:00:00Z",
+        "session_id": "S-" + cdr_id,
+        "cdr_token": {
+            "country_code": "DE",
+            "party_id": "MSP",
+            "uid": "AA11",
+            "type": "RFID",
+            "contract_id": "DE-MSP-C1",
+        },
+        "auth_method": "WHITELIST",
+        "cdr_location": {
+            "id": "LOC-1",
+            "address": "Dam 1",
+            "city": "Amsterdam",
+            "country": "NLD",
+            "coordinates": {"latitude": "52.37", "longitude": "4.89"},
+            "evse_uid": "E1",
+            "evse_id": "NL*MYC*E1",
+            "connector_id": "1",
+            "connector_standard": "IEC_62196_T2",
+            "connector_format": "SOCKET",
+            "connector_power_type": "AC_3_PHASE",
+        },
+        "currency": "EUR",
+        "charging_periods": [
+            {
+                "start_date_time": "2026-10-15T10:00:00Z",
+                "dimensions": [{"type": "ENERGY", "volume": 10}, {"type": "TIME", "volume": 1}],
+                "tariff_id": tariff_id,
+            }
+        ],
+        "total_cost": total_cost,
+        "total_energy": 10,
+        "total_time": 1,
+        "last_updated": "2026-10-15T11:05:00Z",
+    }
+
+
+UNPRICEABLE_230 = _cdr(
+    "T230-NOTAR", "NOPE", {"before_taxes": 5.0, "taxes": [{"name": "VAT", "percentage": 21, "amount": 1.05}]}
+)
+PRICED_221 = _cdr("C221", "T-221", {"excl_vat": 2.0, "incl_vat": 2.42})
+TARIFF_221 = {
+    "country_code": "NL",
+    "party_id": "MYC",
+    "id": "T-221",
+    "currency": "EUR",
+    "elements": [{"price_components": [{"type": "ENERGY", "price": 0.2, "vat": 21, "step_size": 1}]}],
+    "last_updated": "2026-10-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize("tariffs", [True, False])
+def test_unpriceable_230_cdrs_settle_as_in_the_record_engine(tmp_path: Path, tariffs: bool) -> None:
+    """A file whose 2.3.0 CDRs are all unpriceable (tariff id unknown, or no tariffs at all) while
+    they report taxes: no recomputed tax rate in the piece. It crashed the columnar engine (exit 70,
+    "failed to vstack column 'pct'": the empty recomputed tax frame kept an Int64 ``pct``); it is
+    the record engine's outcome, byte for byte."""
+    cdrs = tmp_path / "cdrs"
+    cdrs.mkdir()
+    (cdrs / "c230.ndjson").write_text(json.dumps(UNPRICEABLE_230) + "\n")
+    (cdrs / "c221.ndjson").write_text(json.dumps(PRICED_221) + "\n")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "t.json").write_text(json.dumps(TARIFF_221))
+    contracts = tmp_path / "contracts.json"
+    contracts.write_text(
+        json.dumps({"statement_time_zone": "Europe/Amsterdam", "default": {"basis": "reported"}})
+    )
+    args = ["settle", "--cdrs", str(cdrs), "--month", "2026-10", "--contracts", str(contracts)]
+    if tariffs:
+        args += ["--tariffs", str(tmp_path / "t")]
+    rc = main([*args, "--out", str(tmp_path / "col")])
+    assert rc == main([*args, "--engine", "local", "--out", str(tmp_path / "loc")])
+    assert rc == (0 if tariffs else 2)  # no tariff matched any CDR: a usage error with a hint
+    assert_same_run(tmp_path / "loc", tmp_path / "col")
+    findings = (tmp_path / "col" / "findings.ndjson").read_text()
+    assert "T230-NOTAR" in findings

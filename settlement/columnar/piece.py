@@ -158,9 +158,20 @@ def with_parties(frame: pl.DataFrame, contracts: Contracts) -> pl.DataFrame:
         ecc, epid, cid = back(k)
         emsp_of[k] = parties(None, None, ecc, epid, None, cid, contracts)[1]
     return frame.with_columns(
-        keys["c"].replace_strict(cpo_of, return_dtype=pl.String).alias("cpo"),
-        keys["e"].replace_strict(emsp_of, return_dtype=pl.String).alias("emsp"),
+        mapped(keys["c"], cpo_of, pl.String).alias("cpo"),
+        mapped(keys["e"], emsp_of, pl.String).alias("emsp"),
     )
+
+
+def mapped(values: Any, mapping: dict[Any, Any], dtype: Any, *, or_null: bool = False) -> Any:
+    """``values`` (an expression or Series) through ``mapping`` as ``replace_strict`` does, always
+    of ``dtype``; ``or_null``: a value without a mapping becomes null, else it raises. The one home
+    of this: for an empty mapping polars returns the input itself, of its own dtype (a piece
+    without recomputed tax rates gave an Int64 ``pct`` column that then failed to concatenate with
+    the reported String ones), and drops a ``cast`` after it as already done."""
+    if mapping:
+        return values.replace_strict(mapping, return_dtype=dtype, **({"default": None} if or_null else {}))
+    return values.cast(pl.Null, strict=not or_null).cast(dtype)
 
 
 @dataclass(frozen=True)
@@ -652,7 +663,7 @@ def plain_rows(
     plain = frame.filter("plain").with_columns(
         pl.when(pl.col("amt_incl").is_null())
         .then(pl.lit("unknown"))
-        .otherwise(pl.col("primary").replace_strict(buckets_of, return_dtype=pl.String))
+        .otherwise(mapped(pl.col("primary"), buckets_of, pl.String))
         .alias("vat_rate"),
         line_status_expr(pl.col("priced"), pl.col("worst"), tol).alias("status"),
     )
@@ -723,7 +734,7 @@ def plain_taxes(res: dict[str, Any], plain: pl.DataFrame, table: Any, first_row:
     ).select(
         "ord",
         pl.lit("VAT").alias("name"),
-        pl.col("rate_e2").replace_strict(rates, return_dtype=pl.String).alias("pct"),
+        mapped(pl.col("rate_e2"), rates, pl.String).alias("pct"),
         (pl.col("amount") * E6_PER_E4).alias("amount6"),
     )
     mine = plain.filter(pl.col("basis") == "reported").select("rec", "ord")
@@ -742,9 +753,7 @@ def plain_taxes(res: dict[str, Any], plain: pl.DataFrame, table: Any, first_row:
         {
             "ord": mine["ord"].to_numpy()[parent],
             "name": pl.from_arrow(items.field("name")),
-            "pct": pl.Series(pct)
-            .replace_strict(texts, default=None, return_dtype=pl.String)
-            .set(pl.Series(~pct_ok), None),
+            "pct": mapped(pl.Series(pct), texts, pl.String, or_null=True).set(pl.Series(~pct_ok), None),
             "amount6": amount,
         },
         schema=TAX_SCHEMA,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from settlement.columnar.piece import mapped
 from settlement.columnar.run import ColumnarRun
 from settlement.contracts import Contracts
 from settlement.jobs import RunResult, mixed_currency_findings, place_lines
@@ -148,7 +149,7 @@ def build(
     n_in = excluded_plain = 0
     if plain.height:
         units = {c: 10 ** (4 - minor_unit(c)) for c in plain["cur"].cast(pl.String).unique().to_list()}
-        unit = pl.col("cur").cast(pl.String).replace_strict(units, return_dtype=pl.Int64)
+        unit = mapped(pl.col("cur").cast(pl.String), units, pl.Int64)
         plain = plain.with_columns(round_e4_expr(pl.col("amt_excl"), unit).alias("excl_r"))
         plain = plain.with_columns(round_e4_expr(pl.col("amt_incl"), unit).alias("incl_r"))
         plain = with_contract_vat_columns(plain, contracts)

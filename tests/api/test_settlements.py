@@ -15,6 +15,7 @@ import pytest
 from alembic import command
 from sqlalchemy import update
 from test_price_cli import CDR, TARIFF
+from test_settle_columnar import UNPRICEABLE_230
 from test_store import url  # noqa: F401  (the per-test SQLite / PostgreSQL store fixture)
 
 from api.cli import main
@@ -247,3 +248,19 @@ def test_openapi_documents_the_settlement_routes() -> None:
     assert {"/v1/settlements", "/v1/settlements/{run_id}", "/v1/months/{month}/close"} <= set(schema["paths"])
     for name in ("SettlementIn", "CloseIn"):
         assert schema["components"]["schemas"][name]["examples"], name
+
+
+def test_a_month_whose_230_cdrs_cannot_be_priced_settles(url: str, tmp_path: Path) -> None:  # noqa: F811
+    """One 2.3.0 CDR with taxes and a tariff id the store does not hold, pushed for December: the
+    run is done with the CDR excluded and its finding (it failed with "internal error (SchemaError
+    … failed to vstack column 'pct')" on the columnar engine)."""
+    c230 = copy.deepcopy(UNPRICEABLE_230)
+    c230["id"] = "DEC-230"
+    for k in ("start_date_time", "end_date_time", "last_updated"):
+        c230[k] = c230[k].replace("2026-10-15", "2026-12-01")
+    c230["charging_periods"][0]["start_date_time"] = c230["start_date_time"]
+    f = tmp_path / "dec230.json"
+    f.write_text(json.dumps(c230))
+    assert main(["import", "--store", url, str(f)]) == 0
+    doc = settle_via_api(client(store_url=url), {"month": "2026-12"})
+    assert doc["counts"]["excluded"] == 1, doc

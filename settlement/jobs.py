@@ -64,6 +64,7 @@ from settlement.rules import (
     local_end_date,
     local_iso,
     month_window_ms,
+    never_paid,
     parse_month,
     reasons_text,
     settles_in,
@@ -397,7 +398,7 @@ def settle(
     )
     if flat_files:  # flat Parquet (pricing.flat) after the other inputs, record by record
         lines += flat_lines(flat_files, given, policy, tz, contracts.default.tolerance, result, pricer)
-    check_duplicates_and_credits(lines, read_history(history))
+    check_duplicates_and_credits(lines, read_history(history), read_history_credits(history))
     result.lines = lines
     if store is None and history:  # file mode: CDRs of months the history paid are late CDRs
         paid = paid_months(history, month, zone)
@@ -485,7 +486,7 @@ def place_lines(
         if reason:
             line.disputed, line.dispute_reason = True, reason
             st.disputed.append(line)
-            if terms.disputed == "exclude" or not payable:
+            if terms.disputed == "exclude" or not payable or never_paid(ln.codes):
                 result.excluded.append(ln)
                 continue
         st.lines.append(line)
@@ -587,6 +588,26 @@ def read_history(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Any]:
                     out[cid] = reported[run].get(cid) or Money(
                         dec(row["amount_excl_vat"]), dec(row["amount_incl_vat"])
                     )
+    return out
+
+
+def read_history_credits(paths: Sequence[str | os.PathLike[str]]) -> dict[str, str]:
+    """The originals that credits settled in earlier runs already netted (their statements'
+    ``lines.csv``: a credit line that was paid, the credit of its original): original id → credit
+    id (the first such credit in file order). A paid credit that did not net its original
+    (CREDIT_AMOUNT_MISMATCH, paid under a contract that includes disputed lines) does not count,
+    as in a run (:func:`settlement.reconcile.check_credits`)."""
+    out: dict[str, str] = {}
+    for root in paths:
+        for f in sorted(Path(root).rglob("lines.csv")):
+            with open(f, encoding="utf-8") as fh:
+                for row in csv.DictReader(fh):
+                    ref = csv_unsafe(row.get("credit_reference_id") or "")
+                    if row.get("credit") != "true" or not ref:
+                        continue
+                    if "CREDIT_AMOUNT_MISMATCH" in (row.get("reasons") or "").split(","):
+                        continue
+                    out.setdefault(ref, csv_unsafe(row["cdr_id"]))
     return out
 
 

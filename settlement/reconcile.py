@@ -16,7 +16,7 @@ and saying in words what differs. Findings never stop the run.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -291,15 +291,19 @@ def explain_dimensions(cdr: Cdr, row: dict[str, Any], k: int, tolerance: Decimal
 
 
 def check_duplicates_and_credits(
-    lines: list[ReconLine], history_ids: dict[str, Money | None] | None = None
+    lines: list[ReconLine],
+    history_ids: dict[str, Money | None] | None = None,
+    history_credits: Mapping[str, str] | None = None,
 ) -> None:
-    """DUPLICATE_CDR, CREDIT_WITHOUT_ORIGINAL and CREDIT_AMOUNT_MISMATCH across a batch.
+    """DUPLICATE_CDR, CREDIT_WITHOUT_ORIGINAL, CREDIT_AMOUNT_MISMATCH and CREDIT_DUPLICATE across
+    a batch.
 
     ``history_ids`` maps ids of CDRs settled earlier to their reported total (credits may net an
-    original from an earlier month).
+    original from an earlier month); ``history_credits`` maps the originals that a credit settled
+    earlier already netted to that credit's id (:func:`settlement.jobs.read_history_credits`).
     """
     check_duplicates(lines)
-    check_credits(lines, history_ids or {})
+    check_credits(lines, history_ids or {}, history_credits or {})
 
 
 def check_duplicates(lines: list[ReconLine]) -> None:
@@ -340,10 +344,32 @@ def check_duplicates(lines: list[ReconLine]) -> None:
                 )
 
 
-def check_credits(lines: list[ReconLine], history_ids: dict[str, Money | None]) -> None:
-    """CREDIT_WITHOUT_ORIGINAL and CREDIT_AMOUNT_MISMATCH: a credit nets its original, in this run
-    or in the settled history."""
+CREDIT_DUPLICATE = "CREDIT_DUPLICATE"
+
+
+def credit_duplicate_message(ref: str, first: str, earlier: bool) -> str:
+    """CREDIT_DUPLICATE: a second credit of an original that a credit already netted."""
+    where = "a credit settled in an earlier run" if earlier else "an earlier credit of this run"
+    return (
+        f"credit of {ref!r} again: {ref!r} was already credited by {first!r} ({where}); an original "
+        "is credited once, so this credit is disputed and not paid. Hint: if the CPO meant to "
+        "correct the original again, it sends a new CDR, not a second credit"
+    )
+
+
+def check_credits(
+    lines: list[ReconLine], history_ids: dict[str, Money | None], history_credits: Mapping[str, str]
+) -> None:
+    """CREDIT_WITHOUT_ORIGINAL, CREDIT_AMOUNT_MISMATCH and CREDIT_DUPLICATE: a credit nets its
+    original once, in this run or in the settled history.
+
+    *decision*: the first credit (history first, then input order) whose amount nets the original
+    is the credit of it; every later credit of that original (another id) is CREDIT_DUPLICATE, a
+    dispute that is never paid (:data:`settlement.rules.NEVER_PAID`). A credit that does not net
+    its original (CREDIT_AMOUNT_MISMATCH: over- or under-crediting) is disputed and does not use
+    the original up: a later credit that nets it is the credit of it."""
     originals = {ln.cdr.id: ln for ln in lines if not ln.cdr.credit}
+    netted: dict[str, tuple[str, bool]] = {o: (c, True) for o, c in history_credits.items()}
     for ln in lines:
         if not ln.cdr.credit:
             continue
@@ -368,10 +394,29 @@ def check_credits(lines: list[ReconLine], history_ids: dict[str, Money | None]) 
                 )
             )
             continue
+        assert ref is not None
+        first = netted.get(ref)
+        if first is not None and first[0] != ln.cdr.id:  # the same id again is a DUPLICATE_CDR
+            ln.findings.append(
+                ReconFinding(
+                    ln.cdr.id,
+                    CREDIT_DUPLICATE,
+                    credit_duplicate_message(ref, first[0], first[1]),
+                    "total",
+                    None,
+                    ln.source,
+                    ln.line,
+                    None if ln.cdr.total_cost is None else ln.cdr.total_cost.excl,
+                )
+            )
+            continue
         mine = ln.cdr.total_cost
         if orig_total is None or mine is None or orig_total.excl is None or mine.excl is None:
+            netted.setdefault(ref, (ln.cdr.id, False))
             continue
-        if mine.excl != -orig_total.excl:
+        if mine.excl == -orig_total.excl:
+            netted.setdefault(ref, (ln.cdr.id, False))
+        else:
             ln.findings.append(
                 ReconFinding(
                     ln.cdr.id,

@@ -142,7 +142,15 @@ def worst_expr(dx: pl.Expr, di: pl.Expr) -> pl.Expr:
 # ---- dispute reason -----------------------------------------------------------------------------
 
 CONFLICTING_DUPLICATE = "duplicate (conflicting)"  # the words of a DUPLICATE_CDR dispute
-DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "DUPLICATE_CDR"}
+DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "CREDIT_DUPLICATE", "DUPLICATE_CDR"}
+# disputes a contract that includes disputed lines still never pays: a second credit of an original
+# already credited (paying it would credit the original twice)
+NEVER_PAID = frozenset({"CREDIT_DUPLICATE"})
+
+
+def never_paid(codes: Iterable[str]) -> bool:
+    """A line with one of these finding codes is excluded whatever the contract says (``NEVER_PAID``)."""
+    return not NEVER_PAID.isdisjoint(codes)
 
 
 def dispute_reason(status: str, codes: Iterable[str], basis: str, conflicting_duplicate: bool) -> str:

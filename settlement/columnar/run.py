@@ -126,6 +126,7 @@ def run_columnar(
     pieces: Iterable[Piece] | None = None,
     special: set[str] | None = None,
     paid: PaidMonths | None = None,
+    history_credits: Mapping[str, str] | None = None,
 ) -> ColumnarRun:
     """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
     input order), then the duplicate and credit checks over the run. ``late``: the late CDRs the
@@ -172,7 +173,8 @@ def run_columnar(
                 run.late.setdefault(ln.cdr.id, of)
     # a credit's original may be a plain CDR of this run (it precedes the history, as in-run
     # originals do in the record engine)
-    check_duplicates_and_credits(run.detail, {**history, **originals_of_credits(run, exact)})
+    originals = {**history, **originals_of_credits(run, exact)}
+    check_duplicates_and_credits(run.detail, originals, history_credits)
     return run
 
 

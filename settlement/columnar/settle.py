@@ -34,7 +34,7 @@ from settlement.columnar.files import write_columnar
 from settlement.columnar.run import run_columnar
 from settlement.columnar.stored import store_pieces
 from settlement.contracts import load_contracts
-from settlement.jobs import DEFAULT_POLICY, paid_months, read_history, store_tariffs
+from settlement.jobs import DEFAULT_POLICY, paid_months, read_history, read_history_credits, store_tariffs
 from settlement.rules import month_window_ms, parse_month
 from settlement.statement import Statement
 from settlement.store import Store
@@ -116,6 +116,7 @@ def settle_columnar(
         pieces=pieces,
         special=special,
         paid=paid,
+        history_credits=read_history_credits(history),
     )
     run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     return write_columnar(

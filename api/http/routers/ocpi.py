@@ -146,12 +146,21 @@ def version_of(version: str) -> str:
     return version
 
 
-def own(party: tuple[str, str, str], country_code: str, party_id: str) -> None:
-    """Party isolation: a token reaches only objects under its own country_code/party_id."""
-    if (country_code.upper(), party_id.upper()) != (party[0].upper(), party[1].upper()):
+def party_codes(country_code: str, party_id: str) -> tuple[str, str]:
+    """A URL's country_code and party_id as the store holds them: OCPI party codes are CiString
+    (case-insensitive), so ``/tariffs/nl/myc/…`` is NL*MYC's. Applied at the edge, once per route."""
+    return country_code.upper(), party_id.upper()
+
+
+def own(party: tuple[str, str, str], country_code: str, party_id: str) -> tuple[str, str]:
+    """Party isolation: a token reaches only objects under its own country_code/party_id (compared
+    case-insensitively); the URL's party codes normalized (:func:`party_codes`)."""
+    country_code, party_id = party_codes(country_code, party_id)
+    if (country_code, party_id) != party_codes(party[0], party[1]):
         raise OcpiError(
             403, 2000, f"{country_code}*{party_id} is not the party of this token ({party[0]}*{party[1]})"
         )
+    return country_code, party_id
 
 
 async def body_of(request: Request) -> Any:
@@ -237,7 +246,7 @@ class TariffRef:
 def own_tariff(version: str, country_code: str, party_id: str, tariff_id: str, party: PartyDep) -> TariffRef:
     """The tariff of a route's path, once the version is served and the path is the token's party."""
     version_of(version)
-    own(party, country_code, party_id)
+    country_code, party_id = own(party, country_code, party_id)
     return TariffRef(country_code, party_id, tariff_id)
 
 
@@ -337,7 +346,7 @@ def get_cdr(
     version: str, country_code: str, party_id: str, cdr_id: str, party: PartyDep, store: StoreDep
 ) -> Response:
     version_of(version)
-    own(party, country_code, party_id)
+    country_code, party_id = own(party, country_code, party_id)
     cdr = store.cdr(country_code, party_id, cdr_id)
     if cdr is None:
         raise OcpiError(404, 2004, f"CDR {country_code}*{party_id}*{cdr_id} is not stored")

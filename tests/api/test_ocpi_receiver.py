@@ -197,3 +197,25 @@ def test_party_codes_in_the_url_are_case_insensitive(setup) -> None:
     assert r.status_code == 403 and "DE*XYZ is not the party of this token" in r.json()["status_message"]
     assert c.get(f"/v1/tariffs/nl/cpo/{TARIFF['id']}/price-sheet").status_code == 200
     assert c.delete(lower, headers=h).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header, words",
+    [
+        (None, "missing Authorization header"),
+        ("Bearer token-xyz", "OCPI does not take 'Authorization: Bearer'"),
+        ("Basic dXNlcjpwdw==", "scheme 'Basic' is not OCPI's"),
+        ("Token ", "no token after 'Token'"),
+    ],
+)
+def test_an_authorization_header_ocpi_cannot_read_says_how_to_send_the_token(setup, header, words) -> None:
+    """'Authorization: Bearer …' was answered 'missing Authorization header' (it was there)."""
+    c, _ = setup
+    headers = {"Authorization": header} if header else {}
+    for r in (
+        c.get(f"/ocpi/{V}/cdrs/NL/CPO/x", headers=headers),
+        c.post(f"/ocpi/{V}/cdrs", headers=headers, json=CDR),
+    ):
+        message = r.json()["status_message"]
+        assert r.status_code == 401 and words in message, message
+        assert "Hint: OCPI sends 'Authorization: Token <token>'" in message

@@ -89,11 +89,19 @@ def token_of(request: Request) -> str:
 
 
 def token_in(header: str) -> str:
-    """The token of an ``Authorization`` header value (401 without one)."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "token" or not token.strip():
-        raise OcpiError(401, 2000, "missing Authorization header. Hint: send 'Authorization: Token <token>'")
-    return token.strip()
+    """The token of an ``Authorization`` header value (401 without one, or with another scheme)."""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() == "token" and token.strip():
+        return token.strip()
+    if not scheme:
+        message = "missing Authorization header"
+    elif scheme.lower() == "bearer":
+        message = "OCPI does not take 'Authorization: Bearer'; Bearer is for the operator token of /v1"
+    elif scheme.lower() == "token":
+        message = "the Authorization header has no token after 'Token'"
+    else:
+        message = f"the Authorization scheme {scheme[:20]!r} is not OCPI's"
+    raise OcpiError(401, 2000, f"{message}. Hint: OCPI sends 'Authorization: Token <token>'")
 
 
 UNKNOWN_TOKEN = "unknown token. Hint: register with the credentials module first"

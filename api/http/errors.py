@@ -70,6 +70,13 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             return problem(400, "the request body is not valid JSON. Hint: send one JSON object", "bad-json")
+        media = not_json(request.headers.get("content-type"))
+        if media is not None and any(e["loc"][:1] == ("body",) for e in exc.errors()):
+            detail = (
+                f"the body was sent as {media!r}, so it was not read as JSON. "
+                "Hint: send it with 'content-type: application/json'"
+            )
+            return problem(415, detail, "not-json", instance=request.url.path)
         errors = [{"path": json_path(loc), "message": e["msg"]} for e, loc in branch(exc)]
         first = errors[0] if errors else {"path": "$", "message": "invalid"}
         detail = f"{first['path']}: {first['message']}. Hint: see the request schema and examples at /docs"
@@ -83,6 +90,15 @@ def install(app: FastAPI) -> None:
     async def _bug(request: Request, exc: Exception) -> Response:
         LOG.exception("internal error on %s %s", request.method, request.url.path)
         return problem(500, INTERNAL, "internal-error", instance=request.url.path)
+
+
+def not_json(content_type: str | None) -> str | None:
+    """The media type of a body FastAPI does not read as JSON (None: JSON, or no content-type,
+    which FastAPI reads as JSON too)."""
+    if not content_type:
+        return None
+    media = content_type.partition(";")[0].strip().lower()
+    return None if media == "application/json" or media.endswith("+json") else media[:80]
 
 
 def http_problem(exc: StarletteHTTPException, path: str) -> Response:

@@ -181,3 +181,44 @@ def test_quotes_and_price_sheets_of_a_pushed_tariff(setup) -> None:
     missing = c.get("/v1/tariffs/NL/CPO/NOPE/price-sheet")
     assert missing.status_code == 404 and "no stored tariff NL/CPO/NOPE" in missing.json()["detail"]
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_party_codes_in_the_url_are_case_insensitive(setup) -> None:
+    """OCPI party codes are CiString: /tariffs/nl/cpo/T1 is NL*CPO's tariff. The trial got 400
+    'belongs to NL*CPO, not to the sending party nl*cpo' on the PUT and 404 on GET …/cdrs/nl/cpo/…"""
+    c, _ = setup
+    h = auth(handshake(c))
+    lower = f"/ocpi/{V}/tariffs/nl/cpo/{TARIFF['id']}"
+    r = c.put(lower, headers=h, json=TARIFF)
+    assert r.status_code == 201, r.text
+    assert c.get(TARIFF_URL, headers=h).json()["data"]["id"] == TARIFF["id"], "held under NL*CPO"
+    assert c.get(f"/ocpi/{V}/tariffs/Nl/cPo/{TARIFF['id']}", headers=h).status_code == 200
+    assert c.post(f"/ocpi/{V}/cdrs", headers=h, json=CDR).status_code == 201
+    r = c.get(f"/ocpi/{V}/cdrs/nl/cpo/{CDR['id']}", headers=h)
+    assert r.status_code == 200 and r.json()["data"]["id"] == CDR["id"]
+    r = c.get(f"/ocpi/{V}/cdrs/de/xyz/{CDR['id']}", headers=h)
+    assert r.status_code == 403 and "DE*XYZ is not the party of this token" in r.json()["status_message"]
+    assert c.get(f"/v1/tariffs/nl/cpo/{TARIFF['id']}/price-sheet").status_code == 200
+    assert c.delete(lower, headers=h).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header, words",
+    [
+        (None, "missing Authorization header"),
+        ("Bearer token-xyz", "OCPI does not take 'Authorization: Bearer'"),
+        ("Basic dXNlcjpwdw==", "scheme 'Basic' is not OCPI's"),
+        ("Token ", "no token after 'Token'"),
+    ],
+)
+def test_an_authorization_header_ocpi_cannot_read_says_how_to_send_the_token(setup, header, words) -> None:
+    """'Authorization: Bearer …' was answered 'missing Authorization header' (it was there)."""
+    c, _ = setup
+    headers = {"Authorization": header} if header else {}
+    for r in (
+        c.get(f"/ocpi/{V}/cdrs/NL/CPO/x", headers=headers),
+        c.post(f"/ocpi/{V}/cdrs", headers=headers, json=CDR),
+    ):
+        message = r.json()["status_message"]
+        assert r.status_code == 401 and words in message, message
+        assert "Hint: OCPI sends 'Authorization: Token <token>'" in message

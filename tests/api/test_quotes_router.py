@@ -103,6 +103,26 @@ def test_bad_json_and_too_large_bodies():
     assert r.status_code == 413 and r.headers["content-type"] == "application/problem+json"
 
 
+def test_a_too_large_body_is_named_by_its_route(tmp_path) -> None:
+    """Every 413 said 'send fewer quotes per request', also on a CDR push or a settlement."""
+    c = client(max_body_bytes=1024, store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    big = b" " * 2000
+    for path, words in [
+        ("/v1/quotes", "the batch of quotes is larger than 1024 bytes. Hint: send fewer quotes per request"),
+        ("/v1/settlements", "the settlement request is larger than 1024 bytes. Hint: its contracts document"),
+        ("/ocpi/2.2.1/cdrs", "the CDR is larger than 1024 bytes. Hint: a CDR this large"),
+        ("/v1/tariffs/lint", "the tariff is larger than 1024 bytes. Hint: send one tariff per request"),
+    ]:
+        for body in (big, iter([big[:1000], big[1000:]])):  # declared, and counted as it arrives
+            r = c.post(path, content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 413 and words in r.json()["detail"], (path, r.text)
+            assert "raise max_body_bytes" in r.json()["detail"]
+        if path != "/v1/quotes":
+            assert "quotes" not in r.json()["detail"], path
+    r = c.put("/ocpi/2.2.1/tariffs/NL/CPO/T1", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "the tariff is larger" in r.json()["detail"]
+
+
 def test_a_bug_is_a_500_problem_without_traceback(monkeypatch):
     def boom(*args, **kwargs):
         raise ZeroDivisionError("secret internals")

@@ -203,6 +203,20 @@ def test_bad_requests_are_clear_problems(tmp_path: Path) -> None:
     assert client().post("/v1/settlements", json={"month": "2026-10"}).status_code == 422
 
 
+def test_a_body_not_sent_as_json_is_asked_for_as_json(tmp_path: Path) -> None:
+    """content-type: text/plain was answered 422 'Input should be a valid dictionary'."""
+    c = client(store_url=f"sqlite:///{tmp_path / 'store.db'}")
+    for path in ("/v1/settlements", "/v1/quotes"):
+        r = c.post(path, content=b'{"month": "2026-10"}', headers={"content-type": "text/plain"})
+        assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json", r.text
+        assert "sent as 'text/plain'" in r.json()["detail"]
+        assert "content-type: application/json" in r.json()["detail"]
+    r = c.post(
+        "/v1/settlements", content=b'{"month": "2026-13"}', headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422, "a JSON body is validated as before"
+
+
 def test_a_run_whose_server_stopped_is_failed_not_running(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     run_id = queue_run(store, "2026-10")

@@ -89,11 +89,19 @@ def token_of(request: Request) -> str:
 
 
 def token_in(header: str) -> str:
-    """The token of an ``Authorization`` header value (401 without one)."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "token" or not token.strip():
-        raise OcpiError(401, 2000, "missing Authorization header. Hint: send 'Authorization: Token <token>'")
-    return token.strip()
+    """The token of an ``Authorization`` header value (401 without one, or with another scheme)."""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() == "token" and token.strip():
+        return token.strip()
+    if not scheme:
+        message = "missing Authorization header"
+    elif scheme.lower() == "bearer":
+        message = "OCPI does not take 'Authorization: Bearer'; Bearer is for the operator token of /v1"
+    elif scheme.lower() == "token":
+        message = "the Authorization header has no token after 'Token'"
+    else:
+        message = f"the Authorization scheme {scheme[:20]!r} is not OCPI's"
+    raise OcpiError(401, 2000, f"{message}. Hint: OCPI sends 'Authorization: Token <token>'")
 
 
 UNKNOWN_TOKEN = "unknown token. Hint: register with the credentials module first"
@@ -146,12 +154,21 @@ def version_of(version: str) -> str:
     return version
 
 
-def own(party: tuple[str, str, str], country_code: str, party_id: str) -> None:
-    """Party isolation: a token reaches only objects under its own country_code/party_id."""
-    if (country_code.upper(), party_id.upper()) != (party[0].upper(), party[1].upper()):
+def party_codes(country_code: str, party_id: str) -> tuple[str, str]:
+    """A URL's country_code and party_id as the store holds them: OCPI party codes are CiString
+    (case-insensitive), so ``/tariffs/nl/myc/…`` is NL*MYC's. Applied at the edge, once per route."""
+    return country_code.upper(), party_id.upper()
+
+
+def own(party: tuple[str, str, str], country_code: str, party_id: str) -> tuple[str, str]:
+    """Party isolation: a token reaches only objects under its own country_code/party_id (compared
+    case-insensitively); the URL's party codes normalized (:func:`party_codes`)."""
+    country_code, party_id = party_codes(country_code, party_id)
+    if (country_code, party_id) != party_codes(party[0], party[1]):
         raise OcpiError(
             403, 2000, f"{country_code}*{party_id} is not the party of this token ({party[0]}*{party[1]})"
         )
+    return country_code, party_id
 
 
 async def body_of(request: Request) -> Any:
@@ -237,7 +254,7 @@ class TariffRef:
 def own_tariff(version: str, country_code: str, party_id: str, tariff_id: str, party: PartyDep) -> TariffRef:
     """The tariff of a route's path, once the version is served and the path is the token's party."""
     version_of(version)
-    own(party, country_code, party_id)
+    country_code, party_id = own(party, country_code, party_id)
     return TariffRef(country_code, party_id, tariff_id)
 
 
@@ -337,7 +354,7 @@ def get_cdr(
     version: str, country_code: str, party_id: str, cdr_id: str, party: PartyDep, store: StoreDep
 ) -> Response:
     version_of(version)
-    own(party, country_code, party_id)
+    country_code, party_id = own(party, country_code, party_id)
     cdr = store.cdr_json(country_code, party_id, cdr_id)
     if cdr is None:
         raise OcpiError(404, 2004, f"CDR {country_code}*{party_id}*{cdr_id} is not stored")

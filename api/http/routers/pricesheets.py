@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from api.http.deps import SettingsDep, TariffsDep, json_response
 from api.http.errors import problem
+from api.http.routers.ocpi import party_codes
 from api.http.routers.quotes import PROBLEMS
 from api.http.schemas import PriceSheetIn, PriceSheetOut
 from pricing.pricesheet import price_sheet
@@ -40,7 +41,7 @@ async def get_price_sheet(
     tariffs: TariffsDep,
     locale: str | None = None,
 ) -> Response:
-    key = TariffKey(country_code, party_id, tariff_id)
+    key = TariffKey(*party_codes(country_code, party_id), tariff_id)
     found = tariffs(key) if tariffs is not None else key  # no store: price_sheet says so (422)
     if found is None:  # the URL names a resource that is not there
         detail = f"no stored tariff {country_code}/{party_id}/{tariff_id}. Hint: check the three ids"

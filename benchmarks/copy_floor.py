@@ -10,7 +10,9 @@ schemas that differ only in their constraints:
 * ``no_fk_periods`` / ``no_fk_ingest``: without one of the two foreign keys;
 * ``no_fk``: without both;
 * ``no_index``: without foreign keys, unique key, secondary index and the periods' primary key;
-* ``bare``: no constraint or index at all (the heap and the WAL only).
+* ``bare``: no constraint or index at all (the heap and the WAL only);
+* ``compressed``: the store's schema with the raw JSON compressed in the row (lz4, and
+  ``toast_tuple_target`` 256 so that rows under 2 KB are compressed too).
 
 Printed and written to ``benchmarks/results/copy_floor.json``: CPU seconds of the PostgreSQL
 backend per 10^5 CDRs (``/proc``, Linux) and the wall time of the replay. This is the floor under
@@ -36,7 +38,7 @@ from benchmarks.ingest import PG, RESULTS, month
 from pricing.io import iter_sources
 from settlement.store import Store
 
-VARIANTS = ("store", "no_fk_periods", "no_fk_ingest", "no_fk", "no_index", "bare")
+VARIANTS = ("store", "no_fk_periods", "no_fk_ingest", "no_fk", "no_index", "bare", "compressed")
 
 
 @contextmanager
@@ -100,6 +102,9 @@ def strip(conn: sa.Connection, variant: str) -> None:
         drops += [("cdrs", c) for c in constraints(conn, "p", "cdrs")]
     for table, name in drops:
         conn.exec_driver_sql(f'ALTER TABLE {table} DROP CONSTRAINT "{name}" CASCADE')
+    if variant == "compressed":
+        conn.exec_driver_sql("ALTER TABLE cdrs SET (toast_tuple_target = 256)")
+        conn.exec_driver_sql("ALTER TABLE cdrs ALTER COLUMN raw SET COMPRESSION lz4")
     if variant in ("no_index", "bare"):
         found = conn.exec_driver_sql(
             "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "

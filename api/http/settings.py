@@ -8,12 +8,15 @@ time: each ``create_app`` gets its own settings object.
 The operator token (``operator_token_file``, or ``operator_token`` where a file is not possible) is
 the ``Authorization: Bearer`` secret of the ``/v1`` settlement, month and store routes
 (:mod:`api.http.auth`); without one those routes answer clients on this machine only.
+``ocpi_party`` is the receiver's own OCPI party (``CC*PID``, the eMSP), named in the credentials it
+hands out.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +28,7 @@ from pricing.policy import PricingPolicy
 
 ENV_PREFIX = "ROAMLEDGER_"
 MIN_OPERATOR_TOKEN = 16  # characters: a guessable operator token is no protection
+OCPI_PARTY = re.compile(r"[A-Za-z]{2}\*[A-Za-z0-9]{3}")  # CC*PID, any case (CiString)
 
 
 class Settings(BaseModel):
@@ -49,12 +53,25 @@ class Settings(BaseModel):
         None,
         description="the operator token itself (prefer operator_token_file: env values leak more easily)",
     )
+    ocpi_party: str | None = Field(
+        None, description="the receiver's own OCPI party, CC*PID (the eMSP), e.g. DE*MSP"
+    )
+    ocpi_party_name: str = Field("roamledger", min_length=1, description="its business name in credentials")
 
     @field_validator("policy", mode="before")
     @classmethod
     def _pairs(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(p for p in (s.strip() for s in value.split(",")) if p)
+        return value
+
+    @field_validator("ocpi_party")
+    @classmethod
+    def _party(cls, value: str | None) -> str | None:
+        if value is not None and not OCPI_PARTY.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not CC*PID: a 2-letter country code and a 3-character party id, e.g. DE*MSP"
+            )
         return value
 
     def pricing_policy(self) -> PricingPolicy:
@@ -82,6 +99,13 @@ class Settings(BaseModel):
                 "e.g. from: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
         return token
+
+    def own_party(self) -> tuple[str, str] | None:
+        """The receiver's own (country_code, party_id), upper case; None when not set."""
+        if self.ocpi_party is None:
+            return None
+        cc, _, pid = self.ocpi_party.partition("*")
+        return cc.upper(), pid.upper()
 
 
 def from_file(path: str | os.PathLike[str]) -> dict[str, object]:

@@ -215,3 +215,20 @@ def test_settling_from_the_store_equals_settling_the_files(url: str, tmp_path: P
         for name in ("lines.csv", "statement.json", "statement.html"):
             a = (tmp_path / "files" / folder / name).read_bytes()
             assert a == (tmp_path / "store" / folder / name).read_bytes(), f"{folder}/{name}"
+
+
+def test_a_token_a_registers_once_and_a_token_c_is_replaced_or_unregistered(store: Store) -> None:
+    """The credentials module's states (migration 0004, parties.registered_ms): token A → register
+    once (a second, concurrent POST with it finds nothing to register); token C → replaced or
+    unregistered; a new token A registers the party again."""
+    store.add_party("NL", "CPO", "CPO", "token-a")
+    assert not store.registered("token-a")
+    assert store.register("token-a", "token-c") and not store.register("token-a", "token-x")
+    assert store.registered("token-c") and store.party_of_token("token-a") is None
+    assert not store.register("token-c", "token-y"), "a registered party does not register again"
+    assert store.replace_token("token-c", "token-c2") and store.party_of_token("token-c") is None
+    assert store.unregister("token-c2") and store.party_of_token("token-c2") is None
+    assert not store.unregister("token-c2")
+    assert store.new_token_a("NL", "CPO", "CPO", "token-a2") and not store.registered("token-a2")
+    assert store.party_of_token("token-a2") == ("NL", "CPO", "CPO")
+    assert not store.new_token_a("NL", "NOP", "CPO", "token-z")

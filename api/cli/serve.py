@@ -17,6 +17,9 @@ EXAMPLE = """example:
   roamledger serve --port 8000 --workers 2
   ROAMLEDGER_MAX_BODY_BYTES=65536 roamledger serve --settings service.toml
   curl -s localhost:8000/v1/health
+  python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > operator.token
+  roamledger serve --host 0.0.0.0 --operator-token-file operator.token
+  curl -s localhost:8000/v1/settlements -H "Authorization: Bearer $(cat operator.token)"
 """
 
 
@@ -28,6 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--settings", metavar="FILE", help="settings file, TOML or JSON (see api/http/settings.py)"
     )
+    p.add_argument(
+        "--operator-token-file",
+        metavar="FILE",
+        help="the operator token of the /v1 settlement, month and store routes, sent as "
+        "'Authorization: Bearer <token>' (default: those routes answer this machine only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     # and the command-line values there, after checking the whole set once here.
     if args.settings:
         os.environ[f"{ENV_PREFIX}SETTINGS"] = os.path.abspath(args.settings)
+    if args.operator_token_file:  # the path, never the token: the environment is easier to read
+        os.environ[f"{ENV_PREFIX}OPERATOR_TOKEN_FILE"] = os.path.abspath(args.operator_token_file)
     for name in ("host", "port", "workers"):
         value = getattr(args, name)
         if value is not None:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.http import errors
+from api.http.auth import digest
 from api.http.cdr_posts import CdrPosts
 from api.http.limits import BodySizeLimit
 from api.http.routers import health, lint, ocpi, pricesheets, quotes, settlements, store
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None, *, cdr_posts: bool = True) -> F
         ),
     )
     app.state.settings = settings
+    secret = settings.operator_secret()
+    app.state.operator_sha256 = digest(secret) if secret is not None else None  # api.http.auth
     app.state.store = Store(settings.store_url) if settings.store_url else None
     app.state.runner = None  # the settlement worker, started by the first POST /v1/settlements
     for router in ROUTERS:

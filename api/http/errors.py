@@ -20,6 +20,8 @@ LOG = logging.getLogger("roamledger.http")
 INTERNAL = "internal error (a bug in roamledger, logged on the server). Hint: please report the request"
 TITLES = {
     400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     406: "Not acceptable",
@@ -104,8 +106,13 @@ def not_json(content_type: str | None) -> str | None:
 def http_problem(exc: StarletteHTTPException, path: str) -> Response:
     hints = {404: "see /docs for the routes", 405: "see /docs for the methods of this route"}
     detail = f"{exc.detail}. Hint: {hints[exc.status_code]}" if exc.status_code in hints else str(exc.detail)
-    kind = "body-too-large" if exc.status_code == 413 else "http-error"
-    return problem(exc.status_code, detail, kind, instance=path)
+    kind = KINDS.get(exc.status_code, "http-error")
+    r = problem(exc.status_code, detail, kind, instance=path)
+    r.headers.update(exc.headers or {})  # e.g. WWW-Authenticate of a 401
+    return r
+
+
+KINDS = {401: "unauthorized", 403: "forbidden", 413: "body-too-large"}
 
 
 UNION_BRANCHES = {"QuoteIn": False, "QuoteBatchIn": True}  # the body models of a union, and "is a batch"

@@ -247,15 +247,46 @@ class Store:
         except IntegrityError as exc:
             raise StoreError(f"{country_code}*{party_id} ({role}) is already registered") from exc
 
+    def register(self, token_a: str, token_c: str) -> bool:
+        """The credentials POST: the party of registration token ``token_a`` registers with token
+        ``token_c`` (``token_a`` stops working). False: no unregistered party holds ``token_a``."""
+        held = and_(parties.c.token_sha256 == sha256(token_a), parties.c.registered_ms.is_(None))
+        return self._set_token(held, token_sha256=sha256(token_c), registered_ms=now_ms())
+
     def replace_token(self, old: str, new: str) -> bool:
-        """The credentials handshake: the party's registration token stops working, the new one works."""
+        """The party of token ``old`` gets token ``new`` (``old`` stops working; the credentials PUT
+        of a registered party). False: no party holds ``old`` (any more)."""
+        return self._set_token(parties.c.token_sha256 == sha256(old), token_sha256=sha256(new))
+
+    def unregister(self, token: str) -> bool:
+        """The credentials DELETE: a registered party's token stops working and the party is no
+        longer registered (what it sent stays; a new token A lets it register again)."""
+        held = and_(parties.c.token_sha256 == sha256(token), parties.c.registered_ms.is_not(None))
+        return self._set_token(held, token_sha256=None, registered_ms=None)
+
+    def new_token_a(self, country_code: str, party_id: str, role: str, token: str) -> bool:
+        """A new registration token A for a stored party (after it unregistered, or lost its token
+        A): its current token stops working and it registers again with ``token``. False: no such
+        party."""
+        held = and_(
+            parties.c.country_code == country_code, parties.c.party_id == party_id, parties.c.role == role
+        )
+        return self._set_token(held, token_sha256=sha256(token), registered_ms=None)
+
+    def _set_token(self, held: Any, **values: Any) -> bool:
         with self.writer.begin() as conn:
-            n = conn.execute(
-                update(parties).where(parties.c.token_sha256 == sha256(old)).values(token_sha256=sha256(new))
-            ).rowcount
+            n = conn.execute(update(parties).where(held).values(**values)).rowcount
         if self._pushes is not None:
-            self._pushes.forget_tokens()
+            self._pushes.forget_tokens()  # a cached token of this process must not outlive it
         return bool(n)
+
+    def registered(self, token: str) -> bool:
+        """Whether the party of ``token`` registered (its token is a token C, not a token A)."""
+        with self.engine.connect() as conn:
+            ms = conn.execute(
+                select(parties.c.registered_ms).where(parties.c.token_sha256 == sha256(token))
+            ).scalar()
+        return ms is not None
 
     def party_of_token(self, token: str) -> tuple[str, str, str] | None:
         """(country_code, party_id, role) of the party this token belongs to (tokens are stored hashed)."""

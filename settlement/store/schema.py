@@ -33,6 +33,8 @@ parties = T(
     Column("name", Text),
     Column("token_sha256", String(64), unique=True),  # the token this party authenticates with
     Column("created_ms", BigInteger, nullable=False),
+    # 0004: when it registered (credentials POST; its token is then token C); NULL: token A or none
+    Column("registered_ms", BigInteger),
     UniqueConstraint("country_code", "party_id", "role", name="uq_party"),
 )
 

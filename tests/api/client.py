@@ -12,8 +12,14 @@ with warnings.catch_warnings():
 
 from api.http.schemas import EXAMPLE_TARIFF
 
-__all__ = ["EXAMPLE_TARIFF", "client"]
+__all__ = ["EXAMPLE_TARIFF", "LOCAL", "REMOTE", "client"]
 
 
-def client(**settings: object) -> TestClient:
-    return TestClient(create_app(Settings(**settings)), raise_server_exceptions=False)
+LOCAL = ("127.0.0.1", 50000)  # a client on the server's machine (as the README's quick start)
+REMOTE = ("203.0.113.7", 50000)  # one elsewhere (TEST-NET-3)
+
+
+def client(*, address: tuple[str, int] = LOCAL, **settings: object) -> TestClient:
+    """``address``: the client's; the operator routes of /v1 answer a local one without a token
+    when none is configured (:mod:`api.http.auth`)."""
+    return TestClient(create_app(Settings(**settings)), raise_server_exceptions=False, client=address)

@@ -28,7 +28,7 @@ def setup(tmp_path: Path):
     store.add_party("NL", "CPO", "CPO", "token-a-cpo")
     store.add_party("DE", "XYZ", "CPO", "token-xyz")
     store.close()
-    return client(store_url=url), url
+    return client(store_url=url, ocpi_party="DE*MSP", ocpi_party_name="MSP Mobility"), url
 
 
 def auth(token: str) -> dict[str, str]:
@@ -222,3 +222,100 @@ def test_an_authorization_header_ocpi_cannot_read_says_how_to_send_the_token(set
         message = r.json()["status_message"]
         assert r.status_code == 401 and words in message, message
         assert "Hint: OCPI sends 'Authorization: Token <token>'" in message
+
+
+def register_as(c, version: str, token: str, method: str = "POST"):
+    body = {"token": "their-b", "url": "https://cpo.example/ocpi/versions", "roles": []}
+    return c.request(method, f"/ocpi/{version}/credentials", headers=auth(token), json=body)
+
+
+def test_our_credentials_name_our_party_not_the_senders(setup) -> None:
+    """The trial got roles [{"role": "EMSP", "country_code": "NL", "party_id": "MYC"}]: the CPO's
+    own code labelled as our eMSP role. Ours is the settings' ocpi_party, per OCPI version."""
+    c, _ = setup
+    r = register_as(c, "2.2.1", "token-a-cpo")
+    data = r.json()["data"]
+    assert r.status_code == 200 and data["url"].endswith("/ocpi/versions")
+    assert data["roles"] == [
+        {
+            "role": "EMSP",
+            "business_details": {"name": "MSP Mobility"},
+            "country_code": "DE",
+            "party_id": "MSP",
+        }
+    ]
+    r = register_as(c, "2.1.1", "token-xyz")  # 2.1.1: one party, no roles
+    data = r.json()["data"]
+    assert r.status_code == 200 and "roles" not in data
+    assert (data["country_code"], data["party_id"], data["business_details"]) == (
+        "DE",
+        "MSP",
+        {"name": "MSP Mobility"},
+    )
+    got = c.get("/ocpi/2.3.0/credentials", headers=auth(data["token"])).json()["data"]
+    assert got["token"] == data["token"] and got["roles"][0]["party_id"] == "MSP", "GET: our credentials"
+
+
+def test_credentials_post_once_put_to_update_delete_to_unregister(setup) -> None:
+    """A second POST with token C returned a new token and invalidated C; OCPI: 405 (PUT updates)."""
+    c, _ = setup
+    token_c = handshake(c)
+    r = register_as(c, V, token_c)
+    assert r.status_code == 405 and r.json()["status_code"] == 2000
+    assert "already registered" in r.json()["status_message"] and "PUT" in r.json()["status_message"]
+    assert c.get("/ocpi/versions", headers=auth(token_c)).status_code == 200, "token C still works"
+    r = register_as(c, V, base64.b64encode(token_c.encode()).decode(), "PUT")  # 2.2.1 base64 token
+    assert r.status_code == 200, r.text
+    token_c2 = r.json()["data"]["token"]
+    assert token_c2 != token_c and r.json()["data"]["roles"][0]["country_code"] == "DE"
+    old = c.get("/ocpi/versions", headers=auth(token_c))
+    assert old.status_code == 401 and "token A" not in old.json()["status_message"].split(":")[0]
+    assert "replaced by a credentials update" in old.json()["status_message"]
+    r = register_as(c, V, token_c)  # the old token C at the credentials module
+    assert r.status_code == 401 and r.json()["status_message"].startswith("unknown token: neither")
+    assert c.put(TARIFF_URL, headers=auth(token_c2), json=TARIFF).status_code == 201
+    assert c.post(f"/ocpi/{V}/cdrs", headers=auth(token_c2), json=CDR).status_code == 201, "cached token"
+    assert c.delete(f"/ocpi/{V}/credentials", headers=auth(token_c2)).status_code == 200
+    for r in (
+        c.get("/ocpi/versions", headers=auth(token_c2)),
+        c.post(f"/ocpi/{V}/cdrs", headers=auth(token_c2), json=CDR),
+        c.delete(f"/ocpi/{V}/credentials", headers=auth(token_c2)),
+    ):
+        assert r.status_code == 401 and "unknown token" in r.json()["status_message"], r.text
+    assert c.get(TARIFF_URL, headers=auth("token-xyz")).status_code == 403, "what it sent stays"
+
+
+def test_put_or_delete_before_registering_is_405(setup) -> None:
+    c, _ = setup
+    for method in ("PUT", "DELETE"):
+        r = c.request(
+            method, f"/ocpi/{V}/credentials", headers=auth("token-a-cpo"), json={"token": "b", "url": "u"}
+        )
+        assert r.status_code == 405 and "not registered yet" in r.json()["status_message"], method
+    assert handshake(c), "token A still registers"
+    r = c.post(f"/ocpi/{V}/credentials", headers=auth("token-xyz"), json={"url": "x"})
+    assert r.status_code == 400 and "'token'" in r.json()["status_message"]
+    assert handshake(c, "token-xyz"), "a refused body does not spend token A"
+
+
+def test_credentials_without_our_party_configured_say_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    store.add_party("NL", "CPO", "CPO", "token-a-cpo")
+    store.close()
+    c = client(store_url=url)
+    r = register_as(c, V, "token-a-cpo")
+    assert r.status_code == 503 and "ROAMLEDGER_OCPI_PARTY" in r.json()["status_message"]
+    assert c.get("/ocpi/versions", headers=auth("token-a-cpo")).status_code == 200, "token A not spent"
+
+
+def test_an_unregistered_party_registers_again_with_a_new_token_a(setup, capsys) -> None:
+    c, url = setup
+    token_c = handshake(c)
+    assert c.delete(f"/ocpi/{V}/credentials", headers=auth(token_c)).status_code == 200
+    assert main(["party", "token", "nl*cpo", "--store", url]) == 0
+    token_a = capsys.readouterr().out.strip().rsplit(" ", 1)[-1]
+    assert c.get("/ocpi/versions", headers=auth(token_a)).status_code == 200
+    assert handshake(c, token_a), "registers again"
+    assert main(["party", "token", "NL*NOP", "--store", url]) == 2
+    assert "not a party of this store" in capsys.readouterr().err

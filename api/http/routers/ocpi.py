@@ -1,5 +1,7 @@
-"""The OCPI receiver, eMSP side (2.1.1, 2.2.1, 2.3.0): versions, credentials (the token A → B/C
-handshake), tariffs pushed by CPOs (PUT, PATCH, GET, DELETE) and CDRs (POST, GET).
+"""The OCPI receiver, eMSP side (2.1.1, 2.2.1, 2.3.0): versions, credentials (POST registers, token
+A → C, once; PUT gives a new token C; DELETE unregisters; GET; our credentials name our own party,
+``ocpi_party`` of the settings), tariffs pushed by CPOs (PUT, PATCH, GET, DELETE) and CDRs (POST,
+GET). Party codes in URLs are case-insensitive (CiString): upper-cased at the edge (:func:`party_codes`).
 
 Every answer is an OCPI envelope (``data``, ``status_code``, ``status_message``, ``timestamp``). A
 request carries ``Authorization: Token …`` (plain, or base64 as 2.2.1 sends it); the token names one
@@ -104,7 +106,11 @@ def token_in(header: str) -> str:
     raise OcpiError(401, 2000, f"{message}. Hint: OCPI sends 'Authorization: Token <token>'")
 
 
-UNKNOWN_TOKEN = "unknown token. Hint: register with the credentials module first"
+UNKNOWN_TOKEN = (
+    "unknown token: neither a registration token (token A) nor the current token of a registered "
+    "party (a token replaced by a credentials update, or of an unregistered party, stops working). "
+    "Hint: send your current token C, or register with a token A from the eMSP"
+)
 
 
 def lookup_token(store: Store, token: str) -> tuple[tuple[str, str, str], str] | None:
@@ -215,25 +221,93 @@ def details(request: Request, version: str, party: PartyDep) -> Response:
     return ocpi_response({"version": version, "endpoints": endpoints})
 
 
+def own_credentials(request: Request, version: str, token: str) -> dict[str, Any]:
+    """The credentials of this receiver (the eMSP) for a party: its token to call us, our versions
+    URL, and our party (``ocpi_party`` of the settings) — 2.1.1 as one party with its business
+    details, 2.2.1 and 2.3.0 as ``roles``."""
+    settings = request.app.state.settings
+    own = settings.own_party()
+    if own is None:
+        raise OcpiError(
+            503,
+            3000,
+            "the receiver's own OCPI party is not configured. Hint: start the service with "
+            "ROAMLEDGER_OCPI_PARTY=CC*PID (this eMSP's country code and party id, e.g. DE*MSP)",
+        )
+    party = {"country_code": own[0], "party_id": own[1]}
+    business = {"business_details": {"name": settings.ocpi_party_name}}
+    credentials: dict[str, Any] = {"token": token, "url": f"{base_url(request)}/ocpi/versions"}
+    if version == "2.1.1":
+        return credentials | business | party
+    return credentials | {"roles": [{"role": "EMSP"} | business | party]}
+
+
+def check_credentials(body: dict[str, Any]) -> None:
+    """The sender's credentials object: its token B and versions URL (kept nowhere: this receiver
+    never calls the sender; its roles are not checked either)."""
+    for field in ("token", "url"):
+        if not isinstance(body.get(field), str) or not body[field].strip():
+            raise OcpiError(400, 2001, f"the credentials object needs a {field!r} (a non-empty string)")
+
+
+def credentials_token(request: Request, store: Store) -> tuple[str, bool]:
+    """The request's token as the store knows it (plain, or base64 as 2.2.1 sends it) and whether
+    its party is registered (token C) or not (token A)."""
+    found = lookup_token(store, token_of(request))
+    if found is None:
+        raise OcpiError(401, 2000, UNKNOWN_TOKEN)
+    return found[1], store.registered(found[1])
+
+
+REGISTERED = "this party is already registered. Hint: PUT credentials to update them, DELETE to unregister"
+NOT_REGISTERED = "this party is not registered yet. Hint: POST credentials with your token A to register"
+
+
+@router.get("/{version}/credentials", summary="Our credentials for the calling party")
+def get_credentials(request: Request, version: str, store: StoreDep) -> Response:
+    version_of(version)
+    token, _ = credentials_token(request, store)
+    return ocpi_response(own_credentials(request, version, token))
+
+
 @router.post("/{version}/credentials", summary="Register: token A in, token C out")
 def register(request: Request, version: str, credentials: BodyDep, store: StoreDep) -> Response:
     """The party calls with the token A we gave it and its credentials (its token B, its roles); we
-    answer with a new token C for all later calls, and token A stops working."""
+    answer with a new token C for all later calls, and token A stops working. A registered party
+    is refused (405, as OCPI says: PUT updates, DELETE unregisters)."""
     version_of(version)
-    token_a = token_of(request)
-    party = store.party_of_token(token_a)
-    if party is None:
-        raise OcpiError(401, 2000, "unknown token A. Hint: ask the eMSP for a registration token")
-    # their credentials (token B, roles): we never call them (no pull), so they are not kept
+    token_a, registered = credentials_token(request, store)
+    if registered:
+        raise OcpiError(405, 2000, REGISTERED)
+    check_credentials(credentials)
     token_c = secrets.token_urlsafe(32)
-    store.replace_token(token_a, token_c)
-    return ocpi_response(
-        {
-            "token": token_c,
-            "url": f"{base_url(request)}/ocpi/versions",
-            "roles": [{"role": "EMSP", "country_code": party[0], "party_id": party[1]}],
-        }
-    )
+    ours = own_credentials(request, version, token_c)  # before token A is spent
+    if not store.register(token_a, token_c):  # a concurrent POST with the same token A won
+        raise OcpiError(405, 2000, REGISTERED)
+    return ocpi_response(ours)
+
+
+@router.put("/{version}/credentials", summary="Update: a new token C, the old one stops working")
+def update_credentials(request: Request, version: str, credentials: BodyDep, store: StoreDep) -> Response:
+    version_of(version)
+    token, registered = credentials_token(request, store)
+    if not registered:
+        raise OcpiError(405, 2000, NOT_REGISTERED)
+    check_credentials(credentials)
+    token_c = secrets.token_urlsafe(32)
+    ours = own_credentials(request, version, token_c)
+    if not store.replace_token(token, token_c):  # a concurrent update replaced it first
+        raise OcpiError(401, 2000, UNKNOWN_TOKEN)
+    return ocpi_response(ours)
+
+
+@router.delete("/{version}/credentials", summary="Unregister: the party's token stops working")
+def unregister(request: Request, version: str, store: StoreDep) -> Response:
+    version_of(version)
+    token, registered = credentials_token(request, store)
+    if not registered or not store.unregister(token):
+        raise OcpiError(405, 2000, NOT_REGISTERED)
+    return ocpi_response(None)
 
 
 # ---- tariffs ------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ background worker settles it with the engine of ``roamledger settle --store`` (s
 bytes); ``GET /v1/settlements/{id}`` is the run (``queued|running|done|failed``), as JSON, CSV or
 HTML by ``Accept``; ``GET /v1/settlements/{id}/statements/{cpo}/{emsp}/{currency}`` one statement
 (``statement.json``, ``lines.csv`` or ``statement.html``). ``POST /v1/months/{month}/close`` makes a
-month's statements final; settling a closed month again is refused (409)."""
+month's statements final; settling a closed month again is refused (409). Every route here is the
+operator's (:mod:`api.http.auth`: ``Authorization: Bearer``, or a local client when no token is set)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from api.cli.settle import check_locale
+from api.http import auth
 from api.http.deps import json_response
 from api.http.errors import problem
 from api.http.runs import Runner
@@ -38,7 +40,7 @@ from settlement.store.months import (
     run_statements,
 )
 
-router = APIRouter(prefix="/v1", tags=["settlements"])
+router = APIRouter(prefix="/v1", tags=["settlements"], dependencies=auth.OPERATOR, responses=auth.RESPONSES)
 MONTH = MONTH_PATTERN
 MAX_ID = 2**31 - 1  # run ids are 32-bit integers on every database
 RunId = Path(ge=1, le=MAX_ID, description="the run's id (the Location of its POST)")

@@ -26,15 +26,15 @@ import argparse
 import json
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 import settlement.store.bulk as bulk
-from benchmarks.ingest import PG, RESULTS, month
+from benchmarks.ingest import PG, RESULTS, month, store_url
 from pricing.io import iter_sources
 from settlement.store import Store
 
@@ -43,17 +43,11 @@ VARIANTS = ("store", "no_fk_periods", "no_fk_ingest", "no_fk", "no_index", "bare
 
 @contextmanager
 def schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema (the store's tables once a Store opens it), dropped afterwards."""
-    name = f"floor_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        yield f"{PG}?options=-csearch_path%3D{name}"
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+    """A fresh PostgreSQL schema (:func:`benchmarks.ingest.store_url`), dropped afterwards."""
+    with store_url("postgresql", Path(".")) as url:
+        if url is None:
+            raise SystemExit(f"PostgreSQL does not answer at {PG}: nothing to measure")
+        yield url
 
 
 def capture(n: int) -> tuple[list[tuple[str, list[str], bytes]], int]:

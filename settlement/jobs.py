@@ -506,6 +506,8 @@ def statement_line(ln: ReconLine, basis: str, zone: ZoneInfo) -> tuple[Line, str
         if cdr.total_energy is not None
         else Decimal((ln.row or {}).get("total_energy_kwh") or 0)
     )
+    if cdr.credit:  # a credit's energy nets its original's, as its money does (PRICING-SEMANTICS §4.2)
+        energy = -energy
     start, end = local_iso(cdr.start_ms, zone), local_iso(cdr.end_ms, zone)
     day = local_end_date(cdr.end_ms, zone).isoformat()
     reason = dispute_reason(ln.status, ln.codes, basis, ln.conflicting_duplicate)

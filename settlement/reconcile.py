@@ -107,8 +107,17 @@ class ReconLine:
         return any("CONFLICTING" in f.message for f in self.findings)
 
     def as_row(self) -> dict[str, Any]:
+        """The ``reconciliation.ndjson`` row: the recomputed totals carry the CDR's sign (a credit's
+        are negated, as its reported ones), so that ``diff = reported − recomputed`` reads true."""
         rep = self.cdr.total_cost or Money(None)
         r = self.row or {}
+
+        def ours(key: str) -> str | None:
+            v = r.get(key)
+            if v is None or not self.cdr.credit or Decimal(v) == 0:
+                return v
+            return e4(-Decimal(v))
+
         return {
             "cdr_id": self.cdr.id,
             "status": self.status,
@@ -116,10 +125,10 @@ class ReconLine:
             "currency": self.cdr.currency,
             "credit": self.cdr.credit,
             "reported_total_excl_vat": e4(rep.excl),
-            "recomputed_total_excl_vat": r.get("total_cost_excl_vat"),
+            "recomputed_total_excl_vat": ours("total_cost_excl_vat"),
             "diff_excl_vat": e4(self.diff_excl),
             "reported_total_incl_vat": e4(rep.incl),
-            "recomputed_total_incl_vat": r.get("total_cost_incl_vat"),
+            "recomputed_total_incl_vat": ours("total_cost_incl_vat"),
             "diff_incl_vat": e4(self.diff_incl),
             "source": self.source,
             "line": self.line,

@@ -105,10 +105,18 @@ def _rate(r: Any, loc: Locale) -> str:
     return format_percent(value / 100, locale=loc, decimal_quantization=False)
 
 
-def _fee_basis(f: Any, cur: str, loc: Locale) -> str:
-    """How a fee was computed, in the locale's numbers: "424 × 0,05 €" or "1,5 % × 5 198,82 €"."""
+def _fee_basis(f: Any, cur: str, loc: Locale, gettext: Any = None) -> str:
+    """How a fee was computed, in the locale's numbers: "424 × 0,05 €", "1,5 % × 5 198,82 €", or
+    with credited sessions "(425 − 1 credited) × 0,05 €" (``gettext``: the page's language)."""
     if f.percent_of is not None:
         return f"{_rate(f.unit, loc)} × {_money(f.percent_of, cur, loc)}"
+    if f.credited:
+        said = (gettext or (lambda m, **v: m % v))(
+            "%(sessions)s − %(credited)s credited",
+            sessions=format_decimal(f.quantity + f.credited, locale=loc),
+            credited=format_decimal(f.credited, locale=loc),
+        )
+        return f"({said}) × {_money(f.unit, cur, loc)}"
     return f"{format_decimal(f.quantity, locale=loc)} × {_money(f.unit, cur, loc)}"
 
 
@@ -141,12 +149,14 @@ def chart_data(
     amount: dict[int, Decimal] = defaultdict(Decimal, {d: v[1] for d, v in sums.items()})
     w, h, pad = 720, 200, 36
     bw = (w - 2 * pad) / days
-    emax = max(energy.values(), default=Decimal(0)) or Decimal(1)
-    amax = max(amount.values(), default=Decimal(0)) or Decimal(1)
+    emax = max([*energy.values(), Decimal(0)]) or Decimal(1)  # the axes start at 0 (net days may be < 0)
+    amax = max([*amount.values(), Decimal(0)]) or Decimal(1)
     bars, points = [], []
     for d in range(days):
         x = pad + d * bw
-        eh = float(energy[d] / emax) * (h - 2 * pad)  # drawing only: no money is computed here
+        # drawing only: no money is computed here. A day whose credits outweigh its sessions (a
+        # credit of an earlier month) nets to negative energy: no bar (its title says the number)
+        eh = max(float(energy[d] / emax), 0.0) * (h - 2 * pad)
         bars.append(
             {
                 "x": f"{x + 1:.1f}",
@@ -159,7 +169,7 @@ def chart_data(
                 "label": str(d + 1) if d % 5 == 0 else "",
             }
         )
-        ay = h - pad - float(amount[d] / amax) * (h - 2 * pad)
+        ay = min(h - pad - float(amount[d] / amax) * (h - 2 * pad), float(h))  # below zero: to the edge
         points.append(f"{x + bw / 2:.1f},{ay:.1f}")
     return {
         "w": w,
@@ -332,7 +342,7 @@ def statement_html(
         reason=lambda text: reason_text(text, gettext),
         rate=rate,
         vat_note_text=vat_note_text(t, rate, gettext, ngettext) if t["vat_note"] else "",
-        fee_basis=lambda f: _fee_basis(f, st.currency, loc),
+        fee_basis=lambda f: _fee_basis(f, st.currency, loc, gettext),
         vat_source=VAT_SOURCE,
         show_fx=t["reporting_currency"] != st.currency and t["amount_due_reporting"] is not None,
         chart=chart_data(st, loc, daily),
@@ -345,4 +355,7 @@ def statement_html(
         more_disputed=n_disputed - HTML_MAX_LINES,
         line_vat=sum((Decimal(r["vat"]) for r in t["vat_by_rate"] if r["vat"] is not None), Decimal(0)),
         line_incl=None if t["vat_unknown_lines"] else t["total_incl_vat"],
+        # a negative amount due is a credit balance: the CPO owes the eMSP (and pays to its IBAN)
+        payee="emsp" if Decimal(t["amount_due"]) < 0 else "cpo",
+        credit_balance=-Decimal(t["amount_due"]),
     )

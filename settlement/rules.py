@@ -141,7 +141,8 @@ def worst_expr(dx: pl.Expr, di: pl.Expr) -> pl.Expr:
 
 # ---- dispute reason -----------------------------------------------------------------------------
 
-CONFLICTING_DUPLICATE = "duplicate (conflicting)"  # the words of a DUPLICATE_CDR dispute
+# the words of a DUPLICATE_CDR dispute: the same CDR id sent again with other content
+CONFLICTING_DUPLICATE = "conflicting re-send (same CDR id, other content)"
 DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "CREDIT_DUPLICATE", "DUPLICATE_CDR"}
 # disputes a contract that includes disputed lines still never pays: a second credit of an original
 # already credited (paying it would credit the original twice)
@@ -156,16 +157,19 @@ def never_paid(codes: Iterable[str]) -> bool:
 def dispute_reason(status: str, codes: Iterable[str], basis: str, conflicting_duplicate: bool) -> str:
     """Why a statement line is disputed ("" when it is not). ``codes``: the line's finding codes;
     ``conflicting_duplicate``: a DUPLICATE_CDR finding says the copy differs (an identical copy is
-    no dispute)."""
+    no dispute). What the record is (a conflicting re-send, a credit problem) is named before
+    what it costs (over/under-charged beyond tolerance, which a changed re-send usually also is)."""
     codes = set(codes)
     if status == NOT_PRICED:
         return NOT_RECOMPUTED + reasons_text(codes)
-    if basis == "reported" and status in (OVERCHARGED, UNDERCHARGED):
-        return status.lower() + " beyond tolerance"
     bad = sorted(codes & DISPUTE_CODES)
     if "DUPLICATE_CDR" in bad and not conflicting_duplicate:
         bad.remove("DUPLICATE_CDR")
-    return ",".join(bad).replace("DUPLICATE_CDR", CONFLICTING_DUPLICATE)
+    if bad:  # what the record is (a conflicting re-send, a credit problem) before what it costs
+        return ",".join(bad).replace("DUPLICATE_CDR", CONFLICTING_DUPLICATE)
+    if basis == "reported" and status in (OVERCHARGED, UNDERCHARGED):
+        return status.lower() + " beyond tolerance"
+    return ""
 
 
 def dispute_reason_expr(status: pl.Expr, reasons: pl.Expr, basis: pl.Expr, conflicting: pl.Expr) -> pl.Expr:
@@ -182,9 +186,11 @@ def dispute_reason_expr(status: pl.Expr, reasons: pl.Expr, basis: pl.Expr, confl
     return (
         pl.when(status == NOT_PRICED)
         .then(pl.lit(NOT_RECOMPUTED) + codes.list.sort().list.join(","))
+        .when(bad.list.len() > 0)
+        .then(bad.list.join(",").str.replace("DUPLICATE_CDR", CONFLICTING_DUPLICATE, literal=True))
         .when((basis == "reported") & status.is_in([OVERCHARGED, UNDERCHARGED]))
         .then(status.str.to_lowercase() + pl.lit(" beyond tolerance"))
-        .otherwise(bad.list.join(",").str.replace("DUPLICATE_CDR", CONFLICTING_DUPLICATE, literal=True))
+        .otherwise(pl.lit(""))
     )
 
 

@@ -2,7 +2,8 @@
 
 Rules (decisions where OCPI is silent are marked *decision*):
 
-* One line per CDR; credit CDRs are negative lines that carry their original's id.
+* One line per CDR; credit CDRs are negative lines that carry their original's id (their energy is
+  negative too: the totals and the chart net a credit against its original).
 * Line amounts: the CDR's ``total_cost`` (basis ``reported``) or our recomputation (basis
   ``recomputed``), both OCPI 4-decimal amounts, rounded half-up to the currency's minor unit
   (babel). The statement total is the sum of the rounded lines; the difference to the sum of the
@@ -27,7 +28,8 @@ Rules (decisions where OCPI is silent are marked *decision*):
 * Contract fees are separate, labelled net lines carrying the contract's VAT rate (none known: the
   fees are net, as the rest of the statement); the percentage fee applies to the included CDR
   lines' net total.
-* Amount due = gross (net + VAT) + fees incl. their VAT; net only: net + net fees.
+* Amount due = gross (net + VAT) + fees incl. their VAT; net only: net + net fees. A negative
+  amount due is a credit balance: the CPO owes the eMSP (the page says so).
 * Due date = last day of the month + payment terms. FX to a reporting currency is one labelled
   conversion of the amount due, rounded to the reporting currency's minor unit.
 """
@@ -148,6 +150,7 @@ class FeeLine:
     quantity: int | None = None
     unit: Decimal = Decimal(0)
     percent_of: Decimal | None = None
+    credited: int = 0  # a fee per session: the credited sessions netted from ``quantity`` sessions
 
     @property
     def amount_incl(self) -> Decimal | None:
@@ -298,6 +301,7 @@ class Aggregates:
     base_by_rate: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     taxes: dict[tuple[str, str | None], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     sessions: int = 0  # non-credit lines − credit lines
+    credited: int = 0  # credit lines
 
 
 def aggregate(st: Statement) -> Aggregates:
@@ -320,17 +324,33 @@ def aggregate(st: Statement) -> Aggregates:
         for name, pct, amt in ln.taxes:
             a.taxes[(name, pct)] += amt
     a.unrounded_incl = sum((ln.amount_incl or Decimal(0) for ln in known), Decimal(0))
-    a.sessions = sum(1 for ln in st.lines if not ln.credit) - sum(1 for ln in st.lines if ln.credit)
+    a.credited = sum(1 for ln in st.lines if ln.credit)
+    a.sessions = sum(1 for ln in st.lines if not ln.credit) - a.credited
     return a
 
 
-def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str) -> list[FeeLine]:
+def sessions_text(sessions: int, credited: int) -> str:
+    """The count of a fee per session in words: "3 sessions", or with credits "4 sessions - 1
+    credited" (never a negative count)."""
+    if not credited:
+        return f"{sessions} sessions"
+    return f"{sessions + credited} sessions - {credited} credited"
+
+
+def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str, credited: int = 0) -> list[FeeLine]:
     """The contract's fee lines: per session (roaming, hub) and a percentage of the CDR lines'
     net total; each rounded to the currency's minor unit, with the contract's VAT rate (VAT rounded
-    per fee line); a fee of zero is left out."""
+    per fee line); a fee of zero is left out.
+
+    ``sessions``: the net count, non-credit lines − ``credited`` (the credit lines). *decision*: a
+    credit nets its session's fee as it nets its money: a session and its credit on one statement
+    pay no fee; a credit of a session of an earlier statement refunds the fee paid there (a re-sent,
+    corrected CDR then pays it once). The basis says both counts ("4 sessions - 1 credited"), never
+    a negative count; the fee is negative when the credits outnumber the sessions."""
     roaming, percent, hub = t.roaming_fee_per_session, t.roaming_fee_percent, t.hub_fee_per_session
+    count = sessions_text(sessions, credited)
     candidates = [
-        ("Roaming fee per session", roaming, f"{sessions} sessions x {roaming}", roaming * sessions, False),
+        ("Roaming fee per session", roaming, f"{count} x {roaming}", roaming * sessions, False),
         (
             "Roaming fee (percentage)",
             percent,
@@ -338,7 +358,7 @@ def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str) -> lis
             total_excl * percent / 100,
             True,
         ),
-        ("Hub fee per session", hub, f"{sessions} sessions x {hub}", hub * sessions, False),
+        ("Hub fee per session", hub, f"{count} x {hub}", hub * sessions, False),
     ]
     out = []
     for label, rate, basis, amount, is_percent in candidates:
@@ -347,6 +367,7 @@ def contract_fees(t: Terms, sessions: int, total_excl: Decimal, cur: str) -> lis
             vat = None if t.vat_rate is None else round_money(net * t.vat_rate / 100, cur)
             fee = FeeLine(label, basis, net, t.vat_rate, vat, None if is_percent else sessions, rate)
             fee.percent_of = total_excl if is_percent else None
+            fee.credited = 0 if is_percent else credited
             out.append(fee)
     return out
 
@@ -422,7 +443,7 @@ def finish(st: Statement, contracts: Contracts, agg: Aggregates | None = None) -
     t = st.terms
     total_excl = a.total_excl
     rows = vat_rows(a, t, cur)
-    st.fees = contract_fees(t, a.sessions, total_excl, cur)
+    st.fees = contract_fees(t, a.sessions, total_excl, cur, a.credited)
     net_only = any(r["vat"] is None for r in rows) or any(f.vat is None for f in st.fees)
     vat_total = None if net_only else sum((Decimal(r["vat"]) for r in rows), Decimal(0))
     gross = None if vat_total is None else total_excl + vat_total

@@ -136,3 +136,63 @@ def test_a_second_credit_from_the_store_is_disputed(tmp_path: Path) -> None:
     assert set(lines_of(outs[0])) == {"N2"}
     codes = {(f["cdr_id"], f["code"]) for f in findings(outs[0])}
     assert ("K1-C2", "CREDIT_DUPLICATE") in codes
+
+
+def test_a_credits_energy_nets_its_originals_in_the_totals_and_the_chart(tmp_path: Path) -> None:
+    K2 = cdr_221("K2", "2026-10-13T10:00:00Z", "2026-10-13T11:00:00Z", kwh=20, excl=6.50, incl=7.87)
+    outs = [settle(tmp_path, "2026-10", [K1, K1_C, K2], e, "--engine", e) for e in ("local", "columnar")]
+    assert_same_run(*outs)
+    out = outs[0]
+    assert lines_of(out)["K1-C"]["energy_kwh"] == "-10.0000"  # the sign of its money
+    assert statement(out)["totals"]["energy_kwh"] == "20.0000"  # K1 + K1-C = 0, K2 = 20
+    page = (out / FOLDER / "statement.html").read_text()
+    assert "<title>2026-10-12: 0.0 kWh</title>" in page and "<title>2026-10-13: 20.0 kWh</title>" in page
+
+
+def test_the_recomputed_total_of_a_credit_carries_its_sign(tmp_path: Path) -> None:
+    short = dict(K1_C, total_cost={"excl_vat": -3.00, "incl_vat": -3.63})  # credits 0.50 too little
+    out = settle(tmp_path, "2026-10", [K1, short], "run")
+    rows = {r["cdr_id"]: r for r in map(json.loads, (out / "reconciliation.ndjson").read_text().splitlines())}
+    row = rows["K1-C"]
+    assert (row["reported_total_excl_vat"], row["recomputed_total_excl_vat"]) == ("-3.0000", "-3.5000")
+    assert row["diff_excl_vat"] == "0.5000"  # reported − recomputed, as the row shows them
+
+
+def test_the_fee_per_session_nets_credited_sessions_and_a_credit_balance_says_who_pays(
+    tmp_path: Path,
+) -> None:
+    october = settle(tmp_path, "2026-10", [K1], "oct")
+    for locale, words in (
+        ("en_GB", "Credit balance: the CPO ABC Laden B.V. owes the eMSP DE*MSP €4.36, due by"),
+        ("fr_FR", "Solde créditeur : le CPO ABC Laden B.V. doit à l'eMSP DE*MSP 4,36\xa0€"),
+    ):
+        out = settle(tmp_path, "2026-11", [K1_C], locale, "--history", str(october), "--locale", locale)
+        doc = statement(out)
+        assert [(f["basis"], f["amount"]) for f in doc["fees"]] == [
+            ("0 sessions - 1 credited x 0.10", "-0.10")
+        ]
+        assert doc["totals"]["amount_due"] == "-4.36"  # −4.24 and the fee refund −0.10 − 0.02 VAT
+        page = (out / FOLDER / "statement.html").read_text()
+        assert words in page, page
+        assert "-1" not in doc["fees"][0]["basis"]
+
+
+def test_a_session_and_its_credit_pay_no_fee(tmp_path: Path) -> None:
+    out = settle(tmp_path, "2026-11", [N1, N1_C, N2], "run")
+    assert [(f["basis"], f["amount"]) for f in statement(out)["fees"]] == [
+        ("2 sessions - 1 credited x 0.10", "0.10")
+    ]
+    page = (out / FOLDER / "statement.html").read_text()
+    assert "((2 − 1 credited) × €0.10)" in page
+    assert "Credit balance" not in page
+
+
+def test_a_conflicting_resend_is_disputed_as_such(tmp_path: Path) -> None:
+    resent = dict(N1, total_cost={"excl_vat": 4.00, "incl_vat": 4.84})  # same id, other content
+    outs = [settle(tmp_path, "2026-11", [N1, resent], e, "--engine", e) for e in ("local", "columnar")]
+    assert_same_run(*outs)
+    disputed = statement(outs[0])["disputed"]
+    assert [d["dispute_reason"] for d in disputed] == ["conflicting re-send (same CDR id, other content)"]
+    assert "OVERCHARGED" in disputed[0]["reasons"]  # what it would cost is still among its codes
+    fr = settle(tmp_path, "2026-11", [N1, resent], "fr", "--locale", "fr_FR")
+    assert "renvoi divergent" in (fr / FOLDER / "statement.html").read_text()

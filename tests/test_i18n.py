@@ -34,6 +34,7 @@ DATA_TEXTS = [
     "disputed lines excluded",
     "disputed lines included",
     "credit of %(id)s",
+    "%(sessions)s − %(credited)s credited",
     "disputed: %(reason)s",
     "could not be recomputed: %(codes)s",
     LATE_NOTE,

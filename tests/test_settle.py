@@ -157,12 +157,13 @@ def test_settle_month_counts_lines_credits_disputes(tmp_path: Path, capsys) -> N
     unrounded = sum(Decimal(ln["amount_excl_vat"]) for ln in st["lines"])
     assert Decimal(t["rounding_difference_excl_vat"]) == Decimal(t["total_excl_vat"]) - unrounded
     assert t["vat_by_rate"][0]["rate"] == "21"
-    # contract fee: 0.15 per session, credits count negatively (A1, A2, S1, A4 minus A1-C = 3)
+    # contract fee: 0.15 per session, credits net their sessions (A1, A2, S1, A4 minus A1-C = 3),
+    # both counts said (no negative count)
     # the fee carries the contract's VAT rate (0.45 x 21 % = 0.0945 -> 0.09)
     assert st["fees"] == [
         {
             "label": "Roaming fee per session",
-            "basis": "3 sessions x 0.15",
+            "basis": "4 sessions - 1 credited x 0.15",
             "amount": "0.45",
             "vat_rate": "21",
             "vat": "0.09",

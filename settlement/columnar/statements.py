@@ -93,6 +93,7 @@ def add_aggregates(x: Aggregates, y: Aggregates) -> Aggregates:
         contract_vat=x.contract_vat + y.contract_vat,
         unrounded_incl=x.unrounded_incl + y.unrounded_incl,
         sessions=x.sessions + y.sessions,
+        credited=x.credited + y.credited,
     )
     for src in (x, y):
         for k, v in src.vat_by_rate.items():

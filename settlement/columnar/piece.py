@@ -81,6 +81,7 @@ RECORD_PATH_REASONS = (
     "party unknown",  # excluded with its PARTY_UNKNOWN finding by place_lines
     "duplicate id",  # identical or conflicting copies are judged record by record
     "late CDR",  # a late CDR of a closed month: its line and LATE_CDR finding by place_lines
+    "already settled",  # on a closed month's final statements: ALREADY_SETTLED by place_lines
     "credit",  # credits net their originals
     "several tariffs",  # the VAT bucket of a line priced by several tariffs
     "reported totals inconsistent",  # TOTALS_INCONSISTENT: its words quote the CDR's own numbers
@@ -188,6 +189,7 @@ class PieceJob:
     parties: bool = True  # False: reconciliation only (a CDR of unknown party needs no statement)
     late: frozenset[str] = frozenset()  # the late CDRs the month takes (settlement.rules.settles_in)
     paid: PaidMonths | None = None  # file mode: months the history settled (their CDRs are late)
+    settled: frozenset[str] = frozenset()  # store: CDRs a closed month's final run settled
 
 
 PieceResult = tuple[
@@ -253,9 +255,13 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
     )
     if job.paid is not None:
         late = late | job.paid.late_expr(pl.col("cdr_id"), pl.col("end_ms"))
-    frame = with_terms(
-        with_parties(frame.with_columns(late.alias("late")), job.contracts), job.contracts, job.parties
+    settled = (
+        pl.col("cdr_id").is_in(pl.Series(sorted(job.settled), dtype=pl.String).implode())
+        if job.settled
+        else pl.lit(False)
     )
+    frame = frame.with_columns(late.alias("late"), (settled & ~late).alias("settled"))
+    frame = with_terms(with_parties(frame, job.contracts), job.contracts, job.parties)
     frame = frame.with_columns(
         settles_in_expr(pl.col("end_ms"), job.window, pl.col("late")).alias("in_month")
     )
@@ -619,6 +625,8 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts, parties: bool = True) 
         .then(pl.lit("duplicate id"))
         .when("late")
         .then(pl.lit("late CDR"))
+        .when("settled")
+        .then(pl.lit("already settled"))
         .when("credit")
         .then(pl.lit("credit"))
         .when("multi")
@@ -700,6 +708,7 @@ def finish_plain(plain: pl.DataFrame, straddles: pl.DataFrame) -> pl.DataFrame:
     ).drop(
         "exclude_disputed",
         "special",
+        "settled",
         "credit",
         "multi",
         "record_path",

@@ -33,7 +33,7 @@ from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split
 from pricing.io import Record, csv_unsafe, iter_sources
 from pricing.model import Cdr, Money
 from pricing.ocpi import detect_version, parse_tariff
-from pricing.policy import PeriodBoundaries, PricingPolicy
+from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
 from pricing.report import result_row
 from pricing.sessions import TariffSet, build_session
@@ -75,8 +75,8 @@ from settlement.store import Store
 from settlement.store.months import cdr_records_of, settled_elsewhere
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
-# start state and reported, not silently split (digest §2.4 (b)).
-DEFAULT_POLICY = PricingPolicy(period_boundaries=PeriodBoundaries.FLAG)
+# start state and reported, not silently split (digest §2.4 (b)); as ``price`` does (one truth).
+DEFAULT_POLICY = CDR_POLICY
 
 
 @dataclass

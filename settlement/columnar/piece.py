@@ -475,12 +475,19 @@ def reported_checks(t: Any, fr: Any, rows: np.ndarray, recs: np.ndarray) -> dict
         parts += np.where(ok, v, 0)
         present += ok
     total, total_ok = (a[rows] for a in decimal_e6(t.column("reported_total_excl")))
-    tot_bad = (present > 0) & total_ok & (np.abs(total - parts) > 50 * present)
+    # all five reported: their sum; some absent (unknown): the others alone above the total
+    over = (parts - total) * np.where(total < 0, -1, 1)
+    tot_bad = (
+        (present > 0)
+        & total_ok
+        & np.where(present == len(DIMS), np.abs(total - parts) > 50 * present, over > 50 * present)
+    )
     energy, e_ok = (a[rows] for a in decimal_e6(optional_column(t, "reported_total_energy")))
     hours, h_ok = (a[rows] for a in decimal_e6(optional_column(t, "reported_total_time")))
     e_v, e_has = fr.cols["energy_mwh"]
     t_v, t_has = fr.cols["time_ms"]
     p_v, p_has = fr.cols["parking_ms"]
+    r_v, r_has = fr.cols["reservation_ms"]
     first = fr.first_row
 
     def per_record(values: np.ndarray) -> np.ndarray:
@@ -488,8 +495,8 @@ def reported_checks(t: Any, fr: Any, rows: np.ndarray, recs: np.ndarray) -> dict
 
     e_sum = per_record(np.where(e_has, e_v, 0))
     e_any = per_record(e_has.astype(np.int64)) > 0
-    t_sum = per_record(np.where(t_has, t_v, 0) + np.where(p_has, p_v, 0))
-    t_any = per_record((t_has | p_has).astype(np.int64)) > 0
+    t_sum = per_record(np.where(t_has, t_v, 0) + np.where(p_has, p_v, 0) + np.where(r_has, r_v, 0))
+    t_any = per_record((t_has | p_has | r_has).astype(np.int64)) > 0
     qty_bad = (e_ok & e_any & (np.abs(energy - e_sum) > 500)) | (
         h_ok & t_any & (np.abs(36 * hours - 10 * t_sum) > 18_000)  # |h·3.6e6 − ms| > 1800, ×10
     )

@@ -34,6 +34,7 @@ INTERRUPTED = (
     "interrupted: the server stopped while this run was {status} (no sign of life for {s} s). "
     "Hint: POST the settlement again"
 )
+STOPPED = "interrupted: the server stopped while this run was {status}. Hint: POST the settlement again"
 
 
 class MonthClosed(StoreError):
@@ -248,6 +249,22 @@ def mark_interrupted(store: Store, now: int | None = None, stale_ms: int = STALE
                     finished_ms=now,
                 )
             ).rowcount
+    return n
+
+
+def stop_runs(store: Store, run_ids: Iterable[int]) -> int:
+    """The given runs, if still queued or running, become ``failed`` ("interrupted: the server
+    stopped …"): their server is stopping (a run done meanwhile stays done)."""
+    ids = sorted(run_ids)
+    n = 0
+    if ids:
+        with store.writer.begin() as conn:
+            for status in ("queued", "running"):
+                n += conn.execute(
+                    update(settlement_runs)
+                    .where(and_(settlement_runs.c.id.in_(ids), settlement_runs.c.status == status))
+                    .values(status="failed", message=STOPPED.format(status=status), finished_ms=now_ms())
+                ).rowcount
     return n
 
 

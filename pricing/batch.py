@@ -36,7 +36,7 @@ from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, proce
 from pricing.ocpi import detect_version, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat
-from pricing.policy import PricingPolicy
+from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
 from pricing.report import meta_series, price_sessions_detailed, result_row, result_table, trace_rows
 from pricing.results import BatchResult, merge_rows, row_key, sort_owned
@@ -104,7 +104,7 @@ def price_records(
         return price_records_kernel(
             records, tariffs, policy, tz, version, explain, location_zones, workers, file_versions
         )
-    policy = policy or PricingPolicy()
+    policy = policy or CDR_POLICY
     result = BatchResult(policy=policy)
     file_version: dict[str, str] = dict(file_versions or {})
     for rec in records:
@@ -279,7 +279,7 @@ def price_records_kernel(
     file_versions: dict[str, str] | None = None,
 ) -> BatchResult:
     """``price_records`` with the pricing step in the kernel (all sessions at once)."""
-    policy = policy or PricingPolicy()
+    policy = policy or CDR_POLICY
     result = BatchResult(policy=policy, engine="kernel")
     file_version: dict[str, str] = dict(file_versions or {})
     events: list[Finding | int] = []
@@ -339,7 +339,7 @@ def price_flat_file(
     and returns its rows as one :class:`~pricing.io.RowFrame` (Python touches only rejects and
     warnings); the reference engine (and ``--explain``) builds each CDR and prices it one by one,
     as does a file the kernel refuses (its records counted in ``fallbacks``)."""
-    policy = policy or PricingPolicy()
+    policy = policy or CDR_POLICY
     source = str(path)
     refused: KernelRefusal | None = None
     if engine == "kernel" and not explain:
@@ -519,7 +519,7 @@ def price_ndjson_columnar(
     in spans, the rows are :class:`~pricing.rendered.RenderedRows` (each span's rows rendered as
     NDJSON by the process that priced it; written, not read).
     """
-    policy = policy or PricingPolicy()
+    policy = policy or CDR_POLICY
     source = str(path)
     if span is None:
         n_proc, size = processes(source, workers), os.path.getsize(source)
@@ -615,7 +615,7 @@ def price_inputs(
     :func:`price_records`, in input order. ``workers``: kernel threads, and processes for NDJSON
     files (``AUTO``, 0: one per core). ``render_ndjson``: one NDJSON file priced in spans gives
     :class:`~pricing.rendered.RenderedRows` (rendered where priced; for an NDJSON output)."""
-    policy = policy or PricingPolicy()
+    policy = policy or CDR_POLICY
     processes_or_auto, workers = workers, workers or threads()
     files = expand_inputs(paths)
     flat = [is_flat_file(f) for f in files]

@@ -7,7 +7,7 @@ specification. The policy in force is reported in the metadata of every output.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from enum import StrEnum
 
 from pricing.errors import InputError
@@ -72,8 +72,9 @@ class PricingPolicy:
         return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[str]) -> PricingPolicy:
-        """Build a policy from ``NAME=VALUE`` strings (the CLI's ``--policy``)."""
+    def from_pairs(cls, pairs: Iterable[str], base: PricingPolicy | None = None) -> PricingPolicy:
+        """Build a policy from ``NAME=VALUE`` strings (the CLI's ``--policy``), each replacing
+        that field of ``base`` (default: the defaults)."""
         kinds = {f.name: f.type for f in fields(cls)}
         enums = {
             "period_boundaries": PeriodBoundaries,
@@ -102,4 +103,13 @@ class PricingPolicy:
                 if raw.lower() not in ("true", "false"):
                     raise InputError(f"policy {name} takes true or false, not {raw!r}")
                 values[name] = raw.lower() == "true"
-        return cls(**values)  # type: ignore[arg-type]
+        return replace(base, **values) if base is not None else cls(**values)  # type: ignore[arg-type]
+
+
+CDR_POLICY = PricingPolicy(period_boundaries=PeriodBoundaries.FLAG)
+"""The policy a CDR is priced with unless one is given (``price``, ``reconcile``, ``settle``, the
+Python ``price_cdrs``): one truth for a CDR's recomputed cost whatever the command. A CDR is a
+foreign record to verify, not one to build (PRICING-SEMANTICS §2.4 (b)): each charging period is
+priced by its state at its start and a period that straddles a price change is a
+PERIOD_STRADDLES_BOUNDARY finding, not silently split. Sessions (quotes) keep the defaults (split:
+§2.4 (a))."""

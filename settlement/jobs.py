@@ -33,7 +33,7 @@ from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split
 from pricing.io import Record, csv_unsafe, iter_sources
 from pricing.model import Cdr, Money
 from pricing.ocpi import detect_version, parse_tariff
-from pricing.policy import PeriodBoundaries, PricingPolicy
+from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
 from pricing.report import result_row
 from pricing.sessions import TariffSet, build_session
@@ -57,8 +57,10 @@ from settlement.reconcile import (
 )
 from settlement.render import render_statement
 from settlement.rules import (
+    ALREADY_SETTLED,
     LATE_CDR,
     PaidMonths,
+    already_settled_message,
     dispute_reason,
     late_message,
     local_end_date,
@@ -71,11 +73,11 @@ from settlement.rules import (
 )
 from settlement.statement import Line, Statement, build_line, finish, vat_findings, with_contract_vat
 from settlement.store import Store
-from settlement.store.months import cdr_records_of
+from settlement.store.months import cdr_records_of, settled_elsewhere
 
 # Reconciliation checks foreign CDRs: a period that straddles a price change is priced by its
-# start state and reported, not silently split (digest §2.4 (b)).
-DEFAULT_POLICY = PricingPolicy(period_boundaries=PeriodBoundaries.FLAG)
+# start state and reported, not silently split (digest §2.4 (b)); as ``price`` does (one truth).
+DEFAULT_POLICY = CDR_POLICY
 
 
 @dataclass
@@ -389,9 +391,11 @@ def settle(
     files = expand_inputs(cdrs)
     flat_files = [f for f in files if is_flat_file(f)]
     records = list(iter_sources([f for f in files if f not in flat_files]))
+    settled: dict[str, str] = {}
     if store is not None:
         records += store.cdr_records(*month_window_ms(month, zone))
         records += cdr_records_of(store, late_rows)
+        settled = settled_elsewhere(store, *month_window_ms(month, zone))
     say(f"pricing and reconciling {len(records)} records ({engine})")
     lines = compute_lines(
         records, given, policy, tz, contracts.default.tolerance, result, engine, scheduler, pricer
@@ -408,7 +412,7 @@ def settle(
     say("building statements")
     groups: dict[tuple[str, str, str], Statement] = {}
     pair_currencies: dict[tuple[str, str], set[str]] = defaultdict(set)
-    place_lines(lines, zone, month, contracts, result, groups, pair_currencies, late=late)
+    place_lines(lines, zone, month, contracts, result, groups, pair_currencies, late=late, settled=settled)
     result.extra_findings += mixed_currency_findings(pair_currencies)
     for key in sorted(groups):
         st = groups[key]
@@ -451,17 +455,26 @@ def place_lines(
     pair_currencies: dict[tuple[str, str], set[str]],
     origin: dict[int, ReconLine] | None = None,
     late: Mapping[str, str] | None = None,
+    settled: Mapping[str, str] | None = None,
 ) -> None:
     """Put every reconciled CDR in exactly one bucket: a statement line (settled, or disputed and
-    excluded), an identical duplicate (excluded) or out of month. ``lines`` in input order;
-    ``late``: the late CDRs this month takes (see :func:`settle`)."""
+    excluded), an identical duplicate (excluded), already settled (excluded) or out of month.
+    ``lines`` in input order; ``late``: the late CDRs this month takes (see :func:`settle`);
+    ``settled``: the stored CDRs a closed month's final run settled (CDR id → that month,
+    :func:`settlement.store.months.settled_elsewhere`): excluded with an ALREADY_SETTLED finding."""
     seen_identical = identical_copies(lines)
     late = late or {}
+    settled = settled or {}
     for i, ln in enumerate(lines):
         cdr = ln.cdr
         late_of = late.get(cdr.id)
         if not settles_in(cdr.end_ms, month, zone, late_of):
             result.out_of_month.append(ln)
+            continue
+        if late_of is None and cdr.id in settled:
+            message = already_settled_message(settled[cdr.id], month)
+            ln.findings.append(ReconFinding(cdr.id, ALREADY_SETTLED, message, source=ln.source, line=ln.line))
+            result.excluded.append(ln)
             continue
         if late_of is not None:
             message = late_message(late_of, month)

@@ -219,20 +219,32 @@ def reconcile_one(
 
 
 def check_reported_consistency(cdr: Cdr, find: Any) -> None:
-    """TOTALS_INCONSISTENT: the reported total is not the sum of the reported dimension costs."""
+    """TOTALS_INCONSISTENT: the reported total is not the sum of the five reported dimension costs;
+    where some are absent (optional in OCPI: unknown, not 0), only when the reported ones alone
+    already exceed the total (in its sign: a credit's costs are negative). Column form:
+    :func:`settlement.columnar.piece.reported_checks`."""
     parts = [getattr(cdr, f) for f in DIMENSIONS.values()]
     present = [p for p in parts if p is not None and p.excl is not None]
     if not present or cdr.total_cost is None or cdr.total_cost.excl is None:
         return
     total = sum((p.excl for p in present), Decimal(0))
-    if abs(total - cdr.total_cost.excl) > Decimal("0.00005") * len(present):
-        find(
-            "TOTALS_INCONSISTENT",
-            f"reported total_cost {cdr.total_cost.excl} excl. VAT is not the sum of the reported "
-            f"dimension costs ({total})",
-            "total",
-            amt=cdr.total_cost.excl - total,
+    reported = cdr.total_cost.excl
+    slack = Decimal("0.00005") * len(present)
+    if len(present) == len(parts) and abs(total - reported) > slack:
+        message = f"is not the sum of the reported dimension costs ({total})"
+    elif len(present) < len(parts) and (total - reported) * (-1 if reported < 0 else 1) > slack:
+        absent = ", ".join(
+            f for f, p in zip(DIMENSIONS.values(), parts, strict=True) if p is None or p.excl is None
         )
+        message = f"is less than the reported dimension costs alone ({total}; not reported: {absent})"
+    else:
+        return
+    find(
+        "TOTALS_INCONSISTENT",
+        f"reported total_cost {reported} excl. VAT {message}",
+        "total",
+        amt=reported - total,
+    )
 
 
 def check_quantities(cdr: Cdr, find: Any) -> None:
@@ -246,16 +258,18 @@ def check_quantities(cdr: Cdr, find: Any) -> None:
                 f"{Decimal(energy) / MWH_PER_KWH} kWh",
                 "energy",
             )
-    vols = [(p.time_ms or 0) + (p.parking_ms or 0) for p in cdr.periods]
+    # total_time is the whole session, from the reservation's start when one precedes it
+    # (PRICING-SEMANTICS §1.8): charging, parking and reservation time
+    vols = [(p.time_ms or 0) + (p.parking_ms or 0) + (p.reservation_ms or 0) for p in cdr.periods]
     if cdr.total_time is not None and any(
-        p.time_ms is not None or p.parking_ms is not None for p in cdr.periods
+        p.time_ms is not None or p.parking_ms is not None or p.reservation_ms is not None for p in cdr.periods
     ):
         total_ms = sum(vols)
         if abs(cdr.total_time * MS_PER_HOUR - total_ms) > 1_800:  # 0.0005 h
             find(
                 "QUANTITY_MISMATCH",
-                f"total_time {cdr.total_time} h but TIME + PARKING_TIME volumes add up to "
-                f"{(Decimal(total_ms) / MS_PER_HOUR).quantize(Decimal('0.0001'))} h",
+                f"total_time {cdr.total_time} h but TIME + PARKING_TIME + RESERVATION_TIME volumes add up "
+                f"to {(Decimal(total_ms) / MS_PER_HOUR).quantize(Decimal('0.0001'))} h",
                 "time",
             )
 

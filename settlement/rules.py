@@ -295,6 +295,19 @@ def late_message(closed_month: str, month: str) -> str:
     )
 
 
+ALREADY_SETTLED = "ALREADY_SETTLED"
+
+
+def already_settled_message(closed_month: str, month: str) -> str:
+    """The finding of a stored CDR that a closed month's final statements carry, read again by a
+    run of another month (its session ended in both months' windows: their statement zones differ):
+    excluded, never settled twice."""
+    return (
+        f"already settled: this CDR is on the final statement of {closed_month} (a closed month); "
+        f"excluded from {month}, never settled twice"
+    )
+
+
 def local_iso(ms: int, zone: ZoneInfo) -> str:
     """Local date-time text (whole seconds) of an instant in the statement zone, with its UTC offset
     (``2026-10-25T02:30:00+02:00``): a time of the DST fold is unambiguous and a reader in another

@@ -188,9 +188,21 @@ def queue_run(
     return create_run(store, month, options)
 
 
-def execute_run(store: Store, run_id: int, progress: Callable[[str], None] | None = None) -> str:
+class RunInterrupted(Exception):
+    """Raised by a run's progress callback when its server is stopping (:func:`execute_run`)."""
+
+
+def execute_run(
+    store: Store,
+    run_id: int,
+    progress: Callable[[str], None] | None = None,
+    stopping: Callable[[], bool] | None = None,
+) -> str:
     """Settle a queued run and keep its files in the store; returns its final status. A failure
-    is recorded with its sentence (``failed``), never raised."""
+    is recorded with its sentence (``failed``), never raised. ``stopping``: true once the server
+    is stopping — the run was then marked interrupted (:func:`settlement.store.months.stop_runs`)
+    and whatever stops it (``progress`` raising :class:`RunInterrupted`, a pool that refuses work
+    at interpreter exit, a closed store) is no failure of its own: nothing more is written."""
     run = get_run(store, run_id)
     if run is None:
         return "failed"
@@ -223,9 +235,14 @@ def execute_run(store: Store, run_id: int, progress: Callable[[str], None] | Non
             )
             finish_run(store, run_id, files, json.loads(manifest)["statements"], manifest, rows)
         return "done"
-    except RoamledgerError as exc:
-        set_status(store, run_id, "failed", str(exc))
-    except Exception as exc:  # a bug: recorded on the run (one sentence) and logged with its traceback
+    except Exception as exc:
+        if stopping is not None and stopping():
+            LOG.info("settlement run %s interrupted: the server is stopping (%s)", run_id, type(exc).__name__)
+            return "failed"
+        if isinstance(exc, RoamledgerError):
+            set_status(store, run_id, "failed", str(exc))
+            return "failed"
+        # a bug: recorded on the run (one sentence) and logged with its traceback
         LOG.exception("settlement run %s failed", run_id)
         set_status(
             store,

@@ -27,7 +27,7 @@ from pricing.ndjson_parallel import (
     spans,
 )
 from pricing.ocpi.columnar import read_ndjson_flat
-from pricing.policy import PricingPolicy
+from pricing.policy import CDR_POLICY
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
 from pricing.sessions import TariffSet
 
@@ -242,9 +242,7 @@ def test_spans_equal_one_piece(workers, tmp_path):
     for path in sorted(tmp_path.glob("m*.ndjson")):
         assert len(spans(str(path), 1 << 16)) > 1
         one = price_ndjson_columnar(path, store)
-        two = price_ndjson_spans(
-            price_ndjson_columnar, str(path), store, PricingPolicy(), None, workers, 1 << 16
-        )
+        two = price_ndjson_spans(price_ndjson_columnar, str(path), store, CDR_POLICY, None, workers, 1 << 16)
         assert two is not None
         assert (two.read, list(two.rows), two.rejects, two.warnings) == (
             one.read,
@@ -274,7 +272,7 @@ def test_spans_with_embedded_tariffs_only(workers, tmp_path):
     assert len(spans(str(path), 1 << 16)) > 2
     one = price_ndjson_columnar(path, None)
     assert one.fallbacks["columnar_reader: embedded tariff differs from an earlier one with the same id"]
-    many = price_ndjson_spans(price_ndjson_columnar, str(path), None, PricingPolicy(), None, workers, 1 << 16)
+    many = price_ndjson_spans(price_ndjson_columnar, str(path), None, CDR_POLICY, None, workers, 1 << 16)
     assert many is not None
     assert (many.read, list(many.rows), many.rejects, many.warnings) == (
         one.read,

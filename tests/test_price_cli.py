@@ -360,3 +360,59 @@ def test_two_worker_processes_write_the_same_bytes_as_auto(tmp_path: Path) -> No
         assert main([*args, str(sample / "cdrs" / "cdrs.ndjson")]) == 0
         outs.append((out.read_bytes(), Path(f"{out}.rejects.ndjson").read_bytes()))
     assert outs[0] == outs[1] and outs[0][0]
+
+
+def straddling_cdr() -> tuple[dict, dict]:
+    """A CDR whose one charging period crosses 04:00 local on the DST night (01:00-04:00 CEST/CET
+    at 0.20/kWh, after it 0.40/kWh), and its tariff; the CPO split it (2.40)."""
+    tariff = copy.deepcopy(TARIFF) | {"id": "TS", "last_updated": "2026-01-01T00:00:00Z"}
+    tariff["elements"] = [
+        {
+            "price_components": [{"type": "ENERGY", "price": 0.2, "vat": 21, "step_size": 1}],
+            "restrictions": {"day_of_week": ["SUNDAY"], "start_time": "01:00", "end_time": "04:00"},
+        },
+        {"price_components": [{"type": "ENERGY", "price": 0.4, "vat": 21, "step_size": 1}]},
+    ]
+    cdr = variant("STRAD", start_date_time="2026-10-24T23:00:00Z", end_date_time="2026-10-25T04:00:00Z")
+    cdr.pop("tariffs")
+    cdr["charging_periods"] = [
+        {
+            "start_date_time": "2026-10-24T23:00:00Z",
+            "dimensions": [{"type": "ENERGY", "volume": 10}, {"type": "TIME", "volume": 5}],
+            "tariff_id": "TS",
+        }
+    ]
+    cdr |= {"total_cost": {"excl_vat": 2.4, "incl_vat": 2.9}, "total_energy": 10, "total_time": 5}
+    return cdr, tariff
+
+
+@pytest.mark.parametrize("engine", ["reference", "kernel"])
+def test_price_and_reconcile_recompute_a_straddling_cdr_alike(tmp_path: Path, engine: str) -> None:
+    """price said 2.40 (split pro rata by default) while reconcile and settle said 2.00 (the state at
+    the period's start, PRICING-SEMANTICS §2.4 (b)) and OVERCHARGED: one truth now, CDR_POLICY,
+    with the straddle a finding of both; --policy period_boundaries=split still splits."""
+    cdr, tariff = straddling_cdr()
+    (tmp_path / "c.ndjson").write_text(json.dumps(cdr) + "\n")
+    (tmp_path / "t.json").write_text(json.dumps(tariff))
+    common = ["--tariffs", str(tmp_path / "t.json")]
+    cdrs = str(tmp_path / "c.ndjson")
+    assert main(["price", *common, "--engine", engine, "--out", str(tmp_path / "p.csv"), cdrs]) == 0
+    assert main(["reconcile", *common, "--out", str(tmp_path / "r.ndjson"), cdrs]) == 0
+    row = pl.read_csv(tmp_path / "p.csv", infer_schema=False).row(0, named=True)
+    line = json.loads((tmp_path / "r.ndjson").read_text())
+    assert row["total_cost_excl_vat"] == line["recomputed_total_excl_vat"] == "2.0000"
+    assert row["total_cost_incl_vat"] == line["recomputed_total_incl_vat"] == "2.4200"
+    found = [json.loads(x)["code"] for x in (tmp_path / "p.csv.findings.ndjson").read_text().splitlines()]
+    assert found == ["PERIOD_STRADDLES_BOUNDARY"]
+    assert json.loads((tmp_path / "p.csv.meta.json").read_text())["policy"]["period_boundaries"] == "flag"
+    # a --policy pair changes its own field only (reconcile kept flag; price too)
+    split = ["--policy", "period_boundaries=split"]
+    assert main(["price", *common, *split, "--out", str(tmp_path / "s.csv"), cdrs]) == 0
+    assert main(["reconcile", *common, *split, "--out", str(tmp_path / "s.ndjson"), cdrs]) == 0
+    assert pl.read_csv(tmp_path / "s.csv", infer_schema=False)["total_cost_excl_vat"][0] == "2.4000"
+    assert json.loads((tmp_path / "s.ndjson").read_text())["recomputed_total_excl_vat"] == "2.4000"
+    other = ["--policy", "flat_fee=once_per_session"]
+    assert main(["reconcile", *common, *other, "--out", str(tmp_path / "o.ndjson"), cdrs]) == 0
+    assert json.loads((tmp_path / "o.ndjson").read_text())["recomputed_total_excl_vat"] == "2.0000"
+    frame, _ = pricing.price_cdrs(cdrs, str(tmp_path / "t.json"))
+    assert str(frame["total_cost_excl_vat"][0]) == "2.0000"

@@ -15,7 +15,7 @@ from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar
 from pricing.io import RowFrame, rows_to_frame, write_table
 from pricing.ndjson_parallel import count_lines, price_ndjson_spans
-from pricing.policy import PricingPolicy
+from pricing.policy import CDR_POLICY
 from pricing.rendered import RenderedRows, spill_dir, spill_rows
 from pricing.report import DECIMAL_COLUMNS
 from pricing.results import ROW_COLUMNS
@@ -40,7 +40,7 @@ def test_rendered_spans_write_the_bytes_of_the_merged_rows(workers, month, tmp_p
     store, _ = load_tariffs([month / "tariffs"])
     path = str(month / "m.ndjson")
     one = price_ndjson_columnar(path, store)
-    args = (price_ndjson_columnar, path, store, PricingPolicy(), None, workers, 1 << 15)
+    args = (price_ndjson_columnar, path, store, CDR_POLICY, None, workers, 1 << 15)
     rendered = price_ndjson_spans(*args, render_ndjson=True)
     assert rendered is not None and isinstance(rendered.rows, RenderedRows)
     assert len(rendered.rows.spills) > 3
@@ -94,7 +94,7 @@ def test_rendered_lines_numbered_across_odd_line_ends(workers, month, tmp_path):
     path = tmp_path / "odd.ndjson"
     path.write_bytes(b"\r\n".join(lines[:third]) + b"\r" + b"\n".join(lines[third:]))
     one = price_ndjson_columnar(path, store)
-    args = (price_ndjson_columnar, str(path), store, PricingPolicy(), None, workers, 1 << 15)
+    args = (price_ndjson_columnar, str(path), store, CDR_POLICY, None, workers, 1 << 15)
     rendered = price_ndjson_spans(*args, render_ndjson=True)
     assert rendered is not None and len(rendered.rows.spills) > 3
     assert (rendered.read, rendered.rejects, rendered.warnings) == (one.read, one.rejects, one.warnings)
@@ -131,7 +131,7 @@ def test_rendered_span_priced_again_keeps_its_line_numbers(tmp_path, monkeypatch
 
     monkeypatch.setattr(pricing.ndjson_parallel, "_price_span", price_span)
     rendered = price_ndjson_spans(
-        price_ndjson_columnar, str(path), None, PricingPolicy(), None, 1, 1 << 15, render_ndjson=True
+        price_ndjson_columnar, str(path), None, CDR_POLICY, None, 1, 1 << 15, render_ndjson=True
     )
     assert again and min(again) > 0
     assert rendered is not None and (rendered.read, rendered.rejects) == (one.read, one.rejects)

@@ -411,3 +411,95 @@ def test_unpriceable_230_cdrs_settle_as_in_the_record_engine(tmp_path: Path, tar
     assert_same_run(tmp_path / "loc", tmp_path / "col")
     findings = (tmp_path / "col" / "findings.ndjson").read_text()
     assert "T230-NOTAR" in findings
+
+
+RESV_TARIFF = {
+    "country_code": "NL",
+    "party_id": "MYC",
+    "id": "T-RESV",
+    "currency": "EUR",
+    "elements": [
+        {
+            "price_components": [
+                {"type": "FLAT", "price": 1.0, "vat": 21, "step_size": 1},
+                {"type": "TIME", "price": 1.2, "vat": 21, "step_size": 60},
+            ],
+            "restrictions": {"reservation": "RESERVATION"},
+        },
+        {"price_components": [{"type": "ENERGY", "price": 0.4, "vat": 21, "step_size": 1}]},
+    ],
+    "last_updated": "2026-10-01T00:00:00Z",
+}
+
+
+def reserved(cdr_id: str, **costs: dict) -> dict:
+    """A session preceded by a 0.5 h reservation (the CDR starts when it starts, total_time 1.5 h):
+    1.00 + 0.5 h x 1.20 reservation and 10 kWh x 0.40, 5.60 in all."""
+    c = _cdr(cdr_id, "T-RESV", {"excl_vat": 5.6, "incl_vat": 6.776})
+    c["start_date_time"] = "2026-10-15T09:30:00Z"
+    c["charging_periods"].insert(
+        0,
+        {
+            "start_date_time": "2026-10-15T09:30:00Z",
+            "dimensions": [{"type": "RESERVATION_TIME", "volume": 0.5}],
+            "tariff_id": "T-RESV",
+        },
+    )
+    return c | {"total_time": 1.5} | costs
+
+
+def test_absent_dimension_costs_are_unknown_and_reservation_time_is_in_total_time(tmp_path: Path) -> None:
+    """A CDR that reports only total_reservation_cost (the other dimension costs are optional in
+    OCPI: unknown, not 0) is no TOTALS_INCONSISTENT ('5.6 is not the sum of the reported dimension
+    costs (1.6)'), and its total_time 1.5 h counts the 0.5 h reservation (no QUANTITY_MISMATCH
+    '... add up to 1.0000 h'); both rules still find what is wrong; both engines alike."""
+    price = {"excl_vat": 1.6, "incl_vat": 1.936}
+    cases = [
+        reserved("RESV", total_reservation_cost=price),
+        # the reported dimension costs alone exceed the total: inconsistent whatever the others are
+        reserved(
+            "PART", total_reservation_cost=price, total_energy_cost={"excl_vat": 4.5, "incl_vat": 5.445}
+        ),
+        # all five reported: the total must be their sum
+        reserved(
+            "ALL5",
+            total_reservation_cost=price,
+            total_energy_cost={"excl_vat": 3.0, "incl_vat": 3.63},
+            **{f"total_{d}_cost": {"excl_vat": 0, "incl_vat": 0} for d in ("time", "parking", "fixed")},
+        ),
+        reserved("LONG", total_time=2.5),  # 2.5 h against 0.5 h reservation + 1 h charging
+    ]
+    cdrs = tmp_path / "c.ndjson"
+    cdrs.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    (tmp_path / "t.json").write_text(json.dumps(RESV_TARIFF))
+    found = {}
+    for engine in ("local", "columnar"):
+        out = tmp_path / f"{engine}.ndjson"
+        args = ["reconcile", "--tariffs", str(tmp_path / "t.json"), "--engine", engine, "--out", str(out)]
+        assert main([*args, str(cdrs)]) == 0
+        found[engine] = Path(f"{out}.findings.ndjson").read_text()
+        lines = [json.loads(x) for x in out.read_text().splitlines()]
+        assert [ln["recomputed_total_excl_vat"] for ln in lines] == ["5.6000"] * 4
+    assert found["local"] == found["columnar"]
+    codes = [(f["cdr_id"], f["code"], f["message"]) for f in map(json.loads, found["local"].splitlines())]
+    mine = sorted(c for c in codes if c[1] in ("TOTALS_INCONSISTENT", "QUANTITY_MISMATCH"))
+    assert mine == sorted(
+        [
+            (
+                "PART",
+                "TOTALS_INCONSISTENT",
+                "reported total_cost 5.6 excl. VAT is less than the reported dimension costs alone (6.1; not "
+                "reported: total_time_cost, total_parking_cost, total_fixed_cost)",
+            ),
+            (
+                "ALL5",
+                "TOTALS_INCONSISTENT",
+                "reported total_cost 5.6 excl. VAT is not the sum of the reported dimension costs (4.6)",
+            ),
+            (
+                "LONG",
+                "QUANTITY_MISMATCH",
+                "total_time 2.5 h but TIME + PARKING_TIME + RESERVATION_TIME volumes add up to 1.5000 h",
+            ),
+        ]
+    )

@@ -69,10 +69,9 @@ def add_pricing_options(p: argparse.ArgumentParser) -> None:
 
 
 def policy_of(pairs: list[str], default: PricingPolicy | None = None) -> PricingPolicy:
-    """The ``--policy NAME=VALUE`` pairs; ``default`` (else the pricing defaults) when none is given."""
-    if not pairs and default is not None:
-        return default
-    return PricingPolicy.from_pairs(pairs)
+    """``default`` (else the pricing defaults) with the ``--policy NAME=VALUE`` pairs over it (a pair
+    changes its field only: `reconcile --policy flat_fee=...` keeps period_boundaries=flag)."""
+    return PricingPolicy.from_pairs(pairs, default)
 
 
 def require_existing(paths: Iterable[str | None]) -> None:

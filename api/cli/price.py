@@ -24,7 +24,7 @@ from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
 from pricing.io import all_files, sha256_file, skipped_files, write_ndjson, write_table
 from pricing.ndjson_parallel import AUTO
-from pricing.policy import PricingPolicy
+from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
 from pricing.timezones import validate_zone
 
@@ -72,7 +72,7 @@ def workers_count(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    policy = policy_of(args.policy)
+    policy = policy_of(args.policy, CDR_POLICY)
     if args.tz:
         validate_zone(args.tz)
     out = Path(args.out)

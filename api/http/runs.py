@@ -4,7 +4,10 @@ longer than a client should hold a request open). While a run is queued or runni
 thread marks it alive in the store every :data:`BEAT_S` seconds (or a quarter of the
 ``run_stale_s`` setting); a run whose server stopped stops
 beating and is reported ``failed`` (:func:`settlement.store.months.mark_interrupted`), also by
-the next server that opens the store.
+the next server that opens the store. A server that stops (SIGINT, SIGTERM: the app's shutdown)
+marks its queued and running runs interrupted at once (:func:`settlement.store.months.stop_runs`);
+the running one stops at its next step (:class:`settlement.runs.RunInterrupted`) and writes
+nothing more — no traceback, no "internal error".
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from settlement.runs import execute_run
+from settlement.runs import RunInterrupted, execute_run
 from settlement.store import Store
-from settlement.store.months import beat, mark_interrupted
+from settlement.store.months import beat, mark_interrupted, stop_runs
 
 BEAT_S = 15.0  # at most; a quarter of the service's run_stale_s when that is shorter
 LOG = logging.getLogger("roamledger.http")
@@ -40,9 +43,13 @@ class Runner:
             if self.beater is None:
                 self.beater = threading.Thread(target=self._beat, name="roamledger-heartbeat", daemon=True)
                 self.beater.start()
-        future = self.pool.submit(execute_run, self.store, run_id)
+        future = self.pool.submit(execute_run, self.store, run_id, self._progress, self.stop.is_set)
         future.add_done_callback(lambda _f: self._release(run_id))
         return future
+
+    def _progress(self, _message: str) -> None:
+        if self.stop.is_set():
+            raise RunInterrupted
 
     def _release(self, run_id: int) -> None:
         with self.lock:
@@ -59,4 +66,10 @@ class Runner:
 
     def shutdown(self) -> None:
         self.stop.set()
+        with self.lock:  # before the queued ones are cancelled (and released)
+            ids = sorted(self.held)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            stop_runs(self.store, ids)
+        except Exception:  # the store is unreachable: the next server reports them (mark_interrupted)
+            LOG.warning("could not mark settlement runs %s interrupted", ids, exc_info=True)

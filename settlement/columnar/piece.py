@@ -81,6 +81,7 @@ RECORD_PATH_REASONS = (
     "party unknown",  # excluded with its PARTY_UNKNOWN finding by place_lines
     "duplicate id",  # identical or conflicting copies are judged record by record
     "late CDR",  # a late CDR of a closed month: its line and LATE_CDR finding by place_lines
+    "already settled",  # on a closed month's final statements: ALREADY_SETTLED by place_lines
     "credit",  # credits net their originals
     "several tariffs",  # the VAT bucket of a line priced by several tariffs
     "reported totals inconsistent",  # TOTALS_INCONSISTENT: its words quote the CDR's own numbers
@@ -188,6 +189,7 @@ class PieceJob:
     parties: bool = True  # False: reconciliation only (a CDR of unknown party needs no statement)
     late: frozenset[str] = frozenset()  # the late CDRs the month takes (settlement.rules.settles_in)
     paid: PaidMonths | None = None  # file mode: months the history settled (their CDRs are late)
+    settled: frozenset[str] = frozenset()  # store: CDRs a closed month's final run settled
 
 
 PieceResult = tuple[
@@ -253,9 +255,13 @@ def process_piece(item: Any, job: PieceJob) -> PieceResult:
     )
     if job.paid is not None:
         late = late | job.paid.late_expr(pl.col("cdr_id"), pl.col("end_ms"))
-    frame = with_terms(
-        with_parties(frame.with_columns(late.alias("late")), job.contracts), job.contracts, job.parties
+    settled = (
+        pl.col("cdr_id").is_in(pl.Series(sorted(job.settled), dtype=pl.String).implode())
+        if job.settled
+        else pl.lit(False)
     )
+    frame = frame.with_columns(late.alias("late"), (settled & ~late).alias("settled"))
+    frame = with_terms(with_parties(frame, job.contracts), job.contracts, job.parties)
     frame = frame.with_columns(
         settles_in_expr(pl.col("end_ms"), job.window, pl.col("late")).alias("in_month")
     )
@@ -469,12 +475,19 @@ def reported_checks(t: Any, fr: Any, rows: np.ndarray, recs: np.ndarray) -> dict
         parts += np.where(ok, v, 0)
         present += ok
     total, total_ok = (a[rows] for a in decimal_e6(t.column("reported_total_excl")))
-    tot_bad = (present > 0) & total_ok & (np.abs(total - parts) > 50 * present)
+    # all five reported: their sum; some absent (unknown): the others alone above the total
+    over = (parts - total) * np.where(total < 0, -1, 1)
+    tot_bad = (
+        (present > 0)
+        & total_ok
+        & np.where(present == len(DIMS), np.abs(total - parts) > 50 * present, over > 50 * present)
+    )
     energy, e_ok = (a[rows] for a in decimal_e6(optional_column(t, "reported_total_energy")))
     hours, h_ok = (a[rows] for a in decimal_e6(optional_column(t, "reported_total_time")))
     e_v, e_has = fr.cols["energy_mwh"]
     t_v, t_has = fr.cols["time_ms"]
     p_v, p_has = fr.cols["parking_ms"]
+    r_v, r_has = fr.cols["reservation_ms"]
     first = fr.first_row
 
     def per_record(values: np.ndarray) -> np.ndarray:
@@ -482,8 +495,8 @@ def reported_checks(t: Any, fr: Any, rows: np.ndarray, recs: np.ndarray) -> dict
 
     e_sum = per_record(np.where(e_has, e_v, 0))
     e_any = per_record(e_has.astype(np.int64)) > 0
-    t_sum = per_record(np.where(t_has, t_v, 0) + np.where(p_has, p_v, 0))
-    t_any = per_record((t_has | p_has).astype(np.int64)) > 0
+    t_sum = per_record(np.where(t_has, t_v, 0) + np.where(p_has, p_v, 0) + np.where(r_has, r_v, 0))
+    t_any = per_record((t_has | p_has | r_has).astype(np.int64)) > 0
     qty_bad = (e_ok & e_any & (np.abs(energy - e_sum) > 500)) | (
         h_ok & t_any & (np.abs(36 * hours - 10 * t_sum) > 18_000)  # |h·3.6e6 − ms| > 1800, ×10
     )
@@ -619,6 +632,8 @@ def with_terms(frame: pl.DataFrame, contracts: Contracts, parties: bool = True) 
         .then(pl.lit("duplicate id"))
         .when("late")
         .then(pl.lit("late CDR"))
+        .when("settled")
+        .then(pl.lit("already settled"))
         .when("credit")
         .then(pl.lit("credit"))
         .when("multi")
@@ -700,6 +715,7 @@ def finish_plain(plain: pl.DataFrame, straddles: pl.DataFrame) -> pl.DataFrame:
     ).drop(
         "exclude_disputed",
         "special",
+        "settled",
         "credit",
         "multi",
         "record_path",

@@ -51,6 +51,7 @@ class ColumnarRun:
     extra_findings: list[dict[str, Any]] = field(default_factory=list)
     record_path: Counter[str] = field(default_factory=Counter)  # records sent record by record, by reason
     late: dict[str, str] = field(default_factory=dict)  # late CDR id -> its closed month
+    settled: dict[str, str] = field(default_factory=dict)  # already settled CDR id -> its closed month
 
 
 def originals_of_credits(run: ColumnarRun, exact: dict[tuple[str, int], Cdr]) -> dict[str, Money]:
@@ -127,18 +128,32 @@ def run_columnar(
     special: set[str] | None = None,
     paid: PaidMonths | None = None,
     history_credits: Mapping[str, str] | None = None,
+    settled: Mapping[str, str] | None = None,
 ) -> ColumnarRun:
     """Every piece through :func:`work_piece` (here, or on a Dask cluster: same results, in
     input order), then the duplicate and credit checks over the run. ``late``: the late CDRs the
     month takes (:func:`settlement.jobs.settle`); they take the record path. ``pieces``: the run's
     pieces from elsewhere than ``files`` (a CDR store, :mod:`settlement.columnar.stored`), with
-    ``special``, the ids on more than one of their records."""
+    ``special``, the ids on more than one of their records; ``settled``: the stored CDRs a closed
+    month's final run settled (:func:`settlement.jobs.place_lines` excludes them; record path)."""
     if special is None:
         special = special_ids([f for f in files if is_flat_file(f)])
     window = month_window_ms(month, zone)
-    run = ColumnarRun(late=dict(late or {}))
+    run = ColumnarRun(late=dict(late or {}), settled=dict(settled or {}))
     late_ids = frozenset(run.late)
-    job = PieceJob(tariffs, policy, tz, contracts, window, special, pricer, parties, late_ids, paid)
+    job = PieceJob(
+        tariffs,
+        policy,
+        tz,
+        contracts,
+        window,
+        special,
+        pricer,
+        parties,
+        late_ids,
+        paid,
+        frozenset(run.settled),
+    )
     known = (
         frozenset(k for k, v in tariffs.by_id.items() if v) if tariffs is not None and len(tariffs) else None
     )

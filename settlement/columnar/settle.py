@@ -38,6 +38,7 @@ from settlement.jobs import DEFAULT_POLICY, paid_months, read_history, read_hist
 from settlement.rules import month_window_ms, parse_month
 from settlement.statement import Statement
 from settlement.store import Store
+from settlement.store.months import settled_elsewhere
 from settlement.store.read import last_row, month_rows, special_ids
 
 
@@ -84,7 +85,7 @@ def settle_columnar(
     zone = ZoneInfo(validate_zone(tz or contracts.statement_time_zone or "UTC"))
     say = progress or (lambda _msg: None)
     say("reading tariffs")
-    pieces, special = None, None
+    pieces, special, settled = None, None, None
     if store is not None:
         given, tariff_findings = store_tariffs(store)
         window = month_window_ms(month, zone)
@@ -92,6 +93,7 @@ def settle_columnar(
         known = frozenset(k for k, v in given.by_id.items() if v)
         pieces = store_pieces(store, window, max(1, piece_rows), known, bound, late_rows)
         special = special_ids(store.engine, *window, bound)
+        settled = settled_elsewhere(store, *window)
         if rows_read is not None:
             rows_read += month_rows(store.engine, *window, bound) + [r for r in late_rows if r <= bound]
     else:
@@ -117,6 +119,7 @@ def settle_columnar(
         special=special,
         paid=paid,
         history_credits=read_history_credits(history),
+        settled=settled,
     )
     run.extra_findings += [dict(f.as_row(), cdr_id=None) for f in tariff_findings]
     return write_columnar(

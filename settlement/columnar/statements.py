@@ -141,7 +141,9 @@ def build(
     groups: dict[tuple[str, str, str], Statement] = {}
     pair_currencies: dict[tuple[str, str], set[str]] = defaultdict(set)
     origin: dict[int, ReconLine] = {}
-    place_lines(run.detail, zone, month, contracts, sub, groups, pair_currencies, origin, run.late)
+    place_lines(
+        run.detail, zone, month, contracts, sub, groups, pair_currencies, origin, run.late, run.settled
+    )
     ord_of = {id(ln): o for ln, o in zip(run.detail, run.detail_ord, strict=True)}
     plain = pl.concat(run.plain, how="vertical_relaxed", rechunk=False) if run.plain else pl.DataFrame()
     run.plain.clear()

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pricing.errors import InputError
 from pricing.io import Record, loads
-from settlement.rules import month_window_ms, parse_month
+from settlement.rules import ALREADY_SETTLED, month_window_ms, parse_month
 from settlement.store import Store, StoreError, batched, now_ms
 from settlement.store.schema import cdrs, closed_cdrs, closed_months, run_files, settlement_runs, statements
 
@@ -34,6 +34,7 @@ INTERRUPTED = (
     "interrupted: the server stopped while this run was {status} (no sign of life for {s} s). "
     "Hint: POST the settlement again"
 )
+STOPPED = "interrupted: the server stopped while this run was {status}. Hint: POST the settlement again"
 
 
 class MonthClosed(StoreError):
@@ -251,6 +252,22 @@ def mark_interrupted(store: Store, now: int | None = None, stale_ms: int = STALE
     return n
 
 
+def stop_runs(store: Store, run_ids: Iterable[int]) -> int:
+    """The given runs, if still queued or running, become ``failed`` ("interrupted: the server
+    stopped …"): their server is stopping (a run done meanwhile stays done)."""
+    ids = sorted(run_ids)
+    n = 0
+    if ids:
+        with store.writer.begin() as conn:
+            for status in ("queued", "running"):
+                n += conn.execute(
+                    update(settlement_runs)
+                    .where(and_(settlement_runs.c.id.in_(ids), settlement_runs.c.status == status))
+                    .values(status="failed", message=STOPPED.format(status=status), finished_ms=now_ms())
+                ).rowcount
+    return n
+
+
 def get_run(store: Store, run_id: int, stale_ms: int = STALE_MS) -> Run | None:
     mark_interrupted(store, stale_ms=stale_ms)
     with store.engine.connect() as conn:
@@ -349,6 +366,22 @@ def late_cdrs(store: Store, month: str) -> tuple[dict[str, str], list[int]]:
     return late, rows
 
 
+def settled_elsewhere(store: Store, lo: int, hi: int) -> dict[str, str]:
+    """The stored CDRs whose session ended in [``lo``, ``hi``) (epoch ms: a month's window in a run's
+    statement zone) that a closed month's final run already settled: CDR id → that closed month.
+    A run of another month reads them (the windows of two zones overlap) and excludes them with
+    an ALREADY_SETTLED finding (:func:`settlement.jobs.place_lines`): a CDR on a closed month's
+    final statements is never settled again, whatever the zone."""
+    query = (
+        select(cdrs.c.cdr_id, closed_cdrs.c.month)
+        .join(closed_cdrs, closed_cdrs.c.cdr_row == cdrs.c.id)
+        .where(and_(cdrs.c.end_ms >= lo, cdrs.c.end_ms < hi))
+        .order_by(cdrs.c.id)
+    )
+    with store.engine.connect() as conn:
+        return {str(cdr_id): str(m) for cdr_id, m in conn.execute(query)}
+
+
 def month_rows(store: Store, month: str, zone: ZoneInfo) -> set[int]:
     """The row ids a run of ``month`` must read now: its CDRs and the late CDRs it takes."""
     lo, hi = month_window_ms(month, zone)
@@ -393,17 +426,60 @@ def close_month(store: Store, month: str, run_id: int | None = None) -> tuple[in
             f"{len(missed)} CDRs of {month} arrived after run {run_id} read the month. "
             f"Hint: settle {month} again and close it with the new run"
         )
+    refuse_settled_twice(store, month, run_id, ranges)
     now = now_ms()
     try:
         with store.writer.begin() as conn:
             conn.execute(insert(closed_months).values(month=month, closed_ms=now, run_id=run_id))
-            for a, b in ranges:
+            for a, b in ranges:  # the rows it read but another final run settled stay that run's
                 conn.execute(
                     insert(closed_cdrs).from_select(
                         ["cdr_row", "month"],
-                        select(cdrs.c.id, literal(month)).where(and_(cdrs.c.id >= a, cdrs.c.id <= b)),
+                        select(cdrs.c.id, literal(month)).where(
+                            and_(
+                                cdrs.c.id >= a,
+                                cdrs.c.id <= b,
+                                cdrs.c.id.not_in(select(closed_cdrs.c.cdr_row)),
+                            )
+                        ),
                     )
                 )
-    except IntegrityError as exc:  # closed by a concurrent request a moment ago
-        raise MonthClosed(f"{month} was closed by another request. Hint: GET /v1/months") from exc
+    except IntegrityError as exc:
+        with store.engine.connect() as conn:
+            refuse_closed(conn, month)  # closed by a concurrent request a moment ago
+        raise RunRefused(  # another month closed meanwhile with CDRs this run read
+            f"{month} was not closed: a month closed meanwhile holds CDRs that run {run_id} read. "
+            f"Hint: settle {month} again and close it with the new run"
+        ) from exc
     return run_id, now
+
+
+def refuse_settled_twice(store: Store, month: str, run_id: int, ranges: Sequence[tuple[int, int]]) -> None:
+    """Refuse to close ``month`` with a run that settled CDRs a closed month's final run settled
+    (it ran before that month was closed, or under another statement zone): a run of now
+    excludes them with an ALREADY_SETTLED finding."""
+    c = cdrs.c
+    held: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for a, b in ranges:
+            query = (
+                select(c.cdr_id, closed_cdrs.c.month)
+                .join(closed_cdrs, closed_cdrs.c.cdr_row == c.id)
+                .where(and_(c.id >= a, c.id <= b))
+            )
+            held.update((str(i), str(m)) for i, m in conn.execute(query))
+    if not held:
+        return
+    excluded = set()
+    for line in (run_file(store, run_id, "findings.ndjson") or "").splitlines():
+        f = json.loads(line)
+        if f.get("code") == ALREADY_SETTLED:
+            excluded.add(f.get("cdr_id"))
+    twice = sorted(set(held) - excluded)
+    if twice:
+        first = twice[0]
+        raise RunRefused(
+            f"run {run_id} settled {len(twice)} CDRs that are on the final statement of another closed "
+            f"month (e.g. {first!r}, final in {held[first]}), so closing {month} with it would settle "
+            f"them twice. Hint: settle {month} again (it excludes them) and close it with the new run"
+        )

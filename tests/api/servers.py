@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -23,12 +24,14 @@ def free_port() -> int:
 
 
 def start_server(
-    env: dict[str, str], port: int | None = None, timeout: float = 120
+    env: dict[str, str], port: int | None = None, timeout: float = 120, log: Any = None
 ) -> tuple[subprocess.Popen, str]:
-    """(process, base URL) of a started server whose environment adds ``env``."""
+    """(process, base URL) of a started server whose environment adds ``env``; ``log``: a binary
+    file that receives its output (default: a temporary file)."""
     port = port or free_port()
     cmd = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    log = tempfile.TemporaryFile()  # the server's output (a pipe nobody reads could fill and block it)
+    if log is None:
+        log = tempfile.TemporaryFile()  # the server's output (a pipe nobody reads could fill and block it)
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

@@ -5,6 +5,7 @@ the next server reports it ``failed`` ("interrupted: …") once it has been sile
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import httpx
 
 from api.cli import main
+from settlement.store import Store
+from settlement.store.months import get_run
 
 from .servers import free_port, start_server
 
@@ -66,3 +69,45 @@ def test_a_run_killed_with_its_server_is_reported_failed(tmp_path: Path) -> None
     out = tmp_path / "out"
     assert main(["settle", "--store", url, "--month", "2026-10", "--out", str(out)]) == 0
     assert doc["counts"] == json.loads((out / "manifest.json").read_text())["counts"]
+
+
+def test_a_run_whose_server_is_stopped_with_sigint_is_interrupted_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) on the server mid-run: the run is ``failed`` "interrupted: the server stopped
+    while this run was running" at once (not after run_stale_s), and the log has no traceback. It
+    was "internal error (RuntimeError: cannot schedule new futures after interpreter shutdown).
+    This is a bug in roamledger", logged with its traceback."""
+    month = tmp_path / "m.ndjson"
+    assert main(["generate", "--cdrs", "8000", "--seed", "3", "--out", str(month), "--quiet"]) == 0
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert main(["import", "--store", url, "--tariffs", str(tmp_path / "tariffs"), str(month)]) == 0
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(tmp_path / "server.log", "wb") as log:
+        proc = start_server({"ROAMLEDGER_STORE_URL": url}, port, log=log)[0]  # run_stale_s: 120 s
+        try:
+            r = httpx.post(f"{base}/v1/settlements", json={"month": "2026-10"}, timeout=10)
+            assert r.status_code == 202
+            run = r.headers["location"]
+            for _ in range(600):
+                if status(base, run)["status"] == "running":
+                    break
+                time.sleep(0.05)
+            assert status(base, run)["status"] == "running"
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=120) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    store = Store(url)
+    try:
+        doc = get_run(store, int(run.rsplit("/", 1)[1]))
+    finally:
+        store.close()
+    assert doc is not None and doc.status == "failed"
+    assert (
+        doc.message
+        == "interrupted: the server stopped while this run was running. Hint: POST the settlement again"
+    )
+    text = (tmp_path / "server.log").read_text(errors="replace")
+    assert "Traceback" not in text and "internal error" not in text, text[-3000:]

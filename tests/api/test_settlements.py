@@ -19,8 +19,8 @@ from test_settle_columnar import UNPRICEABLE_230
 from test_store import url  # noqa: F401  (the per-test SQLite / PostgreSQL store fixture)
 
 from api.cli import main
-from settlement.rules import LATE_CDR
-from settlement.runs import queue_run
+from settlement.rules import ALREADY_SETTLED, LATE_CDR
+from settlement.runs import execute_run, queue_run
 from settlement.store import Store, alembic_config, now_ms
 from settlement.store.months import STALE_MS, get_run, mark_interrupted
 from settlement.store.schema import settlement_runs
@@ -278,3 +278,51 @@ def test_a_month_whose_230_cdrs_cannot_be_priced_settles(url: str, tmp_path: Pat
     assert main(["import", "--store", url, str(f)]) == 0
     doc = settle_via_api(client(store_url=url), {"month": "2026-12"})
     assert doc["counts"]["excluded"] == 1, doc
+
+
+def test_a_cdr_on_a_closed_months_statement_is_never_settled_again(url: str, tmp_path: Path, capsys) -> None:  # noqa: F811
+    """EDGE ended 2024-06-30T23:30Z: June in UTC, July in Amsterdam. June is closed in UTC (EDGE on
+    its final statement); a July run (Amsterdam) reads EDGE again: it is excluded with an
+    ALREADY_SETTLED finding, never settled twice, and July can be closed. A July run made before
+    June was closed (it settled EDGE) is refused as the final run, saying why (it was refused
+    as "2024-07 was closed by another request" after July's statement had settled EDGE again)."""
+    store = Store(url)
+    store.put_tariff(TARIFF, "NL", "CPO")
+    edge = cdr("EDGE", 30)
+    edge["start_date_time"] = edge["charging_periods"][0]["start_date_time"] = "2024-06-30T22:30:00Z"
+    edge["end_date_time"] = "2024-06-30T23:30:00Z"
+    store.add_cdr(edge, "NL", "CPO")
+    store.add_cdr(cdr("JULY-1", 2, 7), "NL", "CPO")
+    ams = ["--tz", "Europe/Amsterdam"]
+    early = queue_run(store, "2024-07", tz="Europe/Amsterdam")  # settles EDGE: June is open
+    assert execute_run(store, early) == "done"
+    assert main(["close", "--store", url, "--month", "2024-06", "--settle", "--tz", "UTC"]) == 0
+    assert main(["close", "--store", url, "--month", "2024-07", "--run", str(early)]) == 2
+    err = capsys.readouterr().err
+    assert f"run {early} settled 1 CDRs that are on the final statement of another closed month" in err
+    assert "'EDGE', final in 2024-06" in err and "closed by another request" not in err
+
+    runs = {}
+    for engine in ("columnar", "local"):
+        runs[engine] = tmp_path / engine
+        args = ["settle", "--store", url, "--month", "2024-07", *ams, "--engine", engine]
+        assert main([*args, "--out", str(runs[engine])]) == 0
+    for p in sorted(runs["local"].rglob("*")):
+        if p.is_file() and p.name != "manifest.json":
+            assert p.read_bytes() == (runs["columnar"] / p.relative_to(runs["local"])).read_bytes(), p
+    out = runs["columnar"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {"read": 2, "settled": 1, "excluded": 1, "rejected": 0, "out_of_month": 0}
+    findings = [json.loads(x) for x in (out / "findings.ndjson").read_text().splitlines()]
+    settled = [f for f in findings if f["code"] == ALREADY_SETTLED]
+    assert [f["cdr_id"] for f in settled] == ["EDGE"]
+    assert "final statement of 2024-06" in settled[0]["message"]
+    lines = [
+        ln["cdr_id"] for st in out.glob("*/statement.json") for ln in json.loads(st.read_text())["lines"]
+    ]
+    assert lines == ["JULY-1"]
+
+    assert main(["close", "--store", url, "--month", "2024-07", "--settle", *ams]) == 0
+    c = client(store_url=url)
+    assert [m["month"] for m in c.get("/v1/months").json()["closed"]] == ["2024-06", "2024-07"]
+    store.close()

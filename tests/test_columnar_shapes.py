@@ -324,3 +324,23 @@ def test_lines_pyarrow_refuses_anywhere_in_a_run(tariffs, tmp_path, block):
     assert reasons == Counter({"pyarrow could not read the line": len(bad_at)})
     # a Price as a number is the parser's reject; a volume of 19 decimals it prices exactly
     assert sorted(f.line for f in result.rejects) == [i + 1 for i in sorted(bad_at) if i % 2]
+
+
+def test_invalid_utf8_lines_go_per_record(tariffs, tmp_path):
+    """Invalid UTF-8 (a stray byte, an encoded surrogate, a code point past U+10FFFF) in some
+    lines: those lines only go per record (the reader's exact reject), the others stay
+    columnar; a block of valid non-ASCII text stays columnar."""
+    good = records("cdrs.ndjson", 12)
+    text = "Straße €".encode()
+    valid = [dump(dict(g, remark="@R")).encode().replace(b"@R", text) for g in good]
+    lines = list(valid)
+    for k, junk in ((2, b"\xff"), (5, b"\xed\xa0\x80"), (9, b"\xf4\x90\x80\x80")):
+        lines[k] = lines[k].replace(text, b"Stra" + junk, 1)
+    path = tmp_path / "cdrs.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    reasons, result = check(path, tariffs, tmp_path)
+    assert reasons == Counter({"invalid UTF-8": 3})
+    assert result.read == len(lines)  # (the per-record reader's own verdicts: check() compares)
+    clean = tmp_path / "clean.ndjson"
+    clean.write_bytes(b"\n".join(valid) + b"\n")
+    assert check(clean, tariffs, tmp_path)[0] == Counter()

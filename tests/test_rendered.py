@@ -181,3 +181,20 @@ def test_copy_range_falls_back_to_read_and_write(tmp_path, monkeypatch):
             os.close(fs)
             os.close(fd)
         assert dst.read_bytes() == b"head" + src.read_bytes()[1000:71_000]
+
+
+def test_two_workers_start_one_process_and_price_spans_here_too(month, tmp_path, monkeypatch):
+    """With 2 workers one process is started; this one prices spans meanwhile (the started one
+    takes seconds to import), and the written bytes are those of one process."""
+    here = []
+    first_try = pricing.ndjson_parallel._here
+    monkeypatch.setattr(pricing.ndjson_parallel, "_here", lambda *a: here.append(a[2]) or first_try(*a))
+    store, _ = load_tariffs([month / "tariffs"])
+    path = str(month / "m.ndjson")
+    one = price_ndjson_columnar(path, store)
+    args = (price_ndjson_columnar, path, store, PricingPolicy(), None, 2, 1 << 15)
+    rendered = price_ndjson_spans(*args, render_ndjson=True)
+    assert rendered is not None and here and len(here) < len(rendered.rows.spills)
+    write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()

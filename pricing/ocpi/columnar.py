@@ -389,7 +389,7 @@ def _python_lines(
     why[~shape] = "not one JSON object on the line"
     for i in key_null_lines(block, buf, starts, ends).tolist():
         mark(i, "explicit null in a key that decides the OCPI version")
-    pos = 0  # invalid UTF-8: those lines only (Python's decoder says where)
+    pos = len(block) if _utf8(block) else 0  # invalid UTF-8: those lines only (Python's decoder says where)
     view = memoryview(block)
     while pos < len(block):
         try:
@@ -407,6 +407,16 @@ def _python_lines(
                 break
             mark(i, "not valid JSON")  # a line before it that json refuses (or blank)
     return why
+
+
+def _utf8(block: bytes) -> bool:
+    """Whether the block is valid UTF-8 (Arrow's validation: ~5x faster than decoding it)."""
+    offsets = pa.py_buffer(np.array([0, len(block)], np.int64).tobytes())
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(block)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
 
 
 def key_null_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

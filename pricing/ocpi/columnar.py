@@ -14,7 +14,7 @@ credit CDRs (negative money), 2.3.0 taxes, CRLF line ends, a UTF-8 BOM, the file
 parser (:func:`pricing.ocpi.parse_cdr`) might judge differently becomes a fallback
 :class:`~pricing.io.Record` (decoded exactly as :func:`pricing.io.read_records` would), so that
 the parser gives its exact reject: broken lines (not one ``{…}`` object, invalid UTF-8, a lone
-``\\r``), lines pyarrow refuses (the block is bisected down to them), a missing or wrong value,
+``\\r``), lines pyarrow refuses (the block is cut around them: :func:`_parse`), a missing or wrong value,
 a null in a key that decides the version, an unknown dimension type, a negative volume, end
 before start, periods out of order or after the end, a version other than the file's, values too
 large for the integer units. Each non-blank line is counted exactly once:

@@ -8,8 +8,11 @@ the version of the file's first CDR (what the per-record path checks every CDR a
 parent renumbers each span's lines by the lines before it and merges the results in the order
 :func:`pricing.results.merge_rows` defines, so the output is byte-identical to one process.
 
-Memory stays bounded by the span size times the processes in flight (at most ``2 × workers``
-spans are submitted ahead), plus the result rows the command writes anyway. With one process the
+With ``workers`` processes, ``workers - 1`` are started and the calling process is the last one:
+it prices the next span itself whenever the oldest submitted one is not done yet (one process
+fewer to start and import, ~1.5 CPU-s, and no core idles while the others start up).
+Memory stays bounded by the span size times the processes in flight (at most ``2 × (workers -
+1)`` spans are submitted ahead), plus the result rows the command writes anyway. With one process the
 spans are priced one after the other in the caller's process (same merge): a large file never
 becomes one table.
 
@@ -103,23 +106,33 @@ def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
     return out
 
 
-def count_lines(data: bytes) -> int:
-    """Lines of ``data`` as ``data.splitlines()`` counts them (``\\n``, ``\\r\\n`` and a lone
-    ``\\r``; what the reader counts), without splitting."""
-    n = data.count(b"\n")
-    if b"\r" in data:
-        n += data.count(b"\r") - data.count(b"\r\n")
-    return n + (1 if data and not data.endswith((b"\n", b"\r")) else 0)
+def count_lines(data: bytes | bytearray, end: int | None = None) -> int:
+    """Lines of ``data[:end]`` as ``splitlines()`` counts them (``\\n``, ``\\r\\n`` and a lone
+    ``\\r``; what the reader counts), without splitting or copying."""
+    end = len(data) if end is None else end
+    n = data.count(b"\n", 0, end)
+    if data.find(b"\r", 0, end) >= 0:
+        n += data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
+    return n + (1 if end and not data.endswith((b"\n", b"\r"), 0, end) else 0)
 
 
 def span_lines(path: str, todo: list[Span]) -> Iterator[int]:
-    """For each span, the lines of the file before it (each span read and counted when asked)."""
+    """For each span, the lines of the file before it (each span read and counted when asked,
+    into one buffer: no fresh memory per span)."""
     line0 = 0
-    with open(path, "rb") as fh:
+    buf = bytearray(max((b - a for a, b, _v in todo), default=0))
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
         for start, stop, _v in todo:
             yield line0
             fh.seek(start)
-            line0 += count_lines(fh.read(stop - start))
+            got = 0
+            while got < stop - start:
+                k = fh.readinto(view[got : stop - start])
+                if not k:
+                    break
+                got += k
+            line0 += count_lines(buf, got)
 
 
 def first_version(path: str) -> str | None:
@@ -271,18 +284,43 @@ def _span_results(
     waiting = deque(todo)
     # spawn, not fork: a forked child inherits pyarrow's and polars' thread pools mid-state and hangs
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
-        running: deque[Future[Any]] = deque()
-        while waiting or running:
-            while waiting and len(running) < 2 * workers:
+    helpers = workers - 1  # this process is the last worker: one process fewer to start and import
+    with ProcessPoolExecutor(helpers, mp_context=context, initializer=_init_worker) as pool:
+        slots: deque[Future[Any]] = deque()  # in span order; this process's own spans done
+        while waiting or slots:
+            while waiting and sum(not f.done() for f in slots) < 2 * helpers:
                 span = waiting.popleft()
                 line0 = next(line0s) if line0s is not None else None
-                running.append(
-                    pool.submit(_price_span, price, path, span, *args, spill_to=spill_to, line0=line0)
-                )
-            out = running.popleft().result()
+                job = pool.submit(_price_span, price, path, span, *args, spill_to=spill_to, line0=line0)
+                slots.append(job)
+            if waiting and not slots[0].done():  # rather than wait, price the next span here
+                span = waiting.popleft()
+                line0 = next(line0s) if line0s is not None else None
+                mine: Future[Any] = Future()
+                mine.set_result(_here(price, path, span, args, spill_to, line0))
+                slots.append(mine)
+                continue
+            out = slots.popleft().result()
             yield out
             if out is None:
-                for f in running:
+                for f in slots:
                     f.cancel()
                 return
+
+
+def _here(
+    price: Callable[..., BatchResult],
+    path: str,
+    span: Span,
+    args: tuple[Any, ...],
+    spill_to: str | None,
+    line0: int | None,
+) -> Any:
+    """:func:`_price_span` in this process, on one Arrow thread like the workers (the other
+    cores run them)."""
+    cpus = pa.cpu_count()
+    pa.set_cpu_count(1)
+    try:
+        return _price_span(price, path, span, *args, spill_to=spill_to, line0=line0)
+    finally:
+        pa.set_cpu_count(cpus)

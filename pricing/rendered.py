@@ -47,6 +47,7 @@ class Spill:
 
 MERGE_ROWS = 25_000  # lines merged at a time (~25 MB of text, held twice while merged)
 MERGE_THREADS = 2  # pieces gathered at once
+COPY_RUN = 1024  # rows in merge order that are consecutive lines of one span, copied as one range
 
 
 def spill_rows(rows: Any, path: str) -> Spill:
@@ -99,7 +100,10 @@ class RenderedRows:
     def write(self, path: str | os.PathLike[str]) -> None:
         """The rows as NDJSON (atomically), the bytes :func:`pricing.io.write_table` writes for
         the merged rows; then the temporary files go. The lines are copied as they are (each
-        span rendered them whole, line numbers included), in merge order."""
+        span rendered them whole, line numbers included), in merge order: a run of at least
+        :data:`COPY_RUN` rows that are consecutive lines of one span is copied file to file by
+        the kernel (:func:`_copy_range`: no pass through this process), the other rows are
+        gathered :data:`MERGE_ROWS` at a time (:meth:`_piece`)."""
         order = self.order()
         counts = np.array([len(s) for s in self.spills], np.int64)
         first = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
@@ -107,17 +111,28 @@ class RenderedRows:
         files = [os.open(s.path, os.O_RDONLY) for s in self.spills]
         tmp = rio.temp_sibling(path)
         try:
-            with open(tmp, "wb") as out, ThreadPoolExecutor(MERGE_THREADS) as pool:
+            with open(tmp, "wb", buffering=0) as out, ThreadPoolExecutor(MERGE_THREADS) as pool:
                 # pieces gathered on threads (reads and Arrow release the GIL), written in order;
                 # at most MERGE_THREADS + 1 pieces held
                 pending: deque[Future[Any]] = deque()
-                for lo in range(0, len(order), MERGE_ROWS):
-                    idx = order[lo : lo + MERGE_ROWS]
-                    pending.append(pool.submit(self._piece, idx, span_of, first, files))
-                    if len(pending) > MERGE_THREADS:
-                        out.write(pending.popleft().result())
-                while pending:
-                    out.write(pending.popleft().result())
+
+                def flush(keep: int) -> None:
+                    while len(pending) > keep:
+                        _write_all(out.fileno(), pending.popleft().result())
+
+                for lo, hi, copy in _runs(order, span_of, first):
+                    if copy:
+                        flush(0)
+                        s = int(span_of[order[lo]])
+                        a = int(order[lo] - first[s])
+                        offs = self.spills[s].offsets
+                        _copy_range(files[s], out.fileno(), int(offs[a]), int(offs[a + hi - lo] - offs[a]))
+                        continue
+                    for k in range(lo, hi, MERGE_ROWS):
+                        idx = order[k : min(hi, k + MERGE_ROWS)]
+                        pending.append(pool.submit(self._piece, idx, span_of, first, files))
+                        flush(MERGE_THREADS)
+                flush(0)
             os.replace(tmp, path)
         finally:
             for fd in files:
@@ -149,3 +164,53 @@ class RenderedRows:
         lines = pa.concat_arrays(arrays).take(take)  # that one imports pandas (~0.3 s) to look for it
         offsets = np.frombuffer(lines.buffers()[1], np.int64, count=len(lines) + 1, offset=8 * lines.offset)
         return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+
+def _runs(order: np.ndarray, span_of: np.ndarray, first: np.ndarray) -> list[tuple[int, int, bool]]:
+    """``order`` (row indices, spans concatenated) cut into consecutive stretches ``[lo, hi)``:
+    ``copy`` True for a run of at least :data:`COPY_RUN` rows that are consecutive rows of one
+    span (one byte range of its file), False for the rows between such runs."""
+    n = len(order)
+    if not n:
+        return []
+    # a run breaks where the next row is not the next row of the same span
+    step = np.flatnonzero((order[1:] != order[:-1] + 1) | (span_of[order[1:]] != span_of[order[:-1]])) + 1
+    bounds = np.r_[0, step, n]
+    out: list[tuple[int, int, bool]] = []
+    lo = 0  # start of the rows not yet placed
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if b - a >= COPY_RUN:
+            if lo < a:
+                out.append((lo, a, False))
+            out.append((a, b, True))
+            lo = b
+    if lo < n:
+        out.append((lo, n, False))
+    return out
+
+
+def _write_all(fd: int, data: Any) -> None:
+    view = memoryview(data)
+    while len(view):
+        view = view[os.write(fd, view) :]
+
+
+def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
+    """Bytes ``offset:offset + count`` of file ``src`` appended to ``dst`` (at its position):
+    ``os.copy_file_range`` where the system has it, else read and written here."""
+    end = offset + count
+    if hasattr(os, "copy_file_range"):
+        try:
+            while offset < end:
+                done = os.copy_file_range(src, dst, end - offset, offset)
+                if done <= 0:
+                    break
+                offset += done
+        except OSError:  # e.g. across file systems on older kernels: copy it here
+            pass
+    while offset < end:
+        chunk = os.pread(src, min(end - offset, 16 << 20), offset)
+        if not chunk:
+            raise OSError("temporary file shorter than written")
+        _write_all(dst, chunk)
+        offset += len(chunk)

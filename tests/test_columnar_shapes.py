@@ -298,3 +298,47 @@ def test_auto_workers_by_file_size(tmp_path, monkeypatch):
     assert span_bytes(10**9, 2) == SPAN_BYTES
     assert span_bytes(64 << 20, 2) == 8 << 20  # 4 spans per process
     assert span_bytes(1 << 20, 2) == MIN_SPAN_BYTES
+
+
+@pytest.mark.parametrize("block", [1 << 12, 1 << 20])
+def test_lines_pyarrow_refuses_anywhere_in_a_run(tariffs, tmp_path, block):
+    """Lines pyarrow refuses (a Price given as a number: its error names the row; a volume with
+    more decimals than the schema's scale: its error names none) first, last, side by side and
+    in the middle of a run, in one block or many: each goes per record (the parser's reject),
+    every other line stays columnar, and columnar == per record."""
+    good = records("cdrs.ndjson", 40)
+    as_number = dump(dict(good[0], total_cost=Decimal("1.5")))
+    periods = json.loads(json.dumps(good[1]["charging_periods"], default=str))
+    periods[0]["dimensions"][0]["volume"] = "1.0000000000000000001"  # 19 decimals
+    too_fine = dump(dict(good[1], charging_periods=periods)).replace(
+        '"1.0000000000000000001"', "1.0000000000000000001"
+    )
+    lines = [dump(g) for g in good]
+    bad_at = {0, 1, 17, 18, 25, len(lines) + 4}
+    for i in sorted(bad_at):
+        lines.insert(i, as_number if i % 2 else too_fine)
+    path = write(tmp_path, lines)
+    reasons, result = check(path, tariffs, tmp_path, block_bytes=block)
+    assert reasons == Counter({"pyarrow could not read the line": len(bad_at)})
+    # a Price as a number is the parser's reject; a volume of 19 decimals it prices exactly
+    assert sorted(f.line for f in result.rejects) == [i + 1 for i in sorted(bad_at) if i % 2]
+
+
+def test_invalid_utf8_lines_go_per_record(tariffs, tmp_path):
+    """Invalid UTF-8 (a stray byte, an encoded surrogate, a code point past U+10FFFF) in some
+    lines: those lines only go per record (the reader's exact reject), the others stay
+    columnar; a block of valid non-ASCII text stays columnar."""
+    good = records("cdrs.ndjson", 12)
+    text = "Straße €".encode()
+    valid = [dump(dict(g, remark="@R")).encode().replace(b"@R", text) for g in good]
+    lines = list(valid)
+    for k, junk in ((2, b"\xff"), (5, b"\xed\xa0\x80"), (9, b"\xf4\x90\x80\x80")):
+        lines[k] = lines[k].replace(text, b"Stra" + junk, 1)
+    path = tmp_path / "cdrs.ndjson"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    reasons, result = check(path, tariffs, tmp_path)
+    assert reasons == Counter({"invalid UTF-8": 3})
+    assert result.read == len(lines)  # (the per-record reader's own verdicts: check() compares)
+    clean = tmp_path / "clean.ndjson"
+    clean.write_bytes(b"\n".join(valid) + b"\n")
+    assert check(clean, tariffs, tmp_path)[0] == Counter()

@@ -7,6 +7,7 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pricing.ndjson_parallel
@@ -34,9 +35,10 @@ def month(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_rendered_spans_write_the_bytes_of_the_merged_rows(workers, month, tmp_path, monkeypatch):
+@pytest.mark.parametrize(("workers", "run"), [(1, 1024), (2, 1024), (1, 3), (2, 1)])
+def test_rendered_spans_write_the_bytes_of_the_merged_rows(workers, run, month, tmp_path, monkeypatch):
     monkeypatch.setattr(pricing.rendered, "MERGE_ROWS", 37)  # many merge pieces
+    monkeypatch.setattr(pricing.rendered, "COPY_RUN", run)  # 1, 3: runs copied file to file too
     store, _ = load_tariffs([month / "tariffs"])
     path = str(month / "m.ndjson")
     one = price_ndjson_columnar(path, store)
@@ -135,6 +137,64 @@ def test_rendered_span_priced_again_keeps_its_line_numbers(tmp_path, monkeypatch
     )
     assert again and min(again) > 0
     assert rendered is not None and (rendered.read, rendered.rejects) == (one.read, one.rejects)
+    write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()
+
+
+def test_merge_runs_cover_the_order_once(monkeypatch):
+    """The merge's stretches: every row once, in order; copied runs are consecutive rows of one
+    span of at least COPY_RUN rows."""
+    monkeypatch.setattr(pricing.rendered, "COPY_RUN", 5)
+    counts = np.array([5, 4, 6])
+    first = np.r_[0, np.cumsum(counts)[:-1]]
+    span_of = np.repeat(np.arange(3), counts)
+    order = np.array([0, 1, 2, 9, 10, 11, 12, 13, 3, 5, 6, 7, 8, 14, 4], np.int64)
+    runs = pricing.rendered._runs(order, span_of, first)
+    assert [(a, b) for a, b, _ in runs] == [(0, 3), (3, 8), (8, 15)]
+    assert [c for _, _, c in runs] == [False, True, False]
+    for a, b, copy in runs:
+        if copy:
+            assert len(set(span_of[order[a:b]].tolist())) == 1
+            assert (np.diff(order[a:b]) == 1).all() and b - a >= pricing.rendered.COPY_RUN
+    assert pricing.rendered._runs(order[:0], span_of, first) == []
+
+
+def test_copy_range_falls_back_to_read_and_write(tmp_path, monkeypatch):
+    """Where copy_file_range refuses (e.g. across file systems), the range is copied by hand."""
+    src, dst = tmp_path / "a", tmp_path / "b"
+    src.write_bytes(bytes(range(256)) * 1000)
+    dst.write_bytes(b"head")
+
+    def refuse(*_a: object) -> int:
+        raise OSError(18, "Invalid cross-device link")
+
+    for patched in (False, True):
+        if patched:
+            monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+            dst.write_bytes(b"head")
+        fs, fd = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY)
+        try:
+            os.lseek(fd, 0, os.SEEK_END)
+            pricing.rendered._copy_range(fs, fd, 1000, 70_000)
+        finally:
+            os.close(fs)
+            os.close(fd)
+        assert dst.read_bytes() == b"head" + src.read_bytes()[1000:71_000]
+
+
+def test_two_workers_start_one_process_and_price_spans_here_too(month, tmp_path, monkeypatch):
+    """With 2 workers one process is started; this one prices spans meanwhile (the started one
+    takes seconds to import), and the written bytes are those of one process."""
+    here = []
+    first_try = pricing.ndjson_parallel._here
+    monkeypatch.setattr(pricing.ndjson_parallel, "_here", lambda *a: here.append(a[2]) or first_try(*a))
+    store, _ = load_tariffs([month / "tariffs"])
+    path = str(month / "m.ndjson")
+    one = price_ndjson_columnar(path, store)
+    args = (price_ndjson_columnar, path, store, PricingPolicy(), None, 2, 1 << 15)
+    rendered = price_ndjson_spans(*args, render_ndjson=True)
+    assert rendered is not None and here and len(here) < len(rendered.rows.spills)
     write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()

@@ -192,7 +192,7 @@ def test_two_workers_start_one_process_and_price_spans_here_too(month, tmp_path,
     store, _ = load_tariffs([month / "tariffs"])
     path = str(month / "m.ndjson")
     one = price_ndjson_columnar(path, store)
-    args = (price_ndjson_columnar, path, store, PricingPolicy(), None, 2, 1 << 15)
+    args = (price_ndjson_columnar, path, store, CDR_POLICY, None, 2, 1 << 15)
     rendered = price_ndjson_spans(*args, render_ndjson=True)
     assert rendered is not None and here and len(here) < len(rendered.rows.spills)
     write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)

@@ -14,10 +14,11 @@ credit CDRs (negative money), 2.3.0 taxes, CRLF line ends, a UTF-8 BOM, the file
 parser (:func:`pricing.ocpi.parse_cdr`) might judge differently becomes a fallback
 :class:`~pricing.io.Record` (decoded exactly as :func:`pricing.io.read_records` would), so that
 the parser gives its exact reject: broken lines (not one ``{…}`` object, invalid UTF-8, a lone
-``\\r``), lines pyarrow refuses (the block is cut around them: :func:`_parse`), a missing or wrong value,
-a null in a key that decides the version, an unknown dimension type, a negative volume, end
-before start, periods out of order or after the end, a version other than the file's, values too
-large for the integer units. Each non-blank line is counted exactly once:
+``\\r``), lines pyarrow refuses (the block is cut around them:
+:func:`pricing.ocpi.columnar_parse.parse_runs`), a missing or wrong value, a null in a key
+that decides the version, an unknown dimension type, a negative volume, end before start,
+periods out of order or after the end, a version other than the file's, values too large for
+the integer units. Each non-blank line is counted exactly once:
 ``table CDRs + len(fallback) == records read by read_records``. The table's ``line`` column keeps
 the same ``cdr_id`` on two lines two records (:func:`pricing.flat.split_flat`).
 
@@ -44,6 +45,7 @@ from pricing.flat import arrow_schema
 from pricing.io import Record, _read_ndjson, loads
 from pricing.model import Tariff
 from pricing.ocpi import CDR_MONEY, COUNTRY_CODE, PARTY_ID, detect_version
+from pricing.ocpi.columnar_parse import parse_runs
 from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
 from pricing.ocpi.columnar_reported import reported as _reported
 from pricing.ocpi.columnar_tariffs import EmbeddedTariffs
@@ -59,8 +61,6 @@ from pricing.ocpi.columnar_values import (
 )
 
 BLOCK_BYTES = 64 << 20
-BISECT_LINES = 1  # a failing piece is cut down to its bad lines
-PARSE_BLOCK = 16 << 20  # pyarrow's block size where it parses on several threads
 SCALE = 18
 
 _DEC = pa.decimal128(38, SCALE)
@@ -343,7 +343,7 @@ def _do_block(st: _State, block: bytes) -> None:
     if not len(lines):
         return
     opts = _PARSE_211 if st.file_version == "2.1.1" else _PARSE
-    for table, idx in _parse(work, starts, ends, lines, opts):
+    for table, idx in parse_runs(work, starts, ends, lines, opts):
         if table is None:
             for i in idx.tolist():
                 _fallback_raw(
@@ -455,55 +455,6 @@ def _fallback_raw(st: _State, raw: bytes, n: int, reason: str) -> Record | None:
 
 def _detect(obj: dict[str, Any]) -> str:
     return detect_version(obj, "cdr")
-
-
-def _parse(
-    work: bytes, starts: np.ndarray, ends: np.ndarray, lines: np.ndarray, parse: pj.ParseOptions
-) -> Iterator[tuple[Any, np.ndarray]]:
-    """Arrow tables over runs of ``lines`` (row k = line lines[k]), in line order; a run that does
-    not parse is cut around the row pyarrow names (:func:`_cut`), or halved when it names none,
-    until the pieces parse, or yielded as (None, lines) once a piece is one line."""
-    todo = [(lines, False)]
-    while todo:
-        part, whole = todo.pop()
-        lo, hi = int(starts[part[0]]), int(ends[part[-1]]) + 1
-        # blocks of PARSE_BLOCK parsed on Arrow's threads (one per core), or the run as one block
-        # (then pyarrow's row numbers in errors count from the run's start)
-        one = whole or hi - lo <= PARSE_BLOCK or pa.cpu_count() <= 1
-        longest = int((ends[part] - starts[part]).max()) + 2  # pyarrow needs a whole line per block
-        size = max(1 << 20, hi - lo + 1 if one else PARSE_BLOCK, longest)
-        try:
-            table = pj.read_json(
-                pa.BufferReader(pa.py_buffer(work).slice(lo, hi - lo)),
-                read_options=pj.ReadOptions(use_threads=not one, block_size=size),
-                parse_options=parse,
-            )
-            if table.num_rows != len(part):
-                raise ValueError("row count differs from line count")
-            yield table, part
-        except (pa.ArrowException, ValueError) as exc:
-            if len(part) <= BISECT_LINES:
-                yield None, part
-            elif not one:  # the row pyarrow names counts from some block's start: again as one
-                todo.append((part, True))
-            else:
-                todo.extend((p, True) for p in reversed(_cut(part, str(exc))))
-
-
-_ROW = re.compile(r" in row (\d+)$")
-
-
-def _cut(part: np.ndarray, error: str) -> list[np.ndarray]:
-    """The pieces a run that pyarrow refused is parsed again in, in line order: the lines before
-    the row its error names, that row alone, the lines after it (the bad line is found in about
-    two more parses, not the ~2·log2(n) of halving); halves when no row is named. Whatever
-    the row, each piece is parsed and checked again, so a wrong row costs time only."""
-    m = _ROW.search(error)
-    row = int(m.group(1)) if m else -1
-    if 0 <= row < len(part):
-        return [p for p in (part[:row], part[row : row + 1], part[row + 1 :]) if len(p)]
-    mid = len(part) // 2
-    return [part[:mid], part[mid:]]
 
 
 # ---- nested → flat ------------------------------------------------------------------------------

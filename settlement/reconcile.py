@@ -330,13 +330,16 @@ def check_duplicates_and_credits(
 
 
 def check_duplicates(lines: list[ReconLine]) -> None:
-    """DUPLICATE_CDR on every later copy of a CDR id (and on the first, for a conflicting copy)."""
-    counts = Counter(ln.cdr.id for ln in lines)
-    by_id: dict[str, list[ReconLine]] = defaultdict(list)
+    """DUPLICATE_CDR on every later copy of a CDR (and on the first, for a conflicting copy).
+
+    A CDR is its id under its CPO (OCPI: the id is unique per country_code and party_id): two CPOs
+    may number their CDRs alike, and those are two CDRs, not a re-send. A CDR that names no CPO
+    (OCPI 2.1.1) is compared by its id with the other CDRs that name none."""
+    by_key: dict[tuple[str | None, str | None, str], list[ReconLine]] = defaultdict(list)
     for ln in lines:
-        by_id[ln.cdr.id].append(ln)
-    for cid, group in by_id.items():
-        if counts[cid] < 2:
+        by_key[(ln.cdr.country_code, ln.cdr.party_id, ln.cdr.id)].append(ln)
+    for (_, _, cid), group in by_key.items():
+        if len(group) < 2:
             continue
         first = group[0]
         for dup in group[1:]:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import polars as pl
+
 from pricing.model import Cdr, Money
 from pricing.units import MS_PER_HOUR, MWH_PER_KWH
 from settlement.rules import (
@@ -329,24 +331,48 @@ def check_duplicates_and_credits(
     check_credits(lines, history_ids or {}, history_credits or {})
 
 
+def id_key(cdr_id: str) -> str:
+    """A CDR id as OCPI compares it (CiString: case-insensitive). The one home of that rule: the
+    columnar engines and the store pick the ids to judge record by record by this key too."""
+    return cdr_id.upper()
+
+
+def id_key_expr(column: str = "cdr_id") -> pl.Expr:
+    """:func:`id_key` on a polars column (picks the ids on more than one record)."""
+    return pl.col(column).str.to_uppercase()
+
+
+def cdr_key(cdr: Cdr) -> tuple[str | None, str | None, str]:
+    """Which CDR this is: its CPO's party codes and its id, as OCPI compares them."""
+    cc, pid = cdr.country_code, cdr.party_id
+    return (None if cc is None else cc.upper(), None if pid is None else pid.upper(), id_key(cdr.id))
+
+
 def check_duplicates(lines: list[ReconLine]) -> None:
-    """DUPLICATE_CDR on every later copy of a CDR id (and on the first, for a conflicting copy)."""
-    counts = Counter(ln.cdr.id for ln in lines)
-    by_id: dict[str, list[ReconLine]] = defaultdict(list)
+    """DUPLICATE_CDR on every later copy of a CDR (and on the first, for a conflicting copy).
+
+    A CDR is its id under its CPO (OCPI: the id is unique per country_code and party_id): two CPOs
+    may number their CDRs alike, and those are two CDRs, not a re-send. A CDR that names no CPO
+    (OCPI 2.1.1) is compared by its id with the other CDRs that name none. Ids and party codes are
+    OCPI CiStrings: ``abc-1`` is ``ABC-1`` (:func:`cdr_key`)."""
+    by_key: dict[tuple[str | None, str | None, str], list[ReconLine]] = defaultdict(list)
     for ln in lines:
-        by_id[ln.cdr.id].append(ln)
-    for cid, group in by_id.items():
-        if counts[cid] < 2:
+        by_key[cdr_key(ln.cdr)].append(ln)
+    for group in by_key.values():
+        if len(group) < 2:
             continue
         first = group[0]
+        mine = first.cdr.id
         for dup in group[1:]:
             same = dup.cdr == first.cdr
             word = "an identical copy" if same else "a CONFLICTING copy (different content)"
+            theirs = dup.cdr.id
+            spelled = "" if theirs == mine else f" (as {theirs!r}: OCPI ids ignore case)"
             dup.findings.append(
                 ReconFinding(
-                    cid,
+                    theirs,
                     "DUPLICATE_CDR",
-                    f"CDR id {cid!r} appears again: {word} of {first.source}:{first.line}",
+                    f"CDR id {mine!r} appears again{spelled}: {word} of {first.source}:{first.line}",
                     None,
                     None,
                     dup.source,
@@ -356,9 +382,9 @@ def check_duplicates(lines: list[ReconLine]) -> None:
             if not same:
                 first.findings.append(
                     ReconFinding(
-                        cid,
+                        mine,
                         "DUPLICATE_CDR",
-                        f"CDR id {cid!r} has a conflicting copy at {dup.source}:{dup.line}",
+                        f"CDR id {mine!r} has a conflicting copy{spelled} at {dup.source}:{dup.line}",
                         None,
                         None,
                         first.source,

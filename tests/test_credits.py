@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from trial import CONTRACTS, cdr_221, write_inputs, write_ndjson
+from trial import CONTRACTS, TARIFF_221, cdr_221, write_inputs, write_ndjson
 
 from api.cli import main
 
@@ -196,3 +196,60 @@ def test_a_conflicting_resend_is_disputed_as_such(tmp_path: Path) -> None:
     assert "OVERCHARGED" in disputed[0]["reasons"]  # what it would cost is still among its codes
     fr = settle(tmp_path, "2026-11", [N1, resent], "fr", "--locale", "fr_FR")
     assert "renvoi divergent" in (fr / FOLDER / "statement.html").read_text()
+
+
+def test_two_cpos_numbering_their_cdrs_alike_are_two_cdrs_not_a_resend(tmp_path: Path) -> None:
+    """OCPI CDR ids are unique per CPO (country_code, party_id): NL*ABC's "1" and NL*XYZ's "1" are
+    two CDRs, both paid (the record engine called the second a conflicting re-send and did not pay
+    it); a conflicting copy under one CPO is still one, in both engines alike."""
+    d = write_inputs(tmp_path)
+    other = {**TARIFF_221, "party_id": "XYZ", "id": "XYZ-T1"}
+    (d / "tariffs" / "XYZ-T1.json").write_text(json.dumps(other), encoding="utf-8")
+    abc = cdr_221("1", "2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z")
+    xyz = cdr_221("1", "2026-11-05T10:00:00Z", "2026-11-05T11:00:00Z")
+    xyz["party_id"], xyz["charging_periods"][0]["tariff_id"] = "XYZ", "XYZ-T1"
+    again = cdr_221("2", "2026-11-06T10:00:00Z", "2026-11-06T11:00:00Z")
+    changed = {**again, "total_cost": {"excl_vat": 3.60, "incl_vat": 4.36}}
+    outs = [
+        settle(tmp_path, "2026-11", [abc, xyz, again, changed], e, "--engine", e)
+        for e in ("local", "columnar")
+    ]
+    assert_same_run(*outs)
+    codes = {(f["cdr_id"], f["code"]) for f in findings(outs[0])}
+    assert ("1", "DUPLICATE_CDR") not in codes and ("2", "DUPLICATE_CDR") in codes
+    mine = lines_of(outs[0])["1"]
+    with open(outs[0] / "NL-XYZ__DE-MSP__EUR" / "lines.csv", encoding="utf-8", newline="") as fh:
+        theirs = next(csv.DictReader(fh))
+    assert (mine["disputed"], theirs["disputed"]) == ("false", "false"), (mine, theirs)
+    assert theirs["cdr_id"] == "1" and theirs["line_excl_vat"] == "3.50"
+
+
+def test_a_cdr_id_in_another_case_is_the_same_cdr(tmp_path: Path) -> None:
+    """OCPI CDR ids are CiStrings: "MINP" and "minp" of one CPO are one CDR sent twice (the
+    new-user trial's session was paid twice under the two spellings), in both engines alike."""
+    first = cdr_221("MINP", "2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z")
+    again = cdr_221("minp", "2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z")
+    outs = [settle(tmp_path, "2026-11", [first, again], e, "--engine", e) for e in ("local", "columnar")]
+    assert_same_run(*outs)
+    dup = [f for f in findings(outs[0]) if f["code"] == "DUPLICATE_CDR"]
+    assert {f["cdr_id"] for f in dup} == {"MINP", "minp"}, dup
+    paid = [r for r in lines_of(outs[0]).values() if r["disputed"] == "false"]
+    assert len(paid) <= 1, "one session is paid once at most"
+
+
+def test_a_cdr_id_in_another_case_from_the_store_is_the_same_cdr(tmp_path: Path) -> None:
+    """The store keeps both spellings as received (append-only); settling the month from it judges
+    them as one CDR sent twice, in both engines alike."""
+    d = write_inputs(tmp_path)
+    url = f"sqlite:///{tmp_path / 'rl.db'}"
+    first = cdr_221("MINP", "2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z")
+    again = cdr_221("minp", "2026-11-03T10:00:00Z", "2026-11-03T11:00:00Z")
+    cdrs = write_ndjson(tmp_path / "nov.ndjson", [first, again, N2])
+    assert main(["import", "--store", url, "--tariffs", str(d / "tariffs"), str(cdrs)]) == 0
+    outs = []
+    for e in ("local", "columnar"):
+        argv = ["settle", "--store", url, "--month", "2026-11", "--contracts", str(d / "contracts.json")]
+        assert main([*argv, "--engine", e, "--out", str(tmp_path / e)]) == 0
+        outs.append(tmp_path / e)
+    assert_same_run(*outs)
+    assert {f["cdr_id"] for f in findings(outs[0]) if f["code"] == "DUPLICATE_CDR"} == {"MINP", "minp"}

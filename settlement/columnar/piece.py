@@ -59,7 +59,7 @@ from pricing.sessions import TariffSet
 from settlement.columnar.source import Piece
 from settlement.contracts import Contracts
 from settlement.jobs import NO_AMOUNT, UNKNOWN_PARTY, Parsed, RunResult, parse_all, parties
-from settlement.reconcile import ReconFinding, explain_dimensions
+from settlement.reconcile import ReconFinding, explain_dimensions, id_key_expr
 from settlement.rules import (
     NOT_COMPARABLE_MESSAGE,
     NOT_PRICED,
@@ -93,8 +93,8 @@ RECORD_PATH_REASONS = (
 
 
 def special_ids(files: Sequence[Path]) -> set[str]:
-    """CDR ids seen on more than one record across the run: duplicates are judged record by
-    record (identical or conflicting copies)."""
+    """CDR ids (:func:`settlement.reconcile.id_key`) seen on more than one record across the run:
+    duplicates are judged record by record (identical or conflicting copies)."""
     counts: list[pl.DataFrame] = []
     for f in files:
         df = pl.from_arrow(pq.ParquetFile(f).read(columns=["cdr_id"]))
@@ -102,7 +102,7 @@ def special_ids(files: Sequence[Path]) -> set[str]:
         first = df.filter(
             pl.col("cdr_id").ne_missing(pl.col("cdr_id").shift(1)) | (pl.int_range(pl.len()) == 0)
         )
-        counts.append(first)
+        counts.append(first.select(id_key_expr()))
     if not counts:
         return set()
     ids = pl.concat(counts).drop_nulls()
@@ -398,6 +398,7 @@ def record_frame(
     credit = np.asarray([bool(c) for c in credit], bool) if credit.dtype == object else credit.astype(bool)
     is_special = (
         pl.from_arrow(t.column("cdr_id").take(rows))
+        .str.to_uppercase()  # the id_key of settlement.reconcile
         .is_in(pl.Series(sorted(special), dtype=pl.String).implode())
         .to_numpy()
         if special

@@ -32,7 +32,7 @@ from settlement.columnar.piece import PieceJob, process_piece, special_ids
 from settlement.columnar.source import Piece, exact_cdrs, iter_run_pieces, load
 from settlement.contracts import Contracts
 from settlement.jobs import Parsed, RunResult, parse_all, reconcile_all
-from settlement.reconcile import ReconLine, check_duplicates_and_credits
+from settlement.reconcile import ReconLine, check_duplicates_and_credits, id_key, id_key_expr
 from settlement.rules import PaidMonths, d4, month_window_ms
 
 
@@ -213,15 +213,15 @@ def late_duplicates(
     move to the record path, their exact CDRs parsed again (counted as ``duplicate id``); returns
     the exact CDRs read (those of the credited originals too). ``readers``: the ``exact`` callback
     of the pieces' sources that are no files."""
-    counts: Counter[str] = Counter(ln.cdr.id for ln in run.detail)
+    counts: Counter[str] = Counter(id_key(ln.cdr.id) for ln in run.detail)
     if run.plain:
-        ids = pl.concat([p.select("cdr_id") for p in run.plain])["cdr_id"].value_counts()
+        ids = pl.concat([p.select(id_key_expr()) for p in run.plain])["cdr_id"].value_counts()
         counts.update(dict(ids.iter_rows()))
     dups = sorted(k for k, v in counts.items() if v > 1)
     wanted: dict[str, list[int]] = {}
     moved: list[tuple[int, str, int]] = []
     if dups:
-        is_dup = pl.col("cdr_id").is_in(pl.Series(dups, dtype=pl.String).implode())
+        is_dup = id_key_expr().is_in(pl.Series(dups, dtype=pl.String).implode())
         for part in run.plain:
             for o, src, line in (
                 part.filter(is_dup).select("ord", pl.col("source").cast(pl.String), "line").iter_rows()

@@ -89,13 +89,10 @@ def raw_by_row(engine: Engine, rows: list[int]) -> dict[int, Record]:
 
 
 def special_ids(engine: Engine, lo_ms: int, hi_ms: int, bound: int | None = None) -> set[str]:
-    """CDR ids held more than once in the month (under different CPOs): judged record by record."""
-    query = (
-        select(cdrs.c.cdr_id)
-        .where(_window(lo_ms, hi_ms, bound))
-        .group_by(cdrs.c.cdr_id)
-        .having(func.count() > 1)
-    )
+    """CDR ids held more than once in the month (under different CPOs, or in another case: OCPI ids
+    are CiStrings), as :func:`settlement.reconcile.id_key` gives them: judged record by record."""
+    key = func.upper(cdrs.c.cdr_id)
+    query = select(key).where(_window(lo_ms, hi_ms, bound)).group_by(key).having(func.count() > 1)
     with engine.connect() as conn:
         return set(conn.execute(query).scalars())
 

@@ -20,8 +20,9 @@ from test_store import url  # noqa: F401  (the fixture)
 
 from api.http.app import create_app
 from api.http.settings import Settings
+from pricing.io import Record
 from settlement.store import Store
-from settlement.store.pushes import NotStored, Outcome, Push, stage
+from settlement.store.pushes import SEQUENCES, NotStored, Outcome, Push, stage
 from settlement.store.rows import sha256
 
 TOKEN = "token-pushes"
@@ -238,3 +239,21 @@ def test_the_writer_thread_stops_with_the_store(store: Store) -> None:
     assert thread is not None and thread.is_alive()
     store.close()
     assert not thread.is_alive()
+
+
+def test_row_ids_come_from_the_id_columns_sequences(store: Store) -> None:
+    """The writer draws row ids before it inserts (PostgreSQL: from the sequences it names, which
+    must be the id columns' own, or an import's ids and the writer's would collide)."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            for table, sequence in SEQUENCES.items():
+                named = conn.exec_driver_sql(f"SELECT pg_get_serial_sequence('{table}', 'id')").scalar()
+                assert named is not None and named.rpartition(".")[2] == sequence
+    store.import_records([Record("f", 1, cdr("I-1"))], "NL", "CPO")  # ids from the import's own way
+    assert store.pushes.submit(push(cdr("P-1"))).result(30) == Outcome("stored", "P-1")
+    store.import_records([Record("f", 2, cdr("I-2"))], "NL", "CPO")
+    assert store.pushes.submit(push(cdr("P-2"))).result(30) == Outcome("stored", "P-2")
+    with store.engine.connect() as conn:
+        ids = conn.exec_driver_sql("SELECT cdr_id, id FROM cdrs ORDER BY id").all()
+    assert [i for i, _ in ids] == ["I-1", "P-1", "I-2", "P-2"], "each new row after the last"
+    assert held(store) == {i: len(CDR["charging_periods"]) for i in ("I-1", "P-1", "I-2", "P-2")}

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,6 +85,10 @@ class Outcome:
     outcome: str
     object_id: str | None
     message: str | None = None
+
+
+# pushes queued together, their futures, what to call once all are answered (Pushes.submit_all)
+Group = tuple[list[Push], list[Future[Outcome]], Callable[[list[Future[Outcome]]], None] | None]
 
 
 def stage(obj: Any, party: Party, token_sha256: str, source: str, raw: str | None = None) -> Push:
@@ -302,7 +306,7 @@ class Pushes:
         self.split = split  # a failed batch tried again CDR by CDR (off only to test the failure)
         self.splits = 0  # batches that failed and went CDR by CDR
         self.batches = 0
-        self._queue: SimpleQueue[tuple[Push, Future[Outcome]] | None] = SimpleQueue()
+        self._queue: SimpleQueue[Group | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, Party, str]] = {}
@@ -332,13 +336,22 @@ class Pushes:
 
     def submit(self, push: Push) -> Future[Outcome]:
         """Queue a push; its future completes once its batch is committed (or failed)."""
-        done: Future[Outcome] = Future()
+        (done,) = self.submit_all([push])
+        return done
+
+    def submit_all(
+        self, pushes: list[Push], answered: Callable[[list[Future[Outcome]]], None] | None = None
+    ) -> list[Future[Outcome]]:
+        """Queue pushes together (they go in the same batch); each future completes once its batch
+        is committed (or failed); then ``answered`` is called once with all of them, in the
+        writer's thread (e.g. to wake an event loop once for the whole group)."""
+        futures: list[Future[Outcome]] = [Future() for _ in pushes]
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="roamledger-pushes", daemon=True)
                 self._thread.start()
-        self._queue.put((push, done))
-        return done
+        self._queue.put((pushes, futures, answered))
+        return futures
 
     def close(self) -> None:
         with self._lock:
@@ -352,8 +365,9 @@ class Pushes:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < self.max_batch:
+            groups = [first]
+            size = len(first[0])
+            while size < self.max_batch:  # whole groups: a batch may pass max_batch by less than one
                 try:
                     item = self._queue.get_nowait()
                 except Empty:
@@ -361,8 +375,15 @@ class Pushes:
                 if item is None:
                     self._queue.put(None)  # stop after this batch
                     break
-                batch.append(item)
-            self.write([p for p, _ in batch], [f for _, f in batch])
+                groups.append(item)
+                size += len(item[0])
+            self.write([p for g in groups for p in g[0]], [f for g in groups for f in g[1]])
+            for _, futures, answered in groups:
+                if answered is not None:
+                    try:
+                        answered(futures)
+                    except Exception:  # the caller's; the outcomes are in the futures anyway
+                        LOG.exception("a group of pushed CDRs could not be answered")
 
     def write(self, pushes: list[Push], futures: list[Future[Outcome]]) -> None:
         """One batch: its futures get their outcomes once committed, or the batch's error."""

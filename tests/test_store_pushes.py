@@ -257,3 +257,21 @@ def test_row_ids_come_from_the_id_columns_sequences(store: Store) -> None:
         ids = conn.exec_driver_sql("SELECT cdr_id, id FROM cdrs ORDER BY id").all()
     assert [i for i, _ in ids] == ["I-1", "P-1", "I-2", "P-2"], "each new row after the last"
     assert held(store) == {i: len(CDR["charging_periods"]) for i in ("I-1", "P-1", "I-2", "P-2")}
+
+
+def test_the_writer_gets_a_new_connection_after_losing_its_own(store: Store) -> None:
+    """The writer keeps its connection between batches; when the database drops it, that batch is
+    not stored (send it again) and the next batch goes through a new connection."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL backend is terminated")
+    assert store.pushes.submit(push(cdr("K-1"))).result(30) == Outcome("stored", "K-1")
+    conn = store.pushes._conn
+    assert conn is not None
+    pid = conn.connection.driver_connection.info.backend_pid
+    with store.engine.begin() as admin:
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(NotStored, match="send it again"):
+        store.pushes.submit(push(cdr("K-2"))).result(30)
+    assert store.pushes.submit(push(cdr("K-2"))).result(30) == Outcome("stored", "K-2")
+    assert store.pushes._conn is not conn
+    assert held(store) == {i: len(CDR["charging_periods"]) for i in ("K-1", "K-2")}

@@ -108,11 +108,12 @@ def stage(obj: Any, party: Party, token_sha256: str, source: str, raw: str | Non
     return push
 
 
-def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
+def write_pushes(conn: Connection, pushes: list[Push], commit: bool = False) -> list[Outcome]:
     """Every push of a batch in the caller's transaction; one outcome per push, in order. Two
     steps, whatever the batch size: what the store holds is read (:func:`_read`: the senders'
     tokens, the batch's keys already held, row ids for the new rows), then the new rows are written
-    under those ids (:func:`_append`)."""
+    under those ids (:func:`_append`). ``commit``: PostgreSQL commits the transaction together with
+    the inserts, in their round trip (the caller's commit then has nothing left to do)."""
     keys = [p.key for p in pushes if p.row is not None]
     found = _read(conn, sorted({p.token_sha256 for p in pushes}), keys, len(pushes))
     held = found.held
@@ -164,7 +165,7 @@ def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
                 message = conflict_message(cdr_id)
                 log(p, cdr_id, "conflict", message)
                 outcomes.append(Outcome("conflict", cdr_id, message))
-    _append(conn, [(ingest_log, logs), (cdrs, rows), (cdr_periods, periods)])
+    _append(conn, [(ingest_log, logs), (cdrs, rows), (cdr_periods, periods)], commit)
     return outcomes
 
 
@@ -275,8 +276,10 @@ def _read(conn: Connection, digests: list[str], keys: list[tuple[str, str, str]]
     return found
 
 
-def _append(conn: Connection, tables: list[tuple[Table, list[dict[str, Any]]]]) -> None:
-    """The batch's second step: each table's rows (all with the same keys) in one statement."""
+def _append(conn: Connection, tables: list[tuple[Table, list[dict[str, Any]]]], commit: bool) -> None:
+    """The batch's second step: each table's rows (all with the same keys) in one statement; on
+    PostgreSQL with ``commit``, the COMMIT in the same pipeline (an insert that fails aborts the
+    pipeline: the COMMIT is not run, the transaction is rolled back)."""
     tables = [(t, rows) for t, rows in tables if rows]
     if not _pg(conn):
         for table, rows in tables:
@@ -294,6 +297,8 @@ def _append(conn: Connection, tables: list[tuple[Table, list[dict[str, Any]]]]) 
                     f"SELECT {cols} FROM json_populate_recordset(NULL::{table.name}, %s::json)"
                 )
             cur.execute(sql, (orjson.dumps(rows).decode(),))
+        if commit:
+            cur.execute("COMMIT")
 
 
 class Pushes:
@@ -310,6 +315,7 @@ class Pushes:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, Party, str]] = {}
+        self._conn: Connection | None = None  # the writer thread's
 
     # ---- tokens -------------------------------------------------------------------------------
 
@@ -361,6 +367,14 @@ class Pushes:
             thread.join(10)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _serve(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
@@ -414,10 +428,21 @@ class Pushes:
 
     def _commit(self, pushes: list[Push]) -> list[Outcome]:
         for attempt in range(3):
+            conn = self._connection()
             try:
-                with self.store.writer.begin() as conn:
-                    return write_pushes(conn, pushes)
+                with conn.begin():
+                    return write_pushes(conn, pushes, commit=True)
             except IntegrityError:  # another process stored one of the ids meanwhile: read as held
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _connection(self) -> Connection:
+        """The writer thread's own connection, kept between batches (none checked out of the pool
+        and returned per batch); a new one after the database invalidated it."""
+        conn = self._conn
+        if conn is None or conn.invalidated or conn.closed:
+            if conn is not None:
+                conn.close()
+            conn = self._conn = self.store.writer.connect()
+        return conn

@@ -250,8 +250,8 @@ def _read(conn: Connection, digests: list[str], keys: list[tuple[str, str, str]]
         return Found(
             {sha: (cc, pid) for sha, cc, pid in tokens.fetchall()},
             {(cc, pid, i): (sha, raw) for cc, pid, i, sha, raw in known.fetchall()} if keys else {},
-            [log_id for log_id, _ in drawn],
-            [pk for _, pk in drawn[: len(keys)]],
+            sorted(log_id for log_id, _ in drawn),  # ascending: rows in the order of the batch
+            sorted(pk for _, pk in drawn if pk is not None),
         )
     p, c = parties.c, cdrs.c
     holders = conn.execute(

@@ -275,3 +275,28 @@ def test_the_writer_gets_a_new_connection_after_losing_its_own(store: Store) -> 
     assert store.pushes.submit(push(cdr("K-2"))).result(30) == Outcome("stored", "K-2")
     assert store.pushes._conn is not conn
     assert held(store) == {i: len(CDR["charging_periods"]) for i in ("K-1", "K-2")}
+
+
+def test_while_others_send_a_batch_waits_for_more(store: Store) -> None:
+    """After a batch of more than one push the writer gathers the pushes that come within
+    ``gather_s`` into the next batch (here until it is full: a long window, never waited out)."""
+    pushes = store.pushes
+    pushes.gather_s, pushes.max_batch = 60.0, 4
+    for n in range(3):  # full batches: others are sending
+        first = pushes.submit_all([push(cdr(f"F-{n}-{i}")) for i in range(4)])
+        assert [f.result(30).outcome for f in first] == ["stored"] * 4
+    assert pushes.batches == 3
+    early = pushes.submit_all([push(cdr("G-3")), push(cdr("G-4"))])
+    time.sleep(0.2)
+    assert not any(f.done() for f in early), "the writer waits for more while others send"
+    late = pushes.submit_all([push(cdr("G-5")), push(cdr("G-6"))])
+    assert [f.result(30).outcome for f in early + late] == ["stored"] * 4
+    assert pushes.batches == 4, "the two groups went in one batch"
+
+
+def test_a_lone_sender_never_waits(store: Store) -> None:
+    pushes = store.pushes
+    pushes.gather_s = 60.0
+    for i in range(3):  # batches of one: each is written at once (a wait would time the test out)
+        assert pushes.submit(push(cdr(f"L-{i}"))).result(30) == Outcome("stored", f"L-{i}")
+    assert pushes.batches == 3

@@ -7,8 +7,13 @@ the senders' tokens read again (a token replaced meanwhile writes nothing), the 
 read in one query and row ids drawn for the new rows, then one multi-row insert each into the
 ingest log, ``cdrs`` and ``cdr_periods`` under those ids, and one commit — a handful of
 statements and one disk flush for the whole batch instead of per CDR (on PostgreSQL two round
-trips and the commit: the reads pipelined, then the inserts pipelined). While it commits, the
-next POSTs queue up: no push waits for a timer.
+trips: the reads pipelined, then the inserts and the COMMIT pipelined). While it commits, the next
+POSTs queue up. When batches lately held more than one push (others are sending: a moving average
+over :data:`SENDING`), the writer waits up to :data:`GATHER_S` for more before it writes, as
+PostgreSQL's ``commit_delay`` does with ``commit_siblings``: each batch costs about the same CPU
+on both sides whatever its size, and without the wait the senders split into two alternating
+halves (one half's batch commits while the other half's POSTs are read), so batches held half of
+what was in flight. A lone sender (batches of one) never waits.
 
 Each push gets its own answer, and only once its batch is committed: new (``stored``), the same CDR
 again, in the store or earlier in the batch (``duplicate``, idempotent), a different CDR under a
@@ -49,6 +54,10 @@ from settlement.store.schema import cdr_periods, cdrs, ingest_log, parties
 
 TOKEN_TTL_S = 30.0
 MAX_BATCH = 256
+# how long a batch waits for more pushes when the last batch held more than one (a lone sender
+# never waits): about the time of one commit's disk flush here (~3 ms)
+GATHER_S = 0.002
+SENDING = 1.5  # the moving average of pushes per batch above which others are sending
 LOG = logging.getLogger("roamledger.store.pushes")
 # the text columns of a cdrs row with a length limit (PostgreSQL refuses a longer value)
 LIMITS = {c.name: c.type.length for c in cdrs.columns if isinstance(c.type, String) and c.type.length}
@@ -305,9 +314,13 @@ class Pushes:
     """The process's group-commit writer and token cache over one store (``store.writer``: the
     engine of write transactions). Thread-safe; the writer thread starts with the first push."""
 
-    def __init__(self, store: Any, max_batch: int = MAX_BATCH, split: bool = True) -> None:
+    def __init__(
+        self, store: Any, max_batch: int = MAX_BATCH, split: bool = True, gather_s: float = GATHER_S
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.gather_s = gather_s
+        self._sending = 0.0  # pushes per batch lately (moving average)
         self.split = split  # a failed batch tried again CDR by CDR (off only to test the failure)
         self.splits = 0  # batches that failed and went CDR by CDR
         self.batches = 0
@@ -381,9 +394,12 @@ class Pushes:
                 return
             groups = [first]
             size = len(first[0])
+            # others are sending (batches lately held more than one push): wait a moment for theirs
+            deadline = time.monotonic() + self.gather_s if self._sending > SENDING else 0.0
             while size < self.max_batch:  # whole groups: a batch may pass max_batch by less than one
+                left = deadline - time.monotonic()
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except Empty:
                     break
                 if item is None:
@@ -391,6 +407,7 @@ class Pushes:
                     break
                 groups.append(item)
                 size += len(item[0])
+            self._sending = 0.8 * self._sending + 0.2 * size
             self.write([p for g in groups for p in g[0]], [f for g in groups for f in g[1]])
             for _, futures, answered in groups:
                 if answered is not None:

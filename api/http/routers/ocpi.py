@@ -340,8 +340,9 @@ async def push_cdr(
 class Outbox:
     """The CDR pushes of one event loop on their way to the store's writer: those staged in the same
     turn of the loop are queued as one group (:meth:`Pushes.submit_all`: one wake-up of the writer
-    thread, the same batch), and their answers come back with one wake-up of the loop. No push
-    waits for a timer: the group leaves at the loop's next turn."""
+    thread, the same batch), and their answers come back with one wake-up of the loop. The group
+    leaves at the loop's next turn, no timer here (the writer may wait a moment for more:
+    :data:`settlement.store.pushes.GATHER_S`)."""
 
     def __init__(self, pushes: Pushes, loop: asyncio.AbstractEventLoop) -> None:
         self.pushes, self.loop = pushes, loop

@@ -300,3 +300,14 @@ def test_a_lone_sender_never_waits(store: Store) -> None:
     for i in range(3):  # batches of one: each is written at once (a wait would time the test out)
         assert pushes.submit(push(cdr(f"L-{i}"))).result(30) == Outcome("stored", f"L-{i}")
     assert pushes.batches == 3
+
+
+def test_a_batch_stops_waiting_once_as_many_came_as_lately(store: Store) -> None:
+    """The wait ends when the batch holds as many pushes as batches held lately (here never the
+    60 s window: that would time the test out)."""
+    pushes = store.pushes
+    pushes.gather_s = 60.0
+    for n in range(5):  # batches of three (the first ones before others count as sending)
+        group = pushes.submit_all([push(cdr(f"T-{n}-{i}")) for i in range(3)])
+        assert [f.result(30).outcome for f in group] == ["stored"] * 3
+    assert pushes.batches == 5

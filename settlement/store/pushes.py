@@ -9,7 +9,8 @@ ingest log, ``cdrs`` and ``cdr_periods`` under those ids, and one commit — a h
 statements and one disk flush for the whole batch instead of per CDR (on PostgreSQL two round
 trips: the reads pipelined, then the inserts and the COMMIT pipelined). While it commits, the next
 POSTs queue up. When batches lately held more than one push (others are sending: a moving average
-over :data:`SENDING`), the writer waits up to :data:`GATHER_S` for more before it writes, as
+over :data:`SENDING`), the writer waits up to :data:`GATHER_S` for more before it writes (no longer
+once the batch holds as many as came together lately: the most per batch, slowly forgotten), as
 PostgreSQL's ``commit_delay`` does with ``commit_siblings``: each batch costs about the same CPU
 on both sides whatever its size, and without the wait the senders split into two alternating
 halves (one half's batch commits while the other half's POSTs are read), so batches held half of
@@ -321,6 +322,7 @@ class Pushes:
         self.max_batch = max_batch
         self.gather_s = gather_s
         self._sending = 0.0  # pushes per batch lately (moving average)
+        self._peak = 0.0  # the most pushes in a batch lately (slowly forgotten)
         self.split = split  # a failed batch tried again CDR by CDR (off only to test the failure)
         self.splits = 0  # batches that failed and went CDR by CDR
         self.batches = 0
@@ -396,8 +398,9 @@ class Pushes:
             size = len(first[0])
             # others are sending (batches lately held more than one push): wait a moment for theirs
             deadline = time.monotonic() + self.gather_s if self._sending > SENDING else 0.0
+            enough = max(2, int(self._peak))  # as many as came together lately: no more waiting
             while size < self.max_batch:  # whole groups: a batch may pass max_batch by less than one
-                left = deadline - time.monotonic()
+                left = deadline - time.monotonic() if size < enough else 0.0
                 try:
                     item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except Empty:
@@ -408,6 +411,7 @@ class Pushes:
                 groups.append(item)
                 size += len(item[0])
             self._sending = 0.8 * self._sending + 0.2 * size
+            self._peak = max(size, self._peak - 0.5)
             self.write([p for g in groups for p in g[0]], [f for g in groups for f in g[1]])
             for _, futures, answered in groups:
                 if answered is not None:

@@ -20,8 +20,9 @@ from test_store import url  # noqa: F401  (the fixture)
 
 from api.http.app import create_app
 from api.http.settings import Settings
+from pricing.io import Record
 from settlement.store import Store
-from settlement.store.pushes import NotStored, Outcome, Push, stage
+from settlement.store.pushes import SEQUENCES, NotStored, Outcome, Push, stage
 from settlement.store.rows import sha256
 
 TOKEN = "token-pushes"
@@ -238,3 +239,75 @@ def test_the_writer_thread_stops_with_the_store(store: Store) -> None:
     assert thread is not None and thread.is_alive()
     store.close()
     assert not thread.is_alive()
+
+
+def test_row_ids_come_from_the_id_columns_sequences(store: Store) -> None:
+    """The writer draws row ids before it inserts (PostgreSQL: from the sequences it names, which
+    must be the id columns' own, or an import's ids and the writer's would collide)."""
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            for table, sequence in SEQUENCES.items():
+                named = conn.exec_driver_sql(f"SELECT pg_get_serial_sequence('{table}', 'id')").scalar()
+                assert named is not None and named.rpartition(".")[2] == sequence
+    store.import_records([Record("f", 1, cdr("I-1"))], "NL", "CPO")  # ids from the import's own way
+    assert store.pushes.submit(push(cdr("P-1"))).result(30) == Outcome("stored", "P-1")
+    store.import_records([Record("f", 2, cdr("I-2"))], "NL", "CPO")
+    assert store.pushes.submit(push(cdr("P-2"))).result(30) == Outcome("stored", "P-2")
+    with store.engine.connect() as conn:
+        ids = conn.exec_driver_sql("SELECT cdr_id, id FROM cdrs ORDER BY id").all()
+    assert [i for i, _ in ids] == ["I-1", "P-1", "I-2", "P-2"], "each new row after the last"
+    assert held(store) == {i: len(CDR["charging_periods"]) for i in ("I-1", "P-1", "I-2", "P-2")}
+
+
+def test_the_writer_gets_a_new_connection_after_losing_its_own(store: Store) -> None:
+    """The writer keeps its connection between batches; when the database drops it, that batch is
+    not stored (send it again) and the next batch goes through a new connection."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL backend is terminated")
+    assert store.pushes.submit(push(cdr("K-1"))).result(30) == Outcome("stored", "K-1")
+    conn = store.pushes._conn
+    assert conn is not None
+    pid = conn.connection.driver_connection.info.backend_pid
+    with store.engine.begin() as admin:
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    with pytest.raises(NotStored, match="send it again"):
+        store.pushes.submit(push(cdr("K-2"))).result(30)
+    assert store.pushes.submit(push(cdr("K-2"))).result(30) == Outcome("stored", "K-2")
+    assert store.pushes._conn is not conn
+    assert held(store) == {i: len(CDR["charging_periods"]) for i in ("K-1", "K-2")}
+
+
+def test_while_others_send_a_batch_waits_for_more(store: Store) -> None:
+    """After a batch of more than one push the writer gathers the pushes that come within
+    ``gather_s`` into the next batch (here until it is full: a long window, never waited out)."""
+    pushes = store.pushes
+    pushes.gather_s, pushes.max_batch = 60.0, 4
+    for n in range(3):  # full batches: others are sending
+        first = pushes.submit_all([push(cdr(f"F-{n}-{i}")) for i in range(4)])
+        assert [f.result(30).outcome for f in first] == ["stored"] * 4
+    assert pushes.batches == 3
+    early = pushes.submit_all([push(cdr("G-3")), push(cdr("G-4"))])
+    time.sleep(0.2)
+    assert not any(f.done() for f in early), "the writer waits for more while others send"
+    late = pushes.submit_all([push(cdr("G-5")), push(cdr("G-6"))])
+    assert [f.result(30).outcome for f in early + late] == ["stored"] * 4
+    assert pushes.batches == 4, "the two groups went in one batch"
+
+
+def test_a_lone_sender_never_waits(store: Store) -> None:
+    pushes = store.pushes
+    pushes.gather_s = 60.0
+    for i in range(3):  # batches of one: each is written at once (a wait would time the test out)
+        assert pushes.submit(push(cdr(f"L-{i}"))).result(30) == Outcome("stored", f"L-{i}")
+    assert pushes.batches == 3
+
+
+def test_a_batch_stops_waiting_once_as_many_came_as_lately(store: Store) -> None:
+    """The wait ends when the batch holds as many pushes as batches held lately (here never the
+    60 s window: that would time the test out)."""
+    pushes = store.pushes
+    pushes.gather_s = 60.0
+    for n in range(5):  # batches of three (the first ones before others count as sending)
+        group = pushes.submit_all([push(cdr(f"T-{n}-{i}")) for i in range(3)])
+        assert [f.result(30).outcome for f in group] == ["stored"] * 3
+    assert pushes.batches == 5

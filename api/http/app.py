@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api.http import errors
 from api.http.auth import digest
-from api.http.cdr_posts import CdrPosts
+from api.http.cdr_posts import CdrPosts, route
 from api.http.limits import BodySizeLimit
 from api.http.routers import health, lint, ocpi, pricesheets, quotes, settlements, store
 from api.http.settings import Settings, load_settings
@@ -28,12 +29,30 @@ ROUTERS = (
 )
 
 
+class Service(FastAPI):
+    """The service's application: CDR POSTs go straight to :attr:`cdr_posts` when it is set
+    (:mod:`api.http.cdr_posts`), every other request (and every other scope) through FastAPI."""
+
+    cdr_posts: CdrPosts | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        posts = self.cdr_posts
+        if posts is not None and scope["type"] == "http" and scope["method"] == "POST":
+            if self.root_path:  # as FastAPI sets it
+                scope["root_path"] = self.root_path
+            if route(scope) is not None:
+                scope["app"] = self  # as Starlette sets it
+                await posts.limited(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, cdr_posts: bool = True) -> FastAPI:
     """The service with ``settings`` (default: :func:`load_settings`, i.e. file and environment).
-    ``cdr_posts``: CDR POSTs answered in front of the router (:mod:`api.http.cdr_posts`; off only
-    to compare with the route)."""
+    ``cdr_posts``: CDR POSTs answered in front of FastAPI (:mod:`api.http.cdr_posts`; off only to
+    compare with the route)."""
     settings = settings or load_settings()
-    app = FastAPI(
+    app = Service(
         lifespan=lifespan,
         title="roamledger",
         version=__version__,
@@ -52,7 +71,7 @@ def create_app(settings: Settings | None = None, *, cdr_posts: bool = True) -> F
     errors.install(app)
     ocpi.install(app)
     if cdr_posts:
-        app.add_middleware(CdrPosts)  # inside the size limit (added before it: inside)
+        app.cdr_posts = CdrPosts(app, settings.max_body_bytes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app
 

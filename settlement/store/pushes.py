@@ -4,9 +4,17 @@ A POST is validated where it arrives (:func:`stage`: the wire models, the sendin
 lengths the schema holds), then queued for the process's one writer thread (:class:`Pushes`).
 The writer takes every push waiting (up to ``max_batch``) and writes them in **one** transaction:
 the senders' tokens read again (a token replaced meanwhile writes nothing), the ids already held
-read in one query, then one multi-row insert each into the ingest log, ``cdrs`` and
-``cdr_periods``, and one commit — a handful of statements and one disk flush for the whole batch
-instead of per CDR. While it commits, the next POSTs queue up: no push waits for a timer.
+read in one query and row ids drawn for the new rows, then one multi-row insert each into the
+ingest log, ``cdrs`` and ``cdr_periods`` under those ids, and one commit — a handful of
+statements and one disk flush for the whole batch instead of per CDR (on PostgreSQL two round
+trips: the reads pipelined, then the inserts and the COMMIT pipelined). While it commits, the next
+POSTs queue up. When batches lately held more than one push (others are sending: a moving average
+over :data:`SENDING`), the writer waits up to :data:`GATHER_S` for more before it writes (no longer
+once the batch holds as many as came together lately: the most per batch, slowly forgotten), as
+PostgreSQL's ``commit_delay`` does with ``commit_siblings``: each batch costs about the same CPU
+on both sides whatever its size, and without the wait the senders split into two alternating
+halves (one half's batch commits while the other half's POSTs are read), so batches held half of
+what was in flight. A lone sender (batches of one) never waits.
 
 Each push gets its own answer, and only once its batch is committed: new (``stored``), the same CDR
 again, in the store or earlier in the batch (``duplicate``, idempotent), a different CDR under a
@@ -28,12 +36,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, and_, insert, or_, select
+import orjson
+import psycopg
+from sqlalchemy import Connection, String, Table, and_, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pricing.errors import RoamledgerError
@@ -43,6 +55,10 @@ from settlement.store.schema import cdr_periods, cdrs, ingest_log, parties
 
 TOKEN_TTL_S = 30.0
 MAX_BATCH = 256
+# how long a batch waits for more pushes when the last batch held more than one (a lone sender
+# never waits): about the time of one commit's disk flush here (~3 ms)
+GATHER_S = 0.002
+SENDING = 1.5  # the moving average of pushes per batch above which others are sending
 LOG = logging.getLogger("roamledger.store.pushes")
 # the text columns of a cdrs row with a length limit (PostgreSQL refuses a longer value)
 LIMITS = {c.name: c.type.length for c in cdrs.columns if isinstance(c.type, String) and c.type.length}
@@ -81,6 +97,10 @@ class Outcome:
     message: str | None = None
 
 
+# pushes queued together, their futures, what to call once all are answered (Pushes.submit_all)
+Group = tuple[list[Push], list[Future[Outcome]], Callable[[list[Future[Outcome]]], None] | None]
+
+
 def stage(obj: Any, party: Party, token_sha256: str, source: str, raw: str | None = None) -> Push:
     """A pushed CDR validated and made into store rows (no database work)."""
     push = Push(party[0], party[1], token_sha256, source)
@@ -98,18 +118,27 @@ def stage(obj: Any, party: Party, token_sha256: str, source: str, raw: str | Non
     return push
 
 
-def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
-    """Every push of a batch in the caller's transaction; one outcome per push, in order."""
-    holder = _token_holders(conn, sorted({p.token_sha256 for p in pushes}))
-    held = _held(conn, [p.key for p in pushes if p.row is not None])
+def write_pushes(conn: Connection, pushes: list[Push], commit: bool = False) -> list[Outcome]:
+    """Every push of a batch in the caller's transaction; one outcome per push, in order. Two
+    steps, whatever the batch size: what the store holds is read (:func:`_read`: the senders'
+    tokens, the batch's keys already held, row ids for the new rows), then the new rows are written
+    under those ids (:func:`_append`). ``commit``: PostgreSQL commits the transaction together with
+    the inserts, in their round trip (the caller's commit then has nothing left to do)."""
+    keys = [p.key for p in pushes if p.row is not None]
+    found = _read(conn, sorted({p.token_sha256 for p in pushes}), keys, len(pushes))
+    held = found.held
+    log_ids, cdr_ids = iter(found.log_ids), iter(found.cdr_ids)
     outcomes: list[Outcome] = []
     logs: list[dict[str, Any]] = []
-    new: list[Push] = []
+    rows: list[dict[str, Any]] = []
+    periods: list[dict[str, Any]] = []
     at = now_ms()
 
-    def log(p: Push, object_id: str | None, outcome: str, message: str | None) -> None:
+    def log(p: Push, object_id: str | None, outcome: str, message: str | None) -> int:
+        log_id = next(log_ids)
         logs.append(
             {
+                "id": log_id,
                 "at_ms": at,
                 "country_code": p.country_code,
                 "party_id": p.party_id,
@@ -120,9 +149,10 @@ def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
                 "source": p.source,
             }
         )
+        return log_id
 
     for p in pushes:
-        if holder.get(p.token_sha256) != (p.country_code, p.party_id):
+        if found.holders.get(p.token_sha256) != (p.country_code, p.party_id):
             outcomes.append(Outcome("token", None, "the token is no longer valid"))  # not logged
         elif p.row is None:
             log(p, None, "rejected", p.refusal)
@@ -132,8 +162,11 @@ def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
             before = held.get(p.key)
             if before is None:
                 held[p.key] = (p.row["raw_sha256"], p.row["raw"])  # a later push of the id meets it
-                log(p, cdr_id, "stored", None)
-                new.append(p)
+                pk = next(cdr_ids)
+                row = {k: v for k, v in p.row.items() if k != "seq"}
+                row["id"], row["ingest_id"] = pk, log(p, cdr_id, "stored", None)
+                rows.append(row)
+                periods += [period_row(s, pk) for s in p.periods]
                 outcomes.append(Outcome("stored", cdr_id))
             elif before[0] == p.row["raw_sha256"] or same_json(before[1], p.row["raw"]):
                 log(p, cdr_id, "duplicate", None)
@@ -142,88 +175,100 @@ def write_pushes(conn: Connection, pushes: list[Push]) -> list[Outcome]:
                 message = conflict_message(cdr_id)
                 log(p, cdr_id, "conflict", message)
                 outcomes.append(Outcome("conflict", cdr_id, message))
-    if not logs:
-        return outcomes
-    # the ids the inserts gave, found by key (a new CDR's key is unique in the batch)
-    out = ("id", "country_code", "party_id", "object_id", "outcome")
-    log_ids = {
-        (cc, pid, i): pk for pk, cc, pid, i, o in _insert(conn, ingest_log, logs, out) if o == "stored"
-    }
-    if not new:
-        return outcomes
-    rows = [{**p.row, "ingest_id": log_ids[p.key]} for p in new]  # type: ignore[dict-item]
-    for r in rows:
-        r.pop("seq", None)
-    out = ("id", "country_code", "party_id", "cdr_id")
-    pks = {(cc, pid, i): pk for pk, cc, pid, i in _insert(conn, cdrs, rows, out)}
-    periods = [period_row(s, pks[p.key]) for p in new for s in p.periods]
-    _insert(conn, cdr_periods, periods, ())
+    _append(conn, [(ingest_log, logs), (cdrs, rows), (cdr_periods, periods)], commit)
     return outcomes
 
 
-# ---- statements: PostgreSQL takes columns as arrays (one SQL text, prepared once, whatever the
-# batch size); SQLite, in process, takes the rows as an executemany ------------------------------
+# ---- statements: the one place where PostgreSQL and SQLite differ --------------------------------
+# PostgreSQL: each step is one round trip, its statements pipelined (psycopg pipeline mode); rows
+# travel as one JSON text per table (``json_populate_recordset``: one parameter whatever the batch
+# size, a few microseconds to make with orjson, where binary arrays cost tens of microseconds of
+# Python each); row ids come from the tables' sequences. SQLite, in process, takes the rows as an
+# executemany; its row ids follow the highest (the batch holds the write lock: BEGIN IMMEDIATE).
+
+
+@dataclass(slots=True)
+class Found:
+    """What :func:`_read` found: the party of each token digest held now, (digest, raw JSON) of the
+    batch's keys held, and row ids for the batch's new ingest log lines and CDRs (in order; more
+    than are used when pushes are refused or held)."""
+
+    holders: dict[str, tuple[str, str]]
+    held: dict[tuple[str, str, str], tuple[str, str]]
+    log_ids: list[int]
+    cdr_ids: list[int]
+
+
+_TOKENS_PG = (
+    "SELECT token_sha256, country_code, party_id FROM parties "
+    "WHERE token_sha256 = ANY(ARRAY(SELECT json_array_elements_text(%s::json)))"
+)
+# one index probe of the unique key per key (LATERAL … LIMIT 1 is never made a hash join over the
+# table, whatever the plan's guess of the batch size)
+_HELD_PG = (
+    "SELECT c.country_code, c.party_id, c.cdr_id, c.raw_sha256, c.raw "
+    "FROM json_to_recordset(%s::json) AS k(cc text, pid text, id text) CROSS JOIN LATERAL ("
+    "SELECT * FROM cdrs WHERE country_code = k.cc AND party_id = k.pid AND cdr_id = k.id LIMIT 1) AS c"
+)
+# n ingest log ids, the first k rows also a CDR id (CASE draws from the cdrs sequence only there);
+# the sequences of the SERIAL id columns (named by PostgreSQL: table_column_seq)
+SEQUENCES = {"ingest_log": "ingest_log_id_seq", "cdrs": "cdrs_id_seq"}
+_IDS_PG = (
+    f"SELECT nextval('{SEQUENCES['ingest_log']}'), "
+    f"CASE WHEN i <= %(k)s THEN nextval('{SEQUENCES['cdrs']}') END "
+    "FROM generate_series(1, %(n)s) AS i"
+)
+_APPEND_PG: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 def _pg(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
-def _array_type(conn: Connection, table: Table, column: str) -> str:
-    return f"{table.c[column].type.compile(dialect=conn.dialect)}[]"
+@contextmanager
+def _pipeline(conn: Connection) -> Iterator[Any]:
+    """The transaction's psycopg connection in pipeline mode (its statements sent together, their
+    results read at the end); a database error comes out as SQLAlchemy's (an ``IntegrityError`` is
+    one, a lost connection is invalidated), as from ``Connection.execute``."""
+    dbapi = conn.connection.driver_connection
+    assert dbapi is not None
+    try:
+        with dbapi.pipeline():
+            yield dbapi
+    except psycopg.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            None, None, exc, psycopg.Error, connection_invalidated=lost, dialect=conn.dialect
+        ) from exc
 
 
-def _insert(
-    conn: Connection, table: Table, rows: list[dict[str, Any]], returning: tuple[str, ...]
-) -> list[Any]:
-    """Insert ``rows`` (all with the same keys) in one statement; the ``returning`` columns of
-    the inserted rows, in no particular order."""
-    if not rows:
-        return []
-    if not _pg(conn):
-        stmt = insert(table)
-        if returning:
-            return list(conn.execute(stmt.returning(*(table.c[c] for c in returning)), rows).all())
-        conn.execute(stmt, rows)
-        return []
-    cols = list(rows[0])
-    arrays = ", ".join(f"%({c})b::{_array_type(conn, table, c)}" for c in cols)
-    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays})"
-    if returning:
-        sql += f" RETURNING {', '.join(returning)}"
-    result = conn.exec_driver_sql(sql, {c: [r[c] for r in rows] for c in cols})
-    return list(result.all()) if returning else []
-
-
-def _token_holders(conn: Connection, digests: list[str]) -> dict[str, tuple[str, str]]:
-    """Party (country code, party id) of each token digest the store holds now."""
-    p = parties.c
+def _read(conn: Connection, digests: list[str], keys: list[tuple[str, str, str]], n: int) -> Found:
+    """The batch's first step: token holders, held keys, ``n`` log ids and ``len(keys)`` CDR ids."""
     if _pg(conn):
-        found = conn.exec_driver_sql(
-            "SELECT token_sha256, country_code, party_id FROM parties "
-            "WHERE token_sha256 = ANY(%(t)b::text[])",
-            {"t": digests},
+        with _pipeline(conn) as db:
+            tokens = db.cursor()
+            tokens.execute(_TOKENS_PG, (orjson.dumps(digests).decode(),))
+            known = db.cursor()
+            if keys:
+                wanted = [{"cc": cc, "pid": pid, "id": cdr_id} for cc, pid, cdr_id in keys]
+                known.execute(_HELD_PG, (orjson.dumps(wanted).decode(),))
+            ids = db.cursor()
+            ids.execute(_IDS_PG, {"n": n, "k": len(keys)})
+        drawn = ids.fetchall()
+        return Found(
+            {sha: (cc, pid) for sha, cc, pid in tokens.fetchall()},
+            {(cc, pid, i): (sha, raw) for cc, pid, i, sha, raw in known.fetchall()} if keys else {},
+            sorted(log_id for log_id, _ in drawn),  # ascending: rows in the order of the batch
+            sorted(pk for _, pk in drawn if pk is not None),
         )
-    else:
-        found = conn.execute(
-            select(p.token_sha256, p.country_code, p.party_id).where(p.token_sha256.in_(digests))
-        )
-    return {sha: (cc, pid) for sha, cc, pid in found}
-
-
-def _held(conn: Connection, keys: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], tuple[str, str]]:
-    """(digest, raw JSON) of the CDR keys the store holds, in one query on the unique index."""
-    if not keys:
-        return {}
-    c = cdrs.c
-    if _pg(conn):
-        found = conn.exec_driver_sql(
-            "SELECT c.country_code, c.party_id, c.cdr_id, c.raw_sha256, c.raw FROM cdrs c "
-            "JOIN unnest(%(cc)b::text[], %(pid)b::text[], %(id)b::text[]) AS k(cc, pid, id) "
-            "ON c.country_code = k.cc AND c.party_id = k.pid AND c.cdr_id = k.id",
-            {"cc": [k[0] for k in keys], "pid": [k[1] for k in keys], "id": [k[2] for k in keys]},
-        )
-    else:
+    p, c = parties.c, cdrs.c
+    holders = conn.execute(
+        select(p.token_sha256, p.country_code, p.party_id).where(p.token_sha256.in_(digests))
+    )
+    found = Found({sha: (cc, pid) for sha, cc, pid in holders}, {}, [], [])
+    if keys:
         by_party: dict[tuple[str, str], set[str]] = {}
         for cc, pid, cdr_id in keys:
             by_party.setdefault((cc, pid), set()).add(cdr_id)
@@ -233,24 +278,59 @@ def _held(conn: Connection, keys: list[tuple[str, str, str]]) -> dict[tuple[str,
                 for (cc, pid), ids in sorted(by_party.items())
             )
         )
-        found = conn.execute(select(c.country_code, c.party_id, c.cdr_id, c.raw_sha256, c.raw).where(where))
-    return {(cc, pid, i): (sha, raw) for cc, pid, i, sha, raw in found}
+        rows = conn.execute(select(c.country_code, c.party_id, c.cdr_id, c.raw_sha256, c.raw).where(where))
+        found.held = {(cc, pid, i): (sha, raw) for cc, pid, i, sha, raw in rows}
+    for table, count, into in ((ingest_log, n, found.log_ids), (cdrs, len(keys), found.cdr_ids)):
+        top = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+        into.extend(range(top + 1, top + 1 + count))
+    return found
+
+
+def _append(conn: Connection, tables: list[tuple[Table, list[dict[str, Any]]]], commit: bool) -> None:
+    """The batch's second step: each table's rows (all with the same keys) in one statement; on
+    PostgreSQL with ``commit``, the COMMIT in the same pipeline (an insert that fails aborts the
+    pipeline: the COMMIT is not run, the transaction is rolled back)."""
+    tables = [(t, rows) for t, rows in tables if rows]
+    if not _pg(conn):
+        for table, rows in tables:
+            conn.execute(insert(table), rows)
+        return
+    with _pipeline(conn) as db:
+        cur = db.cursor()
+        for table, rows in tables:
+            key = (table.name, tuple(rows[0]))
+            sql = _APPEND_PG.get(key)
+            if sql is None:
+                cols = ", ".join(key[1])
+                sql = _APPEND_PG[key] = (
+                    f"INSERT INTO {table.name} ({cols}) "
+                    f"SELECT {cols} FROM json_populate_recordset(NULL::{table.name}, %s::json)"
+                )
+            cur.execute(sql, (orjson.dumps(rows).decode(),))
+        if commit:
+            cur.execute("COMMIT")
 
 
 class Pushes:
     """The process's group-commit writer and token cache over one store (``store.writer``: the
     engine of write transactions). Thread-safe; the writer thread starts with the first push."""
 
-    def __init__(self, store: Any, max_batch: int = MAX_BATCH, split: bool = True) -> None:
+    def __init__(
+        self, store: Any, max_batch: int = MAX_BATCH, split: bool = True, gather_s: float = GATHER_S
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.gather_s = gather_s
+        self._sending = 0.0  # pushes per batch lately (moving average)
+        self._peak = 0.0  # the most pushes in a batch lately (slowly forgotten)
         self.split = split  # a failed batch tried again CDR by CDR (off only to test the failure)
         self.splits = 0  # batches that failed and went CDR by CDR
         self.batches = 0
-        self._queue: SimpleQueue[tuple[Push, Future[Outcome]] | None] = SimpleQueue()
+        self._queue: SimpleQueue[Group | None] = SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._tokens: dict[str, tuple[float, Party, str]] = {}
+        self._conn: Connection | None = None  # the writer thread's
 
     # ---- tokens -------------------------------------------------------------------------------
 
@@ -277,13 +357,22 @@ class Pushes:
 
     def submit(self, push: Push) -> Future[Outcome]:
         """Queue a push; its future completes once its batch is committed (or failed)."""
-        done: Future[Outcome] = Future()
+        (done,) = self.submit_all([push])
+        return done
+
+    def submit_all(
+        self, pushes: list[Push], answered: Callable[[list[Future[Outcome]]], None] | None = None
+    ) -> list[Future[Outcome]]:
+        """Queue pushes together (they go in the same batch); each future completes once its batch
+        is committed (or failed); then ``answered`` is called once with all of them, in the
+        writer's thread (e.g. to wake an event loop once for the whole group)."""
+        futures: list[Future[Outcome]] = [Future() for _ in pushes]
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="roamledger-pushes", daemon=True)
                 self._thread.start()
-        self._queue.put((push, done))
-        return done
+        self._queue.put((pushes, futures, answered))
+        return futures
 
     def close(self) -> None:
         with self._lock:
@@ -293,21 +382,43 @@ class Pushes:
             thread.join(10)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _serve(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            while len(batch) < self.max_batch:
+            groups = [first]
+            size = len(first[0])
+            # others are sending (batches lately held more than one push): wait a moment for theirs
+            deadline = time.monotonic() + self.gather_s if self._sending > SENDING else 0.0
+            enough = max(2, int(self._peak))  # as many as came together lately: no more waiting
+            while size < self.max_batch:  # whole groups: a batch may pass max_batch by less than one
+                left = deadline - time.monotonic() if size < enough else 0.0
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
                 except Empty:
                     break
                 if item is None:
                     self._queue.put(None)  # stop after this batch
                     break
-                batch.append(item)
-            self.write([p for p, _ in batch], [f for _, f in batch])
+                groups.append(item)
+                size += len(item[0])
+            self._sending = 0.8 * self._sending + 0.2 * size
+            self._peak = max(size, self._peak - 0.5)
+            self.write([p for g in groups for p in g[0]], [f for g in groups for f in g[1]])
+            for _, futures, answered in groups:
+                if answered is not None:
+                    try:
+                        answered(futures)
+                    except Exception:  # the caller's; the outcomes are in the futures anyway
+                        LOG.exception("a group of pushed CDRs could not be answered")
 
     def write(self, pushes: list[Push], futures: list[Future[Outcome]]) -> None:
         """One batch: its futures get their outcomes once committed, or the batch's error."""
@@ -338,10 +449,21 @@ class Pushes:
 
     def _commit(self, pushes: list[Push]) -> list[Outcome]:
         for attempt in range(3):
+            conn = self._connection()
             try:
-                with self.store.writer.begin() as conn:
-                    return write_pushes(conn, pushes)
+                with conn.begin():
+                    return write_pushes(conn, pushes, commit=True)
             except IntegrityError:  # another process stored one of the ids meanwhile: read as held
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _connection(self) -> Connection:
+        """The writer thread's own connection, kept between batches (none checked out of the pool
+        and returned per batch); a new one after the database invalidated it."""
+        conn = self._conn
+        if conn is None or conn.invalidated or conn.closed:
+            if conn is not None:
+                conn.close()
+            conn = self._conn = self.store.writer.connect()
+        return conn

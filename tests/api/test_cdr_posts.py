@@ -130,10 +130,13 @@ def test_no_store_is_503_on_both(tmp_path: Path) -> None:
     "failure", [NotStored("the database failed. Hint: send it again"), KeyError("secret internals")]
 )
 def test_a_failed_write_is_answered_as_the_route_does(tmp_path: Path, monkeypatch, failure) -> None:
-    def failing(self, push):
-        done: Future = Future()
-        done.set_exception(failure)
-        return done
+    def failing(self, pushes, answered=None):
+        futures = [Future() for _ in pushes]
+        for done in futures:
+            done.set_exception(failure)
+        if answered is not None:
+            answered(futures)
+        return futures
 
     monkeypatch.setattr(
         ocpi.Store,
@@ -142,7 +145,11 @@ def test_a_failed_write_is_answered_as_the_route_does(tmp_path: Path, monkeypatc
             lambda self: type(
                 "P",
                 (),
-                {"cached_party": lambda _, t: None, "remember": lambda _, t, p, m: (p, m), "submit": failing},
+                {
+                    "cached_party": lambda _, t: None,
+                    "remember": lambda _, t, p, m: (p, m),
+                    "submit_all": failing,
+                },
             )()
         ),
     )

@@ -18,6 +18,8 @@ import asyncio
 import base64
 import binascii
 import secrets
+import weakref
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -31,7 +33,7 @@ from starlette.responses import Response
 from pricing.errors import RoamledgerError
 from pricing.io import loads
 from settlement.store import Conflict, Store, StoreError
-from settlement.store.pushes import NotStored, stage
+from settlement.store.pushes import NotStored, Outcome, Push, Pushes, stage
 
 VERSIONS = ("2.1.1", "2.2.1", "2.3.0")
 MODULES = ("credentials", "tariffs", "cdrs")
@@ -47,12 +49,15 @@ class OcpiError(Exception):
         self.http_status, self.status_code, self.message = http_status, status_code, message
 
 
+TIMESTAMP = "%Y-%m-%dT%H:%M:%SZ"  # an envelope's timestamp: UTC, whole seconds
+
+
 def envelope(data: Any = None, status_code: int = 1000, message: str = "Success") -> dict[str, Any]:
     return {
         "data": data,
         "status_code": status_code,
         "status_message": message,
-        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamp": datetime.now(UTC).strftime(TIMESTAMP),
     }
 
 
@@ -411,7 +416,7 @@ async def push_cdr(
     version_of(version)
     push = stage(obj, party, token_sha256, f"POST {path}", text)
     try:
-        done = await asyncio.wrap_future(store.pushes.submit(push))
+        done = await outbox(store.pushes).send(push)
     except NotStored as exc:
         raise OcpiError(503, 3000, str(exc)) from exc
     if done.outcome in PUSH_ERRORS:
@@ -421,6 +426,64 @@ async def push_cdr(
     # the id percent-encoded: a header is latin-1 bytes, and an id may hold any character
     location = f"/ocpi/{version}/cdrs/{party[0]}/{party[1]}/{quote(done.object_id, safe='')}"
     return (201 if done.outcome == "stored" else 200), location
+
+
+class Outbox:
+    """The CDR pushes of one event loop on their way to the store's writer: those staged in the same
+    turn of the loop are queued as one group (:meth:`Pushes.submit_all`: one wake-up of the writer
+    thread, the same batch), and their answers come back with one wake-up of the loop. The group
+    leaves at the loop's next turn, no timer here (the writer may wait a moment for more:
+    :data:`settlement.store.pushes.GATHER_S`)."""
+
+    def __init__(self, pushes: Pushes, loop: asyncio.AbstractEventLoop) -> None:
+        self.pushes, self.loop = pushes, loop
+        self.waiting: list[tuple[Push, asyncio.Future[Outcome]]] = []
+
+    def send(self, push: Push) -> asyncio.Future[Outcome]:
+        answer: asyncio.Future[Outcome] = self.loop.create_future()
+        if not self.waiting:
+            self.loop.call_soon(self.flush)
+        self.waiting.append((push, answer))
+        return answer
+
+    def flush(self) -> None:
+        group, self.waiting = self.waiting, []
+        answers = [a for _, a in group]
+
+        def answered(futures: list[Future[Outcome]]) -> None:  # in the writer's thread
+            try:
+                self.loop.call_soon_threadsafe(self.deliver, answers, futures)
+            except RuntimeError:  # the loop is closed: nobody waits for these answers
+                pass
+
+        try:
+            self.pushes.submit_all([p for p, _ in group], answered)
+        except Exception as exc:  # answered as the route answers an unexpected error
+            for a in answers:
+                a.set_exception(exc)
+
+    @staticmethod
+    def deliver(answers: list[asyncio.Future[Outcome]], futures: list[Future[Outcome]]) -> None:
+        for answer, done in zip(answers, futures, strict=True):
+            if answer.done():  # the request went away (cancelled)
+                continue
+            failure = done.exception()
+            if failure is not None:
+                answer.set_exception(failure)
+            else:
+                answer.set_result(done.result())
+
+
+_OUTBOXES: weakref.WeakKeyDictionary[Pushes, Outbox] = weakref.WeakKeyDictionary()
+
+
+def outbox(pushes: Pushes) -> Outbox:
+    """The running loop's outbox to ``pushes`` (one per process and loop)."""
+    loop = asyncio.get_running_loop()
+    box = _OUTBOXES.get(pushes)
+    if box is None or box.loop is not loop:
+        box = _OUTBOXES[pushes] = Outbox(pushes, loop)
+    return box
 
 
 @router.get("/{version}/cdrs/{country_code}/{party_id}/{cdr_id}", summary="A stored CDR, as it was sent")

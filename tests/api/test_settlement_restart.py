@@ -27,23 +27,35 @@ def status(base: str, run: str) -> dict:
     return httpx.get(f"{base}{run}", timeout=10).json()
 
 
-def test_a_run_killed_with_its_server_is_reported_failed(tmp_path: Path) -> None:
+def stored_month(tmp_path: Path) -> str:
+    """An SQLite store holding a generated month of 8,000 sessions (a run takes seconds)."""
     month = tmp_path / "m.ndjson"
     assert main(["generate", "--cdrs", "8000", "--seed", "3", "--out", str(month), "--quiet"]) == 0
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert main(["import", "--store", url, "--tariffs", str(tmp_path / "tariffs"), str(month)]) == 0
+    return url
+
+
+def running(base: str) -> str:
+    """POST a settlement of 2026-10 and wait until it runs: its location."""
+    r = httpx.post(f"{base}/v1/settlements", json={"month": "2026-10"}, timeout=10)
+    assert r.status_code == 202
+    run = r.headers["location"]
+    for _ in range(600):
+        if status(base, run)["status"] == "running":
+            break
+        time.sleep(0.05)
+    assert status(base, run)["status"] == "running"
+    return run
+
+
+def test_a_run_killed_with_its_server_is_reported_failed(tmp_path: Path) -> None:
+    url = stored_month(tmp_path)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = serve(url, port)
     try:
-        r = httpx.post(f"{base}/v1/settlements", json={"month": "2026-10"}, timeout=10)
-        assert r.status_code == 202
-        run = r.headers["location"]
-        for _ in range(600):
-            if status(base, run)["status"] == "running":
-                break
-            time.sleep(0.05)
-        assert status(base, run)["status"] == "running"
+        run = running(base)
     finally:
         proc.kill()  # no goodbye: the worker thread dies with the process
         proc.wait()
@@ -76,23 +88,13 @@ def test_a_run_whose_server_is_stopped_with_sigint_is_interrupted_without_a_trac
     while this run was running" at once (not after run_stale_s), and the log has no traceback. It
     was "internal error (RuntimeError: cannot schedule new futures after interpreter shutdown).
     This is a bug in roamledger", logged with its traceback."""
-    month = tmp_path / "m.ndjson"
-    assert main(["generate", "--cdrs", "8000", "--seed", "3", "--out", str(month), "--quiet"]) == 0
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    assert main(["import", "--store", url, "--tariffs", str(tmp_path / "tariffs"), str(month)]) == 0
+    url = stored_month(tmp_path)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "server.log", "wb") as log:
         proc = start_server({"ROAMLEDGER_STORE_URL": url}, port, log=log)[0]  # run_stale_s: 120 s
         try:
-            r = httpx.post(f"{base}/v1/settlements", json={"month": "2026-10"}, timeout=10)
-            assert r.status_code == 202
-            run = r.headers["location"]
-            for _ in range(600):
-                if status(base, run)["status"] == "running":
-                    break
-                time.sleep(0.05)
-            assert status(base, run)["status"] == "running"
+            run = running(base)
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=120) == 0
         finally:

@@ -26,7 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from settlement.output import line_frame, lines_json, write_document, write_lines_csv
-from settlement.rules import LATE_CDR, NOT_RECOMPUTED, month_bounds
+from settlement.rules import CONFLICTING_DUPLICATE, DISPUTE_WORDS, LATE_CDR, NOT_RECOMPUTED, month_bounds
 from settlement.statement import Statement
 
 SCHEMA_VERSION = "roamledger.statement/1"
@@ -191,9 +191,13 @@ STATUS_WORDS = ("overcharged", "undercharged", "not priced", "not comparable")
 
 
 def reason_text(reason: str, gettext: Any) -> str:
-    """A dispute reason in the page's language; "could not be recomputed: CODES" keeps its codes."""
+    """A dispute reason in the page's language: credit and re-send codes in words
+    (:data:`settlement.rules.DISPUTE_WORDS`); "could not be recomputed: CODES" keeps its codes."""
     if reason.startswith(NOT_RECOMPUTED):
         return gettext("could not be recomputed: %(codes)s", codes=reason[len(NOT_RECOMPUTED) :])
+    codes = reason.replace(CONFLICTING_DUPLICATE, "DUPLICATE_CDR").split(",")
+    if all(c in DISPUTE_WORDS for c in codes):
+        return "; ".join(gettext(DISPUTE_WORDS[c]) for c in codes)
     return gettext(reason)
 
 

@@ -144,6 +144,14 @@ def worst_expr(dx: pl.Expr, di: pl.Expr) -> pl.Expr:
 # the words of a DUPLICATE_CDR dispute: the same CDR id sent again with other content
 CONFLICTING_DUPLICATE = "conflicting re-send (same CDR id, other content)"
 DISPUTE_CODES = {"CREDIT_WITHOUT_ORIGINAL", "CREDIT_AMOUNT_MISMATCH", "CREDIT_DUPLICATE", "DUPLICATE_CDR"}
+# the words a statement page shows for a dispute's codes (translated by the catalogs; the CSV and
+# JSON keep the codes)
+DISPUTE_WORDS = {
+    "CREDIT_WITHOUT_ORIGINAL": "credit of a CDR that is neither in this month nor in the settled history",
+    "CREDIT_AMOUNT_MISMATCH": "credit that does not net its original",
+    "CREDIT_DUPLICATE": "second credit of a CDR already credited",
+    "DUPLICATE_CDR": CONFLICTING_DUPLICATE,
+}
 # disputes a contract that includes disputed lines still never pays: a second credit of an original
 # already credited (paying it would credit the original twice)
 NEVER_PAID = frozenset({"CREDIT_DUPLICATE"})

@@ -88,6 +88,8 @@ def test_a_second_credit_of_one_original_is_disputed_and_never_paid(tmp_path: Pa
     assert "'N1-C'" in dup[0]["message"] and "not paid" in dup[0]["message"]
     doc = statement(out)
     assert [(d["cdr_id"], d["dispute_reason"]) for d in doc["disputed"]] == [("N1-C2", "CREDIT_DUPLICATE")]
+    page = (out / FOLDER / "statement.html").read_text(encoding="utf-8")
+    assert "second credit of a CDR already credited" in page and "CREDIT_DUPLICATE" not in page
     assert doc["totals"]["total_excl_vat"] == "3.50"  # N1 + N1-C = 0, N2 = 3.50
     counts = json.loads((out / "manifest.json").read_text())["counts"]
     assert (counts["settled"], counts["excluded"]) == (3, 1)

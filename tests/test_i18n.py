@@ -13,7 +13,7 @@ from babel.messages.pofile import read_po
 from test_settle import cdr, run_settle, write_month
 
 from settlement.render import LATE_NOTE, LOCALE_DIR, STATUS_WORDS, VAT_SOURCE, translations, vat_note_text
-from settlement.rules import CONFLICTING_DUPLICATE
+from settlement.rules import CONFLICTING_DUPLICATE, DISPUTE_WORDS
 from settlement.statement import ROUNDING_RULE
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "settlement" / "templates"
@@ -29,6 +29,7 @@ DATA_TEXTS = [
     "overcharged beyond tolerance",
     "undercharged beyond tolerance",
     CONFLICTING_DUPLICATE,
+    *DISPUTE_WORDS.values(),
     "reported amounts",
     "recomputed amounts",
     "disputed lines excluded",

@@ -185,7 +185,7 @@ def test_a_session_and_its_credit_pay_no_fee(tmp_path: Path) -> None:
         ("2 sessions - 1 credited x 0.10", "0.10")
     ]
     page = (out / FOLDER / "statement.html").read_text()
-    assert "((2 − 1 credited) × €0.10)" in page
+    assert ": (2 − 1 credited) × €0.10," in page
     assert "Credit balance" not in page
 
 

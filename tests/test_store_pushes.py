@@ -259,11 +259,10 @@ def test_row_ids_come_from_the_id_columns_sequences(store: Store) -> None:
     assert held(store) == {i: len(CDR["charging_periods"]) for i in ("I-1", "P-1", "I-2", "P-2")}
 
 
+@pytest.mark.parametrize("url", ["postgresql"], indirect=True)  # a PostgreSQL backend is terminated
 def test_the_writer_gets_a_new_connection_after_losing_its_own(store: Store) -> None:
     """The writer keeps its connection between batches; when the database drops it, that batch is
     not stored (send it again) and the next batch goes through a new connection."""
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("a PostgreSQL backend is terminated")
     assert store.pushes.submit(push(cdr("K-1"))).result(30) == Outcome("stored", "K-1")
     conn = store.pushes._conn
     assert conn is not None

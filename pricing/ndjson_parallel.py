@@ -27,14 +27,17 @@ to the caller's one-process path.
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -106,33 +109,33 @@ def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
     return out
 
 
-def count_lines(data: bytes | bytearray, end: int | None = None) -> int:
-    """Lines of ``data[:end]`` as ``splitlines()`` counts them (``\\n``, ``\\r\\n`` and a lone
-    ``\\r``; what the reader counts), without splitting or copying."""
+def count_lines(data: bytes | bytearray | mmap.mmap, end: int | None = None, start: int = 0) -> int:
+    """Lines of ``data[start:end]`` as ``splitlines()`` counts them (``\\n``, ``\\r\\n`` and a
+    lone ``\\r``; what the reader counts), without splitting or copying (numpy counts the
+    ``\\n``: ~3.5 GB/s, 1.7x ``bytes.count``)."""
     end = len(data) if end is None else end
-    n = data.count(b"\n", 0, end)
-    if data.find(b"\r", 0, end) >= 0:
-        n += data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
-    return n + (1 if end and not data.endswith((b"\n", b"\r"), 0, end) else 0)
+    if end <= start:
+        return 0
+    buf = np.frombuffer(data, np.uint8, count=end - start, offset=start)
+    n = int(np.count_nonzero(buf == 10))
+    if data.find(b"\r", start, end) >= 0:  # a \r not followed by \n (in the range) breaks a line too
+        cr = np.flatnonzero(buf == 13)
+        n += int(np.count_nonzero(buf[np.minimum(cr + 1, len(buf) - 1)] != 10))  # the last: itself
+    return n + (0 if data[end - 1] in (10, 13) else 1)
 
 
 def span_lines(path: str, todo: list[Span]) -> Iterator[int]:
-    """For each span, the lines of the file before it (each span read and counted when asked,
-    into one buffer: no fresh memory per span)."""
+    """For each span, the lines of the file before it (each span counted when asked, mapped into
+    memory one at a time: no copy, and no more of the file resident than one span)."""
     line0 = 0
-    buf = bytearray(max((b - a for a, b, _v in todo), default=0))
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
+    with open(path, "rb") as fh:
         for start, stop, _v in todo:
             yield line0
-            fh.seek(start)
-            got = 0
-            while got < stop - start:
-                k = fh.readinto(view[got : stop - start])
-                if not k:
-                    break
-                got += k
-            line0 += count_lines(buf, got)
+            if stop <= start:
+                continue
+            at = start - start % mmap.ALLOCATIONGRANULARITY  # a mapping starts at a multiple of it
+            with mmap.mmap(fh.fileno(), stop - at, offset=at, access=mmap.ACCESS_READ) as view:
+                line0 += count_lines(view, stop - at, start - at)
 
 
 def first_version(path: str) -> str | None:
@@ -185,8 +188,36 @@ def _differs(span_seen: dict[str, Any], seen: dict[str, Any]) -> bool:
 
 
 def _init_worker() -> None:
-    """A worker process: one thread for Arrow (the other cores run the other workers)."""
+    """A worker process: one thread for Arrow (the other cores run the other workers), and no
+    pandas (:func:`skip_pandas_probe`)."""
     pa.set_cpu_count(1)
+    skip_pandas_probe()
+
+
+class _NoPandas:
+    """An import hook that says pandas is not installed (:func:`skip_pandas_probe`)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas":
+            raise ModuleNotFoundError("pandas is not looked for here", name=name)
+
+
+def skip_pandas_probe() -> None:
+    """Spare this process pyarrow's look for pandas: at its first conversion of a Python value
+    (``pa.array(numpy)``, a scalar argument of a compute function) pyarrow imports pandas, only
+    to ask whether the value is a pandas object — 0.2–0.4 s per process, in every pricing process.
+    Pricing never hands it one: pyarrow is asked once while pandas looks absent, and remembers.
+    Where pandas is needed later after all (``to_pandas``), pyarrow imports it then; nothing is
+    done where pandas is imported already. For the processes that price NDJSON spans (the
+    ``price`` command and its workers), not for a library caller's process."""
+    if "pandas" in sys.modules:
+        return
+    hook = _NoPandas()
+    sys.meta_path.insert(0, hook)
+    try:
+        pa.scalar(0)
+    finally:
+        sys.meta_path.remove(hook)
 
 
 def _shift(result: BatchResult, offset: int) -> BatchResult:

@@ -100,43 +100,47 @@ class RenderedRows:
     def write(self, path: str | os.PathLike[str]) -> None:
         """The rows as NDJSON (atomically), the bytes :func:`pricing.io.write_table` writes for
         the merged rows; then the temporary files go. The lines are copied as they are (each
-        span rendered them whole, line numbers included), in merge order: a run of at least
-        :data:`COPY_RUN` rows that are consecutive lines of one span is copied file to file by
-        the kernel (:func:`_copy_range`: no pass through this process), the other rows are
-        gathered :data:`MERGE_ROWS` at a time (:meth:`_piece`)."""
+        span rendered them whole, line numbers included), in merge order. Every row's place in
+        the output is known beforehand (its line lengths summed in merge order), so the output
+        is written in independent pieces at their own offsets, :data:`MERGE_THREADS` at a time
+        (reads, Arrow and writes release the GIL: the merge uses the cores the pricing used): a
+        run of at least :data:`COPY_RUN` rows that are consecutive lines of one span is copied
+        file to file by the kernel (:func:`_copy_range`), the other rows are gathered
+        :data:`MERGE_ROWS` at a time (:meth:`_piece`)."""
         order = self.order()
         counts = np.array([len(s) for s in self.spills], np.int64)
         first = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
         span_of = np.repeat(np.arange(len(self.spills)), counts)
+        sizes = np.concatenate([np.diff(s.offsets) for s in self.spills]) if len(order) else counts
+        at = np.r_[0, np.cumsum(sizes[order])].astype(np.int64)  # output offset of each row, in order
         files = [os.open(s.path, os.O_RDONLY) for s in self.spills]
         tmp = rio.temp_sibling(path)
         try:
             with open(tmp, "wb", buffering=0) as out, ThreadPoolExecutor(MERGE_THREADS) as pool:
-                # pieces gathered on threads (reads and Arrow release the GIL), written in order;
-                # at most MERGE_THREADS + 1 pieces held
-                pending: deque[Future[Any]] = deque()
+                fd = out.fileno()
 
-                def flush(keep: int) -> None:
-                    while len(pending) > keep:
-                        _write_all(out.fileno(), pending.popleft().result())
+                def copy(lo: int, hi: int) -> None:
+                    s = int(span_of[order[lo]])
+                    a = int(order[lo] - first[s])
+                    offs = self.spills[s].offsets
+                    _copy_range(files[s], fd, int(offs[a]), int(offs[a + hi - lo] - offs[a]), int(at[lo]))
 
-                for lo, hi, copy in _runs(order, span_of, first):
-                    if copy:
-                        flush(0)
-                        s = int(span_of[order[lo]])
-                        a = int(order[lo] - first[s])
-                        offs = self.spills[s].offsets
-                        _copy_range(files[s], out.fileno(), int(offs[a]), int(offs[a + hi - lo] - offs[a]))
-                        continue
-                    for k in range(lo, hi, MERGE_ROWS):
-                        idx = order[k : min(hi, k + MERGE_ROWS)]
-                        pending.append(pool.submit(self._piece, idx, span_of, first, files))
-                        flush(MERGE_THREADS)
-                flush(0)
+                def gather(lo: int, hi: int) -> None:
+                    _write_at(fd, self._piece(order[lo:hi], span_of, first, files), int(at[lo]))
+
+                pending: deque[Future[None]] = deque()  # at most 2 × MERGE_THREADS pieces held
+                for lo, hi, whole in _runs(order, span_of, first):
+                    steps = [(lo, hi)] if whole else _pieces(lo, hi)
+                    for a, b in steps:
+                        while len(pending) >= 2 * MERGE_THREADS:
+                            pending.popleft().result()
+                        pending.append(pool.submit(copy if whole else gather, a, b))
+                while pending:
+                    pending.popleft().result()
             os.replace(tmp, path)
         finally:
-            for fd in files:
-                os.close(fd)
+            for fd_ in files:
+                os.close(fd_)
             if os.path.exists(tmp):
                 os.unlink(tmp)
         self._cleanup()
@@ -189,28 +193,36 @@ def _runs(order: np.ndarray, span_of: np.ndarray, first: np.ndarray) -> list[tup
     return out
 
 
-def _write_all(fd: int, data: Any) -> None:
+def _pieces(lo: int, hi: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` cut into stretches of at most :data:`MERGE_ROWS`."""
+    return [(k, min(hi, k + MERGE_ROWS)) for k in range(lo, hi, MERGE_ROWS)]
+
+
+def _write_at(fd: int, data: Any, offset: int) -> None:
+    """``data`` written to file ``fd`` at ``offset`` (its position untouched: threads write
+    pieces of one file at once)."""
     view = memoryview(data)
     while len(view):
-        view = view[os.write(fd, view) :]
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
 
-def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
-    """Bytes ``offset:offset + count`` of file ``src`` appended to ``dst`` (at its position):
+def _copy_range(src: int, dst: int, offset: int, count: int, to: int) -> None:
+    """Bytes ``offset:offset + count`` of file ``src`` written to ``dst`` at ``to``:
     ``os.copy_file_range`` where the system has it, else read and written here."""
     end = offset + count
     if hasattr(os, "copy_file_range"):
         try:
             while offset < end:
-                done = os.copy_file_range(src, dst, end - offset, offset)
+                done = os.copy_file_range(src, dst, end - offset, offset, to)
                 if done <= 0:
                     break
-                offset += done
+                offset, to = offset + done, to + done
         except OSError:  # e.g. across file systems on older kernels: copy it here
             pass
     while offset < end:
         chunk = os.pread(src, min(end - offset, 16 << 20), offset)
         if not chunk:
             raise OSError("temporary file shorter than written")
-        _write_all(dst, chunk)
-        offset += len(chunk)
+        _write_at(dst, chunk, to)
+        offset, to = offset + len(chunk), to + len(chunk)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import pricing.ndjson_parallel
 import pricing.rendered
@@ -84,6 +87,9 @@ def test_spilled_dict_rows_and_frames_are_the_same_lines(tmp_path):
 )
 def test_line_counts_are_those_of_splitlines(data):
     assert count_lines(data) == len(data.splitlines())
+    for start in range(len(data) + 1):  # any range of it (a span of a file)
+        for end in range(start, len(data) + 1):
+            assert count_lines(data, end, start) == len(data[start:end].splitlines()), (start, end)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -175,8 +181,7 @@ def test_copy_range_falls_back_to_read_and_write(tmp_path, monkeypatch):
             dst.write_bytes(b"head")
         fs, fd = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY)
         try:
-            os.lseek(fd, 0, os.SEEK_END)
-            pricing.rendered._copy_range(fs, fd, 1000, 70_000)
+            pricing.rendered._copy_range(fs, fd, 1000, 70_000, 4)  # after the 4 bytes there
         finally:
             os.close(fs)
             os.close(fd)
@@ -198,3 +203,18 @@ def test_two_workers_start_one_process_and_price_spans_here_too(month, tmp_path,
     write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()
+
+
+def test_pricing_processes_skip_pyarrows_pandas_import_and_pandas_still_works():
+    """skip_pandas_probe: Arrow conversions of Python values no longer import pandas (0.2–0.4 s
+    per pricing process), and a later to_pandas still gets pandas."""
+    code = (
+        "import sys, numpy as np, pyarrow as pa, pyarrow.compute as pc\n"
+        "from pricing.ndjson_parallel import skip_pandas_probe\n"
+        "skip_pandas_probe()\n"
+        "pa.array(np.arange(3)); pc.equal(pa.array([1]), 0)\n"
+        "print('pandas' in sys.modules)\n"
+        "print(type(pa.table({'a': [1]}).to_pandas()).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "DataFrame"]

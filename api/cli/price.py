@@ -23,7 +23,7 @@ from pricing import __version__
 from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
 from pricing.io import all_files, sha256_file, skipped_files, write_ndjson, write_table
-from pricing.ndjson_parallel import AUTO
+from pricing.ndjson_parallel import AUTO, skip_pandas_probe
 from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
 from pricing.timezones import validate_zone
@@ -72,6 +72,7 @@ def workers_count(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    skip_pandas_probe()  # this command never hands pandas objects to Arrow
     policy = policy_of(args.policy, CDR_POLICY)
     if args.tz:
         validate_zone(args.tz)

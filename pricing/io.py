@@ -531,18 +531,28 @@ def _json_column(frame: Any, c: str) -> Any:
 WRITE_ROWS = 100_000  # rows rendered at a time: the text of one piece is held, not the file's
 
 
-def write_lines(path: str | os.PathLike[str], pieces: Iterable[Any]) -> None:
+def write_lines(path: str | os.PathLike[str], pieces: Iterable[Any]) -> np.ndarray:
     """Each piece a Series of strings, one per line, each followed by ``\n``, written as is
-    (atomically), one piece after the other."""
+    (atomically), one piece after the other; returns each line's size in bytes (``\n`` included)."""
 
     tmp = temp_sibling(path)
+    sizes = [np.zeros(0, np.int64)]
     with open(tmp, "wb") as fh:
         for lines in pieces:
             if len(lines):
                 pl.DataFrame({"l": lines}).write_csv(
                     fh, include_header=False, quote_style="never", line_terminator="\n"
                 )
+                sizes.append(lines.str.len_bytes().to_numpy().astype(np.int64) + 1)
     os.replace(tmp, path)
+    return np.concatenate(sizes)
+
+
+def write_ndjson_frame(path: str | os.PathLike[str], frame: Any, columns: list[str]) -> np.ndarray:
+    """A result frame (:class:`RowFrame`'s) as NDJSON, :data:`WRITE_ROWS` rows rendered at a
+    time; returns each line's size in bytes."""
+
+    return write_lines(path, (_ndjson_lines(part, columns) for part in _slices(frame)))
 
 
 def _slices(frame: Any) -> Iterator[Any]:
@@ -568,7 +578,7 @@ def write_frame(
         body = (_csv_lines(part, columns) for part in _slices(frame))
         write_lines(path, itertools.chain([head], body))
         return
-    write_lines(path, (_ndjson_lines(part, columns) for part in _slices(frame)))
+    write_ndjson_frame(path, frame, columns)
 
 
 def _csv_lines(frame: Any, columns: list[str]) -> Any:

@@ -61,12 +61,14 @@ def spill_rows(rows: Any, path: str) -> Spill:
             {"cdr_id": [r["cdr_id"] for r in rows], "line": [r["line"] for r in rows]},
             schema={"cdr_id": pl.String, "line": pl.Int64},
         )
-    rio.write_table(path, rows, ROW_COLUMNS, DECIMAL_COLUMNS)
-    data = np.fromfile(path, np.uint8)
-    ends = np.flatnonzero(data == 10)
-    if len(ends) != keys.height:  # an NDJSON row is one line (json escapes line breaks)
-        raise ValueError(f"{path}: {len(ends)} lines for {keys.height} rows")
-    return Spill(path, keys, np.r_[0, ends + 1].astype(np.int64))
+    if frame is not None:  # the lines' sizes as rendered (json escapes line breaks: a row is a line)
+        sizes = rio.write_ndjson_frame(path, frame, ROW_COLUMNS)
+    else:
+        rio.write_table(path, rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+        sizes = np.diff(np.r_[-1, np.flatnonzero(np.fromfile(path, np.uint8) == 10)])
+    if len(sizes) != keys.height:
+        raise ValueError(f"{path}: {len(sizes)} lines for {keys.height} rows")
+    return Spill(path, keys, np.r_[0, np.cumsum(sizes)].astype(np.int64))
 
 
 def spill_dir() -> str:

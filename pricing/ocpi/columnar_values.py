@@ -91,12 +91,20 @@ def exact(arr: pa.Array, i: int) -> Decimal:
 
 # ---- timestamps ---------------------------------------------------------------------------------
 
-_DIGITS20 = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+_DIGITS20 = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])  # YYYY MM DD hh mm ss
+_TENS = np.array([10, 1] * 7, np.int32)  # each digit's weight within its pair
+_PUNCT_AT = np.array([4, 7, 10, 13, 16])
+_PUNCT = np.frombuffer(b"--T::", np.uint8)
+_MDAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
 
 
 def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """``YYYY-MM-DDTHH:MM:SSZ`` or ``…SS.mmmZ`` strings → (UTC epoch ms, ok). Any other form
-    (offsets, other fractions, no ``Z``) is not ok: the parser decides those records."""
+    (offsets, other fractions, no ``Z``) is not ok: the parser decides those records.
+
+    The strings of one width are one (rows, width) byte matrix: a view of Arrow's data when they
+    are all its bytes (the usual column: one form, nulls empty), else gathered. Digits and fields
+    in int32, the epoch milliseconds in int64."""
     n = len(arr)
     ms = np.zeros(n, np.int64)
     ok = np.zeros(n, bool)
@@ -112,25 +120,24 @@ def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         sel = np.flatnonzero(valid & (length == width))
         if not len(sel):
             continue
-        m = data[off[:-1][sel, None] + np.arange(width)].astype(np.int64)
-        dig = m[:, _DIGITS20] - 48
-        good = ((dig >= 0) & (dig <= 9)).all(axis=1)
-        good &= (m[:, 4] == 45) & (m[:, 7] == 45) & (m[:, 10] == 84) & (m[:, 13] == 58) & (m[:, 16] == 58)
-        good &= m[:, width - 1] == 90
-        frac = np.zeros(len(sel), np.int64)
+        if off[-1] - off[0] == len(sel) * width:  # no other string has a byte: one matrix
+            m = data[off[0] : off[-1]].reshape(len(sel), width)
+        else:
+            m = data[off[:-1][sel].astype(np.intp)[:, None] + np.arange(width)]
+        dig = m[:, _DIGITS20].astype(np.int32) - 48
+        good = (dig.view(np.uint32) <= 9).all(axis=1)  # a byte below '0' wraps around
+        good &= (m[:, _PUNCT_AT] == _PUNCT).all(axis=1) & (m[:, width - 1] == 90)
+        tens = dig * _TENS
+        pair = tens[:, 0::2] + tens[:, 1::2]  # century, year of it, month, day, hour, minute, second
+        y = pair[:, 0] * 100 + pair[:, 1]
+        mo, d, hh, mi, ss = pair[:, 2], pair[:, 3], pair[:, 4], pair[:, 5], pair[:, 6]
+        frac: Any = 0
         if width == 24:
-            fd = m[:, 20:23] - 48
-            good &= (m[:, 19] == 46) & ((fd >= 0) & (fd <= 9)).all(axis=1)
+            fd = m[:, 20:23].astype(np.int32) - 48
+            good &= (m[:, 19] == 46) & (fd.view(np.uint32) <= 9).all(axis=1)
             frac = fd[:, 0] * 100 + fd[:, 1] * 10 + fd[:, 2]
-        y = dig[:, 0] * 1000 + dig[:, 1] * 100 + dig[:, 2] * 10 + dig[:, 3]
-        mo = dig[:, 4] * 10 + dig[:, 5]
-        d = dig[:, 6] * 10 + dig[:, 7]
-        hh = dig[:, 8] * 10 + dig[:, 9]
-        mi = dig[:, 10] * 10 + dig[:, 11]
-        ss = dig[:, 12] * 10 + dig[:, 13]
         leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-        mdays = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mo, 0, 12)]
-        mdays = mdays + (leap & (mo == 2))
+        mdays = _MDAYS[np.clip(mo, 0, 12)] + (leap & (mo == 2))
         good &= (
             (y >= 1) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= mdays) & (hh < 24) & (mi < 60) & (ss < 60)
         )
@@ -139,7 +146,7 @@ def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         yoe = yy - era * 400
         doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + d - 1
         doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-        days = era * 146097 + doe - 719468
+        days = (era * 146097 + doe - 719468).astype(np.int64)
         ms[sel] = ((days * 24 + hh) * 60 + mi) * 60_000 + ss * 1000 + frac
         ok[sel] = good
     return np.where(ok, ms, 0), ok

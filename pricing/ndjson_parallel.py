@@ -44,6 +44,7 @@ import pyarrow as pa
 from pricing.errors import KernelRefusal
 from pricing.io import _read_ndjson
 from pricing.ocpi import detect_version
+from pricing.ocpi.columnar_values import count_of
 from pricing.policy import PricingPolicy
 from pricing.rendered import RenderedRows, spill_dir, spill_rows
 from pricing.results import BatchResult, merge_rows
@@ -117,7 +118,7 @@ def count_lines(data: bytes | bytearray | mmap.mmap, end: int | None = None, sta
     if end <= start:
         return 0
     buf = np.frombuffer(data, np.uint8, count=end - start, offset=start)
-    n = int(np.count_nonzero(buf == 10))
+    n = count_of(buf, 10)
     if data.find(b"\r", start, end) >= 0:  # a \r not followed by \n (in the range) breaks a line too
         cr = np.flatnonzero(buf == 13)
         n += int(np.count_nonzero(buf[np.minimum(cr + 1, len(buf) - 1)] != 10))  # the last: itself

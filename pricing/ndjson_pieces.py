@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from pricing.io import Record, _read_ndjson
 from pricing.ndjson_parallel import count_lines, first_version, spans
 from pricing.ocpi.columnar import read_ndjson_flat
+from pricing.ocpi.columnar_values import positions
 
 SPAN_BYTES = 32 << 20
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
@@ -77,7 +78,7 @@ class NdjsonPiece:
         data = _read_span(self.source, self.start, self.stop)
         out: dict[int, Record] = {}
         if data.count(b"\r") == data.count(b"\r\n"):  # no lone \r: a line ends at each \n
-            ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+            ends = positions(np.frombuffer(data, np.uint8), 10)
             starts = np.r_[0, ends + 1]
             ends = np.r_[ends, len(data)]
             raws = (

@@ -57,6 +57,7 @@ from pricing.ocpi.columnar_values import (
     one_chunk,
     parse_ts,
     per_parent_all,
+    positions,
     valid_mask,
 )
 
@@ -309,7 +310,7 @@ def read_ndjson_flat(
 
 def _do_block(st: _State, block: bytes) -> None:
     buf = np.frombuffer(block, np.uint8)
-    ends = np.flatnonzero(buf == 10)
+    ends = positions(buf, 10)
     starts = np.r_[0, ends[:-1] + 1]
     n_lines = len(ends)
     line0 = st.line0

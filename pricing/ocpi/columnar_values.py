@@ -18,6 +18,24 @@ import pyarrow.compute as pc
 from pricing.flat_columns import valid_mask
 
 LIMIT = 1 << 62  # converted values must stay below this (int64 with room for sums)
+SCAN_BYTES = 1 << 18  # bytes compared at a time by positions() / count_of()
+
+
+# ---- bytes of a block ---------------------------------------------------------------------------
+
+
+def positions(buf: np.ndarray, value: int) -> np.ndarray:
+    """Indices (int64, ascending) of ``value`` in a uint8 array, :data:`SCAN_BYTES` at a time: a
+    fresh mask as large as a 32 MB block costs more in page faults than the comparison (measured:
+    17 ms median, 66 ms worst, against 8.6 / 9.4 ms in pieces)."""
+    parts = [np.flatnonzero(buf[i : i + SCAN_BYTES] == value) + i for i in range(0, len(buf), SCAN_BYTES)]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def count_of(buf: np.ndarray, value: int) -> int:
+    """How many bytes of a uint8 array are ``value`` (:data:`SCAN_BYTES` at a time)."""
+    steps = range(0, len(buf), SCAN_BYTES)
+    return sum(int(np.count_nonzero(buf[i : i + SCAN_BYTES] == value)) for i in steps)
 
 
 # ---- exact decimal arithmetic on decimal128 words ----------------------------------------------

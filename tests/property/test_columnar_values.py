@@ -1,5 +1,6 @@
-"""The columnar reader's timestamp parser (``parse_ts``) against Python's own reading of the two
-forms it accepts: every other string is "not ok" (the per-record parser decides those records)."""
+"""Column helpers of the columnar reader against plain Python: the timestamp parser (``parse_ts``)
+reads exactly the two forms Python reads here (every other string is "not ok": the per-record
+parser decides those records); byte positions and counts are those of the bytes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import calendar
 import re
 from datetime import datetime
 
+import numpy as np
 import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pricing.ocpi.columnar_values import parse_ts
+import pricing.ocpi.columnar_values
+from pricing.ocpi.columnar_values import count_of, parse_ts, positions
 
 FORM = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
 
@@ -65,3 +68,15 @@ def test_parse_ts_one_form_column_and_leap_days():
     ms, ok = parse_ts(pa.array(values))
     assert ok.tolist() == [True, True, True, False]
     assert ms.tolist()[:3] == [python_ms(v) for v in values[:3]]
+
+
+@given(st.binary(max_size=300), st.integers(1, 40))
+def test_positions_and_counts_of_a_byte_in_pieces(data, step):
+    saved = pricing.ocpi.columnar_values.SCAN_BYTES
+    pricing.ocpi.columnar_values.SCAN_BYTES = step  # many pieces, and pieces cut anywhere
+    try:
+        buf = np.frombuffer(data, np.uint8)
+        assert positions(buf, 10).tolist() == [i for i, b in enumerate(data) if b == 10]
+        assert count_of(buf, 10) == data.count(b"\n")
+    finally:
+        pricing.ocpi.columnar_values.SCAN_BYTES = saved

@@ -7,9 +7,10 @@ their sort keys and line offsets come back (:class:`Spill`). The parent counts t
 span before handing it out, so a span's rows carry their line numbers of the file and their lines
 are final. :class:`RenderedRows` holds the spans in file order; :meth:`RenderedRows.write` merges
 their lines in the order of :func:`pricing.results.merge_rows` (``cdr_id``, then line: one
-source), :data:`MERGE_ROWS` lines at a time, copying bytes (no parsing, no rendering). So the
-parent neither renders rows (the workers do, in parallel) nor holds the result frame or the
-output text: memory is the keys, ~30 bytes per row.
+source), :data:`MERGE_ROWS` lines at a time, copying bytes (no parsing, no rendering), each piece
+written at its own offset of the output by one of :data:`MERGE_THREADS` threads. So the parent
+neither renders rows (the workers do, in parallel) nor holds the result frame or the output text:
+memory is the keys, ~30 bytes per row.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Spill:
 
 
 MERGE_ROWS = 25_000  # lines merged at a time (~25 MB of text, held twice while merged)
-MERGE_THREADS = 2  # pieces gathered at once
+MERGE_THREADS = 2  # pieces gathered and written at once (the cores the pricing used)
 COPY_RUN = 1024  # rows in merge order that are consecutive lines of one span, copied as one range
 
 

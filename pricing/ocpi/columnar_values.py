@@ -171,7 +171,11 @@ def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def one_chunk(col: Any) -> pa.Array:
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    """A column as one Array: its only chunk as it is (``combine_chunks`` would copy it), or the
+    chunks joined."""
+    if isinstance(col, pa.ChunkedArray):
+        return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    return col
 
 
 def list_parts(a: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:

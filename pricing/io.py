@@ -118,10 +118,21 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
             yield Record(src, 1, doc)
 
 
+def ndjson_lines(data: bytes) -> list[bytes]:
+    """The lines of NDJSON text: each ends at ``\n`` (a ``\r`` just before it, a CRLF line end,
+    is not part of the line); the text after the last ``\n``, if any, is the last line. Line k of
+    this list is line k of ``grep -n``, ``sed`` and every editor. A ``\r`` elsewhere is a byte of
+    its line (JSON whitespace between values; invalid inside a string), not a line break."""
+    lines = data.split(b"\n")
+    if lines and not lines[-1]:
+        lines.pop()
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines]
+
+
 def _first_line_is_json(data: bytes) -> bool:
     """Whether the first non-blank line of ``data`` is a JSON value on its own (NDJSON), as the
     first line of an indented document (``{``) never is."""
-    first = next((line for line in data.splitlines() if line.strip()), b"")
+    first = next((line for line in ndjson_lines(data) if line.strip()), b"")
     try:
         loads(first)
     except ValueError:
@@ -145,13 +156,16 @@ def _broken_document(exc: ValueError, src: str) -> Record:
 
 
 def _read_ndjson(data: bytes, src: str) -> Iterator[Record]:
-    for n, raw in enumerate(data.splitlines(), start=1):
+    for n, raw in enumerate(ndjson_lines(data), start=1):
         if not raw.strip():
             continue
         try:
             obj = loads(raw)
         except ValueError as exc:
-            msg = f"line is not valid JSON ({exc}). Hint: each line must hold one complete JSON object"
+            hint = "each line must hold one complete JSON object"
+            if b"\r" in raw:
+                hint += " and end with \\n or \\r\\n (it holds a carriage return: another system's line end?)"
+            msg = f"line is not valid JSON ({exc}). Hint: {hint}"
             yield Record(src, n, None, Finding(E.BAD_JSON, msg, src, n))
             continue
         yield Record(src, n, unwrap_envelope(obj))

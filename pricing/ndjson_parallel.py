@@ -111,18 +111,13 @@ def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
 
 
 def count_lines(data: bytes | bytearray | mmap.mmap, end: int | None = None, start: int = 0) -> int:
-    """Lines of ``data[start:end]`` as ``splitlines()`` counts them (``\\n``, ``\\r\\n`` and a
-    lone ``\\r``; what the reader counts), without splitting or copying (numpy counts the
-    ``\\n``: ~3.5 GB/s, 1.7x ``bytes.count``)."""
+    """Lines of ``data[start:end]`` as :func:`pricing.io.ndjson_lines` counts them (each ends at
+    ``\\n``; text after the last one is a line too), without splitting or copying."""
     end = len(data) if end is None else end
     if end <= start:
         return 0
-    buf = np.frombuffer(data, np.uint8, count=end - start, offset=start)
-    n = count_of(buf, 10)
-    if data.find(b"\r", start, end) >= 0:  # a \r not followed by \n (in the range) breaks a line too
-        cr = np.flatnonzero(buf == 13)
-        n += int(np.count_nonzero(buf[np.minimum(cr + 1, len(buf) - 1)] != 10))  # the last: itself
-    return n + (0 if data[end - 1] in (10, 13) else 1)
+    n = count_of(np.frombuffer(data, np.uint8, count=end - start, offset=start), 10)
+    return n + (0 if data[end - 1] == 10 else 1)
 
 
 def span_lines(path: str, todo: list[Span]) -> Iterator[int]:

@@ -7,8 +7,8 @@ read when it is processed (:meth:`NdjsonPiece.read`, the columnar reader
 reader's fallback :class:`~pricing.io.Record` objects, both numbered as lines of the file — the
 numbers and records :func:`pricing.io.read_records` gives. Memory is bounded by the span size.
 
-A span's lines are counted up front without decoding (``\\n`` plus lone ``\\r``: what
-``bytes.splitlines`` and the reader count), so every piece knows the lines before it.
+A span's lines are counted up front without decoding (each ends at ``\\n``: what
+:func:`pricing.io.ndjson_lines` and the reader count), so every piece knows the lines before it.
 :meth:`NdjsonPiece.records` gives back the exact Records of some lines of the span (re-read from
 the file): what settlement parses where a CDR is judged record by record.
 """
@@ -77,16 +77,11 @@ class NdjsonPiece:
         """The Records of these lines of the file (each in this span), as ``read_records`` gives them."""
         data = _read_span(self.source, self.start, self.stop)
         out: dict[int, Record] = {}
-        if data.count(b"\r") == data.count(b"\r\n"):  # no lone \r: a line ends at each \n
-            ends = positions(np.frombuffer(data, np.uint8), 10)
-            starts = np.r_[0, ends + 1]
-            ends = np.r_[ends, len(data)]
-            raws = (
-                (n, data[starts[n - self.line0 - 1] : ends[n - self.line0 - 1]]) for n in sorted(set(lines))
-            )
-        else:
-            wanted = set(lines)
-            raws = ((n, raw) for n, raw in enumerate(data.splitlines(), start=self.line0 + 1) if n in wanted)
+        ends = positions(np.frombuffer(data, np.uint8), 10)  # a line ends at each \n (ndjson_lines)
+        starts = np.r_[0, ends + 1]
+        ends = np.r_[ends, len(data)]
+        at = [(n, n - self.line0 - 1) for n in sorted(set(lines))]
+        raws = ((n, data[starts[k] : ends[k]]) for n, k in at)
         for n, raw in raws:
             for rec in _read_ndjson(raw, self.source):
                 out[n] = _shifted(rec, n - 1)

@@ -15,7 +15,7 @@ import pytest
 import pricing.ndjson_parallel
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
-from pricing.io import iter_sources, write_table
+from pricing.io import iter_sources, ndjson_lines, write_table
 from pricing.ndjson_parallel import (
     AUTO,
     MIN_SPAN_BYTES,
@@ -67,7 +67,7 @@ def check(path: Path, tariffs, tmp_path: Path, **kw) -> tuple[Counter[str], obje
     reasons: Counter[str] = Counter()
     known = frozenset(k for k, v in tariffs.by_id.items() if v)
     table, fallback = read_ndjson_flat(path, reasons=reasons, known_tariffs=known, **kw)
-    n_lines = sum(1 for line in path.read_bytes().splitlines() if line.strip())
+    n_lines = sum(1 for line in ndjson_lines(path.read_bytes()) if line.strip())
     assert len(set(table.column("line").to_pylist())) + len(fallback) == n_lines
     assert sum(reasons.values()) == len(fallback)
     a = price_ndjson_columnar(path, tariffs)
@@ -153,6 +153,27 @@ def test_crlf_and_bom(tariffs, tmp_path):
     path.write_bytes(b"\xef\xbb\xbf\n" + "".join(g + "\n" for g in good).encode())
     reasons, result = check(path, tariffs, tmp_path)
     assert sum(reasons.values()) == 1 and result.priced == 30
+
+
+def test_a_lone_carriage_return_is_a_byte_of_its_line(tariffs, tmp_path):
+    """Lines end at \\n, as grep, sed and editors count them: a \\r between JSON values is
+    whitespace (the CDR is priced on the fast path), one in a broken line is part of that one
+    reject, and every later line keeps the number ``grep -n`` shows."""
+    good = [dump(r) for r in records("cdrs.ndjson", 6)]
+    lines = [
+        good[0],
+        good[1].replace('",', '",\r', 1),  # whitespace between a value and the next key
+        good[2][: len(good[2]) // 2] + "\r" + good[3][len(good[3]) // 2 :],  # broken, with a \r
+        good[4],
+        good[5] + "\r",  # a \r at the end of a line followed by \n: a CRLF line end
+    ]
+    path = write(tmp_path, lines)
+    reasons, result = check(path, tariffs, tmp_path)
+    assert result.read == 5 and result.priced == 4
+    assert [(f.code, f.line) for f in result.rejects] == [("BAD_JSON", 3)]
+    assert "carriage return" in result.rejects[0].message
+    assert sorted(r["line"] for r in result.rows) == [1, 2, 4, 5]
+    assert sum(reasons.values()) == 1  # the broken line only
 
 
 def test_211_file_and_a_211_record_in_a_221_file(tariffs, tmp_path):

@@ -17,7 +17,7 @@ import pricing.ndjson_parallel
 import pricing.rendered
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar
-from pricing.io import RowFrame, rows_to_frame, write_table
+from pricing.io import RowFrame, ndjson_lines, rows_to_frame, write_table
 from pricing.ndjson_parallel import count_lines, price_ndjson_spans
 from pricing.policy import CDR_POLICY
 from pricing.rendered import RenderedRows, spill_dir, spill_rows
@@ -85,23 +85,28 @@ def test_spilled_dict_rows_and_frames_are_the_same_lines(tmp_path):
     "data",
     [b"", b"a", b"a\n", b"a\r\nb", b"a\rb\r\n\r\nc\r", b"\n\n\r", b"a\r\rb\n\r"],
 )
-def test_line_counts_are_those_of_splitlines(data):
-    assert count_lines(data) == len(data.splitlines())
+def test_line_counts_are_those_of_the_reader_and_of_grep(data):
+    """A line ends at \\n (a lone \\r is a byte of its line), as ``grep -c ''`` counts."""
+    grep_c = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    assert count_lines(data) == len(ndjson_lines(data)) == grep_c
     for start in range(len(data) + 1):  # any range of it (a span of a file)
         for end in range(start, len(data) + 1):
-            assert count_lines(data, end, start) == len(data[start:end].splitlines()), (start, end)
+            assert count_lines(data, end, start) == len(ndjson_lines(data[start:end])), (start, end)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_rendered_lines_numbered_across_odd_line_ends(workers, month, tmp_path):
-    """CRLF line ends, a lone carriage return and no line end at the end: the lines counted before
-    each span are the ones the reader numbers, so the spilled lines carry the file's numbers."""
+    """CRLF line ends, a lone carriage return (inside a line: JSON whitespace there) and no line end
+    at the end: the lines counted before each span are the ones the reader numbers, so the spilled
+    lines carry the file's numbers."""
     store, _ = load_tariffs([month / "tariffs"])
     lines = (month / "m.ndjson").read_bytes().splitlines()
     third = len(lines) // 3
     path = tmp_path / "odd.ndjson"
-    path.write_bytes(b"\r\n".join(lines[:third]) + b"\r" + b"\n".join(lines[third:]))
+    lines[third] = lines[third].replace(b'",', b'",\r', 1)
+    path.write_bytes(b"\r\n".join(lines[:third]) + b"\r\n" + b"\n".join(lines[third:]))
     one = price_ndjson_columnar(path, store)
+    assert one.read == sum(1 for line in lines if line.strip())  # the \\r line is one record
     args = (price_ndjson_columnar, str(path), store, CDR_POLICY, None, workers, 1 << 15)
     rendered = price_ndjson_spans(*args, render_ndjson=True)
     assert rendered is not None and len(rendered.rows.spills) > 3

@@ -13,8 +13,8 @@ credit CDRs (negative money), 2.3.0 taxes, CRLF line ends, a UTF-8 BOM, the file
 (decoded here once, to fix the file's OCPI version as the parser does). Only what the per-record
 parser (:func:`pricing.ocpi.parse_cdr`) might judge differently becomes a fallback
 :class:`~pricing.io.Record` (decoded exactly as :func:`pricing.io.read_records` would), so that
-the parser gives its exact reject: broken lines (not one ``{…}`` object, invalid UTF-8, a lone
-``\\r``), lines pyarrow refuses (the block is cut around them:
+the parser gives its exact reject: broken lines (not one ``{…}`` object, invalid UTF-8), lines
+pyarrow refuses (the block is cut around them:
 :func:`pricing.ocpi.columnar_parse.parse_runs`), a missing or wrong value, a null in a key
 that decides the version, an unknown dimension type, a negative volume, end before start,
 periods out of order or after the end, a version other than the file's, values too large for
@@ -318,20 +318,6 @@ def _do_block(st: _State, block: bytes) -> None:
         # json.loads reads a UTF-8 BOM at the start (utf-8-sig); the columns start after it
         starts[0] = len(BOM)
     st.line0 += n_lines
-    if b"\r" in block and _lone_cr(buf):
-        # a lone \r is a line break for splitlines(): let the reader's own logic count
-        parts = block.splitlines()
-        for i, raw in enumerate(parts):
-            rec = _fallback_raw(st, raw, line0 + i + 1, "lone carriage return in the block")
-            if (
-                st.file_version is None
-                and rec is not None
-                and rec.error is None
-                and isinstance(rec.obj, dict)
-            ):
-                st.file_version = _detect(rec.obj)
-        st.line0 = line0 + len(parts)
-        return
     why = _python_lines(st, block, buf, starts, ends, line0)
     lines = np.flatnonzero(why == "")
     work = block
@@ -361,12 +347,6 @@ def _do_block(st: _State, block: bytes) -> None:
             _fallback_raw(st, block[starts[i] : ends[i]], line0 + i + 1, str(bad[k]))
         if flat is not None and flat.num_rows:
             st.tables.append(flat)
-
-
-def _lone_cr(buf: np.ndarray) -> bool:
-    """Whether some \r of the block is not followed by \n."""
-    cr = np.flatnonzero(buf == 13)
-    return bool((cr + 1 >= len(buf)).any() or (buf[np.minimum(cr + 1, len(buf) - 1)] != 10).any())
 
 
 def _python_lines(

@@ -17,7 +17,6 @@ in spans of :data:`SPAN_BYTES`; the lines it leaves to the parser go the per-rec
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -71,7 +70,6 @@ SPAN_BYTES = 32 << 20
 BOM = b"\xef\xbb\xbf"
 NDJSON = (".ndjson", ".jsonl")
 KEY = ("country_code", "party_id", "cdr_id")
-_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 class RowError(ValueError):
@@ -370,20 +368,6 @@ def _batch(
 # ---- NDJSON, columnar ---------------------------------------------------------------------------
 
 
-def has_lone_cr(path: Path) -> bool:
-    """Whether a ``\\r`` not followed by ``\\n`` occurs (the readers then count lines differently)."""
-    prev_cr = False  # the piece before ended with \r (judged by this piece's first byte)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(SPAN_BYTES):
-            if prev_cr and not chunk.startswith(b"\n"):
-                return True
-            prev_cr = chunk.endswith(b"\r")
-            body = chunk[:-1] if prev_cr else chunk
-            if b"\r" in body and _LONE_CR.search(body):  # most files hold no \r at all
-                return True
-    return prev_cr
-
-
 def spans(path: Path, size: int = SPAN_BYTES) -> Iterator[tuple[int, bytes]]:
     """(offset, bytes) of the file in pieces of about ``size`` bytes, each ending at a line end."""
     with open(path, "rb") as fh:
@@ -562,11 +546,10 @@ def import_paths(
     counts = {"read": 0, "stored": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
     reasons: Counter[str] = Counter()
     for path in expand_inputs(paths):
-        if path.suffix.lower() in NDJSON and not has_lone_cr(path):
+        if path.suffix.lower() in NDJSON:
             run_batches(store, ndjson_batches(path, country_code, party_id, batch, reasons), counts)
             continue
         before = counts["read"]
         run_batches(store, record_batches(read_records(path), country_code, party_id, batch), counts)
-        why = "not NDJSON" if path.suffix.lower() not in NDJSON else "lone carriage return in the file"
-        reasons[why] += counts["read"] - before
+        reasons["not NDJSON"] += counts["read"] - before
     return counts, reasons

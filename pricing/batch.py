@@ -240,17 +240,26 @@ def reject_of(exc: RoamledgerError, source: str, line: int | None, rid: Any) -> 
 def kernel_outcomes(
     sessions: list[Any], policy: PricingPolicy, workers: int = 1, fallbacks: Counter[str] | None = None
 ) -> list[Any]:
-    """Per session: (row, straddling) from the kernel, or from the reference for a block the
+    """Per session: (row, straddling) from the kernel, or from the reference for a session the
     kernel refuses (counted in ``fallbacks``); the RoamledgerError instance where the reference
-    rejects the session too. Any other exception propagates."""
+    rejects the session too. Any other exception propagates.
+
+    A block the kernel refuses is halved until the sessions it refuses alone are found: those go
+    to the reference and are counted, the others stay with the kernel. So the count is the same
+    however the sessions were grouped (one process or spans on several: meta.json is the same)."""
     out: list[Any] = []
-    for lo in range(0, len(sessions), KERNEL_BLOCK):
-        block = sessions[lo : lo + KERNEL_BLOCK]
+    todo = [sessions[lo : lo + KERNEL_BLOCK] for lo in range(0, len(sessions), KERNEL_BLOCK)][::-1]
+    while todo:
+        block = todo.pop()
         try:
             rows, straddles = price_sessions_detailed(block, policy, workers)
         except KernelRefusal as exc:
+            if len(block) > 1:
+                mid = len(block) // 2
+                todo += [block[mid:], block[:mid]]  # the first half next: the order is kept
+                continue
             if fallbacks is not None:
-                fallbacks[kernel_refused(exc)] += len(block)
+                fallbacks[kernel_refused(exc)] += 1
         else:
             out.extend(zip(rows, straddles, strict=True))
             continue

@@ -132,6 +132,22 @@ def test_huge_quantity_raises_instead_of_wrapping():
     assert fallbacks == {"kernel_refused: overflow": 1}  # and it is counted, with its reason
 
 
+def test_only_the_sessions_the_kernel_refuses_leave_it_whatever_the_block():
+    """One session that overflows among others: the block is halved down to it, so it alone goes
+    to the reference and is counted — the same count whether the sessions come as one block or in
+    any grouping (meta.json of one process = of spans on several)."""
+    t = tariff(element(comp("ENERGY", "1000")))
+    good = [session(t, "2024-06-03T10:00", ("CHARGING", 60, 10 + k)) for k in range(7)]
+    period = Period(1_717_400_000_000, 3_600_000, Phase.CHARGING, 10**18)
+    huge = Session("S", "EUR", "UTC", (t,), (period,), 1_717_400_000_000)
+    sessions = [*good[:3], huge, *good[3:]]
+    for parts in ([sessions], [sessions[:5], sessions[5:]], [[s] for s in sessions]):
+        fallbacks: Counter[str] = Counter()
+        outcomes = [o for part in parts for o in kernel_outcomes(part, PricingPolicy(), fallbacks=fallbacks)]
+        assert [o[0] for o in outcomes] == [result_row(price_session(s)) for s in sessions]
+        assert fallbacks == {"kernel_refused: overflow": 1}
+
+
 def test_uncompilable_tariff_is_a_declared_refusal_counted_per_session():
     """A price with more decimals than the kernel's fixed point: the reference prices the block."""
     t = tariff(element(comp("ENERGY", "0.1234567")))

@@ -111,6 +111,8 @@ def _summed_volumes(
         if len(dup):
             for pp in np.unique(par[dup]).tolist():
                 ds = sel[par == pp]
+                if not d_ok[ds].all():  # a null or bad volume among them: the period falls back
+                    continue
                 total = sum((exact(vol, int(j)) for j in ds), Decimal(0))
                 conv = kwh_to_mwh(total) if code == 0 else hours_to_ms(total)
                 vals[pp] = conv

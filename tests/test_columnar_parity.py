@@ -1,0 +1,76 @@
+"""CDRs the per-record parser refuses are never priced by the columnar reader: each such line goes
+per record (counted in meta.json "fallbacks"), so ``roamledger price`` (the default engine, the
+columnar reader) writes the same files as ``--engine reference``."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_columnar_shapes import SAMPLE, dump, records, write
+
+from api.cli import main
+
+TARIFFS = SAMPLE / "tariffs"
+
+
+def engines(tmp_path: Path, lines: list[str], tariffs: Path | None = TARIFFS) -> dict[str, Any]:
+    """``roamledger price`` on these NDJSON lines with the default engine and with ``--engine
+    reference``: every output file (rows, rejects, findings) byte for byte the same. Returns the
+    default run's meta.json (its ``fallbacks``) and its rejects."""
+    src = write(tmp_path, lines)
+    given = ["--tariffs", str(tariffs)] if tariffs is not None else []
+    files: dict[str, dict[str, bytes]] = {}
+    for engine in ("default", "reference"):
+        out = tmp_path / engine / "out.ndjson"
+        out.parent.mkdir()
+        chosen = ["--engine", "reference"] if engine == "reference" else []
+        assert main(["price", *chosen, *given, "--out", str(out), str(src)]) == 0
+        files[engine] = {
+            p.name: p.read_bytes() for p in out.parent.iterdir() if not p.name.endswith(".meta.json")
+        }
+    assert files["default"] == files["reference"]
+    out = tmp_path / "default" / "out.ndjson"
+    meta = json.loads(Path(f"{out}.meta.json").read_text())
+    rejects_file = Path(f"{out}.rejects.ndjson")
+    rejects = [json.loads(x) for x in rejects_file.read_text().splitlines()] if rejects_file.exists() else []
+    return {"fallbacks": meta["fallbacks"], "rejects": rejects}
+
+
+def v22(k: int = 0) -> dict[str, Any]:
+    return copy.deepcopy(records("cdrs.ndjson", k + 1)[k])
+
+
+def v211(k: int = 0) -> dict[str, Any]:
+    return copy.deepcopy(records("cdrs.v211.ndjson", k + 1)[k])
+
+
+def codes(run: dict[str, Any]) -> list[str]:
+    return [r["code"] for r in run["rejects"]]
+
+
+def fallen(run: dict[str, Any]) -> int:
+    return sum(v for k, v in run["fallbacks"].items() if k.startswith("columnar_reader: "))
+
+
+def with_dims(cdr: dict[str, Any], *dims: dict[str, Any]) -> str:
+    cdr["charging_periods"][0]["dimensions"].extend(dims)
+    return dump(cdr)
+
+
+@pytest.mark.parametrize(
+    "kind", ["ENERGY", "TIME", "PARKING_TIME", "RESERVATION_TIME", "MAX_POWER", "MIN_CURRENT"]
+)
+@pytest.mark.parametrize("volume", ["null", "missing"])
+def test_repeated_dimension_without_a_volume(kind, volume, tmp_path):
+    """Two dimensions of one type in a period, one with a null or missing volume: the reader sums
+    (or takes the extreme of) same-type volumes, and crashed on the None (exit 70, whole run
+    lost); the line goes per record, where the parser rejects it."""
+    bad = {"type": kind} if volume == "missing" else {"type": kind, "volume": None}
+    lines = [dump(v22(0)), with_dims(v22(1), {"type": kind, "volume": 1}, bad), dump(v22(2))]
+    run = engines(tmp_path, lines)
+    assert codes(run) == ["MISSING_FIELD" if volume == "missing" else "WRONG_TYPE"]
+    assert fallen(run) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,22 @@ def test_repeated_dimension_without_a_volume(kind, volume, tmp_path):
     run = engines(tmp_path, lines)
     assert codes(run) == ["MISSING_FIELD" if volume == "missing" else "WRONG_TYPE"]
     assert fallen(run) == 1
+
+
+SESSION_ONLY = ["CURRENT", "ENERGY_EXPORT", "ENERGY_IMPORT", "POWER", "STATE_OF_CHARGE"]
+
+
+@pytest.mark.parametrize("kind", [*SESSION_ONLY, "MAX_CURRENT", "MIN_CURRENT", "MIN_POWER"])
+def test_negative_volume_of_every_dimension_type(kind, tmp_path):
+    """The parser refuses a negative volume of every type but MIN_CURRENT / MIN_POWER
+    (NEGATIVE_VOLUME); the reader checked only the types it prices, and priced the others."""
+    lines = [dump(v22(0)), with_dims(v22(1), {"type": kind, "volume": -1}), dump(v22(2))]
+    run = engines(tmp_path, lines)
+    assert codes(run) == ([] if kind.startswith("MIN_") else ["NEGATIVE_VOLUME"])
+
+
+@pytest.mark.parametrize("kind", ["FLAT", "MAX_CURRENT"])
+def test_negative_volume_211(kind, tmp_path):
+    lines = [dump(v211(0)), with_dims(v211(1), {"type": kind, "volume": Decimal("-0.5")}), dump(v211(2))]
+    run = engines(tmp_path, lines)
+    assert codes(run) == ["NEGATIVE_VOLUME"]

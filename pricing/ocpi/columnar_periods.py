@@ -72,6 +72,10 @@ def period_volumes(
     d_code = pc.fill_null(dtype, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     vol = dims.field("volume")
     d_ok = np.isin(d_code, allowed) & valid_mask(vol)  # a type of another version: the parser's
+    # a negative volume of any type, priced or not: the parser's NEGATIVE_VOLUME (check_volumes;
+    # MIN_CURRENT / MIN_POWER it allows, but the units below are non-negative: it prices those)
+    negative = pc.less(vol, pa.scalar(Decimal(0), vol.type))
+    d_ok &= ~pc.fill_null(negative, False).to_numpy(zero_copy_only=False)
     n_p = len(p_start)
     # positions inside the CDR
     p_first = np.cumsum(n_per) - n_per
@@ -81,7 +85,6 @@ def period_volumes(
     p_ok &= ~back & (p_start <= end[p_parent])
     out = _summed_volumes(vol, d_code, d_parent, d_ok, n_p)
     out.update(_extreme_volumes(vol, d_code, d_parent, d_ok, n_p))
-    # negative volumes: convert() refuses them (hi < 0), so d_ok is False there
     p_ok &= per_parent_all(d_ok, d_parent, n_p)
     ck.require(per_parent_all(p_ok, p_parent, n), "charging period not in the columnar form")
     return periods, p_parent, p_idx, p_start, out

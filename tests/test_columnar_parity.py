@@ -22,6 +22,7 @@ def engines(tmp_path: Path, lines: list[str], tariffs: Path | None = TARIFFS) ->
     """``roamledger price`` on these NDJSON lines with the default engine and with ``--engine
     reference``: every output file (rows, rejects, findings) byte for byte the same. Returns the
     default run's meta.json (its ``fallbacks``) and its rejects."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     src = write(tmp_path, lines)
     given = ["--tariffs", str(tariffs)] if tariffs is not None else []
     files: dict[str, dict[str, bytes]] = {}
@@ -94,3 +95,41 @@ def test_negative_volume_211(kind, tmp_path):
     lines = [dump(v211(0)), with_dims(v211(1), {"type": kind, "volume": Decimal("-0.5")}), dump(v211(2))]
     run = engines(tmp_path, lines)
     assert codes(run) == ["NEGATIVE_VOLUME"]
+
+
+def _null_evse(cdr: dict[str, Any]) -> None:
+    cdr["location"]["evses"] = [None]
+
+
+def _null_evse_after(cdr: dict[str, Any]) -> None:
+    cdr["location"]["evses"].append(None)
+
+
+def _null_connector(cdr: dict[str, Any]) -> None:
+    cdr["location"]["evses"][0]["connectors"].insert(0, None)
+
+
+@pytest.mark.parametrize("tariffs", [TARIFFS, TARIFFS / "ECO-AC-211.json"], ids=["folder", "one"])
+@pytest.mark.parametrize("change", [_null_evse, _null_evse_after, _null_connector])
+def test_null_evse_or_connector_211(change, tariffs, tmp_path):
+    """A null item in a 2.1.1 location's evses or connectors is the parser's WRONG_TYPE; the reader
+    skipped it and priced the CDR (with one tariff given), or gave another reject (a folder)."""
+    bad = v211(1)
+    change(bad)
+    run = engines(tmp_path, [dump(v211(0)), dump(bad), dump(v211(2))], tariffs)
+    assert codes(run)[:1] == ["WRONG_TYPE"]
+    assert run["rejects"][0]["line"] == 2
+
+
+def test_null_items_of_the_other_lists(tmp_path):
+    """A null period, dimension, embedded tariff or tax line: the parser's WRONG_TYPE, per record."""
+    period, dim, tariff = v22(1), v22(2), v22(3)
+    period["charging_periods"].append(None)
+    dim["charging_periods"][0]["dimensions"].append(None)
+    tariff["tariffs"] = [None]
+    run = engines(tmp_path, [dump(v22(0)), dump(period), dump(dim), dump(tariff)])
+    assert codes(run) == ["WRONG_TYPE"] * 3 and fallen(run) == 3
+    taxed = copy.deepcopy(records("cdrs.v230.ndjson", 2))
+    taxed[1]["total_cost"]["taxes"] = [*taxed[1]["total_cost"].get("taxes", []), None]
+    run = engines(tmp_path / "v230", [dump(t) for t in taxed])
+    assert codes(run) == ["WRONG_TYPE"] and fallen(run) == 1

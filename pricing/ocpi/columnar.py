@@ -580,6 +580,9 @@ def _connector_tariff(loc: pa.Array, ck: Checks, known: frozenset[str] | None) -
     conns, c_parent, _ = list_parts(evses.field("connectors"))
     tid = conns.field("tariff_id")
     cdr_of = e_parent[c_parent]
+    # a null evse or connector (not an object) is the parser's WRONG_TYPE
+    whole = per_parent_all(valid_mask(evses), e_parent, n) & per_parent_all(valid_mask(conns), cdr_of, n)
+    ck.require(whole, "null in location.evses or their connectors")
     has = valid_mask(tid)
     if known is None:  # nobody said which tariffs exist: such CDRs go per record
         named = np.zeros(n, bool)

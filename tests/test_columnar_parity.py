@@ -133,3 +133,12 @@ def test_null_items_of_the_other_lists(tmp_path):
     taxed[1]["total_cost"]["taxes"] = [*taxed[1]["total_cost"].get("taxes", []), None]
     run = engines(tmp_path / "v230", [dump(t) for t in taxed])
     assert codes(run) == ["WRONG_TYPE"] and fallen(run) == 1
+
+
+@pytest.mark.parametrize("ref", ["", None, " "])
+def test_credit_reference_id_empty(ref, tmp_path):
+    """A credit CDR needs a credit_reference_id: the parser refuses an empty one like a missing one
+    (MISSING_FIELD); the reader saw only null. A blank one is a value to both."""
+    credit = dict(v22(1), id="CR-1", credit=True, credit_reference_id=ref)
+    run = engines(tmp_path, [dump(v22(0)), dump(credit)])
+    assert codes(run) == ([] if ref else ["MISSING_FIELD"])

@@ -685,7 +685,9 @@ def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.nda
     ck.require(valid_mask(loc.field("id")), "missing cdr_location.id")
     ck.require(valid_mask(loc.field("country")), "missing cdr_location.country")
     credit = pc.fill_null(col["credit"], False).to_numpy(zero_copy_only=False)
-    ck.require(~credit | valid_mask(col["credit_reference_id"]), "credit without credit_reference_id")
+    # the parser's test is `not credit_reference_id`: null and "" alike
+    named = pc.fill_null(pc.greater(pc.binary_length(col["credit_reference_id"]), 0), False)
+    ck.require(~credit | named.to_numpy(zero_copy_only=False), "credit without credit_reference_id")
     return _check_times(col, ck, "end_date_time")
 
 

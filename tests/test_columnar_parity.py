@@ -142,3 +142,21 @@ def test_credit_reference_id_empty(ref, tmp_path):
     credit = dict(v22(1), id="CR-1", credit=True, credit_reference_id=ref)
     run = engines(tmp_path, [dump(v22(0)), dump(credit)])
     assert codes(run) == ([] if ref else ["MISSING_FIELD"])
+
+
+@pytest.mark.parametrize(
+    "cost",
+    [
+        {"total_energy_cost": {"excl_vat": 1}},
+        {"total_time_cost": {"before_taxes": 1, "taxes": []}},
+        {"total_fixed_cost": {"incl_vat": Decimal("1.5")}},
+        {"total_parking_cost": {"taxes": []}},
+    ],
+)
+def test_211_cdr_with_a_22_cost_field(cost, tmp_path):
+    """A 2.2-style Price among a 2.1.1 CDR's fields is strong evidence of another version: the
+    parser rejects VERSION_MISMATCH; the reader read no cost field but total_cost and priced it."""
+    run = engines(tmp_path, [dump(v211(0)), dump(dict(v211(1), **cost)), dump(v211(2))])
+    assert codes(run) == ["VERSION_MISMATCH"] and fallen(run) == 1
+    message = run["rejects"][0]["message"]
+    assert "mixes OCPI versions" in message and "`stop_date_time`" in message

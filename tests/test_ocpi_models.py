@@ -255,6 +255,23 @@ def test_211_cdr_read_as_221_is_a_version_mismatch() -> None:
     assert "2.1.1" in err.message and "Hint:" in err.message
 
 
+def test_version_mismatch_names_the_evidence_that_conflicts() -> None:
+    """A record whose own fields tell two versions: the message names both, not "looks like OCPI
+    2.1.1 … but is read as OCPI 2.1.1"."""
+    cdr = dict(load("2.1.1", "cdr_example.json"), total_energy_cost={"excl_vat": 1})
+    err = rejected(parse_cdr, cdr, "2.1.1")
+    assert err.code == E.VERSION_MISMATCH and err.path == "$.total_energy_cost.excl_vat"
+    assert "mixes OCPI versions (read as OCPI 2.1.1)" in err.message
+    assert "`stop_date_time`" in err.message and "`total_energy_cost.excl_vat`" in err.message
+    assert "looks like" not in err.message
+    # read as 2.2.1, the same record: still both pieces of evidence, at the one against 2.2.1
+    err = rejected(parse_cdr, cdr, "2.2.1")
+    assert err.path == "$.stop_date_time" and "mixes OCPI versions (read as OCPI 2.2.1)" in err.message
+    # one version throughout, read as another: what it looks like, and the version to pass
+    err = rejected(parse_cdr, load("2.2.1", "cdr_example.json"), "2.3.0")
+    assert "looks like OCPI 2.2.1" in err.message and "--ocpi-version 2.2.1" in err.message
+
+
 def test_other_version_mismatches() -> None:
     assert rejected(parse_cdr, load("2.2.1", "cdr_example.json"), "2.1.1").code == E.VERSION_MISMATCH
     assert rejected(parse_cdr, load("2.2.1", "cdr_example.json"), "2.3.0").code == E.VERSION_MISMATCH

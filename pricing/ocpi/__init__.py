@@ -263,14 +263,34 @@ def _resolve(obj: dict[str, Any], kind: str, version: str | None) -> str:
     v = normalize_version(version)
     for cands, reason, path, strong in evidence:
         if strong and v not in cands:
+            what = _WHAT[kind]
+            mixed = _conflict(evidence)
+            if mixed is not None:  # no version fits all its fields: name the two that disagree
+                raise RecordRejected(
+                    E.VERSION_MISMATCH,
+                    f"this {what} mixes OCPI versions (read as OCPI {v}): {mixed[0]} but {mixed[1]}. "
+                    f"Hint: a {what} is written in one OCPI version; drop or convert the fields of "
+                    "the other one",
+                    path,
+                )
             other = _pick(_candidates(evidence))
             raise RecordRejected(
                 E.VERSION_MISMATCH,
-                f"this {_WHAT[kind]} looks like OCPI {other} ({reason}) but is read as OCPI {v}. "
+                f"this {what} looks like OCPI {other} ({reason}) but is read as OCPI {v}. "
                 f"Hint: keep one OCPI version per file and pass the right one (--ocpi-version {other})",
                 path,
             )
     return v
+
+
+def _conflict(evidence: list[_Evidence]) -> tuple[str, str] | None:
+    """The reasons of the first two pieces of strong evidence that no one version satisfies."""
+    strong = [(cands, reason) for cands, reason, _path, is_strong in evidence if is_strong]
+    for i, (a, why_a) in enumerate(strong):
+        for b, why_b in strong[i + 1 :]:
+            if not a & b:
+                return why_a, why_b
+    return None
 
 
 # ---- parsing ------------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ SCHEMA = pa.schema(
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 # OCPI 2.1.1 CDRs have their own shape: money is a plain number (excl. VAT), the full Location
 # (its time_zone, and connector tariff_ids that name the tariff), auth_id for the token. The
-# 2.2-only keys are read too, only to see that a line is not 2.1.1 after all.
+# 2.2-only keys and cost fields are read too, only to see that a line is not 2.1.1 after all.
 _CONNECTOR = pa.struct([("id", _S), ("tariff_id", _S)])
 _EVSE = pa.struct([("uid", _S), ("evse_id", _S), ("connectors", pa.list_(_CONNECTOR))])
 V22_KEYS = ("end_date_time", "cdr_token", "cdr_location", "country_code", "party_id")
@@ -166,6 +166,7 @@ SCHEMA_211 = pa.schema(
         ("total_parking_time", _DEC),
         ("remark", _S),
         ("last_updated", _S),
+        *((m, _PRICE) for m in MONEY[1:]),  # a Price here tells 2.2.1 / 2.3.0
         ("end_date_time", _S),
         ("cdr_token", pa.struct([("contract_id", _S)])),
         ("cdr_location", pa.struct([("id", _S)])),
@@ -540,6 +541,12 @@ def _cdr_211(
     n = len(col["id"])
     for key in V22_KEYS:
         ck.require(~valid_mask(col[key]), "version other than the file's")
+    for m in MONEY[1:]:  # total_energy_cost & co. with a Price key: the parser's VERSION_MISMATCH
+        price = col[m]
+        keyed = np.zeros(n, bool)
+        for f in _PRICE:
+            keyed |= valid_mask(price.field(f.name))
+        ck.require(~keyed, "version other than the file's")
     for name in ("id", "auth_id", "currency", "total_cost", "total_energy", "total_time"):
         ck.require(valid_mask(col[name]), f"missing {name}")
     _check_id(col["id"], ck)

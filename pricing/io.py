@@ -52,7 +52,17 @@ def loads(text: str | bytes) -> Any:
 
 
 def unwrap_envelope(doc: Any) -> Any:
-    if isinstance(doc, dict) and "data" in doc and ("status_code" in doc or "timestamp" in doc):
+    """The ``data`` of an OCPI response envelope (``{"data": …, "status_code": …, "timestamp": …}``),
+    else ``doc`` itself. An envelope carries records: its ``data`` is an object or an array, and
+    it has no ``id`` of its own (every CDR, tariff and session has one), so a record with vendor
+    fields named ``data`` and ``timestamp`` stays a record, and an error response (``data`` null)
+    is refused as what it is, an object that is no record (its keys named)."""
+    if (
+        isinstance(doc, dict)
+        and isinstance(doc.get("data"), (dict, list))
+        and ("status_code" in doc or "timestamp" in doc)
+        and "id" not in doc
+    ):
         return doc["data"]
     return doc
 

@@ -160,3 +160,22 @@ def test_211_cdr_with_a_22_cost_field(cost, tmp_path):
     assert codes(run) == ["VERSION_MISMATCH"] and fallen(run) == 1
     message = run["rejects"][0]["message"]
     assert "mixes OCPI versions" in message and "`stop_date_time`" in message
+
+
+def test_cdr_with_fields_named_like_an_envelope(tmp_path):
+    """``data`` + ``timestamp`` / ``status_code`` on a CDR (vendor fields): the per-record reader
+    took the line for an OCPI response envelope and rejected its ``data`` ("got int"), the
+    reader priced the CDR. One rule (pricing.io.unwrap_envelope): an object with an ``id`` is a
+    record, and an envelope's ``data`` is an object or an array; a real envelope line is read
+    through, an error envelope (``data`` null) is a BAD_RECORD naming its keys."""
+    stamp = "2026-10-01T00:00:00Z"
+    lines = [
+        dump(dict(v22(0), data=1, timestamp=stamp)),
+        dump(dict(v22(1), data="x", status_code=1000)),
+        dump(dict(v22(2), data={"vendor": 1}, timestamp=stamp, status_code=1000)),
+        dump({"data": v22(3), "status_code": 1000, "timestamp": stamp}),
+        dump({"data": None, "status_code": 2001, "status_message": "Invalid", "timestamp": stamp}),
+    ]
+    run = engines(tmp_path, lines)
+    assert [(r["line"], r["code"]) for r in run["rejects"]] == [(5, "BAD_RECORD")]
+    assert "data, status_code, status_message, timestamp" in run["rejects"][0]["message"]

@@ -547,6 +547,7 @@ def _cdr_211(
         for f in _PRICE:
             keyed |= valid_mask(price.field(f.name))
         ck.require(~keyed, "version other than the file's")
+    # no id: maybe an OCPI envelope, which pricing.io.unwrap_envelope reads per record
     for name in ("id", "auth_id", "currency", "total_cost", "total_energy", "total_time"):
         ck.require(valid_mask(col[name]), f"missing {name}")
     _check_id(col["id"], ck)
@@ -675,6 +676,7 @@ def _check_cdr(col: dict[str, pa.Array], ck: Checks) -> tuple[np.ndarray, np.nda
     """Required CDR fields, currency, party codes, token and location, no embedded tariffs, a
     credit names what it credits, readable timestamps with end >= start; returns (start, end)
     in epoch ms."""
+    # no id: maybe an OCPI envelope, which pricing.io.unwrap_envelope reads per record
     for name in ("id", "country_code", "party_id", "currency", "total_energy", "total_time"):
         ck.require(valid_mask(col[name]), f"missing {name}")
     _check_id(col["id"], ck)

@@ -179,3 +179,18 @@ def test_cdr_with_fields_named_like_an_envelope(tmp_path):
     run = engines(tmp_path, lines)
     assert [(r["line"], r["code"]) for r in run["rejects"]] == [(5, "BAD_RECORD")]
     assert "data, status_code, status_message, timestamp" in run["rejects"][0]["message"]
+
+
+@pytest.mark.parametrize("tariffs", [TARIFFS, TARIFFS / "ECO-AC-211.json"], ids=["folder", "one"])
+def test_211_connector_tariffs_none_given(tariffs, tmp_path):
+    """A 2.1.1 CDR whose connectors name tariff ids none of which was given: the reader priced it
+    with "the only tariff given" (even another one's); it goes per record, where the per-record
+    rule (pricing.sessions.select_tariffs) decides. A CDR naming an unknown and then a known id
+    stays columnar: the first known one prices it, as per record."""
+    unknown, mixed = v211(1), v211(2)
+    unknown["location"]["evses"][0]["connectors"][0]["tariff_id"] = "NOT-GIVEN"
+    connectors = mixed["location"]["evses"][0]["connectors"]
+    connectors.insert(0, dict(connectors[0], tariff_id="NOT-GIVEN"))
+    connectors[1]["tariff_id"] = "ECO-AC-211"
+    run = engines(tmp_path, [dump(v211(0)), dump(unknown), dump(mixed)], tariffs)
+    assert run["fallbacks"] == {"columnar_reader: 2.1.1 connector tariff_ids none of the given tariffs": 1}

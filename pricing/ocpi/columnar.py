@@ -592,9 +592,9 @@ def _connector_tariff(loc: pa.Array, ck: Checks, known: frozenset[str] | None) -
     whole = per_parent_all(valid_mask(evses), e_parent, n) & per_parent_all(valid_mask(conns), cdr_of, n)
     ck.require(whole, "null in location.evses or their connectors")
     has = valid_mask(tid)
+    named = np.zeros(n, bool)
+    named[cdr_of[has]] = True
     if known is None:  # nobody said which tariffs exist: such CDRs go per record
-        named = np.zeros(n, bool)
-        named[cdr_of[has]] = True
         ck.require(~named, "2.1.1 connector tariff_id and no tariff ids given")
         return pa.nulls(n, _S)
     hit = pc.fill_null(pc.is_in(tid, value_set=pa.array(sorted(known), _S)), False)
@@ -602,6 +602,8 @@ def _connector_tariff(loc: pa.Array, ck: Checks, known: frozenset[str] | None) -
     first = np.full(n, -1, np.int64)
     cdrs, pos = np.unique(cdr_of[idx], return_index=True)
     first[cdrs] = idx[pos]
+    if known:  # tariffs named, none of them given: the per-record rule decides (not "the only one")
+        ck.require(~named | (first >= 0), "2.1.1 connector tariff_ids none of the given tariffs")
     return tid.take(pa.array(first, pa.int64(), mask=first < 0))
 
 

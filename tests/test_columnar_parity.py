@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from test_columnar_shapes import SAMPLE, dump, records, write
 
 from api.cli import main
+from pricing.io import _read_ndjson
+from pricing.ocpi.columnar_values import MAX_DEPTH, deep_lines
 
 TARIFFS = SAMPLE / "tariffs"
 
@@ -194,3 +198,66 @@ def test_211_connector_tariffs_none_given(tariffs, tmp_path):
     connectors[1]["tariff_id"] = "ECO-AC-211"
     run = engines(tmp_path, [dump(v211(0)), dump(unknown), dump(mixed)], tariffs)
     assert run["fallbacks"] == {"columnar_reader: 2.1.1 connector tariff_ids none of the given tariffs": 1}
+
+
+def _nested(depth: int, kind: str) -> str:
+    return '{"a":' * depth + "1" + "}" * depth if kind == "object" else "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("kind", ["object", "array"])
+def test_deeply_nested_line_goes_per_record(kind, tmp_path):
+    """An unknown field nested deeper than MAX_DEPTH: pyarrow ignores it, Python's json may not
+    read it at all (RecursionError near 1000 levels, depending on the stack), so the line goes
+    per record where json decides; at 501 levels json reads it and both engines price it."""
+    deep = dump(v22(1))[:-1] + f',"x_vendor":{_nested(MAX_DEPTH + 1, kind)}}}'
+    shallow = dump(v22(2))[:-1] + f',"x_vendor":{_nested(MAX_DEPTH - 10, kind)}}}'
+    run = engines(tmp_path, [dump(v22(0)), deep, shallow])
+    assert run["fallbacks"] == {f"columnar_reader: JSON nested deeper than {MAX_DEPTH} levels": 1}
+    assert codes(run) == []
+
+
+def test_too_deep_for_json_is_one_reject_on_both_paths(tmp_path):
+    """1,200 levels: json cannot read the line; both engines reject it the same way (once the
+    per-record reader turns json's RecursionError into its BAD_JSON reject)."""
+    deep = dump(v22(1))[:-1] + f',"x":{_nested(1200, "object")}}}'
+    try:
+        list(_read_ndjson(deep.encode(), "x.ndjson"))
+    except RecursionError:
+        pytest.skip("the per-record reader still raises RecursionError on this line (pricing.io)")
+    run = engines(tmp_path, [dump(v22(0)), deep])
+    assert codes(run) == ["BAD_JSON"] and fallen(run) == 1
+
+
+def _depth_by_hand(line: str) -> int:
+    depth = most = 0
+    in_string = escaped = False
+    for ch in line:
+        if in_string:
+            escaped, in_string = (False, in_string) if escaped else (ch == "\\", ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "{[":
+            depth += 1
+            most = max(most, depth)
+        elif ch in "}]":
+            depth -= 1
+    return most
+
+
+def test_deep_lines_equal_a_plain_scan():
+    """The vectorized bound and exact depth give the lines a plain scan finds deeper than
+    MAX_DEPTH: brackets and escaped quotes inside strings, lines across the counted pieces."""
+    rnd = random.Random(5)
+    lines = []
+    for i in range(400):
+        depth = rnd.choice([0, 3, 40, MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 900])
+        noise = json.dumps(rnd.choice(["", "[[[{{", "]]}}" * 300, '\\"[{', "x" * rnd.randrange(3000)]))
+        inner = _nested(depth, rnd.choice(["object", "array"])) if depth else "0"
+        lines.append(f'{{"id":"C{i}","s":{noise},"n":{inner},"t":{noise}}}')
+    block = ("\n".join(lines) + "\n").encode()
+    buf = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts = np.r_[0, ends[:-1] + 1]
+    want = [i for i, line in enumerate(lines) if _depth_by_hand(line) > MAX_DEPTH]
+    assert len(want) > 50
+    assert deep_lines(block, buf, starts, ends).tolist() == want

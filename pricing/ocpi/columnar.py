@@ -50,9 +50,11 @@ from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
 from pricing.ocpi.columnar_reported import reported as _reported
 from pricing.ocpi.columnar_tariffs import EmbeddedTariffs
 from pricing.ocpi.columnar_values import (
+    MAX_DEPTH,
     Checks,
     convert,
     dec6,
+    deep_lines,
     list_parts,
     one_chunk,
     parse_ts,
@@ -320,6 +322,8 @@ def _do_block(st: _State, block: bytes) -> None:
         starts[0] = len(BOM)
     st.line0 += n_lines
     why = _python_lines(st, block, buf, starts, ends, line0)
+    for i in deep_lines(block, buf, starts, ends).tolist():  # json, per record, decides
+        why[i] = why[i] or f"JSON nested deeper than {MAX_DEPTH} levels"
     lines = np.flatnonzero(why == "")
     work = block
     if len(lines) < n_lines:

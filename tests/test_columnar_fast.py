@@ -8,15 +8,11 @@ import numpy as np
 import pyarrow as pa
 
 from pricing.flat_columns import RowStrings, valid_mask
-from pricing.ocpi.columnar import _KEY_NULL, NULL_KEYS, key_null_lines
+from pricing.ocpi.columnar_lines import _KEY_NULL, NULL_KEYS, key_null_hits, object_bounds
 
 
-def _lines_by_regex(block: bytes, ends: np.ndarray) -> np.ndarray:
-    at = np.fromiter((m.start() for m in _KEY_NULL.finditer(block)), np.int64)
-    return np.unique(np.searchsorted(ends, at))
-
-
-def test_key_null_lines_equal_the_pattern():
+def test_key_null_hits_equal_the_pattern():
+    """Every ``"key": null`` of NULL_KEYS, at the position and with the key the pattern finds."""
     rnd = random.Random(7)
     keys = [*NULL_KEYS, "remark", "xtaxes", "_taxes", "party", "id"]
     spaces = ["", " ", "\t", " \r ", "  "]
@@ -35,10 +31,36 @@ def test_key_null_lines_equal_the_pattern():
     buf = np.frombuffer(block, np.uint8)
     ends = np.flatnonzero(buf == 10)
     starts = np.r_[0, ends[:-1] + 1]
-    got = key_null_lines(block, buf, starts, ends)
-    want = _lines_by_regex(block, ends)
-    assert len(want) > 100  # the check sees many
-    assert got.tolist() == want.tolist()
+    pos, key = key_null_hits(block, buf, starts, ends)
+    want = [(m.start(), NULL_KEYS.index(m.group(1).decode())) for m in _KEY_NULL.finditer(block)]
+    assert len(want) > 300  # the check sees many
+    assert list(zip(pos.tolist(), key.tolist(), strict=True)) == want
+
+
+def test_object_bounds_equal_strip():
+    """First and last byte of each line that is no JSON whitespace (space, tab, \\r), as
+    bytes.strip gives them, for runs of blanks short and long (past the vector steps)."""
+    rnd = random.Random(3)
+    lines = []
+    for _ in range(2000):
+        pad = [rnd.choice([" ", "\t", "\r", "x", "{", "}"]) * rnd.choice([0, 1, 2, 5, 70]) for _ in range(3)]
+        lines.append(
+            pad[0] + rnd.choice(["", "{}", " ", "{ }", "a\tb", "\f"]) + pad[1] + rnd.choice(["", "\r"])
+        )
+    block = ("\n".join(lines) + "\n").encode()
+    buf = np.frombuffer(block, np.uint8)
+    ends = np.flatnonzero(buf == 10)
+    starts = np.r_[0, ends[:-1] + 1]
+    first, last = object_bounds(buf, starts, ends)
+    for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        raw = block[s:e]
+        if raw.strip(b" \t\r"):
+            assert (first[i] - s, last[i] - s + 1) == (
+                len(raw) - len(raw.lstrip(b" \t\r")),
+                len(raw.rstrip(b" \t\r")),
+            )
+        else:
+            assert first[i] > last[i]
 
 
 def test_blank_row_strings_like_python_strip():

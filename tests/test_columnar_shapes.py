@@ -4,6 +4,7 @@ and the result equals the per-record path's (rows, rejects, warnings, written by
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 from collections import Counter
@@ -97,8 +98,10 @@ def test_explicit_nulls_and_unknown_fields_stay_columnar(tariffs, tmp_path):
         dump(dict(good[2], x_vendor={"nested": [1, {"a": None}], "s": "null"}, another=None)),
         dump(dict(good[3], cdr_location=dict(good[3]["cdr_location"], evse_uid=None))),
     ]
-    # a null in a key that decides the version: the parser reads the key's presence
+    # a null incl_vat beside excl_vat says 2.2.1 as excl_vat does: columnar; a null before_taxes
+    # decides the version (the parser reads the key's presence: 2.3.0 in a 2.2.1 file)
     lines.append(dump(dict(good[4], total_cost=dict(good[4]["total_cost"], incl_vat=None))))
+    lines.append(dump(dict(good[7], total_cost=dict(good[7]["total_cost"], before_taxes=None))))
     # a null where a value is required: the parser's reject
     lines.append(dump(dict(good[5], currency=None)))
     periods = json.loads(dump(good[6]["charging_periods"]), parse_float=Decimal)
@@ -107,7 +110,7 @@ def test_explicit_nulls_and_unknown_fields_stay_columnar(tariffs, tmp_path):
     reasons, result = check(write(tmp_path, lines), tariffs, tmp_path)
     assert sum(reasons.values()) == 2  # the Price key and the required currency only
     assert reasons["explicit null in a key that decides the OCPI version"] == 1
-    assert result.priced == 6 and [f.code for f in result.rejects] == ["WRONG_TYPE"]  # null currency
+    assert result.priced == 6 and {f.code for f in result.rejects} == {"WRONG_TYPE", "VERSION_MISMATCH"}
 
 
 def test_empty_lists(tariffs, tmp_path):
@@ -174,6 +177,22 @@ def test_a_lone_carriage_return_is_a_byte_of_its_line(tariffs, tmp_path):
     assert "carriage return" in result.rejects[0].message
     assert sorted(r["line"] for r in result.rows) == [1, 2, 4, 5]
     assert sum(reasons.values()) == 1  # the broken line only
+
+
+def test_blanks_around_the_object(tariffs, tmp_path):
+    """Spaces, tabs and \\r before ``{`` or after ``}`` are JSON's own blanks: such lines stay
+    columnar (CRLF too) with their line numbers; a line of blanks is no record; a form feed (no
+    JSON blank) or text after the object is the parser's BAD_JSON."""
+    good = [dump(r) for r in records("cdrs.ndjson", 12)]
+    pads = [(" ", ""), ("\t", " "), ("\r", " \t \r"), ("  \t ", "\t"), (" " * 100, " " * 70)]
+    lines = [a + g + b for (a, b), g in zip(itertools.cycle(pads), good[:10])]
+    lines[3:3] = ["   ", "\t"]
+    lines += ["\f" + good[10], good[11] + " x"]
+    for end in ("\n", "\r\n"):
+        reasons, result = check(write(tmp_path, lines, end=end), tariffs, tmp_path)
+        assert reasons == {"not one JSON object on the line": 2}
+        assert result.priced == 10
+        assert [(f.code, f.line) for f in result.rejects] == [("BAD_JSON", 13), ("BAD_JSON", 14)]
 
 
 def test_211_file_and_a_211_record_in_a_221_file(tariffs, tmp_path):

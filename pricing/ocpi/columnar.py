@@ -13,12 +13,12 @@ credit CDRs (negative money), 2.3.0 taxes, CRLF line ends, a UTF-8 BOM, the file
 (decoded here once, to fix the file's OCPI version as the parser does). Only what the per-record
 parser (:func:`pricing.ocpi.parse_cdr`) might judge differently becomes a fallback
 :class:`~pricing.io.Record` (decoded exactly as :func:`pricing.io.read_records` would), so that
-the parser gives its exact reject: broken lines (not one ``{…}`` object, invalid UTF-8), lines
-pyarrow refuses (the block is cut around them:
-:func:`pricing.ocpi.columnar_parse.parse_runs`), a missing or wrong value, a null in a key
-that decides the version, an unknown dimension type, a negative volume, end before start,
-periods out of order or after the end, a version other than the file's, values too large for
-the integer units. Each non-blank line is counted exactly once:
+the parser gives its exact reject: broken lines (not one ``{…}`` object between blanks, invalid
+UTF-8), lines pyarrow refuses (the block is cut around them:
+:func:`pricing.ocpi.columnar_parse.parse_runs`), a missing or wrong value, a null that could decide
+the version (:mod:`pricing.ocpi.columnar_lines`), an unknown dimension type, a negative volume,
+end before start, periods out of order or after the end, a version other than the file's,
+values too large for the integer units. Each non-blank line is counted exactly once:
 ``table CDRs + len(fallback) == records read by read_records``. The table's ``line`` column keeps
 the same ``cdr_id`` on two lines two records (:func:`pricing.flat.split_flat`).
 
@@ -31,7 +31,6 @@ in the result's ``fallbacks``.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -45,6 +44,7 @@ from pricing.flat import arrow_schema
 from pricing.io import Record, _read_ndjson, loads
 from pricing.model import Tariff
 from pricing.ocpi import CDR_MONEY, COUNTRY_CODE, PARTY_ID, detect_version
+from pricing.ocpi.columnar_lines import key_null_lines, object_bounds
 from pricing.ocpi.columnar_parse import parse_runs
 from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
 from pricing.ocpi.columnar_reported import reported as _reported
@@ -177,29 +177,6 @@ SCHEMA_211 = pa.schema(
     ]
 )
 _PARSE_211 = pj.ParseOptions(explicit_schema=SCHEMA_211, unexpected_field_behavior="ignore")
-# An explicit null is the same as an absent key for every optional field of the wire models
-# (``X | None = None``), and a required field that is null is missing in the columns too. The one
-# place where presence alone matters is version detection (pricing.ocpi.detect_version): a Price
-# key or a 2.2-only CDR field decides the version even when its value is null, so only lines with
-# such a null leave the columnar path.
-NULL_KEYS = (
-    "before_taxes",
-    "taxes",
-    "after_taxes",
-    "excl_vat",
-    "incl_vat",
-    "end_date_time",
-    "cdr_token",
-    "cdr_location",
-    "country_code",
-    "party_id",
-)
-_KEY_NULL = re.compile(rb'"(?:' + "|".join(NULL_KEYS).encode() + rb')"\s*:\s*null')
-_NULL = re.compile(rb"null")  # a literal: found by a fast scan, unlike _KEY_NULL's alternation
-_SPACE = np.zeros(256, bool)
-_SPACE[list(b" \t\n\r\f\v")] = True  # what \s matches in a bytes pattern
-_KEY_LAST = np.zeros(256, bool)
-_KEY_LAST[[ord(k[-1]) for k in NULL_KEYS]] = True  # the last letter of each of NULL_KEYS
 BOM = b"\xef\xbb\xbf"
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -358,8 +335,8 @@ def _python_lines(
     st: _State, block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, line0: int
 ) -> np.ndarray:
     """Per line of the block, why it is decoded in Python ("" for none): not one ``{…}`` object
-    (blank lines are dropped there), an explicit null, invalid UTF-8, or the file's first JSON
-    object (it fixes the file's version)."""
+    between JSON blanks (blank lines are dropped there), an explicit null that could decide
+    the version, invalid UTF-8, or the file's first JSON object (it fixes the file's version)."""
     n_lines = len(ends)
     why = np.full(n_lines, "", object)
 
@@ -367,11 +344,9 @@ def _python_lines(
         if not why[i]:
             why[i] = reason
 
-    last = ends - 1
-    last_c = buf[np.maximum(last, 0)]
-    last = np.where((last_c == 13) & (last >= starts), last - 1, last)
-    nonempty = last >= starts
-    shape = nonempty & (buf[np.minimum(starts, len(buf) - 1)] == 123) & (buf[np.maximum(last, 0)] == 125)
+    first, last = object_bounds(buf, starts, ends)  # blanks around the object are JSON's
+    n = len(buf)
+    shape = (last >= first) & (buf[np.minimum(first, n - 1)] == 123) & (buf[np.maximum(last, 0)] == 125)
     why[~shape] = "not one JSON object on the line"
     for i in key_null_lines(block, buf, starts, ends).tolist():
         mark(i, "explicit null in a key that decides the OCPI version")
@@ -403,32 +378,6 @@ def _utf8(block: bytes) -> bool:
     except pa.ArrowInvalid:
         return False
     return True
-
-
-def key_null_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The lines (indices, ascending) where :data:`_KEY_NULL` matches: each ``null`` of the block
-    is found by a literal scan; one written ``"key":null`` (no space) is judged on the bytes
-    before it, one with spaces by the pattern itself on its line."""
-    at = np.fromiter((m.start() for m in _NULL.finditer(block)), np.int64)
-    at = at[at >= 2]
-    if not len(at):
-        return np.zeros(0, np.int64)
-    tight = (buf[at - 1] == 58) & (buf[at - 2] == 34)  # '":null'
-    if len(at):  # the key's last letter first: most nulls belong to other keys (cheap to rule out)
-        tight &= _KEY_LAST[buf[np.maximum(at - 3, 0)]]
-    hit = np.zeros(len(at), bool)
-    for key in NULL_KEYS:
-        word = np.frombuffer(b'"' + key.encode(), np.uint8)
-        first = at - 2 - len(word)
-        sel = np.flatnonzero(tight & (first >= 0))
-        if len(sel):
-            window = buf[first[sel, None] + np.arange(len(word))]
-            hit[sel[(window == word).all(axis=1)]] = True
-    lines = np.searchsorted(ends, at[hit])
-    spaced = at[~tight & (_SPACE[buf[at - 1]] | ((buf[at - 1] == 58) & _SPACE[buf[at - 2]]))]
-    spaced_lines = np.unique(np.searchsorted(ends, spaced)).tolist()
-    more = [i for i in spaced_lines if _KEY_NULL.search(block, int(starts[i]), int(ends[i]) + 1)]
-    return np.unique(np.r_[lines, np.array(more, np.int64)])
 
 
 def _fallback_raw(st: _State, raw: bytes, n: int, reason: str) -> Record | None:

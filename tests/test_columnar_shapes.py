@@ -195,6 +195,28 @@ def test_blanks_around_the_object(tariffs, tmp_path):
         assert [(f.code, f.line) for f in result.rejects] == [("BAD_JSON", 13), ("BAD_JSON", 14)]
 
 
+def test_timestamp_forms(tariffs, tmp_path):
+    """OCPI DateTimes without Z (UTC), with 1-9 fraction digits (half-up to the ms), an offset,
+    a lower-case t or z: columnar, with the parser's instants. Forms read only by the parser (no
+    seconds, ten fraction digits) go per record."""
+    good = records("cdrs.ndjson", 10)
+    forms = ["", ".5Z", ".123456Z", ".9995", "+00:00", "-0130", ",25z", "Z"]
+    lines = []
+    for g, form in zip(good, forms, strict=False):
+        stamps = {k: g[k].removesuffix("Z") + form for k in ("start_date_time", "end_date_time")}
+        periods = [
+            dict(p, start_date_time=p["start_date_time"].removesuffix("Z") + form)
+            for p in g["charging_periods"]
+        ]
+        lines.append(dump(dict(g, **stamps, charging_periods=periods)))
+    lines.append(dump(dict(good[8], start_date_time=good[8]["start_date_time"].replace("T", "t"))))
+    lines.append(dump(dict(good[9], end_date_time=good[9]["end_date_time"][:16] + "Z")))  # no seconds
+    lines.append(dump(dict(good[9], end_date_time=good[9]["end_date_time"][:19] + ".1234567891Z")))
+    reasons, result = check(write(tmp_path, lines), tariffs, tmp_path)
+    assert reasons == {"timestamp not in the columnar form": 2}
+    assert result.priced == 11
+
+
 def test_211_file_and_a_211_record_in_a_221_file(tariffs, tmp_path):
     v211 = [dump(r) for r in records("cdrs.v211.ndjson", 40)]
     v221 = [dump(r) for r in records("cdrs.ndjson", 20)]

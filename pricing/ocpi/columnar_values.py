@@ -2,8 +2,8 @@
 
 Kept apart from the reader because both CDR shapes (2.1.1 and 2.2.x) use it: decimal128 values to
 the integer units of :mod:`pricing.units` with the same half-up rounding (never through a float),
-``YYYY-MM-DDTHH:MM:SS[.mmm]Z`` timestamps to epoch ms, list-column helpers and :class:`Checks`,
-which keeps for each row the first reason it cannot go columnar.
+OCPI timestamps to epoch ms, list-column helpers and :class:`Checks`, which keeps for each row
+the first reason it cannot go columnar.
 """
 
 from __future__ import annotations
@@ -148,20 +148,43 @@ def exact(arr: pa.Array, i: int) -> Decimal:
 
 # ---- timestamps ---------------------------------------------------------------------------------
 
-_DIGITS20 = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])  # YYYY MM DD hh mm ss
+_DIGITS19 = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]  # YYYY MM DD hh mm ss
 _TENS = np.array([10, 1] * 7, np.int32)  # each digit's weight within its pair
-_PUNCT_AT = np.array([4, 7, 10, 13, 16])
-_PUNCT = np.frombuffer(b"--T::", np.uint8)
+_PUNCT_AT = np.array([4, 7, 13, 16])
+_PUNCT = np.frombuffer(b"--::", np.uint8)
 _MDAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int32)
+_ZONE_DIGITS = {0: [], 1: [], 5: [-4, -3, -2, -1], 6: [-5, -4, -2, -1]}  # zone: its length
+_SECONDS = 19  # YYYY-MM-DDTHH:MM:SS
+MAX_FRACTION = 9  # fraction digits read here (more: the parser decides)
+MAX_WIDTH = _SECONDS + 1 + MAX_FRACTION + 6
+
+
+def _days(y: Any, mo: Any, d: Any) -> Any:
+    """Days since 1970-01-01 of a proleptic Gregorian date (arrays or ints)."""
+    yy = y - (mo <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+MIN_MS = int(_days(1, 1, 1)) * 86_400_000  # datetime.min, 0001-01-01T00:00:00Z
+END_MS = int(_days(10000, 1, 1)) * 86_400_000  # just after datetime.max
 
 
 def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """``YYYY-MM-DDTHH:MM:SSZ`` or ``…SS.mmmZ`` strings → (UTC epoch ms, ok). Any other form
-    (offsets, other fractions, no ``Z``) is not ok: the parser decides those records.
+    """OCPI DateTime strings → (UTC epoch ms, ok), read exactly as the per-record parser
+    (:func:`pricing.ocpi._common.parse_datetime`) reads them, for the forms
+    ``YYYY-MM-DD(T|t| )HH:MM:SS``, then ``.`` or ``,`` and 1–9 fraction digits (half-up to the
+    millisecond) or none, then ``Z``, ``z``, ``±HH:MM``, ``±HHMM`` or nothing (UTC), ASCII
+    digits only. Other strings are not ok (the parser decides those records: it reads some more
+    forms, such as no seconds or more fraction digits), and so is an instant the parser refuses
+    or cannot hold (out of 0001–9999 after the offset, an offset of 24 h or more).
 
     The strings of one width are one (rows, width) byte matrix: a view of Arrow's data when they
-    are all its bytes (the usual column: one form, nulls empty), else gathered. Digits and fields
-    in int32, the epoch milliseconds in int64."""
+    are all its bytes (the usual column: one form, nulls empty), else gathered. Each width is
+    read in at most four layouts, told by its last bytes (``Z``, ``±HH:MM``, ``±HHMM``, none).
+    Digits and fields in int32, the epoch milliseconds in int64."""
     n = len(arr)
     ms = np.zeros(n, np.int64)
     ok = np.zeros(n, bool)
@@ -172,41 +195,84 @@ def parse_ts(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     buf = arr.buffers()[2]
     data = np.frombuffer(buf, np.uint8) if buf is not None else np.zeros(0, np.uint8)
     length = np.diff(off)
-    valid = valid_mask(arr)
-    for width in (20, 24):
-        sel = np.flatnonzero(valid & (length == width))
-        if not len(sel):
-            continue
+    cand = valid_mask(arr) & (length >= _SECONDS) & (length <= MAX_WIDTH)
+    one = cand.all() and (length == length[0]).all()
+    widths = [int(length[0])] if one else np.flatnonzero(np.bincount(length[cand])).tolist()
+    for width in widths:
+        sel = np.flatnonzero(cand & (length == width))
         if off[-1] - off[0] == len(sel) * width:  # no other string has a byte: one matrix
             m = data[off[0] : off[-1]].reshape(len(sel), width)
         else:
             m = data[off[:-1][sel].astype(np.intp)[:, None] + np.arange(width)]
-        dig = m[:, _DIGITS20].astype(np.int32) - 48
-        good = (dig.view(np.uint32) <= 9).all(axis=1)  # a byte below '0' wraps around
-        good &= (m[:, _PUNCT_AT] == _PUNCT).all(axis=1) & (m[:, width - 1] == 90)
-        tens = dig * _TENS
-        pair = tens[:, 0::2] + tens[:, 1::2]  # century, year of it, month, day, hour, minute, second
-        y = pair[:, 0] * 100 + pair[:, 1]
-        mo, d, hh, mi, ss = pair[:, 2], pair[:, 3], pair[:, 4], pair[:, 5], pair[:, 6]
-        frac: Any = 0
-        if width == 24:
-            fd = m[:, 20:23].astype(np.int32) - 48
-            good &= (m[:, 19] == 46) & (fd.view(np.uint32) <= 9).all(axis=1)
-            frac = fd[:, 0] * 100 + fd[:, 1] * 10 + fd[:, 2]
-        leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-        mdays = _MDAYS[np.clip(mo, 0, 12)] + (leap & (mo == 2))
-        good &= (
-            (y >= 1) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= mdays) & (hh < 24) & (mi < 60) & (ss < 60)
-        )
-        yy = y - (mo <= 2)
-        era = yy // 400
-        yoe = yy - era * 400
-        doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + d - 1
-        doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-        days = (era * 146097 + doe - 719468).astype(np.int64)
-        ms[sel] = ((days * 24 + hh) * 60 + mi) * 60_000 + ss * 1000 + frac
-        ok[sel] = good
+        zone = _zone(m, width)
+        groups = [(1, None)] if zone is None else [(z, np.flatnonzero(zone == z)) for z in (0, 1, 5, 6)]
+        for z, rows in groups:
+            if rows is not None and len(rows) in (0, len(sel)):
+                if not len(rows):
+                    continue
+                rows = None  # one layout: the matrix as it is
+            at = sel if rows is None else sel[rows]
+            ms[at], ok[at] = _read(m if rows is None else m[rows], width, z)
     return np.where(ok, ms, 0), ok
+
+
+def _zone(m: np.ndarray, width: int) -> np.ndarray | None:
+    """Per row the length of its zone (1: ``Z``, 6: ``±HH:MM``, 5: ``±HHMM``, 0: none), told by
+    its last bytes; None when every row ends with ``Z`` (the usual column)."""
+    last = m[:, -1]
+    z = (last == 90) | (last == 122)
+    if z.all():
+        return None
+    zone = np.where(z, 1, 0).astype(np.int8)
+    if width >= _SECONDS + 5:
+        sign = m[:, -5]
+        zone[~z & ((sign == 43) | (sign == 45))] = 5
+    if width >= _SECONDS + 6:
+        sign = m[:, -6]
+        zone[~z & ((sign == 43) | (sign == 45)) & (m[:, -3] == 58)] = 6
+    return zone
+
+
+def _read(m: np.ndarray, width: int, zone: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of one layout (``width`` bytes, a zone of ``zone`` bytes as :func:`_zone` told it:
+    its ``Z``, sign and colon are checked there) → (epoch ms, ok)."""
+    core = width - zone  # the date, the time and the fraction
+    k = core - _SECONDS - 1  # fraction digits
+    if core != _SECONDS and not 1 <= k <= MAX_FRACTION:
+        return np.zeros(len(m), np.int64), np.zeros(len(m), bool)
+    k = max(k, 0)
+    cols = [*_DIGITS19, *range(_SECONDS + 1, _SECONDS + 1 + k), *(width + i for i in _ZONE_DIGITS[zone])]
+    dig = m[:, cols].astype(np.int32) - 48
+    good = (dig.view(np.uint32) <= 9).all(axis=1)  # a byte below '0' wraps around
+    good &= (m[:, _PUNCT_AT] == _PUNCT).all(axis=1)
+    sep = m[:, 10]
+    good &= ((sep | 32) == 116) | (sep == 32)  # T or t, or a space
+    tens = dig[:, :14] * _TENS
+    pair = tens[:, 0::2] + tens[:, 1::2]  # century, year of it, month, day, hour, minute, second
+    y = pair[:, 0] * 100 + pair[:, 1]
+    mo, d, hh, mi, ss = pair[:, 2], pair[:, 3], pair[:, 4], pair[:, 5], pair[:, 6]
+    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
+    mdays = _MDAYS[np.clip(mo, 0, 12)] + (leap & (mo == 2))
+    good &= (y >= 1) & (mo >= 1) & (mo <= 12) & (d >= 1) & (d <= mdays) & (hh < 24) & (mi < 60) & (ss < 60)
+    at = ((_days(y, mo, d).astype(np.int64) * 24 + hh) * 60 + mi) * 60_000 + ss * 1000
+    frac: Any = 0
+    if k:
+        sep = m[:, _SECONDS]
+        good &= (sep == 46) | (sep == 44)  # . or ,
+        f = dig[:, 14 : 14 + k]
+        w = (100, 10, 1)
+        frac = sum(f[:, i] * w[i] for i in range(min(k, 3))) + (f[:, 3] >= 5 if k > 3 else 0)
+    if zone > 1:  # ±HH:MM or ±HHMM
+        o = dig[:, 14 + k :]
+        minutes = (o[:, 0] * 10 + o[:, 1]) * 60 + o[:, 2] * 10 + o[:, 3]
+        good &= minutes < 24 * 60
+        at -= np.where(m[:, width - zone] == 45, -1, 1) * minutes.astype(np.int64) * 60_000
+        good &= at >= MIN_MS  # the parser's datetime holds 0001-01-01 to 9999-12-31
+    if k:
+        at += frac
+    if k or zone > 1:
+        good &= at < END_MS
+    return at, good
 
 
 def one_chunk(col: Any) -> pa.Array:

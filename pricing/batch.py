@@ -29,7 +29,7 @@ from pricing import errors as E
 from pricing.compile import compile_tariffs
 from pricing.errors import Finding, KernelRefusal, RecordRejected, RoamledgerError
 from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, read_flat, split_flat
-from pricing.io import READABLE, Record, RowFrame, check_not_compressed, iter_sources
+from pricing.io import READABLE, Record, RowFrame, check_not_compressed, decoded_record, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
 from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, processes, span_bytes
@@ -82,7 +82,7 @@ def as_records(cdrs: Iterable[Any] | str | os.PathLike[str]) -> Iterator[Record]
         elif isinstance(item, (str, os.PathLike)):
             yield from iter_sources([item])
         else:
-            yield Record("<memory>", i, item)
+            yield decoded_record("<memory>", i, item)
 
 
 def price_records(

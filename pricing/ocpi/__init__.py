@@ -369,6 +369,7 @@ _TYPE_HINTS = (
     (("tuple_", "list_", "iterable_"), "write a JSON array"),
     (("enum", "literal_"), "use one of the listed values (upper case, as in the OCPI specification)"),
     (("too_short",), "OCPI requires at least one entry here"),
+    (("number_too_large",), "the value is implausibly large (10^19 or more); check the number"),
 )
 
 _WRONG_TYPE_EXACT = frozenset({"decimal_parsing", "int_parsing", "bool_parsing", "float_parsing"})
@@ -390,7 +391,10 @@ def json_path(loc: tuple[int | str, ...]) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = str(value) if isinstance(value, Decimal) else repr(value)
+    try:
+        text = str(value) if isinstance(value, Decimal) else repr(value)
+    except ValueError:  # an int of more digits than Python converts to text
+        return "a number of more than 4300 digits"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -53,6 +53,11 @@ assert 10**MWH_PLACES == MWH_PER_KWH and 10**W_PLACES == W_PER_KW and 10**MA_PLA
 
 # ---- lax scalar types ---------------------------------------------------------------------------
 
+# A number is below 10**19 in magnitude: no quantity or amount fits 64 bits in its unit beyond that,
+# and refused here (``1e308``, ``1E+999999``) it never reaches Decimal arithmetic, whose exponent
+# range it could leave (decimal.Overflow).
+NUMBER_DIGITS = 19
+
 
 def _number(value: Any) -> Decimal:
     try:
@@ -63,6 +68,8 @@ def _number(value: Any) -> Decimal:
         raise PydanticCustomError("decimal_parsing", "Input should be a number") from None
     if not d.is_finite():
         raise PydanticCustomError("finite_number", "Input should be a finite number")
+    if d and d.adjusted() >= NUMBER_DIGITS:
+        raise PydanticCustomError("number_too_large", "Input is out of range")
     return d
 
 

@@ -1,0 +1,167 @@
+"""What a JSON text must be before its records are read: nested no deeper than
+:data:`MAX_JSON_DEPTH`, and Unicode text (no lone surrogate escape).
+
+Python's ``json`` reader recurses once per level and stops near 1000 levels with a
+``RecursionError`` (how deep it gets depends on the caller's stack); a lone ``\\ud800`` escape
+decodes to a string that cannot be written as UTF-8. Neither is an OCPI record: the readers of
+:mod:`pricing.io` reject such a line (``BAD_JSON``) or such a record (``INVALID_VALUE``) with
+the messages made here, the same wherever it is read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+from pricing import errors as E
+from pricing.errors import Finding
+
+MAX_JSON_DEPTH = 512  # objects and arrays nested in each other; an OCPI record needs about 10
+
+_STEP = np.zeros(256, np.int8)
+_STEP[[ord("{"), ord("[")]] = 1
+_STEP[[ord("}"), ord("]")]] = -1
+
+
+def scan(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Per byte of the JSON text ``data``: the nesting depth after it (an opening bracket counts
+    at itself, a closing one after itself) and whether it is part of a string (quotes included);
+    brackets inside strings do not count."""
+    buf = np.frombuffer(data, np.uint8)
+    step = _STEP[buf].astype(np.int64)
+    in_string = np.zeros(len(buf), bool)
+    quotes = np.flatnonzero(buf == 34)
+    if len(quotes):
+        # a quote opens or closes a string unless an odd run of backslashes comes before it
+        back = buf == 92
+        last_other = np.maximum.accumulate(np.where(back, -1, np.arange(len(buf))))
+        before = quotes - 1
+        run = np.where(before >= 0, before - last_other[np.maximum(before, 0)], 0)
+        real = quotes[run % 2 == 0]
+        mark = np.zeros(len(buf), np.int64)
+        mark[real] = 1
+        in_string = np.cumsum(mark) % 2 == 1  # from an opening quote up to its closing one
+        in_string[real] = True
+        step[in_string] = 0
+    return np.cumsum(step), in_string
+
+
+def too_deep(data: bytes) -> bool:
+    """Whether ``data`` nests objects/arrays deeper than :data:`MAX_JSON_DEPTH` (a count of the
+    brackets first: most texts have too few to be that deep)."""
+    if data.count(b"{") + data.count(b"[") <= MAX_JSON_DEPTH:
+        return False
+    return bool(scan(data)[0].max(initial=0) > MAX_JSON_DEPTH)
+
+
+def too_deep_finding(source: str, line: int | None, what: str = "the line") -> Finding:
+    msg = (
+        f"{what} is not readable JSON: it nests objects and arrays deeper than {MAX_JSON_DEPTH} "
+        "levels. Hint: an OCPI record nests about 10 levels; remove the deeply nested value"
+    )
+    return Finding(E.BAD_JSON, msg, source, line)
+
+
+def split_deep(data: bytes) -> list[bytes] | None:
+    """The items of a too-deep JSON document, found from its brackets without decoding it: those
+    of a top-level array, or of the ``data`` array of a top-level OCPI envelope (an object with
+    ``data`` and ``status_code`` or ``timestamp``). None when the document is one object."""
+    depth, in_string = scan(data)
+    start = len(data) - len(data.lstrip())
+    first = data[start : start + 1]
+    if first == b"[":
+        return [data[a:b] for a, b in _items(data, depth, in_string, start)]
+    if first != b"{":
+        return None
+    keys: dict[str, tuple[int, int]] = {}
+    for a, b in _items(data, depth, in_string, start):
+        colon = np.flatnonzero((np.frombuffer(data, np.uint8)[a:b] == 58) & ~in_string[a:b])
+        colon = colon[depth[a + colon] == 1]
+        if not len(colon):
+            return None
+        try:
+            key = json.loads(data[a : a + int(colon[0])])
+        except ValueError:
+            return None
+        if isinstance(key, str):
+            keys.setdefault(key, (a + int(colon[0]) + 1, b))
+    if "data" in keys and ("status_code" in keys or "timestamp" in keys):
+        a, b = keys["data"]
+        at = a + len(data[a:b]) - len(data[a:b].lstrip())
+        if data[at : at + 1] == b"[":
+            return [data[x:y] for x, y in _items(data, depth, in_string, at)]
+    return None
+
+
+def _items(data: bytes, depth: np.ndarray, in_string: np.ndarray, open_at: int) -> list[tuple[int, int]]:
+    """(start, end) of each comma-separated item of the array or object opened at byte
+    ``open_at``, blanks around it left out; none for an empty one."""
+    level = depth[open_at]
+    after = np.flatnonzero(depth[open_at + 1 :] < level)
+    close = open_at + 1 + int(after[0]) if len(after) else len(data)
+    lo = open_at + 1
+    seg = np.frombuffer(data, np.uint8)[lo:close]
+    cuts = (np.flatnonzero((seg == 44) & (depth[lo:close] == level) & ~in_string[lo:close]) + lo).tolist()
+    spans = []
+    for a, b in zip([lo, *(c + 1 for c in cuts)], [*cuts, close], strict=True):
+        text = data[a:b]
+        a += len(text) - len(text.lstrip())
+        b -= len(text) - len(text.rstrip())
+        spans.append((a, max(a, b)))
+    return [] if len(spans) == 1 and spans[0][0] == spans[0][1] else spans
+
+
+def single_value(data: bytes) -> bool:
+    """Whether ``data`` holds one JSON value and blanks after it (not one value per line)."""
+    depth, _ = scan(data)
+    start = len(data) - len(data.lstrip())
+    closed = np.flatnonzero(depth[start:] == 0)
+    return not len(closed) or not data[start + int(closed[0]) + 1 :].strip()
+
+
+# ---- lone surrogates ----------------------------------------------------------------------------
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def may_hold_surrogate(data: bytes) -> bool:
+    """Whether the JSON text has a ``\\uD800``–``\\uDFFF`` escape (a pair, as for an emoji, or a
+    lone one): only then can a decoded string hold a lone surrogate."""
+    return _SURROGATE_ESCAPE.search(data) is not None
+
+
+def lone_surrogate(value: Any, path: str = "$") -> tuple[str, str] | None:
+    """(JSON path, the string) of the first key or string of a decoded value that holds a lone
+    surrogate (not Unicode text: it cannot be written as UTF-8), or None."""
+    if isinstance(value, str):
+        return (path, value) if not value.isascii() and _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{path}.{k}" if isinstance(k, str) else path
+            if isinstance(k, str) and not k.isascii() and _SURROGATE.search(k):
+                return here, k
+            found = lone_surrogate(v, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = lone_surrogate(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def surrogate_finding(found: tuple[str, str], source: str, line: int | None) -> Finding:
+    path, text = found
+    shown = text if len(text) <= 40 else text[:39] + "…"
+    where = path[2:] if path.startswith("$.") else path
+    msg = (
+        f"{where}: {shown!a} holds a lone UTF-16 surrogate escape, which is not Unicode text "
+        "and cannot be written as UTF-8. Hint: write the text as UTF-8, or escape a character "
+        "above U+FFFF as a surrogate pair (\\ud83d\\ude00); remove the stray \\uD800-\\uDFFF escape"
+    )
+    return Finding(E.INVALID_VALUE, msg, source, line, None, path)

@@ -12,7 +12,7 @@ Three decisions happen here, each with a reject code when it cannot be made:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -101,13 +101,31 @@ def _candidates(store: TariffSet, tariff_id: str, cdr: Cdr) -> list[Tariff]:
     return found
 
 
+def connector_tariff(ids: Sequence[str], known: Callable[[str], bool]) -> str:
+    """The tariff an OCPI 2.1.1 CDR names through its connectors (``location.evses[].connectors[]
+    .tariff_id``, distinct, in document order): the first that is ``known`` (among the tariffs
+    given), else the first named: it is then looked up like any named tariff and the CDR rejected
+    (``TARIFF_NOT_FOUND``, or ``TARIFF_INVALID`` for a tariff given that could not be read),
+    never priced with some other tariff given (another CPO's, say)."""
+    return next((i for i in ids if known(i)), ids[0])
+
+
 def select_tariffs(cdr: Cdr, given: TariffSet | None) -> tuple[list[Tariff], list[int]]:
-    """The tariffs of a CDR (primary first) and, per CDR period, the index of its tariff."""
-    store = given if given is not None and (len(given) or given.invalid) else TariffSet.of(cdr.tariffs)
+    """The tariffs of a CDR (primary first) and, per CDR period, the index of its tariff.
+
+    Its periods' ``tariff_id``s; where they name none, with tariffs given, the tariff its
+    connectors name (:func:`connector_tariff`); with none given, the CDR's own (embedded) tariffs,
+    of which a connector's tariff_id picks one if there; else the only one that fits
+    (:func:`implicit_tariff`)."""
+    is_given = given is not None and bool(len(given) or given.invalid)
+    store = given if given is not None and is_given else TariffSet.of(cdr.tariffs)
     period_ids = [p.tariff_id for p in cdr.periods]
     wanted = list(dict.fromkeys(i for i in period_ids if i))
     if not wanted and cdr.connector_tariff_ids:
-        wanted = [i for i in cdr.connector_tariff_ids if store.lookup(i, cdr)][:1]
+        if is_given:
+            wanted = [connector_tariff(cdr.connector_tariff_ids, lambda i: bool(store.lookup(i, cdr)))]
+        else:  # the CDR's own tariffs: the one it lists applies even if its connector now names another
+            wanted = [i for i in cdr.connector_tariff_ids if store.lookup(i, cdr)][:1]
     if wanted:
         tariffs = [choose_version(_candidates(store, i, cdr), i, cdr.start_ms) for i in wanted]
     else:

@@ -286,15 +286,19 @@ def _csv_cell(v: Any) -> str:
 # cell is written with a leading apostrophe, which spreadsheets show as text. Numbers ("-3.50")
 # are left alone: they are what a negative amount looks like. A cell that itself begins with an
 # apostrophe gets one more, so the rule is undone exactly by dropping one (:func:`csv_unsafe`).
-CSV_FORMULA_START = r"^[=+\-@\t\r']"
-CSV_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+# One rule, two regex engines (Python's ``re`` for dict rows, polars' for frames): the number
+# pattern must match the whole cell, and their ``$`` differ (Python's also matches before a final
+# newline: "-1\n" was a number there and a formula in polars), so it is anchored by ``fullmatch``
+# in Python and by ``^…\z`` in polars, never with ``$``.
+CSV_FORMULA_START = r"[=+\-@\t\r']"  # the cell's first character
+CSV_NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?"  # the whole cell
 _FORMULA_START = re.compile(CSV_FORMULA_START)
 _NUMBER = re.compile(CSV_NUMBER)
 
 
 def csv_safe(text: str) -> str:
     """A CSV cell's text neutralized for spreadsheets (see above)."""
-    if _FORMULA_START.match(text) and not _NUMBER.match(text):
+    if _FORMULA_START.match(text) and not _NUMBER.fullmatch(text):
         return "'" + text
     return text
 
@@ -306,7 +310,7 @@ def csv_unsafe(text: str) -> str:
 
 def csv_safe_expr(expr: pl.Expr) -> pl.Expr:
     """:func:`csv_safe` of a string column (null stays null)."""
-    risky = expr.str.contains(CSV_FORMULA_START) & ~expr.str.contains(CSV_NUMBER)
+    risky = expr.str.contains(f"^{CSV_FORMULA_START}") & ~expr.str.contains(f"^(?:{CSV_NUMBER})\\z")
     return pl.when(risky).then(expr.str.replace("^", "'")).otherwise(expr)
 
 

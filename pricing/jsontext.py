@@ -134,24 +134,28 @@ def may_hold_surrogate(data: bytes) -> bool:
     return _SURROGATE_ESCAPE.search(data) is not None
 
 
-def lone_surrogate(value: Any, path: str = "$") -> tuple[str, str] | None:
-    """(JSON path, the string) of the first key or string of a decoded value that holds a lone
-    surrogate (not Unicode text: it cannot be written as UTF-8), or None."""
-    if isinstance(value, str):
-        return (path, value) if not value.isascii() and _SURROGATE.search(value) else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            here = f"{path}.{k}" if isinstance(k, str) else path
-            if isinstance(k, str) and not k.isascii() and _SURROGATE.search(k):
-                return here, k
-            found = lone_surrogate(v, here)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found = lone_surrogate(v, f"{path}[{i}]")
-            if found is not None:
-                return found
+def lone_surrogate(value: Any) -> tuple[str, str] | None:
+    """(JSON path, the string) of the first key or string of a decoded value, in document order,
+    that holds a lone surrogate (not Unicode text: it cannot be written as UTF-8), or None. A
+    loop, not recursion: an object of the Python API may be nested deeper than the stack goes."""
+    todo: list[tuple[Any, str]] = [(value, "$")]
+    while todo:
+        v, path = todo.pop()
+        if isinstance(v, str):
+            if not v.isascii() and _SURROGATE.search(v):
+                return path, v
+        elif isinstance(v, dict):
+            items = []
+            for k, x in v.items():
+                if isinstance(k, str) and not k.isascii() and _SURROGATE.search(k):
+                    here = f"{path}.{k.encode('utf-8', 'backslashreplace').decode()}"  # writable
+                    items.append((k, here))  # the key itself (before its value)
+                else:
+                    here = f"{path}.{k}"
+                items.append((x, here))
+            todo.extend(reversed(items))
+        elif isinstance(v, (list, tuple)):
+            todo.extend(reversed([(x, f"{path}[{i}]") for i, x in enumerate(v)]))
     return None
 
 

@@ -142,9 +142,14 @@ def test_a_lone_surrogate_is_an_invalid_value(tmp_path: Path, args: list[str]) -
 
 
 def test_a_lone_surrogate_in_memory_and_in_a_reject_file(tmp_path: Path) -> None:
-    res = price_batch([cdr("\ud800"), cdr("fine")])
+    odd_key = cdr("odd-key")
+    odd_key["x\udc00"] = 1
+    res = price_batch([cdr("\ud800"), cdr("fine"), odd_key])
     assert [r["cdr_id"] for r in res.rows] == ["fine"]
-    assert [(r.code, r.path) for r in res.rejects] == [("INVALID_VALUE", "$.id")]
+    assert [(r.code, r.path) for r in res.rejects] == [
+        ("INVALID_VALUE", "$.id"),
+        ("INVALID_VALUE", "$.x\\udc00"),
+    ]
     # writing a reject that quotes such a string cannot fail: it is written as its JSON escape
     out = tmp_path / "rejects.ndjson"
     write_ndjson(out, [Finding("BAD_RECORD", "id \ud800 is odd", "x", 1, "\ud800").as_row()])

@@ -24,29 +24,30 @@ MAX_JSON_DEPTH = 512  # objects and arrays nested in each other; an OCPI record 
 _STEP = np.zeros(256, np.int8)
 _STEP[[ord("{"), ord("[")]] = 1
 _STEP[[ord("}"), ord("]")]] = -1
+_STRUCTURAL = np.zeros(256, bool)
+_STRUCTURAL[[ord(c) for c in "{}[],:"]] = True
 
 
-def scan(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """Per byte of the JSON text ``data``: the nesting depth after it (an opening bracket counts
-    at itself, a closing one after itself) and whether it is part of a string (quotes included);
-    brackets inside strings do not count."""
+def structure(data: bytes, chars: np.ndarray = _STRUCTURAL) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the bytes of ``chars`` (a 256-entry mask) outside strings in the JSON text
+    ``data``, and the nesting depth after each (an opening bracket counts at itself, a closing one
+    after itself). Works on those positions and the quotes only (few next to the bytes)."""
     buf = np.frombuffer(data, np.uint8)
-    step = _STEP[buf].astype(np.int64)
-    in_string = np.zeros(len(buf), bool)
+    pos = np.flatnonzero(chars[buf])
     quotes = np.flatnonzero(buf == 34)
-    if len(quotes):
+    if len(quotes) and len(pos):
         # a quote opens or closes a string unless an odd run of backslashes comes before it
-        back = buf == 92
-        last_other = np.maximum.accumulate(np.where(back, -1, np.arange(len(buf))))
-        before = quotes - 1
-        run = np.where(before >= 0, before - last_other[np.maximum(before, 0)], 0)
-        real = quotes[run % 2 == 0]
-        mark = np.zeros(len(buf), np.int64)
-        mark[real] = 1
-        in_string = np.cumsum(mark) % 2 == 1  # from an opening quote up to its closing one
-        in_string[real] = True
-        step[in_string] = 0
-    return np.cumsum(step), in_string
+        back = np.flatnonzero(buf == 92)
+        if len(back):
+            new_run = np.r_[True, back[1:] != back[:-1] + 1]
+            run_start = np.maximum.accumulate(np.where(new_run, back, 0))
+            k = np.searchsorted(back, quotes - 1)  # the backslash just before a quote, if any
+            k = np.minimum(k, len(back) - 1)
+            escaped = (back[k] == quotes - 1) & ((quotes - run_start[k]) % 2 == 1)
+            quotes = quotes[~escaped]
+        pos = pos[np.searchsorted(quotes, pos) % 2 == 0]  # an even number of quotes before it
+    depth = np.cumsum(_STEP[buf[pos]].astype(np.int64))
+    return pos, depth
 
 
 def too_deep(data: bytes) -> bool:
@@ -54,7 +55,11 @@ def too_deep(data: bytes) -> bool:
     brackets first: most texts have too few to be that deep)."""
     if data.count(b"{") + data.count(b"[") <= MAX_JSON_DEPTH:
         return False
-    return bool(scan(data)[0].max(initial=0) > MAX_JSON_DEPTH)
+    _pos, depth = structure(data, _BRACKETS)
+    return bool(depth.max(initial=0) > MAX_JSON_DEPTH)
+
+
+_BRACKETS = _STEP != 0
 
 
 def too_deep_finding(source: str, line: int | None, what: str = "the line") -> Finding:
@@ -69,44 +74,47 @@ def split_deep(data: bytes) -> list[bytes] | None:
     """The items of a too-deep JSON document, found from its brackets without decoding it: those
     of a top-level array, or of the ``data`` array of a top-level OCPI envelope (an object with
     ``data`` and ``status_code`` or ``timestamp``). None when the document is one object."""
-    depth, in_string = scan(data)
+    pos, depth = structure(data)
+    buf = np.frombuffer(data, np.uint8)
     start = len(data) - len(data.lstrip())
     first = data[start : start + 1]
     if first == b"[":
-        return [data[a:b] for a, b in _items(data, depth, in_string, start)]
+        return [data[a:b] for a, b in _items(data, pos, depth, start)]
     if first != b"{":
         return None
     keys: dict[str, tuple[int, int]] = {}
-    for a, b in _items(data, depth, in_string, start):
-        colon = np.flatnonzero((np.frombuffer(data, np.uint8)[a:b] == 58) & ~in_string[a:b])
-        colon = colon[depth[a + colon] == 1]
+    for a, b in _items(data, pos, depth, start):
+        lo, hi = np.searchsorted(pos, [a, b])
+        colon = np.flatnonzero((buf[pos[lo:hi]] == 58) & (depth[lo:hi] == 1))  # after the key
         if not len(colon):
             return None
+        at = int(pos[lo + colon[0]])
         try:
-            key = json.loads(data[a : a + int(colon[0])])
+            key = json.loads(data[a:at])
         except ValueError:
             return None
         if isinstance(key, str):
-            keys.setdefault(key, (a + int(colon[0]) + 1, b))
+            keys.setdefault(key, (at + 1, b))
     if "data" in keys and ("status_code" in keys or "timestamp" in keys):
         a, b = keys["data"]
         at = a + len(data[a:b]) - len(data[a:b].lstrip())
         if data[at : at + 1] == b"[":
-            return [data[x:y] for x, y in _items(data, depth, in_string, at)]
+            return [data[x:y] for x, y in _items(data, pos, depth, at)]
     return None
 
 
-def _items(data: bytes, depth: np.ndarray, in_string: np.ndarray, open_at: int) -> list[tuple[int, int]]:
+def _items(data: bytes, pos: np.ndarray, depth: np.ndarray, open_at: int) -> list[tuple[int, int]]:
     """(start, end) of each comma-separated item of the array or object opened at byte
-    ``open_at``, blanks around it left out; none for an empty one."""
-    level = depth[open_at]
-    after = np.flatnonzero(depth[open_at + 1 :] < level)
-    close = open_at + 1 + int(after[0]) if len(after) else len(data)
-    lo = open_at + 1
-    seg = np.frombuffer(data, np.uint8)[lo:close]
-    cuts = (np.flatnonzero((seg == 44) & (depth[lo:close] == level) & ~in_string[lo:close]) + lo).tolist()
+    ``open_at`` (one of ``pos``), blanks around it left out; none for an empty one."""
+    k = int(np.searchsorted(pos, open_at))
+    level = depth[k]
+    after = np.flatnonzero(depth[k + 1 :] < level)
+    close = int(pos[k + 1 + after[0]]) if len(after) else len(data)
+    end_k = k + 1 + int(after[0]) if len(after) else len(pos)
+    inner = slice(k + 1, end_k)
+    cuts = pos[inner][(np.frombuffer(data, np.uint8)[pos[inner]] == 44) & (depth[inner] == level)].tolist()
     spans = []
-    for a, b in zip([lo, *(c + 1 for c in cuts)], [*cuts, close], strict=True):
+    for a, b in zip([open_at + 1, *(c + 1 for c in cuts)], [*cuts, close], strict=True):
         text = data[a:b]
         a += len(text) - len(text.lstrip())
         b -= len(text) - len(text.rstrip())
@@ -116,10 +124,9 @@ def _items(data: bytes, depth: np.ndarray, in_string: np.ndarray, open_at: int) 
 
 def single_value(data: bytes) -> bool:
     """Whether ``data`` holds one JSON value and blanks after it (not one value per line)."""
-    depth, _ = scan(data)
-    start = len(data) - len(data.lstrip())
-    closed = np.flatnonzero(depth[start:] == 0)
-    return not len(closed) or not data[start + int(closed[0]) + 1 :].strip()
+    pos, depth = structure(data, _BRACKETS)
+    closed = np.flatnonzero(depth == 0)
+    return not len(closed) or not data[int(pos[closed[0]]) + 1 :].strip()
 
 
 # ---- lone surrogates ----------------------------------------------------------------------------

@@ -10,13 +10,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_price_cli import CDR, TARIFF
 
 from api.cli import main
 from pricing.batch import price_batch
 from pricing.errors import Finding
 from pricing.io import write_ndjson
-from pricing.jsontext import MAX_JSON_DEPTH
+from pricing.jsontext import MAX_JSON_DEPTH, split_deep, structure
 
 # per-record path with either engine (--explain keeps the kernel per record), and the default one
 PER_RECORD = [["--engine", "reference"], ["--engine", "kernel", "--explain"]]
@@ -118,6 +120,34 @@ def test_ndjson_named_json_with_a_deep_line_is_read_line_by_line(tmp_path: Path)
     res = price_batch([src])
     assert [r["cdr_id"] for r in res.rows] == ["ok"]
     assert [(r.code, r.line) for r in res.rejects] == [("BAD_JSON", 1)]
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='{}[],:"\\ ab\n\u00e9'),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(alphabet='{[":\\ab'), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+def depth_of(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    return 0
+
+
+@given(st.lists(JSON_VALUES, max_size=5), st.sampled_from([", ", ",", " ,\n "]), st.booleans())
+def test_the_byte_scan_sees_the_depth_and_items_json_sees(items: list, sep: str, indent: bool) -> None:
+    text = sep.join(json.dumps(v, indent=1 if indent else None, ensure_ascii=False) for v in items)
+    doc = f"[{text}]".encode()
+    _pos, depth = structure(doc)
+    assert depth.max(initial=0) == depth_of(items) and depth[-1] == 0
+    assert [json.loads(x) for x in split_deep(doc)] == items
+    envelope = b'{"status_code": 1000, "data": ' + doc + b', "x": {"data": 1}}'
+    assert [json.loads(x) for x in split_deep(envelope)] == items
 
 
 # ---- lone surrogates ----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pricing.units import (
     INT64_MAX,
     MA_PER_A,
     MWH_PER_KWH,
+    NUMBER_DIGITS,
     PRICE_PLACES,
     VAT_PLACES,
     W_PER_KW,
@@ -53,10 +54,8 @@ assert 10**MWH_PLACES == MWH_PER_KWH and 10**W_PLACES == W_PER_KW and 10**MA_PLA
 
 # ---- lax scalar types ---------------------------------------------------------------------------
 
-# A number is below 10**19 in magnitude: no quantity or amount fits 64 bits in its unit beyond that,
-# and refused here (``1e308``, ``1E+999999``) it never reaches Decimal arithmetic, whose exponent
-# range it could leave (decimal.Overflow).
-NUMBER_DIGITS = 19
+# A number is below 10**NUMBER_DIGITS in magnitude (pricing.units): refused here (``1e308``,
+# ``1E+999999``), it never reaches Decimal arithmetic, whose exponent range it could leave.
 
 
 def _number(value: Any) -> Decimal:

@@ -29,11 +29,11 @@ from pricing import errors as E
 from pricing.compile import compile_tariffs
 from pricing.errors import Finding, KernelRefusal, RecordRejected, RoamledgerError
 from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, read_flat, split_flat
-from pricing.io import READABLE, Record, RowFrame, check_not_compressed, iter_sources
+from pricing.io import READABLE, Record, RowFrame, check_not_compressed, decoded_record, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
 from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, processes, span_bytes
-from pricing.ocpi import detect_version, parse_cdr, parse_tariff
+from pricing.ocpi import file_version_of, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat
 from pricing.policy import CDR_POLICY, PricingPolicy
@@ -82,7 +82,7 @@ def as_records(cdrs: Iterable[Any] | str | os.PathLike[str]) -> Iterator[Record]
         elif isinstance(item, (str, os.PathLike)):
             yield from iter_sources([item])
         else:
-            yield Record("<memory>", i, item)
+            yield decoded_record("<memory>", i, item)
 
 
 def price_records(
@@ -135,11 +135,15 @@ def price_records(
 
 
 def parse_record(rec: Record, version: str | None, file_version: dict[str, str]) -> tuple[Cdr, list[Finding]]:
-    """Parse one CDR; within one file all records must share one OCPI version."""
+    """Parse one CDR; within one file all CDRs must share one OCPI version, that of its first CDR
+    (:func:`pricing.ocpi.file_version_of`: an object that is not a CDR fixes nothing and is
+    rejected for what it is)."""
     if not isinstance(rec.obj, dict):
         raise RecordRejected(E.BAD_RECORD, f"expected a JSON object, got {type(rec.obj).__name__}")
     if version is None:
-        detected = detect_version(rec.obj, "cdr")
+        detected = file_version_of(rec.obj)
+        if detected is None:
+            return parse_cdr(rec.obj)
         expected = file_version.setdefault(rec.source, detected)
         if detected != expected:
             raise RecordRejected(

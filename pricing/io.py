@@ -33,6 +33,15 @@ import pyarrow.parquet as pq
 
 from pricing import errors as E
 from pricing.errors import Finding, InputError
+from pricing.jsontext import (
+    lone_surrogate,
+    may_hold_surrogate,
+    single_value,
+    split_deep,
+    surrogate_finding,
+    too_deep,
+    too_deep_finding,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,22 @@ class Record:
 def loads(text: str | bytes) -> Any:
     """JSON with exact numbers: non-integers become Decimal, never float."""
     return json.loads(text, parse_float=Decimal)
+
+
+class TooDeep(ValueError):
+    """A JSON text nested deeper than :data:`pricing.jsontext.MAX_JSON_DEPTH` (not decoded)."""
+
+
+def loads_bounded(data: bytes) -> Any:
+    """:func:`loads` of a text nested at most :data:`~pricing.jsontext.MAX_JSON_DEPTH` levels
+    deep; :class:`TooDeep` otherwise (the same answer wherever it is called from, as Python's
+    own limit is not)."""
+    if too_deep(data):
+        raise TooDeep(data)
+    try:
+        return loads(data)
+    except RecursionError:  # a caller deep in its own stack: still too deep to read here
+        raise TooDeep(data) from None
 
 
 def unwrap_envelope(doc: Any) -> Any:
@@ -114,18 +139,54 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
     else:
         data = p.read_bytes()
         try:
-            doc = unwrap_envelope(loads(data))
+            doc = unwrap_envelope(loads_bounded(data))
+        except TooDeep:
+            if _first_line_is_json(data) or not single_value(data):  # NDJSON under a .json name
+                yield from _read_ndjson(data, src)
+            else:  # its items one by one: only those too deep are rejected
+                yield from _deep_document(data, src)
+            return
         except ValueError as exc:
             if _first_line_is_json(data):  # NDJSON under a .json name
                 yield from _read_ndjson(data, src)
             else:  # one document with an error in it: reported once, where it is
                 yield _broken_document(exc, src)
             return
+        checked = may_hold_surrogate(data)
         if isinstance(doc, list):
             for i, item in enumerate(doc, start=1):
-                yield Record(src, i, item)
+                yield decoded_record(src, i, item, checked)
         else:
-            yield Record(src, 1, doc)
+            yield decoded_record(src, 1, doc, checked)
+
+
+def decoded_record(src: str, line: int, obj: Any, check_text: bool = True) -> Record:
+    """The Record of a decoded item; an ``INVALID_VALUE`` reject when a string of it holds a lone
+    surrogate (``check_text``: the text it came from has a surrogate escape)."""
+    found = lone_surrogate(obj) if check_text else None
+    if found is not None:
+        return Record(src, line, None, surrogate_finding(found, src, line))
+    return Record(src, line, obj)
+
+
+def _deep_document(data: bytes, src: str) -> Iterator[Record]:
+    """A ``.json`` document too deep to decode at once: the items of its array (or envelope's
+    ``data`` array), each decoded on its own (line = item number), or one ``BAD_JSON`` record."""
+    items = split_deep(data)
+    if items is None:
+        yield Record(src, 1, None, too_deep_finding(src, 1, "the document"))
+        return
+    for i, raw in enumerate(items, start=1):
+        try:
+            item = loads_bounded(raw)
+        except TooDeep:
+            yield Record(src, i, None, too_deep_finding(src, i, f"item {i} of the array"))
+            continue
+        except ValueError as exc:
+            msg = f"item {i} of the array is not valid JSON ({exc}). Hint: fix the item there"
+            yield Record(src, i, None, Finding(E.BAD_JSON, msg, src, i))
+            continue
+        yield decoded_record(src, i, item, may_hold_surrogate(raw))
 
 
 def ndjson_lines(data: bytes) -> list[bytes]:
@@ -144,7 +205,7 @@ def _first_line_is_json(data: bytes) -> bool:
     first line of an indented document (``{``) never is."""
     first = next((line for line in ndjson_lines(data) if line.strip()), b"")
     try:
-        loads(first)
+        loads_bounded(first)
     except ValueError:
         return False
     return True
@@ -170,7 +231,10 @@ def _read_ndjson(data: bytes, src: str) -> Iterator[Record]:
         if not raw.strip():
             continue
         try:
-            obj = loads(raw)
+            obj = loads_bounded(raw)
+        except TooDeep:
+            yield Record(src, n, None, too_deep_finding(src, n))
+            continue
         except ValueError as exc:
             hint = "each line must hold one complete JSON object"
             if b"\r" in raw:
@@ -178,7 +242,7 @@ def _read_ndjson(data: bytes, src: str) -> Iterator[Record]:
             msg = f"line is not valid JSON ({exc}). Hint: {hint}"
             yield Record(src, n, None, Finding(E.BAD_JSON, msg, src, n))
             continue
-        yield Record(src, n, unwrap_envelope(obj))
+        yield decoded_record(src, n, unwrap_envelope(obj), may_hold_surrogate(raw))
 
 
 def _read_parquet(p: Path, src: str) -> Iterator[Record]:
@@ -246,15 +310,19 @@ def _csv_cell(v: Any) -> str:
 # cell is written with a leading apostrophe, which spreadsheets show as text. Numbers ("-3.50")
 # are left alone: they are what a negative amount looks like. A cell that itself begins with an
 # apostrophe gets one more, so the rule is undone exactly by dropping one (:func:`csv_unsafe`).
-CSV_FORMULA_START = r"^[=+\-@\t\r']"
-CSV_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+# One rule, two regex engines (Python's ``re`` for dict rows, polars' for frames): the number
+# pattern must match the whole cell, and their ``$`` differ (Python's also matches before a final
+# newline: "-1\n" was a number there and a formula in polars), so it is anchored by ``fullmatch``
+# in Python and by ``^…\z`` in polars, never with ``$``.
+CSV_FORMULA_START = r"[=+\-@\t\r']"  # the cell's first character
+CSV_NUMBER = r"[+-]?[0-9]+(?:\.[0-9]+)?"  # the whole cell
 _FORMULA_START = re.compile(CSV_FORMULA_START)
 _NUMBER = re.compile(CSV_NUMBER)
 
 
 def csv_safe(text: str) -> str:
     """A CSV cell's text neutralized for spreadsheets (see above)."""
-    if _FORMULA_START.match(text) and not _NUMBER.match(text):
+    if _FORMULA_START.match(text) and not _NUMBER.fullmatch(text):
         return "'" + text
     return text
 
@@ -266,7 +334,7 @@ def csv_unsafe(text: str) -> str:
 
 def csv_safe_expr(expr: pl.Expr) -> pl.Expr:
     """:func:`csv_safe` of a string column (null stays null)."""
-    risky = expr.str.contains(CSV_FORMULA_START) & ~expr.str.contains(CSV_NUMBER)
+    risky = expr.str.contains(f"^{CSV_FORMULA_START}") & ~expr.str.contains(f"^(?:{CSV_NUMBER})\\z")
     return pl.when(risky).then(expr.str.replace("^", "'")).otherwise(expr)
 
 
@@ -686,9 +754,12 @@ def temp_sibling(path: str | os.PathLike[str]) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write to a temporary file and rename: a crash never leaves a half-written output."""
+    """Write to a temporary file and rename: a crash never leaves a half-written output.
+
+    UTF-8; a lone surrogate (not Unicode text: a record's string never holds one, a reject may
+    quote one) is written as its ``\\udXXX`` escape, which in a JSON string reads back as itself."""
     tmp = temp_sibling(path)
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         fh.write(text)
     os.replace(tmp, path)
 

@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from pricing.errors import KernelRefusal
 from pricing.io import _read_ndjson
-from pricing.ocpi import detect_version
+from pricing.ocpi import file_version_of
 from pricing.ocpi.columnar_values import count_of
 from pricing.policy import PricingPolicy
 from pricing.rendered import RenderedRows, spill_dir, spill_rows
@@ -135,8 +135,9 @@ def span_lines(path: str, todo: list[Span]) -> Iterator[int]:
 
 
 def first_version(path: str) -> str | None:
-    """The OCPI version of the file's first JSON object (as :func:`pricing.batch.parse_record`
-    fixes it), decoding lines from the start only until one is found."""
+    """The OCPI version of the file's first CDR (:func:`pricing.ocpi.file_version_of`, as
+    :func:`pricing.batch.parse_record` fixes it), decoding lines from the start only until one
+    is found."""
     carry = b""
     with open(path, "rb") as fh:
         while True:
@@ -145,8 +146,9 @@ def first_version(path: str) -> str | None:
             cut = len(data) if not chunk else data.rfind(b"\n") + 1
             carry = data[cut:]
             for rec in _read_ndjson(data[:cut], path):
-                if rec.error is None and isinstance(rec.obj, dict):
-                    return detect_version(rec.obj, "cdr")
+                version = None if rec.error is not None else file_version_of(rec.obj)
+                if version is not None:
+                    return version
             if not chunk:
                 return None
 

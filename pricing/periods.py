@@ -29,7 +29,18 @@ from pricing.flat_columns import Coded, IntColumn
 from pricing.model import Cdr, CdrPeriod, Phase, Session, Tariff
 from pricing.period_table import PeriodTable
 from pricing.policy import PricingPolicy
-from pricing.sessions import ARRAY_OPS, phase_durations, select_tariffs
+from pricing.sessions import (
+    ARRAY_OPS,
+    END,
+    FIRST_MS,
+    LAST_MS,
+    PERIOD_END,
+    PERIOD_START,
+    START,
+    out_of_time,
+    phase_durations,
+    select_tariffs,
+)
 from pricing.timezones import resolve_time_zone
 
 PHASE_CODE = {Phase.RESERVATION: RES, Phase.CHARGING: CHG, Phase.PARKING: PARK}
@@ -266,6 +277,7 @@ def from_flat(
         ok[list(rejects)] = False
     cb = _flat_tariffs(fr, tariffs, ok, rejects)
     zone_of = _flat_zones(fr, cb, tz, ok, rejects)
+    _flat_timeline(fr, ok, policy, rejects)
     rec_ok = np.flatnonzero(ok)
     periods = _flat_periods(fr, ok, policy, cb.row_slot)
     combo_s = cb.rec_combo[rec_ok]
@@ -512,6 +524,54 @@ def _flat_periods(
         "meas_has": meas_has,
         "expired": expired,
     }
+
+
+def _flat_timeline(
+    fr: FlatRecords, ok: np.ndarray, policy: PricingPolicy, rejects: dict[int, tuple[str, str, str]]
+) -> None:
+    """The ``ok`` records whose instants leave FIRST_MS..LAST_MS leave ``ok`` with the reject of
+    :func:`pricing.sessions.build_session`: the first of their start, each period's start and
+    laid-out end (in period order), their end that does."""
+    cols, rec, fr0 = fr.cols, fr.rec, fr.first_row
+    start = cols["cdr_start_ms"][0][fr0]
+    end = cols["cdr_end_ms"][0][fr0]
+    ps = cols["period_start_ms"][0]
+    lo, hi = FIRST_MS, LAST_MS
+    bad_row_start = (ps < lo) | (ps > hi)
+    rec_bad = (start < lo) | (start > hi) | (end > hi)
+    rec_bad |= np.bincount(rec[bad_row_start], minlength=len(ok)) > 0
+    vols = [np.where(cols[k][1], cols[k][0], 0) for k in ("time_ms", "parking_ms", "reservation_ms")]
+    top = lo  # a bound on every laid-out period end: its start + its volumes + twice its span
+    if len(ps):  # (Python ints: exact)
+        span = max(int(end.max()), int(ps.max())) - int(ps.min())
+        top = int(ps.max()) + sum(int(v.max()) for v in vols) + 2 * max(0, span)
+    if top > hi:  # the layout itself, on volumes and instants clipped to the range's width (larger
+        # ones end after it anyway): no int64 sum can wrap
+        width = hi - lo + 1
+        clipped = {"energy_mwh": cols["energy_mwh"]}
+        for k, v in zip(("time_ms", "parking_ms", "reservation_ms"), vols, strict=True):
+            clipped[k] = (np.clip(v, -width, width), cols[k][1])
+        clipped["cdr_end_ms"] = (np.clip(cols["cdr_end_ms"][0], lo - 1, hi + 1), None)
+        ps_c = np.clip(ps, lo - 1, hi + 1)
+        _energy, res, chg, park = _row_durations(clipped, lambda x: x, rec, ps_c, policy)
+        bad_row_end = ~bad_row_start & (ps_c + res + chg + park > hi)
+        rec_bad |= np.bincount(rec[bad_row_end], minlength=len(ok)) > 0
+    else:
+        bad_row_end = np.zeros(len(ps), bool)
+    for k in np.flatnonzero(ok & rec_bad).tolist():
+        a, b = int(fr0[k]), int(fr0[k + 1]) if k + 1 < len(fr0) else len(ps)
+        if not lo <= start[k] <= hi:
+            exc = out_of_time(START, 0, int(start[k]))
+        else:
+            rows = np.flatnonzero(bad_row_start[a:b] | bad_row_end[a:b])
+            if len(rows):
+                i = int(rows[0])
+                what = PERIOD_START if bad_row_start[a + i] else PERIOD_END
+                exc = out_of_time(what, i, int(ps[a + i]))
+            else:
+                exc = out_of_time(END, 0, int(end[k]))
+        rejects[k] = (exc.code, exc.message, exc.path)
+        ok[k] = False
 
 
 def _row_durations(

@@ -56,6 +56,7 @@ from pricing.units import (
     MS_PER_HOUR,
     MS_PER_MINUTE,
     MS_PER_SECOND,
+    NUMBER_DIGITS,
     W_PER_KW,
     kwh_to_mwh,
     round_half_up,
@@ -251,6 +252,8 @@ def positive(value: Any, what: str, allow_zero: bool = True) -> Decimal:
         raise InputError(f"{what} must be a number, not {value!r}") from exc
     if d < 0 or (d == 0 and not allow_zero):
         raise InputError(f"{what} must be {'zero or more' if allow_zero else 'more than zero'}, not {d}")
+    if d.adjusted() >= NUMBER_DIGITS:  # as for OCPI numbers: no unit of ours holds it
+        raise InputError(f"{what} {d} is out of range. Hint: the value is implausibly large; check it")
     return d
 
 
@@ -268,7 +271,10 @@ def duration_ms(value: Any, what: str) -> int:
 
 
 def watts(power_kw: Any, what: str = "power_kw") -> int:
-    return int((positive(power_kw, what, allow_zero=False) * W_PER_KW).to_integral_value())
+    w = int((positive(power_kw, what, allow_zero=False) * W_PER_KW).to_integral_value())
+    if not w:  # charging at 0 W never ends
+        raise InputError(f"{what} must be at least 0.001 (1 W), not {power_kw}")
+    return w
 
 
 def charge_ms(energy_mwh: int, power_w: int) -> int:

@@ -12,8 +12,9 @@ Three decisions happen here, each with a reject code when it cannot be made:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ from pricing.errors import RecordRejected, TimeZoneError
 from pricing.model import Cdr, CdrPeriod, Period, Phase, Session, Tariff
 from pricing.policy import PricingPolicy, TimeSource
 from pricing.timezones import resolve_time_zone
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -98,13 +101,31 @@ def _candidates(store: TariffSet, tariff_id: str, cdr: Cdr) -> list[Tariff]:
     return found
 
 
+def connector_tariff(ids: Sequence[str], known: Callable[[str], bool]) -> str:
+    """The tariff an OCPI 2.1.1 CDR names through its connectors (``location.evses[].connectors[]
+    .tariff_id``, distinct, in document order): the first that is ``known`` (among the tariffs
+    given), else the first named: it is then looked up like any named tariff and the CDR rejected
+    (``TARIFF_NOT_FOUND``, or ``TARIFF_INVALID`` for a tariff given that could not be read),
+    never priced with some other tariff given (another CPO's, say)."""
+    return next((i for i in ids if known(i)), ids[0])
+
+
 def select_tariffs(cdr: Cdr, given: TariffSet | None) -> tuple[list[Tariff], list[int]]:
-    """The tariffs of a CDR (primary first) and, per CDR period, the index of its tariff."""
-    store = given if given is not None and (len(given) or given.invalid) else TariffSet.of(cdr.tariffs)
+    """The tariffs of a CDR (primary first) and, per CDR period, the index of its tariff.
+
+    Its periods' ``tariff_id``s; where they name none, with tariffs given, the tariff its
+    connectors name (:func:`connector_tariff`); with none given, the CDR's own (embedded) tariffs,
+    of which a connector's tariff_id picks one if there; else the only one that fits
+    (:func:`implicit_tariff`)."""
+    is_given = given is not None and bool(len(given) or given.invalid)
+    store = given if given is not None and is_given else TariffSet.of(cdr.tariffs)
     period_ids = [p.tariff_id for p in cdr.periods]
     wanted = list(dict.fromkeys(i for i in period_ids if i))
     if not wanted and cdr.connector_tariff_ids:
-        wanted = [i for i in cdr.connector_tariff_ids if store.lookup(i, cdr)][:1]
+        if is_given:
+            wanted = [connector_tariff(cdr.connector_tariff_ids, lambda i: bool(store.lookup(i, cdr)))]
+        else:  # the CDR's own tariffs: the one it lists applies even if its connector now names another
+            wanted = [i for i in cdr.connector_tariff_ids if store.lookup(i, cdr)][:1]
     if wanted:
         tariffs = [choose_version(_candidates(store, i, cdr), i, cdr.start_ms) for i in wanted]
     else:
@@ -273,6 +294,50 @@ def split_period(
     return parts
 
 
+# ---- the instants a session may reach ------------------------------------------------------------
+# Pricing turns instants into local dates and times (a day either side included), which Python's
+# datetime holds from year 1 to 9999 only: a CDR whose timestamps, or whose periods laid out by
+# their time volumes, leave years 0002-9998 is an INVALID_VALUE reject (a TIME volume of 10^11
+# hours reaches year 14 million), checked by build_session and, on columns, pricing.periods.
+FIRST_MS = (datetime(2, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
+LAST_MS = (datetime(9999, 1, 1, tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1) - 1
+START, PERIOD_START, PERIOD_END, END = range(4)  # what is checked, in this order
+
+
+def _instant(ms: int) -> str:
+    try:
+        t = EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
+        return f"{ms} ms after 1970-01-01"
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t:%H:%M:%S}.{t.microsecond // 1000:03d}Z"
+
+
+def out_of_time(what: int, period: int, ms: int | None) -> RecordRejected:
+    """The reject of a CDR whose ``what`` (START, PERIOD_START or END at instant ``ms``, or
+    PERIOD_END of CDR period ``period``) lies outside :data:`FIRST_MS`..:data:`LAST_MS`."""
+    last = _instant(LAST_MS)
+    if what == PERIOD_END:
+        return RecordRejected(
+            E.INVALID_VALUE,
+            f"charging_periods[{period}]: laid out from its start_date_time, its RESERVATION_TIME, TIME "
+            f"and PARKING_TIME volumes end after {last}. Hint: time volumes are hours; check them",
+            f"$.charging_periods[{period}].dimensions",
+        )
+    if what == START:
+        name, path = "start_date_time", "$.start_date_time"
+    elif what == PERIOD_START:
+        name = f"charging_periods[{period}].start_date_time"
+        path = f"$.{name}"
+    else:
+        name, path = "the CDR's end_date_time (stop_date_time in OCPI 2.1.1)", "$"
+    return RecordRejected(
+        E.INVALID_VALUE,
+        f"{name} {_instant(ms or 0)} is outside the instants roamledger prices "
+        f"({_instant(FIRST_MS)[:10]} to {last[:10]}). Hint: check the timestamp (OCPI timestamps are UTC)",
+        path,
+    )
+
+
 def build_session(
     cdr: Cdr,
     tariffs: TariffSet | None = None,
@@ -293,9 +358,18 @@ def build_session(
     except TimeZoneError as exc:
         raise RecordRejected(E.TZ_UNRESOLVED, str(exc)) from exc
     periods: list[Period] = []
+    if not FIRST_MS <= cdr.start_ms <= LAST_MS:
+        raise out_of_time(START, 0, cdr.start_ms)
     for i, cp in enumerate(cdr.periods):
         nxt = cdr.periods[i + 1].start_ms if i + 1 < len(cdr.periods) else cdr.end_ms
-        periods.extend(split_period(cp, max(0, nxt - cp.start_ms), period_tariff[i], i, policy))
+        if not FIRST_MS <= cp.start_ms <= LAST_MS:
+            raise out_of_time(PERIOD_START, i, cp.start_ms)
+        parts = split_period(cp, max(0, nxt - cp.start_ms), period_tariff[i], i, policy)
+        if parts and parts[-1].start_ms + parts[-1].duration_ms > LAST_MS:
+            raise out_of_time(PERIOD_END, i, None)
+        periods.extend(parts)
+    if cdr.end_ms > LAST_MS:
+        raise out_of_time(END, 0, cdr.end_ms)
     if not periods:  # nothing measured: a zero-length charging period still pays FLAT fees
         periods.append(Period(cdr.start_ms, 0, Phase.CHARGING, 0))
     phases = {p.phase for p in periods}

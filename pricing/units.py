@@ -30,6 +30,10 @@ PRICE_PLACES = 6
 VAT_PLACES = 2
 OCPI_PLACES = 4
 INT64_MAX = 2**63 - 1
+# an input number has fewer digits than this before its point: no quantity or amount fits 64 bits
+# in its unit beyond 10**19, and a larger one (1E+999999) would leave Decimal's exponent range
+# when scaled (decimal.Overflow)
+NUMBER_DIGITS = 19
 
 
 def to_decimal(value: object) -> Decimal:

@@ -32,7 +32,7 @@ from pricing.errors import Finding, RecordRejected, RoamledgerError
 from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
 from pricing.io import Record, csv_unsafe, iter_sources
 from pricing.model import Cdr, Money
-from pricing.ocpi import detect_version, parse_tariff
+from pricing.ocpi import file_version_of, parse_tariff
 from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
 from pricing.report import result_row
@@ -135,15 +135,14 @@ def parse_all(
 
 
 def file_versions(records: Sequence[Record]) -> dict[str, str]:
-    """The OCPI version of each file = that of its first readable CDR (decided before partitioning,
-    so every partition applies the same rule as one sequential pass)."""
+    """The OCPI version of each file = that of its first CDR (:func:`pricing.ocpi.file_version_of`;
+    decided before partitioning, so every partition applies the same rule as one sequential pass)."""
     out: dict[str, str] = {}
     for rec in records:
-        if rec.source not in out and rec.error is None and isinstance(rec.obj, dict):
-            try:
-                out[rec.source] = detect_version(rec.obj, "cdr")
-            except RoamledgerError:
-                continue
+        if rec.source not in out and rec.error is None:
+            version = file_version_of(rec.obj)
+            if version is not None:
+                out[rec.source] = version
     return out
 
 

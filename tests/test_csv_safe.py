@@ -39,6 +39,15 @@ def test_csv_safe_is_undone_by_csv_unsafe(text: str) -> None:
     assert pl.select(csv_safe_expr(pl.lit(text))).item() == safe
 
 
+def test_a_number_followed_by_a_line_break_is_not_a_number() -> None:
+    """One rule for dict rows (Python ``re``) and frames (polars' regex): a whole cell is a number
+    or not; Python's ``$`` also matched before a final newline, polars' does not."""
+    cells = ["-1\n", "+7\n", "-3.50\n", "-1\r", "-1\n2", "=1\n", "-1", "1\n"]
+    expected = ["'-1\n", "'+7\n", "'-3.50\n", "'-1\r", "'-1\n2", "'=1\n", "-1", "1\n"]
+    assert [csv_safe(c) for c in cells] == expected
+    assert pl.select(csv_safe_expr(pl.Series(cells))).to_series().to_list() == expected
+
+
 def test_numbers_are_left_alone() -> None:
     assert [csv_safe(x) for x in ("-3.50", "+7", "12", "-0.0001")] == ["-3.50", "+7", "12", "-0.0001"]
     assert [csv_safe(x) for x in ("-", "-x", "=1", "'=1")] == ["'-", "'-x", "'=1", "''=1"]

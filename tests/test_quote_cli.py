@@ -43,6 +43,18 @@ def test_quote_input_errors_exit_2(capsys):
     assert main(["quote", "--tariff", "/nonexistent.json", "--start", "2025-03-04T18:30Z"]) == 2
 
 
+def test_quote_numbers_out_of_range_exit_2(capsys):
+    """A number the decimal module cannot scale (1E+999999), or a power that is less than a watt,
+    is an input error, not an internal one."""
+    args = ["quote", "--tariff", COMPLEX, "--start", "2025-03-04T18:30", "--tz", "Europe/Amsterdam"]
+    huge = ["--energy-kwh", "1E+999999", "--power-kw", "11"]
+    tiny = ["--energy-kwh", "2", "--power-kw", "1E-9"]
+    for bad in (huge, tiny):
+        assert main([*args, *bad]) == 2
+        err = capsys.readouterr().err
+        assert "internal error" not in err and ("out of range" in err or "at least 0.001" in err), err
+
+
 def test_price_sheet(capsys):
     assert main(["price-sheet", "--tariff", COMPLEX, "--locale", "de_DE"]) == 0
     out = capsys.readouterr().out

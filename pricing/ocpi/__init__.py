@@ -38,6 +38,7 @@ __all__ = [
     "VERSIONS",
     "WireSession",
     "detect_version",
+    "file_version_of",
     "normalize_version",
     "parse_cdr",
     "parse_session",
@@ -256,6 +257,30 @@ def detect_version(obj: dict[str, Any], kind: str) -> str:
     return _pick(_candidates(_evidence(obj, kind)))
 
 
+# the keys every CDR version requires and no tariff has: an object with all three is a CDR
+CDR_KEYS = ("id", "start_date_time", "charging_periods")
+
+
+def file_version_of(obj: object) -> str | None:
+    """The OCPI version a file's CDRs are checked against, if ``obj`` fixes it: the file's first
+    object that is a CDR does — a JSON object with ``id``, ``start_date_time`` and
+    ``charging_periods`` (:data:`CDR_KEYS`) — with its :func:`detect_version`; for anything else
+    (``{}``, a tariff, an array) None: it is rejected on its own and the next object decides.
+
+    The one rule of every reader (per record, columnar, the spans of a large file, reconcile), and
+    also which objects are checked against the file's version at all.
+
+    >>> file_version_of({"id": "1", "start_date_time": "2015-06-29T21:39:09Z", "charging_periods": [],
+    ...                  "stop_date_time": "2015-06-29T23:37:32Z"})
+    '2.1.1'
+    >>> file_version_of({}) is None
+    True
+    """
+    if not isinstance(obj, dict) or not all(k in obj for k in CDR_KEYS):
+        return None
+    return detect_version(obj, "cdr")
+
+
 def _resolve(obj: dict[str, Any], kind: str, version: str | None) -> str:
     evidence = _evidence(obj, kind)
     if version is None:
@@ -389,6 +414,7 @@ _TYPE_HINTS = (
     (("tuple_", "list_", "iterable_"), "write a JSON array"),
     (("enum", "literal_"), "use one of the listed values (upper case, as in the OCPI specification)"),
     (("too_short",), "OCPI requires at least one entry here"),
+    (("number_too_large",), "the value is implausibly large (10^19 or more); check the number"),
 )
 
 _WRONG_TYPE_EXACT = frozenset({"decimal_parsing", "int_parsing", "bool_parsing", "float_parsing"})
@@ -410,7 +436,10 @@ def json_path(loc: tuple[int | str, ...]) -> str:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = str(value) if isinstance(value, Decimal) else repr(value)
+    try:
+        text = str(value) if isinstance(value, Decimal) else repr(value)
+    except ValueError:  # an int of more digits than Python converts to text
+        return "a number of more than 4300 digits"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -37,6 +37,7 @@ from pricing.units import (
     INT64_MAX,
     MA_PER_A,
     MWH_PER_KWH,
+    NUMBER_DIGITS,
     PRICE_PLACES,
     VAT_PLACES,
     W_PER_KW,
@@ -53,6 +54,9 @@ assert 10**MWH_PLACES == MWH_PER_KWH and 10**W_PLACES == W_PER_KW and 10**MA_PLA
 
 # ---- lax scalar types ---------------------------------------------------------------------------
 
+# A number is below 10**NUMBER_DIGITS in magnitude (pricing.units): refused here (``1e308``,
+# ``1E+999999``), it never reaches Decimal arithmetic, whose exponent range it could leave.
+
 
 def _number(value: Any) -> Decimal:
     try:
@@ -63,6 +67,8 @@ def _number(value: Any) -> Decimal:
         raise PydanticCustomError("decimal_parsing", "Input should be a number") from None
     if not d.is_finite():
         raise PydanticCustomError("finite_number", "Input should be a finite number")
+    if d and d.adjusted() >= NUMBER_DIGITS:
+        raise PydanticCustomError("number_too_large", "Input is out of range")
     return d
 
 

@@ -42,15 +42,15 @@ import pyarrow.json as pj
 
 from pricing.flat import arrow_schema
 from pricing.io import Record, _read_ndjson, loads
+from pricing.jsontext import MAX_JSON_DEPTH
 from pricing.model import Tariff
-from pricing.ocpi import CDR_MONEY, COUNTRY_CODE, PARTY_ID, detect_version
+from pricing.ocpi import CDR_MONEY, COUNTRY_CODE, PARTY_ID, file_version_of
 from pricing.ocpi.columnar_lines import key_null_lines, object_bounds
 from pricing.ocpi.columnar_parse import parse_runs
 from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
 from pricing.ocpi.columnar_reported import reported as _reported
 from pricing.ocpi.columnar_tariffs import EmbeddedTariffs
 from pricing.ocpi.columnar_values import (
-    MAX_DEPTH,
     Checks,
     convert,
     dec6,
@@ -220,7 +220,7 @@ class _State:
         self.known = known  # ids of the tariffs pricing will look 2.1.1 connector tariff_ids up in
         # None: the caller did not say which tariffs it prices with, so embedded ones go per record
         self.embedded = None if known is None else EmbeddedTariffs(given=bool(known))
-        self.file_version: str | None = None  # set by the first JSON object (per-record path)
+        self.file_version: str | None = None  # set by the first CDR (pricing.ocpi.file_version_of)
         self.line0 = 0  # lines before the current block
         self.at_start = True  # the first block is the file's start (a BOM may open it)
         self.tables: list[pa.Table] = []
@@ -300,7 +300,7 @@ def _do_block(st: _State, block: bytes) -> None:
     st.line0 += n_lines
     why = _python_lines(st, block, buf, starts, ends, line0)
     for i in deep_lines(block, buf, starts, ends).tolist():  # json, per record, decides
-        why[i] = why[i] or f"JSON nested deeper than {MAX_DEPTH} levels"
+        why[i] = why[i] or f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
     lines = np.flatnonzero(why == "")
     work = block
     if len(lines) < n_lines:
@@ -336,7 +336,8 @@ def _python_lines(
 ) -> np.ndarray:
     """Per line of the block, why it is decoded in Python ("" for none): not one ``{…}`` object
     between JSON blanks (blank lines are dropped there), an explicit null that could decide
-    the version, invalid UTF-8, or the file's first JSON object (it fixes the file's version)."""
+    the version, invalid UTF-8, or a line before the file's first CDR (while the version is not
+    fixed, lines are decoded here until a CDR fixes it: :func:`pricing.ocpi.file_version_of`)."""
     n_lines = len(ends)
     why = np.full(n_lines, "", object)
 
@@ -360,13 +361,16 @@ def _python_lines(
             i = int(np.searchsorted(ends, pos + exc.start))
             mark(i, "invalid UTF-8")
             pos = int(ends[i]) + 1
-    if st.file_version is None:  # the first JSON object fixes the file's version (decoded here)
+    if st.file_version is None:  # the first CDR fixes the file's version (decoded here)
         for i in range(n_lines):
             rec = _line_record(block[starts[i] : ends[i]], st.src, line0 + i + 1)
-            if rec is not None and rec.error is None and isinstance(rec.obj, dict):
-                st.file_version = _detect(rec.obj)
+            if rec is None or rec.error is not None:
+                mark(i, "not valid JSON")  # a line before it that json refuses (or blank)
+                continue
+            st.file_version = _detect(rec.obj)
+            if st.file_version is not None:
                 break
-            mark(i, "not valid JSON")  # a line before it that json refuses (or blank)
+            mark(i, "not a CDR, before the file's first CDR")
     return why
 
 
@@ -388,8 +392,9 @@ def _fallback_raw(st: _State, raw: bytes, n: int, reason: str) -> Record | None:
     return rec
 
 
-def _detect(obj: dict[str, Any]) -> str:
-    return detect_version(obj, "cdr")
+def _detect(obj: Any) -> str | None:
+    """The version ``obj`` fixes for the file (None: not a CDR): :func:`pricing.ocpi.file_version_of`."""
+    return file_version_of(obj)
 
 
 # ---- nested → flat ------------------------------------------------------------------------------

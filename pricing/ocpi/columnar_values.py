@@ -8,7 +8,6 @@ the first reason it cannot go columnar.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pricing.flat_columns import valid_mask
+from pricing.jsontext import MAX_JSON_DEPTH, too_deep
 
 LIMIT = 1 << 62  # converted values must stay below this (int64 with room for sums)
 SCAN_BYTES = 1 << 18  # bytes compared at a time by positions() / count_of()
@@ -33,24 +33,19 @@ def positions(buf: np.ndarray, value: int) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-# Lines nested deeper than this go per record. Python's json reads about
-# sys.getrecursionlimit() (1000) levels minus the frames on the stack where it is called (measured
-# in CPython 3.11: 995 at the top, 900 under 100 frames), so where it fails depends on the caller:
-# 500 is far below that whatever the caller, and far above any OCPI record (a CDR with embedded
-# tariffs nests 7 levels). Such a line is decoded per record, where json itself decides.
-MAX_DEPTH = 500
 NEST_CHUNK = 1024  # bytes whose '{' and '[' are counted together (< 256 per byte lane of a word)
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 
 
 def deep_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """The lines (indices) of a block whose JSON nests deeper than :data:`MAX_DEPTH`.
+    """The lines (indices) of a block whose JSON nests deeper than
+    :data:`pricing.jsontext.MAX_JSON_DEPTH` (the per-record reader rejects them BAD_JSON: Python's
+    json cannot be trusted that deep; such a line goes per record for that reject).
 
     A line nests at most as deep as it has ``{`` and ``[`` bytes (which differ only in bit 0x20),
     and has at most those of the :data:`NEST_CHUNK`-byte pieces it overlaps: counted per piece
     without an index per byte (~6 ms per 32 MB), eight pieces' bytes summed at once as the byte
-    lanes of uint64 words. Only a line with more than MAX_DEPTH there is measured exactly
-    (:func:`nesting_depth`)."""
+    lanes of uint64 words. Only a line with more than MAX_JSON_DEPTH there is measured exactly
+    (:func:`pricing.jsontext.too_deep`, the reader's own test)."""
     full = len(buf) // NEST_CHUNK * NEST_CHUNK
     counts = []
     for i in range(0, full, SCAN_BYTES):
@@ -60,15 +55,8 @@ def deep_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.ndarr
     counts.append(np.array([np.count_nonzero((buf[full:] | 0x20) == 0x7B)], np.int64))
     cum = np.r_[0, np.cumsum(np.concatenate(counts))]
     bound = cum[ends // NEST_CHUNK + 1] - cum[starts // NEST_CHUNK]
-    cand = np.flatnonzero(bound > MAX_DEPTH).tolist()
-    deep = [i for i in cand if nesting_depth(block[starts[i] : ends[i]]) > MAX_DEPTH]
-    return np.array(deep, np.int64)
-
-
-def nesting_depth(line: bytes) -> int:
-    """How deep a line of JSON nests: the most objects and arrays open at once (strings skipped)."""
-    b = np.frombuffer(_STRING.sub(b"", line), np.uint8) | 0x20
-    return int(np.cumsum((b == 0x7B).astype(np.int64) - (b == 0x7D)).max(initial=0))
+    cand = np.flatnonzero(bound > MAX_JSON_DEPTH).tolist()
+    return np.array([i for i in cand if too_deep(block[starts[i] : ends[i]])], np.int64)
 
 
 def count_of(buf: np.ndarray, value: int) -> int:

@@ -123,7 +123,7 @@ def iter_run_pieces(
 
 
 def _version_readable(path: Path) -> bool:
-    """Whether the file's first JSON object names an OCPI version (else it is read per record,
+    """Whether the file's first CDR names an OCPI version (else it is read per record,
     where the parser says what is wrong with each record)."""
     try:
         first_version(str(path))

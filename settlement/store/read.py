@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, and_, func, literal, select
 
 from pricing.flat import TAXES_TYPE, FlatPiece, arrow_schema
 from pricing.io import Record, loads
+from pricing.sessions import connector_tariff
 from settlement.store.rows import CDR_FLAT, CONNECTORS, MONEY_FLAT, PERIOD_FLAT, TAXES
 from settlement.store.schema import cdr_periods, cdrs
 
@@ -181,7 +182,9 @@ def _read(
 
 
 def connector_tariffs(tariff_id: pa.Array, connectors: pa.Array, known: frozenset[str]) -> pa.Array:
-    """Periods that name no tariff take their CDR's first connector tariff id among ``known``."""
+    """Periods that name no tariff take the tariff their CDR's connectors name
+    (:func:`pricing.sessions.connector_tariff`: the first among ``known``, else the first, which
+    is then not found), when tariffs are known (none: the implicit rule, as without tariffs given)."""
     rows = np.flatnonzero(connectors.is_valid().to_numpy(zero_copy_only=False))
     if not len(rows):
         return tariff_id
@@ -191,7 +194,7 @@ def connector_tariffs(tariff_id: pa.Array, connectors: pa.Array, known: frozense
     for r, ids in zip(rows.tolist(), lists, strict=True):
         if tids[r] is None:
             if ids not in first:
-                first[ids] = next((i for i in json.loads(ids) if i in known), None)
+                first[ids] = connector_tariff(json.loads(ids), known.__contains__) if known else None
             tids[r] = first[ids]
     return pa.array(tids, pa.string())
 

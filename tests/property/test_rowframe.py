@@ -74,6 +74,8 @@ WEIRD = [
     "ü€😀",
     "",
     " x",
+    "-1\n",  # not a number: a formula guard in both writers (Python's `$` matched before the \n)
+    "+2.5\n",
 ]
 
 

@@ -5,6 +5,7 @@ the record engine makes of it."""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import signal
@@ -19,6 +20,7 @@ from test_price_cli import CDR
 from test_store import SAMPLE, url  # noqa: F401  (the fixture)
 
 from api.cli import main
+from benchmarks.workload import cli as gen
 from pricing.io import dumps, iter_sources, loads
 from settlement.columnar.stored import store_pieces
 from settlement.store import Store, alembic_config
@@ -309,6 +311,24 @@ def test_a_lone_carriage_return_is_a_byte_of_its_line(url: str, tmp_path: Path) 
     assert one.import_records(iter_sources([path]), "NL", "ECO") == counts
     assert counts["read"] == 4 and counts["rejected"] == 1
     assert "not NDJSON" not in reasons
+    assert held(store)[:2] == held(one)[:2]
+    store.close()
+    one.close()
+
+
+def test_cdrs_that_all_embed_their_tariffs_are_imported(url: str, tmp_path: Path) -> None:  # noqa: F811
+    """A batch whose CDRs all go without period rows (embedded tariffs: held as raw JSON) stores
+    them; an empty table was once written as one row of defaults (exit 70)."""
+    parser = argparse.ArgumentParser(prog="roamledger")
+    gen.add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = ["--cdrs", "30", "--seed", "3", "--embed-tariffs", "--quiet", "--out", str(tmp_path / "m.ndjson")]
+    args = parser.parse_args(["generate", *argv])
+    assert args.func(args) == 0
+    store = Store(url)
+    counts, _ = store.import_files([tmp_path / "m.ndjson"], None, None)
+    one = Store(f"sqlite:///{tmp_path / 'records.db'}")
+    assert one.import_records(iter_sources([tmp_path / "m.ndjson"]), None, None) == counts
+    assert counts["stored"] == counts["read"] > 0
     assert held(store)[:2] == held(one)[:2]
     store.close()
     one.close()

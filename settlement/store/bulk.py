@@ -172,6 +172,8 @@ def _write(conn: Connection, table: Table, rows: pa.Table) -> None:
     STDIN`` of text made by Arrow (:mod:`settlement.store.copy`), SQLite ``executemany``. A row
     whose key a concurrent writer stored meanwhile fails the batch (IntegrityError: it is tried
     again)."""
+    if not rows.num_rows:  # an empty executemany would be one INSERT … DEFAULT VALUES
+        return
     if conn.dialect.name != "postgresql":
         conn.execute(insert(table), rows.to_pylist())
         return

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_columnar_shapes import records, tariffs  # noqa: F401  (the fixture)
 
-from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
+from pricing.batch import price_ndjson_columnar, price_records
 from pricing.io import iter_sources, loads
 from pricing.ocpi import detect_version
 from pricing.ocpi.columnar import read_ndjson_flat
@@ -24,23 +25,6 @@ from pricing.ocpi.columnar_lines import NULL_KEYS, key_null_lines
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "fixtures" / "sample"
 NULL_REASON = "explicit null in a key that decides the OCPI version"
-
-
-@pytest.fixture(scope="module")
-def tariffs():
-    store, _ = load_tariffs([SAMPLE / "tariffs"])
-    return store
-
-
-def first_cdrs(name: str, n: int) -> list[dict]:
-    out = []
-    for raw in (SAMPLE / "cdrs" / name).read_bytes().splitlines():
-        obj = json.loads(raw, parse_float=Decimal)
-        if isinstance(obj, dict) and "currency" in obj:
-            out.append(obj)
-        if len(out) == n:
-            return out
-    raise AssertionError(name)
 
 
 def dump(obj, spaced: bool) -> str:
@@ -96,8 +80,8 @@ def grid_lines(base: dict, version: str) -> list[str]:
 @pytest.mark.parametrize(
     "version, name", [("2.2.1", "cdrs.ndjson"), ("2.3.0", "cdrs.v230.ndjson"), ("2.1.1", "cdrs.v211.ndjson")]
 )
-def test_nulls_in_every_place_keep_the_parsers_version(version, name, tariffs, tmp_path):
-    clean, base = first_cdrs(name, 2)
+def test_nulls_in_every_place_keep_the_parsers_version(version, name, tariffs, tmp_path):  # noqa: F811
+    clean, base = records(name, 2)
     lines = [dump(clean, False), *grid_lines(base, version)]
     path = tmp_path / "nulls.ndjson"
     path.write_bytes("".join(line + "\n" for line in lines).encode())
@@ -125,11 +109,11 @@ def test_nulls_in_every_place_keep_the_parsers_version(version, name, tariffs, t
         assert "VERSION_MISMATCH" in {f.code for f in a.rejects}
 
 
-def test_an_incl_vat_null_beside_excl_vat_stays_columnar(tariffs, tmp_path):
+def test_an_incl_vat_null_beside_excl_vat_stays_columnar(tariffs, tmp_path):  # noqa: F811
     """The tester's file: every total_cost ``{"excl_vat": …, "incl_vat": null}`` (before: every
     line per record). A null before_taxes beside them still goes per record: the parser reads
     2.3.0 there (VERSION_MISMATCH in a 2.2.1 file)."""
-    cdrs = first_cdrs("cdrs.ndjson", 6)
+    cdrs = records("cdrs.ndjson", 6)
     lines = [dump(dict(c, total_cost=dict(c["total_cost"], incl_vat=None)), False) for c in cdrs[:5]]
     lines.append(dump(dict(cdrs[5], total_cost=dict(cdrs[5]["total_cost"], before_taxes=None)), False))
     path = tmp_path / "incl.ndjson"
@@ -142,10 +126,10 @@ def test_an_incl_vat_null_beside_excl_vat_stays_columnar(tariffs, tmp_path):
     assert a.priced == 5 and [f.code for f in a.rejects] == ["VERSION_MISMATCH"]
 
 
-def test_a_key_written_with_escapes_is_seen(tariffs, tmp_path):
+def test_a_key_written_with_escapes_is_seen(tariffs, tmp_path):  # noqa: F811
     """``"\\u0062efore_taxes": null`` is ``before_taxes`` to the parser (2.3.0 in a 2.2.1 file:
     VERSION_MISMATCH), which no byte pattern of the key finds: such a line goes per record."""
-    cdrs = first_cdrs("cdrs.ndjson", 2)
+    cdrs = records("cdrs.ndjson", 2)
     tc = dump(cdrs[1]["total_cost"], False)[:-1] + ',"\\u0062efore_taxes":null}'
     line = dump(dict(cdrs[1], total_cost="@TC"), False).replace('"@TC"', tc)
     path = tmp_path / "escaped.ndjson"

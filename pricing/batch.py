@@ -35,7 +35,7 @@ from pricing.model import Cdr, Tariff
 from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, processes, span_bytes
 from pricing.ocpi import file_version_of, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
-from pricing.periods import from_flat
+from pricing.periods import from_flat, from_sessions
 from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
 from pricing.report import meta_series, price_sessions_detailed, result_row, result_table, trace_rows
@@ -248,9 +248,12 @@ def kernel_outcomes(
     kernel refuses (counted in ``fallbacks``); the RoamledgerError instance where the reference
     rejects the session too. Any other exception propagates.
 
-    A block the kernel refuses is halved until the sessions it refuses alone are found: those go
-    to the reference and are counted, the others stay with the kernel. So the count is the same
-    however the sessions were grouped (one process or spans on several: meta.json is the same)."""
+    A block refused while pricing (a value out of the kernel's range) is halved until the sessions
+    it refuses alone are found: those go to the reference and are counted, the others stay with
+    the kernel, so the count is the same however the sessions were grouped (one process or spans
+    on several: meta.json is the same). A block whose tariffs do not compile (a tariff the kernel
+    cannot hold: every session priced with it would be refused alone) goes to the reference
+    whole, counted whole: halving it would cost a kernel attempt per session."""
     out: list[Any] = []
     todo = [sessions[lo : lo + KERNEL_BLOCK] for lo in range(0, len(sessions), KERNEL_BLOCK)][::-1]
     while todo:
@@ -258,12 +261,12 @@ def kernel_outcomes(
         try:
             rows, straddles = price_sessions_detailed(block, policy, workers)
         except KernelRefusal as exc:
-            if len(block) > 1:
+            if len(block) > 1 and _compiles(block):
                 mid = len(block) // 2
                 todo += [block[mid:], block[:mid]]  # the first half next: the order is kept
                 continue
             if fallbacks is not None:
-                fallbacks[kernel_refused(exc)] += 1
+                fallbacks[kernel_refused(exc)] += len(block)
         else:
             out.extend(zip(rows, straddles, strict=True))
             continue
@@ -278,6 +281,17 @@ def kernel_outcomes(
                 raise
             out.append((result_row(priced), priced.straddling))
     return out
+
+
+def _compiles(sessions: list[Any]) -> bool:
+    """Whether the kernel compiles the tariffs of these sessions (its refusal then came from a
+    value while pricing, not from a tariff)."""
+    pt = from_sessions(sessions)
+    try:
+        compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+    except KernelRefusal:
+        return False
+    return True
 
 
 def price_records_kernel(

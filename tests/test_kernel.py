@@ -160,6 +160,21 @@ def test_uncompilable_tariff_is_a_declared_refusal_counted_per_session():
     assert fallbacks == {"kernel_refused: uncompilable tariff": 3}
 
 
+def test_a_block_whose_tariff_does_not_compile_is_not_halved(monkeypatch):
+    """Every session priced with such a tariff is refused alone: the block goes to the reference
+    after one kernel attempt (halving it would try the kernel once per session)."""
+    t = tariff(element(comp("ENERGY", "0.1234567")))
+    sessions = [session(t, "2024-06-03T10:00", ("CHARGING", 60, 10 + k)) for k in range(16)]
+    calls = []
+    real = pricing.batch.price_sessions_detailed
+    monkeypatch.setattr(
+        pricing.batch, "price_sessions_detailed", lambda b, *a: calls.append(len(b)) or real(b, *a)
+    )
+    fallbacks: Counter[str] = Counter()
+    kernel_outcomes(sessions, PricingPolicy(), fallbacks=fallbacks)
+    assert calls == [16] and fallbacks == {"kernel_refused: uncompilable tariff": 16}
+
+
 def test_a_bug_in_the_kernel_propagates_instead_of_falling_back(monkeypatch):
     """Only declared refusals fall back: any other exception is an error, never a silent re-price."""
 

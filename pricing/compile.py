@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -161,7 +161,12 @@ class Calendar:
     cuts: np.ndarray
 
 
-def build_calendar(tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int) -> Calendar:
+def build_calendar(
+    tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int, stretches: list[tuple[int, int]] | None = None
+) -> Calendar:
+    """The tariff's calendar in ``time_zone`` over the local dates of ``stretches`` (default: one,
+    ``lo_ms``..``hi_ms``), each ±1 day: the state instants (each restriction boundary, each DST
+    change) with the elements' mask from there on, and the instants where a period is cut."""
     cut_m, state_m = clock_minutes(tariff), state_minutes(tariff)
     n = len(tariff.elements)
     if not cut_m:  # no time / day / date restriction: one segment, no cut
@@ -170,12 +175,15 @@ def build_calendar(tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int) -> Ca
             np.array([-(2**62)], np.int64), np.array([everything], np.uint64), np.zeros(0, np.int64)
         )
     tz = zone(time_zone)
-    first = local_date(lo_ms, time_zone) - timedelta(days=1)
-    last = local_date(hi_ms, time_zone) + timedelta(days=1)
+    days: set[date] = set()
+    for a, b in stretches or [(lo_ms, hi_ms)]:
+        day, last = local_date(a, time_zone) - timedelta(days=1), local_date(b, time_zone) + timedelta(days=1)
+        while day <= last:
+            days.add(day)
+            day += timedelta(days=1)
     cuts: set[int] = set()
     states: set[int] = set()
-    day = first
-    while day <= last:
+    for day in sorted(days):
         for m in state_m:
             for instant in wall_instants(day, m, tz):
                 states.add(instant)
@@ -184,7 +192,6 @@ def build_calendar(tariff: Tariff, time_zone: str, lo_ms: int, hi_ms: int) -> Ca
         for instant in dst_transitions(time_zone, day):
             states.add(instant)
             cuts.add(instant)
-        day += timedelta(days=1)
     at = sorted(states)
     masks = [calendar_mask(tariff, time_zone, at[0] - 1)]
     masks += [calendar_mask(tariff, time_zone, i) for i in at]
@@ -304,10 +311,11 @@ def threshold_tables(
 def compile_tariffs(
     tariffs: list[Tariff] | tuple[Tariff, ...],
     zones: list[str] | tuple[str, ...],
-    group_ranges: dict[tuple[int, int], tuple[int, int]],
+    group_ranges: dict[tuple[int, int], tuple[int, int, list[tuple[int, int]]]],
 ) -> Compiled:
-    """Compile ``tariffs``; ``group_ranges[(tariff, zone)] = (first ms, last ms)`` of the periods
-    priced with that tariff in that zone (the calendar covers those local dates ±1 day)."""
+    """Compile ``tariffs``; ``group_ranges[(tariff, zone)] = (first ms, last ms, stretches)`` of the
+    periods priced with that tariff in that zone (:meth:`PeriodTable.group_ranges`; the calendar
+    covers the stretches' local dates ±1 day)."""
     tariffs = tuple(tariffs)
     n_el = max([len(t.elements) for t in tariffs] + [1])
     if n_el > MAX_ELEMENTS:
@@ -519,7 +527,7 @@ def tariff_limits(tariffs: tuple[Tariff, ...]) -> dict[str, Any]:
 def calendar_tables(
     tariffs: tuple[Tariff, ...],
     zones: list[str] | tuple[str, ...],
-    group_ranges: dict[tuple[int, int], tuple[int, int]],
+    group_ranges: dict[tuple[int, int], tuple[int, int, list[tuple[int, int]]]],
 ) -> dict[str, Any]:
     """The calendars of every (tariff, zone) group as one sorted key space: state instants with
     their masks, cut instants, and per state the next cut."""
@@ -527,11 +535,11 @@ def calendar_tables(
     n_z = max(len(zones), 1)
     group_of = np.full(n_t * n_z, -1, np.int64)
     cals: list[Calendar] = []
-    for g, ((t, z), (lo, hi)) in enumerate(sorted(group_ranges.items())):
+    for g, ((t, z), (lo, hi, stretches)) in enumerate(sorted(group_ranges.items())):
         group_of[t * n_z + z] = g
-        cals.append(build_calendar(tariffs[t], zones[z], lo, hi))
+        cals.append(build_calendar(tariffs[t], zones[z], lo, hi, stretches))
     instants = [c.state_at[1:] for c in cals] + [c.cuts for c in cals]
-    instants += [np.array([lo, hi], np.int64) for lo, hi in group_ranges.values()]
+    instants += [np.array([lo, hi], np.int64) for lo, hi, _stretches in group_ranges.values()]
     flat = np.concatenate(instants) if instants else np.zeros(0, np.int64)
     base = int(flat.min()) - 1 if len(flat) else 0
     span = (int(flat.max()) - base + 2) if len(flat) else 2

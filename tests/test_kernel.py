@@ -233,3 +233,21 @@ def test_half_up_rounding_of_exact_ties():
     rows = price_sessions([tie, below])
     assert [r["energy_cost_excl_vat"] for r in rows] == ["0.0001", "0.0000"]
     assert rows == reference_rows([tie, below], PricingPolicy())
+
+
+def test_a_session_years_from_the_others_costs_the_calendar_its_own_days_only():
+    """One session of year 3 among 2026's, a tariff with a daily window: the calendar covers the
+    stretches of days the sessions use (each ±1 day), not the 2,000 years between (15 s before),
+    and the kernel still equals the reference on both."""
+    t = tariff(
+        element(comp("ENERGY", "0.30"), start_time_min=8 * 60, end_time_min=18 * 60),
+        element(comp("ENERGY", "0.20")),
+    )
+    sessions = [session(t, f"2026-10-0{d}T07:30", ("CHARGING", 90, 10)) for d in range(1, 4)]
+    sessions.append(session(t, "0003-05-04T17:30", ("CHARGING", 60, 5)))
+    pt = from_sessions(sessions)
+    [(lo, hi, stretches)] = pt.group_ranges().values()
+    assert len(stretches) == 2 and (stretches[0][0], stretches[-1][1]) == (lo, hi)
+    ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
+    assert len(ct.state_key) < 40  # two boundaries a day over ~5 + 3 days (and a DST change)
+    assert price_sessions(sessions) == [result_row(price_session(s)) for s in sessions]

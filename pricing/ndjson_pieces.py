@@ -27,11 +27,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pricing.io import Record, _read_ndjson
-from pricing.ndjson_parallel import count_lines, first_version, spans
+from pricing.ndjson_parallel import SPAN_BYTES, count_lines, first_version, spans
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.ocpi.columnar_values import positions
 
-SPAN_BYTES = 32 << 20
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 
 

@@ -6,7 +6,8 @@ duplicates, malformed lines and out-of-month sessions; every line then gets the 
 and the columnar reader used to refuse: ``"tariffs": []``, an explicit ``null`` (``remark``)
 and an unknown field. ``roamledger price`` runs on it in a fresh process, NDJSON → NDJSON and →
 Parquet, with 1, 2 and ``auto`` worker processes: wall time (process start included), CDRs/s, CPU
-seconds of the whole process tree, the 1-minute load before the run, peak RSS of the largest
+seconds of the whole process tree, the 1-minute load and a CPU probe (:func:`cpu_probe`: how
+fast the VM runs at the moment) before the run, peak RSS of the largest
 process of the tree, and the share of records off the columnar path (``meta.json`` "fallbacks").
 The input is read once, untimed, before each run (page cache warm, as for the Rust library's
 figure in PERF-NOTES). Results go to ``benchmarks/results/ocpi_ingest.json``. Nothing here asserts
@@ -61,6 +62,19 @@ _PEAK = (
 )
 
 
+def cpu_probe() -> float:
+    """Seconds a pure-Python loop of 10^7 additions takes now (best of three): how fast this VM
+    runs at the moment. Its host's load changes it (0.9 s seen idle, 1.5–1.7 s on a busy host, the
+    same ratio in the runs' times), so figures taken at different probe values do not compare."""
+    best = float("inf")
+    for _ in range(3):
+        t0, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best, 3)
+
+
 def warm(path: Path) -> None:
     """Read the input (a file, or a folder's files) once, untimed, so that the run reads it from
     the page cache: this VM pages out cold file pages (DAMON), and a 1.3 GB file read from its
@@ -78,6 +92,7 @@ def run(n: int, cdrs: Path, tariffs: Path, fmt: str, workers: str) -> dict[str, 
         old.unlink()
     args = ["price", "--tariffs", str(tariffs), "--workers", str(workers), "--out", str(out), str(cdrs)]
     warm(cdrs)
+    probe = cpu_probe()
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -97,6 +112,7 @@ def run(n: int, cdrs: Path, tariffs: Path, fmt: str, workers: str) -> dict[str, 
         "wall_s": round(wall, 2),
         "cpu_s": round(float(cpu), 2),
         "load_1m_before": round(load, 2),
+        "cpu_probe_s": probe,
         "cdrs_per_s": round(read / wall),
         "peak_rss_mb": round(rss_kb / 1024),
         "off_columnar": off,
@@ -123,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(
                     f"{r['n_cdrs']:>9} CDRs → {fmt:<7} workers {w}: {r['wall_s']:>6} s "
                     f"{r['cdrs_per_s']:>7} CDRs/s  CPU {r['cpu_s']} s  peak RSS {r['peak_rss_mb']} MB  "
-                    f"(load {r['load_1m_before']})  "
+                    f"(load {r['load_1m_before']}, CPU probe {r['cpu_probe_s']} s)  "
                     f"off the columnar path {r['off_columnar']} ({r['off_columnar_share']:.3%})"
                 )
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -171,6 +187,7 @@ def run_settle(n: int, cdrs: Path, tariffs: Path, contracts: Path) -> dict[str, 
     args = ["settle", "--cdrs", str(cdrs), "--tariffs", str(tariffs), "--contracts", str(contracts)]
     args += ["--month", "2026-10", "--out", str(out)]
     warm(cdrs)
+    probe = cpu_probe()
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -192,6 +209,7 @@ def run_settle(n: int, cdrs: Path, tariffs: Path, contracts: Path) -> dict[str, 
         "wall_s": round(wall, 2),
         "cpu_s": round(float(cpu), 2),
         "load_1m_before": round(load, 2),
+        "cpu_probe_s": probe,
         "cdrs_per_s": round(read / wall),
         "peak_rss_mb": round(int(rss) / 1024),
         "off_columnar": off,
@@ -215,7 +233,8 @@ def settle_main(argv: list[str] | None = None) -> None:
         rows.append(r)
         print(
             f"settle {r['n_cdrs']:>9} CDRs ({r['engine']}): {r['wall_s']:>6} s {r['cdrs_per_s']:>7} CDRs/s  "
-            f"peak RSS {r['peak_rss_mb']} MB  off the columnar path {r['off_columnar']} "
+            f"peak RSS {r['peak_rss_mb']} MB  (CPU probe {r['cpu_probe_s']} s)  "
+            f"off the columnar path {r['off_columnar']} "
             f"({r['off_columnar_share']:.3%}; left the reader {r['off_reader']} "
             f"= {r['off_reader_share']:.3%}, settlement rules {r['record_path_by_settlement_rule']}): "
             f"{r['record_path']}"

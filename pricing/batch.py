@@ -19,7 +19,6 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -28,11 +27,12 @@ import polars as pl
 from pricing import errors as E
 from pricing.compile import compile_tariffs
 from pricing.errors import Finding, KernelRefusal, RecordRejected, RoamledgerError
+from pricing.files import columnar_ndjson, expand_inputs
 from pricing.flat import FlatRecords, flat_cdr, is_flat_file, iter_flat_tables, read_flat, split_flat
-from pricing.io import READABLE, Record, RowFrame, check_not_compressed, decoded_record, iter_sources
+from pricing.io import Record, RowFrame, decoded_record, iter_sources
 from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
-from pricing.ndjson_parallel import SPAN_BYTES, cores, price_ndjson_spans, processes, span_bytes
+from pricing.ndjson_parallel import SPAN_BYTES, price_ndjson_spans, span_bytes
 from pricing.ocpi import file_version_of, parse_cdr, parse_tariff
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.periods import from_flat, from_sessions
@@ -41,6 +41,7 @@ from pricing.reference import price_session
 from pricing.report import meta_series, price_sessions_detailed, result_row, result_table, trace_rows
 from pricing.results import BatchResult, merge_rows, row_key, sort_owned
 from pricing.sessions import TariffSet, build_session
+from pricing.workers import cores, processes
 
 ENGINES = ("kernel", "reference")
 
@@ -607,20 +608,6 @@ def price_ndjson_columnar(
 # ---- roamledger price's inputs -----------------------------------------------------------------------
 
 
-def expand_inputs(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Files in the order ``iter_sources`` reads them."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(
-                expand_inputs(c for c in sorted(p.iterdir()) if c.suffix.lower() in READABLE and c.is_file())
-            )
-        else:
-            check_not_compressed(p)
-            out.append(p)
-    return out
-
-
 def threads() -> int:
     """Kernel threads for ``workers=AUTO``: one per core."""
     return cores()
@@ -646,12 +633,7 @@ def price_inputs(
     processes_or_auto, workers = workers, workers or threads()
     files = expand_inputs(paths)
     flat = [is_flat_file(f) for f in files]
-    # NDJSON goes through the columnar reader (same results as the per-record path, tested), when
-    # nothing asks for per-record work: the kernel engine, no trace, no forced version
-    columnar = [
-        engine == "kernel" and not explain and version is None and f.suffix.lower() in (".ndjson", ".jsonl")
-        for f in files
-    ]
+    columnar = [columnar_ndjson(f, engine, explain, version) for f in files]
     if not any(flat) and not any(columnar):
         return price_records(
             iter_sources(paths), tariffs, policy, tz, version, explain, engine=engine, workers=workers

@@ -14,7 +14,6 @@ Readers never raise on a bad record: a line that is not JSON becomes a :class:`R
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import itertools
 import json
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 
 from pricing import errors as E
 from pricing.errors import Finding, InputError
+from pricing.files import READABLE, check_not_compressed
 from pricing.jsontext import (
     lone_surrogate,
     may_hold_surrogate,
@@ -90,34 +90,6 @@ def unwrap_envelope(doc: Any) -> Any:
     ):
         return doc["data"]
     return doc
-
-
-READABLE = (".json", ".ndjson", ".jsonl", ".parquet")  # the files a folder's records are read from
-COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
-
-
-def check_not_compressed(path: Path) -> None:
-    """A compressed file is refused by name (read as text, every record would be BAD_JSON)."""
-    with open(path, "rb") as fh:
-        head = fh.read(6)
-    for magic, kind in COMPRESSED.items():
-        if head.startswith(magic) and not head.startswith(b"PAR1"):
-            tool = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz", "zstd": "unzstd"}[kind]
-            raise InputError(f"{path}: compressed input ({kind}) is not supported. Hint: {tool} it first")
-
-
-def skipped_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """What the given folders hold that is not read: files of another kind and sub-folders
-    (hidden ones, starting with ``.``, aside). Files given by name are always read."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += [
-                c
-                for c in sorted(p.iterdir())
-                if not c.name.startswith(".") and (c.is_dir() or c.suffix.lower() not in READABLE)
-            ]
-    return out
 
 
 def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
@@ -782,18 +754,3 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     with open(tmp, "w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         fh.write(text)
     os.replace(tmp, path)
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes (manifests record every input this way)."""
-
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()  # one reused buffer: ~20 % less CPU
-
-
-def all_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Every file under the given files/directories, sorted within a directory."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        out.extend(sorted(c for c in p.rglob("*") if c.is_file()) if p.is_dir() else [p])
-    return out

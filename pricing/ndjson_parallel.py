@@ -10,15 +10,17 @@ parent renumbers each span's lines by the lines before it and merges the results
 
 With ``workers`` processes, ``workers - 1`` are started and the calling process is the last one:
 it prices the next span itself whenever the oldest submitted one is not done yet (one process
-fewer to start and import, ~1.5 CPU-s, and no core idles while the others start up).
+fewer to start and import, ~1.5 CPU-s, and no core idles while the others start up). The
+helpers are those ``roamledger price`` started before it loaded these modules
+(:func:`pricing.workers.start_helpers`), or started here.
 Memory stays bounded by the span size times the processes in flight (at most ``2 × (workers -
 1)`` spans are submitted ahead), plus the result rows the command writes anyway. With one process the
 spans are priced one after the other in the caller's process (same merge): a large file never
 becomes one table.
 
 ``workers=AUTO`` (``roamledger price``'s default) takes one process per core for a file of at
-least :data:`MIN_SPLIT_BYTES` (below that, starting a process costs more than it saves) and one
-otherwise (:func:`processes`).
+least :data:`pricing.workers.MIN_SPLIT_BYTES` (below that, starting a process costs more than it
+saves) and one otherwise (:func:`pricing.workers.processes`).
 
 With no tariffs given, the embedded tariffs form one set in file order (the first tariff seen
 with an id wins): see :func:`price_ndjson_spans`. A span the kernel refuses sends the whole file
@@ -28,12 +30,11 @@ to the caller's one-process path.
 from __future__ import annotations
 
 import mmap
-import multiprocessing
 import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
@@ -49,9 +50,8 @@ from pricing.policy import PricingPolicy
 from pricing.rendered import RenderedRows, spill_dir, spill_rows
 from pricing.results import BatchResult, merge_rows
 from pricing.sessions import TariffSet
+from pricing.workers import helper_pool, take_helpers
 
-AUTO = 0  # workers: as many processes as cores when the file is large enough
-MIN_SPLIT_BYTES = 32 << 20  # ~25k CDRs: below, one process
 # The largest span (a worker's memory grows with it: ~0.4 GB at 30 MB). Under 32 MB, glibc's
 # largest mmap threshold: a span's bytes are then read into heap memory that the next span's read
 # reuses, where a buffer above it is a fresh mapping every time (page faults for each of its pages:
@@ -59,23 +59,6 @@ MIN_SPLIT_BYTES = 32 << 20  # ~25k CDRs: below, one process
 SPAN_BYTES = 30 << 20
 MIN_SPAN_BYTES = 4 << 20
 Span = tuple[int, int, str | None]  # (start byte, stop byte, the file's OCPI version)
-
-
-def cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system says, else all)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def processes(path: str, workers: int) -> int:
-    """How many processes price the NDJSON file: ``workers``, or for :data:`AUTO` one per core
-    (:func:`cores`) when the file has at least :data:`MIN_SPLIT_BYTES`, else one."""
-    if workers != AUTO:
-        return max(1, workers)
-    if os.path.getsize(path) < MIN_SPLIT_BYTES:
-        return 1
-    return cores()
 
 
 def span_bytes(size: int, n_processes: int) -> int:
@@ -189,7 +172,7 @@ def _differs(span_seen: dict[str, Any], seen: dict[str, Any]) -> bool:
     return any(tid in seen and seen[tid][0] != key for tid, (key, _t) in span_seen.items())
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     """A worker process: one thread for Arrow (the other cores run the other workers), and no
     pandas (:func:`skip_pandas_probe`)."""
     pa.set_cpu_count(1)
@@ -315,10 +298,9 @@ def _span_results(
                 return
         return
     waiting = deque(todo)
-    # spawn, not fork: a forked child inherits pyarrow's and polars' thread pools mid-state and hangs
-    context = multiprocessing.get_context("spawn")
     helpers = workers - 1  # this process is the last worker: one process fewer to start and import
-    with ProcessPoolExecutor(helpers, mp_context=context, initializer=_init_worker) as pool:
+    pool = take_helpers(helpers) or helper_pool(helpers)  # started early by the command, or now
+    with pool:
         slots: deque[Future[Any]] = deque()  # in span order; this process's own spans done
         while waiting or slots:
             while waiting and sum(not f.done() for f in slots) < 2 * helpers:

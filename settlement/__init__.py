@@ -12,8 +12,9 @@ import os
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
-from pricing.batch import expand_inputs, load_tariffs
+from pricing.batch import load_tariffs
 from pricing.errors import Finding
+from pricing.files import expand_inputs
 from pricing.flat import is_flat_file
 from pricing.io import iter_sources
 from pricing.policy import PricingPolicy

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pricing.batch import expand_inputs, kernel_outcomes, load_tariffs, parse_record
+from pricing.batch import kernel_outcomes, load_tariffs, parse_record
 from pricing.errors import Finding, RecordRejected, RoamledgerError
+from pricing.files import expand_inputs
 from pricing.flat import is_flat_file, iter_pieces, piece_cdrs, record_id, split_piece
 from pricing.io import Record, csv_unsafe, iter_sources
 from pricing.model import Cdr, Money

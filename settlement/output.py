@@ -24,7 +24,8 @@ import polars as pl
 
 from pricing import __version__
 from pricing.errors import Finding, RoamledgerError
-from pricing.io import all_files, csv_safe_expr, dumps, sha256_file, skipped_files
+from pricing.files import all_files, sha256_file, skipped_files
+from pricing.io import csv_safe_expr, dumps
 from settlement.contracts import Contracts
 from settlement.rules import local_end_date, local_iso
 from settlement.statement import LINE_COLUMNS, Line, Statement

@@ -17,6 +17,8 @@ import pytest
 from test_settle import MONTH, cdr, write_month
 
 import api.cli.price
+import pricing.batch
+import pricing.io
 from api.cli import build_parser, main
 from api.http.routers.settlements import MONTH as API_MONTH
 from settlement.rules import MONTH_PATTERN, parse_month
@@ -89,7 +91,7 @@ def test_ctrl_c_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
         calls.append(args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(api.cli.price, "write_ndjson", interrupted)
+    monkeypatch.setattr(pricing.io, "write_ndjson", interrupted)  # price loads it when it runs
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["price", "--tariffs", str(tariffs), "--out", str(tmp_path / "p.ndjson"), str(src)]) == 130
     assert calls, "interrupted while writing"
@@ -103,7 +105,7 @@ def test_a_bug_is_one_sentence_and_exit_70(tmp_path: Path, capsys, monkeypatch) 
     def broken(*args, **kwargs):
         return {}["no such key"]
 
-    monkeypatch.setattr(api.cli.price, "price_inputs", broken)
+    monkeypatch.setattr(pricing.batch, "price_inputs", broken)  # price loads it when it runs
     assert main(["price", "--tariffs", str(tariffs), "--out", str(tmp_path / "p.ndjson"), str(src)]) == 70
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error (KeyError" in err and "please report" in err

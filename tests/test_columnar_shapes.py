@@ -14,23 +14,16 @@ from pathlib import Path
 import pytest
 
 import pricing.ndjson_parallel
+import pricing.workers
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.io import iter_sources, ndjson_lines, write_table
-from pricing.ndjson_parallel import (
-    AUTO,
-    MIN_SPAN_BYTES,
-    MIN_SPLIT_BYTES,
-    SPAN_BYTES,
-    price_ndjson_spans,
-    processes,
-    span_bytes,
-    spans,
-)
+from pricing.ndjson_parallel import MIN_SPAN_BYTES, SPAN_BYTES, price_ndjson_spans, span_bytes, spans
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.policy import CDR_POLICY
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
 from pricing.sessions import TariffSet
+from pricing.workers import AUTO, MIN_SPLIT_BYTES, processes
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "fixtures" / "sample"
@@ -353,7 +346,7 @@ def test_auto_workers_by_file_size(tmp_path, monkeypatch):
     small.write_bytes(b"{}\n")
     with open(large, "wb") as fh:
         fh.truncate(MIN_SPLIT_BYTES)
-    monkeypatch.setattr(pricing.ndjson_parallel, "cores", lambda: 2)
+    monkeypatch.setattr(pricing.workers, "cores", lambda: 2)
     assert (processes(str(small), AUTO), processes(str(large), AUTO)) == (1, 2)
     assert (processes(str(small), 3), processes(str(large), 1)) == (3, 1)
     assert span_bytes(10**9, 1) == SPAN_BYTES

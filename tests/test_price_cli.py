@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -416,3 +417,75 @@ def test_price_and_reconcile_recompute_a_straddling_cdr_alike(tmp_path: Path, en
     assert json.loads((tmp_path / "o.ndjson").read_text())["recomputed_total_excl_vat"] == "2.0000"
     frame, _ = pricing.price_cdrs(cdrs, str(tmp_path / "t.json"))
     assert str(frame["total_cost_excl_vat"][0]) == "2.0000"
+
+
+def test_batch_commands_set_the_allocator_default_unless_the_user_did(tmp_path: Path, monkeypatch) -> None:
+    """`price` (a batch command) sets polars' jemalloc default (freed pages kept 10 s for reuse:
+    page faults per span) before it loads polars, for itself and the workers that inherit it;
+    a value the user set is kept; a non-batch command leaves the environment alone."""
+    from api.cli import BATCH_ALLOCATOR
+
+    name, default = BATCH_ALLOCATOR
+    src = tmp_path / "one.json"
+    src.write_text(json.dumps(CDR))
+    out = tmp_path / "o.ndjson"
+    monkeypatch.delenv(name, raising=False)
+    assert main(["lint", str(src)]) in (0, 1, 2)
+    assert name not in os.environ
+    assert main(["price", "--out", str(out), str(src)]) == 0
+    assert os.environ[name] == default
+    monkeypatch.setenv(name, "narenas:1")
+    assert main(["price", "--out", str(out), str(src)]) == 0
+    assert os.environ[name] == "narenas:1"
+
+
+def test_price_starts_its_helper_processes_before_it_loads_the_pricing(tmp_path: Path) -> None:
+    """`price` on one NDJSON file priced on several processes starts the helpers first (they load
+    the pricing's modules while the command does), and the spans are priced on those very
+    helpers; the output is the one-process output."""
+    src = tmp_path / "cdrs.ndjson"
+    src.write_text("".join(json.dumps(dict(CDR, id=f"CDR-{i}")) + "\n" for i in range(40)))
+    probe = (
+        "import sys, pricing.workers as w\n"
+        "start, take = w.start_helpers, w.take_helpers\n"
+        "def started(n):\n"
+        "    print('start', n, 'pricing.batch' in sys.modules, 'polars' in sys.modules)\n"
+        "    start(n)\n"
+        "def taken(n):\n"
+        "    pool = take(n)\n"
+        "    print('take', n, pool is not None)\n"
+        "    return pool\n"
+        "w.start_helpers, w.take_helpers = started, taken\n"
+        "from api.cli import main\n"
+        "if __name__ == '__main__':\n"
+        "    sys.exit(main(sys.argv[1:]))\n"
+    )
+    script = tmp_path / "probe.py"
+    script.write_text(probe)
+    outs = []
+    for workers in ("2", "1"):
+        out = tmp_path / f"w{workers}.ndjson"
+        args = [sys.executable, str(script), "price", "--workers", workers, "--out", str(out), str(src)]
+        done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, check=True)
+        outs.append(out.read_bytes())
+        if workers == "2":
+            assert "start 1 False False" in done.stdout, done.stdout  # before numpy/polars/pricing
+            assert "take 1 True" in done.stdout, done.stdout
+        else:
+            assert "start 0" in done.stdout and "take" not in done.stdout, done.stdout
+    assert outs[0] == outs[1]
+
+
+def test_helpers_started_early_are_taken_once_and_only_by_their_count() -> None:
+    from pricing import workers
+
+    workers.start_helpers(1)
+    pool = workers.take_helpers(1)
+    assert pool is not None and workers.take_helpers(1) is None  # the caller owns them now
+    assert pool.submit(sum, [1, 2]).result() == 3
+    pool.shutdown()
+    workers.start_helpers(1)
+    assert workers.take_helpers(2) is None  # another count: those started are stopped
+    assert workers.take_helpers(1) is None
+    workers.start_helpers(0)
+    assert workers.take_helpers(0) is None

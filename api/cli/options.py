@@ -16,9 +16,8 @@ from api.cli.status import (  # noqa: F401
     EXIT_OK,
     EXIT_STATUS_HELP,
 )
-from pricing.batch import load_tariffs
 from pricing.errors import BAD_JSON, InputError, RoamledgerError
-from pricing.io import READABLE, skipped_files
+from pricing.files import READABLE, skipped_files
 from pricing.policy import PricingPolicy
 
 
@@ -108,6 +107,8 @@ def check_tariffs(paths: Iterable[str] | None, limit: int = 10) -> None:
     error), a tariff file that is not JSON is an input error (the ids of its tariffs are unknown:
     their CDRs would all be rejected as TARIFF_NOT_FOUND), and every tariff that is JSON but cannot
     be read is named on stderr with its own error (its CDRs are rejected as TARIFF_INVALID)."""
+    from pricing.batch import load_tariffs  # here: parsing a command line loads no pricing modules
+
     shown = 0
     for path in paths or []:
         store, findings = load_tariffs([path])

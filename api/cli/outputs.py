@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
+from pricing.files import expand_inputs
 
 REJECTS = ".rejects.ndjson"  # the suffix of a run's rejects file (``OUT.rejects.ndjson``)
 

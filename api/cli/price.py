@@ -20,13 +20,11 @@ from api.cli.options import (
 )
 from api.cli.outputs import check_output_file, staged_files
 from pricing import __version__
-from pricing.batch import load_tariffs, price_inputs
 from pricing.errors import RoamledgerError
-from pricing.io import all_files, sha256_file, skipped_files, write_ndjson, write_table
-from pricing.ndjson_parallel import AUTO, skip_pandas_probe
+from pricing.files import all_files, columnar_ndjson, sha256_file, skipped_files
 from pricing.policy import CDR_POLICY, PricingPolicy
-from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
 from pricing.timezones import validate_zone
+from pricing.workers import AUTO, processes, start_helpers, stop_helpers
 
 EXAMPLE = """example:
   roamledger price --out out/priced.csv fixtures/golden/T04-monday/cdr.json
@@ -72,7 +70,9 @@ def workers_count(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    skip_pandas_probe()  # this command never hands pandas objects to Arrow
+    """Checks, then the input hashes and the helper processes started, then the pricing's modules
+    loaded (about a second: the hashes and the helpers' own loading run meanwhile on the other
+    cores), then the pricing."""
     policy = policy_of(args.policy, CDR_POLICY)
     if args.tz:
         validate_zone(args.tz)
@@ -81,11 +81,18 @@ def run(args: argparse.Namespace) -> int:
         raise RoamledgerError(f"--out {out}: unknown format. Hint: end the name in .ndjson, .csv or .parquet")
     require_existing([*args.cdrs, *(args.tariffs or [])])
     check_output_file(out, [*args.cdrs, *(args.tariffs or [])])
-    check_tariffs(args.tariffs)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(1) as hasher:  # hashlib lets the pricing run meanwhile
         inputs = hasher.submit(input_hashes, [*args.cdrs, *(args.tariffs or [])])
-        return priced(args, policy, out, inputs)
+        try:
+            first = args.cdrs[0]  # one NDJSON file priced on several processes: start their helpers now
+            one = len(args.cdrs) == 1 and Path(first).is_file()
+            if one and columnar_ndjson(first, args.engine, args.explain, args.ocpi_version):
+                start_helpers(processes(first, args.workers) - 1)
+            check_tariffs(args.tariffs)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            return priced(args, policy, out, inputs)
+        finally:
+            stop_helpers()
 
 
 def input_hashes(paths: list[str]) -> dict[str, str]:
@@ -95,6 +102,12 @@ def input_hashes(paths: list[str]) -> dict[str, str]:
 
 def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: Future[dict[str, str]]) -> int:
     """The pricing and its files (``inputs``: the input hashes, computed meanwhile)."""
+    from pricing.batch import load_tariffs, price_inputs
+    from pricing.io import write_ndjson, write_table
+    from pricing.ndjson_parallel import skip_pandas_probe
+    from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
+
+    skip_pandas_probe()  # this command never hands pandas objects to Arrow
     tariffs, tariff_findings = load_tariffs(args.tariffs)
     result = price_inputs(
         args.cdrs,

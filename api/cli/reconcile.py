@@ -19,8 +19,9 @@ from api.cli.options import (
     require_existing,
 )
 from api.cli.outputs import check_output_file, staged_files
-from pricing.batch import expand_inputs, load_tariffs
+from pricing.batch import load_tariffs
 from pricing.errors import Finding, RoamledgerError
+from pricing.files import expand_inputs
 from pricing.flat import is_flat_file
 from pricing.io import dumps, iter_sources, write_ndjson, write_table
 from settlement.columnar.reconcile import reconcile_columnar

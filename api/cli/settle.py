@@ -20,8 +20,8 @@ from api.cli.options import (
     policy_of,
     require_existing,
 )
-from pricing.batch import expand_inputs
 from pricing.errors import RoamledgerError
+from pricing.files import expand_inputs
 from pricing.flat import is_flat_file
 from pricing.policy import PricingPolicy
 from settlement.columnar.settle import settle_columnar

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from pricing.batch import expand_inputs
 from pricing.errors import Finding
+from pricing.files import expand_inputs
 from pricing.io import dumps
 from pricing.policy import PricingPolicy
 from pricing.sessions import TariffSet

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pricing.batch import expand_inputs, load_tariffs
+from pricing.batch import load_tariffs
+from pricing.files import expand_inputs
 from pricing.ndjson_pieces import SPAN_BYTES
 from pricing.policy import PricingPolicy
 from pricing.timezones import validate_zone

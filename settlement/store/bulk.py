@@ -47,8 +47,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.schema import CreateTable
 
-from pricing.batch import expand_inputs
 from pricing.errors import RecordRejected
+from pricing.files import expand_inputs
 from pricing.io import Record, dumps, loads, read_records
 from pricing.ocpi import parse_cdr
 from pricing.ocpi.columnar import read_ndjson_flat

@@ -132,9 +132,14 @@ def key_null_hits(
     return all_pos, all_key[first_of]
 
 
+def _starts(pattern: re.Pattern[bytes], block: bytes) -> np.ndarray:
+    """Where each match of ``pattern`` in the block starts."""
+    return np.fromiter(map(re.Match.start, pattern.finditer(block)), np.int64)
+
+
 def _nulls(block: bytes) -> np.ndarray:
     """Where each ``null`` of the block starts (from byte 2: a key and a colon come first)."""
-    at = np.fromiter((m.start() for m in _NULL.finditer(block)), np.int64)
+    at = _starts(_NULL, block)
     return at[at >= 2]
 
 
@@ -144,7 +149,7 @@ def key_null_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.n
     at = _nulls(block)
     pos, key = key_null_hits(block, buf, starts, ends, at)
     line = np.searchsorted(ends, pos)
-    bad = [_escaped(buf, at, ends)]
+    bad = [_escaped(buf, at, ends) if block.find(b"\\") >= 0 else np.zeros(0, np.int64)]  # few have one
     if len(pos):
         p, parent = _parents(block, buf, pos, starts[line])
         harmful = parent == UNSURE
@@ -155,7 +160,7 @@ def key_null_lines(block: bytes, buf: np.ndarray, starts: np.ndarray, ends: np.n
             harmful[tc] = ~beside | (key[tc] == 0)  # a null before_taxes: its own 2.3.0 key only
         money = np.flatnonzero(price & (parent > 0))  # in another money field
         if len(money):
-            auth = np.fromiter((m.start() for m in _AUTH_ID.finditer(block)), np.int64)
+            auth = _starts(_AUTH_ID, block)
             harmful[money] = np.isin(line[money], np.searchsorted(ends, auth))
         bad.append(line[harmful])
     return np.unique(np.concatenate(bad))
@@ -244,7 +249,7 @@ def _skip_blanks_back(buf: np.ndarray, at: np.ndarray, lo: np.ndarray) -> np.nda
 def _before_taxes_before(block: bytes, buf: np.ndarray, brace: np.ndarray, pos: np.ndarray) -> np.ndarray:
     """Per key (``pos``) directly in the object opened at ``brace``: whether a non-null
     ``before_taxes`` key comes between them (no bracket between: same object, scalar value)."""
-    at = np.fromiter((m.start() for m in _BEFORE_TAXES.finditer(block)), np.int64)
+    at = _starts(_BEFORE_TAXES, block)
     if not len(at):
         return np.zeros(len(pos), bool)
     k = np.minimum(np.searchsorted(at, brace), len(at) - 1)

@@ -11,12 +11,17 @@ started, starts its own the same way (:func:`helper_pool`).
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 
 AUTO = 0  # workers: as many processes as cores when the file is large enough
 MIN_SPLIT_BYTES = 32 << 20  # ~25k CDRs: below, one process
+
+# loaded by name in a helper as it starts (this module loads none of them: it is loaded first)
+HELPER_MODULES = ("pricing.batch",)  # the spans' pricing (pricing.batch.price_ndjson_columnar)
+HELPER_INIT = ("pricing.ndjson_parallel", "init_worker")
 
 _started: ProcessPoolExecutor | None = None
 _started_size = 0
@@ -40,12 +45,12 @@ def processes(path: str, workers: int) -> int:
 
 
 def _init_helper() -> None:
-    """A helper process: the pricing's modules loaded, one Arrow thread, no pandas probe
-    (:func:`pricing.ndjson_parallel.init_worker`)."""
-    from pricing import batch  # noqa: F401  # the work's modules, loaded now rather than at the first span
-    from pricing.ndjson_parallel import init_worker
-
-    init_worker()
+    """A helper process: the modules it prices with loaded now rather than at its first span
+    (:data:`HELPER_MODULES`), then :data:`HELPER_INIT` (one Arrow thread, no pandas probe)."""
+    for name in HELPER_MODULES:
+        importlib.import_module(name)
+    module, function = HELPER_INIT
+    getattr(importlib.import_module(module), function)()
 
 
 def _ready() -> None:

@@ -17,8 +17,7 @@ import pytest
 from test_settle import MONTH, cdr, write_month
 
 import api.cli.price
-import pricing.batch
-import pricing.io
+import api.cli.price_run
 from api.cli import build_parser, main
 from api.http.routers.settlements import MONTH as API_MONTH
 from settlement.rules import MONTH_PATTERN, parse_month
@@ -91,7 +90,7 @@ def test_ctrl_c_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
         calls.append(args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pricing.io, "write_ndjson", interrupted)  # price loads it when it runs
+    monkeypatch.setattr(api.cli.price_run, "write_ndjson", interrupted)
     before = sorted(p.name for p in tmp_path.iterdir())
     assert main(["price", "--tariffs", str(tariffs), "--out", str(tmp_path / "p.ndjson"), str(src)]) == 130
     assert calls, "interrupted while writing"
@@ -105,7 +104,7 @@ def test_a_bug_is_one_sentence_and_exit_70(tmp_path: Path, capsys, monkeypatch) 
     def broken(*args, **kwargs):
         return {}["no such key"]
 
-    monkeypatch.setattr(pricing.batch, "price_inputs", broken)  # price loads it when it runs
+    monkeypatch.setattr(api.cli.price_run, "price_inputs", broken)
     assert main(["price", "--tariffs", str(tariffs), "--out", str(tmp_path / "p.ndjson"), str(src)]) == 70
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error (KeyError" in err and "please report" in err

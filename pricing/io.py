@@ -246,8 +246,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__}")
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
 def dumps(row: dict[str, Any]) -> str:
-    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    """One row as compact JSON (one encoder for every row: ``json.dumps`` with options builds a
+    new one per call, about half its time on a row of a few fields)."""
+    return _ENCODER.encode(row)
 
 
 def write_ndjson(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:

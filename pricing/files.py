@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -42,11 +43,23 @@ def skipped_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return out
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes (manifests record every input this way)."""
+HASH_CHUNK = 1 << 20  # bytes hashed at a time, into one reused buffer (~20 % less CPU than fresh ones)
 
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()  # one reused buffer: ~20 % less CPU
+
+def sha256_file(path: str | os.PathLike[str], stop: threading.Event | None = None) -> str:
+    """SHA-256 of a file's bytes (manifests record every input this way). ``stop``: set by a run
+    that failed meanwhile, which then does not wait for the rest of a large file (raises
+    InterruptedError)."""
+
+    digest = hashlib.sha256()
+    buf = bytearray(HASH_CHUNK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            if stop is not None and stop.is_set():
+                raise InterruptedError(f"{path}: hashing stopped")
+            digest.update(view[:n])
+    return digest.hexdigest()
 
 
 def all_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

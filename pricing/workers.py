@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 AUTO = 0  # workers: as many processes as cores when the file is large enough
@@ -62,8 +64,16 @@ def helper_pool(helpers: int) -> ProcessPoolExecutor:
     and polars' thread pools mid-state and hangs), each loading the pricing's modules."""
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(helpers, mp_context=context, initializer=_init_helper)
-    for _ in range(helpers):
-        pool.submit(_ready)
+    # Ctrl-C reaches the helpers too (one process group): they ignore it (a signal ignored when a
+    # process starts stays ignored), the command stops them; else each prints a traceback
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        for _ in range(helpers):
+            pool.submit(_ready)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     return pool
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -489,3 +492,49 @@ def test_helpers_started_early_are_taken_once_and_only_by_their_count() -> None:
     assert workers.take_helpers(1) is None
     workers.start_helpers(0)
     assert workers.take_helpers(0) is None
+
+
+def test_helpers_ignore_ctrl_c_and_the_command_keeps_its_handler() -> None:
+    """Ctrl-C reaches every process of the group: the helpers ignore it (the command stops them),
+    so no helper prints a traceback; the command still gets KeyboardInterrupt."""
+    from pricing import workers
+
+    before = signal.getsignal(signal.SIGINT)
+    pool = workers.helper_pool(1)
+    try:
+        assert pool.submit(signal.getsignal, signal.SIGINT).result() == signal.SIG_IGN
+    finally:
+        pool.shutdown()
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_failed_run_does_not_wait_for_the_input_hashes(tmp_path: Path, monkeypatch) -> None:
+    """A run that fails (here: a --tariffs file that is not JSON) stops hashing its inputs rather
+    than waiting for a large file's digest."""
+    import api.cli.price
+
+    stopped = []
+
+    def slow_hash(path, stop=None):
+        stopped.append(stop.wait(60))  # a large file: done only when the run says stop
+        raise InterruptedError("stopped")
+
+    monkeypatch.setattr(api.cli.price, "sha256_file", slow_hash)
+    src = tmp_path / "c.ndjson"
+    src.write_text(json.dumps(CDR) + "\n")
+    bad = tmp_path / "t.json"
+    bad.write_text("not json {")
+    assert main(["price", "--tariffs", str(bad), "--out", str(tmp_path / "o.ndjson"), str(src)]) == 2
+    assert stopped == [True]
+
+
+def test_a_stopped_hash_raises(tmp_path: Path) -> None:
+    from pricing.files import sha256_file
+
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc" * 1000)
+    assert sha256_file(f) == hashlib.sha256(b"abc" * 1000).hexdigest()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(InterruptedError):
+        sha256_file(f, stop)

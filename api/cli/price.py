@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -79,18 +80,22 @@ def run(args: argparse.Namespace) -> int:
         raise RoamledgerError(f"--out {out}: unknown format. Hint: end the name in .ndjson, .csv or .parquet")
     require_existing([*args.cdrs, *(args.tariffs or [])])
     check_output_file(out, [*args.cdrs, *(args.tariffs or [])])
+    stop = threading.Event()  # set when the run fails: it does not wait for the input hashes
     with ThreadPoolExecutor(1) as hasher:  # hashlib lets the pricing run meanwhile
-        inputs = hasher.submit(input_hashes, [*args.cdrs, *(args.tariffs or [])])
+        inputs = hasher.submit(input_hashes, [*args.cdrs, *(args.tariffs or [])], stop)
         try:
             first = args.cdrs[0]  # one NDJSON file priced on several processes: start their helpers now
             one = len(args.cdrs) == 1 and Path(first).is_file()
             if one and columnar_ndjson(first, args.engine, args.explain, args.ocpi_version):
                 start_helpers(processes(first, args.workers) - 1)
             return int(importlib.import_module(PRICING).priced(args, policy, out, inputs))
+        except BaseException:
+            stop.set()
+            raise
         finally:
             stop_helpers()
 
 
-def input_hashes(paths: list[str]) -> dict[str, str]:
-    """``meta.json`` ``inputs``: the SHA-256 of every input file."""
-    return {str(p): sha256_file(p) for p in all_files(paths)}
+def input_hashes(paths: list[str], stop: threading.Event | None = None) -> dict[str, str]:
+    """``meta.json`` ``inputs``: the SHA-256 of every input file (until ``stop`` is set)."""
+    return {str(p): sha256_file(p, stop) for p in all_files(paths)}

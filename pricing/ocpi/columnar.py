@@ -49,7 +49,7 @@ from pricing.ocpi.columnar_lines import key_null_lines, object_bounds
 from pricing.ocpi.columnar_parse import parse_runs
 from pricing.ocpi.columnar_periods import DIMS_22, DIMS_211, period_volumes
 from pricing.ocpi.columnar_reported import reported as _reported
-from pricing.ocpi.columnar_tariffs import EmbeddedTariffs
+from pricing.ocpi.columnar_tariffs import EmbeddedTariffs, connector_tariff_ids
 from pricing.ocpi.columnar_values import (
     Checks,
     convert,
@@ -414,7 +414,12 @@ def _flatten(
         start, end, per_cdr, totals = _cdr_22(col, ck, st)
         conn_tariff, allowed = None, DIMS_22
     periods, p_parent, p_idx, p_start, out = period_volumes(col, ck, end, allowed)
-    _check_tariffs(col, ck, st, per_cdr["ocpi_version"], periods, p_parent, raw_of)
+    chosen = _check_tariffs(col, ck, st, per_cdr["ocpi_version"], periods, p_parent, raw_of)
+    if chosen and conn_tariff is not None:  # 2.1.1 rows priced with their own tariffs
+        rows_c = np.fromiter(chosen, np.int64, len(chosen))
+        conn_tariff = pc.replace_with_mask(
+            conn_tariff, pa.array(np.isin(np.arange(n), rows_c)), pa.array(list(chosen.values()), _S)
+        )
     ok = ck.ok
     rows = np.flatnonzero(ok[p_parent])
     if not len(rows):
@@ -588,19 +593,21 @@ def _check_tariffs(
     periods: pa.Array,
     p_parent: np.ndarray,
     raw_of: Callable[[int], bytes],
-) -> None:
+) -> dict[int, str]:
     """Embedded tariffs: an empty list is no tariff at all (sessions.select_tariffs); a row with
-    some is decoded and judged by :class:`EmbeddedTariffs` (each distinct tariff parsed once)."""
+    some is decoded and judged by :class:`EmbeddedTariffs` (each distinct tariff parsed once).
+    Returns, for the 2.1.1 rows priced with their own tariffs, row → the tariff id that prices it."""
     n_tariffs = pc.fill_null(pc.list_value_length(col["tariffs"]), 0).to_numpy(zero_copy_only=False)
     emb = st.embedded
+    chosen: dict[int, str] = {}
     if emb is None:
         ck.require(n_tariffs == 0, "embedded tariffs")
-        return
+        return chosen
     if not emb.given:
         ck.require(n_tariffs > 0, "no tariffs given or embedded")
     cand = np.flatnonzero(ck.ok & (n_tariffs > 0))
     if not len(cand):
-        return
+        return chosen
     names = periods.type.names if pa.types.is_struct(periods.type) else []
     pids = periods.field("tariff_id").to_pylist() if "tariff_id" in names else [None] * len(p_parent)
     lo = np.searchsorted(p_parent, cand)
@@ -608,10 +615,14 @@ def _check_tariffs(
     versions = version.to_pylist()
     for k, a, b in zip(cand.tolist(), lo.tolist(), hi.tolist(), strict=True):
         obj = loads(raw_of(k))
-        why = emb.row(obj.get("tariffs") if isinstance(obj, dict) else None, versions[k], pids[a:b])
+        tariffs = obj.get("tariffs") if isinstance(obj, dict) else None
+        why, tid = emb.row(tariffs, versions[k], pids[a:b], connector_tariff_ids(obj))
         if why:
             ck.why[k] = why
             ck.ok[k] = False
+        elif tid is not None:
+            chosen[k] = tid
+    return chosen
 
 
 def _check_times(col: dict[str, pa.Array], ck: Checks, end_key: str) -> tuple[np.ndarray, np.ndarray]:

@@ -34,10 +34,11 @@ from pricing.kernel import price_table
 from pricing.model import Cdr, Tariff
 from pricing.ndjson_parallel import SPAN_BYTES, price_ndjson_spans, span_bytes
 from pricing.ocpi import file_version_of, parse_cdr, parse_tariff
-from pricing.ocpi.columnar import read_ndjson_flat
+from pricing.ocpi.columnar import line_records, read_ndjson_flat
 from pricing.periods import from_flat, from_sessions
 from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
+from pricing.refusals import kernel_parts
 from pricing.report import meta_series, price_sessions_detailed, result_row, result_table, trace_rows
 from pricing.results import BatchResult, merge_rows, row_key, sort_owned
 from pricing.sessions import TariffSet, build_session
@@ -535,13 +536,13 @@ def price_ndjson_columnar(
     Columnar CDRs go through :func:`pricing.flat.split_flat` / ``from_flat`` and the kernel, the
     reader's per-record Records through :func:`price_records` (counted in ``fallbacks`` as
     ``columnar_reader: <reason>``); the results are merged in line order (rows sorted like
-    ``price_records``). If the kernel refuses the columnar CDRs, the whole file is priced per record
-    and those CDRs are counted as ``columnar_reader: kernel_refused: <reason>``.
+    ``price_records``). CDRs the kernel refuses (:func:`pricing.refusals.kernel_parts` finds them)
+    are priced per record too and counted as ``columnar_reader: kernel_refused: <reason>``.
 
     A file larger than one span is priced span by span, on ``processes(path, workers)``
     processes (``workers=AUTO``, 0: one per core for a large file; :mod:`pricing.ndjson_parallel`;
     same output), so memory is bounded by the span size. ``span``/``stats``: one such span (see
-    :func:`pricing.ocpi.columnar.read_ndjson_flat`); a span the kernel refuses raises;
+    :func:`pricing.ocpi.columnar.read_ndjson_flat`);
     ``stats["embedded"]`` receives the embedded tariffs first seen (with no tariffs given:
     ``seen`` before the span, then the span's own). ``render_ndjson``: where the file is priced
     in spans, the rows are :class:`~pricing.rendered.RenderedRows` (each span's rows rendered as
@@ -553,11 +554,9 @@ def price_ndjson_columnar(
         n_proc, size = processes(source, workers), os.path.getsize(source)
         if n_proc > 1 or size > SPAN_BYTES:
             piece = span_bytes(size, n_proc)
-            done = price_ndjson_spans(
+            return price_ndjson_spans(
                 price_ndjson_columnar, source, tariffs, policy, tz, n_proc, piece, render_ndjson
             )
-            if done is not None:
-                return done
     workers = workers or threads()
     reasons: Counter[str] = Counter()
     versions: dict[str, str] = {}
@@ -580,19 +579,26 @@ def price_ndjson_columnar(
     columnar_tariffs = tariffs if known else TariffSet.of(embedded)
     result = BatchResult(policy=policy, engine="kernel")
     if table.num_rows:
-        fr = split_flat(table)
-        lines = table.column("line").to_numpy()
-        try:
-            result = flat_kernel_result(
-                fr, columnar_tariffs, policy, tz, workers, source, lines[fr.first_row]
-            )
-        except KernelRefusal as exc:  # the per-record path decides (same output)
-            if span is not None:
-                raise
-            whole = price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)
-            whole.fallbacks[f"columnar_reader: {kernel_refused(exc)}"] += fr.n_records
-            whole.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
-            return whole
+
+        def priced(piece: Any) -> BatchResult:
+            fr = split_flat(piece)
+            lines = piece.column("line").to_numpy()
+            return flat_kernel_result(fr, columnar_tariffs, policy, tz, workers, source, lines[fr.first_row])
+
+        # CDRs the kernel refuses go the per-record path (same output), the others stay here
+        parts, refused = kernel_parts(table, priced, columnar_tariffs)
+        del table
+        if len(parts) == 1:
+            result = parts[0]
+        elif parts:
+            for p in parts:
+                result.add(p)
+            result.rows = merge_rows([p.rows for p in parts])
+        if refused:
+            for cdr_lines, exc in refused:
+                reasons[kernel_refused(exc)] += len(cdr_lines)
+            again = line_records(path, np.sort(np.concatenate([c for c, _ in refused])), span)
+            fallback = sorted([*fallback, *again], key=lambda r: r.line or 0)
     result.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
     part = price_records(
         iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers, file_versions=versions

@@ -23,8 +23,8 @@ least :data:`pricing.workers.MIN_SPLIT_BYTES` (below that, starting a process co
 saves) and one otherwise (:func:`pricing.workers.processes`).
 
 With no tariffs given, the embedded tariffs form one set in file order (the first tariff seen
-with an id wins): see :func:`price_ndjson_spans`. A span the kernel refuses sends the whole file
-to the caller's one-process path.
+with an id wins): see :func:`price_ndjson_spans`. CDRs the kernel refuses are priced per record
+where their span is (:func:`pricing.refusals.kernel_parts`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pricing.errors import KernelRefusal
 from pricing.io import _read_ndjson
 from pricing.ocpi import file_version_of
 from pricing.ocpi.columnar_values import count_of
@@ -151,15 +150,12 @@ def _price_span(
 ) -> Any:
     """One span priced in a worker by ``price`` (:func:`pricing.batch.price_ndjson_columnar`):
     (result, lines in the span, embedded tariffs first seen: ``seen`` and then the span's,
-    ``line0``); None when the kernel refuses it. ``spill_to``: a folder where the
+    ``line0``). ``spill_to``: a folder where the
     span's rows are written as NDJSON (the result's rows are then a :class:`Spill`) with their
     lines numbered in the file: ``line0``, the lines before the span (:func:`span_lines`), is
     added to every line number of the result (rows, rejects, warnings) first."""
     stats: dict[str, Any] = {}
-    try:
-        result = price(path, *args, span=span, stats=stats, seen=seen)
-    except KernelRefusal:
-        return None
+    result = price(path, *args, span=span, stats=stats, seen=seen)
     if spill_to is not None:
         result = _shift(result, line0 or 0)
         result.rows = spill_rows(result.rows, os.path.join(spill_to, f"{span[0]}.ndjson"))  # type: ignore[assignment]
@@ -228,11 +224,9 @@ def price_ndjson_spans(
     workers: int,
     span_bytes: int = SPAN_BYTES,
     render_ndjson: bool = False,
-) -> BatchResult | None:
+) -> BatchResult:
     """The file priced span by span by ``price`` (``price(path, tariffs, policy, tz, span=…,
-    stats=…, seen=…)``, raising KernelRefusal) on ``workers`` processes (1: in this process, one
-    span after the other); None when some span was refused by the kernel (the caller prices the
-    whole file on one process then).
+    stats=…, seen=…)``) on ``workers`` processes (1: in this process, one span after the other).
 
     With no tariffs given, the embedded ones decide which rows stay columnar in file order (the
     first tariff seen with an id): a span is priced without knowing the spans before it, and
@@ -253,10 +247,8 @@ def price_ndjson_spans(
     line0s = span_lines(path, todo) if folder is not None else None
     results = _span_results(price, path, todo, args, workers, folder, line0s)
     for span, out in zip(todo, results, strict=False):
-        if out is not None and _differs(out[2], seen):
+        if _differs(out[2], seen):
             out = _price_span(price, path, span, *args, seen=dict(seen), spill_to=folder, line0=offset)
-        if out is None:
-            return None
         part, n_lines, span_seen, numbered_from = out
         if folder is not None and numbered_from != offset:  # the count and the reader disagree
             raise RuntimeError(f"{path}: {numbered_from} lines counted before byte {span[0]}, {offset} read")
@@ -286,16 +278,13 @@ def _span_results(
     spill_to: str | None = None,
     line0s: Iterator[int] | None = None,
 ) -> Iterator[Any]:
-    """:func:`_price_span` of each span, in span order, on ``workers`` processes (1: here);
-    stops after the first None (a span the kernel refused). ``line0s``: the lines before each
+    """:func:`_price_span` of each span, in span order, on ``workers`` processes (1: here).
+    ``line0s``: the lines before each
     span (:func:`span_lines`), for spilled spans."""
     if workers <= 1:
         for span in todo:
             line0 = next(line0s) if line0s is not None else None
-            out = _price_span(price, path, span, *args, spill_to=spill_to, line0=line0)
-            yield out
-            if out is None:
-                return
+            yield _price_span(price, path, span, *args, spill_to=spill_to, line0=line0)
         return
     waiting = deque(todo)
     helpers = workers - 1  # this process is the last worker: one process fewer to start and import
@@ -315,12 +304,7 @@ def _span_results(
                 mine.set_result(_here(price, path, span, args, spill_to, line0))
                 slots.append(mine)
                 continue
-            out = slots.popleft().result()
-            yield out
-            if out is None:
-                for f in slots:
-                    f.cancel()
-                return
+            yield slots.popleft().result()
 
 
 def _here(

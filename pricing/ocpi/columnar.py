@@ -288,16 +288,46 @@ def read_ndjson_flat(
     return table, st.fallback
 
 
-def _do_block(st: _State, block: bytes) -> None:
+def _block_lines(st: _State, block: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(the block's bytes, its lines' starts and ends, the lines before it); counts its lines."""
     buf = np.frombuffer(block, np.uint8)
     ends = positions(buf, 10)
     starts = np.r_[0, ends[:-1] + 1]
-    n_lines = len(ends)
     line0 = st.line0
     if line0 == 0 and st.at_start and block.startswith(BOM + b"{"):
         # json.loads reads a UTF-8 BOM at the start (utf-8-sig); the columns start after it
         starts[0] = len(BOM)
-    st.line0 += n_lines
+    st.line0 += len(ends)
+    return buf, starts, ends, line0
+
+
+def line_records(
+    path: str | os.PathLike[str], lines: np.ndarray, span: tuple[int, int, str | None] | None = None
+) -> list[Record]:
+    """The Records of these lines (1-based, sorted; counted from the span's start like
+    :func:`read_ndjson_flat`'s), as the per-record path reads them: for CDRs the columnar reader
+    read but the kernel refused (:func:`pricing.batch.price_ndjson_columnar`)."""
+    src = str(path)
+    st = _State(src, None, None)
+    start, stop = (0, None) if span is None else span[:2]
+    st.at_start = start == 0
+    out: list[Record] = []
+    for block in _blocks(src, BLOCK_BYTES, start, stop):
+        _buf, starts, ends, line0 = _block_lines(st, block)
+        lo, hi = np.searchsorted(lines, [line0 + 1, st.line0 + 1])
+        for n in lines[lo:hi].tolist():
+            i = n - line0 - 1
+            rec = _line_record(block[starts[i] : ends[i]], src, n)
+            if rec is not None:
+                out.append(rec)
+        if hi == len(lines):
+            break
+    return out
+
+
+def _do_block(st: _State, block: bytes) -> None:
+    buf, starts, ends, line0 = _block_lines(st, block)
+    n_lines = len(ends)
     why = _python_lines(st, block, buf, starts, ends, line0)
     for i in deep_lines(block, buf, starts, ends).tolist():  # json, per record, decides
         why[i] = why[i] or f"JSON nested deeper than {MAX_JSON_DEPTH} levels"

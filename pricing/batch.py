@@ -528,7 +528,7 @@ def price_ndjson_columnar(
     span: tuple[int, int, str | None] | None = None,
     stats: dict[str, Any] | None = None,
     seen: dict[str, Any] | None = None,
-    render_ndjson: bool = False,
+    render_ndjson: str | os.PathLike[str] | None = None,
 ) -> BatchResult:
     """Price an NDJSON file of OCPI CDRs; the same BatchResult (rows, rejects, warnings, read) as
     ``price_records(iter_sources([path]), tariffs, policy, tz, engine="kernel", workers=workers)``.
@@ -544,9 +544,10 @@ def price_ndjson_columnar(
     same output), so memory is bounded by the span size. ``span``/``stats``: one such span (see
     :func:`pricing.ocpi.columnar.read_ndjson_flat`);
     ``stats["embedded"]`` receives the embedded tariffs first seen (with no tariffs given:
-    ``seen`` before the span, then the span's own). ``render_ndjson``: where the file is priced
-    in spans, the rows are :class:`~pricing.rendered.RenderedRows` (each span's rows rendered as
-    NDJSON by the process that priced it; written, not read).
+    ``seen`` before the span, then the span's own). ``render_ndjson``: the NDJSON output the
+    rows are for; where the file is priced in spans, the rows are then
+    :class:`~pricing.rendered.RenderedRows` (each span's rows rendered as NDJSON by the process
+    that priced it, gathered beside that output; written, not read).
     """
     policy = policy or CDR_POLICY
     source = str(path)
@@ -628,13 +629,14 @@ def price_inputs(
     explain: bool = False,
     engine: str = "kernel",
     workers: int = 1,
-    render_ndjson: bool = False,
+    render_ndjson: str | os.PathLike[str] | None = None,
 ) -> BatchResult:
     """``roamledger price``'s inputs: flat Parquet files go to :func:`price_flat_file`, OCPI
     NDJSON through :func:`price_ndjson_columnar`, every other file through
     :func:`price_records`, in input order. ``workers``: kernel threads, and processes for NDJSON
-    files (``AUTO``, 0: one per core). ``render_ndjson``: one NDJSON file priced in spans gives
-    :class:`~pricing.rendered.RenderedRows` (rendered where priced; for an NDJSON output)."""
+    files (``AUTO``, 0: one per core). ``render_ndjson``: the NDJSON output the rows are for:
+    one NDJSON file priced in spans then gives :class:`~pricing.rendered.RenderedRows`
+    (rendered where priced)."""
     policy = policy or CDR_POLICY
     processes_or_auto, workers = workers, workers or threads()
     files = expand_inputs(paths)
@@ -652,11 +654,11 @@ def price_inputs(
             part = price_flat_file(files[i], tariffs, policy, tz, explain, engine, workers)
             i += 1
         elif columnar[i]:
-            render = render_ndjson and len(files) == 1
+            render = render_ndjson if len(files) == 1 else None
             part = price_ndjson_columnar(
                 files[i], tariffs, policy, tz, processes_or_auto, render_ndjson=render
             )
-            if render:
+            if render is not None:
                 return part
             i += 1
         else:

@@ -356,7 +356,7 @@ def write_table(
     path: str | os.PathLike[str], rows: list[dict[str, Any]], columns: list[str], decimal_columns: list[str]
 ) -> None:
     suffix = Path(path).suffix.lower()
-    if hasattr(rows, "spills") and suffix in (".ndjson", ".jsonl"):
+    if getattr(rows, "rendered_ndjson", False) and suffix in (".ndjson", ".jsonl"):
         rows.write(path)  # pricing.rendered.RenderedRows: NDJSON lines rendered where priced
         return
     frame = getattr(rows, "frame", None)
@@ -615,17 +615,22 @@ def write_lines(path: str | os.PathLike[str], pieces: Iterable[Any]) -> np.ndarr
     with open(tmp, "wb") as fh:
         for lines in pieces:
             if len(lines):
-                text = lines.to_arrow()  # one text buffer and its offsets: written as they are
-                if isinstance(text, pa.ChunkedArray):
-                    text = text.combine_chunks()
-                if not pa.types.is_large_string(text.type):
-                    text = text.cast(pa.large_string())
-                at = 8 * text.offset
-                offsets = np.frombuffer(text.buffers()[1], np.int64, count=len(text) + 1, offset=at)
-                fh.write(memoryview(text.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+                text, offsets = _line_text(lines)
+                fh.write(text)
                 sizes.append(np.diff(offsets))
     os.replace(tmp, path)
     return np.concatenate(sizes)
+
+
+def _line_text(lines: Any) -> tuple[memoryview, np.ndarray]:
+    """A Series of lines as (their text, one buffer: Arrow's, not copied; their n + 1 offsets)."""
+    text = lines.to_arrow()
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    if not pa.types.is_large_string(text.type):
+        text = text.cast(pa.large_string())
+    offsets = np.frombuffer(text.buffers()[1], np.int64, count=len(text) + 1, offset=8 * text.offset)
+    return memoryview(text.buffers()[2])[int(offsets[0]) : int(offsets[-1])], offsets
 
 
 def write_ndjson_frame(path: str | os.PathLike[str], frame: Any, columns: list[str]) -> np.ndarray:
@@ -633,6 +638,13 @@ def write_ndjson_frame(path: str | os.PathLike[str], frame: Any, columns: list[s
     time; returns each line's size in bytes."""
 
     return write_lines(path, (_ndjson_lines(part, columns) for part in _slices(frame)))
+
+
+def ndjson_frame_text(frame: Any, columns: list[str]) -> bytes:
+    """The bytes :func:`write_ndjson_frame` writes for ``frame`` (rendered :data:`WRITE_ROWS`
+    rows at a time)."""
+    pieces = (_ndjson_lines(part, columns) for part in _slices(frame))
+    return b"".join(_line_text(lines)[0] for lines in pieces if len(lines))
 
 
 def _slices(frame: Any) -> Iterator[Any]:

@@ -46,7 +46,7 @@ from pricing.io import _read_ndjson
 from pricing.ocpi import file_version_of
 from pricing.ocpi.columnar_values import count_of
 from pricing.policy import PricingPolicy
-from pricing.rendered import RenderedRows, spill_dir, spill_rows
+from pricing.rendered import RenderedRows, render_rows, rows_file
 from pricing.results import BatchResult, merge_rows
 from pricing.sessions import TariffSet
 from pricing.workers import helper_pool, take_helpers
@@ -145,20 +145,20 @@ def _price_span(
     span: Span,
     *args: Any,
     seen: dict[str, Any] | None = None,
-    spill_to: str | None = None,
+    render: bool = False,
     line0: int | None = None,
 ) -> Any:
     """One span priced in a worker by ``price`` (:func:`pricing.batch.price_ndjson_columnar`):
     (result, lines in the span, embedded tariffs first seen: ``seen`` and then the span's,
-    ``line0``). ``spill_to``: a folder where the
-    span's rows are written as NDJSON (the result's rows are then a :class:`Spill`) with their
-    lines numbered in the file: ``line0``, the lines before the span (:func:`span_lines`), is
-    added to every line number of the result (rows, rejects, warnings) first."""
+    ``line0``). ``render``: the span's rows are rendered as the output's NDJSON lines (the
+    result's rows are then a :class:`~pricing.rendered.Rendered`) with their lines numbered in
+    the file: ``line0``, the lines before the span (:func:`span_lines`), is added to every line
+    number of the result (rows, rejects, warnings) first."""
     stats: dict[str, Any] = {}
     result = price(path, *args, span=span, stats=stats, seen=seen)
-    if spill_to is not None:
+    if render:
         result = _shift(result, line0 or 0)
-        result.rows = spill_rows(result.rows, os.path.join(spill_to, f"{span[0]}.ndjson"))  # type: ignore[assignment]
+        result.rows = render_rows(result.rows)  # type: ignore[assignment]
     return result, stats["lines"], stats.get("embedded", {}), line0
 
 
@@ -223,7 +223,7 @@ def price_ndjson_spans(
     tz: str | None,
     workers: int,
     span_bytes: int = SPAN_BYTES,
-    render_ndjson: bool = False,
+    render_ndjson: str | os.PathLike[str] | None = None,
 ) -> BatchResult:
     """The file priced span by span by ``price`` (``price(path, tariffs, policy, tz, span=…,
     stats=…, seen=…)``) on ``workers`` processes (1: in this process, one span after the other).
@@ -233,8 +233,9 @@ def price_ndjson_spans(
     priced again here, knowing them, in the rare case it took a tariff as the first with its id
     that an earlier span had seen with other content.
 
-    ``render_ndjson``: each span's rows are rendered as NDJSON where they were priced; the
-    result's rows are then :class:`~pricing.rendered.RenderedRows` (written, not read)."""
+    ``render_ndjson``: the NDJSON output the rows are for: each span's rows are rendered as its
+    lines where they were priced and appended, in span order, to a file beside it; the result's
+    rows are then that :class:`~pricing.rendered.RenderedRows` (written, not read)."""
     version = first_version(path)
     todo = [(a, b, version) for a, b in spans(path, span_bytes)]
     total = BatchResult(policy=policy, engine="kernel")
@@ -242,28 +243,25 @@ def price_ndjson_spans(
     offset = 0
     seen: dict[str, Any] = {}
     args = (tariffs, policy, tz)
-    folder = spill_dir() if render_ndjson else None
-    rendered = None if folder is None else RenderedRows([], folder)
-    line0s = span_lines(path, todo) if folder is not None else None
-    results = _span_results(price, path, todo, args, workers, folder, line0s)
+    render = render_ndjson is not None
+    rendered = RenderedRows(rows_file(render_ndjson)) if render_ndjson is not None else None
+    line0s = span_lines(path, todo) if render else None
+    results = _span_results(price, path, todo, args, workers, render, line0s)
     for span, out in zip(todo, results, strict=False):
         if _differs(out[2], seen):
-            out = _price_span(price, path, span, *args, seen=dict(seen), spill_to=folder, line0=offset)
+            out = _price_span(price, path, span, *args, seen=dict(seen), render=render, line0=offset)
         part, n_lines, span_seen, numbered_from = out
-        if folder is not None and numbered_from != offset:  # the count and the reader disagree
+        if render and numbered_from != offset:  # the count and the reader disagree
             raise RuntimeError(f"{path}: {numbered_from} lines counted before byte {span[0]}, {offset} read")
         for tid, first in span_seen.items():
             seen.setdefault(tid, first)
-        if folder is None:
-            part = _shift(part, offset)  # spilled spans were numbered where they were priced
+        if rendered is not None:  # numbered where it was priced
+            rendered.append(part.rows)
+        else:
+            parts.append(_shift(part, offset).rows)
         offset += n_lines
-        parts.append(part.rows)
         total.add(part)
-    if rendered is not None:
-        rendered.spills = parts
-        total.rows = rendered  # type: ignore[assignment]
-    else:
-        total.rows = merge_rows(parts)
+    total.rows = rendered.close() if rendered is not None else merge_rows(parts)  # type: ignore[assignment]
     total.rejects.sort(key=lambda f: f.line or 0)
     total.warnings.sort(key=lambda f: f.line or 0)
     return total
@@ -275,16 +273,15 @@ def _span_results(
     todo: list[Span],
     args: tuple[Any, ...],
     workers: int,
-    spill_to: str | None = None,
+    render: bool = False,
     line0s: Iterator[int] | None = None,
 ) -> Iterator[Any]:
     """:func:`_price_span` of each span, in span order, on ``workers`` processes (1: here).
-    ``line0s``: the lines before each
-    span (:func:`span_lines`), for spilled spans."""
+    ``line0s``: the lines before each span (:func:`span_lines`), for rendered spans."""
     if workers <= 1:
         for span in todo:
             line0 = next(line0s) if line0s is not None else None
-            yield _price_span(price, path, span, *args, spill_to=spill_to, line0=line0)
+            yield _price_span(price, path, span, *args, render=render, line0=line0)
         return
     waiting = deque(todo)
     helpers = workers - 1  # this process is the last worker: one process fewer to start and import
@@ -295,13 +292,13 @@ def _span_results(
             while waiting and sum(not f.done() for f in slots) < 2 * helpers:
                 span = waiting.popleft()
                 line0 = next(line0s) if line0s is not None else None
-                job = pool.submit(_price_span, price, path, span, *args, spill_to=spill_to, line0=line0)
+                job = pool.submit(_price_span, price, path, span, *args, render=render, line0=line0)
                 slots.append(job)
             if waiting and not slots[0].done():  # rather than wait, price the next span here
                 span = waiting.popleft()
                 line0 = next(line0s) if line0s is not None else None
                 mine: Future[Any] = Future()
-                mine.set_result(_here(price, path, span, args, spill_to, line0))
+                mine.set_result(_here(price, path, span, args, render, line0))
                 slots.append(mine)
                 continue
             yield slots.popleft().result()
@@ -312,7 +309,7 @@ def _here(
     path: str,
     span: Span,
     args: tuple[Any, ...],
-    spill_to: str | None,
+    render: bool,
     line0: int | None,
 ) -> Any:
     """:func:`_price_span` in this process, on one Arrow thread like the workers (the other
@@ -320,6 +317,6 @@ def _here(
     cpus = pa.cpu_count()
     pa.set_cpu_count(1)
     try:
-        return _price_span(price, path, span, *args, spill_to=spill_to, line0=line0)
+        return _price_span(price, path, span, *args, render=render, line0=line0)
     finally:
         pa.set_cpu_count(cpus)

@@ -94,8 +94,8 @@ class BatchResult:
 
 
 def row_key(r: dict[str, Any]) -> tuple[Any, ...]:
-    """The order of result rows: by CDR id, then source and line."""
-    return (r["cdr_id"], r["source"], r["line"] or 0)
+    """The order of result rows: the input's, by source and line (then CDR id)."""
+    return (r["source"], r["line"] or 0, r["cdr_id"])
 
 
 def sort_frame(frame: Any) -> Any:
@@ -115,7 +115,7 @@ def _in_order(frame: Any) -> bool:
         return x.slice(1), x.slice(0, n - 1)
 
     (c1, c0), (s1, s0), (l1, l0) = nxt_prv(c), nxt_prv(src), nxt_prv(line)
-    return bool(((c1 > c0) | ((c1 == c0) & ((s1 > s0) | ((s1 == s0) & (l1 >= l0))))).all())
+    return bool(((s1 > s0) | ((s1 == s0) & ((l1 > l0) | ((l1 == l0) & (c1 >= c0))))).all())
 
 
 def sort_owned(holder: list[Any]) -> Any:
@@ -125,7 +125,7 @@ def sort_owned(holder: list[Any]) -> Any:
     frame = holder.pop()
     if _in_order(frame):
         return frame  # a stable sort would not move a row
-    keys = [pl.col("cdr_id"), pl.col("source"), pl.col("line").fill_null(0)]
+    keys = [pl.col("source"), pl.col("line").fill_null(0), pl.col("cdr_id")]
     order = frame.select(pl.arg_sort_by(keys, maintain_order=True)).to_series()
     columns = []
     for name in frame.columns:

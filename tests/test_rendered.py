@@ -1,15 +1,15 @@
-"""Rows rendered as NDJSON where each span was priced, merged when written: the same bytes as the
-merged result rows written by ``write_table``."""
+"""Rows rendered as NDJSON where each span was priced, gathered in span order beside the output and
+renamed into place: the same bytes as the merged result rows written by ``write_table``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -18,9 +18,9 @@ import pricing.rendered
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar
 from pricing.io import RowFrame, ndjson_lines, rows_to_frame, write_table
-from pricing.ndjson_parallel import count_lines, price_ndjson_spans
+from pricing.ndjson_parallel import count_lines, price_ndjson_spans, spans
 from pricing.policy import CDR_POLICY
-from pricing.rendered import RenderedRows, spill_dir, spill_rows
+from pricing.rendered import RenderedRows, render_rows, rows_file
 from pricing.report import DECIMAL_COLUMNS
 from pricing.results import ROW_COLUMNS
 from tests.property.test_rowframe import weird_rows
@@ -38,47 +38,73 @@ def month(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize(("workers", "run"), [(1, 1024), (2, 1024), (1, 3), (2, 1)])
-def test_rendered_spans_write_the_bytes_of_the_merged_rows(workers, run, month, tmp_path, monkeypatch):
-    monkeypatch.setattr(pricing.rendered, "MERGE_ROWS", 37)  # many merge pieces
-    monkeypatch.setattr(pricing.rendered, "COPY_RUN", run)  # 1, 3: runs copied file to file too
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rendered_spans_write_the_bytes_of_the_merged_rows(workers, month, tmp_path):
     store, _ = load_tariffs([month / "tariffs"])
     path = str(month / "m.ndjson")
     one = price_ndjson_columnar(path, store)
     args = (price_ndjson_columnar, path, store, CDR_POLICY, None, workers, 1 << 15)
-    rendered = price_ndjson_spans(*args, render_ndjson=True)
-    assert rendered is not None and isinstance(rendered.rows, RenderedRows)
-    assert len(rendered.rows.spills) > 3
+    out = tmp_path / "spans.ndjson"
+    rendered = price_ndjson_spans(*args, render_ndjson=out)
+    assert isinstance(rendered.rows, RenderedRows)
+    gathered = rendered.rows.path
+    assert Path(gathered).parent == tmp_path and os.path.exists(gathered)  # beside the output
     assert (rendered.read, len(rendered.rows), rendered.rejects) == (one.read, one.priced, one.rejects)
     assert rendered.fallbacks == one.fallbacks
     write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
-    folder = rendered.rows.folder
-    write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
-    assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()
-    assert not os.path.exists(folder)  # the temporary files went
+    write_table(out, rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    assert out.read_bytes() == (tmp_path / "one.ndjson").read_bytes()
+    assert not os.path.exists(gathered)  # renamed into place
+    lines = [json.loads(x)["line"] for x in out.read_bytes().splitlines()]
+    assert lines == sorted(lines)  # input order
 
 
-def test_spilled_dict_rows_and_frames_are_the_same_lines(tmp_path):
-    """A span whose rows came per record (dicts) spills the bytes its frame would; lines and
-    odd strings survive the merge (here: two spans, one of each kind, the second 100 lines on)."""
-    rows = sorted(weird_rows(), key=lambda r: (r["cdr_id"], r["line"] or 0))
-    folder = spill_dir()
-    a = spill_rows(rows, os.path.join(folder, "a.ndjson"))
-    b = spill_rows(
-        RowFrame(rows_to_frame(rows, ROW_COLUMNS, DECIMAL_COLUMNS)), os.path.join(folder, "b.ndjson")
-    )
-    assert Path(a.path).read_bytes() == Path(b.path).read_bytes()
-    shifted = [{**r, "line": None if r["line"] is None else r["line"] + 100} for r in rows]
-    c = spill_rows(
-        RowFrame(rows_to_frame(shifted, ROW_COLUMNS, DECIMAL_COLUMNS)), os.path.join(folder, "c.ndjson")
-    )
-    rendered = RenderedRows([a, c], folder)
-    rendered.write(tmp_path / "merged.ndjson")
-    expected = sorted(rows + shifted, key=lambda r: (r["cdr_id"], r["line"] or 0))
-    write_table(tmp_path / "expected.ndjson", expected, ROW_COLUMNS, DECIMAL_COLUMNS)
-    assert (tmp_path / "merged.ndjson").read_bytes() == (tmp_path / "expected.ndjson").read_bytes()
+def test_rendered_rows_are_the_lines_write_table_writes(tmp_path):
+    """A span whose rows came per record (dicts) renders the bytes its frame would; odd strings
+    survive; spans are appended in order; an unwritten file goes with its object."""
+    rows = sorted(weird_rows(), key=lambda r: (r["source"], r["line"] or 0, r["cdr_id"]))
+    a = render_rows(rows)
+    b = render_rows(RowFrame(rows_to_frame(rows, ROW_COLUMNS, DECIMAL_COLUMNS)))
+    assert a == b and len(a) == len(rows)
+    write_table(tmp_path / "expected.ndjson", rows, ROW_COLUMNS, DECIMAL_COLUMNS)
+    assert a.text == (tmp_path / "expected.ndjson").read_bytes()
+    out = tmp_path / "o.ndjson"
+    rendered = RenderedRows(rows_file(out))
+    rendered.append(a)
+    rendered.append(render_rows([]))
+    rendered.append(b)
+    rendered.close()
+    assert len(rendered) == 2 * len(rows)
     with pytest.raises(TypeError):
         list(rendered)
+    rendered.write(out)
+    assert out.read_bytes() == a.text + b.text
+    left = RenderedRows(rows_file(tmp_path / "x.ndjson"))
+    left.append(a)
+    gathered = left.path
+    del left
+    assert not os.path.exists(gathered)
+
+
+def test_rendered_rows_move_across_file_systems(tmp_path, monkeypatch):
+    """Where the rename is refused (another file system), the rows are copied into place."""
+    rows = weird_rows()
+    rendered = RenderedRows(rows_file(tmp_path / "o.ndjson"))
+    text = render_rows(sorted(rows, key=lambda r: (r["source"], r["line"] or 0, r["cdr_id"])))
+    rendered.append(text)
+    gathered = rendered.path
+    real = os.replace
+
+    def replace(src, dst):
+        if src == gathered:
+            raise OSError(18, "Invalid cross-device link")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    rendered.write(tmp_path / "elsewhere.ndjson")
+    assert (tmp_path / "elsewhere.ndjson").read_bytes() == text.text
+    assert not os.path.exists(gathered)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.ndjson"]
 
 
 @pytest.mark.parametrize(
@@ -97,7 +123,7 @@ def test_line_counts_are_those_of_the_reader_and_of_grep(data):
 @pytest.mark.parametrize("workers", [1, 2])
 def test_rendered_lines_numbered_across_odd_line_ends(workers, month, tmp_path):
     """CRLF line ends, a lone carriage return (inside a line: JSON whitespace there) and no line end
-    at the end: the lines counted before each span are the ones the reader numbers, so the spilled
+    at the end: the lines counted before each span are the ones the reader numbers, so the rendered
     lines carry the file's numbers."""
     store, _ = load_tariffs([month / "tariffs"])
     lines = (month / "m.ndjson").read_bytes().splitlines()
@@ -108,8 +134,8 @@ def test_rendered_lines_numbered_across_odd_line_ends(workers, month, tmp_path):
     one = price_ndjson_columnar(path, store)
     assert one.read == sum(1 for line in lines if line.strip())  # the \\r line is one record
     args = (price_ndjson_columnar, str(path), store, CDR_POLICY, None, workers, 1 << 15)
-    rendered = price_ndjson_spans(*args, render_ndjson=True)
-    assert rendered is not None and len(rendered.rows.spills) > 3
+    rendered = price_ndjson_spans(*args, render_ndjson=tmp_path / "spans.ndjson")
+    assert len(spans(str(path), 1 << 15)) > 3
     assert (rendered.read, rendered.rejects, rendered.warnings) == (one.read, one.rejects, one.warnings)
     write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
@@ -118,7 +144,7 @@ def test_rendered_lines_numbered_across_odd_line_ends(workers, month, tmp_path):
 
 def test_rendered_span_priced_again_keeps_its_line_numbers(tmp_path, monkeypatch):
     """No tariffs given and a late span that took another body for an embedded tariff id: it is
-    priced again (in this process) and spilled with the same line numbers as the first time."""
+    priced again (in this process) and rendered with the same line numbers as the first time."""
     folder = tmp_path / "emb"
     folder.mkdir()
     parser = argparse.ArgumentParser(prog="roamledger")
@@ -144,53 +170,20 @@ def test_rendered_span_priced_again_keeps_its_line_numbers(tmp_path, monkeypatch
 
     monkeypatch.setattr(pricing.ndjson_parallel, "_price_span", price_span)
     rendered = price_ndjson_spans(
-        price_ndjson_columnar, str(path), None, CDR_POLICY, None, 1, 1 << 15, render_ndjson=True
+        price_ndjson_columnar,
+        str(path),
+        None,
+        CDR_POLICY,
+        None,
+        1,
+        1 << 15,
+        render_ndjson=tmp_path / "spans.ndjson",
     )
     assert again and min(again) > 0
     assert rendered is not None and (rendered.read, rendered.rejects) == (one.read, one.rejects)
     write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()
-
-
-def test_merge_runs_cover_the_order_once(monkeypatch):
-    """The merge's stretches: every row once, in order; copied runs are consecutive rows of one
-    span of at least COPY_RUN rows."""
-    monkeypatch.setattr(pricing.rendered, "COPY_RUN", 5)
-    counts = np.array([5, 4, 6])
-    first = np.r_[0, np.cumsum(counts)[:-1]]
-    span_of = np.repeat(np.arange(3), counts)
-    order = np.array([0, 1, 2, 9, 10, 11, 12, 13, 3, 5, 6, 7, 8, 14, 4], np.int64)
-    runs = pricing.rendered._runs(order, span_of, first)
-    assert [(a, b) for a, b, _ in runs] == [(0, 3), (3, 8), (8, 15)]
-    assert [c for _, _, c in runs] == [False, True, False]
-    for a, b, copy in runs:
-        if copy:
-            assert len(set(span_of[order[a:b]].tolist())) == 1
-            assert (np.diff(order[a:b]) == 1).all() and b - a >= pricing.rendered.COPY_RUN
-    assert pricing.rendered._runs(order[:0], span_of, first) == []
-
-
-def test_copy_range_falls_back_to_read_and_write(tmp_path, monkeypatch):
-    """Where copy_file_range refuses (e.g. across file systems), the range is copied by hand."""
-    src, dst = tmp_path / "a", tmp_path / "b"
-    src.write_bytes(bytes(range(256)) * 1000)
-    dst.write_bytes(b"head")
-
-    def refuse(*_a: object) -> int:
-        raise OSError(18, "Invalid cross-device link")
-
-    for patched in (False, True):
-        if patched:
-            monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
-            dst.write_bytes(b"head")
-        fs, fd = os.open(src, os.O_RDONLY), os.open(dst, os.O_WRONLY)
-        try:
-            pricing.rendered._copy_range(fs, fd, 1000, 70_000, 4)  # after the 4 bytes there
-        finally:
-            os.close(fs)
-            os.close(fd)
-        assert dst.read_bytes() == b"head" + src.read_bytes()[1000:71_000]
 
 
 def test_two_workers_start_one_process_and_price_spans_here_too(month, tmp_path, monkeypatch):
@@ -203,8 +196,8 @@ def test_two_workers_start_one_process_and_price_spans_here_too(month, tmp_path,
     path = str(month / "m.ndjson")
     one = price_ndjson_columnar(path, store)
     args = (price_ndjson_columnar, path, store, CDR_POLICY, None, 2, 1 << 15)
-    rendered = price_ndjson_spans(*args, render_ndjson=True)
-    assert rendered is not None and here and len(here) < len(rendered.rows.spills)
+    rendered = price_ndjson_spans(*args, render_ndjson=tmp_path / "spans.ndjson")
+    assert here and len(here) < len(spans(path, 1 << 15))
     write_table(tmp_path / "one.ndjson", one.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     write_table(tmp_path / "spans.ndjson", rendered.rows, ROW_COLUMNS, DECIMAL_COLUMNS)
     assert (tmp_path / "spans.ndjson").read_bytes() == (tmp_path / "one.ndjson").read_bytes()

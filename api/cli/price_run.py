@@ -37,7 +37,7 @@ def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: F
         explain=args.explain,
         engine=args.engine,
         workers=args.workers,
-        render_ndjson=out.suffix.lower() in (".ndjson", ".jsonl") and not args.explain,
+        render_ndjson=out if out.suffix.lower() in (".ndjson", ".jsonl") and not args.explain else None,
     )
     findings = [*tariff_findings, *result.warnings]
     with staged_files(out) as staging:

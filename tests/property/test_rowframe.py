@@ -136,7 +136,7 @@ def test_merge_rows_sorts_like_the_list_path() -> None:
     framed = RowFrame(rows_to_frame(rows[::2], ROW_COLUMNS, DECIMAL_COLUMNS))
     merged = merge_rows([framed, rows[1::2]])
     assert merged.frame is not None
-    expected = sorted(rows, key=lambda r: (r["cdr_id"], r["source"], r["line"] or 0))
+    expected = sorted(rows, key=lambda r: (r["source"], r["line"] or 0, r["cdr_id"]))  # input order
     assert list(merged) == expected
     odd = [{**rows[0], "taxes": [{"name": "VAT", "percentage": "21", "amount": Decimal(1)}]}]
     # a value that does not fit a frame: the whole becomes a sorted list

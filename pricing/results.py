@@ -121,15 +121,21 @@ def _in_order(frame: Any) -> bool:
 def sort_owned(holder: list[Any]) -> Any:
     """:func:`sort_frame` of the one frame in ``holder`` (taken out of it): a stable argsort of the
     keys, then one column at a time, each unsorted column let go once its sorted copy exists (when
-    nothing else holds the frame, memory grows by one column, not by a whole copy)."""
+    nothing else holds the frame, memory grows by one column, not by a whole copy). A frame in
+    order already (parts of a file concatenated) has each column made one chunk the same way: the
+    Parquet writer then takes its columns without another copy."""
     frame = holder.pop()
-    if _in_order(frame):
-        return frame  # a stable sort would not move a row
-    keys = [pl.col("source"), pl.col("line").fill_null(0), pl.col("cdr_id")]
-    order = frame.select(pl.arg_sort_by(keys, maintain_order=True)).to_series()
+    if _in_order(frame):  # a stable sort would not move a row
+        if max(frame.n_chunks("all"), default=1) <= 1:
+            return frame
+        order = None  # parts concatenated in order: each column made one chunk (as a sort would)
+    else:
+        keys = [pl.col("source"), pl.col("line").fill_null(0), pl.col("cdr_id")]
+        order = frame.select(pl.arg_sort_by(keys, maintain_order=True)).to_series()
     columns = []
     for name in frame.columns:
-        columns.append(frame.get_column(name).gather(order))
+        column = frame.get_column(name)
+        columns.append(column.rechunk() if order is None else column.gather(order))
         frame = frame.drop(name)
     return pl.DataFrame(columns)
 

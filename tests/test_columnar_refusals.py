@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from test_columnar_shapes import SAMPLE, check, dump, records, write
+from test_columnar_shapes import SAMPLE, check, dump, records, same_result, write
 
 from pricing.batch import load_tariffs, price_ndjson_columnar
 from pricing.compile import MAX_ELEMENTS
@@ -73,10 +73,4 @@ def test_spans_refuse_the_same_cdrs(workers, tmp_path):
     assert len(spans(str(path), 1 << 16)) > 3
     one = price_ndjson_columnar(path, store)
     many = price_ndjson_spans(price_ndjson_columnar, str(path), store, CDR_POLICY, None, workers, 1 << 16)
-    assert (many.read, list(many.rows), many.rejects, many.warnings) == (
-        one.read,
-        list(one.rows),
-        one.rejects,
-        one.warnings,
-    )
-    assert many.fallbacks == one.fallbacks
+    same_result(many, one)

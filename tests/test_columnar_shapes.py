@@ -78,6 +78,12 @@ def check(path: Path, tariffs, tmp_path: Path, **kw) -> tuple[Counter[str], obje
     return reasons, a
 
 
+def same_result(a, b) -> None:
+    """Two BatchResults of one file: the same rows, rejects, warnings, count and fallbacks."""
+    assert (a.read, list(a.rows), a.rejects, a.warnings) == (b.read, list(b.rows), b.rejects, b.warnings)
+    assert a.fallbacks == b.fallbacks
+
+
 def write(tmp_path: Path, lines: list[str], name: str = "cdrs.ndjson", end: str = "\n") -> Path:
     path = tmp_path / name
     path.write_bytes("".join(line + end for line in lines).encode())
@@ -346,14 +352,7 @@ def test_spans_equal_one_piece(workers, tmp_path):
         assert len(spans(str(path), 1 << 16)) > 1
         one = price_ndjson_columnar(path, store)
         two = price_ndjson_spans(price_ndjson_columnar, str(path), store, CDR_POLICY, None, workers, 1 << 16)
-        assert two is not None
-        assert (two.read, list(two.rows), two.rejects, two.warnings) == (
-            one.read,
-            list(one.rows),
-            one.rejects,
-            one.warnings,
-        )
-        assert two.fallbacks == one.fallbacks
+        same_result(two, one)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -376,14 +375,7 @@ def test_spans_with_embedded_tariffs_only(workers, tmp_path):
     one = price_ndjson_columnar(path, None)
     assert one.fallbacks["columnar_reader: embedded tariff differs from an earlier one with the same id"]
     many = price_ndjson_spans(price_ndjson_columnar, str(path), None, CDR_POLICY, None, workers, 1 << 16)
-    assert many is not None
-    assert (many.read, list(many.rows), many.rejects, many.warnings) == (
-        one.read,
-        list(one.rows),
-        one.rejects,
-        one.warnings,
-    )
-    assert many.fallbacks == one.fallbacks
+    same_result(many, one)
     assert one.priced > 0.9 * one.read
 
 

@@ -424,22 +424,23 @@ def test_price_and_reconcile_recompute_a_straddling_cdr_alike(tmp_path: Path, en
 
 def test_batch_commands_set_the_allocator_default_unless_the_user_did(tmp_path: Path, monkeypatch) -> None:
     """`price` (a batch command) sets polars' jemalloc default (freed pages kept 10 s for reuse:
-    page faults per span) before it loads polars, for itself and the workers that inherit it;
-    a value the user set is kept; a non-batch command leaves the environment alone."""
-    from api.cli import BATCH_ALLOCATOR
+    page faults per span) and one OpenBLAS thread before it loads polars and numpy, for itself and
+    the workers that inherit them; a value the user set is kept; a non-batch command leaves the
+    environment alone."""
+    from api.cli import BATCH_ALLOCATOR, BATCH_BLAS
 
-    name, default = BATCH_ALLOCATOR
     src = tmp_path / "one.json"
     src.write_text(json.dumps(CDR))
     out = tmp_path / "o.ndjson"
-    monkeypatch.delenv(name, raising=False)
-    assert main(["lint", str(src)]) in (0, 1, 2)
-    assert name not in os.environ
-    assert main(["price", "--out", str(out), str(src)]) == 0
-    assert os.environ[name] == default
-    monkeypatch.setenv(name, "narenas:1")
-    assert main(["price", "--out", str(out), str(src)]) == 0
-    assert os.environ[name] == "narenas:1"
+    for name, default in (BATCH_ALLOCATOR, BATCH_BLAS):
+        monkeypatch.delenv(name, raising=False)
+        assert main(["lint", str(src)]) in (0, 1, 2)
+        assert name not in os.environ
+        assert main(["price", "--out", str(out), str(src)]) == 0
+        assert os.environ[name] == default
+        monkeypatch.setenv(name, "7")
+        assert main(["price", "--out", str(out), str(src)]) == 0
+        assert os.environ[name] == "7"
 
 
 def test_price_starts_its_helper_processes_before_it_loads_the_pricing(tmp_path: Path) -> None:

@@ -44,6 +44,10 @@ COMMANDS = {
 # pages 10 s for reuse. Set before the command loads polars, unless the user set it; the
 # command's worker processes inherit it.
 BATCH_ALLOCATOR = ("_RJEM_MALLOC_CONF", "dirty_decay_ms:10000,muzzy_decay_ms:10000")
+# numpy's OpenBLAS starts a thread per core when numpy loads, which then polls for work (seen in
+# `price` profiles, ~0.5 % of its CPU); nothing here does linear algebra, and the cores run the
+# command's own worker processes. Same rule: set before numpy loads, unless the user set it.
+BATCH_BLAS = ("OPENBLAS_NUM_THREADS", "1")
 BATCH_COMMANDS = frozenset({"price", "reconcile", "settle"})
 
 
@@ -81,6 +85,7 @@ def run_command(words: list[str]) -> int:
     only = words[0] if words and words[0] in COMMANDS else None
     if only in BATCH_COMMANDS:
         os.environ.setdefault(*BATCH_ALLOCATOR)
+        os.environ.setdefault(*BATCH_BLAS)
     args = build_parser(only).parse_args(words)
     try:
         return int(command_module(args.command).run(args))

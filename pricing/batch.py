@@ -579,6 +579,7 @@ def price_ndjson_columnar(
     # no tariffs given: the columnar CDRs are those whose own embedded tariffs are this one set
     columnar_tariffs = tariffs if known else TariffSet.of(embedded)
     result = BatchResult(policy=policy, engine="kernel")
+    refused: list[tuple[Any, KernelRefusal]] = []
     if table.num_rows:
 
         def priced(piece: Any) -> BatchResult:
@@ -595,20 +596,26 @@ def price_ndjson_columnar(
             for p in parts:
                 result.add(p)
             result.rows = merge_rows([p.rows for p in parts])
-        if refused:
-            for cdr_lines, exc in refused:
-                reasons[kernel_refused(exc)] += len(cdr_lines)
-            again = line_records(path, np.sort(np.concatenate([c for c, _ in refused])), span)
-            fallback = sorted([*fallback, *again], key=lambda r: r.line or 0)
+    again: list[Record] = []
+    if refused:  # counted once, here: the reference prices them (the kernel said no already)
+        for cdr_lines, exc in refused:
+            reasons[kernel_refused(exc)] += len(cdr_lines)
+        again = line_records(path, np.sort(np.concatenate([c for c, _ in refused])), span)
     result.fallbacks.update({f"columnar_reader: {k}": v for k, v in reasons.items()})
-    part = price_records(
-        iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers, file_versions=versions
-    )
-    result.read += part.read
-    result.fallbacks.update(part.fallbacks)
-    result.rows = merge_rows([result.rows, part.rows])
-    result.rejects = sorted(result.rejects + part.rejects, key=lambda f: f.line or 0)
-    result.warnings = sorted(result.warnings + part.warnings, key=lambda f: f.line or 0)
+    per_record = [
+        price_records(
+            iter(fallback), tariffs, policy, tz, engine="kernel", workers=workers, file_versions=versions
+        ),
+        price_records(iter(again), tariffs, policy, tz, engine="reference", file_versions=versions),
+    ]
+    for part in per_record:
+        result.read += part.read
+        result.fallbacks.update(part.fallbacks)
+        result.rejects += part.rejects
+        result.warnings += part.warnings
+    result.rows = merge_rows([result.rows, *(part.rows for part in per_record)])
+    result.rejects.sort(key=lambda f: f.line or 0)
+    result.warnings.sort(key=lambda f: f.line or 0)
     return result
 
 

@@ -29,7 +29,6 @@ where their span is (:func:`pricing.refusals.kernel_parts`).
 
 from __future__ import annotations
 
-import mmap
 import os
 import sys
 from collections import deque
@@ -96,7 +95,7 @@ def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
     return out
 
 
-def count_lines(data: bytes | bytearray | mmap.mmap, end: int | None = None, start: int = 0) -> int:
+def count_lines(data: bytes | bytearray | memoryview, end: int | None = None, start: int = 0) -> int:
     """Lines of ``data[start:end]`` as :func:`pricing.io.ndjson_lines` counts them (each ends at
     ``\\n``; text after the last one is a line too), without splitting or copying."""
     end = len(data) if end is None else end
@@ -107,17 +106,25 @@ def count_lines(data: bytes | bytearray | mmap.mmap, end: int | None = None, sta
 
 
 def span_lines(path: str, todo: list[Span]) -> Iterator[int]:
-    """For each span, the lines of the file before it (each span counted when asked, mapped into
-    memory one at a time: no copy, and no more of the file resident than one span)."""
+    """For each span, the lines of the file before it (each span counted when asked, read into one
+    buffer that every span reuses: no more of the file in memory than one span; no mapping, so
+    an interruption mid-count leaves nothing that cannot be closed)."""
     line0 = 0
-    with open(path, "rb") as fh:
+    buf = bytearray(max((stop - start for start, stop, _v in todo), default=0))
+    with open(path, "rb", buffering=0) as fh:
         for start, stop, _v in todo:
             yield line0
             if stop <= start:
                 continue
-            at = start - start % mmap.ALLOCATIONGRANULARITY  # a mapping starts at a multiple of it
-            with mmap.mmap(fh.fileno(), stop - at, offset=at, access=mmap.ACCESS_READ) as view:
-                line0 += count_lines(view, stop - at, start - at)
+            fh.seek(start)
+            view = memoryview(buf)[: stop - start]
+            got = 0
+            while got < len(view):
+                n = fh.readinto(view[got:])
+                if not n:
+                    break
+                got += n
+            line0 += count_lines(buf, got)
 
 
 def first_version(path: str) -> str | None:

@@ -61,6 +61,8 @@ def test_only_the_refused_cdrs_go_per_record(tmp_path):
         "columnar_reader: kernel_refused: uncompilable tariff": uses,
         "columnar_reader: kernel_refused: overflow": 1,
     }
+    # counted once: the per-record path prices them with the reference, not the kernel again
+    assert not [k for k in result.fallbacks if k.startswith("kernel_refused")]
     assert result.priced == 400
     big = {r["cdr_id"]: r["total_cost_excl_vat"] for r in result.rows if r["tariff_id"] == BIG}
     assert sorted(big.values()) == ["1000.0000", "1000000000.0000"]

@@ -539,3 +539,37 @@ def test_a_stopped_hash_raises(tmp_path: Path) -> None:
     stop.set()
     with pytest.raises(InterruptedError):
         sha256_file(f, stop)
+
+
+def test_sigterm_stops_price_like_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM (timeout, docker stop) mid-run: one sentence, exit 143, the earlier output kept and
+    no hidden file left beside it (the rows gathered for the output included)."""
+    cdrs = tmp_path / "m.ndjson"
+    gen = [sys.executable, "-m", "api.cli", "generate", "--cdrs", "12000", "--seed", "4", "--quiet"]
+    subprocess.run([*gen, "--out", str(cdrs), "--tariffs-out", str(tmp_path / "t")], check=True, cwd=ROOT)
+    out = tmp_path / "out" / "o.ndjson"
+    out.parent.mkdir()
+    out.write_text("earlier\n")
+    cmd = [sys.executable, "-m", "api.cli", "price", "--workers", "2", "--tariffs", str(tmp_path / "t")]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(out), str(cdrs)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    seen = False
+    for _ in range(400):  # until the rows file exists (the spans are being priced), at most ~20 s
+        seen = any(p.name.startswith(".o.ndjson.roamledger-rows-") for p in out.parent.iterdir())
+        if seen or proc.poll() is not None:
+            break
+        threading.Event().wait(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _stdout, stderr = proc.communicate(timeout=60)
+    if not seen:
+        pytest.skip("the run ended before the signal could be sent mid-run")
+    assert proc.returncode == 143, stderr
+    assert stderr.strip().splitlines()[-1] == "roamledger: error: terminated, nothing written"
+    assert "Traceback" not in stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["o.ndjson"]
+    assert out.read_text() == "earlier\n"

@@ -12,11 +12,12 @@ import errno
 import importlib
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from api.cli.status import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP
+from api.cli.status import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP, EXIT_TERMINATED
 from pricing import __version__
 from pricing.errors import RoamledgerError
 
@@ -72,11 +73,25 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, ``docker stop``, systemd) ends a command the way Ctrl-C does: the same
+    clean-up (helper processes stopped, partial and hidden files removed), then exit 143."""
+
+
+def _terminate(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Ctrl-C at any moment — also while the command's modules load, which takes
-    seconds (this module itself loads only light ones) — is one sentence and exit 130."""
+    seconds (this module itself loads only light ones) — is one sentence and exit 130; on the
+    command line (``argv`` None) SIGTERM is one sentence and exit 143."""
+    if argv is None:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return run_command(list(sys.argv[1:] if argv is None else argv))
+    except Terminated:
+        return fail("terminated, nothing written", EXIT_TERMINATED)
     except KeyboardInterrupt:
         return fail("interrupted, nothing written", EXIT_INTERRUPTED)
 
@@ -106,7 +121,7 @@ def run_command(words: list[str]) -> int:
 WRITE_ERRORS = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on the device"}
 # refused on a file the run stages its outputs in (a folder without write permission, or immutable)
 DENIED = {errno.EACCES: "permission denied", errno.EPERM: "the folder does not allow writing"}
-STAGING = re.compile(r"^\..+\.(roamledger-partial|partial)-")
+STAGING = re.compile(r"^\..+\.(roamledger-partial|roamledger-rows|partial)-")
 
 
 def os_error_message(exc: OSError) -> str:

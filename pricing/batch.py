@@ -40,7 +40,7 @@ from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
 from pricing.refusals import kernel_parts
 from pricing.report import meta_series, price_sessions_detailed, result_row, result_table, trace_rows
-from pricing.results import BatchResult, merge_rows, row_key, sort_owned
+from pricing.results import BatchResult, finding_key, merge_rows, row_key, sort_owned
 from pricing.sessions import TariffSet, build_session
 from pricing.workers import cores, processes
 
@@ -650,8 +650,10 @@ def price_inputs(
     flat = [is_flat_file(f) for f in files]
     columnar = [columnar_ndjson(f, engine, explain, version) for f in files]
     if not any(flat) and not any(columnar):
-        return price_records(
-            iter_sources(paths), tariffs, policy, tz, version, explain, engine=engine, workers=workers
+        return in_row_order(
+            price_records(
+                iter_sources(paths), tariffs, policy, tz, version, explain, engine=engine, workers=workers
+            )
         )
     total = BatchResult(policy=policy, engine=engine)
     parts: list[Any] = []
@@ -686,4 +688,12 @@ def price_inputs(
         parts.append(part.rows)
         total.add(part)
     total.rows = merge_rows(parts)
-    return total
+    return in_row_order(total)
+
+
+def in_row_order(result: BatchResult) -> BatchResult:
+    """Rejects and warnings in the order of the rows (:func:`pricing.results.row_key`: by source,
+    then line), so that with several input files all three outputs list the files alike."""
+    result.rejects.sort(key=finding_key)
+    result.warnings.sort(key=finding_key)
+    return result

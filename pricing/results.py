@@ -98,6 +98,11 @@ def row_key(r: dict[str, Any]) -> tuple[Any, ...]:
     return (r["source"], r["line"] or 0, r["cdr_id"])
 
 
+def finding_key(f: Any) -> tuple[str, int]:
+    """The order of rejects and warnings: that of the rows (:func:`row_key`), by source and line."""
+    return (f.source or "", f.line or 0)
+
+
 def sort_frame(frame: Any) -> Any:
     """A result frame in :func:`row_key` order (stable; strings compare by code point in both)."""
     return sort_owned([frame])

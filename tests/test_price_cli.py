@@ -573,3 +573,22 @@ def test_sigterm_stops_price_like_ctrl_c(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     assert sorted(p.name for p in out.parent.iterdir()) == ["o.ndjson"]
     assert out.read_text() == "earlier\n"
+
+
+def test_rows_rejects_and_findings_list_several_files_alike(tmp_path: Path) -> None:
+    """Rows are in input order by file path, then line; the rejects follow the same order (they
+    came in command-line order, the rows in path order)."""
+    for name in ("b.ndjson", "a.ndjson"):
+        lines = [json.dumps(dict(CDR, id=f"{name[0]}-{k}")) for k in range(2)]
+        (tmp_path / name).write_text("\n".join([*lines, "{broken"]) + "\n")
+    out = tmp_path / "o.ndjson"
+    assert main(["price", "--out", str(out), str(tmp_path / "b.ndjson"), str(tmp_path / "a.ndjson")]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    rejects = [json.loads(x) for x in Path(f"{out}.rejects.ndjson").read_text().splitlines()]
+    assert [(Path(r["source"]).name, r["line"]) for r in rows] == [
+        ("a.ndjson", 1),
+        ("a.ndjson", 2),
+        ("b.ndjson", 1),
+        ("b.ndjson", 2),
+    ]
+    assert [(Path(r["source"]).name, r["line"]) for r in rejects] == [("a.ndjson", 3), ("b.ndjson", 3)]

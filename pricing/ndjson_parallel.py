@@ -67,15 +67,26 @@ def span_bytes(size: int, n_processes: int) -> int:
     return max(MIN_SPAN_BYTES, min(SPAN_BYTES, -(-size // (4 * n_processes))))
 
 
-def spans(path: str, size: int = SPAN_BYTES) -> list[tuple[int, int]]:
+def tail_bytes(size: int, n_processes: int) -> int:
+    """The end of a file priced in spans of ``size`` on ``n_processes`` processes that is cut in
+    smaller spans (:func:`spans`): as many full spans as can be in flight when the spans run out
+    (each process's own and those submitted ahead to a helper). Measured at 10^6 CDRs on 2
+    processes: one process idled ~0.45 s at the end while the other priced its last 30 MB spans."""
+    return 0 if n_processes <= 1 else 3 * n_processes * size
+
+
+def spans(path: str, size: int = SPAN_BYTES, tail: int = 0) -> list[tuple[int, int]]:
     """Byte ranges of about ``size`` covering the file, each ending just after a ``\\n`` (or at
-    the end of the file); a line longer than ``size`` stays whole in one span."""
+    the end of the file); a line longer than ``size`` stays whole in one span. ``tail``: the
+    file's last ``tail`` bytes are cut in spans of a quarter of ``size`` (at least
+    :data:`MIN_SPAN_BYTES`), so that processes pricing spans side by side end close together
+    (:func:`tail_bytes`)."""
     total = os.path.getsize(path)
     out: list[tuple[int, int]] = []
     start = 0
     with open(path, "rb") as fh:
         while start < total:
-            pos = start + size
+            pos = start + (size if total - start > tail else min(size, max(MIN_SPAN_BYTES, size // 4)))
             if pos >= total:
                 out.append((start, total))
                 break
@@ -244,7 +255,7 @@ def price_ndjson_spans(
     lines where they were priced and appended, in span order, to a file beside it; the result's
     rows are then that :class:`~pricing.rendered.RenderedRows` (written, not read)."""
     version = first_version(path)
-    todo = [(a, b, version) for a, b in spans(path, span_bytes)]
+    todo = [(a, b, version) for a, b in spans(path, span_bytes, tail_bytes(span_bytes, workers))]
     total = BatchResult(policy=policy, engine="kernel")
     parts: list[Any] = []
     offset = 0

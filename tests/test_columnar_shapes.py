@@ -19,7 +19,14 @@ import pricing.workers
 from benchmarks.workload import cli as gen
 from pricing.batch import load_tariffs, price_ndjson_columnar, price_records
 from pricing.io import iter_sources, ndjson_lines, write_table
-from pricing.ndjson_parallel import MIN_SPAN_BYTES, SPAN_BYTES, price_ndjson_spans, span_bytes, spans
+from pricing.ndjson_parallel import (
+    MIN_SPAN_BYTES,
+    SPAN_BYTES,
+    price_ndjson_spans,
+    span_bytes,
+    spans,
+    tail_bytes,
+)
 from pricing.ocpi.columnar import read_ndjson_flat
 from pricing.policy import CDR_POLICY
 from pricing.report import COLUMNS, DECIMAL_COLUMNS, EXTRA_COLUMNS
@@ -393,6 +400,25 @@ def test_auto_workers_by_file_size(tmp_path, monkeypatch):
     assert span_bytes(10**9, 2) == SPAN_BYTES
     assert span_bytes(64 << 20, 2) == 8 << 20  # 4 spans per process
     assert span_bytes(1 << 20, 2) == MIN_SPAN_BYTES
+
+
+def test_spans_taper_at_the_end(tmp_path, monkeypatch):
+    """The file's last ``tail`` bytes come in quarter spans (processes then end close together);
+    the spans still cover the file end to end, each ending at a line end."""
+    monkeypatch.setattr(pricing.ndjson_parallel, "MIN_SPAN_BYTES", 1 << 10)
+    path = tmp_path / "l.ndjson"
+    path.write_bytes(b"".join(b'{"id":"%d","pad":"%s"}\n' % (k, b"x" * (k % 90)) for k in range(20000)))
+    size = 1 << 16
+    plain, tapered = spans(str(path), size), spans(str(path), size, tail_bytes(size, 2))
+    for cut in (plain, tapered):
+        assert [a for a, _b in cut] == [0, *(b for _a, b in cut[:-1])]
+        assert cut[-1][1] == path.stat().st_size
+        assert all(path.read_bytes()[b - 1 : b] == b"\n" for _a, b in cut)
+    width = [b - a for a, b in tapered]
+    small = [w for w in width if w < size * 0.9]
+    assert max(small) < size // 4 + 200 and len(small) >= 6 * 4 - 1  # 6 spans' worth in quarters
+    assert width[: len(width) - len(small)] == [b - a for a, b in plain[: len(width) - len(small)]]
+    assert tail_bytes(size, 1) == 0
 
 
 @pytest.mark.parametrize("block", [1 << 12, 1 << 20])

@@ -166,6 +166,27 @@ def test_result_row_has_the_contract_columns_and_amounts(tmp_path: Path) -> None
     assert row["taxes"] is None  # 2.2.1: VAT per component only, no 2.3.0 tax lines
 
 
+def test_a_rerun_leaves_no_earlier_findings_beside_its_output(tmp_path: Path) -> None:
+    """A run writes its findings file even when it has none (empty), so the findings of an earlier
+    run under the same --out never stay beside the new output; meta.json lists the run's files
+    (an earlier --explain run's trace is not one of them)."""
+    cdr, tariff = straddling_cdr()  # a finding: the period straddles a price change
+    src, tariffs = tmp_path / "c.ndjson", tmp_path / "t.json"
+    src.write_text(json.dumps(cdr) + "\n")
+    tariffs.write_text(json.dumps(tariff))
+    out = tmp_path / "o.ndjson"
+    assert main(["price", "--tariffs", str(tariffs), "--explain", "--out", str(out), str(src)]) == 0
+    findings = tmp_path / "o.ndjson.findings.ndjson"
+    assert findings.read_text().strip()
+    src.write_text(json.dumps(CDR) + "\n")
+    assert main(["price", "--out", str(out), str(src)]) == 0
+    assert findings.read_text() == ""
+    meta = json.loads((tmp_path / "o.ndjson.meta.json").read_text())
+    files = ("", ".findings.ndjson", ".meta.json", ".rejects.ndjson")
+    assert meta["outputs"] == sorted(f"o.ndjson{s}" for s in files)
+    assert (tmp_path / "o.ndjson.trace.ndjson").exists()  # the earlier run's, not listed
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".ndjson"])
 def test_output_formats_and_byte_identical_reruns(tmp_path: Path, suffix: str) -> None:
     src = tmp_path / "cdrs.ndjson"

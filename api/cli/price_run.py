@@ -44,8 +44,9 @@ def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: F
         staging.failed = result.read == 0 or result.rejected == result.read
         write_table(staging.path(out.name), result.rows, COLUMNS + EXTRA_COLUMNS, DECIMAL_COLUMNS)
         write_ndjson(staging.path(f"{out.name}.rejects.ndjson"), (f.as_row() for f in result.rejects))
-        if findings:
-            write_ndjson(staging.path(f"{out.name}.findings.ndjson"), (f.as_row() for f in findings))
+        # written even when empty (as reconcile does): an earlier run's findings never stay beside
+        # this run's output as if they were its own
+        write_ndjson(staging.path(f"{out.name}.findings.ndjson"), (f.as_row() for f in findings))
         if args.explain:
             trace = ({c: r.get(c) for c in TRACE_COLUMNS} for r in result.traces)
             write_ndjson(staging.path(f"{out.name}.trace.ndjson"), trace)
@@ -59,6 +60,8 @@ def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: F
             "counts": {"read": result.read, "priced": result.priced, "rejected": result.rejected},
             "fallbacks": result.fallback_counts(),
             "rounding": "OCPI 4 decimals, half-up, from exact values",
+            # the files of this run (an OUT.trace.ndjson of an earlier --explain run is not one)
+            "outputs": sorted([*staging.names, f"{out.name}.meta.json"]),
         }
         if skipped := skipped_files([*args.cdrs, *(args.tariffs or [])]):  # named, not silent
             meta["skipped_inputs"] = [str(p) for p in skipped]

@@ -187,6 +187,21 @@ def test_a_rerun_leaves_no_earlier_findings_beside_its_output(tmp_path: Path) ->
     assert (tmp_path / "o.ndjson.trace.ndjson").exists()  # the earlier run's, not listed
 
 
+@pytest.mark.parametrize("command", ["price", "reconcile"])
+def test_out_naming_a_folder_fails_before_the_run(tmp_path: Path, command: str, capsys) -> None:
+    """--out naming an existing folder: one sentence before anything is read (it failed only after
+    the whole run, on the rename, naming a hidden staging path), and nothing written beside it."""
+    src = tmp_path / "one.json"
+    src.write_text(json.dumps(CDR))
+    out = tmp_path / "o.ndjson"
+    out.mkdir()
+    assert main([command, "--out", str(out), str(src)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    hint = f"Hint: name a file in it, e.g. {out / out.name}"
+    assert err == [f"roamledger: error: --out {out}: is a folder, and the output is one file. {hint}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.ndjson", "one.json"] and not any(out.iterdir())
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".ndjson"])
 def test_output_formats_and_byte_identical_reruns(tmp_path: Path, suffix: str) -> None:
     src = tmp_path / "cdrs.ndjson"

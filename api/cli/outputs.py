@@ -20,7 +20,13 @@ REJECTS = ".rejects.ndjson"  # the suffix of a run's rejects file (``OUT.rejects
 
 def check_output_file(out: Path, inputs: Iterable[str | os.PathLike[str]]) -> None:
     """Refuse an output whose files (``OUT`` and its ``OUT.*`` siblings) would replace an input of
-    the run: the input would be lost even when the run fails."""
+    the run: the input would be lost even when the run fails; and one that names a folder (it
+    would fail only after the whole run, on the rename)."""
+    if out.is_dir():
+        raise RoamledgerError(
+            f"--out {out}: is a folder, and the output is one file. "
+            f"Hint: name a file in it, e.g. {out / out.name}"
+        )
     target = out.resolve()
     for given in expand_inputs(inputs):
         path = Path(given).resolve()

@@ -4,6 +4,7 @@ renamed into place: the same bytes as the merged result rows written by ``write_
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import subprocess
@@ -20,7 +21,7 @@ from pricing.batch import load_tariffs, price_ndjson_columnar
 from pricing.io import RowFrame, ndjson_lines, rows_to_frame, write_table
 from pricing.ndjson_parallel import count_lines, price_ndjson_spans, spans
 from pricing.policy import CDR_POLICY
-from pricing.rendered import RenderedRows, render_rows, rows_file
+from pricing.rendered import ALIGN, DirectFile, RenderedRows, render_rows, rows_file
 from pricing.report import DECIMAL_COLUMNS
 from pricing.results import ROW_COLUMNS
 from tests.property.test_rowframe import weird_rows
@@ -216,3 +217,52 @@ def test_pricing_processes_skip_pyarrows_pandas_import_and_pandas_still_works():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "DataFrame"]
+
+
+@pytest.mark.parametrize(
+    "sizes", [[], [1], [ALIGN - 1, 1], [ALIGN + 1], [3 * ALIGN, 5, 2 * ALIGN], [20_000] * 7]
+)
+def test_direct_file_holds_exactly_what_was_appended(tmp_path: Path, sizes: list[int]) -> None:
+    """Appended past the page cache through two 8 KB buffers (so pieces cross and fill them):
+    the file is the pieces' bytes, the padding of the last block cut off."""
+    path = tmp_path / "rows"
+    pieces = [bytes((k * 7 + i) % 251 for i in range(n)) for k, n in enumerate(sizes)]
+    out = DirectFile(str(path), buffer_bytes=2 * ALIGN)
+    for piece in pieces:
+        out.write(piece)
+    out.close()
+    out.close()  # twice: nothing more happens
+    assert path.read_bytes() == b"".join(pieces)
+    with pytest.raises(FileExistsError):  # a new file only, like open(path, "xb")
+        DirectFile(str(path))
+
+
+def test_direct_file_falls_back_to_the_cache_where_the_transfer_is_refused(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A file system that takes O_DIRECT at open but refuses the transfer (EINVAL): the flag is
+    dropped and the same bytes are written through the cache; other errors are raised."""
+    write, calls = os.write, []
+
+    def refusing(fd: int, data) -> int:
+        calls.append(len(data))
+        if len(calls) == 1:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return write(fd, data)
+
+    monkeypatch.setattr(pricing.rendered.os, "write", refusing)
+    path = tmp_path / "rows"
+    out = DirectFile(str(path), buffer_bytes=2 * ALIGN)
+    out.write(b"x" * (5 * ALIGN + 3))
+    out.close()
+    assert path.read_bytes() == b"x" * (5 * ALIGN + 3) and len(calls) > 2
+
+    def full(fd: int, data) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pricing.rendered.os, "write", full)
+    out = DirectFile(str(tmp_path / "other"), buffer_bytes=2 * ALIGN)
+    with pytest.raises(OSError, match="No space"):
+        out.write(b"y" * (6 * ALIGN))
+        out.close()
+    out.close()  # the file is closed all the same

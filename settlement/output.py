@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -99,12 +100,40 @@ def earlier_run_folders(out: Path) -> set[str] | None:
         return None
 
 
+def run_failure(counts: dict[str, int], reconciliation: dict[str, Any]) -> str | None:
+    """Why a settlement run failed (the command then exits non-zero), or None: ``"nothing read"``,
+    ``"every record rejected"``, ``"no session in the month"``, ``"no tariff matched"`` (every CDR
+    TARIFF_NOT_FOUND / TARIFF_INVALID). The one home of these rules: :func:`atomic_output` keeps an
+    earlier run in place of a failed one, ``roamledger settle`` words the error."""
+    read, rejected = counts["read"], counts["rejected"]
+    if read == 0:
+        return "nothing read"
+    if rejected == read:
+        return "every record rejected"
+    if counts["settled"] + counts["excluded"] == 0:
+        return "no session in the month"
+    by_code = reconciliation.get("findings_by_code", {})
+    not_found = by_code.get("TARIFF_NOT_FOUND", 0) + by_code.get("TARIFF_INVALID", 0)
+    if not_found and not_found == reconciliation.get("cdrs"):
+        return "no tariff matched"
+    return None
+
+
+def failed_folder(out: Path) -> Path:
+    """Where a failed run is written when ``out`` holds an earlier run (kept as it was)."""
+    return out.with_name(f"{out.name}.failed")
+
+
 def atomic_output(out_dir: str | os.PathLike[str], fill: Callable[[Path], None]) -> Path:
-    """Call ``fill`` on a fresh temporary folder, then move it into place in one rename.
+    """Call ``fill`` on a fresh temporary folder, then move its files into place; returns where.
 
     A run that dies half-way leaves only a ``.partial`` folder (removed by the next run), never a
-    half-written ``out_dir`` that looks complete; a rerun replaces the folder as a whole — only when
-    it is empty or an earlier run (:func:`check_output_folder`). The folder follows the umask.
+    half-written ``out_dir`` that looks complete. A new ``out_dir`` appears in one rename (the
+    folder follows the umask); an existing one (empty, or an earlier run: :func:`check_output_folder`)
+    is kept as a folder — its mode and owner are the user's — and its earlier files are swapped
+    for the new ones with Ctrl-C and SIGTERM held off, ``manifest.json`` last in. A failed run
+    (:func:`run_failure`) never replaces an earlier run: it goes to ``OUT.failed``
+    (:func:`failed_folder`) and the earlier run stays as it was.
     """
     out = Path(out_dir).resolve()
     parent = out.parent
@@ -121,17 +150,46 @@ def atomic_output(out_dir: str | os.PathLike[str], fill: Callable[[Path], None])
         ) from exc
     try:
         fill(tmp)
-        if out.exists():
-            old = parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        target = out
+        if out.is_dir() and any(out.iterdir()) and _failed(tmp):
+            target = failed_folder(out)
+            check_output_folder(target)
+        _place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out
+    return target
+
+
+def _failed(tmp: Path) -> bool:
+    path = tmp / "manifest.json"
+    if not path.exists():
+        return False
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    return run_failure(manifest["counts"], manifest["reconciliation"]) is not None
+
+
+def _place(tmp: Path, out: Path) -> None:
+    """The files of ``tmp`` into ``out``: ``tmp`` renamed to it when there is none; else the
+    earlier entries of ``out`` moved aside (``manifest.json`` first: the folder stops looking
+    like a complete run), the new ones moved in (``manifest.json`` last), signals held off."""
+    if not out.exists():
+        tmp.rename(out)
+        return
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    mask = getattr(signal, "pthread_sigmask", None)
+    previous = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if mask else None
+    try:
+        old.mkdir()
+        for entry in sorted(out.iterdir(), key=lambda p: p.name != "manifest.json"):
+            entry.rename(old / entry.name)
+        for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
+            entry.rename(out / entry.name)
+        tmp.rmdir()
+    finally:
+        if mask:
+            mask(signal.SIG_SETMASK, previous)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def current_umask() -> int:

@@ -214,6 +214,40 @@ def test_rerun_is_byte_identical_and_survives_a_killed_run(tmp_path: Path) -> No
     assert not list(tmp_path.glob(".b.partial-*"))
 
 
+@pytest.mark.parametrize("engine", ["local", "columnar"])
+def test_a_failed_rerun_keeps_the_earlier_run_and_the_users_folder(
+    tmp_path: Path, capsys, engine: str
+) -> None:
+    """A run that fails (a --month typo: no session in it) next to an earlier good run in --out:
+    the earlier run stays as it was and the failed one is written beside it (OUT.failed, named in
+    the error). A folder the user made (empty, private) is written into, never replaced: its
+    inode and mode stay; a later run swaps the files inside it."""
+    src, tariffs, contracts = write_month(tmp_path, month_cdrs())
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    os.chmod(out, 0o700)
+    ident = (out.stat().st_ino, out.stat().st_mode)
+    assert run_settle(tmp_path, src, tariffs, contracts, out, "--engine", engine) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert (out.stat().st_ino, out.stat().st_mode) == ident and len(before) > 4
+    capsys.readouterr()
+    assert run_settle(tmp_path, src, tariffs, contracts, out, "--engine", engine, "--month", "2030-01") == 2
+    failed = json.loads((tmp_path / "out.failed" / "manifest.json").read_text())
+    assert failed["month"] == "2030-01" and failed["counts"]["settled"] == 0
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"roamledger: error: no session of the 11 records ended in 2030-01 "
+        f"({failed['counts']['out_of_month']} out of month) (the earlier run in {out} is kept as it was). "
+        "Hint: check --month"
+    )
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert run_settle(tmp_path, src, tariffs, contracts, out, "--engine", engine, "--locale", "fr_FR") == 0
+    assert (out.stat().st_ino, out.stat().st_mode) == ident
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys() and after != before  # the statements in French now
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_locale_formats_the_html(tmp_path: Path) -> None:
     src, tariffs, contracts = write_month(tmp_path, [cdr("A1", kwh="4000")])
     out = tmp_path / "out"

@@ -94,9 +94,10 @@ def warn_skipped(skipped: list[Path]) -> None:
     )
 
 
-def check_run(read: int, rejected: int, source: str, rejects_file: str) -> None:
-    """Input errors only a finished run can tell: nothing read, or every record rejected."""
+def check_run(read: int, rejected: int, source: str, rejects_file: str, kept: str = "") -> None:
+    """Input errors only a finished run can tell: nothing read, or every record rejected
+    (``kept``: what the sentence adds about an earlier output kept)."""
     if read == 0:
-        raise RoamledgerError(f"nothing read: {source} holds no CDR records")
+        raise RoamledgerError(f"nothing read: {source} holds no CDR records{kept}")
     if rejected == read:
-        raise RoamledgerError(f"every record was rejected ({read}); the reasons are in {rejects_file}")
+        raise RoamledgerError(f"every record was rejected ({read}); the reasons are in {rejects_file}{kept}")

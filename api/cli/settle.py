@@ -26,7 +26,7 @@ from pricing.flat import is_flat_file
 from pricing.policy import PricingPolicy
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
-from settlement.output import check_output_folder
+from settlement.output import check_output_folder, failed_folder, run_failure
 from settlement.rules import not_agreed, parse_month
 from settlement.runs import redacted, settle_store_month
 from settlement.store import Store
@@ -212,31 +212,36 @@ def report_unknown_parties(n: int, out: Path) -> None:
 
 
 def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out: Path) -> int:
-    """Report a written run; judge it from its manifest (the same for every engine)."""
+    """Report a written run; judge it from its manifest (the same for every engine). A failed
+    run that found an earlier run in --out was written beside it (``OUT.failed``), not over it."""
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(
         f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
         f"out of month {c['out_of_month']}; {n_statements} statements in {out}"
     )
+    recon = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["reconciliation"]
+    why = run_failure(c, recon)
+    kept = (
+        f" (the earlier run in {args.out} is kept as it was)"
+        if out == failed_folder(Path(args.out).resolve())
+        else ""
+    )
     source = " ".join([*args.cdrs, *([f"the store's month {args.month}"] if args.store else [])])
-    check_run(c["read"], c["rejected"], source, str(out / "rejects.ndjson"))
-    if c["settled"] + c["excluded"] == 0:
+    check_run(c["read"], c["rejected"], source, str(out / "rejects.ndjson"), kept)
+    if why == "no session in the month":
         raise RoamledgerError(
             f"no session of the {c['read']} records ended in {args.month} "
-            f"({c['out_of_month']} out of month). Hint: check --month"
+            f"({c['out_of_month']} out of month){kept}. Hint: check --month"
         )
-    recon = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["reconciliation"]
     report_unknown_parties(recon["findings_by_code"].get("PARTY_UNKNOWN", 0), out)
-    by_code = recon["findings_by_code"]
-    not_found = by_code.get("TARIFF_NOT_FOUND", 0) + by_code.get("TARIFF_INVALID", 0)
-    if not_found and not_found == recon["cdrs"]:
+    if why == "no tariff matched":
         hint = (
             "give the CPO's tariffs with --tariffs"
             if not args.tariffs
             else "check the tariff ids in --tariffs"
         )
-        raise RoamledgerError(f"no tariff matched any of the {recon['cdrs']} CDRs. Hint: {hint}")
+        raise RoamledgerError(f"no tariff matched any of the {recon['cdrs']} CDRs{kept}. Hint: {hint}")
     return fail_on_status(
         args, c["rejected"], not_agreed(recon["by_status"]), "CDRs not matching (see findings.ndjson)"
     )

@@ -413,3 +413,54 @@ def test_a_folder_refusing_the_staging_file_is_named_with_a_hint(
     failing[0] = tmp_path / "c.ndjson"
     assert main(["price", "--out", str(tmp_path / "out" / "p.csv"), "c.ndjson"]) == 2
     assert capsys.readouterr().err == f"roamledger: error: {os.strerror(code)}: {tmp_path / 'c.ndjson'}\n"
+
+
+def test_settle_takes_every_repeated_cdrs_and_tariffs_option(tmp_path: Path) -> None:
+    """``--cdrs A --cdrs B`` and ``--tariffs X --tariffs Y`` read all four (only the last of each
+    was read, silently), as ``price --tariffs`` repeats."""
+    src, tariffs, contracts = write_month(tmp_path, [cdr("A1"), cdr("A2", day=6)])
+    lines = src.read_text().splitlines(keepends=True)
+    (tmp_path / "a.ndjson").write_text(lines[0])
+    (tmp_path / "b.ndjson").write_text(lines[1])
+    both = json.loads(tariffs.read_text())
+    (tmp_path / "t1.json").write_text(json.dumps(both[0]))
+    (tmp_path / "t2.json").write_text(json.dumps(both[1]))
+    argv = ["settle", "--month", MONTH, "--contracts", str(contracts), "--out", str(tmp_path / "out")]
+    argv += ["--cdrs", str(tmp_path / "a.ndjson"), "--tariffs", str(tmp_path / "t1.json")]
+    argv += ["--cdrs", str(tmp_path / "b.ndjson"), "--tariffs", str(tmp_path / "t2.json")]
+    assert main(argv) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["read"] == 2 and manifest["counts"]["settled"] == 2
+    assert {Path(p).name for p in manifest["inputs"]} == {
+        "a.ndjson",
+        "b.ndjson",
+        "t1.json",
+        "t2.json",
+        "contracts.json",
+    }
+
+
+def test_settle_history_must_name_earlier_runs(tmp_path: Path, capsys) -> None:
+    """``--history`` naming no folder, or a folder without a settle run: one sentence, exit 2,
+    before any work (a typo settled the month without the credits and late CDRs it decides); a
+    real one is recorded in the manifest's settings."""
+    out = tmp_path / "out"
+    missing, plain = tmp_path / "nope", tmp_path / "plain"
+    plain.mkdir()
+    (plain / "manifest.json").write_text("{}")
+    for given, words in ((missing, "no such folder"), (plain, "holds no settle run")):
+        assert main(settle(tmp_path, "--out", str(out), "--history", str(given))) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"roamledger: error: --history {given}: {words}{err[0].split(words, 1)[1]}"]
+        assert "Hint:" in err[0] and not out.exists()
+    assert main(settle(tmp_path, "--out", str(tmp_path / "oct"))) == 0
+    assert main(settle(tmp_path, "--out", str(out), "--history", str(tmp_path))) == 0  # a folder of runs
+    assert json.loads((out / "manifest.json").read_text())["settings"]["history"] == [str(tmp_path)]
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "x"])
+def test_settle_piece_rows_is_a_count_of_at_least_one(tmp_path: Path, capsys, value: str) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(settle(tmp_path, "--out", str(tmp_path / "out"), f"--piece-rows={value}"))
+    assert exc.value.code == 2
+    assert f"argument --piece-rows: {value!r} is not a whole number of at least 1" in capsys.readouterr().err

@@ -94,6 +94,18 @@ def warn_skipped(skipped: list[Path]) -> None:
     )
 
 
+def positive_count(text: str, other: str = "") -> int:
+    """An option's whole number of at least 1 (``type=`` of argparse); ``other``: the words of
+    another value it takes, for the error."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {other}a whole number of at least 1")
+    return n
+
+
 def check_run(read: int, rejected: int, source: str, rejects_file: str, kept: str = "") -> None:
     """Input errors only a finished run can tell: nothing read, or every record rejected
     (``kept``: what the sentence adds about an earlier output kept)."""

@@ -13,6 +13,7 @@ from api.cli.options import (
     add_pricing_options,
     command_parser,
     policy_of,
+    positive_count,
     require_existing,
 )
 from api.cli.outputs import check_output_file
@@ -59,13 +60,7 @@ def workers_count(text: str) -> int:
     """``--workers``: ``auto`` (0) or a count of at least 1."""
     if text == "auto":
         return AUTO
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a whole number of at least 1")
-    return n
+    return positive_count(text, "'auto' or ")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from api.cli.options import (
     command_parser,
     fail_on_status,
     policy_of,
+    positive_count,
     require_existing,
 )
 from api.cli.tariff_check import check_tariffs
@@ -26,7 +27,7 @@ from pricing.flat import is_flat_file
 from pricing.policy import PricingPolicy
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
-from settlement.output import check_output_folder, failed_folder, run_failure
+from settlement.output import check_output_folder, earlier_run_folders, failed_folder, run_failure
 from settlement.rules import not_agreed, parse_month
 from settlement.runs import redacted, settle_store_month
 from settlement.store import Store
@@ -39,13 +40,26 @@ EXAMPLE = """example:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     st = command_parser(sub, "settle", "monthly CPO-eMSP settlement statements from a month of CDRs", EXAMPLE)
-    st.add_argument("--cdrs", nargs="+", default=[], metavar="PATH", help="CDR files or directories")
+    st.add_argument(
+        "--cdrs",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="PATH",
+        help="CDR files or directories (repeatable)",
+    )
     st.add_argument(
         "--store",
         metavar="URL",
         help="settle what parties sent to the store (roamledger import), e.g. sqlite:///roamledger.db",
     )
-    st.add_argument("--tariffs", nargs="+", metavar="PATH", help="tariff files or directories")
+    st.add_argument(
+        "--tariffs",
+        nargs="+",
+        action="extend",
+        metavar="PATH",
+        help="tariff files or directories (repeatable)",
+    )
     st.add_argument("--month", required=True, help="YYYY-MM; a CDR belongs to the month its session ended in")
     st.add_argument("--tz", metavar="ZONE", help="statement time zone (default: contracts file, else UTC)")
     st.add_argument("--basis", choices=["reported", "recomputed"], help="pay reported or recomputed amounts")
@@ -64,7 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     st.add_argument(
         "--piece-rows",
-        type=int,
+        type=positive_count,
         default=500_000,
         metavar="N",
         help="columnar engine: rows (charging periods) per piece; memory grows with it (default 500000)",
@@ -74,7 +88,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     st.add_argument(
         "--history",
-        nargs="*",
+        nargs="+",
+        action="extend",
         default=[],
         metavar="DIR",
         help="earlier settle outputs: credits net their originals; a CDR of their (paid) month "
@@ -109,6 +124,7 @@ def settle_run(args: argparse.Namespace, policy: PricingPolicy, store: Store | N
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
     check_tariffs(args.tariffs)
+    check_history(args.history)
     check_output_folder(args.out, [*inputs, *args.history])
     say = progress_printer()
     files = expand_inputs(args.cdrs)
@@ -116,15 +132,19 @@ def settle_run(args: argparse.Namespace, policy: PricingPolicy, store: Store | N
     engine = args.engine
     if engine == "auto":
         engine = "columnar"
-    settings = {
-        "engine": engine,
-        "pricer": args.pricer,
-        "policy": policy.as_dict(),
-        "basis": args.basis,
-        "tz": args.tz,
-        "locale": args.locale,
-        "month": args.month,
-    } | ({"store": redacted(args.store)} if args.store else {})
+    settings = (
+        {
+            "engine": engine,
+            "pricer": args.pricer,
+            "policy": policy.as_dict(),
+            "basis": args.basis,
+            "tz": args.tz,
+            "locale": args.locale,
+            "month": args.month,
+        }
+        | ({"store": redacted(args.store)} if args.store else {})
+        | ({"history": args.history} if args.history else {})
+    )
     common: dict[str, Any] = {
         "tz": args.tz,
         "basis": args.basis,
@@ -145,7 +165,7 @@ def settle_run(args: argparse.Namespace, policy: PricingPolicy, store: Store | N
             settings=settings,
             locale=args.locale,
             inputs=inputs,
-            piece_rows=max(1, args.piece_rows),
+            piece_rows=args.piece_rows,
             engine="dask" if engine == "dask" else "local",
             scheduler=args.scheduler,
             **common,
@@ -175,10 +195,27 @@ def settle_store(
         args.locale,
         engine=engine,
         scheduler=args.scheduler,
-        piece_rows=max(1, args.piece_rows),
+        piece_rows=args.piece_rows,
         **common,
     )
     return finished(args, counts, len(statements), out)
+
+
+def check_history(paths: list[str]) -> None:
+    """``--history``: each a folder holding at least one earlier settle run (its --out, or a folder
+    of several); a typo would silently settle without the credits and late CDRs it decides."""
+    for given in paths:
+        path = Path(given)
+        if not path.is_dir():
+            raise RoamledgerError(
+                f"--history {given}: no such folder. Hint: give the --out folder of an earlier month's "
+                "settle run, or a folder holding several"
+            )
+        if not any(earlier_run_folders(m.parent) is not None for m in path.rglob("manifest.json")):
+            raise RoamledgerError(
+                f"--history {given}: holds no settle run (no manifest.json written by roamledger settle). "
+                "Hint: give the --out folder of an earlier month's settle run, or a folder holding several"
+            )
 
 
 def check_locale(name: str) -> None:

@@ -16,7 +16,7 @@ import calendar
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -223,9 +223,19 @@ def month_bounds(month: str) -> tuple[date, date]:
     return date(y, m, 1), date(y, m, calendar.monthrange(y, m)[1])
 
 
+def local_time(ms: int, zone: ZoneInfo) -> datetime:
+    """An instant (whole seconds) in the statement zone; in UTC where its local time is past
+    9999-12-31, the last day Python's dates hold (an end of 9999-12-31T23:59:59Z east of UTC: a
+    CDR of no month one can settle, shown as it was sent rather than a crash)."""
+    try:
+        return datetime.fromtimestamp(ms // 1000, zone)
+    except (OverflowError, ValueError, OSError):
+        return datetime.fromtimestamp(ms // 1000, UTC)
+
+
 def local_end_date(end_ms: int, zone: ZoneInfo) -> date:
     """The local date of a session end (whole seconds) in the statement zone."""
-    return datetime.fromtimestamp(end_ms // 1000, zone).date()
+    return local_time(end_ms, zone).date()
 
 
 def in_month(end_ms: int, month: str, zone: ZoneInfo) -> bool:
@@ -320,7 +330,7 @@ def local_iso(ms: int, zone: ZoneInfo) -> str:
     """Local date-time text (whole seconds) of an instant in the statement zone, with its UTC offset
     (``2026-10-25T02:30:00+02:00``): a time of the DST fold is unambiguous and a reader in another
     zone knows what it means."""
-    return datetime.fromtimestamp(ms // 1000, zone).isoformat(timespec="seconds")
+    return local_time(ms, zone).isoformat(timespec="seconds")
 
 
 def local_iso_expr(ms: pl.Expr, zone: str) -> pl.Expr:

@@ -464,3 +464,24 @@ def test_settle_piece_rows_is_a_count_of_at_least_one(tmp_path: Path, capsys, va
         main(settle(tmp_path, "--out", str(tmp_path / "out"), f"--piece-rows={value}"))
     assert exc.value.code == 2
     assert f"argument --piece-rows: {value!r} is not a whole number of at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["local", "columnar"])
+def test_a_session_ending_at_the_end_of_year_9999_east_of_utc_is_out_of_month(
+    tmp_path: Path, capsys, engine: str
+) -> None:
+    """9999-12-31T23:59:59Z is year 10000 in Amsterdam, past Python's dates: the CDR is out of the
+    month (its end shown in UTC), not a crash (exit 70) that stops the whole month."""
+    late = dict(cdr("Y9999"), end_date_time="9999-12-31T23:59:59Z")
+    src, tariffs, contracts = write_month(tmp_path, [cdr("A1"), late])
+    argv = ["settle", "--cdrs", str(src), "--tariffs", str(tariffs), "--contracts", str(contracts)]
+    out = tmp_path / "out"
+    assert (
+        main([*argv, "--month", MONTH, "--tz", "Europe/Amsterdam", "--engine", engine, "--out", str(out)])
+        == 0
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["out_of_month"] == 1 and manifest["counts"]["settled"] == 1
+    found = [json.loads(x) for x in (out / "findings.ndjson").read_text().splitlines()]
+    [finding] = [f for f in found if f["cdr_id"] == "Y9999" and f["code"] == "OUT_OF_MONTH"]
+    assert "9999-12-31T23:59:59+00:00" in finding["message"]

@@ -141,7 +141,11 @@ def parse_record(rec: Record, version: str | None, file_version: dict[str, str])
     (:func:`pricing.ocpi.file_version_of`: an object that is not a CDR fixes nothing and is
     rejected for what it is)."""
     if not isinstance(rec.obj, dict):
-        raise RecordRejected(E.BAD_RECORD, f"expected a JSON object, got {type(rec.obj).__name__}")
+        got = {list: "an array", str: "a string", bool: "true/false", type(None): "null"}.get(
+            type(rec.obj), "a number"
+        )
+        hint = "one CDR object per line of an .ndjson file, or one array of CDR objects in a .json file"
+        raise RecordRejected(E.BAD_RECORD, f"expected a CDR (a JSON object), got {got}. Hint: {hint}")
     if version is None:
         detected = file_version_of(rec.obj)
         if detected is None:
@@ -151,7 +155,7 @@ def parse_record(rec: Record, version: str | None, file_version: dict[str, str])
             raise RecordRejected(
                 E.VERSION_MISMATCH,
                 f"this CDR is OCPI {detected} but the file's first CDR was {expected}. "
-                "Hint: keep one OCPI version per file, or pass --ocpi-version",
+                "Hint: keep one OCPI version per file (split this one by version)",
             )
         return parse_cdr(rec.obj, detected)
     return parse_cdr(rec.obj, version)

@@ -209,7 +209,9 @@ def _read_ndjson(data: bytes, src: str) -> Iterator[Record]:
             continue
         except ValueError as exc:
             hint = "each line must hold one complete JSON object"
-            if b"\r" in raw:
+            if isinstance(exc, UnicodeDecodeError):
+                hint = "OCPI JSON is UTF-8: save the file as UTF-8 (its bytes here are in another encoding)"
+            elif b"\r" in raw:
                 hint += " and end with \\n or \\r\\n (it holds a carriage return: another system's line end?)"
             msg = f"line is not valid JSON ({exc}). Hint: {hint}"
             yield Record(src, n, None, Finding(E.BAD_JSON, msg, src, n))

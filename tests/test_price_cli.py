@@ -627,3 +627,28 @@ def test_rows_rejects_and_findings_list_several_files_alike(tmp_path: Path) -> N
         ("b.ndjson", 2),
     ]
     assert [(Path(r["source"]).name, r["line"]) for r in rejects] == [("a.ndjson", 3), ("b.ndjson", 3)]
+
+
+def test_rejects_of_lines_that_are_not_a_cdr_object_or_not_utf8_say_how_to_fix_them(tmp_path: Path) -> None:
+    """A line holding an array, null or a number, and a line in Latin-1: each reject names what
+    it found and how to fix it (an encoding hint for the bytes that are not UTF-8)."""
+    src = tmp_path / "b.ndjson"
+    latin = (
+        json.dumps(dict(CDR, id="L1", remark="Mü"), ensure_ascii=False)
+        .encode("utf-8")
+        .replace("ü".encode(), b"\xfc")
+    )
+    src.write_bytes(b"[]\nnull\n42\n" + latin + b"\n")
+    out = tmp_path / "o.ndjson"
+    assert main(["price", "--out", str(out), str(src)]) == 2  # every record rejected
+    rejects = [json.loads(x) for x in Path(f"{out}.rejects.ndjson").read_text().splitlines()]
+    got = [(r["line"], r["code"], r["message"].split(". Hint: ")) for r in rejects]
+    hint = "one CDR object per line of an .ndjson file, or one array of CDR objects in a .json file"
+    assert got[:3] == [
+        (1, "BAD_RECORD", ["expected a CDR (a JSON object), got an array", hint]),
+        (2, "BAD_RECORD", ["expected a CDR (a JSON object), got null", hint]),
+        (3, "BAD_RECORD", ["expected a CDR (a JSON object), got a number", hint]),
+    ]
+    assert got[3][:2] == (4, "BAD_JSON") and got[3][2][1].startswith(
+        "OCPI JSON is UTF-8: save the file as UTF-8"
+    )

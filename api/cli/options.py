@@ -32,13 +32,14 @@ def command_parser(
     )
 
 
-def add_fail_on_option(p: argparse.ArgumentParser) -> None:
+def add_fail_on_option(p: argparse.ArgumentParser, findings: str = "has a finding") -> None:
+    """``--fail-on``; ``findings``: what counts as a finding for this command, in the help."""
     p.add_argument(
         "--fail-on",
         choices=["rejects", "findings"],
         action="append",
         default=[],
-        help="exit 1 (after writing every file) when any record was rejected / has a finding (repeatable)",
+        help=f"exit 1 (after writing every file) when any record was rejected / {findings} (repeatable)",
     )
 
 

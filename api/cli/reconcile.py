@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="local: record by record; columnar: in pieces, flat Parquet and OCPI NDJSON as columns "
         "(same files); auto (default): columnar, or local with --ocpi-version",
     )
-    add_fail_on_option(p)
+    add_fail_on_option(p, "any CDR does not agree (a status other than MATCH or ROUNDING)")
     p.add_argument("--out", required=True, metavar="OUT", help="output .ndjson, .csv or .parquet")
     p.add_argument("cdrs", nargs="+", metavar="CDRS", help="CDR files or directories")
 

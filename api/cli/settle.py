@@ -96,7 +96,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "that they did not read settles here as a late line (LATE_CDR)",
     )
     add_policy_option(st, "pricing policy (default period_boundaries=flag for reconciliation)")
-    add_fail_on_option(st)
+    add_fail_on_option(st, "any CDR does not agree (a status other than MATCH or ROUNDING)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
 
 

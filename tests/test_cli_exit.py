@@ -485,3 +485,23 @@ def test_a_session_ending_at_the_end_of_year_9999_east_of_utc_is_out_of_month(
     found = [json.loads(x) for x in (out / "findings.ndjson").read_text().splitlines()]
     [finding] = [f for f in found if f["cdr_id"] == "Y9999" and f["code"] == "OUT_OF_MONTH"]
     assert "9999-12-31T23:59:59+00:00" in finding["message"]
+
+
+@pytest.mark.parametrize("command", ["price", "reconcile", "settle"])
+def test_a_file_given_twice_is_refused_before_any_work(tmp_path: Path, capsys, command: str) -> None:
+    """A file named itself and through its folder would be read twice (every CDR a duplicate of
+    itself): one sentence, exit 2, nothing written."""
+    src, tariffs, _contracts = write_month(tmp_path, [cdr("A1")])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = src.rename(folder / src.name)
+    out = tmp_path / ("out" if command == "settle" else "o.ndjson")
+    head = ["settle", "--month", MONTH, "--cdrs"] if command == "settle" else [command, "--out", str(out)]
+    tail = ["--out", str(out)] if command == "settle" else []
+    assert main([*head, str(folder), str(src), "--tariffs", str(tariffs), *tail]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"roamledger: error: {src} is given twice (also through {folder}): its records would be read "
+        "twice. Hint: name each file once"
+    ]
+    assert not out.exists()

@@ -17,7 +17,7 @@ from api.cli.status import (  # noqa: F401
     EXIT_STATUS_HELP,
 )
 from pricing.errors import RoamledgerError
-from pricing.files import READABLE, skipped_files
+from pricing.files import READABLE, expand_inputs, skipped_files
 from pricing.policy import PricingPolicy
 
 
@@ -81,6 +81,16 @@ def require_existing(paths: Iterable[str | None]) -> None:
     missing = [p for p in given if not Path(p).exists()]
     if missing:
         raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
+    seen: dict[Path, str] = {}
+    for p in given:  # a file named twice (itself and through its folder, or two spellings) is read twice
+        for f in expand_inputs([p]) if Path(p).is_dir() else [Path(p)]:
+            key = f.resolve()
+            if key in seen:
+                also = "" if seen[key] == p else f" (also through {seen[key]})"
+                raise RoamledgerError(
+                    f"{f} is given twice{also}: its records would be read twice. Hint: name each file once"
+                )
+            seen[key] = p
     warn_skipped(skipped_files(given))
 
 

@@ -206,17 +206,30 @@ def test_price_and_reconcile_never_write_over_their_inputs(tmp_path: Path, comma
 
 @pytest.mark.parametrize("command", ["price", "reconcile"])
 def test_a_failed_run_leaves_an_existing_output_as_it_was(tmp_path: Path, command: str, capsys) -> None:
-    """Every record rejected: the rejects file says why; the user's file under --out stays."""
+    """Every record rejected: the rejects file says why; the user's file under --out stays, and so
+    do an earlier run's files (its rejects included): the failed run's rejects and counts are
+    OUT.failed.*, named in the error; with no earlier output they take the output's names."""
     bad = tmp_path / "bad.ndjson"
     bad.write_text("garbage\n")
     report = tmp_path / "report.csv"
     report.write_text("my,own,report\n")
+    (tmp_path / "report.csv.rejects.ndjson").write_text("earlier\n")
     _, tariffs, _ = write_month(tmp_path, [cdr("A1")], ())
     assert main([command, "--tariffs", str(tariffs), "--out", str(report), str(bad)]) == 2
-    assert "every record was rejected (1)" in capsys.readouterr().err
+    failed = tmp_path / "report.csv.failed.rejects.ndjson"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"roamledger: error: every record was rejected (1); the reasons are in {failed} "
+        f"({report} is kept as it was)"
+    )
     assert report.read_text() == "my,own,report\n"
-    assert "BAD_JSON" in (tmp_path / "report.csv.rejects.ndjson").read_text()
+    assert (tmp_path / "report.csv.rejects.ndjson").read_text() == "earlier\n"
+    assert "BAD_JSON" in failed.read_text()
+    counts = "report.csv.failed.meta.json" if command == "price" else "report.csv.failed.summary.json"
+    assert (tmp_path / counts).exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    new = tmp_path / "new.csv"
+    assert main([command, "--tariffs", str(tariffs), "--out", str(new), str(bad)]) == 2
+    assert "BAD_JSON" in (tmp_path / "new.csv.rejects.ndjson").read_text() and not new.exists()
 
 
 @pytest.mark.parametrize(

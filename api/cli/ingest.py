@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from api.cli.options import add_fail_on_option, check_run, command_parser, fail_on_status, require_existing
+from api.cli.options import (
+    add_fail_on_option,
+    check_given_once,
+    check_run,
+    command_parser,
+    fail_on_status,
+    require_existing,
+)
 from pricing.errors import RecordRejected, RoamledgerError
 from pricing.io import iter_sources
 from pricing.ocpi import COUNTRY_CODE, PARTY_ID
@@ -38,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.cdrs and not args.tariffs:
         raise RoamledgerError("nothing to import. Hint: give CDR files and/or --tariffs PATH")
     require_existing([*args.cdrs, *args.tariffs])
+    check_given_once(args.cdrs)
+    check_given_once(args.tariffs)
     cc, pid = party(args.party) if args.party else (None, None)
     store = Store(args.store)
     try:

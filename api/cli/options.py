@@ -81,8 +81,14 @@ def require_existing(paths: Iterable[str | None]) -> None:
     missing = [p for p in given if not Path(p).exists()]
     if missing:
         raise RoamledgerError(f"no such file or directory: {', '.join(missing)}")
+    warn_skipped(skipped_files(given))
+
+
+def check_given_once(paths: Iterable[str] | None) -> None:
+    """The files of one option (``--cdrs``, ``--tariffs``) each named once: a file named itself and
+    through its folder, or by two spellings, would be read twice."""
     seen: dict[Path, str] = {}
-    for p in given:  # a file named twice (itself and through its folder, or two spellings) is read twice
+    for p in paths or ():
         for f in expand_inputs([p]) if Path(p).is_dir() else [Path(p)]:
             key = f.resolve()
             if key in seen:
@@ -91,7 +97,6 @@ def require_existing(paths: Iterable[str | None]) -> None:
                     f"{f} is given twice{also}: its records would be read twice. Hint: name each file once"
                 )
             seen[key] = p
-    warn_skipped(skipped_files(given))
 
 
 def warn_skipped(skipped: list[Path]) -> None:

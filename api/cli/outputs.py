@@ -36,33 +36,54 @@ def check_output_file(out: Path, inputs: Iterable[str | os.PathLike[str]]) -> No
             )
 
 
+REPORTS = (REJECTS, ".meta.json", ".summary.json")  # what a failed run writes: why, and its counts
+
+
 class Staged:
+    """The files of one run under ``out``'s name, written into a hidden folder first.
+
+    A failed run (nothing read, every record rejected: ``failed``) writes only its rejects and its
+    counts (meta / summary). Where ``out`` exists (an earlier run, or a file of the user's), they are
+    named ``OUT.failed.*``: the earlier files stay as they were, and no rejects file stands beside
+    them that disagrees with their counts."""
+
     def __init__(self, out: Path) -> None:
         self.out = out
         self.folder = out.parent / f".{out.name}.roamledger-partial-{os.getpid()}"
         self.names: list[str] = []
-        # a failed run (nothing read, every record rejected) moves only its rejects into place:
-        # the files of an earlier run under the same name stay as they were
         self.failed = False
+        self.earlier = out.exists()
 
     def path(self, name: str) -> Path:
         """Where to write the output file ``name`` (a sibling of ``out``) for now."""
         self.names.append(name)
         return self.folder / name
 
+    def placed(self, name: str) -> str | None:
+        """The name the file ``name`` gets beside ``out`` (None: a failed run does not keep it)."""
+        if not self.failed:
+            return name
+        if not name.endswith(REPORTS):
+            return None
+        return f"{self.out.name}.failed{name[len(self.out.name) :]}" if self.earlier else name
+
 
 @contextmanager
 def staged_files(out: Path) -> Iterator[Staged]:
-    """Yield a :class:`Staged`; on success move its files next to ``out``, else remove them all."""
+    """Yield a :class:`Staged`; on success move its files next to ``out`` (:meth:`Staged.placed`),
+    else remove them all."""
     staged = Staged(out)
     staged.folder.mkdir(parents=True)
     try:
         yield staged
         for name in staged.names:
-            if staged.failed and not name.endswith(REJECTS):
-                continue
-            src = staged.folder / name
-            if src.exists():
-                os.replace(src, out.parent / name)
+            src, placed = staged.folder / name, staged.placed(name)
+            if placed is not None and src.exists():
+                os.replace(src, out.parent / placed)
     finally:
         shutil.rmtree(staged.folder, ignore_errors=True)
+
+
+def kept_note(staged: Staged) -> str:
+    """What a failed run's error adds when it kept an earlier ``out``."""
+    return f" ({staged.out} is kept as it was)" if staged.failed and staged.earlier else ""

@@ -11,6 +11,7 @@ from pathlib import Path
 from api.cli.options import (
     add_fail_on_option,
     add_pricing_options,
+    check_given_once,
     command_parser,
     policy_of,
     positive_count,
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".ndjson", ".jsonl", ".csv", ".parquet"):
         raise RoamledgerError(f"--out {out}: unknown format. Hint: end the name in .ndjson, .csv or .parquet")
     require_existing([*args.cdrs, *(args.tariffs or [])])
+    check_given_once(args.cdrs)
+    check_given_once(args.tariffs)
     check_output_file(out, [*args.cdrs, *(args.tariffs or [])])
     stop = threading.Event()  # set when the run fails: it does not wait for the input hashes
     with ThreadPoolExecutor(1) as hasher:  # hashlib lets the pricing run meanwhile

@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from api.cli.options import check_run, fail_on_status
-from api.cli.outputs import staged_files
+from api.cli.outputs import kept_note, staged_files
 from api.cli.tariff_check import check_tariffs
 from pricing import __version__
 from pricing.batch import load_tariffs, price_inputs
@@ -61,7 +61,7 @@ def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: F
             "fallbacks": result.fallback_counts(),
             "rounding": "OCPI 4 decimals, half-up, from exact values",
             # the files of this run (an OUT.trace.ndjson of an earlier --explain run is not one)
-            "outputs": sorted([*staging.names, f"{out.name}.meta.json"]),
+            "outputs": sorted(filter(None, map(staging.placed, [*staging.names, f"{out.name}.meta.json"]))),
         }
         if skipped := skipped_files([*args.cdrs, *(args.tariffs or [])]):  # named, not silent
             meta["skipped_inputs"] = [str(p) for p in skipped]
@@ -69,7 +69,8 @@ def priced(args: argparse.Namespace, policy: PricingPolicy, out: Path, inputs: F
             json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
     print(f"read {result.read}, priced {result.priced}, rejected {result.rejected}")
+    rejects = out.parent / (staging.placed(f"{out.name}.rejects.ndjson") or "")
     if result.rejected:
-        print(f"rejects: {out}.rejects.ndjson", file=sys.stderr)
-    check_run(result.read, result.rejected, " ".join(args.cdrs), f"{out}.rejects.ndjson")
+        print(f"rejects: {rejects}", file=sys.stderr)
+    check_run(result.read, result.rejected, " ".join(args.cdrs), str(rejects), kept_note(staging))
     return fail_on_status(args, result.rejected, len(findings), "findings")

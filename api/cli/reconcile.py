@@ -11,13 +11,14 @@ from typing import Any
 from api.cli.options import (
     add_fail_on_option,
     add_pricing_options,
+    check_given_once,
     check_run,
     command_parser,
     fail_on_status,
     policy_of,
     require_existing,
 )
-from api.cli.outputs import check_output_file, staged_files
+from api.cli.outputs import check_output_file, kept_note, staged_files
 from api.cli.tariff_check import check_tariffs
 from pricing.batch import load_tariffs
 from pricing.errors import Finding, RoamledgerError
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise RoamledgerError(f"--tolerance {args.tolerance!r} is not a number") from exc
     out = Path(args.out)
     require_existing([*args.cdrs, *(args.tariffs or [])])
+    check_given_once(args.cdrs)
+    check_given_once(args.tariffs)
     check_output_file(out, [*args.cdrs, *(args.tariffs or [])])
     check_tariffs(args.tariffs)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,5 +131,6 @@ def write_outputs(
         f"read {read}, reconciled {len(rows)}, rejected {len(rejects)}; "
         + ", ".join(f"{k} {v}" for k, v in by.items())
     )
-    check_run(read, len(rejects), " ".join(args.cdrs), f"{out}.rejects.ndjson")
+    placed = out.parent / (staging.placed(f"{out.name}.rejects.ndjson") or "")
+    check_run(read, len(rejects), " ".join(args.cdrs), str(placed), kept_note(staging))
     return fail_on_status(args, len(rejects), not_agreed(by), "CDRs not matching (see the findings)")

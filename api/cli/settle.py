@@ -13,6 +13,7 @@ from babel import Locale, UnknownLocaleError
 from api.cli.options import (
     add_fail_on_option,
     add_policy_option,
+    check_given_once,
     check_run,
     command_parser,
     fail_on_status,
@@ -123,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
 def settle_run(args: argparse.Namespace, policy: PricingPolicy, store: Store | None) -> int:
     inputs = [*args.cdrs, *(args.tariffs or []), *([args.contracts] if args.contracts else [])]
     require_existing(inputs)
+    check_given_once(args.cdrs)
+    check_given_once(args.tariffs)
     check_tariffs(args.tariffs)
     check_history(args.history)
     check_output_folder(args.out, [*inputs, *args.history])

@@ -18,7 +18,7 @@ from test_settle import MONTH, cdr, write_month
 
 import api.cli.price
 import api.cli.price_run
-from api.cli import build_parser, main
+from api.cli import build_parser, main, os_error_message
 from api.http.routers.settlements import MONTH as API_MONTH
 from settlement.rules import MONTH_PATTERN, parse_month
 
@@ -518,3 +518,17 @@ def test_a_file_given_twice_is_refused_before_any_work(tmp_path: Path, capsys, c
         "twice. Hint: name each file once"
     ]
     assert not out.exists()
+
+
+def test_a_refused_path_says_what_to_check() -> None:
+    """Permission refused on a path that is not one of the run's hidden files (an immutable
+    --out folder, an unreadable input): the path and what to check, in one sentence."""
+    for code in (errno.EPERM, errno.EACCES):
+        msg = os_error_message(OSError(code, os.strerror(code), "/data/ro/sub"))
+        assert msg == (
+            f"{os.strerror(code)}: /data/ro/sub. Hint: check its permissions (and its folder's, for an "
+            "output); or choose another --out"
+        )
+    assert os_error_message(OSError(errno.ENOENT, "No such file or directory", "x")) == (
+        "No such file or directory: x"
+    )

@@ -133,6 +133,11 @@ def os_error_message(exc: OSError) -> str:
         why = WRITE_ERRORS.get(exc.errno) or DENIED[exc.errno]
         return f"cannot write to {folder}: {why}. Hint: choose another --out"
     where = f": {exc.filename}" if exc.filename else ""
+    if exc.filename and exc.errno in DENIED:  # an input not readable, or a folder not writable
+        return (
+            f"{exc.strerror or exc}{where}. Hint: check its permissions (and its folder's, for an output); "
+            "or choose another --out"
+        )
     return f"{exc.strerror or exc}{where}"
 
 

@@ -19,14 +19,31 @@ READABLE = (".json", ".ndjson", ".jsonl", ".parquet")  # the files a folder's re
 COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd"}
 
 
+# byte order marks of the encodings OCPI JSON is not in (UTF-32 first: its LE mark begins with UTF-16's)
+WIDE = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
 def check_not_compressed(path: Path) -> None:
-    """A compressed file is refused by name (read as text, every record would be BAD_JSON)."""
+    """A compressed file, or one in UTF-16 / UTF-32 (its byte order mark says so), is refused by
+    name: read as UTF-8 text, every record would be BAD_JSON (or some lines only, half-read)."""
     with open(path, "rb") as fh:
         head = fh.read(6)
     for magic, kind in COMPRESSED.items():
         if head.startswith(magic) and not head.startswith(b"PAR1"):
             tool = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz", "zstd": "unzstd"}[kind]
             raise InputError(f"{path}: compressed input ({kind}) is not supported. Hint: {tool} it first")
+    for mark, kind in WIDE.items():
+        if head.startswith(mark):
+            raise InputError(
+                f"{path}: the file is {kind} text; OCPI JSON is UTF-8. "
+                f"Hint: convert it first, e.g. iconv -f {kind} -t UTF-8 {path} > "
+                f"{path.with_name(f'{path.stem}.utf8{path.suffix}')}"
+            )
 
 
 def skipped_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

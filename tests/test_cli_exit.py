@@ -532,3 +532,25 @@ def test_a_refused_path_says_what_to_check() -> None:
     assert os_error_message(OSError(errno.ENOENT, "No such file or directory", "x")) == (
         "No such file or directory: x"
     )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "kind"), [("utf-16", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")]
+)
+def test_a_file_in_utf16_or_utf32_is_refused_by_name(
+    tmp_path: Path, capsys, encoding: str, kind: str
+) -> None:
+    """A UTF-16 file was half-read as UTF-8 (one line priced, the others rejected, a phantom
+    record of its last byte): its byte order mark now names the encoding and how to convert it."""
+    src, tariffs, _ = write_month(tmp_path, [cdr("A1"), cdr("A2", day=6)])
+    wide = tmp_path / "wide.ndjson"
+    text = src.read_text()
+    wide.write_bytes(("\ufeff" if encoding == "utf-16-be" else "").encode(encoding) + text.encode(encoding))
+    out = tmp_path / "o.ndjson"
+    assert main(["price", "--tariffs", str(tariffs), "--out", str(out), str(wide)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"roamledger: error: {wide}: the file is {kind} text; OCPI JSON is UTF-8. Hint: convert it first, "
+        f"e.g. iconv -f {kind} -t UTF-8 {wide} > {tmp_path / 'wide.utf8.ndjson'}"
+    ]
+    assert not out.exists()

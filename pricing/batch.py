@@ -39,7 +39,15 @@ from pricing.periods import from_flat, from_sessions
 from pricing.policy import CDR_POLICY, PricingPolicy
 from pricing.reference import price_session
 from pricing.refusals import kernel_parts
-from pricing.report import meta_series, price_sessions_detailed, result_row, result_table, trace_rows
+from pricing.report import (
+    credit_frame,
+    credit_row,
+    meta_series,
+    price_sessions_detailed,
+    result_row,
+    result_table,
+    trace_rows,
+)
 from pricing.results import BatchResult, finding_key, merge_rows, row_key, sort_owned
 from pricing.sessions import TariffSet, build_session
 from pricing.workers import cores, processes
@@ -125,7 +133,7 @@ def price_records(
         except Exception as exc:  # a bug: it propagates, saying which record hit it
             exc.add_note(f"while pricing {rec.source} line {rec.line}")
             raise
-        row = result_row(priced)
+        row = credit_row(result_row(priced)) if cdr.credit else result_row(priced)
         row.update({"ocpi_version": cdr.version, "source": rec.source, "line": rec.line})
         result.rows.append(row)
         result.warnings.extend(w.located(rec.source, rec.line) for w in warns)
@@ -345,6 +353,8 @@ def price_records_kernel(
             result.rejects.append(reject_of(outcome, rec.source, rec.line, rid))
             continue
         row, straddling = outcome
+        if cdr.credit:
+            credit_row(row)
         row.update({"ocpi_version": cdr.version, "source": rec.source, "line": rec.line})
         result.rows.append(row)
         result.warnings.extend(w.located(rec.source, rec.line) for w in warns)
@@ -432,6 +442,8 @@ def flat_file_reference(
                 result.rejects.append(Finding(rej[0], rej[1], source, line, rid, rej[2]))
             continue
         row, straddling = outcomes[k]
+        if fr.credit is not None and fr.credit[k]:
+            credit_row(row)
         row.update({"ocpi_version": versions.get(k), "source": source, "line": line})
         result.rows.append(row)
         result.warnings.extend(straddle_warning(i, source, line, rid) for i in straddling)
@@ -495,7 +507,10 @@ def flat_kernel_result(
     ct = compile_tariffs(pt.tariffs, pt.zones, pt.group_ranges())
     res = price_table(pt, policy, ct, workers)
     record_lines = np.asarray(record_lines, np.int64)
-    frame = result_table(res, pt, ct).with_columns(
+    frame = result_table(res, pt, ct)
+    if fr.credit is not None:
+        frame = credit_frame(frame, fr.credit[rec_ok])
+    frame = frame.with_columns(
         meta_series(pt, "ocpi_version").alias("ocpi_version"),
         pl.lit(source, pl.String).alias("source"),
         pl.Series("line", record_lines[rec_ok], dtype=pl.Int64),

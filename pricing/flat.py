@@ -207,6 +207,7 @@ class FlatRecords:
     first_row: np.ndarray  # per record: first row (0-based)
     cols: dict[str, Any]  # decoded columns (numpy)
     rejects: dict[int, tuple[str, str, str]]  # record → (code, message, path)
+    credit: np.ndarray | None = None  # per record: a credit CDR (its money negated in the rows)
 
     @property
     def n_records(self) -> int:
@@ -241,7 +242,13 @@ def split_flat(table: Any) -> FlatRecords:
     rec = np.cumsum(new) - 1
     first_row = np.flatnonzero(new)
     rejects = record_problems(cols, rec, first_row, new)
-    return FlatRecords(table.num_rows, rec, first_row, cols, rejects)
+    credit = None
+    if "credit" in table.column_names:
+        flags = table.column("credit").to_numpy(zero_copy_only=False)
+        credit = (
+            np.asarray([bool(v) for v in flags[first_row]], bool) if len(first_row) else np.zeros(0, bool)
+        )
+    return FlatRecords(table.num_rows, rec, first_row, cols, rejects, credit)
 
 
 def decode_flat_columns(table: Any) -> tuple[dict[str, Any], np.ndarray]:

@@ -44,6 +44,43 @@ COST_COLUMNS = [f"{cat}_cost_{kind}" for cat in CATEGORIES for kind in ("excl_va
 COLUMNS: list[str] = list(RESULT_COLUMNS)
 DECIMAL_COLUMNS = [c for c in COLUMNS if c.endswith(("_vat", "_kwh", "_h"))]
 EXTRA_COLUMNS = ["ocpi_version", "source", "line"]
+# the money of a row: negated for a credit CDR (PRICING-SEMANTICS §4.2: a credit carries its
+# original's data and negated money; quantities stay positive), as the CPO's own totals are
+MONEY_COLUMNS = ["total_cost_excl_vat", "total_cost_incl_vat", *COST_COLUMNS]
+
+
+def negated_text(value: str | None) -> str | None:
+    """A money text (``"1.2345"``) negated; zero stays ``"0.0000"`` (no ``-0``)."""
+    if value is None or not value.strip("-0."):
+        return value
+    return value[1:] if value.startswith("-") else f"-{value}"
+
+
+def credit_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A credit CDR's result row: its money columns and tax amounts negated (in place)."""
+    for c in MONEY_COLUMNS:
+        row[c] = negated_text(row.get(c))
+    if row.get("taxes"):
+        row["taxes"] = [dict(t, amount=negated_text(t.get("amount"))) for t in row["taxes"]]
+    return row
+
+
+def credit_frame(frame: pl.DataFrame, credit: np.ndarray) -> pl.DataFrame:
+    """:func:`credit_row` on the rows of a result frame where ``credit`` (a bool per row)."""
+    if not credit.any():
+        return frame
+    flag = pl.lit(pl.Series("credit", credit, dtype=pl.Boolean))
+    money = [pl.when(flag).then(-pl.col(c)).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS]
+    amount = pl.element().struct.field("amount")
+    minus = (
+        pl.when(amount.str.strip_chars("-0.") == "")
+        .then(amount)
+        .when(amount.str.starts_with("-"))
+        .then(amount.str.slice(1))
+        .otherwise(pl.lit("-") + amount)
+    )
+    taxes = pl.col("taxes").list.eval(pl.element().struct.with_fields(minus.alias("amount")))
+    return frame.with_columns(*money, pl.when(flag).then(taxes).otherwise(pl.col("taxes")).alias("taxes"))
 
 
 def hours(ms: int) -> Fraction:

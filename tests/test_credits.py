@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,64 @@ def test_a_cdr_id_in_another_case_from_the_store_is_the_same_cdr(tmp_path: Path)
         outs.append(tmp_path / e)
     assert_same_run(*outs)
     assert {f["cdr_id"] for f in findings(outs[0]) if f["code"] == "DUPLICATE_CDR"} == {"MINP", "minp"}
+
+
+@pytest.mark.parametrize("layout", ["ndjson", "parquet"])
+def test_price_writes_a_credit_cdrs_money_negated_as_reconcile_does(tmp_path: Path, layout: str) -> None:
+    """A credit CDR (the original's data, its money negated: PRICING-SEMANTICS §4.2) is priced
+    negative by ``price`` — every cost column and 2.3.0 tax amount, quantities positive — as
+    ``reconcile`` recomputes it (price wrote it positive: summing its output counted a credited
+    session twice). Both engines and the columnar reader agree."""
+    from api.cli import main
+
+    src = tmp_path / f"m.{layout}"
+    argv = ["generate", "--cdrs", "400", "--seed", "9", "--credit-rate", "0.1", "--quiet", "--out", str(src)]
+    argv += ["--tariffs-out", str(tmp_path / "t")]
+    argv += ["--versions", "2.2.1:50,2.3.0:50"] if layout == "ndjson" else []
+    assert main(argv) == 0
+    files = sorted(tmp_path.glob(f"m*.{layout}"))
+    outs = {}
+    for engine in ("kernel", "reference"):
+        outs[engine] = tmp_path / f"p_{engine}.ndjson"
+        assert (
+            main(
+                [
+                    "price",
+                    "--tariffs",
+                    str(tmp_path / "t"),
+                    "--engine",
+                    engine,
+                    "--out",
+                    str(outs[engine]),
+                    *map(str, files),
+                ]
+            )
+            == 0
+        )
+    assert outs["kernel"].read_bytes() == outs["reference"].read_bytes()
+    assert (
+        main(
+            [
+                "reconcile",
+                "--tariffs",
+                str(tmp_path / "t"),
+                "--out",
+                str(tmp_path / "r.ndjson"),
+                *map(str, files),
+            ]
+        )
+        == 0
+    )
+    key = ("source", "line")
+    rows = {tuple(r[k] for k in key): r for r in map(json.loads, outs["kernel"].read_text().splitlines())}
+    recon = [json.loads(x) for x in (tmp_path / "r.ndjson").read_text().splitlines()]
+    credits = [r for r in recon if r["credit"]]
+    assert len(credits) > 10
+    for r in recon:
+        row = rows[tuple(r[k] for k in key)]
+        assert row["total_cost_excl_vat"] == r["recomputed_total_excl_vat"]
+        assert row["total_cost_incl_vat"] == r["recomputed_total_incl_vat"]
+        if r["credit"]:
+            assert Decimal(row["total_cost_excl_vat"]) < 0 < Decimal(row["total_energy_kwh"])
+            assert all(Decimal(t["amount"]) <= 0 for t in row["taxes"] or [])
+    assert any(rows[tuple(r[k] for k in key)]["taxes"] for r in credits) == (layout == "ndjson")

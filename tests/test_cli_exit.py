@@ -425,7 +425,11 @@ def test_a_folder_refusing_the_staging_file_is_named_with_a_hint(
     assert capsys.readouterr().err == f"roamledger: error: {said}\n"
     failing[0] = tmp_path / "c.ndjson"
     assert main(["price", "--out", str(tmp_path / "out" / "p.csv"), "c.ndjson"]) == 2
-    assert capsys.readouterr().err == f"roamledger: error: {os.strerror(code)}: {tmp_path / 'c.ndjson'}\n"
+    hint = "Hint: check its permissions (and its folder's, for an output); or choose another --out"
+    assert (
+        capsys.readouterr().err
+        == f"roamledger: error: {os.strerror(code)}: {tmp_path / 'c.ndjson'}. {hint}\n"
+    )
 
 
 def test_settle_takes_every_repeated_cdrs_and_tariffs_option(tmp_path: Path) -> None:

@@ -232,7 +232,7 @@ def write_columnar(
 
     def run_files(tmp: Path) -> None:
         write_reconciliation(tmp, plain, run, ord_of)
-        say("reconciliation.ndjson written")
+        say("reconciliation.ndjson ready")
         write_findings(
             tmp,
             plain,
@@ -246,13 +246,13 @@ def write_columnar(
             contracts.default.tolerance,
             meta["extra"],
         )
-        say("findings.ndjson written")
+        say("findings.ndjson ready")
         write_rejects(tmp, run.rejects)
         entries = [statement_entry(b.st, b.n_lines) for b in built]
         summary = summary_of(plain, straddles, dims, run.detail)
         record_path = dict(run.record_path)
         write_manifest(tmp, month, inputs, settings, contracts, meta["counts"], summary, entries, record_path)
-        say("manifest.json written")
+        say("manifest.json ready")
 
     out = atomic_output(out_dir, lambda tmp: fill_in_parallel(tmp, built, run_files, locale, say))
     return out, meta["counts"], [b.st for b in built]
@@ -270,7 +270,7 @@ def fill_in_parallel(
     def statement(b: Built) -> None:
         write_statement(b, tmp / b.st.folder, locale)
         done.append(b.st.folder)
-        say(f"statement {len(done)}/{len(built)} written ({b.st.folder})")
+        say(f"statement {len(done)}/{len(built)} ready ({b.st.folder})")
 
     tasks: list[Callable[[], None]] = [lambda: run_files(tmp)]
     tasks += [lambda b=b: statement(b) for b in sorted(built, key=lambda b: -b.n_lines)]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pricing.errors import InputError
@@ -28,8 +30,33 @@ WIDE = {
 }
 
 
+def wide_text(head: bytes) -> str | None:
+    """``"UTF-16"`` / ``"UTF-32"`` where a file's first bytes say so: its byte order mark, or,
+    without one, the NUL bytes of its first character (JSON's first character is ASCII, and UTF-8
+    JSON holds no NUL byte: RFC 8259 §8.1's detection), else None."""
+    for mark, kind in WIDE.items():
+        if head.startswith(mark):
+            return kind
+    if len(head) >= 4 and 0 in head[:4]:
+        return "UTF-32" if head[:4].count(0) == 3 else "UTF-16"
+    return None
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM held off (delivered after) while a run's files are renamed into place:
+    the user sees the earlier set of files or the new one, never a mix."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    previous = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if mask else None
+    try:
+        yield
+    finally:
+        if mask is not None and previous is not None:
+            mask(signal.SIG_SETMASK, previous)
+
+
 def check_not_compressed(path: Path) -> None:
-    """A compressed file, or one in UTF-16 / UTF-32 (its byte order mark says so), is refused by
+    """A compressed file, or one in UTF-16 / UTF-32 (:func:`wide_text`), is refused by
     name: read as UTF-8 text, every record would be BAD_JSON (or some lines only, half-read)."""
     with open(path, "rb") as fh:
         head = fh.read(6)
@@ -37,13 +64,13 @@ def check_not_compressed(path: Path) -> None:
         if head.startswith(magic) and not head.startswith(b"PAR1"):
             tool = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz", "zstd": "unzstd"}[kind]
             raise InputError(f"{path}: compressed input ({kind}) is not supported. Hint: {tool} it first")
-    for mark, kind in WIDE.items():
-        if head.startswith(mark):
-            raise InputError(
-                f"{path}: the file is {kind} text; OCPI JSON is UTF-8. "
-                f"Hint: convert it first, e.g. iconv -f {kind} -t UTF-8 {path} > "
-                f"{path.with_name(f'{path.stem}.utf8{path.suffix}')}"
-            )
+    kind = wide_text(head)
+    if kind:
+        raise InputError(
+            f"{path}: the file is {kind} text; OCPI JSON is UTF-8. "
+            f"Hint: convert it first, e.g. iconv -f {kind} -t UTF-8 {path} > "
+            f"{path.with_name(f'{path.stem}.utf8{path.suffix}')}"
+        )
 
 
 def skipped_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:

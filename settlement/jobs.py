@@ -44,6 +44,7 @@ from settlement.contracts import Contracts, load_contracts
 from settlement.output import (
     atomic_output,
     out_of_month_finding,
+    paid_run,
     statement_entry,
     write_manifest,
     write_ndjson_rows,
@@ -633,7 +634,8 @@ def paid_months(paths: Sequence[str | os.PathLike[str]], month: str, zone: ZoneI
     for root in paths:
         for manifest in sorted(Path(root).rglob("manifest.json")):
             run = manifest.parent
-            paid = json.loads(manifest.read_text(encoding="utf-8")).get("month")
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+            paid = doc.get("month") if paid_run(doc) else None  # a failed run paid nothing
             if not isinstance(paid, str) or paid >= month:
                 continue
             read = months.setdefault(paid, set())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import polars as pl
 
 from pricing import __version__
 from pricing.errors import Finding, RoamledgerError
-from pricing.files import all_files, sha256_file, skipped_files
+from pricing.files import all_files, sha256_file, signals_held, skipped_files
 from pricing.io import csv_safe_expr, dumps
 from settlement.contracts import Contracts
 from settlement.rules import local_end_date, local_iso
@@ -119,6 +118,17 @@ def run_failure(counts: dict[str, int], reconciliation: dict[str, Any]) -> str |
     return None
 
 
+def paid_run(manifest: dict[str, Any]) -> bool:
+    """Whether a ``manifest.json`` is a settle run's that did not fail (:func:`run_failure`): the
+    runs ``--history`` counts (a failed run settled nothing: its month is not paid)."""
+    try:
+        if "counts_check" not in manifest or "roamledger" not in manifest:
+            return False
+        return run_failure(manifest["counts"], manifest.get("reconciliation", {})) is None
+    except (KeyError, TypeError):
+        return False
+
+
 def failed_folder(out: Path) -> Path:
     """Where a failed run is written when ``out`` holds an earlier run (kept as it was)."""
     return out.with_name(f"{out.name}.failed")
@@ -177,18 +187,13 @@ def _place(tmp: Path, out: Path) -> None:
         tmp.rename(out)
         return
     old = out.parent / f".{out.name}.old-{os.getpid()}"
-    mask = getattr(signal, "pthread_sigmask", None)
-    previous = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if mask else None
-    try:
+    with signals_held():
         old.mkdir()
         for entry in sorted(out.iterdir(), key=lambda p: p.name != "manifest.json"):
             entry.rename(old / entry.name)
         for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
             entry.rename(out / entry.name)
         tmp.rmdir()
-    finally:
-        if mask:
-            mask(signal.SIG_SETMASK, previous)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -539,13 +539,21 @@ def test_a_refused_path_says_what_to_check() -> None:
 
 
 @pytest.mark.parametrize(
-    ("encoding", "kind"), [("utf-16", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32", "UTF-32")]
+    ("encoding", "kind"),
+    [
+        ("utf-16", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-32", "UTF-32"),
+        ("utf-16-le", "UTF-16"),
+        ("utf-32-be", "UTF-32"),
+    ],
 )
 def test_a_file_in_utf16_or_utf32_is_refused_by_name(
     tmp_path: Path, capsys, encoding: str, kind: str
 ) -> None:
     """A UTF-16 file was half-read as UTF-8 (one line priced, the others rejected, a phantom
-    record of its last byte): its byte order mark now names the encoding and how to convert it."""
+    record of its last byte): its byte order mark, or without one (utf-16-le, utf-32-be here) the
+    NUL bytes of its first character, name the encoding and how to convert it."""
     src, tariffs, _ = write_month(tmp_path, [cdr("A1"), cdr("A2", day=6)])
     wide = tmp_path / "wide.ndjson"
     text = src.read_text()
@@ -558,3 +566,40 @@ def test_a_file_in_utf16_or_utf32_is_refused_by_name(
         f"e.g. iconv -f {kind} -t UTF-8 {wide} > {tmp_path / 'wide.utf8.ndjson'}"
     ]
     assert not out.exists()
+
+
+def test_a_failed_run_is_no_paid_month_for_history(tmp_path: Path, capsys) -> None:
+    """A failed settle run (nothing read) written as a month's folder is not a paid month: as
+    --history it is refused (it made the next month pay that month's CDRs as late lines)."""
+    empty = tmp_path / "empty.ndjson"
+    empty.write_text("")
+    _src, tariffs, _contracts = write_month(tmp_path, [cdr("A1")])
+    sept = tmp_path / "runs" / "2026-09"
+    argv = [
+        "settle",
+        "--cdrs",
+        str(empty),
+        "--tariffs",
+        str(tariffs),
+        "--month",
+        "2026-09",
+        "--out",
+        str(sept),
+    ]
+    assert main(argv) == 2
+    assert (sept / "manifest.json").exists()
+    capsys.readouterr()
+    assert main(settle(tmp_path, "--out", str(tmp_path / "oct"), "--history", str(sept))) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        err.startswith(f"roamledger: error: --history {sept}: holds no settle run") and "did not fail" in err
+    )
+
+
+def test_a_file_given_twice_through_a_hard_link_is_refused(tmp_path: Path, capsys) -> None:
+    src, _tariffs, _contracts = write_month(tmp_path, [cdr("A1")])
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.link(src, folder / "same.ndjson")
+    assert main(settle(tmp_path, "--out", str(tmp_path / "out"), "--cdrs", str(folder))) == 2
+    assert "is given twice (also through" in capsys.readouterr().err

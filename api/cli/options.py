@@ -87,10 +87,11 @@ def require_existing(paths: Iterable[str | None]) -> None:
 def check_given_once(paths: Iterable[str] | None) -> None:
     """The files of one option (``--cdrs``, ``--tariffs``) each named once: a file named itself and
     through its folder, or by two spellings, would be read twice."""
-    seen: dict[Path, str] = {}
+    seen: dict[tuple[int, int], str] = {}
     for p in paths or ():
         for f in expand_inputs([p]) if Path(p).is_dir() else [Path(p)]:
-            key = f.resolve()
+            st = f.stat()
+            key = (st.st_dev, st.st_ino)  # the same file by any name: symlink, hard link, ../
             if key in seen:
                 also = "" if seen[key] == p else f" (also through {seen[key]})"
                 raise RoamledgerError(

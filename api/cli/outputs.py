@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pricing.errors import RoamledgerError
-from pricing.files import expand_inputs
+from pricing.files import expand_inputs, signals_held
 
 REJECTS = ".rejects.ndjson"  # the suffix of a run's rejects file (``OUT.rejects.ndjson``)
 
@@ -76,10 +76,11 @@ def staged_files(out: Path) -> Iterator[Staged]:
     staged.folder.mkdir(parents=True)
     try:
         yield staged
-        for name in staged.names:
-            src, placed = staged.folder / name, staged.placed(name)
-            if placed is not None and src.exists():
-                os.replace(src, out.parent / placed)
+        with signals_held():  # the earlier set of files or the new one, never a mix
+            for name in sorted(staged.names, key=lambda n: n.endswith(".meta.json")):
+                src, placed = staged.folder / name, staged.placed(name)
+                if placed is not None and src.exists():
+                    os.replace(src, out.parent / placed)
     finally:
         shutil.rmtree(staged.folder, ignore_errors=True)
 

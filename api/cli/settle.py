@@ -28,7 +28,7 @@ from pricing.flat import is_flat_file
 from pricing.policy import PricingPolicy
 from settlement.columnar.settle import settle_columnar
 from settlement.jobs import DEFAULT_POLICY, PARTY_HINT, progress_printer, settle, write_run
-from settlement.output import check_output_folder, earlier_run_folders, failed_folder, run_failure
+from settlement.output import check_output_folder, failed_folder, paid_run, run_failure
 from settlement.rules import not_agreed, parse_month
 from settlement.runs import redacted, settle_store_month
 from settlement.store import Store
@@ -204,6 +204,15 @@ def settle_store(
     return finished(args, counts, len(statements), out)
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file, or {} where it is not one."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def check_history(paths: list[str]) -> None:
     """``--history``: each a folder holding at least one earlier settle run (its --out, or a folder
     of several); a typo would silently settle without the credits and late CDRs it decides."""
@@ -214,9 +223,10 @@ def check_history(paths: list[str]) -> None:
                 f"--history {given}: no such folder. Hint: give the --out folder of an earlier month's "
                 "settle run, or a folder holding several"
             )
-        if not any(earlier_run_folders(m.parent) is not None for m in path.rglob("manifest.json")):
+        if not any(paid_run(read_json(m)) for m in path.rglob("manifest.json")):
             raise RoamledgerError(
-                f"--history {given}: holds no settle run (no manifest.json written by roamledger settle). "
+                f"--history {given}: holds no settle run (no manifest.json of a roamledger settle run "
+                "that did not fail). "
                 "Hint: give the --out folder of an earlier month's settle run, or a folder holding several"
             )
 

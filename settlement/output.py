@@ -101,7 +101,8 @@ def earlier_run_folders(out: Path) -> set[str] | None:
 
 def run_failure(counts: dict[str, int], reconciliation: dict[str, Any]) -> str | None:
     """Why a settlement run failed (the command then exits non-zero), or None: ``"nothing read"``,
-    ``"every record rejected"``, ``"no session in the month"``, ``"no tariff matched"`` (every CDR
+    ``"every record rejected"``, ``"no session in the month"``, ``"nothing settled"`` (every CDR of
+    the month excluded: no statement), ``"no tariff matched"`` (every CDR
     TARIFF_NOT_FOUND / TARIFF_INVALID). The one home of these rules: :func:`atomic_output` keeps an
     earlier run in place of a failed one, ``roamledger settle`` words the error."""
     read, rejected = counts["read"], counts["rejected"]
@@ -115,6 +116,8 @@ def run_failure(counts: dict[str, int], reconciliation: dict[str, Any]) -> str |
     not_found = by_code.get("TARIFF_NOT_FOUND", 0) + by_code.get("TARIFF_INVALID", 0)
     if not_found and not_found == reconciliation.get("cdrs"):
         return "no tariff matched"
+    if counts["settled"] == 0:  # every CDR of the month excluded: no statement to pay from
+        return "nothing settled"
     return None
 
 

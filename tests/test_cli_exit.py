@@ -603,3 +603,23 @@ def test_a_file_given_twice_through_a_hard_link_is_refused(tmp_path: Path, capsy
     os.link(src, folder / "same.ndjson")
     assert main(settle(tmp_path, "--out", str(tmp_path / "out"), "--cdrs", str(folder))) == 2
     assert "is given twice (also through" in capsys.readouterr().err
+
+
+def test_a_month_where_every_cdr_is_excluded_is_a_failed_run(tmp_path: Path, capsys) -> None:
+    """--contracts forgotten for 2.1.1 CDRs (every party unknown, every CDR excluded): no
+    statement, so a failed run (exit 2; it exited 0 and replaced an earlier good run, which a
+    failed run keeps: test_settle.py); into an empty --out it is written there."""
+    src = tmp_path / "c.json"
+    src.write_text(
+        (Path(__file__).parent.parent / "fixtures/spec/examples/2.1.1/cdr_example.json").read_text()
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["settle", "--cdrs", str(src), "--month", "2015-06", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"roamledger: error: none of the 1 CDRs of 2015-06 was settled: each is excluded (the reasons are in "
+        f"{out / 'findings.ndjson'}). Hint: check --contracts (the parties) and --tariffs"
+    )
+    good = json.loads((out / "manifest.json").read_text())
+    assert good["counts"]["excluded"] == 1 and good["statements"] == []

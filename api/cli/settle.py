@@ -285,6 +285,11 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
             f"({c['out_of_month']} out of month){kept}. Hint: check --month"
         )
     report_unknown_parties(recon["findings_by_code"].get("PARTY_UNKNOWN", 0), out)
+    if why == "nothing settled":
+        raise RoamledgerError(
+            f"none of the {c['excluded']} CDRs of {args.month} was settled: each is excluded (the reasons "
+            f"are in {out / 'findings.ndjson'}){kept}. Hint: check --contracts (the parties) and --tariffs"
+        )
     if why == "no tariff matched":
         hint = (
             "give the CPO's tariffs with --tariffs"

@@ -87,3 +87,19 @@ def test_close_settle_refuses_a_bad_contracts_file(url: str, tmp_path: Path, cap
     assert main(["close", "--store", url, "--month", "2026-11", "--settle", "--contracts", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.json: default.tolerance" in err
+
+
+def test_close_settle_refuses_a_month_with_no_cdrs(url: str, tmp_path: Path, capsys) -> None:  # noqa: F811
+    """A typo in --month (no CDR of it in the store): the run settles nothing and the month is
+    not closed (it was, for good: its later CDRs would have become late lines of the next)."""
+    d = import_trial(url, tmp_path)
+    contracts = ["--contracts", str(d / "contracts.json")]
+    assert main(["close", "--store", url, "--month", "2026-05", "--settle", *contracts]) == 2
+    assert "settled nothing (nothing read)" in capsys.readouterr().err.strip().splitlines()[-1]
+    store = Store(url)
+    try:
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.text("select count(*) from closed_months")).scalar() == 0
+    finally:
+        store.close()
+    assert main(["close", "--store", url, "--month", "2026-11", "--settle", *contracts]) == 0

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pricing.errors import InputError
 from pricing.io import Record, loads
+from settlement.output import run_failure
 from settlement.rules import ALREADY_SETTLED, month_window_ms, parse_month
 from settlement.store import Store, StoreError, batched, now_ms
 from settlement.store.schema import cdrs, closed_cdrs, closed_months, run_files, settlement_runs, statements
@@ -415,6 +416,15 @@ def close_month(store: Store, month: str, run_id: int | None = None) -> tuple[in
         raise RunRefused(
             f"run {run_id} is a {run.status} run of {run.month}, not a done run of {month}. "
             "Hint: close a month with a done run of that month"
+        )
+    manifest = json.loads(run.manifest) if run.manifest else {}
+    why = (
+        run_failure(manifest["counts"], manifest.get("reconciliation", {})) if "counts" in manifest else None
+    )
+    if why is not None:  # a typo in --month would close a month for good
+        raise RunRefused(
+            f"run {run_id} of {month} settled nothing ({why}): a month closes on a run that settled "
+            "its CDRs. Hint: check the month, or import its CDRs first"
         )
     with store.engine.connect() as conn:
         text = conn.execute(select(settlement_runs.c.cdr_rows).where(settlement_runs.c.id == run_id)).scalar()

@@ -190,12 +190,24 @@ def _place(tmp: Path, out: Path) -> None:
         tmp.rename(out)
         return
     old = out.parent / f".{out.name}.old-{os.getpid()}"
+    moved: list[tuple[Path, Path]] = []  # (from, to), undone in reverse where a rename fails
     with signals_held():
         old.mkdir()
-        for entry in sorted(out.iterdir(), key=lambda p: p.name != "manifest.json"):
-            entry.rename(old / entry.name)
-        for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
-            entry.rename(out / entry.name)
+        try:
+            for entry in sorted(out.iterdir(), key=lambda p: p.name != "manifest.json"):
+                entry.rename(old / entry.name)
+                moved.append((entry, old / entry.name))
+            for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "manifest.json"):
+                entry.rename(out / entry.name)
+                moved.append((entry, out / entry.name))
+        except OSError as exc:  # e.g. --out a mount point: its entries cannot be renamed across
+            for src, dst in reversed(moved):
+                dst.rename(src)
+            old.rmdir()
+            raise RoamledgerError(
+                f"cannot write into {out}: {exc.strerror or exc} (the earlier files stay as they were). "
+                "Hint: if it is a mount point, give a folder inside it as --out"
+            ) from exc
         tmp.rmdir()
     shutil.rmtree(old, ignore_errors=True)
 

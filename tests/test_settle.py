@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 from decimal import Decimal
@@ -434,3 +435,29 @@ def test_a_pricing_bug_is_an_error_not_a_business_status(tmp_path: Path, monkeyp
         jobs.settle([src], [tariffs], MONTH, tz="Europe/Amsterdam")
     args = ["settle", "--cdrs", str(src), "--tariffs", str(tariffs), "--month", MONTH, "--engine", "local"]
     assert main([*args, "--out", str(tmp_path / "out")]) == 70, "the command line: a bug, one sentence"
+
+
+def test_a_rename_refused_midway_puts_the_earlier_run_back(tmp_path: Path, capsys, monkeypatch) -> None:
+    """The new files cannot be renamed into --out (a mount point: EXDEV) after the earlier ones were
+    moved aside: they are moved back, nothing hidden stays, and one sentence says what to do."""
+    src, tariffs, contracts = write_month(tmp_path, month_cdrs())
+    out = tmp_path / "out"
+    assert run_settle(tmp_path, src, tariffs, contracts, out) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    rename = Path.rename
+
+    def refusing(self: Path, target):  # entries of the new run into `out` cross a device
+        if Path(target).parent == out and ".partial-" in self.parent.name:
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refusing)
+    capsys.readouterr()
+    assert run_settle(tmp_path, src, tariffs, contracts, out, "--locale", "fr_FR") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"roamledger: error: cannot write into {out}: Invalid cross-device link (the earlier files stay as "
+        "they were). Hint: if it is a mount point, give a folder inside it as --out"
+    )
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -99,12 +99,15 @@ def earlier_run_folders(out: Path) -> set[str] | None:
         return None
 
 
-def run_failure(counts: dict[str, int], reconciliation: dict[str, Any]) -> str | None:
-    """Why a settlement run failed (the command then exits non-zero), or None: ``"nothing read"``,
-    ``"every record rejected"``, ``"no session in the month"``, ``"nothing settled"`` (every CDR of
-    the month excluded: no statement), ``"no tariff matched"`` (every CDR
-    TARIFF_NOT_FOUND / TARIFF_INVALID). The one home of these rules: :func:`atomic_output` keeps an
-    earlier run in place of a failed one, ``roamledger settle`` words the error."""
+def run_failure(manifest: dict[str, Any]) -> str | None:
+    """Why a settlement run failed (the command then exits non-zero), from its ``manifest.json``,
+    or None: ``"nothing read"``, ``"every record rejected"``, ``"no session in the month"``,
+    ``"no tariff matched"`` (every CDR TARIFF_NOT_FOUND / TARIFF_INVALID), ``"no statement"`` (the
+    month's CDRs are all excluded from every statement: unknown parties, say; a disputed line
+    still makes a statement). The one home of these rules: :func:`atomic_output` keeps an earlier
+    run in place of a failed one, ``--history`` and ``close`` do not count one, ``roamledger
+    settle`` words the error."""
+    counts, reconciliation = manifest["counts"], manifest.get("reconciliation", {})
     read, rejected = counts["read"], counts["rejected"]
     if read == 0:
         return "nothing read"
@@ -116,8 +119,8 @@ def run_failure(counts: dict[str, int], reconciliation: dict[str, Any]) -> str |
     not_found = by_code.get("TARIFF_NOT_FOUND", 0) + by_code.get("TARIFF_INVALID", 0)
     if not_found and not_found == reconciliation.get("cdrs"):
         return "no tariff matched"
-    if counts["settled"] == 0:  # every CDR of the month excluded: no statement to pay from
-        return "nothing settled"
+    if not manifest.get("statements"):
+        return "no statement"
     return None
 
 
@@ -127,7 +130,7 @@ def paid_run(manifest: dict[str, Any]) -> bool:
     try:
         if "counts_check" not in manifest or "roamledger" not in manifest:
             return False
-        return run_failure(manifest["counts"], manifest.get("reconciliation", {})) is None
+        return run_failure(manifest) is None
     except (KeyError, TypeError):
         return False
 
@@ -179,7 +182,7 @@ def _failed(tmp: Path) -> bool:
     if not path.exists():
         return False
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    return run_failure(manifest["counts"], manifest["reconciliation"]) is not None
+    return run_failure(manifest) is not None
 
 
 def _place(tmp: Path, out: Path) -> None:

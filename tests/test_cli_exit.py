@@ -606,8 +606,8 @@ def test_a_file_given_twice_through_a_hard_link_is_refused(tmp_path: Path, capsy
 
 
 def test_a_month_where_every_cdr_is_excluded_is_a_failed_run(tmp_path: Path, capsys) -> None:
-    """--contracts forgotten for 2.1.1 CDRs (every party unknown, every CDR excluded): no
-    statement, so a failed run (exit 2; it exited 0 and replaced an earlier good run, which a
+    """--contracts forgotten for 2.1.1 CDRs (every party unknown, every CDR excluded from every
+    statement): no statement, so a failed run (exit 2; it exited 0 and replaced an earlier good run, which a
     failed run keeps: test_settle.py); into an empty --out it is written there."""
     src = tmp_path / "c.json"
     src.write_text(
@@ -618,7 +618,7 @@ def test_a_month_where_every_cdr_is_excluded_is_a_failed_run(tmp_path: Path, cap
     assert main(["settle", "--cdrs", str(src), "--month", "2015-06", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == (
-        f"roamledger: error: none of the 1 CDRs of 2015-06 was settled: each is excluded (the reasons are in "
+        f"roamledger: error: no statement for 2015-06: its 1 CDRs are all excluded (the reasons are in "
         f"{out / 'findings.ndjson'}). Hint: check --contracts (the parties) and --tariffs"
     )
     good = json.loads((out / "manifest.json").read_text())

@@ -270,8 +270,9 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
         f"read {c['read']}, settled {c['settled']}, excluded {c['excluded']}, rejected {c['rejected']}, "
         f"out of month {c['out_of_month']}; {n_statements} statements in {out}"
     )
-    recon = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["reconciliation"]
-    why = run_failure(c, recon)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    recon = manifest["reconciliation"]
+    why = run_failure(manifest)
     kept = (
         f" (the earlier run in {args.out} is kept as it was)"
         if out == failed_folder(Path(args.out).resolve())
@@ -285,10 +286,10 @@ def finished(args: argparse.Namespace, c: dict[str, int], n_statements: int, out
             f"({c['out_of_month']} out of month){kept}. Hint: check --month"
         )
     report_unknown_parties(recon["findings_by_code"].get("PARTY_UNKNOWN", 0), out)
-    if why == "nothing settled":
+    if why == "no statement":
         raise RoamledgerError(
-            f"none of the {c['excluded']} CDRs of {args.month} was settled: each is excluded (the reasons "
-            f"are in {out / 'findings.ndjson'}){kept}. Hint: check --contracts (the parties) and --tariffs"
+            f"no statement for {args.month}: its {c['excluded']} CDRs are all excluded (the reasons are in "
+            f"{out / 'findings.ndjson'}){kept}. Hint: check --contracts (the parties) and --tariffs"
         )
     if why == "no tariff matched":
         hint = (

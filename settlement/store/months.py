@@ -418,9 +418,7 @@ def close_month(store: Store, month: str, run_id: int | None = None) -> tuple[in
             "Hint: close a month with a done run of that month"
         )
     manifest = json.loads(run.manifest) if run.manifest else {}
-    why = (
-        run_failure(manifest["counts"], manifest.get("reconciliation", {})) if "counts" in manifest else None
-    )
+    why = run_failure(manifest) if "counts" in manifest else None
     if why is not None:  # a typo in --month would close a month for good
         raise RunRefused(
             f"run {run_id} of {month} settled nothing ({why}): a month closes on a run that settled "

@@ -73,6 +73,7 @@ kernel's period table.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -84,6 +85,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pricing import errors as E
+from pricing.errors import InputError
 from pricing.flat_columns import codes, decimal_e6, ints, row_strings
 from pricing.model import Cdr, CdrPeriod, Money
 
@@ -160,7 +162,28 @@ def is_flat(column_names: list[str]) -> bool:
     return {"cdr_id", "period_start_ms", "period_idx", "cdr_start_ms"} <= set(column_names)
 
 
+@contextmanager
+def parquet_read(path: str | Path) -> Iterator[None]:
+    """Arrow's errors reading a Parquet file (cut short, damaged) as an input error naming it
+    (a truncated file was an internal error, exit 70; a damaged one named no file)."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no access…): as it is
+            raise
+        raise InputError(
+            f"{path}: not a readable Parquet file ({exc}). "
+            "Hint: it may be cut short or damaged; write it again"
+        ) from exc
+
+
 def iter_flat_tables(path: str, max_rows: int = 1_000_000) -> Iterator[pa.Table]:
+    """:func:`_flat_tables`, Arrow's errors named (:func:`parquet_read`)."""
+    with parquet_read(path):
+        yield from _flat_tables(path, max_rows)
+
+
+def _flat_tables(path: str, max_rows: int) -> Iterator[pa.Table]:
     """A flat Parquet file in pieces of about ``max_rows`` rows, never splitting a CDR.
 
     Rows of one CDR are consecutive (the layout's rule), so a piece ends at the last CDR boundary
@@ -195,7 +218,8 @@ MEASURES = ("min_power_w", "max_power_w", "min_current_ma", "max_current_ma")
 def read_flat(path: str) -> Any:
     """A flat-layout Parquet file as a pyarrow Table."""
 
-    return pq.read_table(path)
+    with parquet_read(path):
+        return pq.read_table(path)
 
 
 @dataclass
@@ -431,7 +455,8 @@ def is_flat_file(path: str | Path) -> bool:
     path = Path(path)
     if path.suffix.lower() != ".parquet" or not path.is_file():
         return False
-    return is_flat(pq.read_schema(path).names)
+    with parquet_read(path):
+        return is_flat(pq.read_schema(path).names)
 
 
 def iter_pieces(paths: Sequence[str | Path], max_rows: int = 500_000) -> Iterator[FlatPiece]:

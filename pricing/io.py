@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from pricing import errors as E
 from pricing.errors import Finding, InputError
 from pricing.files import READABLE, check_not_compressed
+from pricing.flat import parquet_read
 from pricing.jsontext import (
     lone_surrogate,
     may_hold_surrogate,
@@ -220,7 +221,8 @@ def _read_ndjson(data: bytes, src: str) -> Iterator[Record]:
 
 
 def _read_parquet(p: Path, src: str) -> Iterator[Record]:
-    table = pq.read_table(p)
+    with parquet_read(p):
+        table = pq.read_table(p)
     for i, row in enumerate(table.to_pylist(), start=1):
         yield Record(src, i, _drop_nulls(row))
 

@@ -623,3 +623,43 @@ def test_a_month_where_every_cdr_is_excluded_is_a_failed_run(tmp_path: Path, cap
     )
     good = json.loads((out / "manifest.json").read_text())
     assert good["counts"]["excluded"] == 1 and good["statements"] == []
+
+
+@pytest.mark.parametrize("command", ["price", "reconcile", "settle"])
+@pytest.mark.parametrize("damage", ["cut short", "bytes zeroed"])
+def test_a_damaged_parquet_input_is_an_input_error_naming_it(
+    tmp_path: Path, capsys, command: str, damage: str
+) -> None:
+    """A Parquet file cut short was an internal error (exit 70); one with bytes zeroed mid-file said
+    "ZSTD decompression failed" without naming a file: both an input error naming it (exit 2)."""
+    good = tmp_path / "x.parquet"
+    gen = ["generate", "--cdrs", "300", "--seed", "5", "--quiet", "--out", str(good)]
+    assert main([*gen, "--tariffs-out", str(tmp_path / "t")]) == 0
+    data = bytearray(good.read_bytes())
+    bad = tmp_path / "bad.parquet"
+    if damage == "cut short":
+        bad.write_bytes(bytes(data[:500]))
+    else:
+        n = len(data)
+        data[n // 3 : n // 3 + 4000] = bytes(4000)
+        bad.write_bytes(bytes(data))
+    out = tmp_path / ("out" if command == "settle" else "o.ndjson")
+    if command == "settle":
+        argv = [
+            "settle",
+            "--cdrs",
+            str(bad),
+            "--tariffs",
+            str(tmp_path / "t"),
+            "--month",
+            "2026-10",
+            "--out",
+            str(out),
+        ]
+    else:
+        argv = [command, "--tariffs", str(tmp_path / "t"), "--out", str(out), str(bad)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"roamledger: error: {bad}: not a readable Parquet file (")
+    assert err.endswith("Hint: it may be cut short or damaged; write it again")
+    assert not out.exists()

@@ -43,6 +43,7 @@ from pricing.flat import (
     E6_PER_E4,
     FlatPiece,
     optional_column,
+    parquet_read,
     piece_cdrs,
     plain_decimal,
     record_id,
@@ -97,7 +98,8 @@ def special_ids(files: Sequence[Path]) -> set[str]:
     duplicates are judged record by record (identical or conflicting copies)."""
     counts: list[pl.DataFrame] = []
     for f in files:
-        df = pl.from_arrow(pq.ParquetFile(f).read(columns=["cdr_id"]))
+        with parquet_read(f):
+            df = pl.from_arrow(pq.ParquetFile(f).read(columns=["cdr_id"]))
         assert isinstance(df, pl.DataFrame)
         first = df.filter(
             pl.col("cdr_id").ne_missing(pl.col("cdr_id").shift(1)) | (pl.int_range(pl.len()) == 0)

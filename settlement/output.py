@@ -87,12 +87,17 @@ def not_written(folder: Path) -> list[str]:
     return [f"{folder.name}/{p.name}" for p in inside if p.name not in STATEMENT_FILES or not p.is_file()]
 
 
+def settle_manifest(manifest: Any) -> bool:
+    """Whether a parsed ``manifest.json`` is one roamledger settle wrote."""
+    return isinstance(manifest, dict) and "counts_check" in manifest and "roamledger" in manifest
+
+
 def earlier_run_folders(out: Path) -> set[str] | None:
     """The statement folders of the settlement run ``out`` holds, or None when its manifest is
     missing or is not one of ours."""
     try:
         manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-        if "counts_check" not in manifest or "roamledger" not in manifest:
+        if not settle_manifest(manifest):
             return None
         return {st["folder"] for st in manifest.get("statements", [])}
     except (OSError, ValueError, TypeError, KeyError):
@@ -128,9 +133,7 @@ def paid_run(manifest: dict[str, Any]) -> bool:
     """Whether a ``manifest.json`` is a settle run's that did not fail (:func:`run_failure`): the
     runs ``--history`` counts (a failed run settled nothing: its month is not paid)."""
     try:
-        if "counts_check" not in manifest or "roamledger" not in manifest:
-            return False
-        return run_failure(manifest) is None
+        return settle_manifest(manifest) and run_failure(manifest) is None
     except (KeyError, TypeError):
         return False
 

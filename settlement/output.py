@@ -53,7 +53,8 @@ def check_output_folder(
         path = Path(given).resolve()
         if path == out or out in path.parents:
             raise RoamledgerError(
-                f"--out {out_dir}: the input {given} is inside it, and the run replaces the whole folder. "
+                f"--out {out_dir}: the input {given} is inside it, and the run replaces what the folder "
+                "holds. "
                 "Hint: choose an output folder outside the inputs"
             )
     if not out.exists():
@@ -73,7 +74,7 @@ def check_output_folder(
             return
         why = f"besides an earlier run it holds {', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''}"
     raise RoamledgerError(
-        f"--out {out_dir}: {why}, and the run replaces the whole folder. "
+        f"--out {out_dir}: {why}, and the run replaces what the folder holds. "
         "Hint: give a new or empty folder, or one holding only an earlier settlement run"
     )
 

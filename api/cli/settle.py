@@ -98,7 +98,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_policy_option(st, "pricing policy (default period_boundaries=flag for reconciliation)")
     add_fail_on_option(st, "any CDR does not agree (a status other than MATCH or ROUNDING)")
-    st.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced as a whole)")
+    st.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (what it holds is replaced; a failed run goes to DIR.failed)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
